@@ -1,0 +1,28 @@
+"""torchtvm: compile TorchScript models with Apache TVM and ship them as TorchScript.
+
+    import torchtvm
+    m = torchtvm.compile(torch.jit.trace(model, x), {"input_infos": [("x", (1, 3, 224, 224))]})
+"""
+
+from .errors import EngineError
+
+__all__ = ["EngineError", "compile"]
+
+
+def compile(jit_module, option: dict | None = None):  # noqa: A001  (the seed's name)
+    from .seed_api import compile as _compile
+
+    return _compile(jit_module, option or {})
+
+
+def _load_runtime_on_import():
+    # `import torchtvm` is enough to load exported models: register the custom class if built.
+    try:
+        from . import runtime
+
+        runtime.load_library()
+    except Exception:
+        pass
+
+
+_load_runtime_on_import()

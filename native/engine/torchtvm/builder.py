@@ -1,0 +1,92 @@
+"""Relax -> native code: target resolution (this CPU's model and features), the fusing pipeline,
+optional application of a tuning database, and export of the shared library."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from .errors import EngineError
+
+# Features a generated x86 kernel can depend on; recorded in exported metadata and checked on load.
+_CHECKED_FEATURES = ("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vnni", "avx512bf16", "avx512fp16", "amx-tile")
+
+
+@dataclass
+class TargetInfo:
+    target: "object"  # tvm.target.Target
+    kind: str
+    mcpu: str | None
+    features: list[str]
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "mcpu": self.mcpu, "features": self.features, "target": json.loads(str(self.target)) if str(self.target).startswith("{") else str(self.target)}
+
+
+def resolve_target(name: str = "llvm", num_cores: int | None = None) -> TargetInfo:
+    """`llvm` means this CPU, with its model and features; `cuda` needs a GPU."""
+    import tvm
+    from tvm.target import Target, codegen
+
+    num_cores = num_cores or os.cpu_count() or 1
+    if name in ("llvm", "cpu", "native"):
+        mcpu = codegen.llvm_get_system_cpu()
+        target = Target({"kind": "llvm", "mcpu": mcpu, "num-cores": num_cores})
+        all_features = set(codegen.llvm_get_cpu_features(target))
+        return TargetInfo(target, "llvm", mcpu, sorted(f for f in _CHECKED_FEATURES if f in all_features))
+    if name == "cuda":
+        if not tvm.cuda(0).exist:
+            raise EngineError("no_gpu", "The cuda target needs an NVIDIA GPU and none was found; use --target llvm.")
+        return TargetInfo(Target({"kind": "cuda", "arch": "sm_" + tvm.cuda(0).compute_version.replace(".", "")}, host={"kind": "llvm"}), "cuda", None, [])
+    try:
+        target = Target(json.loads(name) if name.startswith("{") else name)
+    except Exception as e:
+        raise EngineError("bad_target", f"Target {name!r} is not valid: use llvm, cuda, or a TVM target JSON object.", str(e)) from e
+    return TargetInfo(target, target.kind.name, None, [])
+
+
+def lower(mod, info: TargetInfo, database=None):
+    """Fuse and legalize (the `zero` pipeline); with a tuning database, apply its schedules."""
+    from tvm import relax
+
+    with info.target:
+        mod = relax.transform.DecomposeOpsForInference()(mod)
+        mod = relax.transform.CanonicalizeBindings()(mod)
+        mod = relax.get_pipeline("zero")(mod)
+        if database is not None:
+            with database:
+                mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+    if info.kind == "cuda":
+        from tvm.s_tir import dlight as dl
+
+        # GPU kernels need thread bindings; DLight gives untuned ones a sane default.
+        with info.target:
+            mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)
+    return mod
+
+
+def build(mod, info: TargetInfo, database=None):
+    import tvm
+
+    try:
+        lowered = lower(mod, info, database)
+        return tvm.compile(lowered, target=info.target)
+    except EngineError:
+        raise
+    except Exception as e:
+        first = str(e).strip().splitlines()
+        raise EngineError("build_failed", f"TVM could not build the model for {info.kind}: {first[-1][:300] if first else type(e).__name__}.", str(e)) from e
+
+
+def export_library(executable, path: str) -> str:
+    """Write the compiled module as a shared library (needs a C++ compiler), atomically."""
+    tmp = f"{path}.tmp-{os.getpid()}.so"
+    try:
+        executable.export_library(tmp)
+        os.replace(tmp, path)
+    except Exception as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise EngineError("export_failed", f"Could not write the compiled library to {path}: {str(e).strip().splitlines()[-1][:300]}. A C++ compiler (g++) is needed and the disk must have space.", str(e)) from e
+    return path

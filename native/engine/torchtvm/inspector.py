@@ -1,0 +1,70 @@
+"""Inspection of a TorchScript model: inputs, op histogram, parameters, embedded export metadata."""
+
+from __future__ import annotations
+
+import collections
+
+import torch
+
+from .loader import load_torchscript
+from .specs import TORCH_TO_NAME
+
+
+def _input_info(module: torch.jit.ScriptModule) -> list[dict]:
+    schema = module.forward.schema
+    graph_inputs = list(module.graph.inputs())[1:]
+    out = []
+    for i, arg in enumerate(schema.arguments[1:]):
+        info = {"name": arg.name, "type": str(arg.type)}
+        if i < len(graph_inputs):
+            t = graph_inputs[i].type()
+            if isinstance(t, torch._C.TensorType):
+                sizes = t.sizes()
+                if sizes is not None:
+                    info["shape"] = list(sizes)
+                if t.dtype() is not None and t.dtype() in TORCH_TO_NAME:
+                    info["dtype"] = TORCH_TO_NAME[t.dtype()]
+        out.append(info)
+    return out
+
+
+def op_histogram(module: torch.jit.ScriptModule) -> dict[str, int]:
+    counts: collections.Counter[str] = collections.Counter()
+
+    def visit(block):
+        for node in block.nodes():
+            kind = node.kind()
+            if not kind.startswith("prim::") or kind in ("prim::If", "prim::Loop", "prim::CallMethod", "prim::CallFunction"):
+                counts[kind] += 1
+            for b in node.blocks():
+                visit(b)
+
+    visit(module.inlined_graph)
+    return dict(counts.most_common())
+
+
+def inspect_module(module: torch.jit.ScriptModule) -> dict:
+    params = list(module.parameters())
+    buffers = list(module.buffers())
+    result = {
+        "inputs": _input_info(module),
+        "ops": op_histogram(module),
+        "parameters": {
+            "count": int(sum(p.numel() for p in params)),
+            "bytes": int(sum(p.numel() * p.element_size() for p in params + buffers)),
+            "tensors": len(params) + len(buffers),
+        },
+        "exported": None,
+    }
+    from . import runtime
+
+    meta = runtime.exported_metadata(module)
+    if meta is not None:
+        result["exported"] = meta
+    return result
+
+
+def inspect_file(path: str) -> dict:
+    result = inspect_module(load_torchscript(path))
+    result["path"] = path
+    return result

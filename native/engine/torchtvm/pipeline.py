@@ -1,0 +1,99 @@
+"""The compile job: load -> import -> build -> verify -> measure (-> export), with progress."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from . import builder, latency
+from .errors import EngineError
+from .executor import TvmRunner
+from .importer import import_torchscript, run_reference
+from .jobs import JobContext, Timer
+from .loader import load_torchscript
+from .specs import parse_specs, random_inputs
+from .verify import compare
+
+
+def set_threads(n: int | None) -> int:
+    n = int(n or os.environ.get("TORCHTVM_NUM_THREADS") or os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    # TVM reads this when its thread pool starts (first parallel kernel), so set it before building.
+    os.environ["TVM_NUM_THREADS"] = str(n)
+    return n
+
+
+def compile_model(params: dict, ctx: JobContext) -> dict:
+    path = params.get("model")
+    specs = parse_specs(params.get("inputs"))
+    out_dir = params.get("out_dir") or os.path.join(os.path.dirname(os.path.abspath(path or ".")), "torchtvm-build")
+    threads = set_threads(params.get("threads"))
+    measure = params.get("measure", True)
+
+    ctx.progress("load", f"loading {path}")
+    module = load_torchscript(path)
+    ctx.check_cancelled()
+
+    t = Timer()
+    ctx.progress("import", "importing TorchScript into TVM Relax")
+    imported = import_torchscript(module, specs, progress=lambda m: ctx.progress("import", m))
+    import_s = t.seconds
+    ctx.check_cancelled()
+
+    t = Timer()
+    info = builder.resolve_target(params.get("target") or "llvm", threads)
+    ctx.progress("build", f"building for {info.kind} ({info.mcpu or 'default cpu'})")
+    database = params.get("_database")  # set by the tune job
+    executable = builder.build(imported.mod, info, database)
+    os.makedirs(out_dir, exist_ok=True)
+    lib_path = builder.export_library(executable, os.path.join(out_dir, "model.so"))
+    build_s = t.seconds
+    ctx.check_cancelled()
+
+    ctx.progress("verify", "comparing TVM with PyTorch on random inputs")
+    runner = TvmRunner(executable, info.kind)
+    verification = verify_runner(module, runner, specs)
+    ctx.check_cancelled()
+
+    result = {
+        "model": path,
+        "inputs": [s.to_json() for s in specs],
+        "target": info.to_json(),
+        "num_outputs": imported.num_outputs,
+        "timings_s": {"import": import_s, "build": build_s},
+        "verification": verification,
+        "threads": threads,
+        "files": {"library": lib_path},
+    }
+    if measure:
+        ctx.progress("measure", "measuring latency (PyTorch)", 0.0)
+        sample = random_inputs(specs)
+        torch_lat = latency.time_torch(module, sample)
+        ctx.check_cancelled()
+        ctx.progress("measure", "measuring latency (TVM)", 0.5)
+        tvm_lat = latency.time_tvm(runner, sample)
+        result["latency_ms"] = {"torch": torch_lat, "tvm": tvm_lat, "ratio": tvm_lat["p50"] / torch_lat["p50"]}
+    result["_executable"] = executable
+    result["_info"] = info
+    return result
+
+
+def verify_runner(module, runner: TvmRunner, specs, shapes=None) -> dict:
+    """Run both on the same random inputs; for symbolic dims, at each size set in `shapes`."""
+    shape_sets = shapes or [None]
+    checks = []
+    for i, shp in enumerate(shape_sets):
+        inputs = random_inputs(specs, shp, seed=i)
+        ref = run_reference(module, inputs, specs)
+        try:
+            got = runner.run(inputs)
+        except Exception as e:
+            raise EngineError("run_failed", f"The compiled module failed on inputs of shape {[list(t.shape) for t in inputs]}: {str(e).strip().splitlines()[-1][:300]}", str(e)) from e
+        res = compare(got, ref)
+        res["input_shapes"] = [list(t.shape) for t in inputs]
+        checks.append(res)
+    if len(checks) == 1:
+        return checks[0]
+    worst = checks[0]
+    return {"ok": all(c["ok"] for c in checks), "outputs": worst["outputs"], "checks": checks}
