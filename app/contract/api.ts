@@ -1,0 +1,61 @@
+// The WorkbenchApi: the one interface that the renderer calls, implemented by app/core and carried
+// over Electron IPC (preload), WebSocket (browser mode) and used directly by the CLI.
+import { z } from 'zod';
+import { JobRequestSchema, type JobEvent, type JobOutcome, type JobRequest, type JobState } from './jobs.js';
+
+export interface AppInfo {
+  version: string;
+  versions: Record<string, string>;
+  exampleModel: string | null;
+  platform: string;
+  /** 'electron' | 'browser' | 'cli' */
+  host: string;
+}
+
+export interface JobSummary {
+  job: string;
+  kind: string;
+  state: JobState;
+  startedAt: number;
+  label: string;
+}
+
+export interface WorkbenchApi {
+  info(): Promise<AppInfo>;
+  startJob(request: JobRequest): Promise<{ job: string }>;
+  cancelJob(args: { job: string }): Promise<{ cancelled: boolean }>;
+  waitJob(args: { job: string }): Promise<JobOutcome>;
+  listJobs(): Promise<JobSummary[]>;
+  /** Reads a MetaSchedule work dir (tasks, records, best-so-far curves). */
+  readTuningLog(args: { dir: string }): Promise<Record<string, unknown>>;
+  recentModels(): Promise<string[]>;
+  /** Subscribes to every job event; returns the unsubscribe function. */
+  onEvent(listener: (event: JobEvent) => void): () => void;
+}
+
+/** Argument schemas for every callable method: the allow-list that IPC and WebSocket enforce. */
+const jobRef = z.object({ job: z.string().min(1).max(200) }).strict();
+export const API_ARGS = {
+  info: z.tuple([]),
+  startJob: z.tuple([JobRequestSchema]),
+  cancelJob: z.tuple([jobRef]),
+  waitJob: z.tuple([jobRef]),
+  listJobs: z.tuple([]),
+  readTuningLog: z.tuple([z.object({ dir: z.string().min(1).max(4096) }).strict()]),
+  recentModels: z.tuple([]),
+} as const;
+
+export type ApiMethod = keyof typeof API_ARGS;
+export const API_METHODS = Object.keys(API_ARGS) as ApiMethod[];
+
+/** Channel names: invoke on one channel, events pushed on the other. */
+export const CHANNELS = { invoke: 'workbench:invoke', event: 'workbench:event' } as const;
+
+export function validateCall(method: unknown, args: unknown): { method: ApiMethod; args: unknown[] } {
+  if (typeof method !== 'string' || !(method in API_ARGS)) throw new Error(`Unknown method ${String(method)}.`);
+  const parsed = API_ARGS[method as ApiMethod].safeParse(args);
+  if (!parsed.success) throw new Error(`Invalid arguments for ${method}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  return { method: method as ApiMethod, args: parsed.data as unknown[] };
+}
+
+export type { JobEvent, JobOutcome, JobRequest };

@@ -1,0 +1,160 @@
+// Supervises the Python engine process: spawns it on demand, sends typed requests, routes events
+// to the request that caused them, cancels, and turns a dead engine into a sentence. The next
+// request after a crash starts a fresh engine.
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { WorkbenchError } from '../../contract/errors.js';
+import { paths } from '../paths.js';
+import { type EngineEvent, EngineEventSchema, EngineReplySchema } from './protocol.js';
+
+export interface EngineClientOptions {
+  python?: string;
+  /** How long a cancelled job may take to stop before the engine is killed. */
+  cancelGraceMs?: number;
+  env?: Record<string, string>;
+  /** Receives the engine's stderr (library warnings, logs); default: kept in a ring buffer only. */
+  onStderr?: (line: string) => void;
+}
+
+interface Pending {
+  method: string;
+  resolve: (v: Record<string, unknown>) => void;
+  reject: (e: WorkbenchError) => void;
+  onEvent?: (e: EngineEvent) => void;
+  cancelRequested: boolean;
+  killTimer?: NodeJS.Timeout;
+}
+
+export class EngineClient {
+  private proc?: ChildProcessWithoutNullStreams;
+  private pending = new Map<string, Pending>();
+  private nextId = 1;
+  private stderrTail: string[] = [];
+  private readonly opts: Required<Omit<EngineClientOptions, 'onStderr' | 'env'>> & EngineClientOptions;
+
+  constructor(opts: EngineClientOptions = {}) {
+    this.opts = { python: paths.python, cancelGraceMs: 5000, ...opts };
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  private start(): ChildProcessWithoutNullStreams {
+    if (this.proc) return this.proc;
+    if (!existsSync(this.opts.python)) {
+      throw new WorkbenchError('engine_missing', `The engine's Python (${this.opts.python}) is not installed; run "npm install" in ${paths.root}.`);
+    }
+    const proc = spawn(this.opts.python, ['-m', 'torchtvm.engine'], {
+      cwd: paths.engineDir,
+      env: { ...process.env, PYTHONUNBUFFERED: '1', TORCHTVM_RUNTIME_LIB: process.env.TORCHTVM_RUNTIME_LIB ?? paths.runtimeLib, ...this.opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.proc = proc;
+    this.stderrTail = [];
+    createInterface({ input: proc.stdout }).on('line', (line) => this.onLine(line));
+    createInterface({ input: proc.stderr }).on('line', (line) => {
+      this.stderrTail.push(line);
+      if (this.stderrTail.length > 40) this.stderrTail.shift();
+      this.opts.onStderr?.(line);
+    });
+    proc.on('error', (err) => this.onExit(proc, null, null, err));
+    proc.on('exit', (code, signal) => this.onExit(proc, code, signal));
+    proc.stdin.on('error', () => {}); // a dead engine is reported by 'exit'
+    return proc;
+  }
+
+  private onLine(line: string): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      this.stderrTail.push(`[stdout] ${line}`);
+      return;
+    }
+    const ev = EngineEventSchema.safeParse(msg);
+    if (ev.success && 'event' in (msg as object)) {
+      if (ev.data.job) this.pending.get(ev.data.job)?.onEvent?.(ev.data);
+      return;
+    }
+    const reply = EngineReplySchema.safeParse(msg);
+    if (!reply.success || reply.data.id === null) return;
+    const p = this.pending.get(reply.data.id);
+    if (!p) return;
+    this.pending.delete(reply.data.id);
+    clearTimeout(p.killTimer);
+    if ('error' in reply.data) p.reject(new WorkbenchError(reply.data.error.code, reply.data.error.message, reply.data.error.detail));
+    else p.resolve((reply.data.result ?? {}) as Record<string, unknown>);
+  }
+
+  private onExit(proc: ChildProcessWithoutNullStreams, code: number | null, signal: NodeJS.Signals | null, err?: Error): void {
+    if (this.proc !== proc) return;
+    this.proc = undefined;
+    const how = err ? err.message : signal ? `signal ${signal}` : `exit code ${code}`;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.killTimer);
+      if (p.cancelRequested) p.reject(new WorkbenchError('cancelled', 'The job was cancelled.'));
+      else
+        p.reject(
+          new WorkbenchError(
+            'engine_crashed',
+            `The engine stopped unexpectedly (${how}) while running "${p.method}"; the next request starts a fresh engine.`,
+            this.stderrTail.join('\n'),
+          ),
+        );
+      this.pending.delete(id);
+    }
+  }
+
+  /** Runs one engine method; `onEvent` receives its progress events. Resolves with the result. */
+  request(method: string, params: Record<string, unknown>, onEvent?: (e: EngineEvent) => void, id?: string): { id: string; done: Promise<Record<string, unknown>> } {
+    const reqId = id ?? `r${this.nextId++}`;
+    const done = new Promise<Record<string, unknown>>((resolve, reject) => {
+      let proc: ChildProcessWithoutNullStreams;
+      try {
+        proc = this.start();
+      } catch (e) {
+        reject(WorkbenchError.from(e));
+        return;
+      }
+      this.pending.set(reqId, { method, resolve, reject, onEvent, cancelRequested: false });
+      proc.stdin.write(JSON.stringify({ id: reqId, method, params }) + '\n');
+    });
+    return { id: reqId, done };
+  }
+
+  /** Asks the engine to stop a job; kills the engine if the job has not stopped within the grace period. */
+  cancel(id: string): boolean {
+    const p = this.pending.get(id);
+    if (!p || !this.proc) return false;
+    p.cancelRequested = true;
+    this.proc.stdin.write(JSON.stringify({ id: `cancel-${id}`, method: 'cancel', params: { job: id } }) + '\n');
+    const proc = this.proc;
+    p.killTimer = setTimeout(() => {
+      if (this.pending.has(id) && this.proc === proc) proc.kill('SIGKILL');
+    }, this.opts.cancelGraceMs);
+    return true;
+  }
+
+  /** Kills the engine (tests use it to simulate a crash; the app on quit). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.proc?.kill(signal);
+  }
+
+  async close(): Promise<void> {
+    const proc = this.proc;
+    if (!proc) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        proc.kill('SIGKILL');
+      }, 3000);
+      proc.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      proc.stdin.write(JSON.stringify({ method: 'shutdown' }) + '\n');
+      proc.stdin.end();
+    });
+  }
+}

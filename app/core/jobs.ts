@@ -1,0 +1,94 @@
+// Every long operation is a job: an id, a state, progress events, a result or an error, cancel.
+// Runners do the work (the engine, the bench host); the manager owns state and the event stream.
+import { EventEmitter } from 'node:events';
+import type { JobSummary } from '../contract/api.js';
+import { WorkbenchError } from '../contract/errors.js';
+import { type JobEvent, type JobOutcome, JobRequestSchema, type JobRequest, type JobState, type ParsedJobRequest } from '../contract/jobs.js';
+
+export interface RunContext {
+  job: string;
+  emit(event: Omit<JobEvent, 'job'>): void;
+  /** Aborted when the job is cancelled. */
+  signal: AbortSignal;
+}
+
+export type JobRunner = (request: ParsedJobRequest, ctx: RunContext) => Promise<Record<string, unknown>>;
+
+interface JobRecord {
+  summary: JobSummary;
+  abort: AbortController;
+  outcome: Promise<JobOutcome>;
+}
+
+export class JobManager {
+  private readonly events = new EventEmitter();
+  private readonly jobs = new Map<string, JobRecord>();
+  private counter = 0;
+
+  constructor(private readonly runners: Partial<Record<ParsedJobRequest['kind'], JobRunner>>) {
+    this.events.setMaxListeners(100);
+  }
+
+  onEvent(listener: (e: JobEvent) => void): () => void {
+    this.events.on('event', listener);
+    return () => this.events.off('event', listener);
+  }
+
+  private emit(e: JobEvent): void {
+    this.events.emit('event', e);
+  }
+
+  start(raw: JobRequest): string {
+    const parsed = JobRequestSchema.safeParse(raw);
+    if (!parsed.success) {
+      throw new WorkbenchError('bad_request', `The ${String((raw as unknown as { kind?: string })?.kind ?? "")} request is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}.`);
+    }
+    const request = parsed.data;
+    const runner = this.runners[request.kind];
+    if (!runner) throw new WorkbenchError('unsupported', `This workbench cannot run ${request.kind} jobs here.`);
+    const job = `${request.kind}-${++this.counter}-${Date.now().toString(36)}`;
+    const abort = new AbortController();
+    const summary: JobSummary = { job, kind: request.kind, state: 'running', startedAt: Date.now(), label: request.model };
+    const setState = (state: JobState) => {
+      summary.state = state;
+      this.emit({ event: 'job.state', job, data: { state, kind: request.kind } });
+    };
+    const ctx: RunContext = { job, signal: abort.signal, emit: (e) => this.emit({ ...e, job } as JobEvent) };
+    const outcome = (async (): Promise<JobOutcome> => {
+      await Promise.resolve(); // let the caller subscribe before the first event
+      setState('running');
+      try {
+        const result = await runner(request, ctx);
+        setState(abort.signal.aborted ? 'cancelled' : 'succeeded');
+        return abort.signal.aborted ? { state: 'cancelled', job, result } : { state: 'succeeded', job, result };
+      } catch (err) {
+        const e = WorkbenchError.from(err);
+        if (abort.signal.aborted || e.code === 'cancelled') {
+          setState('cancelled');
+          return { state: 'cancelled', job };
+        }
+        setState('failed');
+        return { state: 'failed', job, error: e.toJSON() };
+      }
+    })();
+    this.jobs.set(job, { summary, abort, outcome });
+    return job;
+  }
+
+  cancel(job: string): boolean {
+    const rec = this.jobs.get(job);
+    if (!rec || rec.summary.state !== 'running') return false;
+    rec.abort.abort();
+    return true;
+  }
+
+  wait(job: string): Promise<JobOutcome> {
+    const rec = this.jobs.get(job);
+    if (!rec) return Promise.reject(new WorkbenchError('unknown_job', `There is no job ${job}.`));
+    return rec.outcome;
+  }
+
+  list(): JobSummary[] {
+    return [...this.jobs.values()].map((r) => ({ ...r.summary }));
+  }
+}

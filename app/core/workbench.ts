@@ -1,0 +1,67 @@
+// The WorkbenchApi implemented on plain Node: what Electron's main process, the browser-mode
+// server and the CLI all call.
+import { existsSync, readFileSync } from 'node:fs';
+import type { AppInfo, WorkbenchApi } from '../contract/api.js';
+import { WorkbenchError } from '../contract/errors.js';
+import type { JobRequest } from '../contract/jobs.js';
+import { EngineClient, type EngineClientOptions } from './engine/engine-client.js';
+import { engineRunners } from './engine/engine-runners.js';
+import { type JobRunner, JobManager } from './jobs.js';
+import { paths } from './paths.js';
+import { addRecentModel, recentModels } from './settings.js';
+
+export interface WorkbenchOptions {
+  host: string;
+  engine?: EngineClientOptions;
+  /** Extra or replacement runners (the bench host registers 'bench'). */
+  runners?: Partial<Record<string, JobRunner>>;
+  readTuningLog?: (dir: string) => Promise<Record<string, unknown>>;
+}
+
+export interface Workbench extends WorkbenchApi {
+  readonly engine: EngineClient;
+  readonly jobs: JobManager;
+  close(): Promise<void>;
+}
+
+export function createWorkbench(opts: WorkbenchOptions): Workbench {
+  const engine = new EngineClient(opts.engine);
+  const jobs = new JobManager({ ...engineRunners(engine), ...opts.runners });
+  const pkg = JSON.parse(readFileSync(`${paths.root}/package.json`, 'utf8')) as { version: string };
+  let versions: Record<string, string> | undefined;
+
+  return {
+    engine,
+    jobs,
+    async info(): Promise<AppInfo> {
+      if (!versions) {
+        const r = await engine.request('versions', {}).done.catch(() => ({}));
+        versions = { node: process.versions.node, ...(r as Record<string, string>) };
+      }
+      return { version: pkg.version, versions, exampleModel: existsSync(paths.exampleModel) ? paths.exampleModel : null, platform: `${process.platform}-${process.arch}`, host: opts.host };
+    },
+    async startJob(request: JobRequest) {
+      const job = jobs.start(request);
+      if ('model' in request && request.kind !== 'bench') {
+        jobs.wait(job).then((o) => o.state === 'succeeded' && addRecentModel(request.model), () => {});
+      }
+      return { job };
+    },
+    async cancelJob({ job }) {
+      return { cancelled: jobs.cancel(job) };
+    },
+    waitJob: ({ job }) => jobs.wait(job),
+    async listJobs() {
+      return jobs.list();
+    },
+    async readTuningLog({ dir }) {
+      if (!opts.readTuningLog) throw new WorkbenchError('unsupported', 'Reading tuning logs is not available in this build.');
+      return opts.readTuningLog(dir);
+    },
+    async recentModels() {
+      return recentModels();
+    },
+    onEvent: (listener) => jobs.onEvent(listener),
+    close: () => engine.close(),
+  };
+}
