@@ -31,5 +31,26 @@ def load_library() -> bool:
 
 
 def exported_metadata(module) -> dict | None:
-    """The metadata embedded in a .pt exported by torchtvm, or None for any other model."""
+    """The metadata embedded in a .pt exported by torchtvm, or None for any other model.
+
+    Looks through the module and its submodules for the attribute holding a
+    torch.classes.torchtvm.Module (export.ATTR); the first one found wins."""
+    import json
+
+    attr = "torchtvm_module"
+    try:
+        modules = list(module.modules()) if hasattr(module, "modules") else [module]
+    except Exception:
+        modules = [module]
+    for m in modules:
+        c = getattr(m, "_c", None)
+        try:
+            has = c.hasattr(attr) if c is not None else hasattr(m, attr)
+            if not has:
+                continue
+            obj = c.getattr(attr) if c is not None else getattr(m, attr)
+            if hasattr(obj, "metadata"):
+                return json.loads(obj.metadata())
+        except Exception:
+            continue
     return None

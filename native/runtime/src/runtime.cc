@@ -1,0 +1,446 @@
+// libtorchtvm_runtime.so: the torch custom class torch.classes.torchtvm.Module, which runs a
+// compiled TVM Relax executable inside TorchScript.
+//
+// The object pickles itself completely: (metadata JSON, library bytes). The metadata carries the
+// format version, the library's SHA-256, the CPU features the code needs, the input specs and the
+// output count. Loading checks all of these and fails with a sentence (a torch error), never a
+// crash. Tensors cross to and from TVM through DLPack without copies when the layout allows.
+//
+// Links libtorch, libtvm_runtime and libtvm_ffi only (never TVM's compiler: LLVM symbol clashes).
+
+#include <ATen/DLConvertor.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <torch/custom_class.h>
+#include <torch/script.h>
+#include <tvm/ffi/container/array.h>
+#include <tvm/ffi/container/map.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/extra/json.h>
+#include <tvm/ffi/extra/module.h>
+#include <tvm/ffi/function.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "sha256.h"
+
+namespace torchtvm {
+
+namespace ffi = tvm::ffi;
+
+// Version 1: state = (metadata JSON, library bytes); metadata["format_version"] == 1.
+constexpr int64_t kFormatVersion = 1;
+// TVM allocates with 64-byte alignment and its kernels may assume it (aligned vector loads).
+constexpr size_t kAlignment = 64;
+// VirtualMachine allocator kinds (tvm/runtime/vm.py): 1 naive, 2 pooled.
+constexpr int kPooledAllocator = 2;
+
+struct DimSpec {
+  int64_t value = -1;  // >= 0: fixed size
+  std::string sym;     // symbolic: name and range
+  int64_t min = 1, max = 0;
+};
+
+struct InputSpec {
+  std::string name;
+  std::vector<DimSpec> dims;
+  std::string dtype;
+};
+
+static const std::map<std::string, at::ScalarType>& DtypeTable() {
+  static const std::map<std::string, at::ScalarType> t = {
+      {"float32", at::kFloat}, {"float16", at::kHalf}, {"bfloat16", at::kBFloat16},
+      {"int64", at::kLong},    {"int32", at::kInt},    {"bool", at::kBool},
+      {"float64", at::kDouble}, {"int8", at::kChar},  {"uint8", at::kByte}};
+  return t;
+}
+
+static std::string DtypeName(at::ScalarType t) {
+  for (auto& kv : DtypeTable())
+    if (kv.second == t) return kv.first;
+  return c10::toString(t);
+}
+
+// ---- CPU features -------------------------------------------------------------------------
+
+// The flags this CPU (and OS) offer, as /proc/cpuinfo names them; empty when unknown.
+static std::set<std::string> HostCpuFlags() {
+  std::set<std::string> flags;
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("flags", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::istringstream ss(line.substr(colon + 1));
+      std::string w;
+      while (ss >> w) flags.insert(w);
+      break;
+    }
+  }
+  return flags;
+}
+
+// LLVM feature name -> /proc/cpuinfo flag ("sse4.2" -> "sse4_2", "amx-tile" -> "amx_tile").
+static std::string CpuinfoName(const std::string& llvm_name) {
+  std::string s = llvm_name;
+  for (auto& c : s)
+    if (c == '.' || c == '-') c = '_';
+  if (s == "avx512vnni") return "avx512_vnni";
+  if (s == "avx512bf16") return "avx512_bf16";
+  if (s == "avx512fp16") return "avx512_fp16";
+  return s;
+}
+
+// ---- metadata -----------------------------------------------------------------------------
+
+static ffi::Map<ffi::Any, ffi::Any> AsObject(const ffi::Any& v, const char* what) {
+  auto m = v.try_cast<ffi::Map<ffi::Any, ffi::Any>>();
+  TORCH_CHECK(m.has_value(), "The exported model's metadata is damaged: ", what,
+              " is not a JSON object.");
+  return *m;
+}
+
+static bool Has(const ffi::Map<ffi::Any, ffi::Any>& m, const char* key) {
+  return m.count(ffi::String(key)) > 0;
+}
+
+static ffi::Any Get(const ffi::Map<ffi::Any, ffi::Any>& m, const char* key) {
+  TORCH_CHECK(Has(m, key), "The exported model's metadata is damaged: it has no \"", key,
+              "\" entry.");
+  return m.at(ffi::String(key));
+}
+
+static int64_t AsInt(const ffi::Any& v, const char* what) {
+  auto i = v.try_cast<int64_t>();
+  TORCH_CHECK(i.has_value(), "The exported model's metadata is damaged: ", what,
+              " is not an integer.");
+  return *i;
+}
+
+static std::string AsStr(const ffi::Any& v, const char* what) {
+  auto s = v.try_cast<ffi::String>();
+  TORCH_CHECK(s.has_value(), "The exported model's metadata is damaged: ", what,
+              " is not a string.");
+  return std::string(*s);
+}
+
+static ffi::Array<ffi::Any> AsArray(const ffi::Any& v, const char* what) {
+  auto a = v.try_cast<ffi::Array<ffi::Any>>();
+  TORCH_CHECK(a.has_value(), "The exported model's metadata is damaged: ", what,
+              " is not a list.");
+  return *a;
+}
+
+// ---- temp file for the library ------------------------------------------------------------
+
+// Write bytes to a private (0600) file, returning its path; the caller removes it after dlopen.
+static std::string WritePrivateTemp(const std::string& bytes) {
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/torchtvm-XXXXXX.so";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  int fd = mkstemps(buf.data(), 3);
+  TORCH_CHECK(fd >= 0, "Could not create a temporary file in ", tmpl.substr(0, tmpl.rfind('/')),
+              " to load the compiled library: ", std::strerror(errno),
+              ". Set TMPDIR to a writable folder.");
+  std::string path(buf.data());
+  fchmod(fd, 0600);
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      ::close(fd);
+      ::unlink(path.c_str());
+      TORCH_CHECK(false, "Could not write the compiled library to a temporary file (", path,
+                  "): ", std::strerror(err), ". Free some disk space or set TMPDIR.");
+    }
+    off += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return path;
+}
+
+// ---- the custom class ---------------------------------------------------------------------
+
+class Module : public torch::CustomClassHolder {
+ public:
+  Module(std::string metadata_json, std::string library)
+      : metadata_json_(std::move(metadata_json)), library_(std::move(library)) {
+    ParseAndCheck();
+    Load();
+  }
+
+  // From Python: the library crosses as a uint8 tensor (a str would be UTF-8 encoded).
+  static c10::intrusive_ptr<Module> FromTensor(std::string metadata_json, at::Tensor library) {
+    TORCH_CHECK(library.scalar_type() == at::kByte && library.dim() == 1,
+                "torchtvm.Module expects the compiled library as a 1-D torch.uint8 tensor.");
+    library = library.contiguous().cpu();
+    std::string bytes(reinterpret_cast<const char*>(library.data_ptr<uint8_t>()),
+                      static_cast<size_t>(library.numel()));
+    return c10::make_intrusive<Module>(std::move(metadata_json), std::move(bytes));
+  }
+
+  std::tuple<std::string, std::string> GetState() const { return {metadata_json_, library_}; }
+
+  std::string Metadata() const { return metadata_json_; }
+  int64_t NumOutputs() const { return num_outputs_; }
+  int64_t Copies() const { return copies_.load(); }
+  std::vector<int64_t> LastOutputPtrs() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_output_ptrs_;
+  }
+
+  std::vector<at::Tensor> Forward(std::vector<at::Tensor> inputs) {
+    CheckInputs(inputs);
+    std::vector<ffi::Tensor> args;
+    args.reserve(inputs.size());
+    for (auto& t : inputs) {
+      bool aligned = reinterpret_cast<uintptr_t>(t.data_ptr()) % kAlignment == 0;
+      if (!t.is_contiguous() || (!aligned && t.numel() > 0)) {
+        // A view with strides or an offset: TVM kernels need dense, 64-byte aligned data.
+        at::Tensor c = at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::Contiguous));
+        c.copy_(t);
+        t = c;
+        copies_.fetch_add(1);
+      }
+      args.push_back(ffi::Tensor::FromDLPackVersioned(at::toDLPackVersioned(t)));
+    }
+    std::vector<ffi::AnyView> views(args.begin(), args.end());
+    ffi::Any result;
+    std::vector<ffi::Tensor> outs;
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // a VM instance is not re-entrant
+      try {
+        main_.CallPacked(views.data(), static_cast<int32_t>(views.size()), &result);
+      } catch (const std::exception& e) {
+        TORCH_CHECK(false, "The TVM module failed while running: ", e.what());
+      }
+      Flatten(result, &outs);
+      last_output_ptrs_.clear();
+      for (auto& o : outs)
+        last_output_ptrs_.push_back(
+            static_cast<int64_t>(reinterpret_cast<intptr_t>(static_cast<char*>(o.GetDLTensorPtr()->data) + o.GetDLTensorPtr()->byte_offset)));
+    }
+    TORCH_CHECK(static_cast<int64_t>(outs.size()) == num_outputs_, "The TVM module returned ",
+                outs.size(), " outputs but its metadata says ", num_outputs_, ".");
+    std::vector<at::Tensor> ret;
+    ret.reserve(outs.size());
+    // ToDLPack keeps the TVM buffer alive and hands it to torch: no memcpy.
+    for (auto& o : outs) ret.push_back(at::fromDLPackVersioned(o.ToDLPackVersioned()));
+    return ret;
+  }
+
+ private:
+  static void Flatten(const ffi::Any& v, std::vector<ffi::Tensor>* out) {
+    if (auto t = v.try_cast<ffi::Tensor>()) {
+      out->push_back(*t);
+      return;
+    }
+    if (auto a = v.try_cast<ffi::Array<ffi::Any>>()) {
+      for (const ffi::Any& x : *a) Flatten(x, out);
+      return;
+    }
+    TORCH_CHECK(false, "The TVM module returned a ", v.GetTypeKey(),
+                " where a tensor was expected; only tensor outputs are supported.");
+  }
+
+  void ParseAndCheck() {
+    ffi::String err;
+    ffi::Any root = ffi::json::Parse(ffi::String(metadata_json_), &err);
+    TORCH_CHECK(err.empty(), "The exported model's metadata is not valid JSON (", std::string(err),
+                "); the .pt file is damaged.");
+    auto meta = AsObject(root, "the metadata");
+
+    // 1. format version
+    int64_t version = AsInt(Get(meta, "format_version"), "format_version");
+    TORCH_CHECK(version <= kFormatVersion, "This model was exported in torchtvm format version ",
+                version, ", but this runtime reads format versions up to ", kFormatVersion,
+                "; load it with a newer libtorchtvm_runtime.so (upgrade torchtvm).");
+    TORCH_CHECK(version >= 1, "The exported model declares an invalid format version ", version,
+                "; the .pt file is damaged.");
+
+    // 2. integrity of the compiled code
+    std::string want = AsStr(Get(meta, "library_sha256"), "library_sha256");
+    std::string got = Sha256Hex(library_.data(), library_.size());
+    TORCH_CHECK(want == got, "The compiled library embedded in this model is corrupted: its "
+                "SHA-256 is ", got, " but the model records ", want,
+                ". Re-export the model; the .pt file was damaged or modified.");
+
+    // 3. target and CPU features
+    std::string device = Has(meta, "device") ? AsStr(Get(meta, "device"), "device") : "cpu";
+    TORCH_CHECK(device == "cpu", "This model was compiled for ", device,
+                ", but this runtime runs CPU (llvm) modules only; recompile it with the llvm target.");
+    if (Has(meta, "cpu_features")) {
+      auto host = HostCpuFlags();
+      if (!host.empty()) {
+        std::vector<std::string> missing;
+        for (const ffi::Any& f : AsArray(Get(meta, "cpu_features"), "cpu_features")) {
+          std::string name = AsStr(f, "a CPU feature");
+          if (!host.count(CpuinfoName(name))) missing.push_back(name);
+        }
+        if (!missing.empty()) {
+          std::string list;
+          for (size_t i = 0; i < missing.size(); ++i) list += (i ? ", " : "") + missing[i];
+          TORCH_CHECK(false, "This model's compiled code needs the CPU feature",
+                      missing.size() > 1 ? "s " : " ", list, ", which this CPU does not have; "
+                      "recompile the model on (or for) this machine.");
+        }
+      }
+    }
+
+    // 4. call signature
+    num_outputs_ = AsInt(Get(meta, "num_outputs"), "num_outputs");
+    for (const ffi::Any& s : AsArray(Get(meta, "inputs"), "inputs")) {
+      auto obj = AsObject(s, "an input spec");
+      InputSpec spec;
+      spec.name = AsStr(Get(obj, "name"), "an input name");
+      spec.dtype = AsStr(Get(obj, "dtype"), "an input dtype");
+      TORCH_CHECK(DtypeTable().count(spec.dtype), "The exported model's input ", spec.name,
+                  " has dtype ", spec.dtype, ", which this runtime does not know.");
+      for (const ffi::Any& d : AsArray(Get(obj, "dims"), "dims")) {
+        DimSpec dim;
+        if (auto i = d.try_cast<int64_t>()) {
+          dim.value = *i;
+        } else {
+          auto dobj = AsObject(d, "a dimension");
+          dim.sym = AsStr(Get(dobj, "name"), "a dimension name");
+          dim.min = Has(dobj, "min") ? AsInt(Get(dobj, "min"), "min") : 1;
+          dim.max = Has(dobj, "max") ? AsInt(Get(dobj, "max"), "max") : INT64_MAX;
+        }
+        spec.dims.push_back(dim);
+      }
+      specs_.push_back(std::move(spec));
+    }
+  }
+
+  void Load() {
+    std::string path = WritePrivateTemp(library_);
+    try {
+      ffi::Module lib = ffi::Module::LoadFromFile(ffi::String(path));
+      ::unlink(path.c_str());
+      auto load_exec = lib->GetFunction("vm_load_executable", true);
+      TORCH_CHECK(load_exec.has_value(), "The embedded library is not a TVM Relax executable "
+                  "(no vm_load_executable); re-export the model with torchtvm.");
+      ffi::Module vm = (*load_exec)().cast<ffi::Module>();
+      vm_ = vm;
+      auto init = vm->GetFunction("vm_initialization", false);
+      TORCH_CHECK(init.has_value(), "The TVM runtime has no vm_initialization; versions mismatch.");
+      (*init)(static_cast<int>(kDLCPU), 0, kPooledAllocator, static_cast<int>(kDLCPU), 0,
+              kPooledAllocator);
+      auto main = vm->GetFunction("main", false);
+      TORCH_CHECK(main.has_value(), "The embedded TVM executable has no main function.");
+      main_ = *main;
+    } catch (const c10::Error&) {
+      ::unlink(path.c_str());
+      throw;
+    } catch (const std::exception& e) {
+      ::unlink(path.c_str());
+      TORCH_CHECK(false, "The TVM runtime could not load the embedded library: ", e.what());
+    }
+  }
+
+  std::string Describe() const {
+    std::string s;
+    for (size_t i = 0; i < specs_.size(); ++i) {
+      s += (i ? ", " : "") + specs_[i].name + " [";
+      for (size_t j = 0; j < specs_[i].dims.size(); ++j) {
+        const auto& d = specs_[i].dims[j];
+        s += (j ? ", " : "") + (d.value >= 0 ? std::to_string(d.value) : d.sym);
+      }
+      s += "] " + specs_[i].dtype;
+    }
+    return s;
+  }
+
+  void CheckInputs(const std::vector<at::Tensor>& inputs) const {
+    TORCH_CHECK(inputs.size() == specs_.size(), "The TVM module expects ", specs_.size(),
+                " input(s) (", Describe(), ") but was given ", inputs.size(), ".");
+    std::map<std::string, int64_t> bound;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const auto& spec = specs_[i];
+      const auto& t = inputs[i];
+      TORCH_CHECK(t.defined(), "Input ", spec.name, " is undefined.");
+      TORCH_CHECK(t.device().is_cpu(), "Input ", spec.name, " is on ", t.device().str(),
+                  " but the TVM module was compiled for cpu; move the input with .cpu().");
+      auto want = DtypeTable().at(spec.dtype);
+      TORCH_CHECK(t.scalar_type() == want, "Input ", spec.name, " should have dtype ", spec.dtype,
+                  " but was given ", DtypeName(t.scalar_type()), ".");
+      auto shape_error = [&](const std::string& why) {
+        std::ostringstream given;
+        given << t.sizes();
+        TORCH_CHECK(false, "Input ", spec.name, " has shape ", given.str(), ", but the TVM module "
+                    "expects ", Describe(), ": ", why, ".");
+      };
+      if (static_cast<size_t>(t.dim()) != spec.dims.size())
+        shape_error("expected " + std::to_string(spec.dims.size()) + " dimensions, got " +
+                    std::to_string(t.dim()));
+      for (size_t j = 0; j < spec.dims.size(); ++j) {
+        const auto& d = spec.dims[j];
+        int64_t n = t.size(static_cast<int64_t>(j));
+        if (d.value >= 0) {
+          if (n != d.value)
+            shape_error("dimension " + std::to_string(j) + " must be " + std::to_string(d.value) +
+                        ", got " + std::to_string(n));
+        } else {
+          if (n < d.min || n > d.max)
+            shape_error("dimension " + std::to_string(j) + " (" + d.sym + ") must be in " +
+                        std::to_string(d.min) + ".." + std::to_string(d.max) + ", got " +
+                        std::to_string(n));
+          auto it = bound.find(d.sym);
+          if (it == bound.end())
+            bound[d.sym] = n;
+          else if (it->second != n)
+            shape_error(d.sym + " is " + std::to_string(it->second) +
+                        " in an earlier dimension but " + std::to_string(n) + " here");
+        }
+      }
+    }
+  }
+
+  std::string metadata_json_;
+  std::string library_;
+  std::vector<InputSpec> specs_;
+  int64_t num_outputs_ = 0;
+  ffi::Optional<ffi::Module> vm_;
+  ffi::Function main_;
+  mutable std::mutex mu_;
+  std::atomic<int64_t> copies_{0};
+  std::vector<int64_t> last_output_ptrs_;
+};
+
+TORCH_LIBRARY(torchtvm, m) {
+  m.class_<Module>("Module")
+      .def(torch::init([](std::string metadata_json, at::Tensor library) {
+        return Module::FromTensor(std::move(metadata_json), std::move(library));
+      }))
+      .def("forward", &Module::Forward)
+      .def("metadata", &Module::Metadata)
+      .def("num_outputs", &Module::NumOutputs)
+      .def("copies", &Module::Copies)
+      .def("last_output_ptrs", &Module::LastOutputPtrs)
+      .def_pickle(
+          [](const c10::intrusive_ptr<Module>& self) -> std::tuple<std::string, std::string> {
+            return self->GetState();
+          },
+          [](std::tuple<std::string, std::string> state) -> c10::intrusive_ptr<Module> {
+            return c10::make_intrusive<Module>(std::move(std::get<0>(state)),
+                                               std::move(std::get<1>(state)));
+          });
+  m.def("format_version() -> int", []() -> int64_t { return kFormatVersion; });
+}
+
+}  // namespace torchtvm
