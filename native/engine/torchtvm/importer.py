@@ -8,6 +8,7 @@ Failures name the TorchScript node or the aten ops that could not be converted.
 from __future__ import annotations
 
 import collections
+import contextlib
 import re
 import warnings
 from dataclasses import dataclass
@@ -152,7 +153,44 @@ def import_torchscript(module: torch.jit.ScriptModule, specs: list[InputSpec], p
     from tvm.relax.frontend.torch import from_exported_program
 
     try:
-        mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=False)
+        with _half_precision_accumulates_in_own_dtype():
+            mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=False)
     except Exception as e:
         raise EngineError("import_failed", f"TVM could not import the model: {_torch_error_summary(e)}.", str(e)) from e
     return Imported(mod=mod, program=ep, sample_inputs=sample, num_outputs=len(ref))
+
+
+@contextlib.contextmanager
+def _half_precision_accumulates_in_own_dtype():
+    """TVM 0.27's torch frontend builds conv/linear/matmul with out_dtype="float32" whatever the
+    input dtype, which breaks float16/bfloat16 models (the fp32 result meets an fp16 bias). While
+    importing, keep such ops in their input's dtype, as PyTorch does."""
+    from tvm import relax
+
+    patched = []
+
+    def wrap(fn, pos):
+        def call(*args, **kw):
+            info = getattr(args[0], "ty", None) or getattr(args[0], "struct_info", None)
+            dt = str(getattr(info, "dtype", ""))
+            if dt in ("float16", "bfloat16"):
+                if kw.get("out_dtype") == "float32":
+                    kw["out_dtype"] = dt
+                elif len(args) > pos and args[pos] == "float32":
+                    args = args[:pos] + (dt,) + args[pos + 1 :]
+            return fn(*args, **kw)
+
+        return call
+
+    targets = [(relax.op, "linear", 3), (relax.op.linear_algebra, "matmul", 2), (relax.op, "matmul", 2)]
+    targets += [(relax.op.nn, n, 99) for n in ("conv1d", "conv2d", "conv3d", "conv1d_transpose", "conv2d_transpose")]
+    try:
+        for mod, name, pos in targets:
+            if hasattr(mod, name):
+                orig = getattr(mod, name)
+                patched.append((mod, name, orig))
+                setattr(mod, name, wrap(orig, pos))
+        yield
+    finally:
+        for mod, name, orig in reversed(patched):
+            setattr(mod, name, orig)
