@@ -1,0 +1,199 @@
+// The renderer's state (zustand). Job events arrive in batches (see events.ts) and are folded into
+// the store in one update per animation frame, so thousands of tuning trials stay cheap.
+import { create } from 'zustand';
+import type { AppInfo } from '../../app/contract/api.js';
+import type { JobEvent, JobOutcome } from '../../app/contract/jobs.js';
+import type { CompileResult, InspectResult } from '../../app/contract/results.js';
+import type { ConnectionStatus } from './transport/index.js';
+
+export type View = 'model' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export';
+export const VIEWS: Array<{ id: View; label: string; key: string }> = [
+  { id: 'model', label: 'Model', key: '1' },
+  { id: 'inputs', label: 'Inputs', key: '2' },
+  { id: 'compile', label: 'Compile & verify', key: '3' },
+  { id: 'tune', label: 'Tune', key: '4' },
+  { id: 'logs', label: 'Tuning logs', key: '5' },
+  { id: 'bench', label: 'Benchmark', key: '6' },
+  { id: 'export', label: 'Export', key: '7' },
+];
+
+export type Theme = 'system' | 'light' | 'dark';
+
+export interface JobView {
+  id: string;
+  kind: string;
+  state: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  stage: string;
+  message: string;
+  fraction?: number;
+  logs: Array<{ level: string; message: string }>;
+  outcome?: JobOutcome;
+}
+
+export interface TrialPoint {
+  n: number;
+  task: number;
+  latency: number | null;
+  best: number | null;
+  est: number | null;
+}
+
+export interface TaskRow {
+  id: number;
+  name: string;
+  weight: number;
+  trials: number;
+  errors: number;
+  best: number | null;
+}
+
+export interface InputRow {
+  name: string;
+  dims: string;
+  dtype: string;
+  range: string;
+}
+
+export interface BenchSample {
+  i: number;
+  ms: number;
+}
+
+export interface TuningRun {
+  dir: string;
+  data: Record<string, unknown>;
+}
+
+export interface State {
+  view: View;
+  theme: Theme;
+  connection: { status: ConnectionStatus; why?: string };
+  mode: 'electron' | 'browser';
+  info: AppInfo | null;
+  recent: string[];
+  notice: string | null;
+  modelPath: string;
+  inspectJob?: string;
+  inspect: InspectResult | null;
+  inputs: InputRow[];
+  target: string;
+  jobs: Record<string, JobView>;
+  compileJob?: string;
+  compile: CompileResult | null;
+  tuneJob?: string;
+  tuneBudget: number;
+  tuneWorkDir: string;
+  trials: TrialPoint[];
+  tasks: Record<number, TaskRow>;
+  tuneResult: CompileResult | null;
+  benchJob?: string;
+  benchVs: string;
+  benchIterations: number;
+  benchSamples: Record<string, BenchSample[]>;
+  benchResult: Record<string, unknown> | null;
+  exportJob?: string;
+  exportPath: string;
+  exported: CompileResult | null;
+  runs: TuningRun[];
+}
+
+export const initialState: State = {
+  view: 'model',
+  theme: (localStorage.getItem('torchtvm.theme') as Theme | null) ?? 'system',
+  connection: { status: 'connecting' },
+  mode: 'browser',
+  info: null,
+  recent: [],
+  notice: null,
+  modelPath: '',
+  inspect: null,
+  inputs: [],
+  target: 'llvm',
+  jobs: {},
+  compile: null,
+  tuneBudget: 64,
+  tuneWorkDir: '',
+  trials: [],
+  tasks: {},
+  tuneResult: null,
+  benchVs: '',
+  benchIterations: 200,
+  benchSamples: {},
+  benchResult: null,
+  exportPath: '',
+  exported: null,
+  runs: [],
+};
+
+export const useStore = create<State>()(() => initialState);
+export const set = useStore.setState;
+export const get = useStore.getState;
+
+/** Folds a batch of events into the store: one state update for the whole batch. */
+export function applyEvents(events: JobEvent[]): void {
+  if (!events.length) return;
+  const s = get();
+  const jobs = { ...s.jobs };
+  let trials: TrialPoint[] | undefined;
+  let tasks: Record<number, TaskRow> | undefined;
+  let benchSamples: Record<string, BenchSample[]> | undefined;
+  const touch = (id: string): JobView => {
+    const j = jobs[id];
+    const copy: JobView = j ? { ...j } : { id, kind: id.split('-')[0], state: 'running', stage: '', message: '', logs: [] };
+    jobs[id] = copy;
+    return copy;
+  };
+  for (const e of events) {
+    switch (e.event) {
+      case 'job.state': {
+        const j = touch(e.job);
+        j.state = e.data.state;
+        j.kind = e.data.kind;
+        break;
+      }
+      case 'job.progress': {
+        const j = touch(e.job);
+        j.stage = e.data.stage;
+        j.message = e.data.message;
+        j.fraction = e.data.fraction;
+        break;
+      }
+      case 'log': {
+        const j = touch(e.job);
+        j.logs = [...j.logs.slice(-199), e.data];
+        break;
+      }
+      case 'tune.tasks': {
+        if (e.job !== s.tuneJob) break;
+        tasks ??= { ...s.tasks };
+        for (const t of e.data.tasks) tasks[t.id] = { id: t.id, name: t.name, weight: t.weight, trials: tasks[t.id]?.trials ?? 0, errors: tasks[t.id]?.errors ?? 0, best: tasks[t.id]?.best ?? null };
+        break;
+      }
+      case 'tune.trial': {
+        if (e.job !== s.tuneJob) break;
+        const d = e.data;
+        trials ??= s.trials.slice();
+        trials.push({ n: d.total_trials, task: d.task_id, latency: d.latency_ms, best: d.best_ms, est: d.estimated_total_ms });
+        tasks ??= { ...s.tasks };
+        const prev = tasks[d.task_id] ?? { id: d.task_id, name: d.task_name, weight: 1, trials: 0, errors: 0, best: null };
+        tasks[d.task_id] = { ...prev, name: prev.name || d.task_name, trials: prev.trials + 1, errors: prev.errors + (d.error || d.latency_ms === null ? 1 : 0), best: d.best_ms ?? prev.best };
+        break;
+      }
+      case 'bench.sample': {
+        if (e.job !== s.benchJob) break;
+        benchSamples ??= { ...s.benchSamples };
+        const list = (benchSamples[e.data.model] = (benchSamples[e.data.model] ?? []).slice());
+        list.push({ i: e.data.iteration, ms: e.data.latency_ms });
+        break;
+      }
+    }
+  }
+  set({ jobs, ...(trials ? { trials } : {}), ...(tasks ? { tasks } : {}), ...(benchSamples ? { benchSamples } : {}) });
+}
+
+export function finishJob(id: string, outcome: JobOutcome): void {
+  const jobs = { ...get().jobs };
+  const j = jobs[id] ?? { id, kind: id.split('-')[0], state: outcome.state, stage: '', message: '', logs: [] };
+  jobs[id] = { ...j, state: outcome.state, outcome, fraction: outcome.state === 'succeeded' ? 1 : j.fraction };
+  set({ jobs });
+}

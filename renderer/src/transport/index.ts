@@ -1,0 +1,19 @@
+// The one place that decides how the renderer reaches app/core: Electron's preload bridge when it
+// is there, otherwise the browser-mode WebSocket.
+import { createWsClient } from './ws-client.js';
+import type { HostBridge } from './types.js';
+
+export type ConnectionStatus = 'connecting' | 'open' | 'closed';
+
+export function connect(onStatus: (s: ConnectionStatus, why?: string) => void): { api: HostBridge; mode: 'electron' | 'browser' } {
+  if (window.workbench) {
+    onStatus('open');
+    return { api: window.workbench, mode: 'electron' };
+  }
+  const params = new URLSearchParams(location.search);
+  const token = params.get('token') ?? '';
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api?token=${encodeURIComponent(token)}`;
+  return { api: createWsClient(url, onStatus), mode: 'browser' };
+}
+
+export type { HostBridge, MenuAction } from './types.js';

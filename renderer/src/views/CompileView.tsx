@@ -1,0 +1,70 @@
+import type { CompileResult } from '../../../app/contract/results.js';
+import { compile, go, validateRows } from '../actions.js';
+import { Empty, JobStatus, NeedsModel, Table, fmtMs } from '../components.js';
+import { set, useStore } from '../store.js';
+
+export function ResultTables({ r }: { r: CompileResult }) {
+  return (
+    <>
+      <div className={r.verification.ok ? 'banner ok' : 'banner bad'} data-testid="verification-banner">
+        {r.verification.ok ? '✓ Verification OK: TVM matches PyTorch within tolerance.' : '✗ MISMATCH: TVM does not match PyTorch within tolerance. Do not deploy this build.'}
+      </div>
+      <h3>Verification</h3>
+      <Table
+        testId="verification-table"
+        head={['output', 'shape', 'dtype', 'max abs', 'max rel', 'atol / rtol', '']}
+        rows={r.verification.outputs.map((o) => [`#${o.index}`, `[${o.shape.join(', ')}]`, o.dtype, o.max_abs?.toExponential(2) ?? '–', o.max_rel?.toExponential(2) ?? '–', o.atol !== undefined ? `${o.atol} / ${o.rtol}` : 'exact', o.ok ? '✓ ok' : '✗ FAIL'])}
+      />
+      {r.verification.checks && r.verification.checks.length > 1 && (
+        <p className="hint">Checked at {r.verification.checks.length} input sizes: {r.verification.checks.map((c) => c.input_shapes.map((s) => `[${s.join('×')}]`).join(' ')).join(', ')}.</p>
+      )}
+      {r.latency_ms && (
+        <>
+          <h3>Latency ({r.threads} thread{r.threads > 1 ? 's' : ''}, same process)</h3>
+          <Table
+            testId="latency-table"
+            head={['', 'p50', 'p90', 'min', 'runs', 'vs TorchScript']}
+            rows={[
+              ['TorchScript', fmtMs(r.latency_ms.torch.p50), fmtMs(r.latency_ms.torch.p90), fmtMs(r.latency_ms.torch.min), r.latency_ms.torch.runs, '1.00×'],
+              ['TVM', fmtMs(r.latency_ms.tvm.p50), fmtMs(r.latency_ms.tvm.p90), fmtMs(r.latency_ms.tvm.min), r.latency_ms.tvm.runs, `${r.latency_ms.ratio.toFixed(2)}×`],
+            ]}
+          />
+        </>
+      )}
+      <h3>Build</h3>
+      <Table head={['', '']} rows={[
+        ['target', `${r.target.kind} (${r.target.mcpu ?? 'default cpu'})`],
+        ['import / build', `${r.timings_s.import.toFixed(1)} s / ${r.timings_s.build.toFixed(1)} s`],
+        ...Object.entries(r.files).map(([k, v]) => [k, <code key={k}>{String(v)}</code>]),
+      ]} />
+    </>
+  );
+}
+
+export function CompileView() {
+  const { compileJob, compile: result, jobs, target, inputs } = useStore();
+  const running = compileJob ? ['running', 'queued'].includes(jobs[compileJob]?.state ?? '') : false;
+  const { specs } = validateRows(inputs);
+  return (
+    <section>
+      <h2>Compile & verify</h2>
+      <NeedsModel>
+        <div className="row">
+          <label>
+            Target <input value={target} onChange={(e) => set({ target: e.target.value })} aria-label="Target" />
+          </label>
+          <button className="primary" data-testid="compile-button" disabled={running || !specs} onClick={() => void compile()}>
+            {running ? 'Compiling…' : 'Compile & verify'}
+          </button>
+          {!specs && <span className="warn">Fix the <button className="link" onClick={() => go('inputs')}>input specs</button> first.</span>}
+        </div>
+        <JobStatus jobId={compileJob} what="Compilation" />
+        {result ? <ResultTables r={result} /> : !running && (
+          <Empty title="Not compiled yet">
+            <p>Compile builds the model with TVM for <code>{target}</code>, runs it and PyTorch on the same random inputs and compares the outputs, then measures both.</p>
+          </Empty>
+        )}
+      </NeedsModel>
+    </section>
+  );
+}

@@ -1,0 +1,111 @@
+import { useRef, useState, type DragEvent } from 'react';
+import { getApi, go, openModel } from '../actions.js';
+import { Empty, JobStatus, Table, fmtBytes } from '../components.js';
+import { useStore } from '../store.js';
+
+export function ModelView() {
+  const { modelPath, inspect, inspectJob, recent, info, mode } = useStore();
+  const [path, setPath] = useState(modelPath);
+  const [drag, setDrag] = useState(false);
+  const [dropMsg, setDropMsg] = useState<string | null>(null);
+  const input = useRef<HTMLInputElement>(null);
+
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    setDrag(false);
+    const file = e.dataTransfer.files[0];
+    if (!file) return;
+    if (!/\.pt$/i.test(file.name)) return setDropMsg(`${file.name} is not a .pt file: drop a TorchScript model saved with torch.jit.save.`);
+    const p = getApi().pathForFile?.(file);
+    if (!p) return setDropMsg(`The browser does not reveal where ${file.name} lives: type its path above instead (drag-and-drop works in the desktop app).`);
+    setDropMsg(null);
+    setPath(p);
+    void openModel(p);
+  };
+
+  const ops = inspect ? Object.entries(inspect.ops).sort((a, b) => b[1] - a[1]) : [];
+  const maxOp = ops[0]?.[1] ?? 1;
+  return (
+    <section>
+      <h2>Model</h2>
+      <p className="notice" role="note">
+        ⚠ Loading a <code>.pt</code> file executes code from it (TorchScript can call arbitrary operators). Only open models you trust.
+      </p>
+      <form
+        className="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void openModel(path);
+        }}
+      >
+        <input ref={input} id="model-path" data-shortcut="open" className="grow" placeholder="/path/to/model.pt" value={path} onChange={(e) => setPath(e.target.value)} aria-label="Model path" />
+        <button type="submit" className="primary" disabled={!path.trim()}>Open</button>
+        {info?.exampleModel && (
+          <button
+            type="button"
+            onClick={() => {
+              setPath(info.exampleModel!);
+              void openModel(info.exampleModel!);
+            }}
+          >
+            Open bundled example (ResNet-18)
+          </button>
+        )}
+      </form>
+      <div className={drag ? 'dropzone active' : 'dropzone'} onDragOver={(e) => { e.preventDefault(); setDrag(true); }} onDragLeave={() => setDrag(false)} onDrop={onDrop} data-testid="dropzone">
+        Drop a <code>.pt</code> file here{mode === 'browser' ? ' (desktop app only: in the browser, type the path)' : ''}
+      </div>
+      {dropMsg && <p className="warn">{dropMsg}</p>}
+      <JobStatus jobId={inspectJob} what="Inspection" />
+      {!modelPath && (
+        <Empty title="Open a TorchScript model to begin">
+          <p>Type the path of a model saved with <code>torch.jit.save</code>, drop one here, pick a recent one, or open the bundled example.</p>
+          {recent.length > 0 && (
+            <>
+              <h4>Recent models</h4>
+              <ul className="recent">
+                {recent.map((r) => (
+                  <li key={r}>
+                    <button className="link" onClick={() => { setPath(r); void openModel(r); }}>{r}</button>
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+        </Empty>
+      )}
+      {inspect && (
+        <div className="grid2" data-testid="inspection">
+          <div className="card">
+            <h3>Inputs</h3>
+            <Table head={['name', 'type', 'shape', 'dtype']} rows={inspect.inputs.map((i) => [i.name, i.type, i.shape ? `[${i.shape.join(', ')}]` : '?', i.dtype ?? '?'])} />
+            <p className="hint">Shapes are not stored in TorchScript: set them on the <button className="link" onClick={() => go('inputs')}>Inputs</button> page.</p>
+            <h3>Parameters</h3>
+            <p>
+              <b>{inspect.parameters.count.toLocaleString('en-US')}</b> parameters, {fmtBytes(inspect.parameters.bytes)} in {inspect.parameters.tensors} tensors
+            </p>
+            {inspect.exported && (
+              <>
+                <h3>Exported by TorchTVM Workbench</h3>
+                <Table testId="exported-meta" head={['key', 'value']} rows={Object.entries(inspect.exported).map(([k, v]) => [k, <code key={k}>{typeof v === 'string' ? v : JSON.stringify(v)}</code>])} />
+              </>
+            )}
+          </div>
+          <div className="card">
+            <h3>Ops ({ops.reduce((a, [, n]) => a + n, 0)} in {ops.length} kinds)</h3>
+            <div className="histogram">
+              {ops.slice(0, 24).map(([op, n]) => (
+                <div className="bar-row" key={op}>
+                  <span className="bar-label">{op}</span>
+                  <span className="bar" style={{ width: `${Math.max(2, (n / maxOp) * 100)}%` }} />
+                  <span className="bar-value">{n}</span>
+                </div>
+              ))}
+              {ops.length > 24 && <p className="hint">…and {ops.length - 24} more kinds</p>}
+            </div>
+          </div>
+        </div>
+      )}
+    </section>
+  );
+}
