@@ -2,13 +2,15 @@
 import { WorkbenchError } from '../contract/errors.js';
 import { createWorkbench } from '../core/workbench.js';
 import type { Command } from './command.js';
+import { benchRunner } from '../core/bench/bench-host.js';
+import * as bench from './commands/bench.js';
 import * as compile from './commands/compile.js';
 import * as inspect from './commands/inspect.js';
 import * as serve from './commands/serve.js';
 import { Output } from './output.js';
 import { EXIT } from './run-job.js';
 
-const COMMANDS: Record<string, Command> = { inspect, compile, serve };
+const COMMANDS: Record<string, Command> = { inspect, compile, serve, bench };
 
 function help(): string {
   return ['TorchTVM Workbench: compile, tune and export TorchScript models with Apache TVM.', '', 'Usage:', ...Object.values(COMMANDS).map((c) => `  ${c.usage}`), '', 'Loading a .pt runs code from it: only open files you trust.'].join('\n');
@@ -29,7 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   };
   if (!cmd) return fail(`unknown command "${name}"; run torchtvm --help`, EXIT.usage);
-  const wb = createWorkbench({ host: name === 'serve' ? 'browser' : 'cli' });
+  const wb = createWorkbench({ host: name === 'serve' ? 'browser' : 'cli', runners: { bench: benchRunner() } });
   try {
     return await cmd.run(rest, { wb, out, fail });
   } catch (e) {

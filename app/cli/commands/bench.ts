@@ -1,0 +1,76 @@
+import { parseArgs } from 'node:util';
+import { parseSpec, type InputSpec } from '../../contract/specs.js';
+import type { BenchJobResult } from '../../core/bench/bench-host.js';
+import type { CommandContext } from '../command.js';
+import { fmtMs, table } from '../output.js';
+import { EXIT, runJob } from '../run-job.js';
+
+export const usage =
+  'torchtvm bench MODEL.pt [--vs OTHER.pt] [--input NAME:DIMS:DTYPE[:LO..HI] …] [--iterations N] [--warmup N] [--threads T] [--json]';
+
+function positiveInt(name: string, text: string | undefined, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer of at least ${min}, not "${text}"`);
+  return n;
+}
+
+export async function run(argv: string[], { wb, out, fail }: CommandContext): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      vs: { type: 'string' },
+      input: { type: 'string', multiple: true },
+      iterations: { type: 'string', short: 'n' },
+      warmup: { type: 'string' },
+      threads: { type: 'string' },
+      json: { type: 'boolean' },
+      verbose: { type: 'boolean' },
+    },
+  });
+  if (positionals.length !== 1) return fail(`give one model file: ${usage}`, EXIT.usage);
+  let inputs: InputSpec[] | undefined;
+  let iterations: number | undefined, warmup: number | undefined, threads: number | undefined;
+  try {
+    inputs = values.input?.map(parseSpec);
+    iterations = positiveInt('iterations', values.iterations, 1);
+    warmup = positiveInt('warmup', values.warmup, 0);
+    threads = positiveInt('threads', values.threads, 1);
+  } catch (e) {
+    return fail((e as Error).message, EXIT.usage);
+  }
+  const model = positionals[0];
+  let seen = 0;
+  let shownAt = 0;
+  const total = iterations ?? 100;
+  const outcome = await runJob(wb, { kind: 'bench', model, vs: values.vs, inputs, iterations, warmup, threads }, out, (e) => {
+    if (e.event !== 'bench.sample') return;
+    seen += 1;
+    const now = Date.now();
+    if (now - shownAt < 500) return; // a status line twice a second is plenty
+    shownAt = now;
+    out.progress(`[bench] ${Math.min(e.data.iteration + 1, total)}/${total} runs, last ${fmtMs(e.data.latency_ms)}`);
+  });
+  if (outcome.state === 'failed') return fail(outcome.error);
+  const r = outcome.result as unknown as BenchJobResult | undefined;
+  if (!r) return fail({ code: 'cancelled', message: 'Cancelled.' }, EXIT.cancelled);
+  out.result(r);
+  const shapes = r.inputs.map((i) => `${i.name} [${i.shape.join(', ')}] ${i.dtype}`).join(', ');
+  out.line(`Inputs: ${shapes || '(none)'}${r.inputs_from && r.inputs_from !== 'request' ? ` (from the ${r.inputs_from === 'metadata' ? "model's export metadata" : "model's recorded shapes"})` : ''}`);
+  out.line(`${r.iterations} timed runs after ${r.warmup} warm-up runs, ${r.threads} thread(s)${r.vs ? ', interleaved run by run' : ''}${r.cancelled ? ' (cancelled early)' : ''}.\n`);
+  const row = (name: string, s: NonNullable<BenchJobResult['vs_stats']>, ratio?: string) => [
+    name, fmtMs(s.min), fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), fmtMs(s.mean), fmtMs(s.stddev), s.runs, ...(ratio !== undefined ? [ratio] : []),
+  ];
+  const header = ['model', 'min', 'p50', 'p90', 'p99', 'mean', 'stddev', 'runs'];
+  if (r.vs && r.vs_stats) {
+    out.line(table([row(model, r.stats, `${(r.ratio ?? NaN).toFixed(2)}x`), row(r.vs === model ? `${r.vs} (again)` : r.vs, r.vs_stats, '1.00x')], [...header, 'p50 ratio']));
+    if (r.ratio !== undefined) {
+      const pct = Math.abs(1 - r.ratio) * 100;
+      out.line(`\n${model}'s median is ${r.ratio.toFixed(3)}x ${r.vs === model ? 'that of its second copy' : `${r.vs}'s`} (${r.ratio < 1 ? `${pct.toFixed(1)}% faster` : r.ratio > 1 ? `${pct.toFixed(1)}% slower` : 'the same'}).`);
+    }
+  } else {
+    out.line(table([row(model, r.stats)], header));
+  }
+  return r.cancelled || outcome.state === 'cancelled' ? EXIT.cancelled : EXIT.ok;
+}

@@ -1,0 +1,221 @@
+// The bench host: runs the native addon (libtorch inspection and the benchmark harness) in a child
+// process, one fresh child per request, so that a crash there fails that request with a sentence and
+// leaves the caller running. Under Electron, app/main passes a spawner built on utilityProcess.fork;
+// elsewhere child_process.fork is used.
+import { fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WorkbenchError } from '../../contract/errors.js';
+import type { BenchRequest, ParsedJobRequest } from '../../contract/jobs.js';
+import type { InspectResult, LatencyStats } from '../../contract/results.js';
+import type { JobRunner } from '../jobs.js';
+import { paths } from '../paths.js';
+import type { AddonBenchResult, AddonStats, BenchChildMessage, BenchmarkParams, BenchMethod } from './protocol.js';
+
+/** A started child: what bench-host needs from child_process.fork's or utilityProcess.fork's result. */
+export interface BenchChild {
+  readonly pid?: number;
+  send(msg: unknown): void;
+  onMessage(cb: (msg: unknown) => void): void;
+  onExit(cb: (code: number | null, signal: string | null) => void): void;
+  /** Its stderr lines, when the spawner can give them (for the crash report's detail). */
+  onStderr?(cb: (line: string) => void): void;
+  kill(): void;
+}
+
+/** Starts `script` (an ES module) as a child with an IPC channel and the given environment. */
+export type BenchSpawner = (script: string, env: Record<string, string>) => BenchChild;
+
+export const forkSpawner: BenchSpawner = (script, env) => {
+  const cp = fork(script, [], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+  cp.on('error', () => {}); // reported through 'exit'
+  return {
+    get pid() {
+      return cp.pid;
+    },
+    send: (msg) => {
+      if (cp.connected) cp.send(msg as object, (err) => err && undefined);
+    },
+    onMessage: (cb) => cp.on('message', cb),
+    onExit: (cb) => cp.on('exit', (code, signal) => cb(code, signal)),
+    onStderr: (cb) => {
+      let buf = '';
+      cp.stderr?.setEncoding('utf8').on('data', (d: string) => {
+        buf += d;
+        const lines = buf.split('\n');
+        buf = lines.pop() ?? '';
+        lines.forEach(cb);
+      });
+    },
+    kill: () => {
+      if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGKILL');
+    },
+  };
+};
+
+export interface BenchHostOptions {
+  spawner?: BenchSpawner;
+  addon?: string;
+  runtimeLib?: string;
+  /** The compiled bench-child.js; default: beside this file, else under dist/. */
+  childScript?: string;
+  /** How long a cancelled benchmark may take to stop before its process is killed. */
+  cancelGraceMs?: number;
+  /** Called with each child as it starts (tests use it to kill one mid-run). */
+  onChild?: (child: BenchChild) => void;
+}
+
+function defaultChildScript(): string {
+  const here = fileURLToPath(new URL('./bench-child.js', import.meta.url));
+  if (existsSync(here)) return here;
+  return join(paths.root, 'dist', 'app', 'core', 'bench', 'bench-child.js');
+}
+
+interface CallOptions {
+  signal?: AbortSignal;
+  onSamples?: (samples: Array<[number, number, number]>) => void;
+  label: string;
+}
+
+export class BenchHost {
+  private readonly opts: Required<Omit<BenchHostOptions, 'onChild'>> & Pick<BenchHostOptions, 'onChild'>;
+
+  constructor(opts: BenchHostOptions = {}) {
+    this.opts = {
+      spawner: forkSpawner,
+      addon: paths.addon,
+      runtimeLib: process.env.TORCHTVM_RUNTIME_LIB ?? paths.runtimeLib,
+      childScript: defaultChildScript(),
+      cancelGraceMs: 5000,
+      ...opts,
+    };
+  }
+
+  inspect(model: string, signal?: AbortSignal): Promise<InspectResult> {
+    return this.call('inspect', { path: model }, { signal, label: model }) as unknown as Promise<InspectResult>;
+  }
+
+  benchmark(params: BenchmarkParams, opts: { signal?: AbortSignal; onSamples?: (s: Array<[number, number, number]>) => void } = {}): Promise<AddonBenchResult> {
+    return this.call('benchmark', params as unknown as Record<string, unknown>, { ...opts, label: params.models.join(' vs ') }) as unknown as Promise<AddonBenchResult>;
+  }
+
+  /** One request in a fresh child, which ends with the request. */
+  private call(method: BenchMethod, params: Record<string, unknown>, { signal, onSamples, label }: CallOptions): Promise<Record<string, unknown>> {
+    const { addon, childScript, runtimeLib } = this.opts;
+    if (!existsSync(addon)) {
+      return Promise.reject(new WorkbenchError('addon_missing', `The benchmark addon (${addon}) is not built; run "npm run setup" in ${paths.root}.`));
+    }
+    if (!existsSync(childScript)) {
+      return Promise.reject(new WorkbenchError('bench_missing', `The benchmark helper (${childScript}) is not built; run "npm run setup" in ${paths.root}.`));
+    }
+    if (signal?.aborted) return Promise.reject(new WorkbenchError('cancelled', 'Cancelled.'));
+    return new Promise((resolve, reject) => {
+      const child = this.opts.spawner(childScript, { TORCHTVM_ADDON: addon, TORCHTVM_RUNTIME_LIB: runtimeLib });
+      const stderr: string[] = [];
+      child.onStderr?.((line) => {
+        stderr.push(line);
+        if (stderr.length > 40) stderr.shift();
+      });
+      let settled = false;
+      let killTimer: NodeJS.Timeout | undefined;
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        if (killTimer) clearTimeout(killTimer);
+        child.kill();
+        fn();
+      };
+      const onAbort = () => {
+        child.send({ id: 1, method: 'cancel', params: { id: 1 } });
+        killTimer = setTimeout(() => finish(() => reject(new WorkbenchError('cancelled', 'Cancelled (the benchmark process did not stop in time and was ended).'))), this.opts.cancelGraceMs);
+      };
+      signal?.addEventListener('abort', onAbort);
+      child.onMessage((raw) => {
+        const msg = raw as BenchChildMessage;
+        if ('ready' in msg) return;
+        if ('samples' in msg) {
+          onSamples?.(msg.samples);
+          return;
+        }
+        if ('result' in msg) finish(() => resolve(msg.result));
+        else if ('error' in msg) finish(() => reject(new WorkbenchError(msg.error.code, msg.error.message, msg.error.detail)));
+      });
+      child.onExit((code, sig) => {
+        const how = sig ? `signal ${sig}` : `exit code ${code}`;
+        finish(() =>
+          reject(
+            new WorkbenchError(
+              'bench_crashed',
+              `The benchmark process stopped unexpectedly (${how}) while ${method === 'inspect' ? 'inspecting' : 'benchmarking'} ${label}; the model or a native library it uses may have crashed it. The workbench is unaffected: try again, or check the model.`,
+              stderr.join('\n') || undefined,
+            ),
+          ),
+        );
+      });
+      this.opts.onChild?.(child);
+      child.send({ id: 1, method, params });
+    });
+  }
+}
+
+function toLatency(s: AddonStats): LatencyStats {
+  return { min: s.min, mean: s.mean, p50: s.p50, p90: s.p90, p99: s.p99, stddev: s.stddev, runs: s.runs };
+}
+
+/** What a bench job returns (the CLI's --json result). */
+export interface BenchJobResult {
+  model: string;
+  vs?: string;
+  threads: number;
+  warmup: number;
+  iterations: number;
+  cancelled: boolean;
+  inputs: AddonBenchResult['inputs'];
+  inputs_from?: AddonBenchResult['inputs_from'];
+  /** The model's statistics, in ms. */
+  stats: LatencyStats & { max: number; first_ms: number; input_style: string };
+  /** The --vs model's statistics, in ms. */
+  vs_stats?: LatencyStats & { max: number; first_ms: number; input_style: string };
+  /** p50(model) / p50(vs): below 1 means the model is faster than the one it is compared with. */
+  ratio?: number;
+}
+
+/** The 'bench' job runner: samples stream as bench.sample events; `vs` interleaves two models run by run. */
+export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner {
+  const host = opts instanceof BenchHost ? opts : new BenchHost(opts);
+  return async (request: ParsedJobRequest, ctx) => {
+    if (request.kind !== 'bench') throw new WorkbenchError('bad_request', `The bench runner cannot run ${request.kind} jobs.`);
+    const req = request as BenchRequest;
+    const models = req.vs ? [req.model, req.vs] : [req.model];
+    // Samples are labelled with the model's path; the same file on both sides gets "#2" on the second.
+    const labels = models.map((m, i) => (i === 1 && m === models[0] ? `${m}#2` : m));
+    const r = await host.benchmark(
+      { models, inputs: req.inputs, warmup: req.warmup, iterations: req.iterations, threads: req.threads },
+      {
+        signal: ctx.signal,
+        onSamples: (samples) => {
+          for (const [m, iteration, ms] of samples) ctx.emit({ event: 'bench.sample', data: { model: labels[m], iteration, latency_ms: ms } });
+        },
+      },
+    );
+    const side = (i: number) => ({ ...toLatency(r.models[i].stats), max: r.models[i].stats.max, first_ms: r.models[i].first_ms, input_style: r.models[i].input_style });
+    const result: BenchJobResult = {
+      model: req.model,
+      ...(req.vs ? { vs: req.vs } : {}),
+      threads: r.threads,
+      warmup: req.warmup,
+      iterations: r.iterations,
+      cancelled: r.cancelled,
+      inputs: r.inputs,
+      inputs_from: r.inputs_from,
+      stats: side(0),
+    };
+    if (req.vs) {
+      result.vs_stats = side(1);
+      result.ratio = result.vs_stats.p50 > 0 ? result.stats.p50 / result.vs_stats.p50 : undefined;
+    }
+    return result as unknown as Record<string, unknown>;
+  };
+}
