@@ -1,0 +1,78 @@
+// The engine client against the real Python engine: requests, events, errors, cancel, crashes.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkbenchError } from '../../app/contract/errors.js';
+import { EngineClient } from '../../app/core/engine/engine-client.js';
+import { createWorkbench } from '../../app/core/workbench.js';
+import { makeModels, tmpHome } from './helpers.js';
+
+let models: string;
+beforeAll(() => {
+  models = makeModels();
+  process.env.TORCHTVM_HOME = tmpHome();
+});
+
+const mlpSpec = [{ name: 'x', dims: [2, 16], dtype: 'float32' as const }];
+
+describe('EngineClient', () => {
+  const engine = new EngineClient({ cancelGraceMs: 3000 });
+  afterAll(() => engine.close());
+
+  it('runs a compile with progress events and a verified result', async () => {
+    const events: string[] = [];
+    const { done } = engine.request('compile', { model: join(models, 'mlp.pt'), inputs: mlpSpec, out_dir: join(models, 'build'), measure: false }, (e) => events.push(`${e.event}:${(e.data as { stage?: string }).stage}`));
+    const r = (await done) as { verification: { ok: boolean; outputs: Array<{ max_abs: number }> }; files: { library: string } };
+    expect(r.verification.ok).toBe(true);
+    expect(r.verification.outputs[0].max_abs).toBeLessThan(1e-4);
+    expect(events).toEqual(expect.arrayContaining(['job.progress:load', 'job.progress:import', 'job.progress:build', 'job.progress:verify']));
+    expect(r.files.library).toMatch(/model\.so$/);
+  });
+
+  it('turns an engine error into a WorkbenchError with the code and sentence', async () => {
+    const err = await engine.request('inspect', { model: join(models, 'state_dict.pt') }).done.catch((e) => e);
+    expect(err).toBeInstanceOf(WorkbenchError);
+    expect(err.code).toBe('not_torchscript');
+    expect(err.message).toMatch(/state dict/);
+  });
+
+  it('reports a killed engine as a sentence and starts a fresh one on the next request', async () => {
+    const { done } = engine.request('compile', { model: join(models, 'mlp.pt'), inputs: mlpSpec, out_dir: join(models, 'build2'), measure: true });
+    const pid = engine.pid;
+    setTimeout(() => engine.kill('SIGKILL'), 1500);
+    const err = await done.catch((e) => e);
+    expect(err.code).toBe('engine_crashed');
+    expect(err.message).toMatch(/^The engine stopped unexpectedly \(signal SIGKILL\) while running "compile"/);
+    const r = await engine.request('versions', {}).done;
+    expect(r.tvm).toMatch(/^0\.2/);
+    expect(engine.pid).not.toBe(pid);
+  });
+
+  it('cancels a running job', async () => {
+    const { id, done } = engine.request('compile', { model: join(models, 'mlp.pt'), inputs: mlpSpec, out_dir: join(models, 'build3') });
+    setTimeout(() => engine.cancel(id), 1000);
+    const err = await done.catch((e) => e);
+    expect(err.code).toBe('cancelled');
+    // the engine still serves (or was replaced after a forced stop)
+    expect((await engine.request('versions', {}).done).torch).toBeTruthy();
+  });
+});
+
+describe('Workbench jobs', () => {
+  it('runs a job through the manager with state events and an outcome', async () => {
+    const wb = createWorkbench({ host: 'test' });
+    const states: string[] = [];
+    wb.onEvent((e) => e.event === 'job.state' && states.push(e.data.state));
+    const { job } = await wb.startJob({ kind: 'inspect', model: join(models, 'mlp.pt') });
+    const outcome = await wb.waitJob({ job });
+    await wb.close();
+    expect(outcome.state).toBe('succeeded');
+    expect(states).toEqual(['running', 'succeeded']);
+    expect(await wb.recentModels()).toContain(join(models, 'mlp.pt'));
+  });
+
+  it('refuses an invalid request with a sentence', async () => {
+    const wb = createWorkbench({ host: 'test' });
+    await expect(wb.startJob({ kind: 'compile', model: 'x.pt', inputs: [] } as never)).rejects.toThrow(/compile request is invalid: inputs/);
+    await wb.close();
+  });
+});
