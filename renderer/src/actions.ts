@@ -80,7 +80,10 @@ export async function openModel(path: string): Promise<void> {
       dtype: i.dtype && (DTYPES as readonly string[]).includes(i.dtype) ? i.dtype : 'float32',
       range: '',
     }));
-    set({ inspect: r, inputs });
+    // Keep the rows the user typed when the model's inputs are the same (reopening, re-inspecting).
+    const current = get().inputs;
+    const same = current.length === inputs.length && current.every((row, k) => row.name === inputs[k].name && row.dims.trim() !== '');
+    set({ inspect: r, inputs: same ? current : inputs });
     api.recentModels().then((recent) => set({ recent }), () => {});
   }
 }

@@ -14,6 +14,7 @@ print(outputs[0].shape)`;
 
 export function cppSnippet(path: string, inputs: string): string {
   return `#include <dlfcn.h>
+#include <iostream>
 #include <torch/script.h>
 
 int main() {
@@ -53,7 +54,7 @@ export function ExportView() {
         {exported ? (
           <>
             <p className="ok" data-testid="export-done">Wrote <code>{out}</code></p>
-            <div className="grid2">
+            <div className="snippets">
               <div>
                 <h3>Python</h3>
                 <pre className="code" data-testid="python-snippet">{pythonSnippet(out, example.map((e) => e.py).join(', '))}</pre>

@@ -1,0 +1,96 @@
+// Shared e2e plumbing: a tiny TorchScript model made by the project's Python, `torchtvm serve`
+// started as users start it, and Debian's Chromium driven by playwright-core.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const PYTHON = join(ROOT, '.venv/bin/python');
+export const CHROMIUM = '/usr/bin/chromium';
+export const SHOTS = join(ROOT, 'test-artifacts/screenshots');
+export const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A two-layer conv + linear model, traced and saved as TorchScript: compiles in seconds. */
+export function makeTinyModel(dir: string): string {
+  const out = join(dir, 'tiny.pt');
+  const code = `
+import sys, torch
+torch.manual_seed(0)
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8 * 8 * 8, 10)
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return self.fc(torch.flatten(y, 1))
+m = torch.jit.trace(Tiny().eval(), torch.randn(1, 3, 8, 8))
+torch.jit.save(m, sys.argv[1])
+`;
+  const r = spawnSync(PYTHON, ['-c', code, out], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`making the tiny model failed: ${r.stderr}`);
+  return out;
+}
+
+export interface Served {
+  url: string;
+  port: number;
+  token: string;
+  proc: ChildProcess;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+/** Runs `node bin/torchtvm.js serve --port 0` and parses the URL it prints. */
+export async function serve(env: Record<string, string> = {}): Promise<Served> {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/torchtvm.js'), 'serve', '--port', '0'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  proc.stdout!.on('data', (d) => (text += d));
+  proc.stderr!.on('data', (d) => (text += d));
+  const url = await new Promise<string>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`serve printed no URL in 60 s:\n${text}`)), 60_000);
+    const check = () => {
+      const m = /http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]+/.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[0]);
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.on('exit', (code) => fail(new Error(`serve exited with ${code}:\n${text}`)));
+  });
+  const u = new URL(url);
+  return {
+    url,
+    port: Number(u.port),
+    token: u.searchParams.get('token')!,
+    proc,
+    output: () => text,
+    stop: () =>
+      new Promise<void>((done) => {
+        if (proc.exitCode !== null) return done();
+        proc.once('exit', () => done());
+        proc.kill('SIGTERM');
+        setTimeout(() => proc.exitCode === null && proc.kill('SIGKILL'), 10_000).unref();
+      }),
+  };
+}
+
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
+export function hasChromium(): boolean {
+  return existsSync(CHROMIUM);
+}
+
+export function shotPath(name: string): string {
+  mkdirSync(SHOTS, { recursive: true });
+  return join(SHOTS, `${name}.png`);
+}
