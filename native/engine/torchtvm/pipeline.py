@@ -74,6 +74,17 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
         ctx.progress("measure", "measuring latency (TVM)", 0.5)
         tvm_lat = latency.time_tvm(runner, sample)
         result["latency_ms"] = {"torch": torch_lat, "tvm": tvm_lat, "ratio": tvm_lat["p50"] / torch_lat["p50"]}
+    export_path = params.get("export_path")
+    if export_path:
+        if not verification.get("ok", True) and not params.get("export_unverified"):
+            # A mismatch blocks a silent export; the caller can insist with export_unverified.
+            result["export_skipped"] = "Not exported: TVM's outputs differ from PyTorch's beyond tolerance (pass export_unverified to export anyway)."
+            ctx.log(result["export_skipped"], "warning")
+        else:
+            from .export import save_exported
+
+            ctx.progress("export", f"writing the deployable model to {export_path}")
+            result["files"]["exported"] = save_exported(export_path, lib_path, info, specs, imported.num_outputs, {"source_model": path, "verification_ok": bool(verification.get("ok", True))})
     result["_executable"] = executable
     result["_info"] = info
     return result

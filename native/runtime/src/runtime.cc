@@ -6,7 +6,8 @@
 // output count. Loading checks all of these and fails with a sentence (a torch error), never a
 // crash. Tensors cross to and from TVM through DLPack without copies when the layout allows.
 //
-// Links libtorch, libtvm_runtime and libtvm_ffi only (never TVM's compiler: LLVM symbol clashes).
+// Links libtorch, libtvm_runtime (+ libtvm_runtime_extra: contrib kernels the VM calls by name,
+// e.g. tvm.contrib.sort.topk) and libtvm_ffi only; never TVM's compiler (LLVM symbol clashes).
 
 #include <ATen/DLConvertor.h>
 #include <dlfcn.h>

@@ -1,0 +1,97 @@
+"""The seed project's Python API, kept working on top of the engine:
+
+    option = {"input_infos": [("x", (1, 3, 224, 224))], "default_dtype": "float32",
+              "export_dir": "pytorch_compiled", "num_outputs": 1,
+              "tuning_n_trials": 0, "tuning_log_file": "tuning.log"}
+    m = torchtvm.compile(torch.jit.trace(model, x), option)   # nn.Module, List[Tensor] -> List[Tensor]
+    m = torch.jit.script(m)                                   # scriptable, composable, saveable
+
+Unlike the seed, the returned module pickles the compiled code itself (no file paths), and a
+symbolic dimension (a name, or {"name", "min", "max"}) serves every size in its range.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+
+import torch
+
+from . import export
+from .errors import EngineError
+from .jobs import JobContext
+
+_KNOWN = {"input_infos", "default_dtype", "export_dir", "num_outputs", "tuning_n_trials", "tuning_log_file", "target", "threads"}
+
+
+def _specs(option: dict) -> list[dict]:
+    infos = option.get("input_infos")
+    if not infos:
+        raise EngineError("bad_option", "option['input_infos'] is required: a list of (name, shape) pairs, e.g. [('x', (1, 3, 224, 224))].")
+    dtype = option.get("default_dtype", "float32")
+    specs = []
+    for i, info in enumerate(infos):
+        if isinstance(info, dict):
+            spec = dict(info)
+            spec.setdefault("dtype", dtype)
+        else:
+            try:
+                name, shape, *rest = info
+            except (TypeError, ValueError):
+                raise EngineError("bad_option", f"option['input_infos'][{i}] must be (name, shape) or (name, shape, dtype), not {info!r}.") from None
+            spec = {"name": name, "dims": list(shape), "dtype": rest[0] if rest else dtype}
+        specs.append(spec)
+    return specs
+
+
+def compile(jit_module, option: dict):  # noqa: A001 - the seed's name
+    """Compile a TorchScript module with TVM; returns export.TVMModule (an nn.Module)."""
+    if not isinstance(jit_module, torch.jit.ScriptModule):
+        raise EngineError("not_torchscript", "torchtvm.compile expects a TorchScript module: pass torch.jit.trace(model, example) or torch.jit.script(model).")
+    unknown = set(option) - _KNOWN
+    if unknown:
+        warnings.warn(f"torchtvm.compile ignores unknown option keys: {', '.join(sorted(unknown))}", stacklevel=2)
+    specs = _specs(option)
+    export_dir = os.path.abspath(option.get("export_dir") or "pytorch_compiled")
+    os.makedirs(export_dir, exist_ok=True)
+    trials = int(option.get("tuning_n_trials") or 0)
+    target = option.get("target", "llvm")
+
+    # The engine works on files (as the app does): save the module beside the build outputs.
+    fd, model_path = tempfile.mkstemp(prefix="model-", suffix=".pt", dir=export_dir)
+    os.close(fd)
+    try:
+        torch.jit.save(jit_module, model_path)
+        if trials > 0:
+            result = _tune(model_path, specs, trials, option, export_dir, target)
+        else:
+            from .pipeline import compile_model
+
+            params = {"model": model_path, "inputs": specs, "out_dir": export_dir, "measure": False, "target": target, "threads": option.get("threads")}
+            result = compile_model(params, JobContext("seed"))
+    finally:
+        os.unlink(model_path)
+
+    ver = result.get("verification") or {}
+    if ver and not ver.get("ok", True):
+        warnings.warn("TVM's outputs differ from PyTorch's beyond the dtype's tolerance on random inputs; check the model before deploying it.", stacklevel=2)
+    num_outputs = int(result.get("num_outputs") or option.get("num_outputs") or 1)
+    if option.get("num_outputs") and int(option["num_outputs"]) != num_outputs:
+        raise EngineError("num_outputs", f"option['num_outputs'] is {option['num_outputs']} but the model returns {num_outputs} tensors.")
+    library = (result.get("files") or {}).get("library") or result["_executable"]
+    info = result.get("_info") or result["target"]
+    return export.exported_module(library, info, result.get("inputs") or specs, num_outputs)
+
+
+def _tune(model_path: str, specs, trials: int, option: dict, export_dir: str, target: str) -> dict:
+    try:
+        from .tune import tune_and_build
+    except ImportError:
+        tune_and_build = None
+    if tune_and_build is None:
+        raise NotImplementedError("Tuning (tuning_n_trials > 0) needs torchtvm.tune, which this installation lacks; set tuning_n_trials to 0.")
+    log = option.get("tuning_log_file")
+    # The seed named a log file; MetaSchedule keeps a work dir: put it beside that file's name.
+    work_dir = os.path.join(export_dir, os.path.splitext(os.path.basename(log))[0] + ".ms") if log else os.path.join(export_dir, "tuning")
+    return tune_and_build(model_path, specs, trials, work_dir=work_dir, target=target, threads=option.get("threads"), out_dir=export_dir)
