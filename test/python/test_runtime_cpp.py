@@ -1,0 +1,35 @@
+"""The C++ example (libtorch + libtorchtvm_runtime.so, no Python) loads an exported .pt and runs it."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from _export_helpers import REPO, compile_and_export, runtime_lib
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
+def test_cpp_example_builds_and_runs(tmp_path):
+    result = compile_and_export("multi_input", str(tmp_path / "model"))
+    shutil.rmtree(tmp_path / "model" / "build")
+    build = tmp_path / "example-build"
+    torch_dir = os.path.dirname(torch.__file__)
+    cfg = ["cmake", "-S", os.path.join(REPO, "native", "runtime", "examples"), "-B", str(build),
+           f"-DTORCH_DIR={torch_dir}", f"-DTORCHTVM_RUNTIME_LIB={runtime_lib()}",
+           f"-DTORCH_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"]
+    if shutil.which("ninja"):
+        cfg += ["-G", "Ninja"]
+    subprocess.run(cfg, check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 1)], check=True, capture_output=True)
+    exe = str(build / "run_exported")
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+    pt = result["files"]["exported"]
+    for batch in (1, 6):
+        proc = subprocess.run([exe, pt, f"{batch}x4", f"{batch}x3"], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert f"output 0: [{batch}, 4] Float" in proc.stdout
+    # a wrong shape is reported as an error, not a crash
+    proc = subprocess.run([exe, pt, "2x5", "2x3"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1 and "dimension 1 must be 4, got 5" in proc.stderr
