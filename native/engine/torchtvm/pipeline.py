@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -12,7 +13,7 @@ from .executor import TvmRunner
 from .importer import import_torchscript, run_reference
 from .jobs import JobContext, Timer
 from .loader import load_torchscript
-from .specs import parse_specs, random_inputs
+from .specs import SymDim, parse_specs, random_inputs
 from .verify import compare
 
 
@@ -53,7 +54,7 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
 
     ctx.progress("verify", "comparing TVM with PyTorch on random inputs")
     runner = TvmRunner(executable, info.kind)
-    verification = verify_runner(module, runner, specs)
+    verification = verify_runner(module, runner, specs, verification_shapes(specs))
     ctx.check_cancelled()
 
     result = {
@@ -88,6 +89,48 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
     result["_executable"] = executable
     result["_info"] = info
     return result
+
+
+# Largest total input element count a verification run at a range's upper end may use; above it the
+# "high" check runs at the largest size that fits (and says so in the result).
+_VERIFY_MAX_ELEMENTS = 1 << 22
+
+
+def verification_shapes(specs) -> list[list[tuple[int, ...]]] | None:
+    """Shape sets that exercise every symbolic dim: the sample size, each range's minimum, a middle
+    value and its maximum (all symbols together, sharing one value per symbol across inputs), and
+    with several symbols one mixed set (first symbol low, the others high). None when all static."""
+    syms = {}
+    for s in specs:
+        for d in s.dims:
+            if isinstance(d, SymDim):
+                syms.setdefault(d.name, d)
+    if not syms:
+        return None
+
+    def shapes(values: dict) -> list[tuple[int, ...]]:
+        return [tuple(d if isinstance(d, int) else values[d.name] for d in s.dims) for s in specs]
+
+    def elements(values: dict) -> int:
+        return sum(math.prod(shp) for shp in shapes(values))
+
+    high = {n: d.max for n, d in syms.items()}
+    while elements(high) > _VERIFY_MAX_ELEMENTS and any(high[n] > syms[n].min for n in high):
+        n = max(high, key=lambda k: high[k] - syms[k].min)
+        high[n] = max(syms[n].min, high[n] // 2)
+    low = {n: d.min for n, d in syms.items()}
+    mid = {n: (low[n] + high[n] + 1) // 2 for n in syms}
+    sample = {n: d.sample() for n, d in syms.items()}
+    candidates = [sample, low, mid, high]
+    if len(syms) > 1:
+        first = next(iter(syms))
+        candidates.append({n: (low[n] if n == first else high[n]) for n in syms})
+    out: list[list[tuple[int, ...]]] = []
+    for c in candidates:
+        shp = shapes(c)
+        if shp not in out:
+            out.append(shp)
+    return out
 
 
 def verify_runner(module, runner: TvmRunner, specs, shapes=None) -> dict:
