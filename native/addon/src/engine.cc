@@ -423,11 +423,22 @@ BenchResult Benchmark(const std::vector<std::string>& paths, const std::vector<I
   }
 
   if (opts.bare) {
+    // No per-run clock and no samples: one clock per block of runs. stats summarize the block
+    // means (robust to the odd preemption), bare_mean_ms is total time / runs.
+    const int64_t block = std::max<int64_t>(1, std::min<int64_t>(100, opts.iterations / 20));
     for (size_t i = 0; i < models.size() && !cancel.load(); ++i) {
-      auto t0 = Clock::now();
+      std::vector<double> block_means;
+      auto start = Clock::now();
       int64_t n = 0;
-      for (; n < opts.iterations && !cancel.load(std::memory_order_relaxed); ++n) run_once(models[i]);
-      runs[i].bare_mean_ms = n ? Ms(Clock::now() - t0) / n : 0;
+      while (n < opts.iterations && !cancel.load(std::memory_order_relaxed)) {
+        int64_t k = std::min(block, opts.iterations - n);
+        auto t0 = Clock::now();
+        for (int64_t j = 0; j < k; ++j) run_once(models[i]);
+        block_means.push_back(Ms(Clock::now() - t0) / k);
+        n += k;
+      }
+      runs[i].bare_mean_ms = n ? Ms(Clock::now() - start) / n : 0;
+      runs[i].stats = Summarize(std::move(block_means));
       result.iterations_done = n;
     }
     result.cancelled = cancel.load();

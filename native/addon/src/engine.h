@@ -66,7 +66,7 @@ struct ModelRun {
 struct BenchOptions {
   int64_t warmup = 10, iterations = 100;
   int threads = 0;     // 0: libtorch's default
-  bool bare = false;   // one clock around the whole loop, no samples: the harness-free reference
+  bool bare = false;   // one clock per block of runs, no samples: the harness-free reference
   double flush_ms = 25;  // how often samples are handed to JS
 };
 
