@@ -38,7 +38,16 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
 
     t = Timer()
     ctx.progress("import", "importing TorchScript into TVM Relax")
-    imported = import_torchscript(module, specs, progress=lambda m: ctx.progress("import", m))
+    try:
+        imported = import_torchscript(module, specs, progress=lambda m: ctx.progress("import", m))
+    except EngineError as e:
+        if e.code not in ("unsupported_op", "import_failed"):
+            raise
+        from . import partition
+
+        if not params.get("fallback"):
+            raise EngineError(e.code, e.message + partition.fallback_hint(), e.detail) from e
+        return partition.compile_fallback(params, ctx, module, specs, e, threads, verification_shapes(specs))
     import_s = t.seconds
     ctx.check_cancelled()
 
