@@ -144,3 +144,39 @@ def test_exported_module_serves_the_range_in_a_fresh_process(compiled, tmp_path,
     assert len(refused) == 1, proc.stdout
     d = syms[0]
     assert f"must be in {d['min']}..{d['max']}, got {d['max'] + 1}" in refused[0] and d["name"] in refused[0]
+
+
+class DataDependentIf(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return torch.relu(self.fc(x)) * 2
+        else:
+            return torch.tanh(self.fc(x)) - 1
+
+
+def test_data_dependent_if_becomes_one_module_with_both_branches(tmp_path):
+    """torch.jit.script keeps the `if`; it arrives in TVM as relax.If and both branches run."""
+    from torchtvm.executor import TvmRunner
+
+    torch.manual_seed(0)
+    model = str(tmp_path / "if.pt")
+    torch.jit.script(DataDependentIf().eval()).save(model)
+    specs = [{"name": "x", "dims": [{"name": "batch", "min": 1, "max": 8}, 8], "dtype": "float32"}]
+    r = compile_model({"model": model, "inputs": specs, "out_dir": str(tmp_path / "b"), "threads": 2, "measure": False,
+                       "export_path": str(tmp_path / "if_tvm.pt")}, JobContext("t"))
+    assert r["verification"]["ok"] and "fallback" not in r
+    runner = TvmRunner(r["_executable"])
+    ref = torch.jit.load(model)
+    x = torch.rand(3, 8) + 0.1
+    for inp in (x, -x):  # sum > 0, then sum < 0
+        want = ref(inp)
+        got = runner.run([inp])[0]
+        assert torch.allclose(got, want, atol=1e-5), (inp.sum(), (got - want).abs().max())
+    assert bool((ref(x) >= 0).all()) and bool((ref(-x) < 0).all())  # the two branches differ
+    exported = torch.jit.load(r["files"]["exported"])
+    for inp in (x, -x):
+        assert torch.allclose(exported([inp])[0], ref(inp), atol=1e-5)
