@@ -54,6 +54,56 @@ export const forkSpawner: BenchSpawner = (script, env) => {
   };
 };
 
+/** The part of Electron's utilityProcess module the spawner uses (app/core never imports electron). */
+export interface UtilityProcessLike {
+  fork(
+    modulePath: string,
+    args?: string[],
+    options?: { env?: Record<string, string | undefined>; stdio?: 'pipe' | 'ignore' | 'inherit' | Array<'pipe' | 'ignore' | 'inherit'>; serviceName?: string },
+  ): {
+    readonly pid?: number;
+    postMessage(message: unknown): void;
+    on(event: 'message', cb: (message: unknown) => void): unknown;
+    on(event: 'exit', cb: (code: number) => void): unknown;
+    readonly stderr: NodeJS.ReadableStream | null;
+    kill(): boolean;
+  };
+}
+
+/**
+ * A spawner for Electron's main process: `benchRunner({ spawner: utilityProcessSpawner(utilityProcess) })`.
+ * utilityProcess reports a crash as a non-zero exit code (no signal name).
+ */
+export function utilityProcessSpawner(up: UtilityProcessLike): BenchSpawner {
+  return (script, env) => {
+    const child = up.fork(script, [], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], serviceName: 'TorchTVM benchmark' });
+    let exited = false;
+    child.on('exit', () => (exited = true));
+    return {
+      get pid() {
+        return child.pid;
+      },
+      send: (msg) => {
+        if (!exited) child.postMessage(msg);
+      },
+      onMessage: (cb) => child.on('message', cb),
+      onExit: (cb) => child.on('exit', (code: number) => cb(code, null)),
+      onStderr: (cb) => {
+        let buf = '';
+        child.stderr?.on('data', (d: Buffer | string) => {
+          buf += d.toString();
+          const lines = buf.split('\n');
+          buf = lines.pop() ?? '';
+          lines.forEach(cb);
+        });
+      },
+      kill: () => {
+        if (!exited) child.kill();
+      },
+    };
+  };
+}
+
 export interface BenchHostOptions {
   spawner?: BenchSpawner;
   addon?: string;
