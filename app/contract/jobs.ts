@@ -22,6 +22,8 @@ export const CompileRequestSchema = z.object({
   exportPath: path.optional(),
   /** Measure TVM and TorchScript latency after verifying. */
   measure: z.boolean().default(true),
+  /** When the whole model does not import, compile its submodules and keep the rest in TorchScript. */
+  fallback: z.boolean().optional(),
 });
 
 export const TuneRequestSchema = CompileRequestSchema.extend({

@@ -46,6 +46,16 @@ export interface CompileResult {
   verification: Verification;
   threads: number;
   latency_ms?: { torch: LatencyStats; tvm: LatencyStats; ratio: number };
-  files: { library: string; exported?: string; workDir?: string };
+  files: { library?: string; partitioned?: string; exported?: string; workDir?: string };
   tuning?: Record<string, unknown>;
+  /** Module-level fallback: why the whole model did not import, and what got compiled. */
+  fallback?: { reason: string; code: string };
+  coverage?: CompileCoverage;
+}
+
+export interface CompileCoverage {
+  ops_total: number;
+  ops_compiled: number;
+  time_share_compiled: number;
+  modules: Array<{ name: string; compiled: boolean; reason?: string }>;
 }

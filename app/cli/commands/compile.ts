@@ -6,7 +6,7 @@ import { fmtMs, table } from '../output.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm compile MODEL.pt --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt] [--out-dir DIR] [--no-measure] [--json]';
+  'torchtvm compile MODEL.pt --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt] [--out-dir DIR] [--no-measure] [--fallback] [--json]';
 
 export const compileOptions = {
   input: { type: 'string', multiple: true },
@@ -15,6 +15,7 @@ export const compileOptions = {
   output: { type: 'string', short: 'o' },
   'out-dir': { type: 'string' },
   'no-measure': { type: 'boolean' },
+  fallback: { type: 'boolean' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
 } as const;
@@ -36,6 +37,7 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
     ['import', `${r.timings_s.import.toFixed(1)} s`],
     ['build', `${r.timings_s.build.toFixed(1)} s`],
   ], ['stage', 'time']));
+  if (r.fallback && r.coverage) printCoverage(r, out);
   out.line(`\nVerification against PyTorch: ${r.verification.ok ? 'OK' : 'MISMATCH'}`);
   out.line(table(r.verification.outputs.map((o) => [`#${o.index}`, `[${o.shape.join(', ')}]`, o.dtype, o.max_abs?.toExponential(2) ?? '-', o.max_rel?.toExponential(2) ?? '-', o.atol !== undefined ? `${o.atol}/${o.rtol}` : 'exact', o.ok ? 'ok' : 'FAIL']), ['output', 'shape', 'dtype', 'max abs', 'max rel', 'atol/rtol', '']));
   if (r.latency_ms) {
@@ -47,6 +49,13 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
     ], ['', 'p50', 'p90', 'runs', 'vs torch']));
   }
   out.line(`\nWrote: ${Object.entries(r.files).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+}
+
+function printCoverage(r: CompileResult, out: CommandContext['out']): void {
+  const c = r.coverage!;
+  out.line(`\nThe whole model did not import (${r.fallback!.reason}); module-level fallback:`);
+  out.line(`compiled ${c.ops_compiled} of ${c.ops_total} ops, ${(100 * c.time_share_compiled).toFixed(0)}% of TorchScript's run time now runs in TVM`);
+  out.line(table(c.modules.map((m) => [m.name, m.compiled ? 'TVM' : 'TorchScript', m.reason ?? '']), ['submodule', 'runs in', 'why']));
 }
 
 export async function run(argv: string[], { wb, out, fail }: CommandContext): Promise<number> {
@@ -67,6 +76,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     exportPath: values.output,
     outDir: values['out-dir'],
     measure: !values['no-measure'],
+    ...(values.fallback ? { fallback: true } : {}),
   }, out);
   if (outcome.state === 'cancelled') return fail({ code: 'cancelled', message: 'Cancelled.' }, EXIT.cancelled);
   if (outcome.state === 'failed') return fail(outcome.error);

@@ -32,6 +32,7 @@ export function compileParams(req: CompileRequest | TuneRequest): Record<string,
     out_dir: outDir,
     measure: req.measure,
     export_path: req.exportPath ? resolve(req.exportPath) : undefined,
+    fallback: req.fallback || undefined,
   };
   if (req.kind === 'tune') {
     params.trials = req.trials;

@@ -47,7 +47,7 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
 
         if not params.get("fallback"):
             raise EngineError(e.code, e.message + partition.fallback_hint(), e.detail) from e
-        return partition.compile_fallback(params, ctx, module, specs, e, threads, verification_shapes(specs))
+        return partition.compile_fallback(params, ctx, module, specs, e, threads, verification_shapes(specs), import_s=t.seconds)
     import_s = t.seconds
     ctx.check_cancelled()
 
