@@ -151,6 +151,15 @@ describe('benchmark', () => {
     expect(notTs.code).toBe('not_torchscript');
   });
 
+  it('has a bare mode (no per-run clock, no samples) as the harness-free reference', async () => {
+    let samples = 0;
+    const r = await addon.benchmark(m('tiny.pt'), tiny, { warmup: 5, iterations: 2000, bare: true }, () => samples++).done;
+    expect(samples).toBe(0);
+    expect(r.iterations).toBe(2000);
+    expect(r.models[0].bare_mean_ms).toBeGreaterThan(0);
+    expect(r.models[0].stats.runs).toBe(20); // block means of 100 runs each
+  });
+
   it('validates its arguments synchronously', () => {
     expect(() => addon.benchmark(m('tiny.pt'), tiny, { iterations: 0 })).toThrow(/iterations must be between 1/);
     expect(() => addon.benchmark(m('tiny.pt'), [{ name: 'x', dims: [0], dtype: 'float32' }], {})).toThrow(/dimensions must be 1 or more/);
