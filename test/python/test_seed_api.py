@@ -104,3 +104,24 @@ def test_bad_options(compiled):
         torchtvm.compile(model, option)
     with pytest.raises(EngineError, match="input_infos"):
         torchtvm.compile(torch.jit.trace(model, torch.randn(1, 3, 8, 8)), {"export_dir": option["export_dir"]})
+
+
+def test_tuning_trials_go_to_tune_and_build(compiled, monkeypatch):
+    tune = pytest.importorskip("torchtvm.tune")
+    if not hasattr(tune, "tune_and_build"):
+        pytest.skip("torchtvm.tune has no tune_and_build")
+    from torchtvm.jobs import JobContext
+    from torchtvm.pipeline import compile_model
+
+    model, _tvm_mod, option = compiled
+    calls = []
+
+    def fake(model_path, inputs, trials, work_dir=None, target="llvm", threads=None, **extra):
+        calls.append((trials, work_dir))
+        return compile_model({"model": model_path, "inputs": inputs, "out_dir": extra.get("out_dir"), "measure": False}, JobContext("t"))
+
+    monkeypatch.setattr(tune, "tune_and_build", fake)
+    x = torch.randn(1, 3, 8, 8)
+    m = torchtvm.compile(torch.jit.trace(model, x), {**option, "tuning_n_trials": 4})
+    assert calls and calls[0][0] == 4 and calls[0][1].endswith("tuning.ms")
+    torch.testing.assert_close(m([x])[0], model(x), atol=1e-4, rtol=1e-4)
