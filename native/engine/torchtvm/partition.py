@@ -442,6 +442,9 @@ def partition(module: torch.jit.ScriptModule, specs: list[InputSpec], shape_sets
                     entry["searched_children"] = True
                     visit(path)
                 continue
+            if c.num_outputs != site.n_out:
+                entry["reason"] = f"Not compiled: it returns {site.n_out} tensor(s) but the compiled module gives {c.num_outputs}."
+                continue
             if not c.check["ok"]:
                 entry["reason"] = "Not compiled: its TVM outputs differ from TorchScript's on the captured inputs."
                 continue

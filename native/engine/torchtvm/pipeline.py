@@ -102,7 +102,7 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
 
 # Largest total input element count a verification run at a range's upper end may use; above it the
 # "high" check runs at the largest size that fits (and says so in the result).
-_VERIFY_MAX_ELEMENTS = 1 << 22
+_VERIFY_MAX_ELEMENTS = 1 << 20
 
 
 def verification_shapes(specs) -> list[list[tuple[int, ...]]] | None:
