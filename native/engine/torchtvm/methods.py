@@ -26,6 +26,12 @@ def _compile(params: dict, ctx: JobContext) -> dict:
     return compile_model(params, ctx)
 
 
+def _tune(params: dict, ctx: JobContext) -> dict:
+    from .tune import tune_model
+
+    return tune_model(params, ctx)
+
+
 def _versions(params: dict, ctx: JobContext) -> dict:
     import platform
 
@@ -38,6 +44,7 @@ def _versions(params: dict, ctx: JobContext) -> dict:
 METHODS: dict[str, Method] = {
     "inspect": _inspect,
     "compile": _compile,
+    "tune": _tune,
     "versions": _versions,
 }
 

@@ -1,0 +1,525 @@
+"""The tune job: MetaSchedule over the imported model, every measured trial streamed as an event,
+then a rebuild with the tuning database, verification and measured latency.
+
+Why a custom task scheduler and measure callback instead of `tune_relax`:
+- events: the callback sees every batch of measured candidates (task, latency or error) and emits
+  one `tune.trial` per candidate with the task's best-so-far and the estimated end-to-end latency
+  (sum over tasks of weight x best latency);
+- cancel: MetaSchedule's C++ loop cannot be interrupted, but it asks the scheduler for the next
+  task between batches. Ours joins every running batch (so finished trials reach the database),
+  then answers -1 ("no task left") once the job is cancelled; the builder also checks between
+  small chunks so a cancel is seen within seconds, and candidates it skipped are never recorded;
+- resume: MetaSchedule 0.27's evolutionary search does not treat database records as measured
+  (a TODO in evolutionary_search.cc), so the budget counts existing records: `trials` is the total
+  for the work dir, and a task's records count towards `trials_per_task`. The database's best
+  records still seed the search, so tuning continues from where it stopped.
+
+The work dir is MetaSchedule's JSON database (append-only JSON lines). A kill can leave a torn last
+line, which MetaSchedule refuses to load, so such lines are dropped before opening (repair).
+`workbench_tasks.json` beside it maps workload hash -> task name and weight, for the log reader.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+from .errors import Cancelled, EngineError
+from .jobs import JobContext
+
+FAILED_SECS = 1e10  # MetaSchedule's run_secs for a failed trial
+CANCELLED_MSG = "torchtvm: skipped, the job was cancelled"
+SIDECAR = "workbench_tasks.json"
+WORKLOAD_FILE = "database_workload.json"
+RECORD_FILE = "database_tuning_record.json"
+
+
+# ---- database files -----------------------------------------------------------------------------
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def repair_database(work_dir: str) -> int:
+    """Drop lines MetaSchedule could not load (torn by a kill, hand-edited); return how many.
+
+    Records that point at a workload line that does not exist are dropped too. Files are rewritten
+    atomically, and only when something is wrong.
+    """
+    dropped = 0
+    wpath, rpath = os.path.join(work_dir, WORKLOAD_FILE), os.path.join(work_dir, RECORD_FILE)
+    n_workloads = 0
+    if os.path.exists(wpath):
+        good, bad = [], 0
+        with open(wpath, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[1], str)):
+                        raise ValueError
+                    good.append(line if line.endswith("\n") else line + "\n")
+                except ValueError:
+                    bad += 1
+        if bad:
+            # Dropping a workload line shifts the indices records use, so only a torn tail is safe
+            # to drop; anything else is left for MetaSchedule to report.
+            _atomic_write(wpath, "".join(good))
+            dropped += bad
+        n_workloads = len(good)
+    if os.path.exists(rpath):
+        good, bad = [], 0
+        with open(rpath, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], int) and 0 <= obj[0] < n_workloads and isinstance(obj[1], list)):
+                        raise ValueError
+                    good.append(line if line.endswith("\n") else line + "\n")
+                except ValueError:
+                    bad += 1
+        if bad:
+            _atomic_write(rpath, "".join(good))
+            dropped += bad
+    return dropped
+
+
+def _read_sidecar(work_dir: str) -> dict:
+    try:
+        with open(os.path.join(work_dir, SIDECAR), encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_sidecar(work_dir: str, entries: dict, model: str | None, target: dict) -> None:
+    data = _read_sidecar(work_dir)
+    tasks = data.get("workloads") if isinstance(data.get("workloads"), dict) else {}
+    tasks.update(entries)
+    data.update({"format": 1, "workloads": tasks, "model": model, "target": target, "updated": time.time()})
+    _atomic_write(os.path.join(work_dir, SIDECAR), json.dumps(data, indent=1))
+
+
+def _run_ms(run_secs) -> float | None:
+    """Median-free mean of a record's run_secs in ms; None for a failed trial."""
+    vals = [float(v) for v in (run_secs or [])]
+    if not vals or any(v >= FAILED_SECS * 0.99 for v in vals):
+        return None
+    return sum(vals) / len(vals) * 1e3
+
+
+def _target_key(target) -> str:
+    """Targets compare by their JSON config (kind, mcpu, features...), whatever the key order."""
+    try:
+        cfg = target.export() if hasattr(target, "export") else json.loads(str(target))
+        cfg = {k: v for k, v in cfg.items() if k not in ("tag",)}
+        return json.dumps(cfg, sort_keys=True, default=str)
+    except Exception:
+        return str(target)
+
+
+# ---- MetaSchedule hooks -------------------------------------------------------------------------
+
+class _State:
+    """What the scheduler and the callback share: per-task counts, bests, cancellation."""
+
+    def __init__(self, ctx: JobContext, names, weights, existing, best, budget, per_task):
+        self.ctx = ctx
+        self.names = names
+        self.weights = weights
+        self.trials = list(existing)  # per task, existing records included
+        self.errors = [0] * len(names)
+        self.best = list(best)  # per task ms or None
+        self.new_trials = 0
+        self.total = sum(existing)
+        self.budget = budget  # total for the work dir (existing records count)
+        self.per_task = per_task
+        self.curve: list[dict] = []
+
+    def estimate(self) -> float | None:
+        if any(b is None for b in self.best):
+            return None
+        return sum(w * b for w, b in zip(self.weights, self.best))
+
+
+def _make_hooks(state: _State, builder_impl, workers: int):
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
+    from tvm.s_tir.meta_schedule.measure_callback import AddToDatabase, PyMeasureCallback, RemoveBuildArtifact, UpdateCostModel
+    from tvm.s_tir.meta_schedule.task_scheduler import PyTaskScheduler
+    from tvm.ir.utils import derived_object
+
+    @derived_object
+    class CancellableBuilder(PyBuilder):
+        """Builds in small chunks; once cancelled, the rest come back as (unrecorded) errors."""
+
+        def __init__(self, inner, chunk):
+            super().__init__()
+            self.inner = inner
+            self.chunk = chunk
+
+        def build(self, build_inputs):
+            out = []
+            for i in range(0, len(build_inputs), self.chunk):
+                part = build_inputs[i:i + self.chunk]
+                if state.ctx.cancelled:
+                    out.extend(BuilderResult(None, CANCELLED_MSG) for _ in part)
+                else:
+                    out.extend(self.inner.build(part))
+            return out
+
+    @derived_object
+    class WorkbenchScheduler(PyTaskScheduler):
+        """Joins every running batch, stops on cancel or budget, picks the task whose weighted
+        latency per trial spent is largest (untried tasks first)."""
+
+        def __init__(self):
+            super().__init__()
+            self.round = 0
+
+        def next_task_id(self) -> int:
+            ts = self._outer()
+            n = len(ts.tasks_)
+            for i in range(n):
+                t = ts.tasks_[i]
+                if not t.is_terminated and t.runner_futures is not None:
+                    ts.join_running_task(i)
+            stop = state.ctx.cancelled or (state.budget is not None and state.total >= state.budget)
+            alive = []
+            for i in range(n):
+                if ts.tasks_[i].is_terminated:
+                    continue
+                if stop or (state.per_task is not None and state.trials[i] >= state.per_task):
+                    ts.terminate_task(i)
+                else:
+                    alive.append(i)
+            if not alive:
+                return -1
+            untried = [i for i in alive if state.trials[i] == 0]
+            if untried:
+                return untried[0]
+            self.round += 1
+
+            def score(i):
+                b = state.best[i]
+                if b is None:  # every trial failed so far: try it now and then
+                    return -1.0 if self.round % 4 else float("inf")
+                return state.weights[i] * b / max(1, state.trials[i])
+
+            return max(alive, key=score)
+
+    @derived_object
+    class TrialEvents(PyMeasureCallback):
+        """Records real results (database, cost model) and emits one event per measured trial."""
+
+        def __init__(self):
+            super().__init__()
+            self.add = AddToDatabase()
+            self.update = UpdateCostModel()
+            self.remove = RemoveBuildArtifact()
+
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            keep = [i for i, b in enumerate(builder_results) if not (b.error_msg and str(b.error_msg) == CANCELLED_MSG)]
+            if keep:
+                c = [measure_candidates[i] for i in keep]
+                b = [builder_results[i] for i in keep]
+                r = [runner_results[i] for i in keep]
+                for cb in (self.add, self.update, self.remove):
+                    cb.apply(task_scheduler, task_id, c, b, r)
+            else:
+                self.remove.apply(task_scheduler, task_id, measure_candidates, builder_results, runner_results)
+            for i in keep:
+                b, r = builder_results[i], runner_results[i]
+                err = None
+                if b.error_msg:
+                    err = "build: " + _first_line(str(b.error_msg))
+                elif r.error_msg:
+                    err = "run: " + _first_line(str(r.error_msg))
+                ms_ = None if err else _run_ms(r.run_secs)
+                if err is None and ms_ is None:
+                    err = "run: no valid timing"
+                state.trials[task_id] += 1
+                state.total += 1
+                state.new_trials += 1
+                if err:
+                    state.errors[task_id] += 1
+                elif state.best[task_id] is None or ms_ < state.best[task_id]:
+                    state.best[task_id] = ms_
+                est = state.estimate()
+                data = {
+                    "task_id": int(task_id),
+                    "task_name": state.names[task_id],
+                    "trial": state.trials[task_id],
+                    "total_trials": state.total,
+                    "latency_ms": ms_,
+                    "error": err,
+                    "best_ms": state.best[task_id],
+                    "estimated_total_ms": est,
+                }
+                state.curve.append({"total_trials": state.total, "estimated_ms": est})
+                state.ctx.emit("tune.trial", data)
+
+    del ms
+    return CancellableBuilder(builder_impl, workers), WorkbenchScheduler(), TrialEvents()
+
+
+def _scan(database, task_mods, task_of: dict, target_key: str):
+    """Sort the database's records: this model's kernels on this target (counted per task, with
+    the best latency), other kernels, and this model's kernels tuned for another target."""
+    import tvm_ffi
+
+    existing, best = [0] * len(task_mods), [None] * len(task_mods)
+    matched, foreign, mismatched = [], 0, 0
+    which: dict = {}
+    for rec in database.get_all_tuning_records():
+        wl = rec.workload
+        if wl not in which:
+            i = task_of.get(str(tvm_ffi.structural_hash(wl.mod)))
+            which[wl] = i if i is not None and tvm_ffi.structural_equal(wl.mod, task_mods[i]) else None
+        i = which[wl]
+        if i is None:
+            foreign += 1
+            continue
+        if _target_key(rec.target) != target_key:
+            mismatched += 1
+            continue
+        existing[i] += 1
+        matched.append(rec)
+        m = _run_ms(rec.run_secs)
+        if m is not None and (best[i] is None or m < best[i]):
+            best[i] = m
+    return existing, best, matched, foreign, mismatched
+
+
+def _first_line(s: str) -> str:
+    lines = [l.strip() for l in s.strip().splitlines() if l.strip()]
+    # TVM errors end with the cause; the first lines are a traceback header.
+    for l in reversed(lines):
+        if "Error" in l or "error" in l:
+            return l[:300]
+    return (lines[-1] if lines else "unknown error")[:300]
+
+
+def _preload_tensor_intrin() -> None:
+    """Import tvm.s_tir.tensor_intrin (TuneContext does) without the minutes it takes beside torch.
+
+    Its TVMScript parsing calls inspect.stack() for every intrinsic; for frames whose file is no
+    module's (importlib's frozen frames) inspect.getmodule scans all of sys.modules each time, and
+    torch brings thousands. Remembering those misses for the duration of the import fixes it.
+    """
+    import inspect
+    import sys
+
+    if "tvm.s_tir.tensor_intrin" in sys.modules:
+        return
+    orig = inspect.getmodule
+    misses: set = set()
+
+    def getmodule(obj, _filename=None):
+        if _filename is not None and _filename in misses:
+            return None
+        mod = orig(obj, _filename)
+        if mod is None and _filename is not None:
+            misses.add(_filename)
+        return mod
+
+    inspect.getmodule = getmodule
+    try:
+        import tvm.s_tir.tensor_intrin  # noqa: F401
+    finally:
+        inspect.getmodule = orig
+
+
+def _worker_initializer():
+    """The same preload for MetaSchedule's builder processes (each imports tensor_intrin before its
+    first build, which otherwise eats the build timeout). Made by value so workers need not import
+    torchtvm (and torch)."""
+    import inspect as _inspect
+
+    src = _inspect.getsource(_preload_tensor_intrin)
+    ns: dict = {"__name__": "torchtvm_ms_worker_init"}
+    exec(compile(src, "<torchtvm_ms_worker_init>", "exec"), ns)
+    return ns["_preload_tensor_intrin"]
+
+
+# ---- the job ------------------------------------------------------------------------------------
+
+def tune_model(params: dict, ctx: JobContext) -> dict:
+    """RPC method "tune": params as for compile, plus trials, trials_per_task, work_dir."""
+    import tvm_ffi
+    from tvm.s_tir import meta_schedule as ms
+
+    from . import builder
+    from .importer import import_torchscript
+    from .loader import load_torchscript
+    from .pipeline import compile_model, set_threads
+    from .specs import parse_specs
+
+    path = params.get("model")
+    trials = int(params.get("trials") or 0)
+    if trials < 1:
+        raise EngineError("bad_trials", "Tuning needs a trial budget of at least 1 (--trials N).")
+    per_task = params.get("trials_per_task")
+    per_task = int(per_task) if per_task else None
+    work_dir = os.path.abspath(params.get("work_dir") or os.path.join(os.path.dirname(os.path.abspath(path or ".")), "tuning"))
+    specs = parse_specs(params.get("inputs"))
+    threads = set_threads(params.get("threads"))
+    t_start = time.perf_counter()
+
+    ctx.progress("load", f"loading {path}")
+    module = load_torchscript(path)
+    ctx.check_cancelled()
+    ctx.progress("import", "importing TorchScript into TVM Relax")
+    imported = import_torchscript(module, specs, progress=lambda m: ctx.progress("import", m))
+    ctx.check_cancelled()
+    info = builder.resolve_target(params.get("target") or "llvm", threads)
+    ctx.progress("tune", f"extracting tuning tasks for {info.kind}")
+    lowered = builder.lower(imported.mod, info, None)  # the exact module `build` applies the database to
+    extracted = [t for t in ms.relax_integration.extract_tasks(lowered, info.target) if not t.mod.attrs.get("tirx.is_scheduled", False)]
+    if not extracted:
+        raise EngineError("no_tasks", "The model has no kernels MetaSchedule can tune; compile it without --trials.")
+
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+    except OSError as e:
+        raise EngineError("bad_work_dir", f"Cannot create the tuning work dir {work_dir}: {e.strerror}.") from e
+    repaired = repair_database(work_dir)
+    if repaired:
+        ctx.log(f"Dropped {repaired} damaged line(s) from the tuning database in {work_dir} (a previous run was killed mid-write).", "warn")
+    try:
+        database = ms.database.JSONDatabase(work_dir=work_dir, module_equality="structural")
+    except Exception as e:
+        raise EngineError("bad_database", f"The tuning database in {work_dir} cannot be read: {_first_line(str(e))}. Use another --work-dir or remove the files.", str(e)) from e
+
+    names = [t.task_name for t in extracted]
+    weights = [int(t.weight) for t in extracted]
+    task_mods = [t.dispatched[0] for t in extracted]
+    hashes = [str(tvm_ffi.structural_hash(m)) for m in task_mods]
+    task_of = {}
+    for i, h in enumerate(hashes):
+        task_of.setdefault(h, i)
+
+    # What the database already holds, per task and target.
+    existing, best, matched_records, foreign, mismatched = _scan(database, task_mods, task_of, _target_key(info.target))
+    resumed = sum(existing)
+    notes = []
+    if foreign and not resumed:
+        notes.append(f"The work dir holds {foreign} record(s) for other kernels (another model?); none match this model, so none are applied.")
+    elif foreign:
+        notes.append(f"{foreign} record(s) in the work dir are for kernels this model does not have; they are ignored.")
+    if mismatched:
+        notes.append(f"{mismatched} record(s) were tuned for another target than {info.kind} {info.mcpu or ''}".rstrip() + "; they are not applied.")
+    for n in notes:
+        ctx.log(n, "warn")
+    if resumed:
+        ctx.log(f"Resuming from {resumed} record(s) in {work_dir}.")
+
+    _write_sidecar(work_dir, {h: {"name": n, "weight": w} for h, n, w in zip(hashes, names, weights)}, path, info.to_json())
+    ctx.emit("tune.tasks", {"tasks": [{"id": i, "name": n, "weight": w} for i, (n, w) in enumerate(zip(names, weights))]})
+
+    state = _State(ctx, names, weights, existing, best, trials, per_task)
+    # Small batches: events flow, a cancel is seen between batches, and every task gets a share.
+    remaining = trials - resumed
+    if per_task is not None:
+        remaining = min(remaining, sum(max(0, per_task - e) for e in existing))
+    tune_s = 0.0
+    if remaining > 0:
+        ctx.progress("tune", f"tuning {len(names)} task(s): {remaining} trial(s) to go" + (f" after {resumed} from the database" if resumed else ""), 0.0)
+        t0 = time.perf_counter()
+        _preload_tensor_intrin()
+        per_iter = int(params.get("trials_per_iter") or max(1, min(16, remaining // len(names))))
+        workers = max(1, min(threads, os.cpu_count() or 1))
+        contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, work_dir, num_threads=workers, seed=params.get("seed"))
+        local_builder = ms.builder.LocalBuilder(max_workers=workers, timeout_sec=60.0, initializer=_worker_initializer())
+        runner = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))
+        the_builder, scheduler, callback = _make_hooks(state, local_builder, workers)
+        try:
+            ms.tune.tune_tasks(
+                tasks=contexts,
+                task_weights=task_weights,
+                work_dir=work_dir,
+                max_trials_global=remaining,
+                max_trials_per_task=per_task or remaining,
+                num_trials_per_iter=per_iter,
+                builder=the_builder,
+                runner=runner,
+                database=database,
+                cost_model=ms.cost_model.XGBModel(num_tuning_cores=workers, tree_method="auto"),
+                measure_callbacks=[callback],
+                task_scheduler=scheduler,
+            )
+        except Exception as e:
+            if ctx.cancelled:
+                raise Cancelled(f"Tuning was cancelled; {state.total} trial(s) are kept in {work_dir}.") from e
+            raise EngineError("tune_failed", f"MetaSchedule failed: {_first_line(str(e))}. The {state.total} trial(s) so far are kept in {work_dir}.", str(e)) from e
+        tune_s = time.perf_counter() - t0
+    if ctx.cancelled:
+        raise Cancelled(f"Tuning was cancelled; {state.total} trial(s) are kept in {work_dir}; run again with the same work dir to resume.")
+
+    # Rebuild with the records for this target only.
+    apply_db = ms.database.MemoryDatabase(module_equality="structural")
+    for rec in _scan(database, task_mods, task_of, _target_key(info.target))[2]:
+        wl = apply_db.commit_workload(rec.workload.mod)
+        apply_db.commit_tuning_record(ms.database.TuningRecord(rec.trace, wl, rec.run_secs, rec.target, rec.args_info))
+    result = compile_model({**params, "_database": apply_db}, ctx)
+
+    est = state.estimate()
+    result["tuning"] = {
+        "trials": state.total,
+        "new_trials": state.new_trials,
+        "budget": trials,
+        "trials_per_task": per_task,
+        "tasks": [
+            {"id": i, "name": n, "weight": w, "trials": state.trials[i], "errors": state.errors[i], "best_ms": state.best[i]}
+            for i, (n, w) in enumerate(zip(names, weights))
+        ],
+        "estimated_ms": est,
+        "measured_ms": (result.get("latency_ms") or {}).get("tvm", {}).get("p50"),
+        "work_dir": work_dir,
+        "resumed_records": resumed,
+        "repaired_lines": repaired,
+        "ignored_records": {"other_kernels": foreign, "other_target": mismatched},
+        "notes": notes,
+        "tune_s": round(tune_s, 3),
+        "wall_s": round(time.perf_counter() - t_start, 3),
+        "curve": state.curve,
+    }
+    return result
+
+
+def tune_and_build(model, inputs, trials: int, trials_per_task: int | None = None, work_dir: str | None = None, target: str = "llvm", threads: int | None = None, on_event=None, **extra) -> dict:
+    """Python entry: tune `model` (a path or a torch.jit.ScriptModule) and build it with the records.
+
+    `inputs` are input specs (dicts or "x:1,3,224,224:float32"-style strings as the engine takes
+    them); `on_event(event, data)` receives progress and `tune.trial` events. Returns the tune
+    job's result, with the compiled executable under "_executable".
+    """
+    import tempfile
+
+    import torch
+
+    tmp = None
+    if not isinstance(model, (str, os.PathLike)):
+        tmp = tempfile.NamedTemporaryFile(suffix=".pt", delete=False)
+        tmp.close()
+        torch.jit.save(model, tmp.name)
+        model = tmp.name
+        if work_dir is None:
+            raise EngineError("bad_work_dir", "Give a work_dir when tuning an in-memory module.")
+    try:
+        params = {"model": str(model), "inputs": inputs, "trials": trials, "trials_per_task": trials_per_task, "work_dir": work_dir, "target": target, "threads": threads, **extra}
+        return tune_model(params, JobContext("local", on_event))
+    finally:
+        if tmp is not None:
+            os.unlink(tmp.name)
