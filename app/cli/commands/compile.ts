@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util';
 import { parseSpec, type InputSpec } from '../../contract/specs.js';
 import type { CompileResult } from '../../contract/results.js';
+import type { JobEvent } from '../../contract/jobs.js';
 import type { CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm compile MODEL.pt --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt] [--out-dir DIR] [--no-measure] [--fallback] [--json]';
+  'torchtvm compile MODEL.pt --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt] [--out-dir DIR] [--no-measure] [--fallback] [--trials N [--trials-per-task M] [--work-dir DIR]] [--json]';
 
 export const compileOptions = {
   input: { type: 'string', multiple: true },
@@ -16,6 +17,9 @@ export const compileOptions = {
   'out-dir': { type: 'string' },
   'no-measure': { type: 'boolean' },
   fallback: { type: 'boolean' },
+  trials: { type: 'string' },
+  'trials-per-task': { type: 'string' },
+  'work-dir': { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
 } as const;
@@ -58,17 +62,62 @@ function printCoverage(r: CompileResult, out: CommandContext['out']): void {
   out.line(table(c.modules.map((m) => [m.name, m.compiled ? 'TVM' : 'TorchScript', m.reason ?? '']), ['submodule', 'runs in', 'why']));
 }
 
+function positiveInt(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, not "${v}"`);
+  return n;
+}
+
+interface TaskRow { id: number; name: string; weight: number; trials: number; errors: number; best_ms: number | null }
+
+/** Live tuning view: one status line (bar, trials, estimate) rewritten in place on a terminal. */
+export function tuneView(budget: number, out: CommandContext['out']): (e: JobEvent) => void {
+  const tasks = new Map<number, TaskRow>();
+  return (e) => {
+    if (e.event === 'tune.tasks') {
+      for (const t of e.data.tasks) tasks.set(t.id, { ...t, trials: 0, errors: 0, best_ms: null });
+    } else if (e.event === 'tune.trial') {
+      const d = e.data;
+      const row = tasks.get(d.task_id) ?? { id: d.task_id, name: d.task_name, weight: 1, trials: 0, errors: 0, best_ms: null };
+      row.trials = d.trial;
+      if (d.error) row.errors += 1;
+      row.best_ms = d.best_ms;
+      tasks.set(d.task_id, row);
+      const frac = Math.min(1, d.total_trials / budget);
+      const bar = '#'.repeat(Math.round(frac * 20)).padEnd(20, '.');
+      const est = d.estimated_total_ms !== null ? fmtMs(d.estimated_total_ms) : '-';
+      const last = d.error ? `error (${d.error.slice(0, 40)})` : d.latency_ms !== null ? fmtMs(d.latency_ms) : '-';
+      out.progress(`[tune] [${bar}] ${d.total_trials}/${budget}  est ${est}  task ${d.task_id} ${d.task_name.slice(0, 28)} #${d.trial} ${last} best ${d.best_ms !== null ? fmtMs(d.best_ms) : '-'}`);
+    }
+  };
+}
+
+export function printTuning(t: Record<string, unknown>, out: CommandContext['out']): void {
+  const tasks = (t.tasks as TaskRow[]) ?? [];
+  const est = t.estimated_ms as number | null;
+  out.line(`\nTuning: ${t.trials} trial(s) (${t.new_trials} new, ${t.resumed_records} from the database) in ${t.work_dir}`);
+  const total = tasks.reduce((s, r) => s + (r.best_ms ?? 0) * r.weight, 0) || 1;
+  out.line(table(tasks.map((r) => [r.id, r.name.slice(0, 40), r.weight, r.trials, r.errors, r.best_ms !== null ? fmtMs(r.best_ms) : '-', r.best_ms !== null ? `${((r.best_ms * r.weight * 100) / total).toFixed(0)}%` : '-']), ['#', 'task', 'weight', 'trials', 'errors', 'best', 'share']));
+  out.line(`Estimated end-to-end: ${est !== null && est !== undefined ? fmtMs(est) : '-'}; measured: ${typeof t.measured_ms === 'number' ? fmtMs(t.measured_ms) : '-'}`);
+  for (const n of (t.notes as string[]) ?? []) out.line(`Note: ${n}`);
+}
+
 export async function run(argv: string[], { wb, out, fail }: CommandContext): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: compileOptions });
   if (positionals.length !== 1) return fail(`give one model file: ${usage}`);
   let common;
+  let trials: number | undefined;
+  let trialsPerTask: number | undefined;
   try {
     common = parseCommon(values);
+    trials = positiveInt(values.trials, '--trials');
+    trialsPerTask = positiveInt(values['trials-per-task'], '--trials-per-task');
+    if (trials === undefined && (trialsPerTask !== undefined || values['work-dir'] !== undefined)) throw new Error('--trials-per-task and --work-dir need --trials N');
   } catch (e) {
     return fail((e as Error).message, EXIT.usage);
   }
-  const outcome = await runJob(wb, {
-    kind: 'compile',
+  const base = {
     model: positionals[0],
     inputs: common.inputs,
     threads: common.threads,
@@ -77,12 +126,16 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     outDir: values['out-dir'],
     measure: !values['no-measure'],
     ...(values.fallback ? { fallback: true } : {}),
-  }, out);
-  if (outcome.state === 'cancelled') return fail({ code: 'cancelled', message: 'Cancelled.' }, EXIT.cancelled);
+  };
+  const outcome = trials !== undefined
+    ? await runJob(wb, { ...base, kind: 'tune', trials, trialsPerTask, workDir: values['work-dir'] }, out, tuneView(trials, out))
+    : await runJob(wb, { ...base, kind: 'compile' }, out);
+  if (outcome.state === 'cancelled') return fail({ code: 'cancelled', message: trials !== undefined ? 'Cancelled; every finished trial is kept in the work dir: run the same command again to resume.' : 'Cancelled.' }, EXIT.cancelled);
   if (outcome.state === 'failed') return fail(outcome.error);
   const r = outcome.result as unknown as CompileResult;
   out.result(r);
   printCompileResult(r, out);
+  if (r.tuning) printTuning(r.tuning, out);
   if (!r.verification.ok) {
     out.line('\nTVM does not match PyTorch within tolerance: do not deploy this build.');
     return EXIT.failed;
