@@ -6,11 +6,12 @@ import { benchRunner } from '../core/bench/bench-host.js';
 import * as bench from './commands/bench.js';
 import * as compile from './commands/compile.js';
 import * as inspect from './commands/inspect.js';
+import * as log from './commands/log.js';
 import * as serve from './commands/serve.js';
 import { Output } from './output.js';
 import { EXIT } from './run-job.js';
 
-const COMMANDS: Record<string, Command> = { inspect, compile, serve, bench };
+const COMMANDS: Record<string, Command> = { inspect, compile, serve, bench, log };
 
 function help(): string {
   return ['TorchTVM Workbench: compile, tune and export TorchScript models with Apache TVM.', '', 'Usage:', ...Object.values(COMMANDS).map((c) => `  ${c.usage}`), '', 'Loading a .pt runs code from it: only open files you trust.'].join('\n');
@@ -31,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   };
   if (!cmd) return fail(`unknown command "${name}"; run torchtvm --help`, EXIT.usage);
-  const wb = createWorkbench({ host: name === 'serve' ? 'browser' : 'cli', runners: { bench: benchRunner() } });
+  const wb = createWorkbench({ host: name === 'serve' ? 'browser' : 'cli', runners: { bench: benchRunner() }, readTuningLog: async (dir) => (await import('../core/tuning/log-reader.js')).readTuningLog(dir) as unknown as Promise<Record<string, unknown>> });
   try {
     return await cmd.run(rest, { wb, out, fail });
   } catch (e) {
