@@ -341,6 +341,20 @@ def _preload_tensor_intrin() -> None:
         inspect.getmodule = orig
 
 
+def _reset_ms_logging() -> None:
+    """MetaSchedule's logger setup lists the handlers already on its logger by name, and fails on
+    the second tune in a process when one is unnamed; its own are recreated anyway, so drop them."""
+    import logging
+
+    lg = logging.getLogger("tvm.s_tir.meta_schedule")
+    for h in list(lg.handlers):
+        lg.removeHandler(h)
+        try:
+            h.close()
+        except Exception:
+            pass
+
+
 def _worker_initializer():
     """The same preload for MetaSchedule's builder processes (each imports tensor_intrin before its
     first build, which otherwise eats the build timeout). Made by value so workers need not import
@@ -440,6 +454,7 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         _preload_tensor_intrin()
         per_iter = int(params.get("trials_per_iter") or max(1, min(16, remaining // len(names))))
         workers = max(1, min(threads, os.cpu_count() or 1))
+        _reset_ms_logging()
         contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, work_dir, num_threads=workers, seed=params.get("seed"))
         local_builder = ms.builder.LocalBuilder(max_workers=workers, timeout_sec=60.0, initializer=_worker_initializer())
         runner = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))

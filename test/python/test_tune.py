@@ -1,0 +1,121 @@
+"""Tuning: per-trial events, monotone best-so-far, estimate; cancel then resume without re-measuring;
+SIGKILL mid-tune then resume from the repaired database. Small budgets (a two-matmul model)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from torchtvm.jobs import JobContext
+from torchtvm.tune import RECORD_FILE, WORKLOAD_FILE, repair_database, tune_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INPUTS = [{"name": "x", "dims": [4, 32], "dtype": "float32"}]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tune_models")
+    subprocess.run([sys.executable, os.path.join(ROOT, "test", "fixtures", "make_tune_models.py"), str(d)], check=True)
+    return str(d / "two_op.pt")
+
+
+def _records(work_dir):
+    with open(os.path.join(work_dir, RECORD_FILE)) as f:
+        return [l for l in f if l.strip()]
+
+
+def _run(model, work_dir, trials, cancel_after=None, **extra):
+    events = []
+    ctx = JobContext("t", lambda ev, data: events.append((ev, data)))
+    if cancel_after is not None:
+        def sink(ev, data):
+            events.append((ev, data))
+            if ev == "tune.trial" and data["total_trials"] >= cancel_after:
+                ctx.cancel()
+        ctx._sink = sink
+    params = {"model": model, "inputs": INPUTS, "trials": trials, "work_dir": work_dir, "threads": 2, "measure": True, "out_dir": os.path.join(work_dir, "..", "build"), **extra}
+    return tune_model(params, ctx), events, ctx
+
+
+def test_tune_events_and_result(model, tmp_path):
+    wd = str(tmp_path / "wd")
+    result, events, _ = _run(model, wd, trials=8)
+    tasks = [d for e, d in events if e == "tune.tasks"]
+    assert len(tasks) == 1 and len(tasks[0]["tasks"]) == 2
+    trials = [d for e, d in events if e == "tune.trial"]
+    assert len(trials) == result["tuning"]["new_trials"] >= 8
+    for tid in {d["task_id"] for d in trials}:
+        bests = [d["best_ms"] for d in trials if d["task_id"] == tid and d["best_ms"] is not None]
+        assert bests == sorted(bests, reverse=True), "best-so-far must never rise"
+    assert result["tuning"]["estimated_ms"] and result["tuning"]["estimated_ms"] > 0
+    assert trials[-1]["estimated_total_ms"] == pytest.approx(result["tuning"]["estimated_ms"])
+    assert result["verification"]["ok"]
+    assert result["latency_ms"]["tvm"]["p50"] > 0
+    assert len(_records(wd)) == result["tuning"]["trials"]
+    assert os.path.exists(os.path.join(wd, "workbench_tasks.json"))
+
+
+def test_cancel_then_resume_reuses_records(model, tmp_path):
+    from torchtvm.errors import Cancelled
+
+    wd = str(tmp_path / "wd")
+    t0 = time.time()
+    with pytest.raises(Cancelled):
+        _run(model, wd, trials=16, cancel_after=1)
+    kept = len(_records(wd))
+    assert 1 <= kept < 16
+    result, events, _ = _run(model, wd, trials=16)
+    tuning = result["tuning"]
+    assert tuning["resumed_records"] == kept
+    # The budget counts the records already there: only the rest is measured.
+    assert tuning["new_trials"] == len([1 for e, _ in events if e == "tune.trial"])
+    assert kept + tuning["new_trials"] == len(_records(wd)) == tuning["trials"]
+    assert tuning["new_trials"] <= 16 - kept + 15  # at most one batch over the budget
+    # Again with the budget used up: nothing is measured, records are applied.
+    again, events, _ = _run(model, wd, trials=tuning["trials"])
+    assert again["tuning"]["new_trials"] == 0 and not [1 for e, _ in events if e == "tune.trial"]
+    assert again["verification"]["ok"]
+
+
+def test_kill_mid_tune_then_resume(model, tmp_path):
+    wd = str(tmp_path / "wd")
+    proc = subprocess.Popen([sys.executable, "-m", "torchtvm.engine"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    req = {"id": "1", "method": "tune", "params": {"model": model, "inputs": INPUTS, "trials": 64, "work_dir": wd, "threads": 2}}
+    proc.stdin.write(json.dumps(req) + "\n")
+    proc.stdin.flush()
+    seen = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            if '"tune.trial"' in line:
+                seen.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert seen.wait(600), "no trial event from the engine"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # Simulate a write torn by the kill as well.
+    with open(os.path.join(wd, RECORD_FILE), "a") as f:
+        f.write('[0, [["Sample')
+    kept = len(_records(wd)) - 1
+    result, _, _ = _run(model, wd, trials=kept + 4)
+    assert result["tuning"]["repaired_lines"] == 1
+    assert result["tuning"]["resumed_records"] == kept
+    assert result["verification"]["ok"]
+
+
+def test_repair_drops_only_bad_lines(tmp_path):
+    wd = tmp_path
+    (wd / WORKLOAD_FILE).write_text('["123", "abc"]\n["456", "def"]\n["7')
+    (wd / RECORD_FILE).write_text('[0, [[], [0.1], {}, []]]\n[5, [[], [0.1], {}, []]]\nnot json\n[1, [[], [0.2], {}, []]]\n')
+    assert repair_database(str(wd)) == 3
+    assert len((wd / WORKLOAD_FILE).read_text().splitlines()) == 2
+    assert len((wd / RECORD_FILE).read_text().splitlines()) == 2
+    assert repair_database(str(wd)) == 0
