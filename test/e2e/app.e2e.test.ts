@@ -92,7 +92,7 @@ describe.skipIf(!hasChromium())('workbench in Chromium (browser mode, real engin
     expect(await page.getAttribute('[data-testid=job-tune]', 'data-state')).toBe('succeeded');
     const points = Number(await page.getAttribute('[data-testid=tune-chart]', 'data-points'));
     expect(points).toBeGreaterThanOrEqual(1);
-    expect(await page.locator('[data-testid=tune-chart] .recharts-scatter-symbol').count()).toBeGreaterThanOrEqual(1);
+    expect(await page.locator('[data-testid=tune-chart] .trial-dot').count()).toBeGreaterThanOrEqual(1);
     expect(await page.locator('[data-testid=task-table] tbody tr').count()).toBeGreaterThanOrEqual(1);
     await page.screenshot({ path: shotPath('08-tune-done'), fullPage: true });
   }, 2 * LONG);

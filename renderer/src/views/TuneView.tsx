@@ -1,11 +1,33 @@
-import { memo, useMemo } from 'react';
+import { memo, useEffect, useMemo, useRef, useState } from 'react';
 import { CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts';
 import { cancel, go, tune, validateRows } from '../actions.js';
 import { Empty, JobStatus, NeedsModel, ProgressBar, Table, fmtMs } from '../components.js';
 import { set, useStore, type TaskRow, type TrialPoint } from '../store.js';
 import { ResultTables } from './CompileView.js';
 
-export const MAX_CHART_POINTS = 1500;
+export const MAX_CHART_POINTS = 600;
+/** The chart redraws at most this often while trials stream in; counters and tables update every frame. */
+export const CHART_INTERVAL_MS = 400;
+
+/** The latest value, but at most one change per `ms` (the last change always lands). */
+export function useThrottled<T>(value: T, ms: number): T {
+  const [shown, setShown] = useState(value);
+  const last = useRef(0);
+  useEffect(() => {
+    const wait = last.current + ms - performance.now();
+    if (wait <= 0) {
+      last.current = performance.now();
+      setShown(value);
+      return;
+    }
+    const t = setTimeout(() => {
+      last.current = performance.now();
+      setShown(value);
+    }, wait);
+    return () => clearTimeout(t);
+  }, [value, ms]);
+  return shown;
+}
 
 /** Keeps at most `max` points: per bucket the fastest trial (the lower envelope is what matters) and the latest curves. */
 export function downsample(points: TrialPoint[], max = MAX_CHART_POINTS): TrialPoint[] {
@@ -25,25 +47,37 @@ export function downsample(points: TrialPoint[], max = MAX_CHART_POINTS): TrialP
   return out;
 }
 
-export const TrialChart = memo(function TrialChart({ points }: { points: TrialPoint[] }) {
+export const TrialChart = memo(function TrialChart({ points: live }: { points: TrialPoint[] }) {
+  const points = useThrottled(live, CHART_INTERVAL_MS);
   const data = useMemo(() => downsample(points), [points]);
   return (
     <div className="chart" data-testid="tune-chart" data-points={points.length}>
-      <ResponsiveContainer width="100%" height={320}>
-        <ComposedChart data={data} margin={{ top: 8, right: 16, bottom: 8, left: 8 }}>
-          <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-          <XAxis dataKey="n" type="number" domain={['dataMin', 'dataMax']} stroke="var(--muted)" label={{ value: 'trial', position: 'insideBottomRight', offset: -4, fill: 'var(--muted)' }} />
-          <YAxis yAxisId="task" stroke="var(--muted)" tickFormatter={(v: number) => v.toPrecision(2)} label={{ value: 'task ms', angle: -90, position: 'insideLeft', fill: 'var(--muted)' }} />
-          <YAxis yAxisId="total" orientation="right" stroke="var(--accent2)" tickFormatter={(v: number) => v.toPrecision(3)} label={{ value: 'model ms (est.)', angle: 90, position: 'insideRight', fill: 'var(--accent2)' }} />
-          <Tooltip contentStyle={{ background: 'var(--panel)', border: '1px solid var(--border)' }} formatter={(v) => (typeof v === 'number' ? fmtMs(v) : String(v))} />
-          <Legend />
-          <Scatter yAxisId="task" name="trial latency" dataKey="latency" fill="var(--accent)" isAnimationActive={false} shape="circle" />
-          <Line yAxisId="task" name="best so far (task)" dataKey="best" stroke="var(--good)" dot={false} type="stepAfter" isAnimationActive={false} connectNulls />
-          <Line yAxisId="total" name="estimated end-to-end" dataKey="est" stroke="var(--accent2)" strokeWidth={2} dot={false} type="stepAfter" isAnimationActive={false} connectNulls />
-        </ComposedChart>
-      </ResponsiveContainer>
+      <TrialChartSvg data={data} />
       {points.length > MAX_CHART_POINTS && <p className="hint">{points.length.toLocaleString('en-US')} trials, drawn as {data.length} (the fastest per bucket).</p>}
     </div>
+  );
+});
+
+function Dot(props: unknown) {
+  const { cx, cy } = props as { cx?: number; cy?: number };
+  return cx === undefined || cy === undefined ? <g /> : <circle className="trial-dot" cx={cx} cy={cy} r={2.5} />;
+}
+
+/** The recharts tree, redrawn only when the (throttled, downsampled) data changes. */
+const TrialChartSvg = memo(function TrialChartSvg({ data }: { data: TrialPoint[] }) {
+  return (
+    <ResponsiveContainer width="100%" height={320}>
+      <ComposedChart data={data} margin={{ top: 8, right: 16, bottom: 8, left: 8 }}>
+        <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
+        <XAxis dataKey="n" type="number" domain={['dataMin', 'dataMax']} stroke="var(--muted)" label={{ value: 'trial', position: 'insideBottomRight', offset: -4, fill: 'var(--muted)' }} />
+        <YAxis yAxisId="task" stroke="var(--muted)" tickFormatter={(v: number) => v.toPrecision(2)} label={{ value: 'task ms', angle: -90, position: 'insideLeft', fill: 'var(--muted)' }} />
+        <YAxis yAxisId="total" orientation="right" stroke="var(--accent2)" tickFormatter={(v: number) => v.toPrecision(3)} label={{ value: 'model ms (est.)', angle: 90, position: 'insideRight', fill: 'var(--accent2)' }} />
+        <Tooltip contentStyle={{ background: 'var(--panel)', border: '1px solid var(--border)' }} formatter={(v) => (typeof v === 'number' ? fmtMs(v) : String(v))} />
+        <Legend />
+        <Scatter yAxisId="task" name="trial latency (its task)" dataKey="latency" fill="var(--accent)" fillOpacity={0.6} isAnimationActive={false} shape={Dot} />
+        <Line yAxisId="total" name="best so far: estimated end-to-end" dataKey="est" stroke="var(--accent2)" strokeWidth={2} dot={false} type="stepAfter" isAnimationActive={false} connectNulls />
+      </ComposedChart>
+    </ResponsiveContainer>
   );
 });
 
