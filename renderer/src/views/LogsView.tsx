@@ -8,31 +8,47 @@ type Curve = Array<{ n: number; ms: number }>;
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
-/** Best-so-far curve of a run, from whatever the reader provides: a curve, or the records. */
-export function runCurve(data: Record<string, unknown>): Curve {
-  for (const key of ['curve', 'best_curve', 'estimated_curve']) {
-    const c = arr(data[key]);
-    if (c.length) {
-      return c.flatMap((p, i) => {
-        if (typeof p === 'number') return [{ n: i + 1, ms: p }];
-        const o = p as Record<string, unknown>;
-        const ms = num(o.estimated_total_ms) ?? num(o.best_ms) ?? num(o.ms) ?? num(o.latency_ms);
-        return ms === null ? [] : [{ n: num(o.trial) ?? num(o.total_trials) ?? num(o.n) ?? i + 1, ms }];
-      });
-    }
-  }
-  let best = Infinity;
-  return arr(data.records).flatMap((r, i) => {
-    const o = r as Record<string, unknown>;
-    const ms = num(o.latency_ms) ?? num(o.run_ms) ?? (num(o.run_secs) !== null ? num(o.run_secs)! * 1000 : null);
-    if (ms === null || ms >= 1e9) return [];
-    best = Math.min(best, ms);
-    return [{ n: i + 1, ms: best }];
-  });
+interface LogTask {
+  name: string;
+  weight: number | null;
+  records: number;
+  failures: number;
+  best_ms: number | null;
+  curve: Array<number | null>;
 }
 
-function runTasks(data: Record<string, unknown>): Array<Record<string, unknown>> {
-  return arr(data.tasks).filter((t): t is Record<string, unknown> => typeof t === 'object' && t !== null);
+function runTasks(data: Record<string, unknown>): LogTask[] {
+  return arr(data.tasks).filter((t): t is LogTask => typeof t === 'object' && t !== null && Array.isArray((t as LogTask).curve));
+}
+
+/**
+ * A run's best-so-far curve. For one task: its own curve. For the whole model: Σ weight × best over
+ * tasks, with the tasks' records interleaved in proportion to their counts (the database keeps
+ * per-task order only), drawn once every task has a best.
+ */
+export function runCurve(data: Record<string, unknown>, task: number | 'model', maxPoints = 400): Curve {
+  const tasks = runTasks(data);
+  if (task !== 'model') {
+    const c = tasks[task]?.curve ?? [];
+    const stride = Math.max(1, Math.ceil(c.length / maxPoints));
+    return c.flatMap((ms, i) => (ms !== null && (i % stride === 0 || i === c.length - 1) ? [{ n: i + 1, ms }] : []));
+  }
+  const total = tasks.reduce((a, t) => a + t.curve.length, 0);
+  const stride = Math.max(1, Math.ceil(total / maxPoints));
+  const out: Curve = [];
+  for (let i = stride; i <= total + stride - 1; i += stride) {
+    const step = Math.min(i, total);
+    let sum = 0;
+    let complete = true;
+    for (const t of tasks) {
+      const k = Math.round((step * t.curve.length) / total);
+      const best = k > 0 ? t.curve[k - 1] : null;
+      if (best === null) complete = false;
+      else sum += best * (t.weight ?? 1);
+    }
+    if (complete) out.push({ n: step, ms: sum });
+  }
+  return out;
 }
 
 const COLORS = ['var(--accent)', 'var(--accent2)', 'var(--good)', 'var(--bad)'];
@@ -44,12 +60,13 @@ export function LogsView() {
   const [busy, setBusy] = useState(false);
   const [a, setA] = useState(0);
   const [b, setB] = useState(1);
+  const [task, setTask] = useState<number | 'model'>('model');
   const shown = [runs[a], runs[b]].filter((r, i, all): r is TuningRun => !!r && all.indexOf(r) === i);
   const merged = useMemo(() => {
     const rows = new Map<number, Record<string, number>>();
-    shown.forEach((r, k) => runCurve(r.data).forEach((p) => rows.set(p.n, { ...(rows.get(p.n) ?? { n: p.n }), [`r${k}`]: p.ms })));
+    shown.forEach((r, k) => runCurve(r.data, task).forEach((p) => rows.set(p.n, { ...(rows.get(p.n) ?? { n: p.n }), [`r${k}`]: p.ms })));
     return [...rows.values()].sort((x, y) => x.n - y.n);
-  }, [shown]);
+  }, [shown, task]);
   return (
     <section>
       <h2>Tuning logs</h2>
@@ -72,6 +89,10 @@ export function LogsView() {
           <div className="row">
             <label>Run A <select value={a} onChange={(e) => setA(Number(e.target.value))}>{runs.map((r, i) => <option key={r.dir} value={i}>{r.dir}</option>)}</select></label>
             <label>Run B <select value={b} onChange={(e) => setB(Number(e.target.value))}>{runs.map((r, i) => <option key={r.dir} value={i}>{r.dir}</option>)}</select></label>
+            <label>Curve <select aria-label="Curve" value={String(task)} onChange={(e) => setTask(e.target.value === 'model' ? 'model' : Number(e.target.value))}>
+              <option value="model">whole model (estimated)</option>
+              {runTasks(runs[a]?.data ?? {}).map((t, i) => <option key={i} value={i}>{t.name}</option>)}
+            </select></label>
             <button onClick={() => set({ runs: [] })}>Close all</button>
           </div>
           <div className="chart" data-testid="logs-chart">
@@ -89,7 +110,8 @@ export function LogsView() {
           {shown.map((r) => (
             <div key={r.dir} className="card">
               <h3>{r.dir}</h3>
-              <Table head={['task', 'weight', 'records', 'best']} rows={runTasks(r.data).map((t) => [String(t.name ?? t.id ?? '?'), String(t.weight ?? '–'), String(num(t.records) ?? arr(t.records).length ?? num(t.trials) ?? '–'), fmtMs(num(t.best_ms))])} />
+              <p className="hint">{String(r.data.records ?? 0)} records, {String(r.data.failures ?? 0)} failed · estimated end-to-end {fmtMs(num(r.data.estimated_ms))}{r.data.model ? ` · model ${String(r.data.model)}` : ''}</p>
+              <Table testId="log-tasks" head={['task', 'weight', 'records', 'failures', 'best']} rows={runTasks(r.data).map((t) => [t.name, t.weight ?? '–', t.records, t.failures, fmtMs(t.best_ms)])} />
             </div>
           ))}
         </>
