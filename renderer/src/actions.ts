@@ -66,9 +66,14 @@ function defaultExportPath(model: string): string {
   return model.replace(/\.pt$/i, '') + '.tvm.pt';
 }
 
+/** Input rows per model path, so that reopening a model keeps what the user typed. */
+const typedInputs = new Map<string, InputRow[]>();
+
 export async function openModel(path: string): Promise<void> {
   const model = path.trim();
   if (!model) return;
+  const prev = get();
+  if (prev.modelPath && prev.inputs.length) typedInputs.set(prev.modelPath, prev.inputs);
   set({ modelPath: model, inspect: null, compile: null, exported: null, tuneResult: null, trials: [], tasks: {}, benchSamples: {}, benchResult: null, view: 'model', exportPath: defaultExportPath(model), benchVs: '', notice: null });
   const outcome = await runJob({ kind: 'inspect', model }, 'inspectJob');
   if (get().modelPath !== model) return;
@@ -80,10 +85,9 @@ export async function openModel(path: string): Promise<void> {
       dtype: i.dtype && (DTYPES as readonly string[]).includes(i.dtype) ? i.dtype : 'float32',
       range: '',
     }));
-    // Keep the rows the user typed when the model's inputs are the same (reopening, re-inspecting).
-    const current = get().inputs;
-    const same = current.length === inputs.length && current.every((row, k) => row.name === inputs[k].name && row.dims.trim() !== '');
-    set({ inspect: r, inputs: same ? current : inputs });
+    // Restore the rows the user typed for this model earlier in the session (reopening it).
+    const saved = typedInputs.get(model);
+    set({ inspect: r, inputs: saved && saved.length === inputs.length && saved.every((row, k) => row.name === inputs[k].name) ? saved : inputs });
     api.recentModels().then((recent) => set({ recent }), () => {});
   }
 }
