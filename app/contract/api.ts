@@ -1,6 +1,7 @@
 // The WorkbenchApi: the one interface that the renderer calls, implemented by app/core and carried
 // over Electron IPC (preload), WebSocket (browser mode) and used directly by the CLI.
 import { z } from 'zod';
+import { WorkbenchError } from './errors.js';
 import { JobRequestSchema, type JobEvent, type JobOutcome, type JobRequest, type JobState } from './jobs.js';
 
 export interface AppInfo {
@@ -51,10 +52,11 @@ export const API_METHODS = Object.keys(API_ARGS) as ApiMethod[];
 /** Channel names: invoke on one channel, events pushed on the other. */
 export const CHANNELS = { invoke: 'workbench:invoke', event: 'workbench:event' } as const;
 
+/** Checks a call against the allow-list (own keys of API_ARGS only) and its schema; throws a `bad_request` WorkbenchError. */
 export function validateCall(method: unknown, args: unknown): { method: ApiMethod; args: unknown[] } {
-  if (typeof method !== 'string' || !(method in API_ARGS)) throw new Error(`Unknown method ${String(method)}.`);
+  if (typeof method !== 'string' || !Object.hasOwn(API_ARGS, method)) throw new WorkbenchError('bad_request', `Unknown method ${String(method)}.`);
   const parsed = API_ARGS[method as ApiMethod].safeParse(args);
-  if (!parsed.success) throw new Error(`Invalid arguments for ${method}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) throw new WorkbenchError('bad_request', `Invalid arguments for ${method}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   return { method: method as ApiMethod, args: parsed.data as unknown[] };
 }
 

@@ -1,7 +1,7 @@
 // The one IPC entry point: checks who is calling (our window's top frame, loaded from our renderer
 // file) and what (validateCall) before anything reaches app/core; pushes job events back.
 import { ipcMain, type BrowserWindow, type IpcMainInvokeEvent } from 'electron';
-import { API_METHODS, CHANNELS, validateCall, type ApiMethod } from '../contract/api.js';
+import { CHANNELS, validateCall, type ApiMethod } from '../contract/api.js';
 import { WorkbenchError } from '../contract/errors.js';
 import type { Workbench } from '../core/workbench.js';
 
@@ -26,14 +26,7 @@ export function registerIpc(wb: Workbench, getWindow: () => BrowserWindow | null
       return { ok: false, error: { code: 'forbidden', message: 'This page may not call the workbench.' } };
     }
     try {
-      if (typeof method !== 'string' || !(API_METHODS as string[]).includes(method)) throw new WorkbenchError('bad_request', `Unknown method ${String(method)}.`);
-      const call = (() => {
-        try {
-          return validateCall(method, args);
-        } catch (err) {
-          throw new WorkbenchError('bad_request', (err as Error).message);
-        }
-      })();
+      const call = validateCall(method, args);
       const fn = wb[call.method as ApiMethod] as (...a: unknown[]) => Promise<unknown>;
       return { ok: true, result: await fn.apply(wb, call.args) };
     } catch (err) {

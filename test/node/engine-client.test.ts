@@ -36,9 +36,15 @@ describe('EngineClient', () => {
   });
 
   it('reports a killed engine as a sentence and starts a fresh one on the next request', async () => {
-    const { done } = engine.request('compile', { model: join(models, 'mlp.pt'), inputs: mlpSpec, out_dir: join(models, 'build2'), measure: true });
+    // Killed on its first build event, not after a fixed delay: a fast machine could finish first.
+    let killed = false;
+    const { done } = engine.request('compile', { model: join(models, 'mlp.pt'), inputs: mlpSpec, out_dir: join(models, 'build2'), measure: true }, (e) => {
+      if (!killed && (e.data as { stage?: string }).stage === 'build') {
+        killed = true;
+        engine.kill('SIGKILL');
+      }
+    });
     const pid = engine.pid;
-    setTimeout(() => engine.kill('SIGKILL'), 1500);
     const err = await done.catch((e) => e);
     expect(err.code).toBe('engine_crashed');
     expect(err.message).toMatch(/^The engine stopped unexpectedly \(signal SIGKILL\) while running "compile"/);
@@ -48,8 +54,13 @@ describe('EngineClient', () => {
   });
 
   it('cancels a running job', async () => {
-    const { id, done } = engine.request('compile', { model: join(models, 'mlp.pt'), inputs: mlpSpec, out_dir: join(models, 'build3') });
-    setTimeout(() => engine.cancel(id), 1000);
+    let cancelled = false;
+    const { id, done } = engine.request('compile', { model: join(models, 'mlp.pt'), inputs: mlpSpec, out_dir: join(models, 'build3') }, (e) => {
+      if (!cancelled && (e.data as { stage?: string }).stage === 'import') {
+        cancelled = true;
+        engine.cancel(id);
+      }
+    });
     const err = await done.catch((e) => e);
     expect(err.code).toBe('cancelled');
     // the engine still serves (or was replaced after a forced stop)

@@ -5,6 +5,7 @@ in this process, exported, and reloaded in a fresh process that imports only tor
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -200,6 +201,9 @@ def test_exported_partitioned_model_in_a_fresh_process(compiled, tmp_path, name)
                 assert g.shape == w.shape and torch.allclose(g, w, atol=1e-4, rtol=1e-3), (x.shape, (g - w).abs().max())
             print("OK", list(x.shape))
         print("CLASSES", "torchtvm_" in m.code)
+        md = torchtvm.runtime.exported_metadata(m)
+        print("PARTS", md["compiled"], len(md["parts"]), all(p["num_outputs"] >= 1 for p in md["parts"].values()))
     """)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("OK") == len(shapes) and "CLASSES True" in proc.stdout, proc.stdout
+    assert re.search(r"PARTS partial [1-9]\d* True", proc.stdout), proc.stdout
