@@ -46,6 +46,16 @@ class Embed(nn.Module):
         return self.fc(self.emb(ids).mean(1))
 
 
+class SmallConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
 class Half(nn.Module):
     def __init__(self):
         super().__init__()

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from _export_helpers import run_fresh
+from _export_helpers import SmallConv, run_fresh
 from torchtvm.jobs import JobContext
 from torchtvm.pipeline import compile_model, verification_shapes
 from torchtvm.specs import parse_specs
@@ -27,16 +27,6 @@ class Encoder(nn.Module):
 
     def forward(self, ids):
         return torch.relu(self.fc(self.emb(ids))).softmax(1)
-
-
-class SmallConv(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.fc = nn.Linear(4, 5)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
 
 
 BATCH = {"name": "batch", "min": 1, "max": 4}

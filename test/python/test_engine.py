@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from _export_helpers import Embed, TwoInputs, TwoOutputs
 from torchtvm.errors import EngineError
 from torchtvm.jobs import JobContext
 from torchtvm.methods import METHODS
@@ -29,31 +30,6 @@ class LinearGelu(nn.Module):
 
     def forward(self, x):
         return nn.functional.gelu(self.fc(x))
-
-
-class TwoInputs(nn.Module):
-    def forward(self, a, b):
-        return a * 2 + b.sum(dim=1, keepdim=True)
-
-
-class TwoOutputs(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(8, 4)
-
-    def forward(self, x):
-        y = self.fc(x)
-        return y.softmax(-1), y.max(dim=-1).values
-
-
-class Embed(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb = nn.Embedding(100, 16)
-        self.fc = nn.Linear(16, 4)
-
-    def forward(self, ids):
-        return self.fc(self.emb(ids).mean(1))
 
 
 class Unsupported(nn.Module):

@@ -9,17 +9,7 @@ import torch.nn as nn
 from typing import List
 
 import torchtvm
-from _export_helpers import run_fresh
-
-
-class SmallNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.fc = nn.Linear(4, 5)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+from _export_helpers import SmallConv, run_fresh
 
 
 class PredictorTVM(nn.Module):
@@ -40,7 +30,7 @@ class PredictorTVM(nn.Module):
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     torch.manual_seed(0)
-    model = SmallNet().eval()
+    model = SmallConv().eval()
     x = torch.randn(1, 3, 8, 8)
     option = {"input_infos": [("x", (1, 3, 8, 8))], "default_dtype": "float32",
               "export_dir": str(tmp_path_factory.mktemp("seed") / "pytorch_compiled"), "num_outputs": 1,

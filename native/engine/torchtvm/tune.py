@@ -47,51 +47,40 @@ def _atomic_write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _keep_valid_lines(path: str, valid) -> tuple[int, int]:
+    """Rewrite a JSON-lines file without the lines `valid(obj)` rejects (or that do not parse);
+    returns (kept, dropped). The file is rewritten atomically, and only when something is wrong."""
+    if not os.path.exists(path):
+        return 0, 0
+    good, bad = [], 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                if not valid(json.loads(line)):
+                    raise ValueError
+                good.append(line if line.endswith("\n") else line + "\n")
+            except ValueError:
+                bad += 1
+    if bad:
+        _atomic_write(path, "".join(good))
+    return len(good), bad
+
+
 def repair_database(work_dir: str) -> int:
     """Drop lines MetaSchedule could not load (torn by a kill, hand-edited); return how many.
 
-    Records that point at a workload line that does not exist are dropped too. Files are rewritten
-    atomically, and only when something is wrong.
+    Records that point at a workload line that does not exist are dropped too. Dropping a workload
+    line shifts the indices records use, so only a torn tail is really safe to drop; anything else
+    is left for MetaSchedule to report.
     """
-    dropped = 0
     wpath, rpath = os.path.join(work_dir, WORKLOAD_FILE), os.path.join(work_dir, RECORD_FILE)
-    n_workloads = 0
-    if os.path.exists(wpath):
-        good, bad = [], 0
-        with open(wpath, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                    if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[1], str)):
-                        raise ValueError
-                    good.append(line if line.endswith("\n") else line + "\n")
-                except ValueError:
-                    bad += 1
-        if bad:
-            # Dropping a workload line shifts the indices records use, so only a torn tail is safe
-            # to drop; anything else is left for MetaSchedule to report.
-            _atomic_write(wpath, "".join(good))
-            dropped += bad
-        n_workloads = len(good)
-    if os.path.exists(rpath):
-        good, bad = [], 0
-        with open(rpath, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                    if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], int) and 0 <= obj[0] < n_workloads and isinstance(obj[1], list)):
-                        raise ValueError
-                    good.append(line if line.endswith("\n") else line + "\n")
-                except ValueError:
-                    bad += 1
-        if bad:
-            _atomic_write(rpath, "".join(good))
-            dropped += bad
-    return dropped
+    n_workloads, dropped_w = _keep_valid_lines(wpath, lambda o: isinstance(o, list) and len(o) == 2 and isinstance(o[1], str))
+    _, dropped_r = _keep_valid_lines(
+        rpath, lambda o: isinstance(o, list) and len(o) == 2 and isinstance(o[0], int) and 0 <= o[0] < n_workloads and isinstance(o[1], list)
+    )
+    return dropped_w + dropped_r
 
 
 def _read_sidecar(work_dir: str) -> dict:
