@@ -68,7 +68,7 @@ def bench_overhead(n: int) -> dict:
         "custom_class_direct_us": median_us(lambda: raw.forward(inputs), n),
         "tvm_python_vm_us": median_us(lambda: main(xt), n),
         "tvm_python_vm_with_dlpack_us": median_us(lambda: [torch.from_dlpack(o) for o in main(tvm.runtime.from_dlpack(x))], n),
-        "torchscript_eager_us": median_us(lambda: Tiny()(x), n),
+        "pytorch_eager_us": median_us(lambda: Tiny()(x), n),
         "calls": n,
         "input_copies": raw.copies(),
     }
@@ -112,12 +112,29 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--resnet", action="store_true")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON instead of tables")
     args = ap.parse_args()
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "overhead": bench_overhead(args.calls)}
-    print(json.dumps(out, indent=2), flush=True)
     if args.resnet:
         out["resnet18"] = bench_resnet(args.runs)
-        print(json.dumps(out["resnet18"], indent=2), flush=True)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    o = out["overhead"]
+    print(f"Per-call time, tiny model (x*2+1 on 1x16 float32), median of {o['calls']} calls, torch {out['torch']}")
+    rows = [("exported .pt: TorchScript -> torchtvm.Module -> TVM VM", o["exported_pt_us"]),
+            ("torchtvm.Module.forward called directly", o["custom_class_direct_us"]),
+            ("TVM Python VM, tensors already in TVM", o["tvm_python_vm_us"]),
+            ("TVM Python VM + DLPack torch<->TVM per call", o["tvm_python_vm_with_dlpack_us"]),
+            ("PyTorch eager (reference)", o["pytorch_eager_us"])]
+    for name, us in rows:
+        print(f"  {name:56}{us:9.1f} us")
+    print(f"  input copies made by the op over all calls: {o['input_copies']}")
+    if args.resnet:
+        r = out["resnet18"]
+        print(f"\nResNet-18 1x3x224x224 float32, untuned, {r['threads']} thread(s), median of {r['runs']} runs (build {r['build_s']} s, verification ok: {r['verification_ok']})")
+        print(f"  {'TorchScript (before / after)':40}{r['torchscript_p50_ms']:9.2f} / {r['torchscript_p50_ms_again']:.2f} ms")
+        print(f"  {'exported .pt (TVM)':40}{r['exported_tvm_p50_ms']:9.2f} ms   ratio {r['ratio_tvm_over_torchscript']:.2f}x")
     return 0
 
 
