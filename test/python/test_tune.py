@@ -111,6 +111,19 @@ def test_kill_mid_tune_then_resume(model, tmp_path):
     assert result["verification"]["ok"]
 
 
+def test_database_of_another_model_is_not_applied(model, tmp_path):
+    wd = str(tmp_path / "wd")
+    _run(model, wd, trials=2, measure=False)
+    theirs = len(_records(wd))
+    other_shape = [{"name": "x", "dims": [16, 32], "dtype": "float32"}]  # other shapes: other kernels
+    result, events, _ = _run(model, wd, trials=2, measure=False, inputs=other_shape)
+    t = result["tuning"]
+    assert t["resumed_records"] == 0 and t["ignored_records"]["other_kernels"] == theirs
+    assert any("none match this model" in n for n in t["notes"]), t["notes"]
+    assert any(e == "log" and "none match this model" in d["message"] for e, d in events)
+    assert result["verification"]["ok"]
+
+
 def test_repair_drops_only_bad_lines(tmp_path):
     wd = tmp_path
     (wd / WORKLOAD_FILE).write_text('["123", "abc"]\n["456", "def"]\n["7')

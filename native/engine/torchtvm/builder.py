@@ -47,7 +47,8 @@ def resolve_target(name: str = "llvm", num_cores: int | None = None) -> TargetIn
 
 
 def lower(mod, info: TargetInfo, database=None):
-    """Fuse and legalize (the `zero` pipeline); with a tuning database, apply its schedules."""
+    """Fuse and legalize (the `zero` pipeline); with a tuning database, apply its schedules; give
+    the rest a default schedule for the target."""
     from tvm import relax
 
     with info.target:
@@ -57,7 +58,15 @@ def lower(mod, info: TargetInfo, database=None):
         if database is not None:
             with database:
                 mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-    if info.kind == "cuda":
+    if info.kind == "llvm":
+        from tvm.s_tir import dlight as dl
+
+        from .cpu_schedule import ParallelVectorize
+
+        # Kernels the database did not schedule get parallel, vectorized loops instead of plain ones.
+        with info.target:
+            mod = dl.ApplyDefaultSchedule(ParallelVectorize())(mod)
+    elif info.kind == "cuda":
         from tvm.s_tir import dlight as dl
 
         # GPU kernels need thread bindings; DLight gives untuned ones a sane default.
