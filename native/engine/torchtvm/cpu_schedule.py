@@ -53,19 +53,28 @@ def _schedule_block(sch, block, vector_bits: int) -> bool:
     bits = writes[0].source.dtype.bits if writes else 32
     lanes = max(vector_bits // max(bits, 8), 1)
 
-    # Vectorize the innermost spatial axis by the largest power-of-two width that divides it
-    # (no tail predicate to lower); symbolic extents are only parallelized.
+    # Vectorize the innermost spatial axis by the widest width up to the register's that divides it
+    # (no tail predicate to lower; LLVM pads an odd width such as 7 to the register); symbolic
+    # extents are only parallelized.
     extent = get_extent(sch, spatial[-1])
-    width = next((w for w in (lanes, lanes // 2, lanes // 4) if w >= 2 and isinstance(extent, int) and extent % w == 0), None)
-    outer, vec = list(spatial), None
+    width = next((w for w in range(lanes, 1, -1) if isinstance(extent, int) and extent % w == 0), None)
+    outer, vec, tile = list(spatial), None, []
     if width is not None:
+        # A register tile: a few rows of an axis along which the vector loads are reused (a conv's
+        # output channels, a matmul's rows) share each load inside the reduction.
+        reuse = _reuse_axis(sch, block, n_spatial) if reduction else None
         if extent == width:
             outer, vec = spatial[:-1], spatial[-1]
         else:
             rest, vec = sch.split(spatial[-1], factors=[None, width])
             outer = spatial[:-1] + [rest]
+        if reuse is not None:
+            rows = next(t for t in (4, 2) if get_extent(sch, spatial[reuse]) % t == 0)
+            keep, inner = sch.split(spatial[reuse], factors=[None, rows])
+            outer[reuse] = keep
+            tile = [inner]
         if reduction:
-            sch.reorder(*outer, *reduction, vec)
+            sch.reorder(*outer, *reduction, *tile, vec)
     fused = None
     if outer:
         fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
@@ -77,5 +86,28 @@ def _schedule_block(sch, block, vector_bits: int) -> bool:
             local = sch.cache_write(block.block_rv, 0, "local")
             sch.reverse_compute_at(local, fused)
             sch.vectorize(sch.get_loops(local)[-1])
+        for t in tile:
+            sch.unroll(t)
         sch.vectorize(vec)
     return True
+
+
+def _reuse_axis(sch, block, n_spatial: int) -> int | None:
+    """Index of a spatial axis (not the innermost) that no vector-loaded input depends on, with a
+    constant extent divisible by 2; None when there is none."""
+    stmt = sch.get(block.block_rv)
+    written = {w.source.name for w in stmt.writes}
+    iter_vars = [it.var for it in block.iters]
+
+    def uses(region, var) -> bool:
+        return any(v.same_as(var) for r in region.region for v in tirx.analysis.undefined_vars(r.min))
+
+    vec_var = iter_vars[n_spatial - 1]
+    vector_loads = [r for r in stmt.reads if r.source.name not in written and uses(r, vec_var)]
+    if not vector_loads:
+        return None
+    for i in reversed(range(n_spatial - 1)):
+        extent = get_extent(sch, block.iters[i].loop_rv)
+        if isinstance(extent, int) and extent % 2 == 0 and not any(uses(r, iter_vars[i]) for r in vector_loads):
+            return i
+    return None
