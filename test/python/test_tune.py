@@ -59,6 +59,19 @@ def test_tune_events_and_result(model, tmp_path):
     assert result["latency_ms"]["tvm"]["p50"] > 0
     assert len(_records(wd)) == result["tuning"]["trials"]
     assert os.path.exists(os.path.join(wd, "workbench_tasks.json"))
+    # The records are for the kernels the build looks up (legalized, before any default schedule).
+    from tvm.s_tir import meta_schedule as ms
+
+    from torchtvm import builder
+    from torchtvm.importer import import_torchscript
+    from torchtvm.loader import load_torchscript
+    from torchtvm.specs import parse_specs
+
+    info = builder.resolve_target("llvm", 2)
+    legalized = builder.legalize(import_torchscript(load_torchscript(model), parse_specs(INPUTS)).mod, info)
+    db = ms.database.JSONDatabase(work_dir=wd, module_equality="structural")
+    kernels = [t.dispatched[0] for t in ms.relax_integration.extract_tasks(legalized, info.target)]
+    assert len(kernels) == 2 and all(db.has_workload(k) for k in kernels)
 
 
 def test_cancel_then_resume_reuses_records(model, tmp_path):

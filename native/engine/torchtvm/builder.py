@@ -46,29 +46,32 @@ def resolve_target(name: str = "llvm", num_cores: int | None = None) -> TargetIn
     return TargetInfo(target, target.kind.name, None, [])
 
 
-def lower(mod, info: TargetInfo, database=None):
-    """Fuse and legalize (the `zero` pipeline); with a tuning database, apply its schedules; give
-    the rest a default schedule for the target."""
+def legalize(mod, info: TargetInfo):
+    """Fuse and legalize (the `zero` pipeline): plain TIR kernels, what MetaSchedule tunes."""
     from tvm import relax
 
     with info.target:
         mod = relax.transform.DecomposeOpsForInference()(mod)
         mod = relax.transform.CanonicalizeBindings()(mod)
-        mod = relax.get_pipeline("zero")(mod)
-        if database is not None:
-            with database:
-                mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-    if info.kind == "llvm":
-        from tvm.s_tir import dlight as dl
+        return relax.get_pipeline("zero")(mod)
 
+
+def lower(mod, info: TargetInfo, database=None):
+    """Legalize; with a tuning database, apply its schedules; give the rest a default schedule."""
+    from tvm import relax
+    from tvm.s_tir import dlight as dl
+
+    mod = legalize(mod, info)
+    if database is not None:
+        with info.target, database:
+            mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+    if info.kind == "llvm":
         from .cpu_schedule import ParallelVectorize
 
         # Kernels the database did not schedule get parallel, vectorized loops instead of plain ones.
         with info.target:
             mod = dl.ApplyDefaultSchedule(ParallelVectorize())(mod)
     elif info.kind == "cuda":
-        from tvm.s_tir import dlight as dl
-
         # GPU kernels need thread bindings; DLight gives untuned ones a sane default.
         with info.target:
             mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)

@@ -69,7 +69,9 @@ def _schedule_block(sch, block, vector_bits: int) -> bool:
             rest, vec = sch.split(spatial[-1], factors=[None, width])
             outer = spatial[:-1] + [rest]
         if reuse is not None:
-            rows = next(t for t in (4, 2) if get_extent(sch, spatial[reuse]) % t == 0)
+            rows_extent = get_extent(sch, spatial[reuse])
+            # A symbolic extent (a batch) is split by 4 too: the tail is a predicate on the rows.
+            rows = 2 if isinstance(rows_extent, int) and rows_extent % 4 else 4
             keep, inner = sch.split(spatial[reuse], factors=[None, rows])
             outer[reuse] = keep
             tile = [inner]
@@ -94,7 +96,7 @@ def _schedule_block(sch, block, vector_bits: int) -> bool:
 
 def _reuse_axis(sch, block, n_spatial: int) -> int | None:
     """Index of a spatial axis (not the innermost) that no vector-loaded input depends on, with a
-    constant extent divisible by 2; None when there is none."""
+    symbolic extent or a constant one divisible by 2; None when there is none."""
     stmt = sch.get(block.block_rv)
     written = {w.source.name for w in stmt.writes}
     iter_vars = [it.var for it in block.iters]
@@ -108,6 +110,6 @@ def _reuse_axis(sch, block, n_spatial: int) -> int | None:
         return None
     for i in reversed(range(n_spatial - 1)):
         extent = get_extent(sch, block.iters[i].loop_rv)
-        if isinstance(extent, int) and extent % 2 == 0 and not any(uses(r, iter_vars[i]) for r in vector_loads):
+        if (not isinstance(extent, int) or extent % 2 == 0) and not any(uses(r, iter_vars[i]) for r in vector_loads):
             return i
     return None

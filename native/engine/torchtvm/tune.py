@@ -388,8 +388,9 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
     ctx.check_cancelled()
     info = builder.resolve_target(params.get("target") or "llvm", threads)
     ctx.progress("tune", f"extracting tuning tasks for {info.kind}")
-    lowered = builder.lower(imported.mod, info, None)  # the exact module `build` applies the database to
-    extracted = [t for t in ms.relax_integration.extract_tasks(lowered, info.target) if not t.mod.attrs.get("tirx.is_scheduled", False)]
+    # The kernels exactly as `build` hands them to the database: legalized, before any default schedule.
+    legalized = builder.legalize(imported.mod, info)
+    extracted = list(ms.relax_integration.extract_tasks(legalized, info.target))
     if not extracted:
         raise EngineError("no_tasks", "The model has no kernels MetaSchedule can tune; compile it without --trials.")
 
