@@ -45,6 +45,8 @@ export interface TaskRow {
   trials: number;
   errors: number;
   best: number | null;
+  /** The kernel under the default CPU schedule: what the build runs unless a record beats it. */
+  defaultMs: number | null;
 }
 
 export interface InputRow {
@@ -166,7 +168,7 @@ export function applyEvents(events: JobEvent[]): void {
       case 'tune.tasks': {
         if (e.job !== s.tuneJob) break;
         tasks ??= { ...s.tasks };
-        for (const t of e.data.tasks) tasks[t.id] = { id: t.id, name: t.name, weight: t.weight, trials: tasks[t.id]?.trials ?? 0, errors: tasks[t.id]?.errors ?? 0, best: tasks[t.id]?.best ?? null };
+        for (const t of e.data.tasks) tasks[t.id] = { id: t.id, name: t.name, weight: t.weight, trials: tasks[t.id]?.trials ?? 0, errors: tasks[t.id]?.errors ?? 0, best: tasks[t.id]?.best ?? null, defaultMs: t.default_ms ?? null };
         break;
       }
       case 'tune.trial': {
@@ -175,7 +177,7 @@ export function applyEvents(events: JobEvent[]): void {
         trials ??= s.trials.slice();
         trials.push({ n: d.total_trials, task: d.task_id, latency: d.latency_ms, best: d.best_ms, est: d.estimated_total_ms });
         tasks ??= { ...s.tasks };
-        const prev = tasks[d.task_id] ?? { id: d.task_id, name: d.task_name, weight: 1, trials: 0, errors: 0, best: null };
+        const prev = tasks[d.task_id] ?? { id: d.task_id, name: d.task_name, weight: 1, trials: 0, errors: 0, best: null, defaultMs: null };
         tasks[d.task_id] = { ...prev, name: prev.name || d.task_name, trials: prev.trials + 1, errors: prev.errors + (d.error || d.latency_ms === null ? 1 : 0), best: d.best_ms ?? prev.best };
         break;
       }

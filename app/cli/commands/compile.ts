@@ -69,7 +69,7 @@ function positiveInt(v: string | undefined, flag: string): number | undefined {
   return n;
 }
 
-interface TaskRow { id: number; name: string; weight: number; trials: number; errors: number; best_ms: number | null }
+interface TaskRow { id: number; name: string; weight: number; trials: number; errors: number; best_ms: number | null; default_ms?: number | null; applied?: 'record' | 'default' }
 
 /** Live tuning view: one status line (bar, trials, estimate) rewritten in place on a terminal. */
 export function tuneView(budget: number, out: CommandContext['out']): (e: JobEvent) => void {
@@ -97,8 +97,16 @@ export function printTuning(t: Record<string, unknown>, out: CommandContext['out
   const tasks = (t.tasks as TaskRow[]) ?? [];
   const est = t.estimated_ms as number | null;
   out.line(`\nTuning: ${t.trials} trial(s) (${t.new_trials} new, ${t.resumed_records} from the database) in ${t.work_dir}`);
-  const total = tasks.reduce((s, r) => s + (r.best_ms ?? 0) * r.weight, 0) || 1;
-  out.line(table(tasks.map((r) => [r.id, r.name.slice(0, 40), r.weight, r.trials, r.errors, r.best_ms !== null ? fmtMs(r.best_ms) : '-', r.best_ms !== null ? `${((r.best_ms * r.weight * 100) / total).toFixed(0)}%` : '-']), ['#', 'task', 'weight', 'trials', 'errors', 'best', 'share']));
+  // Per task the build runs the best record when it beats the default schedule, else the default.
+  const ran = (r: TaskRow) => (r.applied === 'default' ? (r.default_ms ?? null) : r.best_ms);
+  const total = tasks.reduce((s, r) => s + (ran(r) ?? 0) * r.weight, 0) || 1;
+  const ms = (v: number | null | undefined) => (v !== null && v !== undefined ? fmtMs(v) : '-');
+  out.line(
+    table(
+      tasks.map((r) => [r.id, r.name.slice(0, 40), r.weight, r.trials, r.errors, ms(r.best_ms), ms(r.default_ms), r.applied ?? '-', ran(r) !== null ? `${(((ran(r) ?? 0) * r.weight * 100) / total).toFixed(0)}%` : '-']),
+      ['#', 'task', 'weight', 'trials', 'errors', 'best trial', 'default', 'built with', 'share'],
+    ),
+  );
   out.line(`Estimated end-to-end: ${est !== null && est !== undefined ? fmtMs(est) : '-'}; measured: ${typeof t.measured_ms === 'number' ? fmtMs(t.measured_ms) : '-'}`);
   for (const n of (t.notes as string[]) ?? []) out.line(`Note: ${n}`);
 }

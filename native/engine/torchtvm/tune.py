@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 
 from .errors import Cancelled, EngineError
@@ -136,10 +137,18 @@ class _State:
         self.per_task = per_task
         self.curve: list[dict] = []
 
+        self.defaults: list[float | None] = [None] * len(names)  # the default schedule's ms per task
+
+    def applied(self, i: int) -> float | None:
+        """What the build will run for task i: its best record if that beats the default schedule."""
+        cands = [v for v in (self.best[i], self.defaults[i]) if v is not None]
+        return min(cands) if cands else None
+
     def estimate(self) -> float | None:
-        if any(b is None for b in self.best):
+        per_task = [self.applied(i) for i in range(len(self.names))]
+        if any(v is None for v in per_task):
             return None
-        return sum(w * b for w, b in zip(self.weights, self.best))
+        return sum(w * v for w, v in zip(self.weights, per_task))
 
 
 def _make_hooks(state: _State, builder_impl, workers: int):
@@ -261,6 +270,34 @@ def _make_hooks(state: _State, builder_impl, workers: int):
 
     del ms
     return CancellableBuilder(builder_impl, workers), WorkbenchScheduler(), TrialEvents()
+
+
+def _measure_defaults(task_mods, info, local_builder, runner) -> list[float | None]:
+    """Time each kernel under the default CPU schedule (cpu_schedule), with MetaSchedule's own
+    builder and runner, so that records are compared with what an untuned build runs."""
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+    from tvm.s_tir.meta_schedule.runner import RunnerInput
+
+    from .cpu_schedule import ParallelVectorize
+
+    rule = ParallelVectorize()
+    inputs = []
+    for mod in task_mods:
+        sch = rule.apply(mod["main"], info.target, False)
+        inputs.append(BuilderInput(sch.mod if sch is not None else mod, info.target))
+    built = local_builder.build(inputs)
+    todo = [(i, b) for i, b in enumerate(built) if b.error_msg is None]
+    futures = runner.run([RunnerInput(b.artifact_path, "llvm", ArgInfo.from_prim_func(task_mods[i]["main"])) for i, b in todo])
+    out: list[float | None] = [None] * len(task_mods)
+    for (i, b), fut in zip(todo, futures):
+        r = fut.result()
+        out[i] = None if r.error_msg else _run_ms(r.run_secs)
+        try:
+            shutil.rmtree(os.path.dirname(b.artifact_path), ignore_errors=True)
+        except Exception:
+            pass
+    return out
 
 
 def _scan(database, task_mods, task_of: dict, target_key: str):
@@ -429,10 +466,29 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
     if resumed:
         ctx.log(f"Resuming from {resumed} record(s) in {work_dir}.")
 
-    _write_sidecar(work_dir, {h: {"name": n, "weight": w} for h, n, w in zip(hashes, names, weights)}, path, info.to_json())
-    ctx.emit("tune.tasks", {"tasks": [{"id": i, "name": n, "weight": w} for i, (n, w) in enumerate(zip(names, weights))]})
+    workers = max(1, min(threads, os.cpu_count() or 1))
+    local_builder = ms.builder.LocalBuilder(max_workers=workers, timeout_sec=60.0, initializer=_worker_initializer())
+    runner = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))
 
+    # The baseline each record must beat: the kernel under the default CPU schedule (a few random
+    # MetaSchedule samples are often slower). Measured once per work dir and target, kept in the sidecar.
     state = _State(ctx, names, weights, existing, best, trials, per_task)
+    if info.kind == "llvm":
+        target_key = _target_key(info.target)
+        cached = _read_sidecar(work_dir).get("workloads") or {}
+        defaults = [(cached.get(h) or {}).get("default_ms") if (cached.get(h) or {}).get("default_target") == target_key else None for h in hashes]
+        if any(d is None for d in defaults):
+            ctx.progress("tune", f"timing the default schedule of {len(names)} kernel(s) (the baseline records must beat)")
+            measured = _measure_defaults(task_mods, info, local_builder, runner)
+            defaults = [d if d is not None else m for d, m in zip(defaults, measured)]
+        state.defaults = defaults
+    sidecar = {h: {"name": n, "weight": w} for h, n, w in zip(hashes, names, weights)}
+    for h, d in zip(hashes, state.defaults):
+        if d is not None:
+            sidecar[h].update({"default_ms": d, "default_target": _target_key(info.target)})
+    _write_sidecar(work_dir, sidecar, path, info.to_json())
+    ctx.emit("tune.tasks", {"tasks": [{"id": i, "name": n, "weight": w, "default_ms": d} for i, (n, w, d) in enumerate(zip(names, weights, state.defaults))]})
+    ctx.check_cancelled()
     # Small batches: events flow, a cancel is seen between batches, and every task gets a share.
     remaining = trials - resumed
     if per_task is not None:
@@ -443,11 +499,8 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         t0 = time.perf_counter()
         _preload_tensor_intrin()
         per_iter = int(params.get("trials_per_iter") or max(1, min(16, remaining // len(names))))
-        workers = max(1, min(threads, os.cpu_count() or 1))
         _reset_ms_logging()
         contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, work_dir, num_threads=workers, seed=params.get("seed"))
-        local_builder = ms.builder.LocalBuilder(max_workers=workers, timeout_sec=60.0, initializer=_worker_initializer())
-        runner = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))
         the_builder, scheduler, callback = _make_hooks(state, local_builder, workers)
         try:
             ms.tune.tune_tasks(
@@ -472,9 +525,13 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
     if ctx.cancelled:
         raise Cancelled(f"Tuning was cancelled; {state.total} trial(s) are kept in {work_dir}; run again with the same work dir to resume.")
 
-    # Rebuild with the records for this target only.
+    # Rebuild with the records for this target only, and only those faster than the default schedule.
     apply_db = ms.database.MemoryDatabase(module_equality="structural")
     for rec in _scan(database, task_mods, task_of, _target_key(info.target))[2]:
+        task = task_of.get(str(tvm_ffi.structural_hash(rec.workload.mod)))
+        rec_ms, default_ms = _run_ms(rec.run_secs), state.defaults[task] if task is not None else None
+        if rec_ms is None or (default_ms is not None and rec_ms >= default_ms):
+            continue
         wl = apply_db.commit_workload(rec.workload.mod)
         apply_db.commit_tuning_record(ms.database.TuningRecord(rec.trace, wl, rec.run_secs, rec.target, rec.args_info))
     result = compile_model({**params, "_database": apply_db}, ctx)
@@ -486,7 +543,8 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         "budget": trials,
         "trials_per_task": per_task,
         "tasks": [
-            {"id": i, "name": n, "weight": w, "trials": state.trials[i], "errors": state.errors[i], "best_ms": state.best[i]}
+            {"id": i, "name": n, "weight": w, "trials": state.trials[i], "errors": state.errors[i], "best_ms": state.best[i],
+             "default_ms": state.defaults[i], "applied": "record" if state.applied(i) is not None and state.applied(i) == state.best[i] else "default"}
             for i, (n, w) in enumerate(zip(names, weights))
         ],
         "estimated_ms": est,

@@ -10,6 +10,7 @@
 // e.g. tvm.contrib.sort.topk) and libtvm_ffi only; never TVM's compiler (LLVM symbol clashes).
 
 #include <ATen/DLConvertor.h>
+#include <ATen/Parallel.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -195,6 +196,17 @@ class Module : public torch::CustomClassHolder {
     return c10::make_intrusive<Module>(std::move(metadata_json), std::move(bytes));
   }
 
+  // TVM sizes its thread pool once per process, at its first parallel kernel, from TVM_NUM_THREADS,
+  // else half the hardware threads on x86 (it assumes hyper-threading): on a 2-vCPU machine that is
+  // one thread while torch uses two. Unless the user set TVM_NUM_THREADS, follow torch's intra-op
+  // thread count as it is at the first call.
+  static void MatchTorchThreads() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      if (!std::getenv("TVM_NUM_THREADS")) setenv("TVM_NUM_THREADS", std::to_string(at::get_num_threads()).c_str(), 0);
+    });
+  }
+
   std::tuple<std::string, std::string> GetState() const { return {metadata_json_, library_}; }
 
   std::string Metadata() const { return metadata_json_; }
@@ -207,6 +219,7 @@ class Module : public torch::CustomClassHolder {
 
   std::vector<at::Tensor> Forward(std::vector<at::Tensor> inputs) {
     CheckInputs(inputs);
+    MatchTorchThreads();
     std::vector<ffi::Tensor> args;
     args.reserve(inputs.size());
     for (auto& t : inputs) {
