@@ -54,6 +54,13 @@ def test_tune_events_and_result(model, tmp_path):
         bests = [d["best_ms"] for d in trials if d["task_id"] == tid and d["best_ms"] is not None]
         assert bests == sorted(bests, reverse=True), "best-so-far must never rise"
     assert result["tuning"]["estimated_ms"] and result["tuning"]["estimated_ms"] > 0
+    # Every kernel's default schedule is timed first: the estimate exists from the first trial and
+    # never exceeds what the untuned build runs; a record is applied only where it beats the default.
+    tasks_out = result["tuning"]["tasks"]
+    assert all(t["default_ms"] and t["default_ms"] > 0 for t in tasks_out)
+    assert trials[0]["estimated_total_ms"] is not None
+    assert result["tuning"]["estimated_ms"] <= sum(t["weight"] * t["default_ms"] for t in tasks_out) + 1e-9
+    assert all((t["applied"] == "record") == (t["best_ms"] is not None and t["best_ms"] < t["default_ms"]) for t in tasks_out)
     assert trials[-1]["estimated_total_ms"] == pytest.approx(result["tuning"]["estimated_ms"])
     assert result["verification"]["ok"]
     assert result["latency_ms"]["tvm"]["p50"] > 0

@@ -288,7 +288,7 @@ def _measure_defaults(task_mods, info, local_builder, runner) -> list[float | No
         inputs.append(BuilderInput(sch.mod if sch is not None else mod, info.target))
     built = local_builder.build(inputs)
     todo = [(i, b) for i, b in enumerate(built) if b.error_msg is None]
-    futures = runner.run([RunnerInput(b.artifact_path, "llvm", ArgInfo.from_prim_func(task_mods[i]["main"])) for i, b in todo])
+    futures = runner.run([RunnerInput(b.artifact_path, "cpu", ArgInfo.from_prim_func(task_mods[i]["main"])) for i, b in todo])
     out: list[float | None] = [None] * len(task_mods)
     for (i, b), fut in zip(todo, futures):
         r = fut.result()
