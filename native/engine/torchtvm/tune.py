@@ -481,6 +481,10 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
             ctx.progress("tune", f"timing the default schedule of {len(names)} kernel(s) (the baseline records must beat)")
             measured = _measure_defaults(task_mods, info, local_builder, runner)
             defaults = [d if d is not None else m for d, m in zip(defaults, measured)]
+            missing = [n for n, d in zip(names, defaults) if d is None]
+            if missing:
+                ctx.log(f"Could not time the default schedule of {len(missing)} kernel(s) ({', '.join(missing[:3])}{'…' if len(missing) > 3 else ''}); "
+                        "their best records are applied without that comparison.", "warn")
         state.defaults = defaults
     sidecar = {h: {"name": n, "weight": w} for h, n, w in zip(hashes, names, weights)}
     for h, d in zip(hashes, state.defaults):
