@@ -3,11 +3,13 @@
 Relax legalizes every op into plain TIR loop nests with no schedule: one thread, scalar code, the
 reduction innermost. On CPU that is tens of times slower than PyTorch (ResNet-18 took seconds), and
 DLight's CPU rules only cover GEMV and softmax-like reductions. This rule gives every remaining
-block the two things that matter most and that are always legal:
+block what matters most, using only primitives that are always legal:
 
 - the innermost spatial axis is split to the vector width and moved inside the reduction loops,
   then vectorized (a conv computes a row of outputs per multiply-add, a dense layer a strip of
-  output features);
+  output features), accumulating in a local buffer (registers) rather than in memory;
+- a few rows of an axis that reuses those vector loads (a conv's output channels, a matmul's rows)
+  form a register tile, unrolled;
 - the remaining spatial axes are fused and parallelized across the target's cores.
 
 Tuned kernels (MetaSchedule database) are left alone; anything the rule cannot schedule keeps its

@@ -136,7 +136,6 @@ class _State:
         self.budget = budget  # total for the work dir (existing records count)
         self.per_task = per_task
         self.curve: list[dict] = []
-
         self.defaults: list[float | None] = [None] * len(names)  # the default schedule's ms per task
 
     def applied(self, i: int) -> float | None:
@@ -293,10 +292,7 @@ def _measure_defaults(task_mods, info, local_builder, runner) -> list[float | No
     for (i, b), fut in zip(todo, futures):
         r = fut.result()
         out[i] = None if r.error_msg else _run_ms(r.run_secs)
-        try:
-            shutil.rmtree(os.path.dirname(b.artifact_path), ignore_errors=True)
-        except Exception:
-            pass
+        shutil.rmtree(os.path.dirname(b.artifact_path), ignore_errors=True)
     return out
 
 
