@@ -138,10 +138,13 @@ class _State:
         self.curve: list[dict] = []
         self.defaults: list[float | None] = [None] * len(names)  # the default schedule's ms per task
 
+    def beats_default(self, i: int, ms: float | None) -> bool:
+        """Whether a record timed `ms` is applied to task i: only when it beats the default schedule."""
+        return ms is not None and (self.defaults[i] is None or ms < self.defaults[i])
+
     def applied(self, i: int) -> float | None:
         """What the build will run for task i: its best record if that beats the default schedule."""
-        cands = [v for v in (self.best[i], self.defaults[i]) if v is not None]
-        return min(cands) if cands else None
+        return self.best[i] if self.beats_default(i, self.best[i]) else self.defaults[i]
 
     def estimate(self) -> float | None:
         per_task = [self.applied(i) for i in range(len(self.names))]
@@ -529,8 +532,7 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
     apply_db = ms.database.MemoryDatabase(module_equality="structural")
     for rec in _scan(database, task_mods, task_of, _target_key(info.target))[2]:
         task = task_of.get(str(tvm_ffi.structural_hash(rec.workload.mod)))
-        rec_ms, default_ms = _run_ms(rec.run_secs), state.defaults[task] if task is not None else None
-        if rec_ms is None or (default_ms is not None and rec_ms >= default_ms):
+        if task is None or not state.beats_default(task, _run_ms(rec.run_secs)):
             continue
         wl = apply_db.commit_workload(rec.workload.mod)
         apply_db.commit_tuning_record(ms.database.TuningRecord(rec.trace, wl, rec.run_secs, rec.target, rec.args_info))
@@ -544,7 +546,7 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         "trials_per_task": per_task,
         "tasks": [
             {"id": i, "name": n, "weight": w, "trials": state.trials[i], "errors": state.errors[i], "best_ms": state.best[i],
-             "default_ms": state.defaults[i], "applied": "record" if state.applied(i) is not None and state.applied(i) == state.best[i] else "default"}
+             "default_ms": state.defaults[i], "applied": "record" if state.beats_default(i, state.best[i]) else "default"}
             for i, (n, w) in enumerate(zip(names, weights))
         ],
         "estimated_ms": est,
