@@ -68,6 +68,26 @@ describe('readTuningLog', () => {
     mkdirSync(join(half, 'sub'));
   });
 
+  it('names the missing files in full when the folder is the filesystem root', async () => {
+    const err = await readTuningLog('/').catch((e) => e as WorkbenchError);
+    expect(err).toBeInstanceOf(WorkbenchError);
+    expect(err.message).toContain('database_workload.json and database_tuning_record.json are missing');
+    expect(err.message).toBe('/ is not a MetaSchedule work dir: database_workload.json and database_tuning_record.json are missing.');
+  });
+
+  it('treats workload hashes like "constructor" and "__proto__" as data, not object-prototype keys', async () => {
+    const b64 = Buffer.from('{}').toString('base64');
+    const dir = makeDir({ sidecar: false, workloads: [JSON.stringify(['constructor', b64]), JSON.stringify(['__proto__', b64]), JSON.stringify(['toString', b64])], records: [rec(0, [0.001]), rec(1, [0.002]), rec(2, [0.003])] });
+    writeFileSync(join(dir, 'workbench_tasks.json'), '{"format": 1, "workloads": {"__proto__": {"name": "own_proto", "weight": 2}, "toString": 5}}');
+    const log = await readTuningLog(dir);
+    expect(log.tasks.map((t) => [t.hash, t.name, t.weight])).toEqual([
+      ['constructor', 'workload 0', null],
+      ['__proto__', 'own_proto', 2],
+      ['toString', 'workload 2', null],
+    ]);
+    expect(log.tasks.every((t) => typeof t.name === 'string')).toBe(true);
+  });
+
   it('compares two runs task by task', async () => {
     const a = await readTuningLog(makeDir());
     const b = await readTuningLog(makeDir({ records: [rec(0, [0.001]), rec(1, [0.004])], workloads: [JSON.stringify(['111', 'e30=']), JSON.stringify(['333', 'e30='])] }));

@@ -1,7 +1,7 @@
 // Reads a MetaSchedule work dir (JSON database), ours or one made elsewhere: tasks, record counts,
 // best latency, failures, best-so-far curves. Damaged lines are skipped and counted, never fatal.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { WorkbenchError } from '../../contract/errors.js';
 
 export const WORKLOAD_FILE = 'database_workload.json';
@@ -36,15 +36,44 @@ export interface TuningLog {
 }
 
 function lines(path: string): string[] {
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'EISDIR' ? 'it is a folder, not a file' : ((e as Error).message ?? String(e));
+    throw new WorkbenchError('unreadable', `${path} cannot be read (${why}); give a MetaSchedule work dir whose database files are readable.`);
+  }
+  return text.split('\n').filter((l) => l.trim() !== '');
 }
 
-function sidecar(dir: string): { model: string | null; workloads: Record<string, { name?: string; weight?: number }> } {
+interface SidecarEntry {
+  name?: string;
+  weight?: number;
+}
+
+/**
+ * The workbench's own task names and weights, keyed by workload hash. A Map, so that a hash such as
+ * "constructor" or "__proto__" is data and never reaches Object.prototype; malformed entries are ignored.
+ */
+function sidecar(dir: string): { model: string | null; workloads: Map<string, SidecarEntry> } {
+  const workloads = new Map<string, SidecarEntry>();
   try {
-    const data = JSON.parse(readFileSync(join(dir, SIDECAR_FILE), 'utf8')) as { model?: string; workloads?: Record<string, { name?: string; weight?: number }> };
-    return { model: data.model ?? null, workloads: data.workloads && typeof data.workloads === 'object' ? data.workloads : {} };
+    const data = JSON.parse(readFileSync(join(dir, SIDECAR_FILE), 'utf8')) as unknown;
+    if (!data || typeof data !== 'object') return { model: null, workloads };
+    const { model, workloads: raw } = data as { model?: unknown; workloads?: unknown };
+    if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+      for (const [hash, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (!v || typeof v !== 'object') continue;
+        const { name, weight } = v as { name?: unknown; weight?: unknown };
+        workloads.set(hash, {
+          ...(typeof name === 'string' && name ? { name } : {}),
+          ...(typeof weight === 'number' && Number.isFinite(weight) ? { weight } : {}),
+        });
+      }
+    }
+    return { model: typeof model === 'string' ? model : null, workloads };
   } catch {
-    return { model: null, workloads: {} };
+    return { model: null, workloads };
   }
 }
 
@@ -64,7 +93,7 @@ export async function readTuningLog(dirIn: string): Promise<TuningLog> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new WorkbenchError('not_found', `${dir} is not a folder; give a MetaSchedule work dir.`);
   const wPath = join(dir, WORKLOAD_FILE);
   const rPath = join(dir, RECORD_FILE);
-  const missing = [wPath, rPath].filter((p) => !existsSync(p)).map((p) => p.slice(dir.length + 1));
+  const missing = [wPath, rPath].filter((p) => !existsSync(p)).map((p) => basename(p));
   if (missing.length) throw new WorkbenchError('not_a_tuning_dir', `${dir} is not a MetaSchedule work dir: ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing.`);
 
   const side = sidecar(dir);
@@ -87,7 +116,7 @@ export async function readTuningLog(dirIn: string): Promise<TuningLog> {
       hash = `?${i}`;
     }
     // Records refer to workloads by line index, so a damaged line still takes its slot.
-    const known = side.workloads[hash];
+    const known = side.workloads.get(hash);
     let name = known?.name ?? null;
     if (name) namedBy = 'workbench';
     if (!name && b64) {
