@@ -2,6 +2,7 @@
 // over Electron IPC (preload), WebSocket (browser mode) and used directly by the CLI.
 import { z } from 'zod';
 import { WorkbenchError } from './errors.js';
+import { GetRunArgs, ListRunsArgs, type ModelRuns, type RunRecord } from './runs.js';
 import { JobRequestSchema, type JobEvent, type JobOutcome, type JobRequest, type JobState } from './jobs.js';
 
 export interface AppInfo {
@@ -30,6 +31,10 @@ export interface WorkbenchApi {
   /** Reads a MetaSchedule work dir (tasks, records, best-so-far curves). */
   readTuningLog(args: { dir: string }): Promise<Record<string, unknown>>;
   recentModels(): Promise<string[]>;
+  /** A model's runs (newest first), its project folder and the defaults that belong to it. */
+  listRuns(args: { model: string }): Promise<ModelRuns>;
+  /** One run with every event so far (to replay) and its outcome once it has one. */
+  getRun(args: { model: string; job: string }): Promise<RunRecord>;
   /** Subscribes to every job event; returns the unsubscribe function. */
   onEvent(listener: (event: JobEvent) => void): () => void;
 }
@@ -44,6 +49,8 @@ export const API_ARGS = {
   listJobs: z.tuple([]),
   readTuningLog: z.tuple([z.object({ dir: z.string().min(1).max(4096) }).strict()]),
   recentModels: z.tuple([]),
+  listRuns: z.tuple([ListRunsArgs]),
+  getRun: z.tuple([GetRunArgs]),
 } as const;
 
 export type ApiMethod = keyof typeof API_ARGS;

@@ -14,6 +14,12 @@ export interface RunContext {
 
 export type JobRunner = (request: ParsedJobRequest, ctx: RunContext) => Promise<Record<string, unknown>>;
 
+/** Told about every job's start and end (the run store keeps them on disk); events come through onEvent. */
+export interface JobObserver {
+  started(job: string, request: ParsedJobRequest, startedAt: number): void;
+  finished(job: string, outcome: JobOutcome): void;
+}
+
 interface JobRecord {
   summary: JobSummary;
   abort: AbortController;
@@ -25,7 +31,10 @@ export class JobManager {
   private readonly jobs = new Map<string, JobRecord>();
   private counter = 0;
 
-  constructor(private readonly runners: Partial<Record<ParsedJobRequest['kind'], JobRunner>>) {
+  constructor(
+    private readonly runners: Partial<Record<ParsedJobRequest['kind'], JobRunner>>,
+    private readonly observer?: JobObserver,
+  ) {
     this.events.setMaxListeners(100);
   }
 
@@ -54,7 +63,8 @@ export class JobManager {
       this.emit({ event: 'job.state', job, data: { state, kind: request.kind } });
     };
     const ctx: RunContext = { job, signal: abort.signal, emit: (e) => this.emit({ ...e, job } as JobEvent) };
-    const outcome = (async (): Promise<JobOutcome> => {
+    this.observer?.started(job, request, summary.startedAt);
+    const run = (async (): Promise<JobOutcome> => {
       await Promise.resolve(); // let the caller subscribe before the first event
       setState('running');
       try {
@@ -71,6 +81,10 @@ export class JobManager {
         return { state: 'failed', job, error: e.toJSON() };
       }
     })();
+    const outcome = run.then((o) => {
+      this.observer?.finished(job, o);
+      return o;
+    });
     this.jobs.set(job, { summary, abort, outcome });
     return job;
   }

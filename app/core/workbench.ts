@@ -7,6 +7,7 @@ import type { JobRequest } from '../contract/jobs.js';
 import { EngineClient, type EngineClientOptions } from './engine/engine-client.js';
 import { engineRunners } from './engine/engine-runners.js';
 import { type JobRunner, JobManager } from './jobs.js';
+import { RunStore } from './runs/run-store.js';
 import { paths } from './paths.js';
 import { addRecentModel, recentModels } from './settings.js';
 
@@ -21,18 +22,23 @@ export interface WorkbenchOptions {
 export interface Workbench extends WorkbenchApi {
   readonly engine: EngineClient;
   readonly jobs: JobManager;
+  readonly runs: RunStore;
   close(): Promise<void>;
 }
 
 export function createWorkbench(opts: WorkbenchOptions): Workbench {
   const engine = new EngineClient(opts.engine);
-  const jobs = new JobManager({ ...engineRunners(engine), ...opts.runners });
+  const runs = new RunStore();
+  const jobs = new JobManager({ ...engineRunners(engine), ...opts.runners }, runs);
+  // Subscribed before any job starts, so every event of every run reaches its events.jsonl.
+  jobs.onEvent((e) => runs.event(e));
   const pkg = JSON.parse(readFileSync(`${paths.root}/package.json`, 'utf8')) as { version: string };
   let versions: Record<string, string> | undefined;
 
   return {
     engine,
     jobs,
+    runs,
     async info(): Promise<AppInfo> {
       if (!versions) {
         const r = await engine.request('versions', {}).done.catch(() => ({}));
@@ -57,6 +63,12 @@ export function createWorkbench(opts: WorkbenchOptions): Workbench {
     async readTuningLog({ dir }) {
       if (!opts.readTuningLog) throw new WorkbenchError('unsupported', 'Reading tuning logs is not available in this build.');
       return opts.readTuningLog(dir);
+    },
+    async listRuns({ model }) {
+      return runs.list(model);
+    },
+    async getRun({ model, job }) {
+      return runs.get(model, job);
     },
     async recentModels() {
       return recentModels();

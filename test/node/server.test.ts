@@ -20,6 +20,10 @@ const api: WorkbenchApi = {
   listJobs: async () => [],
   readTuningLog: async () => ({}),
   recentModels: async () => [],
+  listRuns: async () => ({ project: '/p', defaults: { workDir: '/p/tuning', exportPath: '/p/exports/m.tvm.pt' }, runs: [] }),
+  getRun: async () => {
+    throw new Error('no runs here');
+  },
   onEvent: (l) => (listeners.add(l), () => listeners.delete(l)),
 };
 

@@ -1,0 +1,183 @@
+// Keeps every compile, tune, bench and export job as a run in its model's project folder:
+//   <project>/runs/<job>/request.json   the parsed request (atomic write)
+//   <project>/runs/<job>/events.jsonl   every event, one JSON line each, appended as it happens
+//   <project>/runs/<job>/run.json       the summary (state, times), rewritten atomically on change
+//   <project>/runs/<job>/outcome.json   the outcome (result or error), written once at the end
+// Appends survive a kill at any moment: a torn last line is skipped when reading. Runs started by
+// this process are also held in memory, so replaying a running job never races its own writes.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { WorkbenchError } from '../../contract/errors.js';
+import type { JobEvent, JobOutcome, ParsedJobRequest } from '../../contract/jobs.js';
+import { JOB_ID, type ModelRuns, type RunKind, type RunRecord, type RunSummary } from '../../contract/runs.js';
+import { projectDir } from '../paths.js';
+
+/** Writes via a temp file and a rename, so readers see the old or the new file, never half of one. */
+export function writeFileAtomic(file: string, data: string): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.${Date.now().toString(36)}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+function readJson<T>(file: string): T | null {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+/** Reads a JSON-lines file, skipping a line torn by a kill mid-append. */
+function readJsonLines<T>(file: string): T[] {
+  if (!existsSync(file)) return [];
+  const out: T[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch {
+      /* a torn last line */
+    }
+  }
+  return out;
+}
+
+/** The run kind users see: an export is a compile that writes a .pt. */
+export function runKind(request: ParsedJobRequest): RunKind | null {
+  if (request.kind === 'inspect') return null;
+  if (request.kind === 'compile' && request.exportPath) return 'export';
+  return request.kind;
+}
+
+/** The model's defaults: the tuning work dir and where an export goes (both in its project folder). */
+export function modelDefaults(model: string): ModelRuns['defaults'] {
+  const project = projectDir(model);
+  const stem = basename(resolve(model)).replace(/\.(pt2?|pth)$/i, '');
+  return { workDir: join(project, 'tuning'), exportPath: join(project, 'exports', `${stem}.tvm.pt`) };
+}
+
+interface LiveRun {
+  dir: string;
+  summary: RunSummary;
+  events: JobEvent[];
+  outcome: JobOutcome | null;
+}
+
+/** Live runs keep at most this many events in memory; the file keeps them all. */
+const MAX_MEMORY_EVENTS = 50_000;
+
+export class RunStore {
+  private readonly live = new Map<string, LiveRun>();
+
+  private runsDir(model: string): string {
+    return join(projectDir(model), 'runs');
+  }
+
+  /** Called when a job starts (before its first event). Inspect jobs are not runs. */
+  started(job: string, request: ParsedJobRequest, startedAt: number): void {
+    const kind = runKind(request);
+    if (!kind) return;
+    const model = resolve(request.model);
+    const dir = join(this.runsDir(model), job);
+    const summary: RunSummary = { job, kind, state: 'running', model, startedAt, request, events: 0 };
+    const run: LiveRun = { dir, summary, events: [], outcome: null };
+    try {
+      writeFileAtomic(join(dir, 'request.json'), JSON.stringify(request, null, 1));
+      writeFileAtomic(join(dir, 'run.json'), JSON.stringify(summary));
+    } catch {
+      // A project folder that cannot be written must not stop the job; the run is kept in memory.
+    }
+    this.live.set(job, run);
+  }
+
+  event(e: JobEvent): void {
+    const run = this.live.get(e.job);
+    if (!run) return;
+    if (run.events.length < MAX_MEMORY_EVENTS) run.events.push(e);
+    run.summary.events += 1;
+    try {
+      appendFileSync(join(run.dir, 'events.jsonl'), JSON.stringify(e) + '\n');
+    } catch {
+      /* kept in memory */
+    }
+    if (e.event === 'job.state' && e.data.state !== run.summary.state) {
+      run.summary.state = e.data.state;
+      this.saveSummary(run);
+    }
+  }
+
+  finished(job: string, outcome: JobOutcome): void {
+    const run = this.live.get(job);
+    if (!run) return;
+    run.outcome = outcome;
+    run.summary.state = outcome.state;
+    run.summary.finishedAt = Date.now();
+    if (outcome.state === 'failed') run.summary.error = outcome.error.message;
+    try {
+      writeFileAtomic(join(run.dir, 'outcome.json'), JSON.stringify(outcome));
+    } catch {
+      /* kept in memory */
+    }
+    this.saveSummary(run);
+  }
+
+  private saveSummary(run: LiveRun): void {
+    try {
+      writeFileAtomic(join(run.dir, 'run.json'), JSON.stringify(run.summary));
+    } catch {
+      /* kept in memory */
+    }
+  }
+
+  /** A run from disk; one that says it is running but is not live here was interrupted. */
+  private readDisk(model: string, job: string): RunSummary | null {
+    const dir = join(this.runsDir(model), job);
+    const s = readJson<RunSummary>(join(dir, 'run.json'));
+    if (!s || s.job !== job) return null;
+    if (!this.live.has(job) && (s.state === 'running' || s.state === 'queued')) {
+      const outcome = readJson<JobOutcome>(join(dir, 'outcome.json'));
+      return outcome ? { ...s, state: outcome.state } : { ...s, state: 'interrupted' };
+    }
+    return s;
+  }
+
+  list(model: string): ModelRuns {
+    const abs = resolve(model);
+    const dir = this.runsDir(abs);
+    const byJob = new Map<string, RunSummary>();
+    if (existsSync(dir)) {
+      for (const job of readdirSync(dir)) {
+        if (!JOB_ID.test(job)) continue;
+        const s = this.readDisk(abs, job);
+        if (s) byJob.set(job, s);
+      }
+    }
+    for (const run of this.live.values()) if (run.summary.model === abs) byJob.set(run.summary.job, { ...run.summary });
+    const runs = [...byJob.values()].sort((a, b) => b.startedAt - a.startedAt);
+    const defaults = modelDefaults(abs);
+    try {
+      // The default export goes here: make it exist, so that an export refusing a missing parent
+      // folder still accepts the default.
+      mkdirSync(dirname(defaults.exportPath), { recursive: true });
+    } catch {
+      /* reported by the export itself */
+    }
+    return { project: projectDir(abs), defaults, runs };
+  }
+
+  get(model: string, job: string): RunRecord {
+    // The id names a folder: never let it climb out of runs/.
+    if (!JOB_ID.test(job)) throw new WorkbenchError('bad_request', `"${job}" is not a job id.`);
+    const abs = resolve(model);
+    const live = this.live.get(job);
+    if (live && live.summary.model === abs && live.summary.events === live.events.length) {
+      return { summary: { ...live.summary }, events: live.events.slice(), outcome: live.outcome };
+    }
+    const summary = live ? { ...live.summary } : this.readDisk(abs, job);
+    if (!summary) throw new WorkbenchError('unknown_run', `There is no run ${job} for ${abs}.`);
+    const dir = join(this.runsDir(abs), job);
+    const outcome = live ? live.outcome : readJson<JobOutcome>(join(dir, 'outcome.json'));
+    return { summary, events: readJsonLines<JobEvent>(join(dir, 'events.jsonl')), outcome };
+  }
+}
