@@ -24,6 +24,14 @@ export const CompileRequestSchema = z.object({
   measure: z.boolean().default(true),
   /** When the whole model does not import, compile its submodules and keep the rest in TorchScript. */
   fallback: z.boolean().optional(),
+  /**
+   * The user confirmed replacing exportPath although it is the source model or a file the workbench
+   * did not write (the CLI's --force). Without it such a job is refused before building
+   * (error codes export_is_source, export_exists).
+   */
+  overwrite: z.boolean().optional(),
+  /** Create missing parent folders of exportPath, outDir and workDir (the CLI's --mkdir); without it: error folder_missing. */
+  createParent: z.boolean().optional(),
 });
 
 export const TuneRequestSchema = CompileRequestSchema.extend({

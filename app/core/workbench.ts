@@ -3,10 +3,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { AppInfo, WorkbenchApi } from '../contract/api.js';
 import { WorkbenchError } from '../contract/errors.js';
-import type { JobRequest } from '../contract/jobs.js';
+import { JobRequestSchema, type CompileRequest, type JobRequest } from '../contract/jobs.js';
 import { EngineClient, type EngineClientOptions } from './engine/engine-client.js';
 import { engineRunners } from './engine/engine-runners.js';
 import { type JobRunner, JobManager } from './jobs.js';
+import { prepareOutputs, recordExport } from './output-paths.js';
 import { RunStore } from './runs/run-store.js';
 import { paths } from './paths.js';
 import { addRecentModel, recentModels } from './settings.js';
@@ -47,7 +48,24 @@ export function createWorkbench(opts: WorkbenchOptions): Workbench {
       return { version: pkg.version, versions, exampleModel: existsSync(paths.exampleModel) ? paths.exampleModel : null, platform: `${process.platform}-${process.arch}`, host: opts.host };
     },
     async startJob(request: JobRequest) {
-      const job = jobs.start(request);
+      // Where a compile or tune writes is checked (and locked) before anything is built.
+      const writes = request.kind === 'compile' || request.kind === 'tune' ? JobRequestSchema.safeParse(request) : null;
+      const release = writes?.success ? prepareOutputs(writes.data as CompileRequest) : () => {};
+      let job: string;
+      try {
+        job = jobs.start(request);
+      } catch (e) {
+        release();
+        throw e;
+      }
+      jobs.wait(job).then(
+        (o) => {
+          const exported = o.state === 'succeeded' ? (o.result.files as { exported?: unknown } | undefined)?.exported : undefined;
+          if (typeof exported === 'string') recordExport(exported);
+          release();
+        },
+        release,
+      );
       if ('model' in request && request.kind !== 'bench') {
         jobs.wait(job).then((o) => o.state === 'succeeded' && addRecentModel(request.model), () => {});
       }

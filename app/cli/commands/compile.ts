@@ -7,7 +7,7 @@ import { fmtMs, table } from '../output.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm compile MODEL.pt --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt] [--out-dir DIR] [--no-measure] [--fallback] [--trials N [--trials-per-task M] [--work-dir DIR]] [--json]';
+  'torchtvm compile MODEL.pt --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--fallback] [--trials N [--trials-per-task M] [--work-dir DIR]] [--json]';
 
 export const compileOptions = {
   input: { type: 'string', multiple: true },
@@ -20,6 +20,8 @@ export const compileOptions = {
   trials: { type: 'string' },
   'trials-per-task': { type: 'string' },
   'work-dir': { type: 'string' },
+  force: { type: 'boolean' },
+  mkdir: { type: 'boolean' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
 } as const;
@@ -134,6 +136,8 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     outDir: values['out-dir'],
     measure: !values['no-measure'],
     ...(values.fallback ? { fallback: true } : {}),
+    ...(values.force ? { overwrite: true } : {}),
+    ...(values.mkdir ? { createParent: true } : {}),
   };
   const outcome = trials !== undefined
     ? await runJob(wb, { ...base, kind: 'tune', trials, trialsPerTask, workDir: values['work-dir'] }, out, tuneView(trials, out))
