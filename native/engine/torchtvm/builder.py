@@ -7,10 +7,11 @@ import json
 import os
 from dataclasses import dataclass
 
+from . import cpu_features
 from .errors import EngineError
 
-# Features a generated x86 kernel can depend on; recorded in exported metadata and checked on load.
-_CHECKED_FEATURES = ("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vnni", "avx512bf16", "avx512fp16", "amx-tile")
+# Features a generated x86 kernel can depend on (recorded in exported metadata, checked on load).
+_CHECKED_FEATURES = tuple(cpu_features.X86_FEATURES)
 
 
 @dataclass
@@ -33,8 +34,7 @@ def resolve_target(name: str = "llvm", num_cores: int | None = None) -> TargetIn
     if name in ("llvm", "cpu", "native"):
         mcpu = codegen.llvm_get_system_cpu()
         target = Target({"kind": "llvm", "mcpu": mcpu, "num-cores": num_cores})
-        all_features = set(codegen.llvm_get_cpu_features(target))
-        return TargetInfo(target, "llvm", mcpu, sorted(f for f in _CHECKED_FEATURES if f in all_features))
+        return TargetInfo(target, "llvm", mcpu, cpu_features.target_features(target))
     if name == "cuda":
         if not tvm.cuda(0).exist:
             raise EngineError("no_gpu", "The cuda target needs an NVIDIA GPU and none was found; use --target llvm.")
@@ -43,7 +43,10 @@ def resolve_target(name: str = "llvm", num_cores: int | None = None) -> TargetIn
         target = Target(json.loads(name) if name.startswith("{") else name)
     except Exception as e:
         raise EngineError("bad_target", f"Target {name!r} is not valid: use llvm, cuda, or a TVM target JSON object.", str(e)) from e
-    return TargetInfo(target, target.kind.name, None, [])
+    # Features come from the target itself (its mcpu/mattr), so a module built for another CPU
+    # records what it needs and is refused, not killed by SIGILL, where that is missing.
+    mcpu = str(target.attrs["mcpu"]) if "mcpu" in target.attrs else None
+    return TargetInfo(target, target.kind.name, mcpu, cpu_features.target_features(target))
 
 
 def legalize(mod, info: TargetInfo):
