@@ -127,11 +127,11 @@ def _modules(result):
     return {m["name"]: m for m in result["coverage"]["modules"]}
 
 
-def test_without_fallback_the_error_says_how_to_ask_for_it(tmp_path):
+def test_strict_fails_naming_the_construct_and_how_fallback_would_help(tmp_path):
     torch.jit.script(ShapeLoop().eval()).save(str(tmp_path / "m.pt"))
     with pytest.raises(EngineError) as e:
-        compile_model({"model": str(tmp_path / "m.pt"), "inputs": [{"name": "x", "dims": [2, 3, 8]}], "out_dir": str(tmp_path / "b"), "measure": False}, JobContext("t"))
-    assert e.value.code == "import_failed" and "prim::Loop" in e.value.message and "--fallback" in e.value.message
+        compile_model({"model": str(tmp_path / "m.pt"), "inputs": [{"name": "x", "dims": [2, 3, 8]}], "out_dir": str(tmp_path / "b"), "measure": False, "strict": True}, JobContext("t"))
+    assert e.value.code == "import_failed" and "prim::Loop" in e.value.message and "--strict" in e.value.message
 
 
 def test_shape_driven_loop_compiles_the_cell_and_keeps_the_loop(compiled):

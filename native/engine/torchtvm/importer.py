@@ -51,7 +51,9 @@ def _flatten_outputs(out) -> list[torch.Tensor]:
 
 
 def run_reference(module: torch.jit.ScriptModule, inputs: list[torch.Tensor], specs: list[InputSpec]) -> list[torch.Tensor]:
-    """Run the TorchScript model; a shape or dtype it rejects becomes a sentence."""
+    """Run the TorchScript model (or ExportedProgram); a shape or dtype it rejects becomes a sentence."""
+    if isinstance(module, torch.export.ExportedProgram):
+        module = module.module()
     try:
         with torch.no_grad():
             return _flatten_outputs(module(*inputs))
@@ -105,10 +107,36 @@ def unsupported_ops(program: torch.export.ExportedProgram) -> dict[str, int]:
     return dict(missing)
 
 
+def _scalar_to_float(t):
+    # aten::Float of an int or a size: torch's converter calls `.to()` on it, which only tensors have.
+    if isinstance(t, torch.Tensor):
+        return t.to(dtype=torch.float).item()
+    return torch.sym_float(t)
+
+
+@contextlib.contextmanager
+def _converter_fixes():
+    """Fixes to torch's TorchScript -> ExportedProgram converter, for the span of one conversion."""
+    from torch._export import converter
+
+    cls = converter.TS2FXGraphConverter
+    orig = cls.convert_aten_Float
+
+    def convert_aten_Float(self, node):
+        inputs = tuple(self.get_fx_value_by_ir_value(i) for i in node.inputs())
+        self.name_to_node[node.output().debugName()] = self.fx_graph.call_function(_scalar_to_float, inputs)
+
+    cls.convert_aten_Float = convert_aten_Float
+    try:
+        yield
+    finally:
+        cls.convert_aten_Float = orig
+
+
 def to_exported_program(module: torch.jit.ScriptModule, specs: list[InputSpec], sample: list[torch.Tensor]) -> torch.export.ExportedProgram:
     from torch._export.converter import TS2EPConverter
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _converter_fixes():
         warnings.simplefilter("ignore")
         try:
             ep = TS2EPConverter(module, tuple(sample)).convert()
@@ -122,6 +150,9 @@ def to_exported_program(module: torch.jit.ScriptModule, specs: list[InputSpec], 
                 "Data-dependent loops are not supported yet; trace the model with torch.jit.trace if it has none.",
                 msg,
             ) from e
+        from .dtype_promotion import wrapped_scalars_as_default_dtype
+
+        wrapped_scalars_as_default_dtype(ep)  # traced `int_x * 0.5` is float32, not float64
         try:
             return torch.export.export(ep.module(), tuple(sample), dynamic_shapes=_dynamic_shapes(specs), strict=False)
         except Exception as e:
@@ -133,13 +164,98 @@ def to_exported_program(module: torch.jit.ScriptModule, specs: list[InputSpec], 
             ) from e
 
 
-def import_torchscript(module: torch.jit.ScriptModule, specs: list[InputSpec], progress=lambda msg: None) -> Imported:
+def program_specs(ep: torch.export.ExportedProgram) -> list[InputSpec]:
+    """Default input specs of an ExportedProgram: its user inputs' shapes and dtypes, dynamic dims
+    as symbols with the program's ranges (one name per torch symbol, shared across inputs)."""
+    from .specs import DEFAULT_SYM_MAX, TORCH_TO_NAME
+
+    by_name = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    names: dict[str, SymDim] = {}
+    specs = []
+    for arg in ep.graph_signature.input_specs:
+        if arg.kind != torch.export.graph_signature.InputKind.USER_INPUT:
+            continue
+        node = by_name.get(arg.arg.name)
+        val = node.meta.get("val") if node is not None else None
+        if not isinstance(val, torch.Tensor):
+            raise EngineError("unsupported_input", f"Input {arg.arg.name} of the program is not a tensor; only tensor inputs are supported.")
+        if val.dtype not in TORCH_TO_NAME:
+            raise EngineError("unsupported_input", f"Input {arg.arg.name} is a {val.dtype} tensor, which the compiler does not support.")
+        dims = []
+        for i, d in enumerate(val.shape):
+            if isinstance(d, int):
+                dims.append(int(d))
+                continue
+            key = str(d.node.expr)
+            if key not in names:
+                vr = ep.range_constraints.get(d.node.expr)
+                lo = max(1, int(vr.lower)) if vr is not None and vr.lower.is_finite else 1
+                hi = int(vr.upper) if vr is not None and vr.upper.is_finite else DEFAULT_SYM_MAX
+                hi = min(hi, DEFAULT_SYM_MAX)
+                taken = {sd.name for sd in names.values()}
+                names[key] = SymDim("batch" if i == 0 and "batch" not in taken else f"{arg.arg.name}_{i}", lo, max(lo, hi))
+            dims.append(names[key])
+        specs.append(InputSpec(arg.arg.name, tuple(dims), TORCH_TO_NAME[val.dtype]))
+    return specs
+
+
+def _import_exported(ep: torch.export.ExportedProgram, specs: list[InputSpec], progress) -> Imported:
+    n_user = len(ep.graph_signature.user_inputs)
+    if len(specs) != n_user:
+        raise EngineError("input_count", f"The program takes {n_user} input(s) ({', '.join(ep.graph_signature.user_inputs)}) but {len(specs)} were described; give one input spec per argument.")
+    sample = random_inputs(specs)
+    module = ep.module()
+    progress("running the program in PyTorch on sample inputs")
+    ref = run_reference(module, sample, specs)
+    # Re-export with the user's specs (sizes pinned, symbols and ranges as described), as for TorchScript.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ep = torch.export.export(module, tuple(sample), dynamic_shapes=_dynamic_shapes(specs), strict=False)
+        except Exception as e:
+            raise EngineError(
+                "shape_rejected" if "Constraints violated" in str(e) or "specialized" in str(e) else "import_failed",
+                f"The program could not be exported with the given input specs: {_torch_error_summary(e)}. "
+                "A symbolic dimension the program needs to be fixed must be given as a number.",
+                str(e),
+            ) from e
+    return import_program(ep, sample, len(ref), progress)
+
+
+def import_torchscript(module, specs: list[InputSpec], progress=lambda msg: None) -> Imported:
+    """TorchScript module or ExportedProgram -> Relax."""
+    if isinstance(module, torch.export.ExportedProgram):
+        return _import_exported(module, specs, progress)
     check_inputs(module, specs)
     sample = random_inputs(specs)
     progress("running the model in PyTorch on sample inputs")
     ref = run_reference(module, sample, specs)
     progress("converting TorchScript to an ExportedProgram")
     ep = to_exported_program(module, specs, sample)
+    return import_program(ep, sample, len(ref), progress)
+
+
+def decompose(ep: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """torch's own decompositions (fast-path attention, sdpa, RNN cells, upsample_*, group_norm...)
+    down to core aten, before asking which ops TVM lacks: an op is unsupported only when neither
+    an importer nor a decomposition exists. TVM would run them too, but after our check."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from .decompositions import table
+
+            return ep.run_decompositions(table())
+        except Exception as e:
+            raise EngineError("import_failed", f"torch could not decompose the model into core aten ops: {_torch_error_summary(e)}.", str(e)) from e
+
+
+def import_program(ep: torch.export.ExportedProgram, sample: list[torch.Tensor], num_outputs: int, progress=lambda msg: None) -> Imported:
+    """ExportedProgram -> Relax: decompose, name what TVM lacks, translate."""
+    progress("decomposing into core aten ops")
+    ep = decompose(ep)
+    from .shape_math import CUSTOM_CONVERTERS, prepare
+
+    ep = prepare(ep)
     missing = unsupported_ops(ep)
     if missing:
         listed = ", ".join(f"{k} (x{v})" for k, v in sorted(missing.items(), key=lambda kv: -kv[1]))
@@ -153,11 +269,13 @@ def import_torchscript(module: torch.jit.ScriptModule, specs: list[InputSpec], p
     from tvm.relax.frontend.torch import from_exported_program
 
     try:
-        with _half_precision_accumulates_in_own_dtype():
-            mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=False)
+        from .dtype_promotion import pytorch_binary_dtypes
+
+        with _half_precision_accumulates_in_own_dtype(), pytorch_binary_dtypes():
+            mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=False, run_ep_decomposition=False, custom_convert_map=CUSTOM_CONVERTERS)
     except Exception as e:
         raise EngineError("import_failed", f"TVM could not import the model: {_torch_error_summary(e)}.", str(e)) from e
-    return Imported(mod=mod, program=ep, sample_inputs=sample, num_outputs=len(ref))
+    return Imported(mod=mod, program=ep, sample_inputs=sample, num_outputs=num_outputs)
 
 
 @contextlib.contextmanager

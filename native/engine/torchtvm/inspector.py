@@ -64,7 +64,40 @@ def inspect_module(module: torch.jit.ScriptModule) -> dict:
     return result
 
 
+def inspect_program(ep) -> dict:
+    """A torch.export program: its user inputs (dynamic dims as symbols with their ranges, which
+    are also the default input specs) and the histogram of its aten ops."""
+    from .importer import program_specs
+
+    counts: collections.Counter[str] = collections.Counter()
+    for node in ep.graph.nodes:
+        if node.op == "call_function":
+            t = node.target
+            # "aten::linear", as the TorchScript histogram names ops; Python operators by name.
+            counts[t._schema.name if isinstance(t, torch._ops.OpOverload) else getattr(t, "__name__", str(t))] += 1
+    params = list(ep.state_dict.values()) + [t for t in ep.constants.values() if isinstance(t, torch.Tensor)]
+    specs = program_specs(ep)
+    inputs = []
+    for s in specs:
+        info = {"name": s.name, "type": "Tensor", "shape": [d if isinstance(d, int) else d.name for d in s.dims], "dtype": s.dtype, "spec": s.to_json()}
+        inputs.append(info)
+    return {
+        "format": "pt2",
+        "inputs": inputs,
+        "ops": dict(counts.most_common()),
+        "parameters": {
+            "count": int(sum(p.numel() for p in ep.parameters())),
+            "bytes": int(sum(p.numel() * p.element_size() for p in params)),
+            "tensors": len(params),
+        },
+        "exported": None,
+    }
+
+
 def inspect_file(path: str) -> dict:
-    result = inspect_module(load_torchscript(path))
+    from .loader import is_exported, load_model
+
+    model = load_model(path)
+    result = inspect_program(model) if is_exported(model) else inspect_module(model)
     result["path"] = path
     return result

@@ -499,7 +499,7 @@ def partition(module: torch.jit.ScriptModule, specs: list[InputSpec], shape_sets
 
 
 def fallback_hint() -> str:
-    return " Pass fallback (CLI --fallback) to keep those parts in TorchScript and compile the submodules that import."
+    return " Strict compilation was asked for (CLI --strict); without it those parts stay in TorchScript and the rest compiles."
 
 
 def compile_fallback(params: dict, ctx, module, specs: list[InputSpec], import_error: EngineError, threads: int, shape_sets, import_s: float = 0.0) -> dict:

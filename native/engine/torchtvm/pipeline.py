@@ -12,7 +12,7 @@ from .errors import EngineError
 from .executor import TvmRunner
 from .importer import import_torchscript, run_reference
 from .jobs import JobContext, Timer
-from .loader import load_torchscript
+from .loader import is_exported, load_model, runnable
 from .specs import SymDim, parse_specs, random_inputs
 from .verify import compare
 
@@ -27,13 +27,18 @@ def set_threads(n: int | None) -> int:
 
 def compile_model(params: dict, ctx: JobContext) -> dict:
     path = params.get("model")
-    specs = parse_specs(params.get("inputs"))
+    # A .pt2's own dynamic dims and ranges are the default specs; TorchScript needs them given.
+    specs = parse_specs(params.get("inputs")) if params.get("inputs") or not str(path or "").endswith(".pt2") else None
     out_dir = params.get("out_dir") or os.path.join(os.path.dirname(os.path.abspath(path or ".")), "torchtvm-build")
     threads = set_threads(params.get("threads"))
     measure = params.get("measure", True)
 
     ctx.progress("load", f"loading {path}")
-    module = load_torchscript(path)
+    module = load_model(path)
+    if specs is None:
+        from .importer import program_specs
+
+        specs = program_specs(module) if is_exported(module) else parse_specs(params.get("inputs"))
     ctx.check_cancelled()
 
     t = Timer()
@@ -45,9 +50,17 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
             raise
         from . import partition
 
-        if not params.get("fallback"):
-            raise EngineError(e.code, e.message + partition.fallback_hint(), e.detail) from e
-        return partition.compile_fallback(params, ctx, module, specs, e, threads, verification_shapes(specs), import_s=t.seconds)
+        # Fallback is the default (the parts that import compile, the rest stays in TorchScript);
+        # strict asks for all or nothing. A .pt2 has no TorchScript graph to fall back to.
+        if params.get("strict") or params.get("fallback") is False or is_exported(module):
+            raise EngineError(e.code, e.message + ("" if is_exported(module) else partition.fallback_hint()), e.detail) from e
+        try:
+            return partition.compile_fallback(params, ctx, module, specs, e, threads, verification_shapes(specs), import_s=t.seconds)
+        except EngineError as fe:
+            if fe.code != "fallback_nothing":
+                raise
+            # Nothing around the unsupported part compiles either: the import error is the news.
+            raise EngineError(e.code, f"{e.message} Nothing around it could be compiled either: {fe.message}", e.detail) from fe
     import_s = t.seconds
     ctx.check_cancelled()
 
@@ -79,7 +92,7 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
     if measure:
         ctx.progress("measure", "measuring latency (PyTorch)", 0.0)
         sample = random_inputs(specs)
-        torch_lat = latency.time_torch(module, sample)
+        torch_lat = latency.time_torch(runnable(module), sample)
         ctx.check_cancelled()
         ctx.progress("measure", "measuring latency (TVM)", 0.5)
         tvm_lat = latency.time_tvm(runner, sample)

@@ -25,8 +25,10 @@ from .jobs import JobContext
 _KNOWN = {"input_infos", "default_dtype", "export_dir", "num_outputs", "tuning_n_trials", "tuning_log_file", "target", "threads"}
 
 
-def _specs(option: dict) -> list[dict]:
+def _specs(option: dict, exported: bool = False) -> list[dict] | None:
     infos = option.get("input_infos")
+    if not infos and exported:
+        return None  # the program's own shapes, dynamic dims and ranges
     if not infos:
         raise EngineError("bad_option", "option['input_infos'] is required: a list of (name, shape) pairs, e.g. [('x', (1, 3, 224, 224))].")
     dtype = option.get("default_dtype", "float32")
@@ -46,29 +48,35 @@ def _specs(option: dict) -> list[dict]:
 
 
 def compile(jit_module, option: dict):  # noqa: A001 - the seed's name
-    """Compile a TorchScript module with TVM; returns export.TVMModule (an nn.Module)."""
-    if not isinstance(jit_module, torch.jit.ScriptModule):
-        raise EngineError("not_torchscript", "torchtvm.compile expects a TorchScript module: pass torch.jit.trace(model, example) or torch.jit.script(model).")
+    """Compile a TorchScript module or a torch.export ExportedProgram with TVM; returns
+    export.TVMModule (an nn.Module). For a program, input_infos may be left out: its own shapes,
+    dynamic dims and ranges are used."""
+    exported = isinstance(jit_module, torch.export.ExportedProgram)
+    if not exported and not isinstance(jit_module, torch.jit.ScriptModule):
+        raise EngineError("not_torchscript", "torchtvm.compile expects a TorchScript module or an ExportedProgram: pass torch.jit.trace(model, example), torch.jit.script(model) or torch.export.export(model, args).")
     unknown = set(option) - _KNOWN
     if unknown:
         warnings.warn(f"torchtvm.compile ignores unknown option keys: {', '.join(sorted(unknown))}", stacklevel=2)
-    specs = _specs(option)
+    specs = _specs(option, exported)
     export_dir = os.path.abspath(option.get("export_dir") or "pytorch_compiled")
     os.makedirs(export_dir, exist_ok=True)
     trials = int(option.get("tuning_n_trials") or 0)
     target = option.get("target", "llvm")
 
     # The engine works on files (as the app does): save the module beside the build outputs.
-    fd, model_path = tempfile.mkstemp(prefix="model-", suffix=".pt", dir=export_dir)
+    fd, model_path = tempfile.mkstemp(prefix="model-", suffix=".pt2" if exported else ".pt", dir=export_dir)
     os.close(fd)
     try:
-        torch.jit.save(jit_module, model_path)
+        if exported:
+            torch.export.save(jit_module, model_path)
+        else:
+            torch.jit.save(jit_module, model_path)
         if trials > 0:
             result = _tune(model_path, specs, trials, option, export_dir, target)
         else:
             from .pipeline import compile_model
 
-            params = {"model": model_path, "inputs": specs, "out_dir": export_dir, "measure": False, "target": target, "threads": option.get("threads")}
+            params = {"model": model_path, **({"inputs": specs} if specs else {}), "out_dir": export_dir, "measure": False, "target": target, "threads": option.get("threads")}
             result = compile_model(params, JobContext("seed"))
     finally:
         os.unlink(model_path)

@@ -401,7 +401,7 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
 
     from . import builder
     from .importer import import_torchscript
-    from .loader import load_torchscript
+    from .loader import load_model
     from .pipeline import compile_model, set_threads
     from .specs import parse_specs
 
@@ -412,15 +412,27 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
     per_task = params.get("trials_per_task")
     per_task = int(per_task) if per_task else None
     work_dir = os.path.abspath(params.get("work_dir") or os.path.join(os.path.dirname(os.path.abspath(path or ".")), "tuning"))
-    specs = parse_specs(params.get("inputs"))
+    exported_file = str(path or "").endswith(".pt2")
+    specs = parse_specs(params.get("inputs")) if params.get("inputs") or not exported_file else None
     threads = set_threads(params.get("threads"))
     t_start = time.perf_counter()
 
     ctx.progress("load", f"loading {path}")
-    module = load_torchscript(path)
+    module = load_model(path)
+    if specs is None:  # a .pt2's own dims and ranges
+        from .importer import program_specs
+
+        specs = program_specs(module)
+        params = {**params, "inputs": [s.to_json() for s in specs]}
     ctx.check_cancelled()
     ctx.progress("import", "importing TorchScript into TVM Relax")
-    imported = import_torchscript(module, specs, progress=lambda m: ctx.progress("import", m))
+    # MetaSchedule tunes kernels of static shape only (a symbolic one fails "Cannot convert ...
+    # Array[ir.Var] to Array<IntImm>"): tune at the sample sizes (or the sizes given in
+    # tune_sizes), then build the symbolic module, verified at the ends of every range.
+    tune_specs, tuned_at = static_tuning_specs(specs, params.get("tune_sizes"))
+    if tuned_at:
+        ctx.log("Tuning at " + ", ".join(f"{k}={v}" for k, v in tuned_at.items()) + "; the built module serves the whole range (kernels whose shapes follow a symbol keep the default schedule).")
+    imported = import_torchscript(module, tune_specs, progress=lambda m: ctx.progress("import", m))
     ctx.check_cancelled()
     info = builder.resolve_target(params.get("target") or "llvm", threads)
     ctx.progress("tune", f"extracting tuning tasks for {info.kind}")
@@ -559,8 +571,34 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         "tune_s": round(tune_s, 3),
         "wall_s": round(time.perf_counter() - t_start, 3),
         "curve": state.curve,
+        "tuned_at": tuned_at or None,
     }
     return result
+
+
+def static_tuning_specs(specs, sizes=None):
+    """Specs with every symbolic dim fixed at the size to tune for: `sizes[name]` when given (it
+    must lie in the symbol's range), else the symbol's sample size. Returns (specs, {name: size})."""
+    from dataclasses import replace
+
+    from .specs import SymDim
+
+    sizes = dict(sizes or {})
+    chosen: dict[str, int] = {}
+    out = []
+    for s in specs:
+        dims = []
+        for d in s.dims:
+            if isinstance(d, SymDim):
+                v = int(sizes.get(d.name, d.sample()))
+                if not d.min <= v <= d.max:
+                    raise EngineError("bad_tune_sizes", f"Cannot tune at {d.name}={v}: the symbol's range is {d.min}..{d.max}.")
+                chosen[d.name] = v
+                dims.append(v)
+            else:
+                dims.append(d)
+        out.append(replace(s, dims=tuple(dims)))
+    return out, chosen
 
 
 def tune_and_build(model, inputs, trials: int, trials_per_task: int | None = None, work_dir: str | None = None, target: str = "llvm", threads: int | None = None, on_event=None, **extra) -> dict:
