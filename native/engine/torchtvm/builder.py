@@ -53,6 +53,9 @@ def legalize(mod, info: TargetInfo):
     """Fuse and legalize (the `zero` pipeline): plain TIR kernels, what MetaSchedule tunes."""
     from tvm import relax
 
+    from . import nan_semantics
+
+    nan_semantics.install()  # relu, clamp, max/min, max-pool keep NaN as PyTorch does
     with info.target:
         mod = relax.transform.DecomposeOpsForInference()(mod)
         mod = relax.transform.CanonicalizeBindings()(mod)

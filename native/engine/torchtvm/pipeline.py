@@ -7,14 +7,14 @@ import os
 
 import torch
 
-from . import builder, latency
+from . import builder, cpu_features, latency
 from .errors import EngineError
 from .executor import TvmRunner
 from .importer import import_torchscript, run_reference
 from .jobs import JobContext, Timer
 from .loader import is_exported, load_model, runnable
 from .specs import SymDim, parse_specs, random_inputs
-from .verify import compare
+from .verify import compare, edge_cases, json_safe, summarize_edge
 
 
 def set_threads(n: int | None) -> int:
@@ -74,9 +74,21 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
     build_s = t.seconds
     ctx.check_cancelled()
 
-    ctx.progress("verify", "comparing TVM with PyTorch on random inputs")
-    runner = TvmRunner(executable, info.kind)
-    verification = verify_runner(module, runner, specs, verification_shapes(specs))
+    # Never run code this machine cannot execute (a target with CPU features the host lacks would
+    # kill the engine with SIGILL): verification and latency are skipped with the reason instead.
+    not_runnable = cpu_features.why_not_runnable(info.target, info.features) if info.kind == "llvm" else None
+    runner = None
+    if not_runnable:
+        verification = {"ok": False, "skipped": True, "outputs": [], "reason": not_runnable + " Verify it on a machine with that CPU."}
+        ctx.log(verification["reason"], "warning")
+        measure = False
+    else:
+        ctx.progress("verify", "comparing TVM with PyTorch on random inputs")
+        runner = TvmRunner(executable, info.kind)
+        verification = verify_runner(module, runner, specs, verification_shapes(specs))
+        if params.get("edge_values", True):
+            ctx.progress("verify", "comparing TVM with PyTorch on edge values (NaN, inf, -0.0, huge, tiny, zeros)")
+            verification["edge_values"] = verify_edge_values(module, runner, specs)
     ctx.check_cancelled()
 
     result = {
@@ -96,12 +108,22 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
         ctx.check_cancelled()
         ctx.progress("measure", "measuring latency (TVM)", 0.5)
         tvm_lat = latency.time_tvm(runner, sample)
-        result["latency_ms"] = {"torch": torch_lat, "tvm": tvm_lat, "ratio": tvm_lat["p50"] / torch_lat["p50"]}
+        result["latency_ms"] = {"torch": torch_lat, "tvm": tvm_lat, "ratio": tvm_lat["p50"] / torch_lat["p50"] if torch_lat["p50"] > 0 else None}
+    if runner is not None:
+        result["placement"] = _placement_report(imported, info, placement, offloads, runner, specs, result.get("latency_ms", {}).get("tvm", {}).get("p50"))
+        if placement_note:
+            result["placement"]["note"] = placement_note
+    # Everything reported must serialise (no NaN/inf numbers in JSON) before any file is written,
+    # so no failure can come after the export.
+    result["verification"] = verification = json_safe(verification)
+    if "latency_ms" in result:
+        result["latency_ms"] = json_safe(result["latency_ms"])
     export_path = params.get("export_path")
     if export_path:
         if not verification.get("ok", True) and not params.get("export_unverified"):
             # A mismatch blocks a silent export; the caller can insist with export_unverified.
-            result["export_skipped"] = "Not exported: TVM's outputs differ from PyTorch's beyond tolerance (pass export_unverified to export anyway)."
+            why = verification["reason"] if verification.get("skipped") else "TVM's outputs differ from PyTorch's beyond tolerance"
+            result["export_skipped"] = f"Not exported: {why} (pass export_unverified to export anyway)."
             ctx.log(result["export_skipped"], "warning")
         else:
             from .export import save_exported
@@ -171,5 +193,26 @@ def verify_runner(module, runner: TvmRunner, specs, shapes=None) -> dict:
         checks.append(res)
     if len(checks) == 1:
         return checks[0]
-    worst = checks[0]
+    worst = next((c for c in checks if not c["ok"]), checks[0])
     return {"ok": all(c["ok"] for c in checks), "outputs": worst["outputs"], "checks": checks}
+
+
+def verify_edge_values(module, runner: TvmRunner, specs) -> dict:
+    """The same comparison on inputs full of edge values (verify.edge_cases), at the sample shape.
+    Reported apart from the random-input verification: a difference here is a warning about how
+    the compiled code treats NaN/inf/extremes, not a wrong result on ordinary inputs."""
+    cases = []
+    for name, inputs in edge_cases(specs):
+        entry = {"case": name}
+        try:
+            ref = run_reference(module, inputs, specs)
+        except EngineError as e:
+            entry.update(ok=True, skipped=f"PyTorch itself rejects these inputs: {e.message}")
+            cases.append(entry)
+            continue
+        try:
+            entry.update(compare(runner.run(inputs), ref))
+        except Exception as e:
+            entry.update(ok=False, reason=f"The compiled module failed on these inputs: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__}")
+        cases.append(entry)
+    return summarize_edge(cases)

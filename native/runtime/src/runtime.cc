@@ -99,10 +99,15 @@ static std::string CpuinfoName(const std::string& llvm_name) {
   std::string s = llvm_name;
   for (auto& c : s)
     if (c == '.' || c == '-') c = '_';
-  if (s == "avx512vnni") return "avx512_vnni";
-  if (s == "avx512bf16") return "avx512_bf16";
-  if (s == "avx512fp16") return "avx512_fp16";
-  return s;
+  // Names that differ between LLVM and /proc/cpuinfo (torchtvm/cpu_features.py X86_FEATURES).
+  static const std::map<std::string, std::string> renamed = {
+      {"avx512vnni", "avx512_vnni"},   {"avx512bf16", "avx512_bf16"},
+      {"avx512fp16", "avx512_fp16"},   {"avx512vbmi2", "avx512_vbmi2"},
+      {"avx512bitalg", "avx512_bitalg"}, {"avx512vpopcntdq", "avx512_vpopcntdq"},
+      {"avxvnni", "avx_vnni"},         {"bmi", "bmi1"},
+      {"lzcnt", "abm"}};
+  auto it = renamed.find(s);
+  return it == renamed.end() ? s : it->second;
 }
 
 // ---- metadata -----------------------------------------------------------------------------
@@ -224,6 +229,12 @@ class Module : public torch::CustomClassHolder {
     args.reserve(inputs.size());
     for (auto& t : inputs) {
       bool aligned = reinterpret_cast<uintptr_t>(t.data_ptr()) % kAlignment == 0;
+      if (t.is_neg() || t.is_conj()) {
+        // A lazily negated/conjugated view: DLPack carries no such bit, so TVM would read the raw
+        // (un-negated) values. Materialise them.
+        t = t.resolve_conj().resolve_neg();
+        copies_.fetch_add(1);
+      }
       if (!t.is_contiguous() || (!aligned && t.numel() > 0)) {
         // A view with strides or an offset: TVM kernels need dense, 64-byte aligned data.
         at::Tensor c = at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::Contiguous));
@@ -237,6 +248,7 @@ class Module : public torch::CustomClassHolder {
     ffi::Any result;
     std::vector<ffi::Tensor> outs;
     {
+    int fresh_count = 2;  // owners of a freshly allocated output (see below)
       std::lock_guard<std::mutex> lock(mu_);  // a VM instance is not re-entrant
       try {
         main_.CallPacked(views.data(), static_cast<int32_t>(views.size()), &result);
@@ -245,6 +257,11 @@ class Module : public torch::CustomClassHolder {
       }
       Flatten(result, &outs);
       last_output_ptrs_.clear();
+      // A fresh output is owned by `outs` and, while the VM keeps its last return value (0.27
+      // does), by the VM's result array. Tell whether it does (our `result` and `arr` are two
+      // owners), then drop our reference so that use_count() below counts only real owners.
+      if (auto arr = result.try_cast<ffi::Array<ffi::Any>>()) fresh_count = arr->use_count() > 2 ? 2 : 1;
+      result = ffi::Any();
       for (auto& o : outs)
         last_output_ptrs_.push_back(
             static_cast<int64_t>(reinterpret_cast<intptr_t>(static_cast<char*>(o.GetDLTensorPtr()->data) + o.GetDLTensorPtr()->byte_offset)));
@@ -253,13 +270,48 @@ class Module : public torch::CustomClassHolder {
                 outs.size(), " outputs but its metadata says ", num_outputs_, ".");
     std::vector<at::Tensor> ret;
     ret.reserve(outs.size());
-    // ToDLPack keeps the TVM buffer alive and hands it to torch: no memcpy.
-    for (auto& o : outs) ret.push_back(at::fromDLPackVersioned(o.ToDLPackVersioned()));
+    // ToDLPack keeps the TVM buffer alive and hands it to torch: no memcpy. Every output must be
+    // the caller's alone, though: an output TVM shares with something else (a folded constant the
+    // VM keeps, an input passed through or viewed, another output) is copied, or a caller's
+    // in-place edit would leak into later calls or other tensors.
+    std::vector<std::pair<uintptr_t, uintptr_t>> owned;  // byte ranges of outputs handed out as is
+    std::vector<std::pair<uintptr_t, uintptr_t>> input_ranges;
+    for (auto& a : args) input_ranges.push_back(ByteRange(a.GetDLTensorPtr()));
+    for (size_t i = 0; i < outs.size(); ++i) {
+      auto range = ByteRange(outs[i].GetDLTensorPtr());
+      // More owners than `outs` and the VM's return register: the VM's constant pool, an input
+      // passed through (held by `args`), or the same tensor returned twice.
+      bool shared = outs[i].use_count() > fresh_count;
+      for (auto& r : input_ranges) shared = shared || Overlaps(range, r);
+      for (auto& r : owned) shared = shared || Overlaps(range, r);
+      at::Tensor t = at::fromDLPackVersioned(outs[i].ToDLPackVersioned());
+      if (shared) {
+        t = t.clone(at::MemoryFormat::Contiguous);
+        copies_.fetch_add(1);
+      } else {
+        owned.push_back(range);
+      }
+      ret.push_back(std::move(t));
+    }
     return ret;
   }
 
  private:
   static void Flatten(const ffi::Any& v, std::vector<ffi::Tensor>* out) {
+  // The bytes a dense tensor covers, [begin, end); empty tensors cover nothing.
+  static std::pair<uintptr_t, uintptr_t> ByteRange(const DLTensor* d) {
+    int64_t n = 1;
+    for (int i = 0; i < d->ndim; ++i) n *= d->shape[i];
+    uintptr_t begin = reinterpret_cast<uintptr_t>(d->data) + d->byte_offset;
+    size_t bytes = static_cast<size_t>(n) * ((d->dtype.bits * d->dtype.lanes + 7) / 8);
+    return {begin, begin + bytes};
+  }
+
+  static bool Overlaps(const std::pair<uintptr_t, uintptr_t>& a,
+                       const std::pair<uintptr_t, uintptr_t>& b) {
+    return a.first < a.second && b.first < b.second && a.first < b.second && b.first < a.second;
+  }
+
     if (auto t = v.try_cast<ffi::Tensor>()) {
       out->push_back(*t);
       return;
