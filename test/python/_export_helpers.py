@@ -56,6 +56,24 @@ class SmallConv(nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
 
 
+class ConvBlock(nn.Module):
+    """Convolutions the library takes (BatchNorm, residual add, relu6, depthwise) and a linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.stem(x)))
+        y = torch.relu(self.conv(y) + y)
+        y = nn.functional.relu6(self.dw(y))
+        return self.fc(y.mean((2, 3)))
+
+
 class Half(nn.Module):
     def __init__(self):
         super().__init__()
@@ -73,6 +91,7 @@ MODELS = {
                     [{"name": "a", "dims": [BATCH, 4], "dtype": "float32"}, {"name": "b", "dims": [BATCH, 3], "dtype": "float32"}]),
     "multi_output": (TwoOutputs, lambda: (torch.randn(2, 8),), [{"name": "x", "dims": [2, 8], "dtype": "float32"}]),
     "int64": (Embed, lambda: (torch.randint(0, 100, (2, 5)),), [{"name": "ids", "dims": [2, 5], "dtype": "int64", "range": [0, 100]}]),
+    "conv_library": (ConvBlock, lambda: (torch.randn(2, 3, 8, 8),), [{"name": "x", "dims": [BATCH, 3, 8, 8], "dtype": "float32"}]),
     "float16": (lambda: Half().half(), lambda: (torch.randn(2, 16).half(),), [{"name": "x", "dims": [2, 16], "dtype": "float16"}]),
 }
 

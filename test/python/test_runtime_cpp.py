@@ -30,6 +30,13 @@ def test_cpp_example_builds_and_runs(tmp_path):
         proc = subprocess.run([exe, pt, f"{batch}x4", f"{batch}x3"], capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert f"output 0: [{batch}, 4] Float" in proc.stdout
+    # a model whose convolutions and linear run in the library kernels (oneDNN / MKL), prepacked
+    conv = compile_and_export("conv_library", str(tmp_path / "conv"))
+    assert conv["placement"]["library_ops"] >= 3
+    for batch in (1, 8):
+        proc = subprocess.run([exe, conv["files"]["exported"], f"{batch}x3x8x8"], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert f"output 0: [{batch}, 5] Float" in proc.stdout
     # a wrong shape is reported as an error, not a crash
     proc = subprocess.run([exe, pt, "2x5", "2x3"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1 and "dimension 1 must be 4, got 5" in proc.stderr

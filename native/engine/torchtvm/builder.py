@@ -62,11 +62,30 @@ def legalize(mod, info: TargetInfo):
         return relax.get_pipeline("zero")(mod)
 
 
-def lower(mod, info: TargetInfo, database=None):
-    """Legalize; with a tuning database, apply its schedules; give the rest a default schedule."""
+def place(mod, info: TargetInfo, placement: str = "auto"):
+    """Give conv2d / linear / matmul chains to the library kernels (oneDNN, MKL) where placement
+    allows. Returns (module, offloads): the offloads say which ops run in the library."""
+    from .backend import library
+
+    if placement not in library.PLACEMENTS:
+        raise EngineError("bad_placement", f"Placement {placement!r} is not one of {', '.join(library.PLACEMENTS)}.")
+    if placement == "tvm" or info.kind != "llvm":
+        return mod, []
+    if not library.library_available():
+        if placement == "library":
+            raise EngineError("no_library", "The library kernels are not available: libtorchtvm_runtime.so is not built. Run npm install (or native/runtime/build.py).")
+        return mod, []
+    mod = library.prepare(mod, convert_layout=True)
+    return library.offload(mod, library.library_dtypes(info.features))
+
+
+def lower(mod, info: TargetInfo, database=None, placement: str = "tvm"):
+    """Place ops (library or TVM), legalize; with a tuning database, apply its schedules; give the
+    rest a default schedule."""
     from tvm import relax
     from tvm.s_tir import dlight as dl
 
+    mod, _ = place(mod, info, placement)
     mod = legalize(mod, info)
     if database is not None:
         with info.target, database:
@@ -84,12 +103,18 @@ def lower(mod, info: TargetInfo, database=None):
     return mod
 
 
-def build(mod, info: TargetInfo, database=None):
+def build(mod, info: TargetInfo, database=None, placement: str = "auto"):
+    return build_placed(mod, info, database, placement)[0]
+
+
+def build_placed(mod, info: TargetInfo, database=None, placement: str = "auto"):
+    """Build; returns (executable, offloads)."""
     import tvm
 
     try:
-        lowered = lower(mod, info, database)
-        return tvm.compile(lowered, target=info.target)
+        placed, offloads = place(mod, info, placement)
+        lowered = lower(placed, info, database, placement="tvm")
+        return tvm.compile(lowered, target=info.target), offloads
     except EngineError:
         raise
     except Exception as e:

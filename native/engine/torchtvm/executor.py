@@ -15,6 +15,17 @@ class TvmRunner:
         self.vm = relax.VirtualMachine(executable, self.dev)
         self._tvm = tvm
 
+    @classmethod
+    def from_library(cls, path: str, device_kind: str = "llvm") -> "TvmRunner":
+        """Run the exported shared library, as the runtime op does: the same code, and TVM's
+        parallel loops on torch's thread pool (beside oneDNN, which uses that pool too)."""
+        import tvm
+
+        lib = tvm.runtime.load_module(path)
+        if device_kind == "llvm":
+            route_parallel_to_torch(path)
+        return cls(lib, device_kind)
+
     def to_tvm(self, inputs: list[torch.Tensor]):
         return [self._tvm.runtime.from_dlpack(_dense(t)) if t.dtype != torch.bool else self._tvm.runtime.tensor(t.numpy(), self.dev) for t in inputs]
 
@@ -30,6 +41,18 @@ class TvmRunner:
         f = self.vm.time_evaluator("main", self.dev, number=number, repeat=repeat, min_repeat_ms=0)
         res = f(*self.to_tvm(inputs))
         return [r * 1e3 for r in res.results]
+
+
+def route_parallel_to_torch(path: str) -> bool:
+    """Point a loaded compiled library's parallel loops at torch's OpenMP pool
+    (native/runtime/src/library_kernels.cc); False when the runtime library is not built."""
+    import tvm_ffi
+
+    from .runtime import load_library
+
+    load_library()
+    fn = tvm_ffi.get_global_func("torchtvm.route_parallel_to_torch", allow_missing=True)
+    return bool(fn(path)) if fn is not None else False
 
 
 def _dense(t: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
+import tempfile
 
 import torch
 
@@ -68,7 +70,8 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
     info = builder.resolve_target(params.get("target") or "llvm", threads)
     ctx.progress("build", f"building for {info.kind} ({info.mcpu or 'default cpu'})")
     database = params.get("_database")  # set by the tune job
-    executable = builder.build(imported.mod, info, database)
+    placement = params.get("placement") or "auto"
+    executable, offloads, placement_note = _build_with_placement(imported, specs, info, database, placement, ctx)
     os.makedirs(out_dir, exist_ok=True)
     lib_path = builder.export_library(executable, os.path.join(out_dir, "model.so"))
     build_s = t.seconds
@@ -84,7 +87,7 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
         measure = False
     else:
         ctx.progress("verify", "comparing TVM with PyTorch on random inputs")
-        runner = TvmRunner(executable, info.kind)
+        runner = TvmRunner.from_library(lib_path, info.kind)
         verification = verify_runner(module, runner, specs, verification_shapes(specs))
         if params.get("edge_values", True):
             ctx.progress("verify", "comparing TVM with PyTorch on edge values (NaN, inf, -0.0, huge, tiny, zeros)")
@@ -129,10 +132,52 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
             from .export import save_exported
 
             ctx.progress("export", f"writing the deployable model to {export_path}")
-            result["files"]["exported"] = save_exported(export_path, lib_path, info, specs, imported.num_outputs, {"source_model": path, "verification_ok": bool(verification.get("ok", True))})
+            result["files"]["exported"] = save_exported(export_path, lib_path, info, specs, imported.num_outputs, {"source_model": path, "verification_ok": bool(verification.get("ok", True)), **_library_metadata(offloads)})
     result["_executable"] = executable
     result["_info"] = info
     return result
+
+
+def _build_with_placement(imported, specs, info, database, placement: str, ctx):
+    """Build with the placement asked for. `auto` with a tuning database builds both candidates
+    (library kernels, and TVM's tuned kernels) and keeps the faster, so tuning never makes the
+    model slower than the untuned default. Returns (executable, offloads, note)."""
+    if not (database is not None and placement == "auto"):
+        executable, offloads = builder.build_placed(imported.mod, info, database, placement)
+        return executable, offloads, None
+    ctx.progress("build", "building both placements (library kernels, tuned TVM kernels) to keep the faster")
+    lib_ex, lib_offloads = builder.build_placed(imported.mod, info, database, "library")
+    tvm_ex, _ = builder.build_placed(imported.mod, info, database, "tvm")
+    sample = random_inputs(specs)
+    timings = {}
+    with tempfile.TemporaryDirectory(prefix="torchtvm-placement-") as tmp:
+        runners = {name: TvmRunner.from_library(builder.export_library(ex, os.path.join(tmp, f"{name}.so")), info.kind) for name, ex in (("library", lib_ex), ("tvm", tvm_ex))}
+        for _ in range(2):  # interleaved, so that a burst of load hits both
+            for name, runner in runners.items():
+                timings.setdefault(name, []).extend(runner.time_ms(sample, repeat=5))
+    timings = {k: statistics.median(v) for k, v in timings.items()}
+    ctx.check_cancelled()
+    chosen = "library" if timings["library"] <= timings["tvm"] else "tvm"
+    note = f"auto chose {chosen}: library kernels {timings['library']:.3f} ms, tuned TVM kernels {timings['tvm']:.3f} ms (medians of 10 interleaved runs)"
+    ctx.log(note)
+    return (lib_ex, lib_offloads, note) if chosen == "library" else (tvm_ex, [], note)
+
+
+def _placement_report(imported, info, placement: str, offloads: list, runner, specs, total_ms) -> dict:
+    from .backend import library, placement as report
+
+    sample = random_inputs(specs)
+    tvm_inputs = runner.to_tvm(sample)
+    lib_ms = report.profile_library(lambda: runner.vm["main"](*tvm_inputs)) if offloads else []
+    candidates = library.candidates(imported.mod) if not offloads and info.kind == "llvm" else []
+    return report.report(placement, offloads, candidates, lib_ms, total_ms)
+
+
+def _library_metadata(offloads: list) -> dict:
+    from .backend.placement import export_metadata
+
+    meta = export_metadata(offloads)
+    return {"library_kernels": meta} if meta else {}
 
 
 # Largest total input element count a verification run at a range's upper end may use; above it the

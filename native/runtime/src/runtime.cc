@@ -35,6 +35,7 @@
 #include <tuple>
 #include <vector>
 
+#include "library_kernels.h"
 #include "sha256.h"
 
 namespace torchtvm {
@@ -228,13 +229,13 @@ class Module : public torch::CustomClassHolder {
     std::vector<ffi::Tensor> args;
     args.reserve(inputs.size());
     for (auto& t : inputs) {
-      bool aligned = reinterpret_cast<uintptr_t>(t.data_ptr()) % kAlignment == 0;
       if (t.is_neg() || t.is_conj()) {
         // A lazily negated/conjugated view: DLPack carries no such bit, so TVM would read the raw
         // (un-negated) values. Materialise them.
         t = t.resolve_conj().resolve_neg();
         copies_.fetch_add(1);
       }
+      bool aligned = reinterpret_cast<uintptr_t>(t.data_ptr()) % kAlignment == 0;
       if (!t.is_contiguous() || (!aligned && t.numel() > 0)) {
         // A view with strides or an offset: TVM kernels need dense, 64-byte aligned data.
         at::Tensor c = at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::Contiguous));
@@ -247,8 +248,8 @@ class Module : public torch::CustomClassHolder {
     std::vector<ffi::AnyView> views(args.begin(), args.end());
     ffi::Any result;
     std::vector<ffi::Tensor> outs;
-    {
     int fresh_count = 2;  // owners of a freshly allocated output (see below)
+    {
       std::lock_guard<std::mutex> lock(mu_);  // a VM instance is not re-entrant
       try {
         main_.CallPacked(views.data(), static_cast<int32_t>(views.size()), &result);
@@ -256,12 +257,12 @@ class Module : public torch::CustomClassHolder {
         TORCH_CHECK(false, "The TVM module failed while running: ", e.what());
       }
       Flatten(result, &outs);
-      last_output_ptrs_.clear();
       // A fresh output is owned by `outs` and, while the VM keeps its last return value (0.27
       // does), by the VM's result array. Tell whether it does (our `result` and `arr` are two
       // owners), then drop our reference so that use_count() below counts only real owners.
       if (auto arr = result.try_cast<ffi::Array<ffi::Any>>()) fresh_count = arr->use_count() > 2 ? 2 : 1;
       result = ffi::Any();
+      last_output_ptrs_.clear();
       for (auto& o : outs)
         last_output_ptrs_.push_back(
             static_cast<int64_t>(reinterpret_cast<intptr_t>(static_cast<char*>(o.GetDLTensorPtr()->data) + o.GetDLTensorPtr()->byte_offset)));
@@ -297,7 +298,6 @@ class Module : public torch::CustomClassHolder {
   }
 
  private:
-  static void Flatten(const ffi::Any& v, std::vector<ffi::Tensor>* out) {
   // The bytes a dense tensor covers, [begin, end); empty tensors cover nothing.
   static std::pair<uintptr_t, uintptr_t> ByteRange(const DLTensor* d) {
     int64_t n = 1;
@@ -312,6 +312,7 @@ class Module : public torch::CustomClassHolder {
     return a.first < a.second && b.first < b.second && a.first < b.second && b.first < a.second;
   }
 
+  static void Flatten(const ffi::Any& v, std::vector<ffi::Tensor>* out) {
     if (auto t = v.try_cast<ffi::Tensor>()) {
       out->push_back(*t);
       return;
@@ -368,7 +369,10 @@ class Module : public torch::CustomClassHolder {
       }
     }
 
-    // 4. call signature
+    // 4. library kernels: the torch ops the compiled code calls must be the ones it was built for
+    if (Has(meta, "library_kernels")) CheckLibraryKernels(AsObject(Get(meta, "library_kernels"), "library_kernels"));
+
+    // 5. call signature
     num_outputs_ = AsInt(Get(meta, "num_outputs"), "num_outputs");
     for (const ffi::Any& s : AsArray(Get(meta, "inputs"), "inputs")) {
       auto obj = AsObject(s, "an input spec");
@@ -393,10 +397,25 @@ class Module : public torch::CustomClassHolder {
     }
   }
 
+  static void CheckLibraryKernels(const ffi::Map<ffi::Any, ffi::Any>& lib) {
+    std::string built = Has(lib, "torch") ? AsStr(Get(lib, "torch"), "library_kernels.torch") : "unknown";
+    for (const auto& kv : AsObject(Get(lib, "ops"), "library_kernels.ops")) {
+      std::string op = AsStr(kv.first, "a library op");
+      std::string want = AsStr(kv.second, "a library op schema");
+      std::string have = LibrarySchema(op);
+      TORCH_CHECK(have == want, "This model calls PyTorch's ", op, " as torch ", built,
+                  " defines it, but this process runs torch ", BuiltTorchVersion(), ", where it ",
+                  have.empty() ? std::string("does not exist") : "is " + have,
+                  ". Re-export the model with torch ", BuiltTorchVersion(),
+                  " (or load it with torch ", built, ").");
+    }
+  }
+
   void Load() {
     std::string path = WritePrivateTemp(library_);
     try {
       ffi::Module lib = ffi::Module::LoadFromFile(ffi::String(path));
+      RouteParallelToTorch(path);  // TVM's parallel loops on torch's pool (library_kernels.cc)
       ::unlink(path.c_str());
       auto load_exec = lib->GetFunction("vm_load_executable", true);
       TORCH_CHECK(load_exec.has_value(), "The embedded library is not a TVM Relax executable "

@@ -1,0 +1,467 @@
+"""Library kernels as graph nodes: conv2d, linear and matmul chains become `R.call_dps_packed` calls
+to the functions that libtorchtvm_runtime.so registers (native/runtime/src/library_kernels.cc),
+which run PyTorch's oneDNN / MKL kernels on TVM's buffers without copying.
+
+A chain is the op plus the epilogue the library fuses: a bias (BatchNorm is folded into the conv
+first), a residual add, and one activation. Convolutions go to channels-last (NHWC) for the whole
+graph, so consecutive library convolutions hand NHWC buffers to each other and TVM's own kernels
+(pooling, elementwise, reductions) run in NHWC too; layout transforms remain only at the model's
+edges. Everything that is not offloaded is left to TVM, which fuses and generates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Activation epilogues, numbered as library_kernels.cc's UnaryOf / ApplyUnary read them.
+UNARY_CODES = {"relax.nn.relu": 1, "clip06": 2, "relax.sigmoid": 3, "relax.tanh": 4, "hardswish": 5, "relax.nn.gelu": 6, "relax.nn.gelu_tanh": 7, "silu": 8}
+
+PLACEMENTS = ("auto", "library", "tvm")
+
+# dtypes the library kernels take; bfloat16 / float16 only where oneDNN has native support.
+_HALF_FEATURES = {"bfloat16": ("avx512bf16", "amx-bf16"), "float16": ("avx512fp16", "amx-fp16")}
+
+
+def library_available() -> bool:
+    """True when the runtime library (which registers the kernels) is loaded in this process."""
+    import tvm_ffi
+
+    from ..runtime import load_library
+
+    load_library()
+    return tvm_ffi.get_global_func("torchtvm.conv2d", allow_missing=True) is not None
+
+
+def library_dtypes(features) -> set[str]:
+    dtypes = {"float32"}
+    for dt, needs in _HALF_FEATURES.items():
+        if any(f in features for f in needs):
+            dtypes.add(dt)
+    return dtypes
+
+
+@dataclass
+class Offload:
+    """One op given to the library: for the placement report."""
+
+    name: str
+    kind: str  # conv2d | linear | matmul
+    shape: list
+    epilogue: list = field(default_factory=list)
+    func: str = ""
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "shape": self.shape, "epilogue": self.epilogue, "func": self.func}
+
+
+def prepare(mod, convert_layout: bool):
+    """Fold BatchNorm into convolutions, decompose inference ops and (for library convolutions)
+    move the graph to NHWC, folding the weight and bias transforms into constants."""
+    from tvm import relax
+
+    seq = [
+        relax.transform.FoldBatchnormToConv2D(),
+        relax.transform.DecomposeOpsForInference(),
+        relax.transform.CanonicalizeBindings(),
+        relax.transform.FoldConstant(),
+    ]
+    if convert_layout:
+        # ConvertLayout has no layout rule for clip (it would transpose back to NCHW around every
+        # relu6): express clip as maximum/minimum, which it does move to NHWC.
+        seq += [_ClipToMinMax()]
+        seq += [relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()]
+    import tvm
+
+    return tvm.transform.Sequential(seq)(mod)
+
+
+def offload(mod, dtypes: set[str], kinds=("conv2d", "linear", "matmul")):
+    """Rewrite every offloadable chain in `main` to a library call. Returns (module, offloads)."""
+    from tvm import relax
+
+    func = mod["main"]
+    plan = _Planner(dtypes, kinds)
+    plan.visit_expr(func)
+    if not plan.chains:
+        return mod, []
+    rewriter = _Rewriter(mod, plan.chains)
+    new_func = rewriter.visit_expr(func)
+    mod = mod.clone() if hasattr(mod, "clone") else mod
+    mod["main"] = new_func
+    mod = relax.transform.DeadCodeElimination()(mod)
+    mod = relax.transform.CanonicalizeBindings()(mod)
+    return mod, [c.report for c in plan.ordered]
+
+
+def candidates(mod, kinds=("conv2d", "linear", "matmul")) -> list[Offload]:
+    """The ops the library could take, without taking them (for the report of a TVM-only build)."""
+    plan = _Planner({"float32", "float16", "bfloat16"}, kinds)
+    plan.visit_expr(prepare(mod, convert_layout=True)["main"])
+    return [c.report for c in plan.ordered]
+
+
+# ---- analysis ------------------------------------------------------------------------------
+
+from tvm.ir.expr import Constant as _Constant  # noqa: E402  (relax constants live in tvm.ir since 0.27)
+
+
+def _op_name(expr) -> str | None:
+    from tvm import relax
+
+    if isinstance(expr, relax.Call) and isinstance(expr.op, __import__("tvm").ir.Op):
+        return expr.op.name
+    return None
+
+
+def _name(var) -> str:
+    return str(getattr(var, "name", None) or getattr(var, "name_hint", ""))
+
+
+def _dtype(expr) -> str:
+    return str(getattr(expr.ty, "dtype", ""))
+
+
+def _shape(expr):
+    shp = getattr(expr.ty, "shape", None)
+    return None if shp is None or not hasattr(shp, "values") else list(shp.values)
+
+
+def _shape_json(expr) -> list:
+    return [int(v) if hasattr(v, "value") else str(v) for v in (_shape(expr) or [])]
+
+
+def _const_array(expr):
+    from tvm import relax
+
+    return expr.value.numpy() if isinstance(expr, _Constant) else None
+
+
+@dataclass
+class _Chain:
+    kind: str
+    head: object  # the relax Var whose binding becomes the library call
+    args: list  # relax exprs (vars of the original function, or new constants)
+    attrs: list
+    report: Offload
+
+
+class _Planner:
+    """Finds chains: walks the dataflow bindings once, tracking single-use vars."""
+
+    def __init__(self, dtypes, kinds):
+        self.dtypes = dtypes
+        self.kinds = kinds
+        self.chains: dict = {}
+        self.ordered: list[_Chain] = []
+        self.claimed: set = set()  # vars already inside a chain (each binding joins at most one)
+
+    def visit_expr(self, func) -> None:
+        from tvm import relax
+
+        bindings = []
+        for block in func.body.blocks:
+            bindings.extend(block.bindings)
+        values = {}
+        users: dict = {}
+        for b in bindings:
+            if not isinstance(b, relax.VarBinding):
+                continue
+            values[b.var] = b.value
+            for v in _free_vars(b.value):
+                users.setdefault(v, []).append(b.var)
+        for v in _free_vars(func.body.body):
+            users.setdefault(v, []).append(None)  # the function's result: never fold into it
+        self.values, self.users = values, users
+        for b in bindings:
+            if isinstance(b, relax.VarBinding):
+                self._try(b.var, b.value)
+
+    def _sole_user(self, var):
+        u = self.users.get(var, [])
+        return u[0] if len(u) == 1 and u[0] is not None else None
+
+    def _try(self, var, value) -> None:
+        if var in self.claimed:
+            return
+        op = _op_name(value)
+        if op == "relax.nn.conv2d" and "conv2d" in self.kinds:
+            self._conv(var, value)
+        elif op == "relax.matmul" and ("linear" in self.kinds or "matmul" in self.kinds):
+            self._matmul(var, value)
+
+    def _users(self, var) -> list:
+        return self.users.get(var, [])
+
+    def _epilogue(self, var, channels: int, affine: bool):
+        """Extend from `var` through per-channel affine ops (a bias; with `affine`, also the scale
+        and shift of an unfolded BatchNorm), then a residual add, then one activation.
+        Returns (head, scale, shift, other, unary, names)."""
+        head, scale, shift, other, unary, names = var, None, None, None, 0, []
+        while True:
+            nxt = self._sole_user(head)
+            if nxt is None or nxt in self.claimed:
+                break
+            val = self.values[nxt]
+            op = _op_name(val)
+            if op in _AFFINE and len(val.args) == 2 and other is None and (affine or op == "relax.add"):
+                this, that = val.args
+                if not this.same_as(head):
+                    if op in ("relax.subtract", "relax.divide"):
+                        break  # c - x, c / x: not affine in x
+                    this, that = that, this
+                arr = _channel_const(that, channels, _dtype(head))
+                if arr is not None:
+                    if not affine and (shift is not None or op != "relax.add"):
+                        break
+                    scale, shift = _fold_affine(op, arr, scale, shift, channels)
+                    head = nxt
+                    names.append("bias" if op in ("relax.add", "relax.subtract") else "scale")
+                    continue
+            if op == "relax.add" and len(val.args) == 2 and other is None:
+                a, b = val.args
+                that = b if a.same_as(head) else a
+                if not isinstance(that, _Constant) and _dtype(that) == _dtype(head) and _same_shape(that, head):
+                    other, head = that, nxt
+                    names.append("add")
+                    continue
+            break
+        code, end = self._activation(head)
+        if code:
+            unary, head = code, end
+            names.append(_UNARY_NAMES[code])
+        names = [n for i, n in enumerate(names) if n != "scale" or "scale" not in names[:i]]
+        return head, scale, shift, other, unary, [n for i, n in enumerate(names) if n != "bias" or "bias" not in names[:i]]
+
+    def _activation(self, var):
+        """The activation that consumes `var` alone (relu, relu6, sigmoid, tanh, gelu, silu,
+        hardswish): (code, last var of the activation) or (0, var)."""
+        users = self._users(var)
+        if any(u is None or u in self.claimed for u in users):
+            return 0, var
+        if len(users) == 1:
+            u = users[0]
+            val = self.values[u]
+            op = _op_name(val)
+            if op in ("relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.nn.gelu", "relax.nn.gelu_tanh"):
+                return UNARY_CODES[op], u
+            if op == "relax.maximum" and _scalar_arg(val, var) == 0.0:
+                nxt = self._sole_user(u)
+                if nxt is not None and nxt not in self.claimed and _op_name(self.values[nxt]) == "relax.minimum" and _scalar_arg(self.values[nxt], u) == 6.0:
+                    return UNARY_CODES["clip06"], nxt
+                return UNARY_CODES["relax.nn.relu"], u
+            return 0, var
+        if len(users) == 2:
+            # silu: x * sigmoid(x)
+            for s in users:
+                if _op_name(self.values[s]) == "relax.sigmoid":
+                    m = self._sole_user(s)
+                    other = [u for u in users if not u.same_as(s)][0]
+                    if m is not None and m.same_as(other) and _op_name(self.values[m]) == "relax.multiply":
+                        return UNARY_CODES["silu"], m
+            # hardswish: x * min(max(x + 3, 0), 6) / 6
+            for a in users:
+                if _op_name(self.values[a]) == "relax.add" and _scalar_arg(self.values[a], var) == 3.0:
+                    mx = self._sole_user(a)
+                    if mx is None or _op_name(self.values[mx]) != "relax.maximum" or _scalar_arg(self.values[mx], a) != 0.0:
+                        continue
+                    mn = self._sole_user(mx)
+                    if mn is None or _op_name(self.values[mn]) != "relax.minimum" or _scalar_arg(self.values[mn], mx) != 6.0:
+                        continue
+                    m = self._sole_user(mn)
+                    other = [u for u in users if not u.same_as(a)][0]
+                    if m is None or not m.same_as(other) or _op_name(self.values[m]) != "relax.multiply":
+                        continue
+                    d = self._sole_user(m)
+                    if d is not None and _op_name(self.values[d]) == "relax.divide" and _scalar_arg(self.values[d], m) == 6.0:
+                        return UNARY_CODES["hardswish"], d
+        return 0, var
+
+    def _conv(self, var, call) -> None:
+        from tvm import relax
+
+        x, w = call.args
+        a = call.attrs
+        if (a.data_layout, a.kernel_layout, a.out_layout) != ("NHWC", "OHWI", "NHWC") or not isinstance(w, _Constant):
+            return
+        dt = _dtype(x)
+        if dt not in self.dtypes or _dtype(w) != dt or str(a.out_dtype) not in ("", dt):
+            return
+        pad = [int(p) for p in a.padding]
+        if len(pad) != 4 or pad[0] != pad[2] or pad[1] != pad[3]:
+            return  # oneDNN's padding is symmetric
+        warr = _const_array(w)  # OHWI
+        oc = warr.shape[0]
+        head, scale, bias, other, unary, names = self._epilogue(var, oc, affine=True)
+        if scale is not None:  # an unfolded BatchNorm's scale: into the weights
+            warr = warr * scale.reshape(oc, 1, 1, 1).astype(warr.dtype)
+        w_oihw = relax.const(np.ascontiguousarray(warr.transpose(0, 3, 1, 2)), dt)
+        args = [x, w_oihw] + ([relax.const(bias, dt)] if bias is not None else []) + ([other] if other is not None else [])
+        attrs = [int(a.strides[0]), int(a.strides[1]), pad[0], pad[1], int(a.dilation[0]), int(a.dilation[1]), int(a.groups), unary, int(bias is not None), int(other is not None)]
+        kind = "conv2d" if int(a.groups) == 1 else ("depthwise_conv2d" if int(a.groups) == warr.shape[0] and warr.shape[3] == 1 else "grouped_conv2d")
+        self._add(var, head, "conv2d", "torchtvm.conv2d", args, attrs, Offload(_name(head), kind, _shape_json(head), names))
+
+    def _matmul(self, var, call) -> None:
+        from tvm import relax
+
+        x, w = call.args
+        dt = _dtype(x)
+        if dt not in self.dtypes or _dtype(w) != dt or str(call.attrs.out_dtype) not in ("", dt):
+            return
+        xs, ws = _shape(x), _shape(w)
+        if xs is None or ws is None or len(xs) < 1 or len(ws) < 2:
+            return
+        if isinstance(w, _Constant) and len(ws) == 2 and "linear" in self.kinds:
+            n = int(ws[1])
+            head, _, bias, other, unary, names = self._epilogue(var, n, affine=False)
+            args = [x, w] + ([relax.const(bias, dt)] if bias is not None else []) + ([other] if other is not None else [])
+            self._add(var, head, "linear", "torchtvm.linear", args, [unary, int(bias is not None), int(other is not None)], Offload(_name(head), "linear", _shape_json(head), names))
+        elif not isinstance(w, _Constant) and not isinstance(x, _Constant) and len(xs) >= 2 and "matmul" in self.kinds:
+            unary, head = self._activation(var)
+            names = [_UNARY_NAMES[unary]] if unary else []
+            self._add(var, head, "matmul", "torchtvm.matmul", [x, w], [unary], Offload(_name(head), "matmul", _shape_json(head), names))
+
+    def _add(self, root, head, kind, func, args, attrs, report) -> None:
+        report.func = func
+        chain = _Chain(kind, head, args, attrs, report)
+        # Claim every binding between the root op and the head, so that no other chain takes them.
+        inputs = [a for a in args if not isinstance(a, _Constant)]
+        stack = [head]
+        while stack:
+            v = stack.pop()
+            if v in self.claimed:
+                continue
+            self.claimed.add(v)
+            if v.same_as(root):
+                continue
+            for a in getattr(self.values.get(v), "args", []):
+                if a in self.values and not any(a.same_as(i) for i in inputs):
+                    stack.append(a)
+        self.chains[head] = chain
+        self.ordered.append(chain)
+
+
+_UNARY_NAMES = {1: "relu", 2: "relu6", 3: "sigmoid", 4: "tanh", 5: "hardswish", 6: "gelu", 7: "gelu_tanh", 8: "silu"}
+
+
+_AFFINE = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide")
+
+
+def _channel_const(expr, channels: int, dtype: str):
+    """A constant that broadcasts along the last (channel) axis only, as a flat [channels] array."""
+    arr = _const_array(expr)
+    if arr is None or _dtype(expr) != dtype:
+        return None
+    if arr.size == 1:
+        return np.full(channels, arr.reshape(()), dtype=arr.dtype)
+    if arr.size != channels or arr.shape[-1] != channels:
+        return None
+    return arr.reshape(channels)
+
+
+def _fold_affine(op: str, c, scale, shift, channels: int):
+    """y = x * scale + shift, then `op` with the per-channel constant c."""
+    scale = np.ones(channels, c.dtype) if scale is None else scale
+    shift = np.zeros(channels, c.dtype) if shift is None else shift
+    if op == "relax.add":
+        return scale, shift + c
+    if op == "relax.subtract":
+        return scale, shift - c
+    if op == "relax.multiply":
+        return scale * c, shift * c
+    return scale / c, shift / c
+
+
+def _scalar_arg(call, var):
+    """The scalar constant that `call` combines with `var` (either operand order), or None."""
+    if len(call.args) != 2:
+        return None
+    a, b = call.args
+    other = b if a.same_as(var) else a if b.same_as(var) else None
+    arr = _const_array(other) if other is not None else None
+    if arr is None or arr.size != 1 or (other is a and _op_name(call) in ("relax.subtract", "relax.divide")):
+        return None
+    return float(arr.reshape(()))
+
+
+def _prim(v):
+    val = getattr(v, "value", None)
+    if val is None:
+        return None
+    return getattr(val, "value", val)
+
+
+def _same_shape(a, b) -> bool:
+    from tvm_ffi import structural_equal
+
+    sa, sb = _shape(a), _shape(b)
+    return sa is not None and sb is not None and len(sa) == len(sb) and all(structural_equal(x, y) for x, y in zip(sa, sb))
+
+
+def _free_vars(expr) -> list:
+    from tvm import relax
+
+    out = []
+    relax.analysis.post_order_visit(expr, lambda e: out.append(e) if isinstance(e, relax.Var) else None)
+    return out
+
+
+# ---- rewrite -------------------------------------------------------------------------------
+
+
+def _ClipToMinMax():
+    import tvm
+    from tvm import relax
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    @mutator
+    class Mutator(PyExprMutator):
+        def visit_call_(self, op):
+            call = self.visit_expr_post_order(op)
+            if _op_name(call) != "relax.clip" or _dtype(call) not in ("float32", "float16", "bfloat16"):
+                return call
+            out, dt = call.args[0], _dtype(call)
+            lo, hi = _prim(call.args[1]), _prim(call.args[2])
+            if lo is None or hi is None:
+                return call
+            if lo != float("-inf"):
+                out = relax.op.maximum(out, relax.const(lo, dt))
+            if hi != float("inf"):
+                out = relax.op.minimum(out, relax.const(hi, dt))
+            return out
+
+    @tvm.transform.module_pass(opt_level=0, name="ClipToMinMax")
+    def transform(mod, ctx):
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                mod[gv] = Mutator(mod).visit_expr(func)
+        return mod
+
+    return transform
+
+
+def _make_rewriter():
+    from tvm import relax
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    @mutator
+    class Rewriter(PyExprMutator):
+        def __init__(self, mod, chains):
+            super().__init__(mod)
+            self.chains = chains
+
+        def visit_var_binding_(self, binding):
+            chain = self.chains.get(binding.var)
+            if chain is None:
+                return super().visit_var_binding_(binding)
+            args = [a if isinstance(a, _Constant) else self.visit_expr(a) for a in chain.args]
+            call = relax.op.call_dps_packed(chain.report.func, relax.Tuple(args + [relax.ShapeExpr(chain.attrs)]), out_ty=binding.var.ty)
+            self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(call)))
+
+    return Rewriter
+
+
+class _Rewriter:
+    def __new__(cls, mod, chains):
+        return _make_rewriter()(mod, chains)

@@ -1,0 +1,360 @@
+// Library kernels: tvm-ffi global functions that a compiled Relax module calls through
+// R.call_dps_packed, running PyTorch's own oneDNN / MKL kernels on TVM's buffers without copying.
+//
+// Every function is destination-passing: the inputs, then a shape of integer attributes, then the
+// output buffer that TVM allocated. Activations of convolutions are NHWC (what oneDNN wants); the
+// DLTensors are viewed as channels-last NCHW torch tensors (at::from_blob, no copy).
+//
+// Convolution weights are reordered into oneDNN's blocked format once per weight and cached (the
+// compiled module passes the same constant buffer at every call), so a call never repacks.
+//
+// The ops come from TORCH_LIBRARY(mkldnn) and have no at:: wrappers: they are called through the
+// dispatcher, boxed, so that a schema change is an error with a sentence (see CheckLibrarySchemas),
+// never a wrong call.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/version.h>
+#include <tvm/ffi/container/shape.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/function.h>
+#include <tvm/ffi/reflection/registry.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "library_kernels.h"
+
+namespace torchtvm {
+namespace {
+
+namespace ffi = tvm::ffi;
+
+at::ScalarType ScalarTypeOf(const DLTensor* t) {
+  if (t->dtype.code == kDLFloat && t->dtype.bits == 32) return at::kFloat;
+  if (t->dtype.code == kDLBfloat && t->dtype.bits == 16) return at::kBFloat16;
+  if (t->dtype.code == kDLFloat && t->dtype.bits == 16) return at::kHalf;
+  TORCH_CHECK(false, "A library kernel was given a tensor of an unsupported dtype (code ",
+              int(t->dtype.code), ", ", int(t->dtype.bits), " bits); this is a torchtvm bug.");
+}
+
+void* DataOf(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_offset; }
+
+std::vector<int64_t> ShapeOf(const DLTensor* t) { return {t->shape, t->shape + t->ndim}; }
+
+// A dense row-major DLTensor as a torch tensor sharing its memory.
+at::Tensor View(const DLTensor* t) {
+  TORCH_CHECK(t->strides == nullptr || t->ndim == 0 || at::detail::defaultStrides(ShapeOf(t)) ==
+                  std::vector<int64_t>(t->strides, t->strides + t->ndim),
+              "A library kernel was given a strided tensor; this is a torchtvm bug.");
+  return at::from_blob(DataOf(t), ShapeOf(t), at::TensorOptions().dtype(ScalarTypeOf(t)));
+}
+
+// An NHWC buffer seen as a channels-last NCHW tensor (what oneDNN's convolution takes and gives).
+at::Tensor ViewNHWC(const DLTensor* t) {
+  TORCH_CHECK(t->ndim == 4, "A library convolution was given a ", t->ndim,
+              "-D tensor where NHWC was expected; this is a torchtvm bug.");
+  return View(t).permute({0, 3, 1, 2});
+}
+
+const c10::OperatorHandle& Op(const char* name, const char* overload) {
+  // Handles are stable for the process; look each up once.
+  static std::mutex mu;
+  static std::map<std::string, c10::OperatorHandle> ops;
+  std::lock_guard<std::mutex> lock(mu);
+  std::string key = std::string(name) + "." + overload;
+  auto it = ops.find(key);
+  if (it == ops.end()) it = ops.emplace(key, c10::Dispatcher::singleton().findSchemaOrThrow(name, overload)).first;
+  return it->second;
+}
+
+at::Tensor CallBoxed(const c10::OperatorHandle& op, torch::jit::Stack stack) {
+  op.callBoxed(&stack);
+  return stack.at(0).toTensor();
+}
+
+// Unary epilogues, as the engine numbers them (backend/library.py: UNARY_CODES).
+struct Unary {
+  const char* attr;
+  std::vector<double> scalars;
+  const char* algorithm;
+};
+const Unary& UnaryOf(int64_t code) {
+  static const std::vector<Unary> table = {
+      {"none", {}, nullptr},        {"relu", {}, nullptr},        {"hardtanh", {0.0, 6.0}, nullptr},
+      {"sigmoid", {}, nullptr},     {"tanh", {}, nullptr},        {"hardswish", {}, nullptr},
+      {"gelu", {}, "none"},         {"gelu", {}, "tanh"},         {"swish", {}, nullptr},
+      {"hardsigmoid", {}, nullptr},
+  };
+  TORCH_CHECK(code >= 0 && code < static_cast<int64_t>(table.size()),
+              "Unknown library epilogue code ", code, "; this is a torchtvm bug.");
+  return table[code];
+}
+
+c10::List<std::optional<at::Scalar>> ScalarList(const std::vector<double>& v) {
+  c10::List<std::optional<at::Scalar>> l;
+  for (double x : v) l.push_back(at::Scalar(x));
+  return l;
+}
+
+// Applies a unary epilogue in place (used where the library op cannot fuse it: linear, matmul).
+void ApplyUnary(at::Tensor& t, int64_t code) {
+  switch (code) {
+    case 0: return;
+    case 1: t.relu_(); return;
+    case 2: t.clamp_(0.0, 6.0); return;
+    case 3: t.sigmoid_(); return;
+    case 4: t.tanh_(); return;
+    case 5: at::hardswish_(t); return;
+    case 6: at::gelu_(t, "none"); return;
+    case 7: at::gelu_(t, "tanh"); return;
+    case 8: at::silu_(t); return;
+    case 9: at::hardsigmoid_(t); return;
+  }
+  UnaryOf(code);  // throws with the sentence
+}
+
+// ---- prepacked convolution weights --------------------------------------------------------
+
+// A cheap fingerprint of a weight's contents: a buffer freed and reused for another weight at the
+// same address must not hit the cache.
+uint64_t Fingerprint(const DLTensor* w) {
+  const auto* p = static_cast<const unsigned char*>(DataOf(w));
+  size_t bytes = static_cast<size_t>(at::detail::computeStorageNbytesContiguous(ShapeOf(w), (w->dtype.bits + 7) / 8));
+  uint64_t h = 1469598103934665603ull ^ bytes;
+  size_t step = bytes > 256 ? bytes / 64 : 1;
+  for (size_t i = 0; i < bytes; i += step) {
+    uint64_t v = 0;
+    std::memcpy(&v, p + i, std::min<size_t>(8, bytes - i));
+    h = (h ^ v) * 1099511628211ull;
+  }
+  return h;
+}
+
+using PackKey = std::tuple<const void*, uint64_t, std::vector<int64_t>>;
+
+at::Tensor PackedConvWeight(const DLTensor* w, const std::vector<int64_t>& padding,
+                            const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation,
+                            int64_t groups) {
+  static std::mutex mu;
+  static std::map<PackKey, at::Tensor> cache;
+  std::vector<int64_t> cfg = ShapeOf(w);
+  cfg.insert(cfg.end(), padding.begin(), padding.end());
+  cfg.insert(cfg.end(), stride.begin(), stride.end());
+  cfg.insert(cfg.end(), dilation.begin(), dilation.end());
+  cfg.push_back(groups);
+  cfg.push_back(static_cast<int64_t>(ScalarTypeOf(w)));
+  PackKey key{DataOf(w), Fingerprint(w), cfg};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  // Bounded: a process that loads many models keeps the newest weights only.
+  if (cache.size() >= 4096) cache.clear();
+  at::Tensor dense = View(w).clone();
+  at::Tensor packed = CallBoxed(Op("mkldnn::_reorder_convolution_weight", ""),
+                                {dense, padding, stride, dilation, groups, c10::IValue()});
+  cache.emplace(key, packed);
+  return packed;
+}
+
+// ---- the kernels --------------------------------------------------------------------------
+
+// torchtvm.conv2d(x NHWC, w OIHW, [b], [other NHWC], attrs, out NHWC)
+// attrs = [stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, unary, has_bias, has_other]
+void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
+  c10::InferenceMode guard;
+  int n = args.size();
+  TORCH_CHECK(n >= 4, "torchtvm.conv2d got ", n, " arguments; this is a torchtvm bug.");
+  ffi::Shape a = args[n - 2].cast<ffi::Shape>();
+  TORCH_CHECK(a.size() == 10, "torchtvm.conv2d got ", a.size(), " attributes; this is a torchtvm bug.");
+  bool has_bias = a[8] != 0, has_other = a[9] != 0;
+  TORCH_CHECK(n == 4 + int(has_bias) + int(has_other), "torchtvm.conv2d got ", n,
+              " arguments for its attributes; this is a torchtvm bug.");
+  DLTensor* x = args[0].cast<DLTensor*>();
+  DLTensor* w = args[1].cast<DLTensor*>();
+  DLTensor* out = args[n - 1].cast<DLTensor*>();
+  std::vector<int64_t> stride{a[0], a[1]}, padding{a[2], a[3]}, dilation{a[4], a[5]};
+  int64_t groups = a[6];
+  const Unary& unary = UnaryOf(a[7]);
+  std::optional<at::Tensor> bias;
+  if (has_bias) bias = View(args[2].cast<DLTensor*>());
+  at::Tensor xt = ViewNHWC(x), ot = ViewNHWC(out);
+  at::Tensor wp = PackedConvWeight(w, padding, stride, dilation, groups);
+  if (has_other) {
+    // out = act(conv(x) + other): copy the residual into the output, then accumulate in place.
+    at::Tensor other = ViewNHWC(args[2 + int(has_bias)].cast<DLTensor*>());
+    if (other.data_ptr() != ot.data_ptr()) ot.copy_(other);
+    // oneDNN fuses only relu after the sum; other epilogues run in place afterwards.
+    bool fused_relu = a[7] == 1;
+    c10::IValue unary_attr = fused_relu ? c10::IValue(std::string("relu")) : c10::IValue();
+    CallBoxed(Op("mkldnn::_convolution_pointwise_", "binary"),
+              {ot, xt, wp, bias, padding, stride, dilation, groups, std::string("add"), c10::IValue(),
+               unary_attr, c10::List<std::optional<at::Scalar>>(), c10::IValue()});
+    if (!fused_relu) ApplyUnary(ot, a[7]);
+    return;
+  }
+  c10::IValue algorithm = unary.algorithm ? c10::IValue(std::string(unary.algorithm)) : c10::IValue();
+  at::Tensor y = CallBoxed(Op("mkldnn::_convolution_pointwise", ""),
+                           {xt, wp, bias, padding, stride, dilation, groups, std::string(unary.attr),
+                            ScalarList(unary.scalars), algorithm});
+  // oneDNN allocates its own output (these ops have no out= variant); with both in channels-last
+  // order this is a plain memcpy.
+  ot.copy_(y);
+}
+
+// torchtvm.linear(x [..., K], wt [K, N], [b [N]], [other [..., N]], attrs, out [..., N])
+// attrs = [unary, has_bias, has_other]. out = act(x @ wt + b + other), written in place by MKL.
+void Linear(ffi::PackedArgs args, ffi::Any* rv) {
+  c10::InferenceMode guard;
+  int n = args.size();
+  ffi::Shape a = args[n - 2].cast<ffi::Shape>();
+  TORCH_CHECK(a.size() == 3, "torchtvm.linear got ", a.size(), " attributes; this is a torchtvm bug.");
+  bool has_bias = a[1] != 0, has_other = a[2] != 0;
+  TORCH_CHECK(n == 4 + int(has_bias) + int(has_other), "torchtvm.linear got ", n,
+              " arguments for its attributes; this is a torchtvm bug.");
+  at::Tensor x = View(args[0].cast<DLTensor*>());
+  at::Tensor wt = View(args[1].cast<DLTensor*>());
+  at::Tensor out = View(args[n - 1].cast<DLTensor*>());
+  int64_t k = wt.size(0), cols = wt.size(1);
+  at::Tensor x2 = x.reshape({-1, k}), o2 = out.view({-1, cols});
+  if (has_bias) {
+    at::addmm_out(o2, View(args[2].cast<DLTensor*>()).expand({o2.size(0), cols}), x2, wt);
+  } else {
+    at::mm_out(o2, x2, wt);
+  }
+  if (has_other) o2.add_(View(args[2 + int(has_bias)].cast<DLTensor*>()).reshape({-1, cols}));
+  ApplyUnary(o2, a[0]);
+}
+
+// torchtvm.matmul(a [..., M, K], b [..., K, N], attrs=[unary], out [..., M, N]); batch dims broadcast.
+void Matmul(ffi::PackedArgs args, ffi::Any* rv) {
+  c10::InferenceMode guard;
+  TORCH_CHECK(args.size() == 4, "torchtvm.matmul got ", args.size(), " arguments; this is a torchtvm bug.");
+  ffi::Shape a = args[2].cast<ffi::Shape>();
+  at::Tensor out = View(args[3].cast<DLTensor*>());
+  at::matmul_out(out, View(args[0].cast<DLTensor*>()), View(args[1].cast<DLTensor*>()));
+  ApplyUnary(out, a.size() ? a[0] : 0);
+}
+
+// Per-call timings for the placement report: off unless the engine asks (one relaxed load per call).
+std::atomic<bool> g_profiling{false};
+std::mutex g_profile_mu;
+std::vector<std::pair<std::string, int64_t>> g_profile;  // (function, nanoseconds), in call order
+
+// Runs a kernel; torch's errors become plain runtime errors, which tvm-ffi turns into an FFI error
+// carrying the message (a c10::Error must not unwind through TVM's frames as its own type).
+void Run(const char* name, void (*f)(ffi::PackedArgs, ffi::Any*), ffi::PackedArgs args, ffi::Any* rv) {
+  bool timed = g_profiling.load(std::memory_order_relaxed);
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    f(args, rv);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(std::string(name) + ": " + e.what_without_backtrace());
+  }
+  if (timed) {
+    int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+    std::lock_guard<std::mutex> lock(g_profile_mu);
+    g_profile.emplace_back(name, ns);
+  }
+}
+
+// ---- one thread pool ----------------------------------------------------------------------
+
+// TVM's generated code runs its parallel loops through the function pointer
+// __TVMBackendParallelLaunch, which the loader points at TVM's own thread pool. Beside oneDNN (which
+// runs on torch's OpenMP pool) two pools would spin and fight over the same cores, so compiled
+// modules are pointed at this launcher instead: TVM's parallel tasks run on torch's pool, with
+// torch's thread count.
+struct ParallelGroupEnv {  // TVMParallelGroupEnv (tvm/runtime/c_backend_api.h)
+  void* sync_handle;
+  int32_t num_task;
+};
+using ParallelLambda = int (*)(int task_id, ParallelGroupEnv* penv, void* cdata);
+
+extern "C" int TorchtvmParallelLaunch(ParallelLambda flambda, void* cdata, int num_task) {
+  int n = num_task > 0 ? num_task : at::get_num_threads();
+  if (n <= 1 || at::in_parallel_region()) {
+    ParallelGroupEnv env{nullptr, 1};
+    return flambda(0, &env, cdata);
+  }
+  ParallelGroupEnv env{nullptr, n};
+  std::atomic<int> rc{0};
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      int r = flambda(static_cast<int>(i), &env, cdata);
+      if (r != 0) rc = r;
+    }
+  });
+  return rc.load();
+}
+
+}  // namespace
+
+bool RouteParallelToTorch(const std::string& so_path) {
+  void* handle = dlopen(so_path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (!handle) return false;
+  void** slot = reinterpret_cast<void**>(dlsym(handle, "__TVMBackendParallelLaunch"));
+  if (slot) *slot = reinterpret_cast<void*>(&TorchtvmParallelLaunch);
+  dlclose(handle);  // RTLD_NOLOAD took a reference; the module keeps its own
+  return slot != nullptr;
+}
+
+// The schema of every library op a compiled module may call, as this runtime was built against.
+const std::vector<std::string>& LibraryOps() {
+  static const std::vector<std::string> ops = {
+      "mkldnn::_convolution_pointwise", "mkldnn::_convolution_pointwise_.binary",
+      "mkldnn::_reorder_convolution_weight", "aten::addmm.out", "aten::mm.out", "aten::matmul.out"};
+  return ops;
+}
+
+std::string LibrarySchema(const std::string& qualified) {
+  auto dot = qualified.find('.', qualified.find("::"));
+  std::string name = qualified.substr(0, dot);
+  std::string overload = dot == std::string::npos ? "" : qualified.substr(dot + 1);
+  auto op = c10::Dispatcher::singleton().findSchema({name, overload});
+  if (!op.has_value()) return "";
+  std::ostringstream s;
+  s << op->schema();
+  return s.str();
+}
+
+const char* BuiltTorchVersion() { return TORCH_VERSION; }
+
+TVM_FFI_STATIC_INIT_BLOCK() {
+  namespace refl = tvm::ffi::reflection;
+  refl::GlobalDef()
+      .def_packed("torchtvm.conv2d", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.conv2d", Conv2d, a, rv); })
+      .def_packed("torchtvm.linear", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.linear", Linear, a, rv); })
+      .def_packed("torchtvm.matmul", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.matmul", Matmul, a, rv); })
+      // Timings of every library call between start and stop, as "function nanoseconds" lines.
+      .def("torchtvm.library_profile_start", []() {
+        std::lock_guard<std::mutex> lock(g_profile_mu);
+        g_profile.clear();
+        g_profiling = true;
+      })
+      .def("torchtvm.library_profile_stop", []() {
+        g_profiling = false;
+        std::lock_guard<std::mutex> lock(g_profile_mu);
+        std::string out;
+        for (auto& [name, ns] : g_profile) out += name + " " + std::to_string(ns) + "\n";
+        g_profile.clear();
+        return ffi::String(out);
+      })
+      .def("torchtvm.library_schema", [](ffi::String op) { return ffi::String(LibrarySchema(op)); })
+      .def("torchtvm.library_torch_version", []() { return ffi::String(BuiltTorchVersion()); })
+      .def("torchtvm.route_parallel_to_torch", [](ffi::String path) { return RouteParallelToTorch(std::string(path)); });
+}
+
+}  // namespace torchtvm

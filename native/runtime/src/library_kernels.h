@@ -1,0 +1,20 @@
+// Library kernels (library_kernels.cc): PyTorch's oneDNN/MKL ops registered as tvm-ffi functions
+// for compiled modules, and what loading needs to check that they match the running torch.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace torchtvm {
+
+// Qualified names ("ns::op.overload") of every torch op the library kernels call.
+const std::vector<std::string>& LibraryOps();
+// The schema of one of them in the running process ("" when torch has no such op).
+std::string LibrarySchema(const std::string& qualified);
+// Points a loaded compiled module (a .so already dlopen'ed) at torch's thread pool for its parallel
+// loops; false when the file is not loaded or has no parallel launcher.
+bool RouteParallelToTorch(const std::string& so_path);
+// The torch version this runtime was compiled against.
+const char* BuiltTorchVersion();
+
+}  // namespace torchtvm

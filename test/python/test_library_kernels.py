@@ -1,0 +1,208 @@
+"""Library kernels inside the compiled graph: conv2d / linear / matmul chains run PyTorch's oneDNN and
+MKL kernels through R.call_dps_packed (native/runtime/src/library_kernels.cc), placed by
+torchtvm.backend; every pattern must match PyTorch, and the exported model must load and run in a
+fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from _export_helpers import compile_and_export, run_fresh
+from torchtvm import builder
+from torchtvm.backend import library
+from torchtvm.executor import TvmRunner
+from torchtvm.export import make_metadata, make_runtime_object
+
+pytestmark = pytest.mark.skipif(not library.library_available(), reason="libtorchtvm_runtime.so is not built")
+
+INFO = builder.resolve_target("llvm", 2)
+
+
+def build(model: nn.Module, example: tuple, placement: str = "library", dynamic_shapes=None, tmp_path=None):
+    """torch.export -> Relax -> build with `placement`; returns (runner, offloads)."""
+    from tvm.relax.frontend.torch import from_exported_program
+
+    ep = torch.export.export(model.eval(), example, dynamic_shapes=dynamic_shapes)
+    mod = from_exported_program(ep, keep_params_as_input=False)
+    executable, offloads = builder.build_placed(mod, INFO, None, placement)
+    if tmp_path is not None:  # run the exported library, as the runtime op does
+        return TvmRunner.from_library(builder.export_library(executable, str(tmp_path / "m.so"))), offloads
+    return TvmRunner(executable), offloads
+
+
+def check(model, *inputs, placement="library", **kw):
+    runner, offloads = build(model, inputs, placement, **kw)
+    with torch.no_grad():
+        ref = model(*inputs)
+    got = runner.run(list(inputs))
+    ref = ref if isinstance(ref, (tuple, list)) else (ref,)
+    for g, r in zip(got, ref):
+        assert g.dtype == r.dtype and g.shape == r.shape
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
+    return offloads
+
+
+class ConvAct(nn.Module):
+    def __init__(self, act, cin=4, cout=8, residual=False, **conv):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, **{"padding": 1, **conv})
+        self.act = act
+        self.residual = residual
+
+    def forward(self, x):
+        y = self.conv(x)
+        if self.residual:
+            y = y + x
+        return self.act(y)
+
+
+ACTIVATIONS = {
+    "relu": (torch.relu, "relu"),
+    "relu6": (F.relu6, "relu6"),
+    "sigmoid": (torch.sigmoid, "sigmoid"),
+    "tanh": (torch.tanh, "tanh"),
+    "gelu": (F.gelu, "gelu"),
+    "gelu_tanh": (lambda t: F.gelu(t, approximate="tanh"), "gelu_tanh"),
+    "silu": (F.silu, "silu"),
+    "hardswish": (F.hardswish, "hardswish"),
+    "none": (lambda t: t, None),
+}
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+@pytest.mark.parametrize("residual", [False, True])
+def test_conv_epilogues_match_pytorch(act, residual):
+    fn, name = ACTIVATIONS[act]
+    torch.manual_seed(0)
+    model = ConvAct(fn, cin=8, cout=8, residual=residual)
+    offloads = check(model, torch.randn(2, 8, 9, 9))
+    assert [o.kind for o in offloads] == ["conv2d"]
+    epilogue = offloads[0].epilogue
+    assert ("add" in epilogue) == residual
+    assert (name in epilogue) if name else len(epilogue) == 1 + residual  # just the bias (and add)
+
+
+@pytest.mark.parametrize(
+    "conv,kind",
+    [
+        ({"stride": 2, "padding": 0}, "conv2d"),
+        ({"padding": 2, "dilation": 2}, "conv2d"),
+        ({"groups": 2}, "grouped_conv2d"),
+        ({"groups": 8, "stride": 2}, "depthwise_conv2d"),
+        ({"bias": False}, "conv2d"),
+    ],
+)
+def test_conv_shapes_match_pytorch(conv, kind):
+    torch.manual_seed(1)
+    model = ConvAct(torch.relu, cin=8, cout=8, **conv)
+    offloads = check(model, torch.randn(1, 8, 11, 13))
+    assert [o.kind for o in offloads] == [kind]
+
+
+def test_batchnorm_and_unfolded_affine_fold_into_the_conv():
+    torch.manual_seed(2)
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(8)
+            self.b = nn.Conv2d(8, 8, 1)  # conv with bias, then BatchNorm: not folded by TVM's pass
+            self.bn2 = nn.BatchNorm2d(8)
+
+        def forward(self, x):
+            return self.bn2(self.b(torch.relu(self.bn1(self.a(x)))))
+
+    m = M().eval()
+    with torch.no_grad():
+        for bn in (m.bn1, m.bn2):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 2)
+    offloads = check(m, torch.randn(2, 3, 8, 8))
+    assert len(offloads) == 2 and offloads[0].epilogue[-1] == "relu"
+
+
+def test_linear_and_matmul_match_pytorch():
+    torch.manual_seed(3)
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q = nn.Linear(16, 16)
+            self.k = nn.Linear(16, 16, bias=False)
+            self.o = nn.Linear(16, 16)
+
+        def forward(self, x):
+            att = torch.softmax(self.q(x) @ self.k(x).transpose(-1, -2), -1)
+            return F.gelu(self.o(att @ x)) + x
+
+    offloads = check(M(), torch.randn(2, 5, 16))
+    kinds = sorted(o.kind for o in offloads)
+    assert kinds == ["linear", "linear", "linear", "matmul", "matmul"]
+
+
+def test_symbolic_batch_runs_one_module_at_the_range_ends(tmp_path):
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 6 * 6, 4)).eval()
+    batch = torch.export.Dim("batch", min=1, max=16)
+    runner, offloads = build(model, (torch.randn(2, 3, 6, 6),), dynamic_shapes=({0: batch},), tmp_path=tmp_path)
+    assert len(offloads) == 3
+    for n in (1, 7, 16):
+        x = torch.randn(n, 3, 6, 6)
+        with torch.no_grad():
+            torch.testing.assert_close(runner.run([x])[0], model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_tvm_placement_offloads_nothing_and_agrees():
+    torch.manual_seed(5)
+    model = ConvAct(torch.relu, residual=True, cin=8)
+    x = torch.randn(1, 8, 6, 6)
+    assert check(model, x, placement="tvm") == []
+    assert len(check(model, x, placement="auto")) == 1
+
+
+def test_default_compile_calls_library_kernels_and_reports_placement(tmp_path):
+    result = compile_and_export("conv_library", str(tmp_path))
+    assert result["verification"]["ok"]
+    placement = result["placement"]
+    assert placement["mode"] == "auto" and placement["library_ops"] == 4
+    assert [o["kind"] for o in placement["ops"]] == ["conv2d", "conv2d", "depthwise_conv2d", "linear"]
+    assert all(o["where"] == "library" and o["ms"] > 0 for o in placement["ops"])
+    # The export records the torch ops it calls, with their schemas, for the load-time check.
+    meta = json.loads(torch.jit.load(result["files"]["exported"]).torchtvm_module.metadata())
+    lib = meta["library_kernels"]
+    assert lib["torch"] == torch.__version__ and "mkldnn::_convolution_pointwise" in lib["ops"]
+
+
+def test_exported_library_model_runs_in_a_fresh_process(tmp_path):
+    result = compile_and_export("conv_library", str(tmp_path))
+    pt = result["files"]["exported"]
+    proc = run_fresh(f"""
+        import torch, torchtvm
+        torch.manual_seed(0)
+        m = torch.jit.load({pt!r})
+        for n in (1, 8):
+            x = torch.randn(n, 3, 8, 8)
+            (y,) = m([x])
+            assert y.shape == (n, 5), y.shape
+            assert torch.isfinite(y).all()
+        print("ok")
+    """)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+def test_load_refuses_library_ops_of_another_torch():
+    lib = b"not loaded: the check comes first"
+    spec = [{"name": "x", "dims": [1, 4], "dtype": "float32"}]
+    meta = make_metadata(lib, INFO, spec, 1, {"library_kernels": {"torch": "2.99.0", "functions": ["torchtvm.conv2d"], "ops": {"mkldnn::_convolution_pointwise": "mkldnn::_convolution_pointwise(Tensor X) -> Tensor Y"}}})
+    with pytest.raises(RuntimeError) as e:
+        make_runtime_object(lib, meta)
+    msg = str(e.value)
+    assert "torch 2.99.0" in msg and torch.__version__.split("+")[0] in msg and "Re-export" in msg
