@@ -13,7 +13,8 @@ export const InspectRequestSchema = z.object({ kind: z.literal('inspect'), model
 export const CompileRequestSchema = z.object({
   kind: z.literal('compile'),
   model: path,
-  inputs: z.array(InputSpecSchema).min(1).max(64),
+  /** One spec per model input; may be empty for a torch.export .pt2, whose own shapes, dynamic dims and ranges are then used. */
+  inputs: z.array(InputSpecSchema).max(64),
   target,
   threads,
   /** Where the build and its artifacts go; defaults to the model's project folder. */
@@ -22,8 +23,19 @@ export const CompileRequestSchema = z.object({
   exportPath: path.optional(),
   /** Measure TVM and TorchScript latency after verifying. */
   measure: z.boolean().default(true),
-  /** When the whole model does not import, compile its submodules and keep the rest in TorchScript. */
+  /**
+   * Fallback is the default: when the whole model does not import, the parts that do compile and
+   * the rest stays in TorchScript. `fallback: false` or `strict: true` asks for all or nothing
+   * (the job fails naming every unsupported op or construct).
+   */
   fallback: z.boolean().optional(),
+  strict: z.boolean().optional(),
+  /**
+   * Where conv2d / linear / matmul run: `auto` (default: the library kernels, oneDNN and MKL, where
+   * they have one; after tuning, whichever of library and tuned TVM kernels is faster), `library`,
+   * or `tvm` (TVM's own kernels only, for comparison).
+   */
+  placement: z.enum(['auto', 'library', 'tvm']).optional(),
   /**
    * The user confirmed replacing exportPath although it is the source model or a file the workbench
    * did not write (the CLI's --force). Without it such a job is refused before building
@@ -39,6 +51,8 @@ export const TuneRequestSchema = CompileRequestSchema.extend({
   trials: z.number().int().min(1).max(100000),
   trialsPerTask: z.number().int().min(1).max(100000).optional(),
   workDir: path.optional(),
+  /** Sizes to tune symbolic dims at (name -> size within its range); default: each symbol's sample size. */
+  tuneSizes: z.record(z.string(), z.number().int().min(1)).optional(),
 });
 
 export const BenchRequestSchema = z.object({

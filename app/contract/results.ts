@@ -31,7 +31,10 @@ export interface Verification {
 
 export interface InspectResult {
   path: string;
-  inputs: Array<{ name: string; type: string; shape?: number[]; dtype?: string }>;
+  /** "pt2" for a torch.export archive (TorchScript otherwise). */
+  format?: 'pt2';
+  /** spec: a .pt2 input's default input spec (dynamic dims as symbols with their ranges); shape only when all its dims are static. */
+  inputs: Array<{ name: string; type: string; shape?: number[]; dtype?: string; spec?: InputSpec }>;
   ops: Record<string, number>;
   parameters: { count: number; bytes: number; tensors: number };
   exported: Record<string, unknown> | null;
@@ -51,6 +54,38 @@ export interface CompileResult {
   /** Module-level fallback: why the whole model did not import, and what got compiled. */
   fallback?: { reason: string; code: string };
   coverage?: CompileCoverage;
+  /** Where each heavy op runs (library kernel or TVM) and, for library calls, how long it takes. */
+  placement?: Placement;
+}
+
+export interface PlacedOp {
+  /** The op's value name in the compiled graph. */
+  name: string;
+  /** conv2d | depthwise_conv2d | grouped_conv2d | linear | matmul */
+  kind: string;
+  /** Output shape as compiled (NHWC for library convolutions); symbols as strings. */
+  shape: Array<number | string>;
+  /** What is fused into the call: bias, scale, add (residual), relu, relu6, gelu, silu, ... */
+  epilogue: string[];
+  where: 'library' | 'tvm' | 'torchscript';
+  /** Median time of the call inside a model run (library calls); null where not measured. */
+  ms: number | null;
+  /** ms as a share of the model's TVM p50. */
+  share: number | null;
+  func?: string;
+}
+
+export interface Placement {
+  mode: 'auto' | 'library' | 'tvm';
+  ops: PlacedOp[];
+  library_ops: number;
+  tvm_ops: number;
+  /** Sum of the library calls' times, and the rest of the model's p50 (TVM's own kernels). */
+  library_ms: number | null;
+  tvm_ms: number | null;
+  total_ms: number | null;
+  /** With a tuning database, why auto chose library or TVM kernels. */
+  note?: string;
 }
 
 export interface CompileCoverage {

@@ -17,9 +17,15 @@ function findRoot(): string {
 
 export const ROOT = process.env.TORCHTVM_ROOT ?? findRoot();
 
+/** The Python of the bundled .venv (what `npm install` sets up, with the pinned torch and TVM). */
+export function bundledPython(): string {
+  return join(ROOT, '.venv', 'bin', 'python');
+}
+
 export const paths = {
   root: ROOT,
-  python: process.env.TORCHTVM_PYTHON ?? join(ROOT, '.venv', 'bin', 'python'),
+  /** The engine's Python for tests and scripts; the app asks settings.enginePython() (which also reads the setting). */
+  python: process.env.TORCHTVM_PYTHON ?? bundledPython(),
   engineDir: join(ROOT, 'native', 'engine'),
   runtimeLib: join(ROOT, 'native', 'engine', 'torchtvm', 'lib', 'libtorchtvm_runtime.so'),
   addon: join(ROOT, 'native', 'addon', 'build', 'Release', 'torchtvm_addon.node'),

@@ -1,13 +1,13 @@
 import { parseArgs } from 'node:util';
 import { parseSpec, type InputSpec } from '../../contract/specs.js';
-import type { CompileResult } from '../../contract/results.js';
+import type { CompileResult, Placement } from '../../contract/results.js';
 import type { JobEvent } from '../../contract/jobs.js';
 import type { CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm compile MODEL.pt --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--fallback] [--trials N [--trials-per-task M] [--work-dir DIR]] [--json]';
+  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used)';
 
 export const compileOptions = {
   input: { type: 'string', multiple: true },
@@ -17,6 +17,9 @@ export const compileOptions = {
   'out-dir': { type: 'string' },
   'no-measure': { type: 'boolean' },
   fallback: { type: 'boolean' },
+  strict: { type: 'boolean' },
+  placement: { type: 'string' },
+  'tune-size': { type: 'string', multiple: true },
   trials: { type: 'string' },
   'trials-per-task': { type: 'string' },
   'work-dir': { type: 'string' },
@@ -26,9 +29,9 @@ export const compileOptions = {
   verbose: { type: 'boolean' },
 } as const;
 
-export function parseCommon(values: { input?: string[]; threads?: string }): { inputs: InputSpec[]; threads?: number } {
-  if (!values.input?.length) throw new Error('give at least one --input NAME:DIMS:DTYPE, e.g. --input x:1,3,224,224:float32');
-  const inputs = values.input.map(parseSpec);
+export function parseCommon(values: { input?: string[]; threads?: string }, model?: string): { inputs: InputSpec[]; threads?: number } {
+  if (!values.input?.length && !model?.endsWith('.pt2')) throw new Error('give at least one --input NAME:DIMS:DTYPE, e.g. --input x:1,3,224,224:float32');
+  const inputs = (values.input ?? []).map(parseSpec);
   let threads: number | undefined;
   if (values.threads !== undefined) {
     threads = Number(values.threads);
@@ -54,14 +57,41 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
       ['TVM', fmtMs(tvm.p50), fmtMs(tvm.p90), tvm.runs, `${ratio.toFixed(2)}x`],
     ], ['', 'p50', 'p90', 'runs', 'vs torch']));
   }
+  if (r.placement) printPlacement(r.placement, out);
   out.line(`\nWrote: ${Object.entries(r.files).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+}
+
+function printPlacement(p: Placement, out: CommandContext['out']): void {
+  const lib = p.ops.filter((o) => o.where === 'library');
+  const head = `\nPlacement (${p.mode}): ${lib.length} op(s) in the library kernels (oneDNN/MKL)` +
+    (p.library_ms != null ? `, ${fmtMs(p.library_ms)}` : '') +
+    (p.tvm_ms != null ? `; TVM's kernels and the VM (everything else) ${fmtMs(p.tvm_ms)}` : '') +
+    (p.ops.length > lib.length ? `; ${p.ops.length - lib.length} heavy op(s) in TVM` : '');
+  out.line(head);
+  if (p.note) out.line(p.note);
+  if (p.ops.length) {
+    out.line(table(p.ops.map((o) => [o.name, o.kind, `[${o.shape.join(', ')}]`, o.epilogue.join('+') || '-', o.where, o.ms != null ? fmtMs(o.ms) : '-', o.share != null ? `${(100 * o.share).toFixed(1)}%` : '-']),
+      ['op', 'kind', 'output', 'fused', 'runs in', 'time', 'share']));
+  }
 }
 
 function printCoverage(r: CompileResult, out: CommandContext['out']): void {
   const c = r.coverage!;
-  out.line(`\nThe whole model did not import (${r.fallback!.reason}); module-level fallback:`);
+  out.line(`\nThe whole model did not import (${r.fallback!.reason}); fallback (--strict turns it off):`);
   out.line(`compiled ${c.ops_compiled} of ${c.ops_total} ops, ${(100 * c.time_share_compiled).toFixed(0)}% of TorchScript's run time now runs in TVM`);
   out.line(table(c.modules.map((m) => [m.name, m.compiled ? 'TVM' : 'TorchScript', m.reason ?? '']), ['submodule', 'runs in', 'why']));
+}
+
+/** --tune-size batch=4 (repeatable): the size each symbolic dim is tuned at. */
+function parseTuneSizes(items: string[] | undefined): Record<string, number> | undefined {
+  if (!items?.length) return undefined;
+  const out: Record<string, number> = {};
+  for (const item of items) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(\d+)$/.exec(item);
+    if (!m || Number(m[2]) < 1) throw new Error(`--tune-size takes SYMBOL=SIZE, e.g. --tune-size batch=4, not "${item}"`);
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
 }
 
 function positiveInt(v: string | undefined, flag: string): number | undefined {
@@ -119,11 +149,15 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   let common;
   let trials: number | undefined;
   let trialsPerTask: number | undefined;
+  let tuneSizes: Record<string, number> | undefined;
   try {
-    common = parseCommon(values);
+    common = parseCommon(values, positionals[0]);
+    tuneSizes = parseTuneSizes(values['tune-size']);
     trials = positiveInt(values.trials, '--trials');
     trialsPerTask = positiveInt(values['trials-per-task'], '--trials-per-task');
-    if (trials === undefined && (trialsPerTask !== undefined || values['work-dir'] !== undefined)) throw new Error('--trials-per-task and --work-dir need --trials N');
+    if (trials === undefined && (trialsPerTask !== undefined || values['work-dir'] !== undefined || tuneSizes)) throw new Error('--trials-per-task, --tune-size and --work-dir need --trials N');
+    if (values.strict && values.fallback) throw new Error('--strict and --fallback contradict each other (fallback is the default)');
+    if (values.placement !== undefined && !['auto', 'library', 'tvm'].includes(values.placement)) throw new Error(`--placement must be auto, library or tvm, not "${values.placement}"`);
   } catch (e) {
     return fail((e as Error).message, EXIT.usage);
   }
@@ -135,12 +169,13 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     exportPath: values.output,
     outDir: values['out-dir'],
     measure: !values['no-measure'],
-    ...(values.fallback ? { fallback: true } : {}),
+    ...(values.strict ? { strict: true } : {}),
+    ...(values.placement ? { placement: values.placement as 'auto' | 'library' | 'tvm' } : {}),
     ...(values.force ? { overwrite: true } : {}),
     ...(values.mkdir ? { createParent: true } : {}),
   };
   const outcome = trials !== undefined
-    ? await runJob(wb, { ...base, kind: 'tune', trials, trialsPerTask, workDir: values['work-dir'] }, out, tuneView(trials, out))
+    ? await runJob(wb, { ...base, kind: 'tune', trials, trialsPerTask, workDir: values['work-dir'], ...(tuneSizes ? { tuneSizes } : {}) }, out, tuneView(trials, out))
     : await runJob(wb, { ...base, kind: 'compile' }, out);
   if (outcome.state === 'cancelled') return fail({ code: 'cancelled', message: trials !== undefined ? 'Cancelled; every finished trial is kept in the work dir: run the same command again to resume.' : 'Cancelled.' }, EXIT.cancelled);
   if (outcome.state === 'failed') return fail(outcome.error);

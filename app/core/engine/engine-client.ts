@@ -1,14 +1,16 @@
 // Supervises the Python engine process: spawns it on demand, sends typed requests, routes events
 // to the request that caused them, cancels, and turns a dead engine into a sentence. The next
 // request after a crash starts a fresh engine.
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { WorkbenchError } from '../../contract/errors.js';
-import { paths } from '../paths.js';
+import { bundledPython, paths } from '../paths.js';
+import { enginePython } from '../settings.js';
 import { type EngineEvent, EngineEventSchema, EngineReplySchema } from './protocol.js';
 
 export interface EngineClientOptions {
+  /** Default: TORCHTVM_PYTHON, else the `python` setting, else the bundled .venv. */
   python?: string;
   /** How long a cancelled job may take to stop before the engine is killed. */
   cancelGraceMs?: number;
@@ -33,8 +35,12 @@ export class EngineClient {
   private stderrTail: string[] = [];
   private readonly opts: Required<Omit<EngineClientOptions, 'onStderr' | 'env'>> & EngineClientOptions;
 
+  private pythonSource: string;
+
   constructor(opts: EngineClientOptions = {}) {
-    this.opts = { python: paths.python, cancelGraceMs: 5000, ...opts };
+    const chosen = enginePython();
+    this.pythonSource = opts.python ? 'option' : chosen.source;
+    this.opts = { python: chosen.python, cancelGraceMs: 5000, ...opts };
   }
 
   get pid(): number | undefined {
@@ -44,8 +50,12 @@ export class EngineClient {
   private start(): ChildProcessWithoutNullStreams {
     if (this.proc) return this.proc;
     if (!existsSync(this.opts.python)) {
+      if (this.opts.python !== bundledPython()) {
+        throw new WorkbenchError('python_missing', `The engine's Python ${this.opts.python} (from ${this.describeSource()}) does not exist; fix that path or clear it to use the bundled .venv.`);
+      }
       throw new WorkbenchError('engine_missing', `The engine's Python (${this.opts.python}) is not installed; run "npm install" in ${paths.root}.`);
     }
+    checkPython(this.opts.python, this.describeSource());
     const proc = spawn(this.opts.python, ['-m', 'torchtvm.engine'], {
       cwd: paths.engineDir,
       env: { ...process.env, PYTHONUNBUFFERED: '1', TORCHTVM_RUNTIME_LIB: process.env.TORCHTVM_RUNTIME_LIB ?? paths.runtimeLib, ...this.opts.env },
@@ -63,6 +73,10 @@ export class EngineClient {
     proc.on('exit', (code, signal) => this.onExit(proc, code, signal));
     proc.stdin.on('error', () => {}); // a dead engine is reported by 'exit'
     return proc;
+  }
+
+  private describeSource(): string {
+    return { TORCHTVM_PYTHON: 'TORCHTVM_PYTHON', setting: 'the python setting', bundled: 'the bundled .venv', option: 'the engine options' }[this.pythonSource] ?? this.pythonSource;
   }
 
   private onLine(line: string): void {
@@ -157,4 +171,28 @@ export class EngineClient {
       proc.stdin.end();
     });
   }
+}
+
+const checkedPythons = new Map<string, string | null>();
+
+/**
+ * A Python other than the bundled .venv must have torch and apache-tvm of the pinned minor versions
+ * (torchtvm.compat reads package metadata, imports neither, and answers in well under a second).
+ * Checked once per path and process; an unfit Python is refused with the engine's sentence.
+ */
+export function checkPython(python: string, source: string): void {
+  if (python === bundledPython()) return;
+  let problem = checkedPythons.get(python);
+  if (problem === undefined) {
+    const r = spawnSync(python, ['-m', 'torchtvm.compat'], { cwd: paths.engineDir, encoding: 'utf8', timeout: 60000 });
+    try {
+      const out = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as { ok: boolean; message: string | null };
+      problem = out.ok ? null : (out.message ?? `The Python at ${python} cannot run the engine.`);
+    } catch {
+      const why = r.error ? r.error.message : (r.stderr || '').trim().split('\n').at(-1) || `exit code ${r.status}`;
+      problem = `The Python at ${python} could not be asked for its package versions (${why}); name a Python 3.10+ with the pinned torch and apache-tvm.`;
+    }
+    checkedPythons.set(python, problem);
+  }
+  if (problem) throw new WorkbenchError('python_incompatible', `${problem} (chosen by ${source})`);
 }

@@ -32,12 +32,15 @@ export function compileParams(req: CompileRequest | TuneRequest): Record<string,
     out_dir: outDir,
     measure: req.measure,
     export_path: req.exportPath ? resolve(req.exportPath) : undefined,
-    fallback: req.fallback || undefined,
+    fallback: req.fallback === false ? false : undefined,
+    strict: req.strict || undefined,
+    placement: req.placement,
   };
   if (req.kind === 'tune') {
     params.trials = req.trials;
     params.trials_per_task = req.trialsPerTask;
     params.work_dir = resolve(req.workDir ?? join(project, 'tuning'));
+    params.tune_sizes = req.tuneSizes;
   }
   return params;
 }

@@ -79,7 +79,9 @@ def inspect_program(ep) -> dict:
     specs = program_specs(ep)
     inputs = []
     for s in specs:
-        info = {"name": s.name, "type": "Tensor", "shape": [d if isinstance(d, int) else d.name for d in s.dims], "dtype": s.dtype, "spec": s.to_json()}
+        info = {"name": s.name, "type": "Tensor", "dtype": s.dtype, "spec": s.to_json()}
+        if s.is_static:
+            info["shape"] = list(s.dims)
         inputs.append(info)
     return {
         "format": "pt2",

@@ -168,9 +168,9 @@ def _placement_report(imported, info, placement: str, offloads: list, runner, sp
 
     sample = random_inputs(specs)
     tvm_inputs = runner.to_tvm(sample)
-    lib_ms = report.profile_library(lambda: runner.vm["main"](*tvm_inputs)) if offloads else []
+    profile = report.profile_library(lambda: runner.vm["main"](*tvm_inputs)) if offloads else None
     candidates = library.candidates(imported.mod) if not offloads and info.kind == "llvm" else []
-    return report.report(placement, offloads, candidates, lib_ms, total_ms)
+    return report.report(placement, offloads, candidates, profile, total_ms)
 
 
 def _library_metadata(offloads: list) -> dict:

@@ -9,6 +9,8 @@ share is the rest of the run: the model's measured latency minus the library cal
 from __future__ import annotations
 
 import statistics
+import time
+from dataclasses import dataclass
 
 # The torch ops the library kernels call, per registered function (native/runtime/src/library_kernels.cc).
 LIBRARY_OPS = {
@@ -18,50 +20,63 @@ LIBRARY_OPS = {
 }
 
 
-def profile_library(run, repeat: int = 10) -> list[float]:
-    """Median milliseconds of each library call of one model run, in call order. `run()` runs the
-    model once; it is called `repeat` times (after one warm-up)."""
+@dataclass
+class Profile:
+    calls_ms: list[float]  # median time of each library call, in call order
+    run_ms: float  # median wall time of the profiled runs
+    rest_ms: float  # median of (run - library calls): TVM's kernels and the VM
+
+
+def profile_library(run, repeat: int = 10) -> Profile | None:
+    """Times the library calls of `repeat` model runs (after one warm-up). `run()` runs the model
+    once. None when the runtime library is not loaded."""
     import tvm_ffi
 
     start = tvm_ffi.get_global_func("torchtvm.library_profile_start", allow_missing=True)
     stop = tvm_ffi.get_global_func("torchtvm.library_profile_stop", allow_missing=True)
     if start is None or stop is None:
-        return []
+        return None
     run()
     per_call: list[list[float]] = []
+    runs, rests = [], []
     for _ in range(repeat):
         start()
+        t0 = time.perf_counter()
         run()
+        wall = (time.perf_counter() - t0) * 1e3
         lines = [ln.split() for ln in str(stop()).splitlines() if ln.strip()]
         for i, (_, ns) in enumerate(lines):
             if i == len(per_call):
                 per_call.append([])
             per_call[i].append(int(ns) / 1e6)
-    return [statistics.median(v) for v in per_call]
+        runs.append(wall)
+        rests.append(wall - sum(int(ns) for _, ns in lines) / 1e6)
+    return Profile([statistics.median(v) for v in per_call], statistics.median(runs), max(statistics.median(rests), 0.0))
 
 
-def report(placement: str, offloads: list, candidates: list, lib_ms: list[float], total_ms: float | None) -> dict:
+def report(placement: str, offloads: list, candidates: list, profile: Profile | None, total_ms: float | None) -> dict:
     """`offloads`: the ops given to the library (backend.library.Offload), in graph order;
-    `candidates`: ops the library could take but that stayed in TVM; `lib_ms`: their measured call
-    times (same order as offloads); `total_ms`: the model's p50."""
+    `candidates`: ops the library could take but that stayed in TVM; `profile`: the library calls
+    timed in model runs (same order as offloads); `total_ms`: the model's measured p50.
+
+    Shares are of the profiled runs' median, so that the library and TVM shares add up; `tvm_ms`
+    is the rest of those runs (TVM's kernels and the VM's own work)."""
+    timed = profile is not None and len(profile.calls_ms) == len(offloads) and profile.run_ms > 0
     ops = []
-    timed = len(lib_ms) == len(offloads)
     for i, o in enumerate(offloads):
-        ms = lib_ms[i] if timed else None
-        ops.append({**o.to_json(), "where": "library", "ms": ms, "share": (ms / total_ms) if ms is not None and total_ms else None})
+        ms = profile.calls_ms[i] if timed else None
+        ops.append({**o.to_json(), "where": "library", "ms": ms, "share": ms / profile.run_ms if timed else None})
     for o in candidates:
         ops.append({**o.to_json(), "where": "tvm", "ms": None, "share": None})
-    library_ms = sum(lib_ms) if timed else None
-    out = {
+    return {
         "mode": placement,
         "ops": ops,
         "library_ops": len(offloads),
         "tvm_ops": len(candidates),
-        "library_ms": library_ms,
-        "tvm_ms": max(total_ms - library_ms, 0.0) if library_ms is not None and total_ms else None,
+        "library_ms": sum(profile.calls_ms) if timed else (0.0 if not offloads else None),
+        "tvm_ms": profile.rest_ms if timed else (total_ms if not offloads else None),
         "total_ms": total_ms,
     }
-    return out
 
 
 def export_metadata(offloads: list) -> dict | None:
