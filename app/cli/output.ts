@@ -31,6 +31,13 @@ export class Output {
     this.lastProgress = '';
   }
 
+  /** Human mode: a warning the user must see (e.g. tuning records dropped), on stderr. */
+  warn(text: string): void {
+    if (this.json) return;
+    this.clearProgress();
+    this.err.write(`warning: ${text}\n`);
+  }
+
   event(e: JobEvent): void {
     if (this.json) this.out.write(JSON.stringify(e) + '\n');
   }

@@ -22,6 +22,8 @@ export async function runJob(wb: Workbench, request: JobRequest, out: Output, on
     if (e.event === 'job.progress') {
       const pct = e.data.fraction !== undefined ? ` ${Math.round(e.data.fraction * 100)}%` : '';
       out.progress(`[${e.data.stage}]${pct} ${e.data.message}`);
+    } else if (e.event === 'log' && (e.data.level === 'warn' || e.data.level === 'error')) {
+      out.warn(e.data.message);
     }
     onEvent?.(e);
   };

@@ -29,13 +29,17 @@ class Server:
         self._jobs: dict[str, JobContext] = {}
 
     def send(self, obj: dict) -> None:
-        line = json.dumps(obj, default=_json_default, allow_nan=False)
+        try:
+            line = json.dumps(obj, default=_json_default, allow_nan=False)
+        except (ValueError, TypeError, RecursionError) as e:
+            # A result JSON cannot carry (NaN, a cycle): the caller still gets a reply, as an error.
+            line = json.dumps({"id": obj.get("id") if _valid_id(obj.get("id")) else None, "error": {"code": "internal", "message": f"The engine produced a reply JSON cannot carry ({type(e).__name__}: {str(e)[:200]}); please report this.", "detail": repr(obj)[:2000]}})
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()
 
     def _worker(self):
-        from .methods import METHODS
+        from .methods import METHODS, check_params
 
         while True:
             item = self._queue.get()
@@ -48,7 +52,8 @@ class Server:
                     raise Cancelled()
                 fn = METHODS.get(method)
                 if fn is None:
-                    raise EngineError("unknown_method", f"The engine has no method {method!r}.")
+                    raise EngineError("unknown_method", f"The engine has no method {method[:80]!r}; use one of {', '.join(sorted(METHODS))}.")
+                check_params(method, params)
                 result = fn(params, ctx)
                 self.send({"id": req_id, "result": _public(result)})
             except EngineError as e:
@@ -67,18 +72,23 @@ class Server:
             if not line:
                 continue
             try:
-                req = json.loads(line)
-                req_id, method, params = req.get("id"), req.get("method"), req.get("params") or {}
-            except (ValueError, AttributeError):
-                self.send({"id": None, "error": {"code": "bad_request", "message": "The engine got a line that is not a JSON request."}})
+                req_id, method, params = parse_request(line)
+            except EngineError as e:
+                # A malformed request gets an error reply (with its id when that much was readable)
+                # and the loop goes on: one bad line must not take the engine down.
+                self.send({"id": getattr(e, "request_id", None), "error": e.to_json()})
                 continue
             if method == "shutdown":
                 break
             if method == "cancel":
-                ctx = self._jobs.get(params.get("job"))
+                job = params.get("job")
+                ctx = self._jobs.get(job) if _valid_id(job) else None
                 if ctx:
                     ctx.cancel()
                 self.send({"id": req_id, "result": {"cancelled": ctx is not None}})
+                continue
+            if req_id in self._jobs:
+                self.send({"id": req_id, "error": {"code": "bad_request", "message": f"A job with id {req_id!r} is already queued or running; give each request its own id."}})
                 continue
             ctx = JobContext(req_id, lambda ev, data, rid=req_id: self.send({"event": ev, "job": rid, "data": data}))
             self._jobs[req_id] = ctx
@@ -87,6 +97,42 @@ class Server:
             ctx.cancel()
         self._queue.put(None)
         worker.join(timeout=10)
+
+
+MAX_ID_LENGTH = 200
+
+
+def _valid_id(v) -> bool:
+    return v is None or (isinstance(v, (str, int)) and not isinstance(v, bool) and len(str(v)) <= MAX_ID_LENGTH)
+
+
+def _bad_request(message: str, req_id=None) -> EngineError:
+    e = EngineError("bad_request", message)
+    e.request_id = req_id
+    return e
+
+
+def parse_request(line: str):
+    """One JSON-lines request -> (id, method, params), or an EngineError with a sentence (and the
+    request's id when it had a usable one)."""
+    try:
+        req = json.loads(line)
+    except (ValueError, RecursionError):
+        raise _bad_request("The engine got a line that is not JSON; send one JSON object per line: {\"id\", \"method\", \"params\"}.") from None
+    if not isinstance(req, dict):
+        raise _bad_request(f"The engine got a JSON {type(req).__name__} where a request object was expected: {{\"id\", \"method\", \"params\"}}.")
+    req_id = req.get("id")
+    if not _valid_id(req_id):
+        raise _bad_request(f"The request id must be a string or an integer (at most {MAX_ID_LENGTH} characters), not a {type(req_id).__name__}.")
+    method = req.get("method")
+    if not isinstance(method, str) or not method:
+        raise _bad_request("The request has no method name; give \"method\" as a string.", req_id)
+    params = req.get("params")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise _bad_request(f"The params of {method[:60]!r} must be a JSON object, not a {type(params).__name__}.", req_id)
+    return req_id, method, params
 
 
 def _public(result):
@@ -108,7 +154,10 @@ def main() -> None:
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    Server(proto).serve(sys.stdin)
+    # Bytes that are not UTF-8 become U+FFFD (and then a bad_request reply), never a crash.
+    import io
+
+    Server(proto).serve(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
 
 
 if __name__ == "__main__":

@@ -90,7 +90,16 @@ def make_runtime_object(lib: bytes, meta: dict):
     """The torch.classes.torchtvm.Module holding (and already loading) the compiled code."""
     _require_runtime()
     data = torch.frombuffer(bytearray(lib), dtype=torch.uint8) if lib else torch.empty(0, dtype=torch.uint8)
+    if _built_for_another_cpu(meta):
+        # Code for a CPU this one is not: hold it for saving, never load it here (SIGILL).
+        return torch.classes.torchtvm.Module.for_export(json.dumps(meta), data)
     return torch.classes.torchtvm.Module(json.dumps(meta), data)
+
+
+def _built_for_another_cpu(meta: dict) -> bool:
+    from .cpu_features import missing_on_host
+
+    return bool(missing_on_host(meta.get("cpu_features") or []))
 
 
 class TVMModule(torch.nn.Module):
@@ -105,6 +114,9 @@ class TVMModule(torch.nn.Module):
         self.build_device = device
 
     def forward(self, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
+        if not torch.jit.is_scripting():
+            # In Python, say what is wrong with the argument before torch's binding error does.
+            _check_call(inputs)
         return self.torchtvm_module.forward(inputs)
 
     @torch.jit.unused
@@ -137,6 +149,14 @@ class TVMModule(torch.nn.Module):
     def cpu(self):
         self._check_device("cpu")
         return self
+
+
+def _check_call(inputs) -> None:
+    if isinstance(inputs, torch.Tensor) or not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"A TVM module takes a list of tensors, e.g. m([x]), not a {type(inputs).__name__}.")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"Input {i} of the list is a {type(t).__name__}, not a tensor; pass tensors only, e.g. m([x]).")
 
 
 def exported_module(library, info, specs, num_outputs: int, extra_metadata: dict | None = None) -> TVMModule:

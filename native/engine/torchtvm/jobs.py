@@ -35,7 +35,9 @@ class JobContext:
         self.emit("job.progress", data)
 
     def log(self, message: str, level: str = "info") -> None:
-        self.emit("log", {"level": level, "message": message})
+        # The contract's levels are debug, info, warn, error (app/contract/jobs.ts LogDataSchema).
+        level = {"warning": "warn"}.get(level, level)
+        self.emit("log", {"level": level if level in ("debug", "info", "warn", "error") else "info", "message": message})
 
     # -- cancellation ---------------------------------------------------------------------
     def cancel(self) -> None:

@@ -15,7 +15,8 @@ Why a custom task scheduler and measure callback instead of `tune_relax`:
   records still seed the search, so tuning continues from where it stopped.
 
 The work dir is MetaSchedule's JSON database (append-only JSON lines). A kill can leave a torn last
-line, which MetaSchedule refuses to load, so such lines are dropped before opening (repair).
+line, which MetaSchedule refuses to load, so damaged lines are dropped before opening (repair),
+renumbering the records after a dropped workload line so every good record keeps its workload.
 `workbench_tasks.json` beside it maps workload hash -> task name and weight, for the log reader.
 """
 
@@ -48,40 +49,136 @@ def _atomic_write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _keep_valid_lines(path: str, valid) -> tuple[int, int]:
-    """Rewrite a JSON-lines file without the lines `valid(obj)` rejects (or that do not parse);
-    returns (kept, dropped). The file is rewritten atomically, and only when something is wrong."""
-    if not os.path.exists(path):
-        return 0, 0
-    good, bad = [], 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                if not valid(json.loads(line)):
-                    raise ValueError
-                good.append(line if line.endswith("\n") else line + "\n")
-            except ValueError:
-                bad += 1
-    if bad:
-        _atomic_write(path, "".join(good))
-    return len(good), bad
-
-
 def repair_database(work_dir: str) -> int:
-    """Drop lines MetaSchedule could not load (torn by a kill, hand-edited); return how many.
+    """Repair the work dir's database (see repair); return how many lines were dropped."""
+    return repair(work_dir)["dropped_lines"]
 
-    Records that point at a workload line that does not exist are dropped too. Dropping a workload
-    line shifts the indices records use, so only a torn tail is really safe to drop; anything else
-    is left for MetaSchedule to report.
-    """
+
+_REPAIR_JOURNAL = "database_repair.journal"
+
+
+def _finish_journal(work_dir: str) -> None:
+    """Complete a repair that was killed between its two renames (both files are replaced
+    together or the indices would disagree)."""
+    jpath = os.path.join(work_dir, _REPAIR_JOURNAL)
+    try:
+        with open(jpath, encoding="utf-8") as f:
+            moves = json.load(f)
+    except (OSError, ValueError):
+        return
+    for tmp, final in moves:
+        if os.path.exists(tmp):
+            os.replace(tmp, final)
+    os.unlink(jpath)
+
+
+def _read_lines(path: str) -> list[str]:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    # MetaSchedule numbers workloads by their non-blank lines; so does this (and the log reader).
+    return [l for l in text.split("\n") if l.strip()]
+
+
+def _valid_workload(o) -> bool:
+    return isinstance(o, list) and len(o) == 2 and isinstance(o[0], (str, int)) and not isinstance(o[0], bool) and isinstance(o[1], str)
+
+
+def _valid_record(o) -> bool:
+    # [workload index, [trace, run_secs | null, target, args_info]] (TuningRecord.as_json)
+    if not (isinstance(o, list) and len(o) == 2 and isinstance(o[0], int) and not isinstance(o[0], bool) and isinstance(o[1], list)):
+        return False
+    rec = o[1]
+    if len(rec) < 4:
+        return False
+    run_secs = rec[1]
+    return run_secs is None or (isinstance(run_secs, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in run_secs))
+
+
+def _parse(line: str):
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
+def repair(work_dir: str) -> dict:
+    """Make the database loadable while keeping every good record.
+
+    A kill can tear the last line of either file; a hand edit or a disk error can damage any line.
+    Records name their workload by line number, so dropping a damaged workload line would move
+    every later record onto the wrong workload: instead the records are renumbered. Records whose
+    workload line is damaged cannot be used (their kernel is unknown) and records that do not parse
+    are dropped. Nothing is destroyed: the original files are copied to `damaged-<time>/` first.
+    Refuses (EngineError) when most workload lines are damaged, which is not a MetaSchedule database.
+
+    Returns {"dropped_lines", "dropped_workloads", "dropped_records", "orphaned_records",
+    "renumbered_records", "backup", "message"} (message None when nothing was wrong)."""
+    _finish_journal(work_dir)
     wpath, rpath = os.path.join(work_dir, WORKLOAD_FILE), os.path.join(work_dir, RECORD_FILE)
-    n_workloads, dropped_w = _keep_valid_lines(wpath, lambda o: isinstance(o, list) and len(o) == 2 and isinstance(o[1], str))
-    _, dropped_r = _keep_valid_lines(
-        rpath, lambda o: isinstance(o, list) and len(o) == 2 and isinstance(o[0], int) and 0 <= o[0] < n_workloads and isinstance(o[1], list)
-    )
-    return dropped_w + dropped_r
+    wlines, rlines = _read_lines(wpath), _read_lines(rpath)
+    bad_w = [i for i, l in enumerate(wlines) if not _valid_workload(_parse(l))]
+    report = {"dropped_lines": 0, "dropped_workloads": len(bad_w), "dropped_records": 0, "orphaned_records": 0, "renumbered_records": 0, "backup": None, "message": None}
+    if bad_w and len(bad_w) * 2 > len(wlines) and len(wlines) > 2:
+        raise EngineError(
+            "bad_database",
+            f"{len(bad_w)} of the {len(wlines)} workload lines in {wpath} are damaged, so it is not a usable MetaSchedule database; "
+            "nothing was changed. Use another --work-dir, or move these files away.",
+        )
+    # old workload index -> new index (None: damaged)
+    remap, shift = {}, 0
+    bad_set = set(bad_w)
+    for i in range(len(wlines)):
+        if i in bad_set:
+            remap[i], shift = None, shift + 1
+        else:
+            remap[i] = i - shift
+    good_records, dropped_r, orphaned, renumbered = [], 0, 0, 0
+    for line in rlines:
+        o = _parse(line)
+        if not _valid_record(o):
+            dropped_r += 1
+            continue
+        new = remap.get(o[0]) if 0 <= o[0] < len(wlines) else None
+        if new is None:
+            orphaned += 1  # its workload line is damaged or missing: the kernel it tuned is unknown
+            continue
+        if new != o[0]:
+            o[0] = new
+            renumbered += 1
+            line = json.dumps(o, separators=(",", ":"))
+        good_records.append(line)
+    report.update(dropped_records=dropped_r, orphaned_records=orphaned, renumbered_records=renumbered, dropped_lines=len(bad_w) + dropped_r + orphaned)
+    if not report["dropped_lines"]:
+        return report
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = os.path.join(work_dir, f"damaged-{stamp}-{os.getpid()}")
+    os.makedirs(backup, exist_ok=True)
+    for path in (wpath, rpath):
+        if os.path.exists(path):
+            shutil.copy2(path, os.path.join(backup, os.path.basename(path)))
+    moves = []
+    for path, lines in ((wpath, [l for i, l in enumerate(wlines) if i not in bad_set]), (rpath, good_records)):
+        tmp = f"{path}.repair-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(l + "\n" for l in lines))
+            f.flush()
+            os.fsync(f.fileno())
+        moves.append((tmp, path))
+    _atomic_write(os.path.join(work_dir, _REPAIR_JOURNAL), json.dumps(moves))
+    _finish_journal(work_dir)
+    parts = []
+    if bad_w:
+        parts.append(f"{len(bad_w)} damaged workload line(s)")
+    if orphaned:
+        parts.append(f"{orphaned} record(s) of those damaged workloads")
+    if dropped_r:
+        parts.append(f"{dropped_r} damaged record line(s)")
+    kept = f"; {renumbered} later record(s) were renumbered to their workloads" if renumbered else ""
+    report["backup"] = backup
+    report["message"] = f"Dropped {', '.join(parts)} from the tuning database in {work_dir}{kept}; every other record was kept. The original files are in {backup}."
+    return report
 
 
 def _read_sidecar(work_dir: str) -> dict:
@@ -435,6 +532,12 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
     imported = import_torchscript(module, tune_specs, progress=lambda m: ctx.progress("import", m))
     ctx.check_cancelled()
     info = builder.resolve_target(params.get("target") or "llvm", threads)
+    from .cpu_features import why_not_runnable
+
+    why = why_not_runnable(info.target, info.features) if info.kind == "llvm" else None
+    if why:
+        # Every trial runs on this machine: code for a CPU it is not would die with SIGILL.
+        raise EngineError("target_not_runnable", f"{why} Tuning measures every candidate here: tune on a machine with that CPU, or compile without --trials.")
     ctx.progress("tune", f"extracting tuning tasks for {info.kind}")
     # The kernels exactly as `build` hands them to the database: legalized, before any default schedule.
     legalized = builder.legalize(imported.mod, info)
@@ -446,9 +549,10 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         os.makedirs(work_dir, exist_ok=True)
     except OSError as e:
         raise EngineError("bad_work_dir", f"Cannot create the tuning work dir {work_dir}: {e.strerror}.") from e
-    repaired = repair_database(work_dir)
-    if repaired:
-        ctx.log(f"Dropped {repaired} damaged line(s) from the tuning database in {work_dir} (a previous run was killed mid-write).", "warn")
+    repair_report = repair(work_dir)
+    repaired = repair_report["dropped_lines"]
+    if repair_report["message"]:
+        ctx.log(repair_report["message"], "warn")
     try:
         database = ms.database.JSONDatabase(work_dir=work_dir, module_equality="structural")
     except Exception as e:
@@ -566,6 +670,7 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         "work_dir": work_dir,
         "resumed_records": resumed,
         "repaired_lines": repaired,
+        "repair": {k: v for k, v in repair_report.items() if v},
         "ignored_records": {"other_kernels": foreign, "other_target": mismatched},
         "notes": notes,
         "tune_s": round(tune_s, 3),

@@ -186,20 +186,23 @@ static std::string WritePrivateTemp(const std::string& bytes) {
 
 class Module : public torch::CustomClassHolder {
  public:
-  Module(std::string metadata_json, std::string library)
+  // `load` false: keep the state for pickling without loading the code or checking this CPU (an
+  // export for another CPU, whose library must not even be dlopened here). Unpickling loads.
+  Module(std::string metadata_json, std::string library, bool load = true)
       : metadata_json_(std::move(metadata_json)), library_(std::move(library)) {
-    ParseAndCheck();
-    Load();
+    ParseAndCheck(/*check_cpu=*/load);
+    if (load) Load();
   }
 
   // From Python: the library crosses as a uint8 tensor (a str would be UTF-8 encoded).
-  static c10::intrusive_ptr<Module> FromTensor(std::string metadata_json, at::Tensor library) {
+  static c10::intrusive_ptr<Module> FromTensor(std::string metadata_json, at::Tensor library,
+                                               bool load = true) {
     TORCH_CHECK(library.scalar_type() == at::kByte && library.dim() == 1,
                 "torchtvm.Module expects the compiled library as a 1-D torch.uint8 tensor.");
     library = library.contiguous().cpu();
     std::string bytes(reinterpret_cast<const char*>(library.data_ptr<uint8_t>()),
                       static_cast<size_t>(library.numel()));
-    return c10::make_intrusive<Module>(std::move(metadata_json), std::move(bytes));
+    return c10::make_intrusive<Module>(std::move(metadata_json), std::move(bytes), load);
   }
 
   // TVM sizes its thread pool once per process, at its first parallel kernel, from TVM_NUM_THREADS,
@@ -224,6 +227,8 @@ class Module : public torch::CustomClassHolder {
   }
 
   std::vector<at::Tensor> Forward(std::vector<at::Tensor> inputs) {
+    TORCH_CHECK(main_.defined(), "This TVM module was exported for another CPU and is not loaded "
+                "in this process; save it and load the .pt on a machine with that CPU.");
     CheckInputs(inputs);
     MatchTorchThreads();
     std::vector<ffi::Tensor> args;
@@ -325,7 +330,7 @@ class Module : public torch::CustomClassHolder {
                 " where a tensor was expected; only tensor outputs are supported.");
   }
 
-  void ParseAndCheck() {
+  void ParseAndCheck(bool check_cpu) {
     ffi::String err;
     ffi::Any root = ffi::json::Parse(ffi::String(metadata_json_), &err);
     TORCH_CHECK(err.empty(), "The exported model's metadata is not valid JSON (", std::string(err),
@@ -351,7 +356,7 @@ class Module : public torch::CustomClassHolder {
     std::string device = Has(meta, "device") ? AsStr(Get(meta, "device"), "device") : "cpu";
     TORCH_CHECK(device == "cpu", "This model was compiled for ", device,
                 ", but this runtime runs CPU (llvm) modules only; recompile it with the llvm target.");
-    if (Has(meta, "cpu_features")) {
+    if (check_cpu && Has(meta, "cpu_features")) {
       auto host = HostCpuFlags();
       if (!host.empty()) {
         std::vector<std::string> missing;
@@ -512,6 +517,11 @@ TORCH_LIBRARY(torchtvm, m) {
       .def(torch::init([](std::string metadata_json, at::Tensor library) {
         return Module::FromTensor(std::move(metadata_json), std::move(library));
       }))
+      .def_static("for_export",
+                  [](std::string metadata_json, at::Tensor library) {
+                    return Module::FromTensor(std::move(metadata_json), std::move(library),
+                                              /*load=*/false);
+                  })
       .def("forward", &Module::Forward)
       .def("metadata", &Module::Metadata)
       .def("num_outputs", &Module::NumOutputs)
