@@ -71,7 +71,9 @@ try {
   step('python-env', ['native/engine/requirements.lock'], ['.venv/bin/python'], () => {
     // No CPU-only torch is served by the registries we may use, so this is PyPI's default wheel
     // (its CUDA libraries install but are not used on a CPU-only machine).
-    run(findPython(), ['-m', 'venv', '--clear', '.venv']);
+    // An existing env is updated in place (pip installs only what the lock adds or changes), so a
+    // new pin does not download the whole torch stack again.
+    if (!existsSync(venvPython)) run(findPython(), ['-m', 'venv', '--clear', '.venv']);
     run(venvPython, ['-m', 'pip', 'install', '--no-input', '-r', 'native/engine/requirements.lock']);
   });
 

@@ -154,10 +154,11 @@ def main() -> None:
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    # Bytes that are not UTF-8 become U+FFFD (and then a bad_request reply), never a crash.
+    # Bytes that are not UTF-8 become U+FFFD (and then a bad_request reply), never a crash; only
+    # "\n" ends a request (a stray "\r" inside a line must not split it into two replies).
     import io
 
-    Server(proto).serve(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+    Server(proto).serve(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n"))
 
 
 if __name__ == "__main__":
