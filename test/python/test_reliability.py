@@ -381,3 +381,26 @@ def test_repair_killed_between_its_renames_is_completed(tmp_path):
     (tmp_path / _REPAIR_JOURNAL).write_text(json.dumps([[tmp_r, str(rpath)]]))
     repair(str(tmp_path))
     assert json.loads(rpath.read_text())[1][1] == [0.7] and not (tmp_path / _REPAIR_JOURNAL).exists()
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return torch.relu(self.fc(x))
+
+
+def test_size_one_dims_with_odd_strides_run_like_contiguous_inputs(tmp_path):
+    # torch calls x.t() of an [8, 1] tensor contiguous, with strides (1, 1): library kernels and
+    # generated code must both see it as the dense [1, 8] tensor it is
+    out = str(tmp_path / "mlp_tvm.pt")
+    torch.manual_seed(0)
+    module = Mlp().eval()
+    r = _compile(str(tmp_path), module, (torch.randn(2, 8),), [{"name": "x", "dims": [{"name": "batch", "min": 1, "max": 4}, 8]}], export_path=out, edge_values=False)
+    x = torch.randn(8, 1).t()
+    assert x.is_contiguous() and x.stride() == (1, 1)
+    runtime.load_library()
+    torch.testing.assert_close(torch.jit.load(out)([x])[0], module(x))
+    torch.testing.assert_close(TvmRunner(r["_executable"]).run([x])[0], module(x))

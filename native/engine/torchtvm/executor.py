@@ -55,10 +55,21 @@ def route_parallel_to_torch(path: str) -> bool:
     return bool(fn(path)) if fn is not None else False
 
 
+def _contiguous_strides(shape) -> list[int]:
+    strides, acc = [], 1
+    for n in reversed(list(shape)):
+        strides.append(acc)
+        acc *= max(int(n), 1)
+    return strides[::-1]
+
+
 def _dense(t: torch.Tensor) -> torch.Tensor:
     """What TVM can read: materialised neg/conj bits (DLPack has none), dense strides and 64-byte
     alignment (the generated kernels assume both)."""
     t = t.resolve_conj().resolve_neg()
+    if t.is_contiguous() and t.dim() and list(t.stride()) != _contiguous_strides(t.shape):
+        # torch calls x.t() of an [n, 1] tensor contiguous; DLPack would carry its odd strides
+        t = t.as_strided(t.shape, _contiguous_strides(t.shape))
     if not t.is_contiguous() or (t.numel() and t.data_ptr() % 64):
         t = t.contiguous() if not t.is_contiguous() else t.clone()
         if t.numel() and t.data_ptr() % 64:  # pragma: no cover - torch allocates 64-byte aligned

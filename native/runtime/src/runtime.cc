@@ -247,6 +247,10 @@ class Module : public torch::CustomClassHolder {
         c.copy_(t);
         t = c;
         copies_.fetch_add(1);
+      } else if (t.strides() != c10::contiguous_strides(t.sizes())) {
+        // Contiguous for torch but with odd strides on size-1 dims (x.t() of a [n, 1] tensor):
+        // the same bytes, but DLPack would carry those strides and library kernels refuse them.
+        t = t.as_strided(t.sizes(), c10::contiguous_strides(t.sizes()));
       }
       args.push_back(ffi::Tensor::FromDLPackVersioned(at::toDLPackVersioned(t)));
     }
