@@ -190,7 +190,11 @@ export class BenchHost {
           return;
         }
         if ('result' in msg) finish(() => resolve(msg.result));
-        else if ('error' in msg) finish(() => reject(new WorkbenchError(msg.error.code, msg.error.message, msg.error.detail)));
+        else if ('error' in msg) {
+          const { code, message, detail } = msg.error;
+          const sentence = meaningfulMessage(message);
+          finish(() => reject(new WorkbenchError(code, sentence, detail ?? (sentence !== message ? message : undefined))));
+        }
       });
       child.onExit((code, sig) => {
         const how = sig ? `signal ${sig}` : `exit code ${code}`;
@@ -198,7 +202,9 @@ export class BenchHost {
           reject(
             new WorkbenchError(
               'bench_crashed',
-              `The benchmark process stopped unexpectedly (${how}) while ${method === 'inspect' ? 'inspecting' : 'benchmarking'} ${label}; the model or a native library it uses may have crashed it. The workbench is unaffected: try again, or check the model.`,
+              sig === 'SIGILL'
+                ? `The benchmark process was killed by SIGILL while ${method === 'inspect' ? 'inspecting' : 'benchmarking'} ${label}: this CPU lacks an instruction the code uses (compiled for another CPU). Re-export the model for this machine (--target llvm); the workbench is unaffected.`
+                : `The benchmark process stopped unexpectedly (${how}) while ${method === 'inspect' ? 'inspecting' : 'benchmarking'} ${label}; the model or a native library it uses may have crashed it. The workbench is unaffected: try again, or check the model.`,
               stderr.join('\n') || undefined,
             ),
           ),
@@ -208,6 +214,32 @@ export class BenchHost {
       child.send({ id: 1, method, params });
     });
   }
+}
+
+/** Where a C++ error's backtrace starts: c10's "Exception raised from …", a "frame #N:" line, TVM's "Stack trace:". */
+const BACKTRACE = /\s*(?:Exception raised from\b|frame #\d+:|\(most recent call first\)|Stack trace:|Traceback \(most recent call last\))/;
+
+/**
+ * The part of a native error message a user should read: everything before the C++ frame dump, a
+ * sentence repeated back to back (torch appends the inner error to the outer one) said once, and at
+ * most 500 characters. The caller keeps the full text as the error's detail.
+ */
+export function meaningfulMessage(raw: string): string {
+  let text = String(raw);
+  const cut = text.search(BACKTRACE);
+  if (cut > 0) text = text.slice(0, cut);
+  text = text.replace(/\s+/g, ' ').trim();
+  // "A: msg msg" → "A: msg": drop a tail that repeats the text just before it.
+  for (let len = Math.floor(text.length / 2); len >= 8; len--) {
+    const tail = text.slice(text.length - len);
+    const before = text.slice(text.length - 2 * len - 1, text.length - len - 1);
+    if (tail === before && text[text.length - len - 1] === ' ') {
+      text = text.slice(0, text.length - len - 1);
+      break;
+    }
+  }
+  if (!text) return String(raw).split('\n')[0].slice(0, 500) || 'The benchmark failed without a message.';
+  return text.length > 500 ? `${text.slice(0, 499)}…` : text;
 }
 
 function toLatency(s: AddonStats): LatencyStats {

@@ -113,7 +113,9 @@ export class EngineClient {
         p.reject(
           new WorkbenchError(
             'engine_crashed',
-            `The engine stopped unexpectedly (${how}) while running "${p.method}"; the next request starts a fresh engine.`,
+            signal === 'SIGILL'
+              ? `The engine was killed by SIGILL while running "${p.method}": this CPU lacks an instruction the code it ran uses (built for another CPU, e.g. a --target with another mcpu, or a library built for a newer CPU). Compile for this machine (--target llvm); the next request starts a fresh engine.`
+              : `The engine stopped unexpectedly (${how}) while running "${p.method}"; the next request starts a fresh engine.`,
             this.stderrTail.join('\n'),
           ),
         );
