@@ -1,20 +1,30 @@
 // Browser mode: the renderer and the WorkbenchApi served on 127.0.0.1 only, guarded by a random
-// token. The page is loaded as http://127.0.0.1:PORT/?token=…; the first authorised request sets
-// an HttpOnly, SameSite=Strict cookie so that the page's assets and its WebSocket carry the token
-// without it appearing in every URL. Requests without the right token get 401 (HTTP) or a close
-// with code 4401 (WebSocket). Every call is checked with validateCall before it reaches app/core.
+// token. The page is loaded as http://127.0.0.1:PORT/#token=…: a URL fragment never leaves the
+// browser, so the token is sent to no server at all when the page loads, and no cookie is set
+// (a cookie for 127.0.0.1 would be sent to every local port, i.e. to every other local service).
+// The page keeps the token in its own sessionStorage (scoped to this origin, port included) and
+// sends it only in the WebSocket handshake, as the subprotocol `torchtvm.token.<token>`; other
+// clients may send `Authorization: Bearer <token>` instead. The static files are the public
+// renderer bundle and need no token. A socket without the right token is closed with code 4401.
+// Every call is checked with validateCall before it reaches app/core, and calls that write files
+// (export paths, build folders, tuning work dirs) must name a path inside an allowed root.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { homedir } from 'node:os';
+import { delimiter, extname, join, normalize, resolve, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { validateCall, type WorkbenchApi } from '../contract/api.js';
 import { WorkbenchError } from '../contract/errors.js';
+import { isInside, realPathOfTarget } from '../core/output-paths.js';
+import { workbenchHome } from '../core/paths.js';
 import { wireProtocol, type ClientMessage, type ServerMessage } from './protocol.js';
 
 export const LOOPBACK = '127.0.0.1';
-const COOKIE = 'torchtvm_token';
+/** The WebSocket subprotocol the server selects; the token rides in a second one, TOKEN_PROTOCOL + token. */
+export const WS_PROTOCOL = 'torchtvm';
+export const TOKEN_PROTOCOL = 'torchtvm.token.';
 const MAX_MESSAGE_BYTES = 1 << 20;
 
 const MIME: Record<string, string> = {
@@ -37,12 +47,48 @@ export interface ServeOptions {
   rendererDir: string;
   /** Fixed token (tests); a fresh random one otherwise. */
   token?: string;
+  /**
+   * Folders that calls may write into (export paths, build folders, tuning work dirs). Default: the
+   * TORCHTVM_ALLOWED_ROOTS environment variable (folders separated by ':'), else the user's home;
+   * the workbench home (project folders) is always allowed.
+   */
+  allowedRoots?: string[];
+}
+
+/** The folders a server lets calls write into: the given ones (or $TORCHTVM_ALLOWED_ROOTS, or the home folder) and the workbench home. */
+export function writeRoots(given?: string[]): string[] {
+  const fromEnv = (process.env.TORCHTVM_ALLOWED_ROOTS ?? '').split(delimiter).filter(Boolean);
+  const roots = given?.length ? given : fromEnv.length ? fromEnv : [homedir()];
+  return [...new Set([...roots, workbenchHome()].map((r) => realPathOfTarget(r)))];
+}
+
+/** Refuses a startJob request that would write outside the allowed roots, naming the path and the roots. */
+export function checkWritePaths(args: unknown[], roots: string[]): void {
+  const req = args[0] as { exportPath?: unknown; outDir?: unknown; workDir?: unknown } | undefined;
+  if (!req || typeof req !== 'object') return;
+  for (const [field, what] of [
+    ['exportPath', 'export path'],
+    ['outDir', 'build folder'],
+    ['workDir', 'tuning work dir'],
+  ] as const) {
+    const p = req[field];
+    if (typeof p !== 'string') continue;
+    const real = realPathOfTarget(p);
+    if (!roots.some((r) => isInside(real, r))) {
+      throw new WorkbenchError(
+        'path_not_allowed',
+        `The ${what} ${resolve(p)} is outside the folders this server may write to (${roots.join(', ')}); choose a path inside one of them, or restart \`torchtvm serve\` with --allow-root DIR (or TORCHTVM_ALLOWED_ROOTS).`,
+      );
+    }
+  }
 }
 
 export interface RunningServer {
   url: string;
   port: number;
   token: string;
+  /** The folders calls may write into. */
+  roots: string[];
   server: Server;
   close(): Promise<void>;
 }
@@ -70,14 +116,14 @@ function sameToken(given: string | undefined | null, token: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function cookieToken(req: IncomingMessage): string | undefined {
-  const header = req.headers.cookie;
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k === COOKIE) return v.join('=');
+/** The token a WebSocket handshake carries: the `torchtvm.token.…` subprotocol, or an Authorization: Bearer header. */
+function handshakeToken(req: IncomingMessage): string | undefined {
+  for (const p of (req.headers['sec-websocket-protocol'] ?? '').split(',')) {
+    const t = p.trim();
+    if (t.startsWith(TOKEN_PROTOCOL)) return t.slice(TOKEN_PROTOCOL.length);
   }
-  return undefined;
+  const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  return auth?.[1];
 }
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
@@ -87,15 +133,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     throw new WorkbenchError('not_built', `The renderer is not built (${join(root, 'index.html')} is missing); run "npm run build" first.`);
   }
   let port = 0;
+  const roots = writeRoots(opts.allowedRoots);
   const allowedHosts = () => new Set([`${LOOPBACK}:${port}`, `localhost:${port}`]);
-
-  /** Token from ?token= or the cookie; also checks Host against DNS rebinding. */
-  const authorised = (req: IncomingMessage, url: URL): { ok: boolean; viaQuery: boolean } => {
-    if (!allowedHosts().has(req.headers.host ?? '')) return { ok: false, viaQuery: false };
-    const q = url.searchParams.get('token');
-    if (q !== null) return { ok: sameToken(q, token), viaQuery: true };
-    return { ok: sameToken(cookieToken(req), token), viaQuery: false };
-  };
+  /** Host must be this server (DNS rebinding). */
+  const hostOk = (req: IncomingMessage) => allowedHosts().has(req.headers.host ?? '');
 
   const securityHeaders = (res: ServerResponse) => {
     res.setHeader('Content-Security-Policy', contentSecurityPolicy(port));
@@ -109,10 +150,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const server = createServer((req, res) => {
     securityHeaders(res);
     const url = new URL(req.url ?? '/', `http://${LOOPBACK}`);
-    const auth = authorised(req, url);
-    if (!auth.ok) {
+    if (!hostOk(req)) {
       res.writeHead(401, { 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end('401: open the URL that `torchtvm serve` printed (it carries the access token).\n');
+      res.end('401: open the URL that `torchtvm serve` printed, as printed (http://127.0.0.1:PORT/…).\n');
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -120,7 +160,6 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       res.end();
       return;
     }
-    if (auth.viaQuery) res.setHeader('Set-Cookie', `${COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`);
     let rel: string;
     try {
       rel = decodeURIComponent(url.pathname);
@@ -144,18 +183,19 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     else createReadStream(file).pipe(res);
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  // The server answers with the plain `torchtvm` subprotocol, never echoing the token one.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, handleProtocols: (offered) => (offered.has(WS_PROTOCOL) ? WS_PROTOCOL : false) });
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', `http://${LOOPBACK}`);
     const origin = req.headers.origin;
     const originOk = origin === undefined || allowedHosts().has(origin.replace(/^http:\/\//, ''));
-    const ok = url.pathname === '/api' && originOk && authorised(req, url).ok;
+    const ok = url.pathname === '/api' && originOk && hostOk(req) && sameToken(handshakeToken(req), token);
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (!ok) {
         ws.close(4401, 'unauthorised');
         return;
       }
-      serveClient(ws, opts.api);
+      serveClient(ws, opts.api, roots);
     });
   });
 
@@ -164,11 +204,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     server.listen(opts.port ?? 0, LOOPBACK, () => resolveListen());
   });
   port = (server.address() as AddressInfo).port;
-  const url = `http://${LOOPBACK}:${port}/?token=${token}`;
+  const url = `http://${LOOPBACK}:${port}/#token=${token}`;
   return {
     url,
     port,
     token,
+    roots,
     server,
     close: () =>
       new Promise<void>((done) => {
@@ -181,7 +222,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 }
 
 /** One WebSocket client: calls answered by id, events pushed while subscribed. */
-function serveClient(ws: WebSocket, api: WorkbenchApi): void {
+function serveClient(ws: WebSocket, api: WorkbenchApi, roots: string[]): void {
   let unsubscribe: (() => void) | undefined;
   const send = (m: ServerMessage) => {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
@@ -192,7 +233,7 @@ function serveClient(ws: WebSocket, api: WorkbenchApi): void {
       if (isBinary) throw new Error('binary');
       msg = wireProtocol.parse(JSON.parse(raw.toString()));
     } catch {
-      ws.close(1008, 'malformed message');
+      ws.close(1008, 'Malformed message: send JSON {"type": "call", "id", "method", "args"} or a subscribe.');
       return;
     }
     if (msg.type === 'subscribe') {
@@ -206,6 +247,7 @@ function serveClient(ws: WebSocket, api: WorkbenchApi): void {
     }
     try {
       const { method, args } = validateCall(msg.method, msg.args);
+      if (method === 'startJob') checkWritePaths(args, roots);
       const fn = api[method] as (...a: unknown[]) => Promise<unknown>;
       const result = await fn.apply(api, args);
       send({ type: 'result', id: msg.id, ok: true, result });

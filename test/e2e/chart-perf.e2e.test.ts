@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { hasChromium, launchChromium, makeTinyModel, ROOT, serve, shotPath, tempDir, type Served } from './helpers.js';
+import { hasChromium, launchChromium, makeTinyModel, pageUrl, ROOT, serve, shotPath, tempDir, type Served } from './helpers.js';
 
 describe.skipIf(!hasChromium())('Tune chart with 5,000 points', () => {
   let server: Served;
@@ -16,7 +16,7 @@ describe.skipIf(!hasChromium())('Tune chart with 5,000 points', () => {
     server = await serve({ TORCHTVM_HOME: join(dir, 'home') });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`${server.url}&testHooks=1`);
+    await page.goto(pageUrl(server, 'testHooks=1'));
     // The Tune view needs an open model; the tiny one inspects in seconds.
     await page.fill('#model-path', makeTinyModel(dir));
     await page.click('form button[type=submit]');

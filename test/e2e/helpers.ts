@@ -51,16 +51,19 @@ export interface Served {
   stop(): Promise<void>;
 }
 
-/** Runs `node bin/torchtvm.js serve --port 0` and parses the URL it prints. */
+/**
+ * Runs `node bin/torchtvm.js serve --port 0` and parses the URL it prints (http://127.0.0.1:P/#token=…).
+ * The tests' models and exports live under the temp folder, so it is an allowed write root unless `env` says otherwise.
+ */
 export async function serve(env: Record<string, string> = {}): Promise<Served> {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/torchtvm.js'), 'serve', '--port', '0'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/torchtvm.js'), 'serve', '--port', '0'], { cwd: ROOT, env: { ...process.env, TORCHTVM_ALLOWED_ROOTS: tmpdir(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   proc.stdout!.on('data', (d) => (text += d));
   proc.stderr!.on('data', (d) => (text += d));
   const url = await new Promise<string>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`serve printed no URL in 60 s:\n${text}`)), 60_000);
     const check = () => {
-      const m = /http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]+/.exec(text);
+      const m = /http:\/\/127\.0\.0\.1:\d+\/#token=[A-Za-z0-9_-]+/.exec(text);
       if (m) {
         clearTimeout(timer);
         ok(m[0]);
@@ -73,7 +76,7 @@ export async function serve(env: Record<string, string> = {}): Promise<Served> {
   return {
     url,
     port: Number(u.port),
-    token: u.searchParams.get('token')!,
+    token: new URLSearchParams(u.hash.slice(1)).get('token')!,
     proc,
     output: () => text,
     stop: () =>
@@ -84,6 +87,13 @@ export async function serve(env: Record<string, string> = {}): Promise<Served> {
         setTimeout(() => proc.exitCode === null && proc.kill('SIGKILL'), 10_000).unref();
       }),
   };
+}
+
+/** The page URL with a query (e.g. 'testHooks=1') before the #token fragment. */
+export function pageUrl(served: { url: string }, query: string): string {
+  const u = new URL(served.url);
+  u.search = query;
+  return u.toString();
 }
 
 export async function launchChromium(): Promise<Browser> {

@@ -1,9 +1,12 @@
 // Security of the page and of `torchtvm serve`, in Chromium against the real server: no Node in the
-// page, the API is exactly the allow-list, tokens are enforced, CSP blocks inline script, loopback only.
+// page, the API is exactly the allow-list, tokens are enforced, CSP blocks inline script, loopback
+// only, and the token is unreadable from any other local port (two servers side by side, one page).
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, launchChromium, serve, shotPath, tempDir, type Served } from './helpers.js';
+import { hasChromium, launchChromium, pageUrl, serve, shotPath, tempDir, type Served } from './helpers.js';
 import { spawnSync } from 'node:child_process';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
 describe.skipIf(!hasChromium())('security (browser mode, Chromium)', () => {
@@ -14,8 +17,8 @@ describe.skipIf(!hasChromium())('security (browser mode, Chromium)', () => {
   beforeAll(async () => {
     server = await serve({ TORCHTVM_HOME: join(tempDir('torchtvm-sec-'), 'home') });
     browser = await launchChromium();
-    page = await browser.newPage();
-    await page.goto(`${server.url}&testHooks=1`);
+    page = await (await browser.newContext()).newPage(); // one profile: the two-servers test opens more pages in it
+    await page.goto(pageUrl(server, 'testHooks=1'));
     await page.waitForSelector('nav');
   });
   afterAll(async () => {
@@ -51,23 +54,26 @@ describe.skipIf(!hasChromium())('security (browser mode, Chromium)', () => {
     expect(ran).toBe(false);
   });
 
-  it('refuses HTTP without the token or with a wrong one', async () => {
+  it('serves the page without a token but gives it no API: the socket is refused and the page says so', async () => {
     const origin = `http://127.0.0.1:${server.port}`;
-    const ctx = await browser.newContext(); // no cookie
+    const ctx = await browser.newContext();
     const p = await ctx.newPage();
-    expect((await p.goto(`${origin}/`))!.status()).toBe(401);
-    expect((await p.goto(`${origin}/?token=not-the-token`))!.status()).toBe(401);
-    await p.screenshot({ path: shotPath('20-security-401') });
+    const res = (await p.goto(`${origin}/`))!;
+    expect(res.status()).toBe(200);
+    expect(res.headers()['set-cookie']).toBeUndefined();
+    await p.waitForFunction(() => document.body.innerText.includes('refused the access token'), undefined, { timeout: 15_000 });
+    await p.screenshot({ path: shotPath('20-security-no-token') });
     await ctx.close();
   });
 
   it('closes a WebSocket without the right token, even from the page itself', async () => {
-    // The page's HttpOnly cookie rides along on same-origin sockets: use a wrong token explicitly.
     const code = await page.evaluate((port) => new Promise<number>((r) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/api?token=wrong`);
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/api`, ['torchtvm', 'torchtvm.token.wrong']);
       ws.onclose = (e) => r(e.code);
     }), server.port);
     expect(code).toBe(4401);
+    // The page's own address no longer shows the token (moved to this origin's sessionStorage).
+    expect(await page.evaluate(() => location.href)).not.toContain(server.token);
     // From another origin (no cookie, no token) the socket never opens.
     const other = await browser.newPage();
     await other.goto('about:blank');
@@ -85,7 +91,7 @@ describe.skipIf(!hasChromium())('security (browser mode, Chromium)', () => {
 
   it('validates calls coming over the socket', async () => {
     const replies = await page.evaluate(async (token) => {
-      const ws = new WebSocket(`ws://${location.host}/api?token=${token}`);
+      const ws = new WebSocket(`ws://${location.host}/api`, ['torchtvm', `torchtvm.token.${token}`]);
       await new Promise((r) => (ws.onopen = r));
       const ask = (msg: unknown) => new Promise<any>((r) => {
         ws.onmessage = (m) => r(JSON.parse(String(m.data)));
@@ -102,6 +108,78 @@ describe.skipIf(!hasChromium())('security (browser mode, Chromium)', () => {
     }, server.token);
     expect(replies.slice(0, 3).map((r) => [r.ok, r.error.code])).toEqual([[false, 'bad_request'], [false, 'bad_request'], [false, 'bad_request']]);
     expect(replies[3]).toMatchObject({ id: 4, ok: true, result: [] });
+  });
+
+  it('keeps the token unreadable from another local port: two servers side by side, one page, and a third service', async () => {
+    // Another local service: records every request it gets and serves a page that looks for tokens.
+    const seen: IncomingHttpHeaders[] = [];
+    const spy = createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { 'Content-Type': 'text/html' }).end('<!doctype html><title>spy</title><p>other service</p>');
+    });
+    await new Promise<void>((r) => spy.listen(0, '127.0.0.1', () => r()));
+    const spyUrl = `http://127.0.0.1:${(spy.address() as AddressInfo).port}/`;
+    const second = await serve({ TORCHTVM_HOME: join(tempDir('torchtvm-sec2-'), 'home') });
+    const ctx = page.context(); // one browser profile for everything below
+    try {
+      // The second server's page opens in the same browser, beside the first one.
+      const pageB = await ctx.newPage();
+      await pageB.goto(pageUrl(second, 'testHooks=1'));
+      await pageB.waitForSelector('nav');
+      expect(second.token).not.toBe(server.token);
+      // Neither overwrote the other: each page still holds its own token and its own API works.
+      const callOwn = (p: Page) => p.evaluate(() => new Promise<{ ok: boolean }>((r) => {
+        const token = sessionStorage.getItem('torchtvm.token');
+        const ws = new WebSocket(`ws://${location.host}/api`, ['torchtvm', `torchtvm.token.${token}`]);
+        ws.onopen = () => ws.send(JSON.stringify({ type: 'call', id: 1, method: 'listJobs', args: [] }));
+        ws.onmessage = (m) => (r(JSON.parse(String(m.data))), ws.close());
+        ws.onclose = (e) => r({ ok: false, code: e.code } as never);
+      }));
+      expect(await page.evaluate(() => sessionStorage.getItem('torchtvm.token'))).toBe(server.token);
+      expect(await pageB.evaluate(() => sessionStorage.getItem('torchtvm.token'))).toBe(second.token);
+      expect(await callOwn(page)).toMatchObject({ ok: true });
+      expect(await callOwn(pageB)).toMatchObject({ ok: true });
+      // From the second server's origin (another port), the first one's token is nowhere to be read.
+      const fromB = await pageB.evaluate(() => ({ cookie: document.cookie, storage: JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }), href: location.href }));
+      expect(fromB.cookie).toBe('');
+      expect(JSON.stringify(fromB)).not.toContain(server.token);
+      // A third local service, reached from the workbench page by a redirect and opened directly: it
+      // receives no cookie, no Referer and no token, and its page can read none.
+      await page.evaluate((u) => (location.href = u), spyUrl);
+      await page.waitForURL(spyUrl);
+      const spyPage = await ctx.newPage();
+      await spyPage.goto(spyUrl);
+      for (const p of [page, spyPage]) {
+        const inside = await p.evaluate(() => document.cookie + JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }) + location.href);
+        expect(inside).not.toContain(server.token);
+        expect(inside).not.toContain(second.token);
+      }
+      // The other service's page (no CSP of ours there) cannot use the workbench's socket either:
+      // without the token, and from a foreign origin, it is refused.
+      const fromSpy = await spyPage.evaluate((portA) => new Promise<number | string>((r) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${portA}/api`, ['torchtvm']);
+        ws.onclose = (e) => r(e.code);
+        setTimeout(() => r('no answer'), 10_000);
+      }), server.port);
+      expect(fromSpy).toBe(4401);
+      expect(seen.length).toBeGreaterThanOrEqual(2);
+      for (const h of seen) {
+        expect(h.cookie).toBeUndefined();
+        expect(JSON.stringify(h)).not.toContain(server.token);
+        expect(JSON.stringify(h)).not.toContain(second.token);
+      }
+      await spyPage.screenshot({ path: shotPath('21-security-other-port') });
+      // Back on the first server, a reload in the same tab finds its token again (this origin's storage).
+      await page.goBack();
+      await page.waitForSelector('nav');
+      expect(await callOwn(page)).toMatchObject({ ok: true });
+      await pageB.close();
+      await spyPage.close();
+    } finally {
+      await second.stop();
+      spy.closeAllConnections(); // the browser keeps its connection alive
+      await new Promise((r) => spy.close(r));
+    }
   });
 
   it('listens on 127.0.0.1 only', () => {

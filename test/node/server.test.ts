@@ -1,5 +1,6 @@
-// Browser-mode server: token on HTTP and WebSocket, loopback only, CSP, validated messages.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+// Browser-mode server: token in the URL fragment and the WebSocket handshake (never a cookie),
+// loopback only, CSP, validated messages, writes only inside the allowed roots.
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
@@ -28,21 +29,24 @@ const api: WorkbenchApi = {
 };
 
 let srv: RunningServer;
+let top: string;
 beforeAll(async () => {
-  const top = mkdtempSync(join(tmpdir(), 'torchtvm-srv-'));
+  top = mkdtempSync(join(tmpdir(), 'torchtvm-srv-'));
   const dir = join(top, 'site');
   mkdirSync(join(dir, 'assets'), { recursive: true });
   writeFileSync(join(dir, 'index.html'), '<!doctype html><title>t</title>');
   writeFileSync(join(dir, 'assets', 'a.js'), 'console.log(1)');
   writeFileSync(join(top, 'secret.txt'), 'secret');
-  srv = await startServer({ api, port: 0, rendererDir: dir });
+  mkdirSync(join(top, 'allowed'));
+  symlinkSync('/etc', join(top, 'allowed', 'etc-link'));
+  srv = await startServer({ api, port: 0, rendererDir: dir, allowedRoots: [join(top, 'allowed')] });
 });
 afterAll(() => srv?.close());
 
 const base = () => `http://127.0.0.1:${srv.port}`;
 
-function openWs(url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket; closed: Promise<number> }> {
-  const ws = new WebSocket(url, { headers });
+function openWs(url: string, headers: Record<string, string> = {}, protocols: string[] = []): Promise<{ ws: WebSocket; closed: Promise<number> }> {
+  const ws = new WebSocket(url, protocols, { headers });
   const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
   return new Promise((ok, fail) => {
     ws.on('open', () => ok({ ws, closed }));
@@ -66,7 +70,7 @@ function call(ws: WebSocket, msg: unknown): Promise<Record<string, unknown>> {
 
 describe('browser-mode server', () => {
   it('prints a 127.0.0.1 URL with a long random token and binds loopback only', async () => {
-    expect(srv.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{32}$/);
+    expect(srv.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#token=[A-Za-z0-9_-]{32}$/);
     expect((srv.server.address() as { address: string }).address).toBe('127.0.0.1');
     const others = Object.values(networkInterfaces()).flat().filter((a) => a && a.family === 'IPv4' && !a.internal).map((a) => a!.address);
     for (const addr of others) {
@@ -79,33 +83,26 @@ describe('browser-mode server', () => {
     }
   });
 
-  it('refuses HTTP without the token or with a wrong one', async () => {
-    expect((await fetch(`${base()}/`)).status).toBe(401);
-    expect((await fetch(`${base()}/?token=wrong`)).status).toBe(401);
-    expect((await fetch(`${base()}/?token=${srv.token.slice(0, -1)}x`)).status).toBe(401);
-    expect((await fetch(`${base()}/assets/a.js`)).status).toBe(401);
-  });
-
-  it('serves with the token, sets CSP and an HttpOnly cookie, and stays inside its folder', async () => {
-    const r = await fetch(srv.url);
+  it('serves the public page without the token, sets CSP, never sets a cookie, and stays inside its folder', async () => {
+    const r = await fetch(srv.url); // the #token fragment is not sent
     expect(r.status).toBe(200);
     expect(r.headers.get('content-security-policy')).toMatch(/default-src 'self'.*script-src 'self'/);
     expect(r.headers.get('x-content-type-options')).toBe('nosniff');
-    const cookie = r.headers.get('set-cookie')!;
-    expect(cookie).toMatch(/HttpOnly/);
-    expect(cookie).toMatch(/SameSite=Strict/);
-    const withCookie = await fetch(`${base()}/assets/a.js`, { headers: { cookie: cookie.split(';')[0] } });
-    expect(withCookie.status).toBe(200);
-    expect(withCookie.headers.get('content-type')).toMatch(/javascript/);
-    const traversal = await fetch(`${base()}/%2e%2e/secret.txt?token=${srv.token}`);
+    expect(r.headers.get('set-cookie')).toBeNull();
+    const asset = await fetch(`${base()}/assets/a.js`);
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get('content-type')).toMatch(/javascript/);
+    expect(asset.headers.get('set-cookie')).toBeNull();
+    expect((await fetch(`${base()}/?token=${srv.token}`)).headers.get('set-cookie')).toBeNull();
+    const traversal = await fetch(`${base()}/%2e%2e/secret.txt`);
     expect([403, 404]).toContain(traversal.status);
     expect(await traversal.text()).not.toContain('secret');
-    expect((await fetch(`${base()}/`, { method: 'POST', headers: { cookie: cookie.split(';')[0] } })).status).toBe(405);
+    expect((await fetch(`${base()}/`, { method: 'POST' })).status).toBe(405);
   });
 
   it('refuses a request whose Host is not 127.0.0.1 (DNS rebinding)', async () => {
     const status = await new Promise<number>((r) => {
-      const s = connect({ host: '127.0.0.1', port: srv.port }, () => s.write(`GET /?token=${srv.token} HTTP/1.1\r\nHost: evil.example:${srv.port}\r\nConnection: close\r\n\r\n`));
+      const s = connect({ host: '127.0.0.1', port: srv.port }, () => s.write(`GET / HTTP/1.1\r\nHost: evil.example:${srv.port}\r\nConnection: close\r\n\r\n`));
       let text = '';
       s.on('data', (d) => (text += d));
       s.on('end', () => r(Number(/HTTP\/1.1 (\d+)/.exec(text)?.[1])));
@@ -113,19 +110,50 @@ describe('browser-mode server', () => {
     expect(status).toBe(401);
   });
 
-  it('closes WebSockets without the right token, or from another origin', async () => {
+  it('closes WebSockets without the right token in the handshake, or from another origin', async () => {
     const wsBase = `ws://127.0.0.1:${srv.port}/api`;
     expect(await (await openWs(wsBase)).closed).toBe(4401);
-    expect(await (await openWs(`${wsBase}?token=nope`)).closed).toBe(4401);
-    expect(await (await openWs(`${wsBase}?token=${srv.token}`, { Origin: 'http://evil.example' })).closed).toBe(4401);
+    expect(await (await openWs(wsBase, {}, ['torchtvm', 'torchtvm.token.nope'])).closed).toBe(4401);
+    // The token in the URL is not accepted (URLs end up in logs and history).
+    expect(await (await openWs(`${wsBase}?token=${srv.token}`, {}, ['torchtvm'])).closed).toBe(4401);
+    expect(await (await openWs(wsBase, { Origin: 'http://evil.example' }, ['torchtvm', `torchtvm.token.${srv.token}`])).closed).toBe(4401);
+    expect(await (await openWs(wsBase, { Origin: 'http://127.0.0.1:1' }, ['torchtvm', `torchtvm.token.${srv.token}`])).closed).toBe(4401);
+    expect(await (await openWs(wsBase, { Authorization: 'Bearer nope' })).closed).toBe(4401);
+  });
+
+  it('takes the token as a subprotocol (selecting only the plain one) or as a Bearer header', async () => {
+    const viaProtocol = await openWs(`ws://127.0.0.1:${srv.port}/api`, {}, ['torchtvm', `torchtvm.token.${srv.token}`]);
+    expect(viaProtocol.ws.protocol).toBe('torchtvm');
+    expect(await call(viaProtocol.ws, { type: 'call', id: 1, method: 'listJobs', args: [] })).toMatchObject({ id: 1, ok: true });
+    viaProtocol.ws.close();
+    const viaHeader = await openWs(`ws://127.0.0.1:${srv.port}/api`, { Authorization: `Bearer ${srv.token}` });
+    expect(await call(viaHeader.ws, { type: 'call', id: 2, method: 'listJobs', args: [] })).toMatchObject({ id: 2, ok: true });
+    viaHeader.ws.close();
+  });
+
+  it('refuses calls that would write outside the allowed roots (symbolic links resolved)', async () => {
+    const { ws } = await openWs(`ws://127.0.0.1:${srv.port}/api`, { Authorization: `Bearer ${srv.token}` });
+    const job = (extra: Record<string, string>) => ({ type: 'call', id: 7, method: 'startJob', args: [{ kind: 'tune', trials: 1, model: join(top, 'm.pt'), inputs: [{ name: 'x', dims: [1], dtype: 'float32' }], ...extra }] });
+    const before = calls.length;
+    for (const extra of [{ exportPath: '/etc/cron.d/x.pt' }, { exportPath: join(top, 'allowed', 'etc-link', 'x.pt') }, { exportPath: join(top, 'allowed', '..', 'x.pt') }, { outDir: '/var/tmp/ttvm-out' }, { workDir: '/' }]) {
+      const r = (await call(ws, job(extra))) as { ok: boolean; error: { code: string; message: string } };
+      expect(r.ok).toBe(false);
+      expect(r.error.code).toBe('path_not_allowed');
+      expect(r.error.message).toMatch(/is outside the folders this server may write to \(.*allowed.*\); choose a path inside one of them, or restart `torchtvm serve` with --allow-root DIR/);
+    }
+    expect(calls.length).toBe(before);
+    expect(await call(ws, job({ exportPath: join(top, 'allowed', 'sub', 'x.pt') }))).toMatchObject({ ok: true });
+    expect(calls.at(-1)).toBe('startJob');
+    ws.close();
   });
 
   it('answers validated calls, rejects malformed ones, and pushes events to subscribers', async () => {
-    const { ws, closed } = await openWs(`ws://127.0.0.1:${srv.port}/api?token=${srv.token}`);
+    const { ws, closed } = await openWs(`ws://127.0.0.1:${srv.port}/api`, {}, ['torchtvm', `torchtvm.token.${srv.token}`]);
     expect(await call(ws, { type: 'call', id: 1, method: 'info', args: [] })).toMatchObject({ id: 1, ok: true, result: { host: 'browser' } });
     expect(await call(ws, { type: 'call', id: 2, method: 'constructor', args: [] })).toMatchObject({ id: 2, ok: false, error: { code: 'bad_request' } });
     expect(await call(ws, { type: 'call', id: 3, method: 'startJob', args: [{ kind: 'compile', model: 'm.pt', inputs: [] }] })).toMatchObject({ id: 3, ok: false, error: { code: 'bad_request' } });
-    expect(calls).toEqual(['info']);
+    expect(calls.filter((c) => c === 'info')).toEqual(['info']);
+    expect(calls.filter((c) => c === 'startJob')).toHaveLength(1); // only the allowed one from the test above
     ws.send(JSON.stringify({ type: 'subscribe' }));
     await new Promise((r) => setTimeout(r, 50));
     const got = new Promise((r) => ws.once('message', (d) => r(JSON.parse(String(d)))));

@@ -1,5 +1,6 @@
 // The one place that decides how the renderer reaches app/core: Electron's preload bridge when it
 // is there, otherwise the browser-mode WebSocket.
+import { takeToken, tokenProtocols } from './token.js';
 import { createWsClient } from './ws-client.js';
 import type { HostBridge } from './types.js';
 
@@ -10,10 +11,8 @@ export function connect(onStatus: (s: ConnectionStatus, why?: string) => void): 
     onStatus('open');
     return { api: window.workbench, mode: 'electron' };
   }
-  const params = new URLSearchParams(location.search);
-  const token = params.get('token') ?? '';
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api?token=${encodeURIComponent(token)}`;
-  return { api: createWsClient(url, onStatus), mode: 'browser' };
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api`;
+  return { api: createWsClient(url, onStatus, tokenProtocols(takeToken())), mode: 'browser' };
 }
 
 export type { HostBridge, MenuAction } from './types.js';

@@ -1,5 +1,5 @@
 // Browser mode: the WorkbenchApi over the WebSocket that `torchtvm serve` offers on /api.
-// The token comes from the page URL (?token=…); the server also set it as a cookie.
+// The access token rides in the handshake as a subprotocol (transport/token.ts); never in the URL or a cookie.
 import { validateCall, type ApiMethod } from '../../../app/contract/api.js';
 import type { ErrorInfo } from '../../../app/contract/errors.js';
 import type { JobEvent } from '../../../app/contract/jobs.js';
@@ -14,7 +14,7 @@ export class ApiError extends Error {
   }
 }
 
-export function createWsClient(url: string, onStatus: (s: 'connecting' | 'open' | 'closed', why?: string) => void): HostBridge {
+export function createWsClient(url: string, onStatus: (s: 'connecting' | 'open' | 'closed', why?: string) => void, protocols: string[] = []): HostBridge {
   const pending = new Map<number, Pending>();
   const listeners = new Set<(e: JobEvent) => void>();
   let nextId = 1;
@@ -23,7 +23,7 @@ export function createWsClient(url: string, onStatus: (s: 'connecting' | 'open' 
 
   const connect = () => {
     onStatus('connecting');
-    ws = new WebSocket(url);
+    ws = new WebSocket(url, protocols);
     opened = new Promise((resolve, reject) => {
       ws.addEventListener('open', () => {
         onStatus('open');
