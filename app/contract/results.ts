@@ -38,6 +38,26 @@ export interface InspectResult {
   ops: Record<string, number>;
   parameters: { count: number; bytes: number; tensors: number };
   exported: Record<string, unknown> | null;
+  /** The model's graph (TorchScript), for the graph view; absent from older engines. */
+  graph?: ModelGraph;
+}
+
+export interface GraphNode {
+  id: string;
+  /** The op, e.g. 'aten::conv2d'; 'input' and 'output' for the graph's ends. */
+  op: string;
+  /** Ids of the nodes whose outputs this node reads. */
+  inputs: string[];
+  /** Per output, when the TorchScript graph records it. */
+  outputs?: Array<{ shape?: Array<number | null>; dtype?: string }>;
+  /** The submodule it came from (scope), e.g. 'layer1.0.conv1'. */
+  scope?: string;
+}
+
+export interface ModelGraph {
+  nodes: GraphNode[];
+  /** True when the graph was cut at the size limit. */
+  truncated?: boolean;
 }
 
 export interface CompileResult {
@@ -89,8 +109,13 @@ export interface Placement {
 }
 
 export interface CompileCoverage {
+  /** graph: runs of importable ops (loop and branch bodies included) were compiled; module: whole submodule calls. */
+  level?: 'graph' | 'module';
   ops_total: number;
   ops_compiled: number;
   time_share_compiled: number;
+  /** One row per segment ("segment0 (loop body: cat, linear, tanh)") or submodule. */
   modules: Array<{ name: string; compiled: boolean; reason?: string }>;
+  /** Graph level: each segment's block, aten ops, and whether it runs in TVM. */
+  segments?: Array<{ name: string; where: string; ops: string[]; compiled: boolean; reason?: string; torchscript_ms?: number }>;
 }

@@ -79,7 +79,7 @@ function printCoverage(r: CompileResult, out: CommandContext['out']): void {
   const c = r.coverage!;
   out.line(`\nThe whole model did not import (${r.fallback!.reason}); fallback (--strict turns it off):`);
   out.line(`compiled ${c.ops_compiled} of ${c.ops_total} ops, ${(100 * c.time_share_compiled).toFixed(0)}% of TorchScript's run time now runs in TVM`);
-  out.line(table(c.modules.map((m) => [m.name, m.compiled ? 'TVM' : 'TorchScript', m.reason ?? '']), ['submodule', 'runs in', 'why']));
+  out.line(table(c.modules.map((m) => [m.name, m.compiled ? 'TVM' : 'TorchScript', m.reason ?? '']), [c.level === 'module' ? 'submodule' : 'segment (where: ops)', 'runs in', 'why']));
 }
 
 /** --tune-size batch=4 (repeatable): the size each symbolic dim is tuned at. */

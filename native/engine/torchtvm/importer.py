@@ -28,7 +28,8 @@ class Imported:
 
 
 def check_inputs(module: torch.jit.ScriptModule, specs: list[InputSpec]) -> None:
-    args = module.forward.schema.arguments[1:]
+    # A ScriptFunction (a graph-level fallback segment) has no self argument.
+    args = module.schema.arguments if isinstance(module, torch.jit.ScriptFunction) else module.forward.schema.arguments[1:]
     required = [a for a in args if not a.has_default_value()]
     if not (len(required) <= len(specs) <= len(args)):
         names = ", ".join(a.name for a in args)

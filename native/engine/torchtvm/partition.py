@@ -518,12 +518,29 @@ def compile_fallback(params: dict, ctx, module, specs: list[InputSpec], import_e
         from .loader import load_torchscript
 
         module = load_torchscript(path)
-    ctx.log(f"The whole model could not be imported ({import_error.message}); compiling its submodules instead.", "warning")
+    ctx.log(f"The whole model could not be imported ({import_error.message}); compiling the parts that import, the rest stays in TorchScript.", "warning")
     info = builder.resolve_target(params.get("target") or "llvm", threads)
     sets = shape_sets or [[s.sample_shape() for s in specs]]
     t = Timer()
-    ctx.progress("build", f"module-level fallback: compiling submodules for {info.kind}")
-    part = partition(module, specs, sets, info, path, progress=lambda m, f=None: ctx.progress("build", m, f), check_cancelled=ctx.check_cancelled)
+    part = None
+    # Graph level first (runs of importable ops, loop and branch bodies included); module level
+    # (whole submodule calls) when asked for, or when the graph cannot be partitioned.
+    if (params.get("fallback_level") or "graph") == "graph":
+        from .errors import Cancelled
+        from .segments import partition_graph
+
+        excluded = (import_error.detail or "").splitlines() if import_error.code == "unsupported_op" else []
+        ctx.progress("build", f"fallback: compiling the graph's importable segments for {info.kind}")
+        try:
+            part = partition_graph(module, specs, sets, info, path, excluded, progress=lambda m, f=None: ctx.progress("build", m, f), check_cancelled=ctx.check_cancelled)
+        except Cancelled:
+            raise
+        except Exception as e:
+            ctx.log(f"Graph-level fallback did not work ({_first_sentence(e)}); trying module-level fallback.", "warning")
+    if part is None:
+        ctx.progress("build", f"module-level fallback: compiling submodules for {info.kind}")
+        part = partition(module, specs, sets, info, path, progress=lambda m, f=None: ctx.progress("build", m, f), check_cancelled=ctx.check_cancelled)
+        part.coverage["level"] = "module"
     build_s = t.seconds
 
     ctx.progress("verify", "comparing the partly compiled model with PyTorch on random inputs")
