@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { JobEvent, JobOutcome } from '../../app/contract/jobs.js';
-import { type BenchChild, BenchHost, type BenchJobResult, benchRunner, forkSpawner } from '../../app/core/bench/bench-host.js';
+import { type BenchChild, BenchHost, type BenchJobResult, benchRunner, forkSpawner, meaningfulMessage } from '../../app/core/bench/bench-host.js';
 import { JobManager } from '../../app/core/jobs.js';
 import { paths } from '../../app/core/paths.js';
 
@@ -200,5 +200,36 @@ describe('torchtvm bench', () => {
     const bad = cli([m('garbage.pt'), '--input', 'x:1,8:float32']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/error: .*garbage\.pt is not a TorchScript file/);
+  });
+
+  it('shows the first meaningful sentence of a C++ error, and the frame dump only as detail', () => {
+    // With C++ stack traces on (as many dev setups have), torch's message carries the frame dump.
+    const run = (verbose: boolean) =>
+      spawnSync(process.execPath, [join(paths.root, 'bin/torchtvm.js'), 'bench', m('tiny.pt'), '--input', 'x:1,9:float32', '--iterations', '2', ...(verbose ? ['--verbose'] : [])], {
+        cwd: paths.root,
+        encoding: 'utf8',
+        timeout: 300_000,
+        env: { ...process.env, TORCH_SHOW_CPP_STACKTRACES: '1' },
+      });
+    const r = run(false);
+    expect(r.status).toBe(1);
+    const message = r.stderr.split('\n').find((l) => l.startsWith('error: '))!;
+    expect(message).toMatch(/^error: .*tiny\.pt rejected the inputs \(x \[1, 9\] float32\): .*mat1 and mat2 shapes cannot be multiplied \(1x9 and 8x\d+\)$/);
+    expect(r.stderr).not.toMatch(/frame #|Exception raised from|c10::Error/);
+    expect(message.match(/cannot be multiplied/g)).toHaveLength(1);
+    const v = run(true);
+    expect(v.stderr).toMatch(/Exception raised from/); // the dump is still there, as detail
+  });
+});
+
+describe('meaningfulMessage', () => {
+  it('cuts the C++ frame dump, says a repeated sentence once, and keeps plain messages as they are', () => {
+    const dump = "x.pt rejected the inputs (x [2, 8] float32): shape '[-1, 5]' is invalid for input of size 16 shape '[-1, 5]' is invalid for input of size 16 Exception raised from infer_size_impl at InferSize.h:72 (most recent call first):\nframe #0: c10::Error::Error(c10::SourceLocation, std::string) + 0x9d (0x7f in libc10.so)\nframe #1: at::native::view(...)";
+    expect(meaningfulMessage(dump)).toBe("x.pt rejected the inputs (x [2, 8] float32): shape '[-1, 5]' is invalid for input of size 16");
+    const runtime = 'Input x has shape [3, 8], but the TVM module expects x [2, 8] float32: dimension 0 must be 2, got 3. Input x has shape [3, 8], but the TVM module expects x [2, 8] float32: dimension 0 must be 2, got 3.\nException raised from operator() at runtime.cc:470 (most recent call first):\nframe #0: c10::Error';
+    expect(meaningfulMessage(runtime)).toBe('Input x has shape [3, 8], but the TVM module expects x [2, 8] float32: dimension 0 must be 2, got 3.');
+    expect(meaningfulMessage('tiny.pt rejected the inputs (x [2, 9] float32): addmm: mat1 and mat2 shapes cannot be multiplied (2x9 and 8x4)')).toBe('tiny.pt rejected the inputs (x [2, 9] float32): addmm: mat1 and mat2 shapes cannot be multiplied (2x9 and 8x4)');
+    expect(meaningfulMessage('frame #0: only a dump')).toBe('frame #0: only a dump');
+    expect(meaningfulMessage('x'.repeat(2000))).toHaveLength(500);
   });
 });

@@ -26,7 +26,17 @@ Napi::Value MakeError(Napi::Env env, const Error& e) {
   return err.Value();
 }
 
-Error FromStd(const std::exception& e) { return Error("internal", std::string("Internal error in the benchmark addon: ") + e.what()); }
+// An unexpected C++ exception: its first line is the message, a backtrace ("Exception raised from …",
+// "frame #N: …") is kept as detail only.
+Error FromStd(const std::exception& e) {
+  std::string raw = e.what();
+  std::string first = raw.substr(0, raw.find('\n'));
+  size_t bt = first.find("Exception raised from");
+  if (bt != std::string::npos) first = first.substr(0, bt);
+  while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) first.pop_back();
+  if (first.size() > 500) first = first.substr(0, 500) + "…";
+  return Error("internal", "Internal error in the benchmark addon: " + (first.empty() ? std::string("no message") : first), raw);
+}
 
 Napi::Value ParseJson(Napi::Env env, const std::string& text) {
   Napi::Object json = env.Global().Get("JSON").As<Napi::Object>();

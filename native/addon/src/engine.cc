@@ -38,10 +38,13 @@ bool Contains(const std::string& s, const char* what) { return s.find(what) != s
  * real message on the last "SomethingError: …" line; plain errors carry it on the first line.
  */
 std::string Sentence(const std::string& raw) {
+  // A C++ backtrace (TORCH_SHOW_CPP_STACKTRACES=1, or an error wrapped by the interpreter) is detail:
+  // the lines from "Exception raised from …" or "frame #N:" on are never part of the sentence.
   std::vector<std::string> lines;
   std::istringstream in(raw);
   for (std::string l; std::getline(in, l);) {
     l = Trim(l);
+    if (l.rfind("Exception raised from", 0) == 0 || l.rfind("frame #", 0) == 0) break;
     if (!l.empty()) lines.push_back(l);
   }
   if (lines.empty()) return "unknown error";
@@ -52,7 +55,10 @@ std::string Sentence(const std::string& raw) {
       if (p != std::string::npos && p < 40 && l.find(' ') > p) {
         // the message may continue on the following lines
         std::string msg = l.substr(p + 7);
-        for (size_t j = i + 1; j < lines.size() && msg.size() < 400; ++j) msg += " " + lines[j];
+        for (size_t j = i + 1; j < lines.size() && msg.size() < 400; ++j) {
+          if (lines[j] == msg) continue;  // torch repeats the inner error's text
+          msg += " " + lines[j];
+        }
         return msg;
       }
     }
@@ -433,7 +439,13 @@ BenchResult Benchmark(const std::vector<std::string>& paths, const std::vector<I
       while (n < opts.iterations && !cancel.load(std::memory_order_relaxed)) {
         int64_t k = std::min(block, opts.iterations - n);
         auto t0 = Clock::now();
-        for (int64_t j = 0; j < k; ++j) run_once(models[i]);
+        for (int64_t j = 0; j < k; ++j) {
+          try {
+            run_once(models[i]);
+          } catch (const std::exception& e) {
+            check_error(i, e);
+          }
+        }
         block_means.push_back(Ms(Clock::now() - t0) / k);
         n += k;
       }
