@@ -18,6 +18,7 @@ from torchtvm import builder
 from torchtvm.backend import library
 from torchtvm.executor import TvmRunner
 from torchtvm.export import make_metadata, make_runtime_object
+from torchtvm.importer import import_program
 
 pytestmark = pytest.mark.skipif(not library.library_available(), reason="libtorchtvm_runtime.so is not built")
 
@@ -26,10 +27,10 @@ INFO = builder.resolve_target("llvm", 2)
 
 def build(model: nn.Module, example: tuple, placement: str = "library", dynamic_shapes=None, tmp_path=None):
     """torch.export -> Relax -> build with `placement`; returns (runner, offloads)."""
-    from tvm.relax.frontend.torch import from_exported_program
-
     ep = torch.export.export(model.eval(), example, dynamic_shapes=dynamic_shapes)
-    mod = from_exported_program(ep, keep_params_as_input=False)
+    with torch.no_grad():
+        num_outputs = len(model(*example)) if isinstance(model(*example), (tuple, list)) else 1
+    mod = import_program(ep, list(example), num_outputs).mod  # the engine's own import path
     executable, offloads = builder.build_placed(mod, INFO, None, placement)
     if tmp_path is not None:  # run the exported library, as the runtime op does
         return TvmRunner.from_library(builder.export_library(executable, str(tmp_path / "m.so"))), offloads
@@ -206,3 +207,26 @@ def test_load_refuses_library_ops_of_another_torch():
         make_runtime_object(lib, meta)
     msg = str(e.value)
     assert "torch 2.99.0" in msg and torch.__version__.split("+")[0] in msg and "Re-export" in msg
+
+
+def test_half_precision_goes_to_the_library_only_with_cpu_support():
+    torch.manual_seed(6)
+    has_bf16 = any(f in INFO.features for f in ("avx512bf16", "amx-bf16"))
+    model = ConvAct(torch.relu, cin=8).to(torch.bfloat16)
+    x = torch.randn(1, 8, 6, 6, dtype=torch.bfloat16)
+    runner, offloads = build(model, (x,), "auto")
+    assert len(offloads) == (1 if has_bf16 else 0)
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([x])[0].float(), model(x).float(), rtol=2e-2, atol=2e-2)
+    # float16 needs avx512fp16 / AMX-FP16 in oneDNN; elsewhere TVM keeps it
+    has_fp16 = any(f in INFO.features for f in ("avx512fp16", "amx-fp16"))
+    assert len(build(ConvAct(torch.relu, cin=8).half(), (x.half(),), "auto")[1]) == (1 if has_fp16 else 0)
+
+
+def test_transformer_linears_and_attention_matmuls_go_to_the_library():
+    torch.manual_seed(7)
+    layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, dropout=0.0)
+    offloads = check(layer, torch.randn(2, 6, 32))
+    kinds = [o.kind for o in offloads]
+    assert kinds.count("linear") == 4 and kinds.count("matmul") == 2
+    assert ["bias", "relu"] in [o.epilogue for o in offloads]  # through the [M, N] <-> [B, T, N] reshapes

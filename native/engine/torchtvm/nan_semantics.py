@@ -66,7 +66,8 @@ def _register() -> None:
         return v if str(getattr(v, "dtype", dtype)) == str(dtype) else tir.Cast(dtype, v)
 
     def nan_or(v, other):
-        return tir.Select(tir.isnan(v), v, other)
+        # TIR has no isnan for bfloat16: test the value as float32 (a NaN stays a NaN in any cast).
+        return tir.Select(tir.isnan(tir.Cast("float32", v)), v, other)
 
     # relu(x) = NaN if x is NaN, else max(x, 0)
     def relu(bb, call, orig):

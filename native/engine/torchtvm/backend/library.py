@@ -67,14 +67,28 @@ def prepare(mod, convert_layout: bool):
         relax.transform.CanonicalizeBindings(),
         relax.transform.FoldConstant(),
     ]
-    if convert_layout:
-        # ConvertLayout has no layout rule for clip (it would transpose back to NCHW around every
-        # relu6): express clip as maximum/minimum, which it does move to NHWC.
-        seq += [_ClipToMinMax()]
-        seq += [relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()]
     import tvm
 
-    return tvm.transform.Sequential(seq)(mod)
+    mod = tvm.transform.Sequential(seq)(mod)
+    if not convert_layout or not _has_op(mod, "relax.nn.conv2d"):
+        return mod
+    # ConvertLayout has no layout rule for clip (it would transpose back to NCHW around every
+    # relu6): express clip as maximum/minimum, which it does move to NHWC.
+    nhwc = [_ClipToMinMax(), relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()]
+    try:
+        return tvm.transform.Sequential(nhwc)(mod)
+    except Exception:  # TVM's layout pass fails on some graphs: keep NCHW (convolutions stay in TVM)
+        return mod
+
+
+def _has_op(mod, name: str) -> bool:
+    from tvm import relax
+
+    found = []
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, lambda e: found.append(1) if _op_name(e) == name else None)
+    return bool(found)
 
 
 def offload(mod, dtypes: set[str], kinds=("conv2d", "linear", "matmul")):
@@ -219,6 +233,10 @@ class _Planner:
                     head = nxt
                     names.append("bias" if op in ("relax.add", "relax.subtract") else "scale")
                     continue
+            if op == "relax.reshape" and not affine and _shape(nxt) and _shape(head) and _same_dim(_shape(nxt)[-1], _shape(head)[-1]):
+                # [M, N] <-> [..., N]: the linear's output is the same buffer in either shape
+                head = nxt
+                continue
             if op == "relax.add" and len(val.args) == 2 and other is None:
                 a, b = val.args
                 that = b if a.same_as(head) else a
@@ -312,6 +330,14 @@ class _Planner:
         xs, ws = _shape(x), _shape(w)
         if xs is None or ws is None or len(xs) < 1 or len(ws) < 2:
             return
+        if isinstance(w, _Constant) and len(ws) > 2 and len(xs) >= len(ws) - 0:
+            # torch.export's 3-D linear arrives as a bmm with the weight broadcast over the batch,
+            # which FoldConstant materialised: one [K, N] matrix repeated.
+            arr = _const_array(w)
+            flat = arr.reshape(-1, *arr.shape[-2:])
+            if not (flat == flat[:1]).all():
+                return
+            w, ws = relax.const(np.ascontiguousarray(flat[0]), dt), [ws[-2], ws[-1]]
         if isinstance(w, _Constant) and len(ws) == 2 and "linear" in self.kinds:
             n = int(ws[1])
             head, _, bias, other, unary, names = self._epilogue(var, n, affine=False)
@@ -390,6 +416,12 @@ def _prim(v):
     if val is None:
         return None
     return getattr(val, "value", val)
+
+
+def _same_dim(a, b) -> bool:
+    from tvm_ffi import structural_equal
+
+    return bool(structural_equal(a, b))
 
 
 def _same_shape(a, b) -> bool:
