@@ -12,6 +12,8 @@ export interface AppInfo {
   platform: string;
   /** 'electron' | 'browser' | 'cli' */
   host: string;
+  /** Where deployments find the runtime op, the engine's Python package and its interpreter (for snippets that work from a fresh shell). */
+  runtime?: { library: string; pythonPath: string; python: string };
 }
 
 export interface JobSummary {

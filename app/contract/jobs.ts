@@ -50,6 +50,8 @@ export const TuneRequestSchema = CompileRequestSchema.extend({
   kind: z.literal('tune'),
   trials: z.number().int().min(1).max(100000),
   trialsPerTask: z.number().int().min(1).max(100000).optional(),
+  /** Candidates measured per search round (the engine picks up to 16): smaller rounds stream trials sooner. */
+  trialsPerIter: z.number().int().min(1).max(64).optional(),
   workDir: path.optional(),
   /** Sizes to tune symbolic dims at (name -> size within its range); default: each symbol's sample size. */
   tuneSizes: z.record(z.string(), z.number().int().min(1)).optional(),

@@ -45,7 +45,7 @@ export function createWorkbench(opts: WorkbenchOptions): Workbench {
         const r = await engine.request('versions', {}).done.catch(() => ({}));
         versions = { node: process.versions.node, ...(r as Record<string, string>) };
       }
-      return { version: pkg.version, versions, exampleModel: existsSync(paths.exampleModel) ? paths.exampleModel : null, platform: `${process.platform}-${process.arch}`, host: opts.host };
+      return { version: pkg.version, versions, exampleModel: existsSync(paths.exampleModel) ? paths.exampleModel : null, platform: `${process.platform}-${process.arch}`, host: opts.host, runtime: { library: process.env.TORCHTVM_RUNTIME_LIB ?? paths.runtimeLib, pythonPath: paths.engineDir, python: paths.python } };
     },
     async startJob(request: JobRequest) {
       // Where a compile or tune writes is checked (and locked) before anything is built.

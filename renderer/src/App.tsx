@@ -1,4 +1,4 @@
-import { useEffect } from 'react';
+import { useEffect, useState } from 'react';
 import { exportModel, go } from './actions.js';
 import { set, useStore, VIEWS, type Theme, type View } from './store.js';
 import { BenchView } from './views/BenchView.js';
@@ -46,8 +46,27 @@ function StatusDot({ id }: { id: View }) {
   return state ? <span className={`dot ${state}`} title={state} /> : null;
 }
 
+/** Says when the connection is lost, that it reconnects by itself, and when it is back. */
+function ConnectionBanner() {
+  const connection = useStore((s) => s.connection);
+  const reconnectedAt = useStore((s) => s.reconnectedAt);
+  const [, tick] = useState(0);
+  useEffect(() => {
+    if (!reconnectedAt) return;
+    const t = setTimeout(() => tick((n) => n + 1), 6000);
+    return () => clearTimeout(t);
+  }, [reconnectedAt]);
+  if (connection.status === 'closed' || connection.status === 'reconnecting') {
+    return <div className="banner bad" role="alert" data-testid="connection-banner" data-status={connection.status}>{connection.why ?? 'Lost the connection to the workbench server; reconnecting by itself…'}</div>;
+  }
+  if (connection.status === 'open' && reconnectedAt && Date.now() - reconnectedAt < 6000) {
+    return <div className="banner info" role="status" data-testid="connection-banner" data-status="reconnected">Reconnected to the workbench server; running jobs were reattached.</div>;
+  }
+  return null;
+}
+
 export function App() {
-  const { view, theme, connection, modelPath, info, mode } = useStore();
+  const { view, theme, modelPath, openingPath, info, mode } = useStore();
   useShortcuts();
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
@@ -85,8 +104,8 @@ export function App() {
         </div>
       </nav>
       <main>
-        {connection.status === 'closed' && <div className="banner bad" role="alert">{connection.why}</div>}
-        {modelPath && <div className="model-bar" title={modelPath}>Model: <code>{modelPath}</code></div>}
+        <ConnectionBanner />
+        {modelPath && <div className="model-bar" title={modelPath}>Model: <code>{modelPath}</code>{openingPath && openingPath !== modelPath ? <> · opening <code>{openingPath}</code>…</> : null}</div>}
         <Page />
       </main>
     </div>

@@ -1,9 +1,15 @@
 // What the views do: start jobs through the WorkbenchApi and keep their outcomes in the store.
-import type { JobOutcome, JobRequest } from '../../app/contract/jobs.js';
+// Every compile, tune, bench and export job is a run that app/core keeps in the model's project
+// folder; opening a model (or reloading the page, or reconnecting) restores the latest run of each
+// kind from there: finished ones show their results, running ones are reattached (their recorded
+// events replay, then the live ones follow, and Cancel works).
+import type { JobEvent, JobOutcome, JobRequest } from '../../app/contract/jobs.js';
 import type { CompileResult, InspectResult } from '../../app/contract/results.js';
-import { DTYPES, formatDim, parseSpec, type InputSpec } from '../../app/contract/specs.js';
+import type { RunKind, RunSummary } from '../../app/contract/runs.js';
+import { formatDim, InputSpecSchema, parseSpecFields, type InputSpec, type SpecField } from '../../app/contract/specs.js';
+import { hold, release } from './events.js';
 import type { HostBridge } from './transport/index.js';
-import { finishJob, get, set, type InputRow, type View } from './store.js';
+import { finishJob, forgetSeen, get, set, type InputRow, type JobView, type State, type View } from './store.js';
 
 let api: HostBridge;
 export function setApi(a: HostBridge): void {
@@ -15,121 +21,372 @@ export function getApi(): HostBridge {
 
 export const go = (view: View) => set({ view });
 
-/** Starts a job, records it, and resolves with its outcome (never rejects: failures become outcomes). */
-async function runJob(request: JobRequest, slot: 'inspectJob' | 'compileJob' | 'tuneJob' | 'benchJob' | 'exportJob', reset: Partial<ReturnType<typeof get>> = {}): Promise<JobOutcome> {
+type Slot = 'compileJob' | 'tuneJob' | 'benchJob' | 'exportJob';
+const SLOT: Record<RunKind, Slot> = { compile: 'compileJob', tune: 'tuneJob', bench: 'benchJob', export: 'exportJob' };
+
+type ErrorLike = { code?: string; message: string; detail?: string };
+const failed = (job: string, e: ErrorLike): JobOutcome => ({ state: 'failed', job, error: { code: e.code ?? 'error', message: e.message, detail: e.detail } });
+
+// ---- connection: calls that fail because the socket dropped wait for it to come back ----
+
+let openWaiters: Array<() => void> = [];
+/** Called by main.tsx whenever the connection (re)opens. */
+export function connectionOpened(): void {
+  openWaiters.forEach((w) => w());
+  openWaiters = [];
+}
+function nextOpen(): Promise<void> {
+  if (get().connection.status === 'open') return new Promise((r) => setTimeout(r, 250));
+  return new Promise((r) => openWaiters.push(r));
+}
+
+/** A job's outcome; a lost connection is waited out rather than reported as the job failing. */
+async function waitForOutcome(job: string): Promise<JobOutcome> {
+  for (;;) {
+    try {
+      return await api.waitJob({ job });
+    } catch (e) {
+      const err = e as ErrorLike;
+      if (err.code === 'disconnected') {
+        await nextOpen();
+        continue;
+      }
+      if (err.code === 'unknown_job') {
+        return failed(job, { code: 'interrupted', message: 'The workbench server restarted while this job ran, so the job stopped. Its finished work (tuning records, events) is kept in the model\'s project folder: start it again to continue.' });
+      }
+      return failed(job, err);
+    }
+  }
+}
+
+const watching = new Map<string, Promise<JobOutcome>>();
+
+/** Waits for a job once (however many views or reattachments ask) and applies its outcome. */
+function watch(job: string, kind: RunKind | 'inspect', model: string): Promise<JobOutcome> {
+  let w = watching.get(job);
+  if (!w) {
+    w = waitForOutcome(job).then((outcome) => {
+      watching.delete(job);
+      finishJob(job, outcome);
+      if (kind !== 'inspect') {
+        applyOutcome(kind, job, outcome, model);
+        void refreshRuns(model);
+      }
+      return outcome;
+    });
+    watching.set(job, w);
+  }
+  return w;
+}
+
+/** Puts a finished run's result where its view shows it, if that run is still the one shown. */
+function applyOutcome(kind: RunKind, job: string, outcome: JobOutcome, model: string): void {
+  const s = get();
+  if (s.modelPath !== model || s[SLOT[kind]] !== job || outcome.state !== 'succeeded') return;
+  const r = outcome.result;
+  if (kind === 'compile') set({ compile: r as unknown as CompileResult, compileFrom: job });
+  else if (kind === 'tune') set({ tuneResult: r as unknown as CompileResult });
+  else if (kind === 'bench') set({ benchResult: r });
+  else {
+    const c = r as unknown as CompileResult;
+    set({ exported: c, benchVs: s.benchVs || c.files.exported || s.exportPath.trim() });
+  }
+}
+
+async function refreshRuns(model: string): Promise<void> {
+  const r = await api.listRuns({ model }).catch(() => null);
+  if (r && get().modelPath === model) set({ project: r });
+}
+
+/** Starts a job in a view's slot, records it, and resolves with its outcome (never rejects: failures become outcomes). */
+async function runJob(request: JobRequest, kind: RunKind, reset: Partial<State> = {}): Promise<JobOutcome> {
+  const slot = SLOT[kind];
+  const model = get().modelPath;
   let job: string;
   try {
     job = (await api.startJob(request)).job;
   } catch (e) {
-    const err = e as { code?: string; message: string; detail?: string };
-    const id = `${request.kind}-rejected-${Date.now()}`;
-    const outcome: JobOutcome = { state: 'failed', job: id, error: { code: err.code ?? 'error', message: err.message, detail: err.detail } };
+    const id = `${kind}-rejected-${Date.now()}`;
+    const outcome = failed(id, e as ErrorLike);
     set({ [slot]: id, ...reset } as never);
     finishJob(id, outcome);
     return outcome;
   }
   const jobs = { ...get().jobs };
-  jobs[job] = { ...(jobs[job] ?? { logs: [], stage: '', message: '' }), id: job, kind: request.kind, state: jobs[job]?.state ?? 'running' } as never;
+  jobs[job] = { ...(jobs[job] ?? { logs: [], stage: '', message: '' }), id: job, kind: request.kind, state: jobs[job]?.state ?? 'running', startedAt: Date.now() } as JobView;
   set({ [slot]: job, jobs, ...reset } as never);
-  const outcome = await api.waitJob({ job }).catch((e: { code?: string; message: string; detail?: string }): JobOutcome => ({ state: 'failed', job, error: { code: e.code ?? 'error', message: e.message, detail: e.detail } }));
-  finishJob(job, outcome);
-  return outcome;
+  void refreshRuns(model);
+  return watch(job, kind, model);
 }
+
+// ---- input rows ----
 
 export function rowFromSpec(s: InputSpec): InputRow {
   return { name: s.name, dims: s.dims.map(formatDim).join(','), dtype: s.dtype, range: s.range ? `${s.range[0]}..${s.range[1]}` : '' };
 }
 
 export function rowToSpec(r: InputRow): InputSpec {
-  const text = `${r.name.trim()}:${r.dims.replace(/\s+/g, '')}:${r.dtype}${r.range.trim() ? `:${r.range.trim()}` : ''}`;
-  return parseSpec(text);
+  const { spec, errors } = parseSpecFields(r);
+  if (!spec) throw new Error(Object.values(errors).join(' '));
+  return spec;
 }
 
-export function validateRows(rows: InputRow[]): { specs: InputSpec[] | null; errors: Array<string | null> } {
-  const errors = rows.map((r) => {
-    try {
-      rowToSpec(r);
-      return null;
-    } catch (e) {
-      return (e as Error).message;
-    }
+export interface RowCheck {
+  spec: InputSpec | null;
+  /** Per field, the sentence saying what is wrong with it. */
+  fields: Partial<Record<SpecField, string>>;
+}
+
+export function checkRows(rows: InputRow[]): { specs: InputSpec[] | null; checks: RowCheck[] } {
+  const checks: RowCheck[] = rows.map((r) => {
+    const { spec, errors } = parseSpecFields(r);
+    return { spec, fields: errors };
   });
   const names = rows.map((r) => r.name.trim());
   names.forEach((n, i) => {
-    if (!errors[i] && names.indexOf(n) !== i) errors[i] = `The name "${n}" is used twice; each input needs its own name.`;
+    if (n && names.indexOf(n) !== i && !checks[i].fields.name) checks[i] = { spec: null, fields: { ...checks[i].fields, name: `"${n}" is used twice; each input needs its own name.` } };
   });
-  if (!rows.length) return { specs: null, errors };
-  return { specs: errors.every((e) => e === null) ? rows.map(rowToSpec) : null, errors };
+  const specs = rows.length && checks.every((c) => c.spec) ? checks.map((c) => c.spec!) : null;
+  return { specs, checks };
 }
 
-function defaultExportPath(model: string): string {
-  return model.replace(/\.pt$/i, '') + '.tvm.pt';
+/** Kept for callers that want one sentence per row. */
+export function validateRows(rows: InputRow[]): { specs: InputSpec[] | null; errors: Array<string | null> } {
+  const { specs, checks } = checkRows(rows);
+  return { specs, errors: checks.map((c) => (c.spec ? null : Object.entries(c.fields).map(([k, v]) => `${k}: ${v}`).join(' '))) };
 }
 
-/** Input rows per model path, so that reopening a model keeps what the user typed. */
-const typedInputs = new Map<string, InputRow[]>();
-
-export async function openModel(path: string): Promise<void> {
-  const model = path.trim();
+/** Rows the user typed, per model, kept across reloads (localStorage) so that reopening a model keeps them. */
+const INPUTS_KEY = 'torchtvm.inputs';
+function typedInputs(): Record<string, InputRow[]> {
+  try {
+    return JSON.parse(localStorage.getItem(INPUTS_KEY) ?? '{}') as Record<string, InputRow[]>;
+  } catch {
+    return {};
+  }
+}
+export function rememberInputs(model: string, rows: InputRow[]): void {
   if (!model) return;
-  const prev = get();
-  if (prev.modelPath && prev.inputs.length) typedInputs.set(prev.modelPath, prev.inputs);
-  set({ modelPath: model, inspect: null, compile: null, exported: null, tuneResult: null, trials: [], tasks: {}, benchSamples: {}, benchResult: null, view: 'model', exportPath: defaultExportPath(model), benchVs: '', notice: null });
-  const outcome = await runJob({ kind: 'inspect', model }, 'inspectJob');
-  if (get().modelPath !== model) return;
-  if (outcome.state === 'succeeded') {
-    const r = outcome.result as unknown as InspectResult;
-    const inputs: InputRow[] = r.inputs.map((i, k) => ({
-      name: /^[A-Za-z_][A-Za-z0-9_]*$/.test(i.name) ? i.name : `input${k}`,
-      dims: i.shape?.length ? i.shape.join(',') : '',
-      dtype: i.dtype && (DTYPES as readonly string[]).includes(i.dtype) ? i.dtype : 'float32',
-      range: '',
-    }));
-    // Restore the rows the user typed for this model earlier in the session (reopening it).
-    const saved = typedInputs.get(model);
-    set({ inspect: r, inputs: saved && saved.length === inputs.length && saved.every((row, k) => row.name === inputs[k].name) ? saved : inputs });
-    api.recentModels().then((recent) => set({ recent }), () => {});
+  const all = typedInputs();
+  all[model] = rows;
+  // Only the 50 most recently touched models: this is a convenience, not a database.
+  const keys = Object.keys(all);
+  for (const k of keys.slice(0, Math.max(0, keys.length - 50))) delete all[k];
+  localStorage.setItem(INPUTS_KEY, JSON.stringify(all));
+}
+
+/** The bundled example is a ResNet-18 traced at 1×3×224×224. */
+const EXAMPLE_DIMS = '1,3,224,224';
+
+/**
+ * Rows for a freshly opened model, best source first: the specs embedded in a file this
+ * workbench exported, the shapes recorded in the traced graph, the bundled example's known shape.
+ */
+export function prefillRows(model: string, r: InspectResult, exampleModel: string | null): InputRow[] {
+  const embedded = Array.isArray((r.exported as { inputs?: unknown } | null)?.inputs) ? ((r.exported as { inputs: unknown[] }).inputs) : [];
+  const specs = embedded.map((x) => InputSpecSchema.safeParse(x)).filter((p) => p.success).map((p) => p.data!);
+  if (specs.length && specs.length === embedded.length) return specs.map(rowFromSpec);
+  const isExample = exampleModel !== null && model === exampleModel;
+  return r.inputs.map((i, k) => ({
+    name: /^[A-Za-z_][A-Za-z0-9_]*$/.test(i.name) ? i.name : `input${k}`,
+    dims: i.shape?.length && i.shape.every((d) => Number.isInteger(d) && d > 0) ? i.shape.join(',') : isExample && r.inputs.length === 1 ? EXAMPLE_DIMS : '',
+    dtype: i.dtype && ['float32', 'float16', 'bfloat16', 'int64', 'int32', 'bool'].includes(i.dtype) ? i.dtype : 'float32',
+    range: '',
+  }));
+}
+
+// ---- models and runs ----
+
+let openSeq = 0;
+
+/**
+ * Opens a model. The current model stays until the new one's inspection succeeds: a file that
+ * fails to open does not replace what is on screen.
+ */
+export async function openModel(path: string, opts: { keepView?: boolean } = {}): Promise<boolean> {
+  const model = path.trim();
+  if (!model) return false;
+  const seq = ++openSeq;
+  set({ openingPath: model, notice: null });
+  let job: string;
+  try {
+    job = (await api.startJob({ kind: 'inspect', model })).job;
+  } catch (e) {
+    const id = `inspect-rejected-${Date.now()}`;
+    set({ inspectJob: id });
+    finishJob(id, failed(id, e as ErrorLike));
+    if (seq === openSeq) set({ openingPath: undefined });
+    return false;
+  }
+  const jobs = { ...get().jobs };
+  jobs[job] = { ...(jobs[job] ?? { logs: [], stage: '', message: '' }), id: job, kind: 'inspect', state: jobs[job]?.state ?? 'running', startedAt: Date.now() } as JobView;
+  set({ inspectJob: job, jobs });
+  const outcome = await watch(job, 'inspect', model);
+  if (seq !== openSeq) return false;
+  if (outcome.state !== 'succeeded') {
+    set({ openingPath: undefined });
+    return false;
+  }
+  const r = outcome.result as unknown as InspectResult;
+  const s = get();
+  if (s.modelPath && s.inputs.length) rememberInputs(s.modelPath, s.inputs);
+  const fresh = prefillRows(model, r, s.info?.exampleModel ?? null);
+  const saved = typedInputs()[model];
+  // Everything below belongs to one model: nothing (status, results, work dir) carries over.
+  set({
+    modelPath: model,
+    openingPath: undefined,
+    inspect: r,
+    inputs: saved?.length ? saved : fresh,
+    project: null,
+    compile: null,
+    compileFrom: undefined,
+    compileJob: undefined,
+    tuneJob: undefined,
+    tuneResult: null,
+    tuneWorkDir: '',
+    trials: [],
+    tasks: {},
+    benchJob: undefined,
+    benchSamples: {},
+    benchResult: null,
+    benchVs: '',
+    exportJob: undefined,
+    exportPath: '',
+    exported: null,
+    ...(opts.keepView ? {} : { view: 'model' as View }),
+  });
+  rememberInspection(model, r);
+  api.recentModels().then((recent) => set({ recent }), () => {});
+  await attachRuns(model);
+  return true;
+}
+
+const INSPECT_KEY = 'torchtvm.inspect';
+
+/**
+ * Brings back the model that was open before a reload or a restart. Its runs are reattached at
+ * once, without waiting for a fresh inspection: the engine may be busy with the very tune being
+ * reattached, and the inspection would queue behind it. The last inspection shows meanwhile.
+ */
+export async function restoreSession(model: string): Promise<void> {
+  let cached: InspectResult | null = null;
+  try {
+    const c = JSON.parse(localStorage.getItem(INSPECT_KEY) ?? 'null') as { model: string; result: InspectResult } | null;
+    if (c?.model === model) cached = c.result;
+  } catch {
+    /* no cache */
+  }
+  if (!cached) {
+    await openModel(model, { keepView: true });
+    return;
+  }
+  const saved = typedInputs()[model];
+  set({ modelPath: model, inspect: cached, inputs: saved?.length ? saved : prefillRows(model, cached, get().info?.exampleModel ?? null) });
+  await attachRuns(model);
+}
+
+export function rememberInspection(model: string, result: InspectResult): void {
+  try {
+    localStorage.setItem(INSPECT_KEY, JSON.stringify({ model, result }));
+  } catch {
+    /* too large for storage: a reload re-inspects */
   }
 }
 
+/** Loads the model's runs; the latest of each kind is shown (running ones reattached), and the last good build is kept beside a failed one. */
+export async function attachRuns(model: string): Promise<void> {
+  const r = await api.listRuns({ model }).catch(() => null);
+  if (!r || get().modelPath !== model) return;
+  set({ project: r, exportPath: get().exportPath || r.defaults.exportPath });
+  for (const kind of ['compile', 'tune', 'bench', 'export'] as RunKind[]) {
+    const latest = r.runs.find((x) => x.kind === kind);
+    if (latest) await restoreRun(model, latest);
+  }
+  const latestCompile = r.runs.find((x) => x.kind === 'compile');
+  if (latestCompile && latestCompile.state !== 'succeeded') {
+    const good = r.runs.find((x) => x.kind === 'compile' && x.state === 'succeeded');
+    if (good) {
+      const rec = await api.getRun({ model, job: good.job }).catch(() => null);
+      if (rec?.outcome?.state === 'succeeded' && get().modelPath === model && !get().compile) set({ compile: rec.outcome.result as unknown as CompileResult, compileFrom: good.job });
+    }
+  }
+}
+
+/** Shows one run in its view: replays its events, then its outcome, or keeps following it while it runs. */
+async function restoreRun(model: string, run: RunSummary): Promise<void> {
+  const slot = SLOT[run.kind];
+  const job = run.job;
+  const req = run.request as Record<string, unknown>;
+  const reset: Partial<State> =
+    run.kind === 'tune'
+      ? { trials: [], tasks: {}, tuneResult: null, tuneBudget: typeof req.trials === 'number' ? req.trials : get().tuneBudget, tuneWorkDir: typeof req.workDir === 'string' ? req.workDir : '', tunePerRound: typeof req.trialsPerIter === 'number' ? String(req.trialsPerIter) : '' }
+      : run.kind === 'bench'
+        ? { benchSamples: {}, benchResult: null, benchIterations: typeof req.iterations === 'number' ? req.iterations : get().benchIterations, benchVs: typeof req.vs === 'string' ? req.vs : get().benchVs }
+        : run.kind === 'export'
+          ? { exported: null, exportPath: typeof req.exportPath === 'string' ? req.exportPath : get().exportPath }
+          : {};
+  forgetSeen(job);
+  hold(job);
+  const prev = get().jobs[job];
+  const view: JobView = { id: job, kind: run.request.kind, state: run.state === 'interrupted' ? 'failed' : run.state, stage: '', message: '', logs: [], startedAt: run.startedAt, ...(prev?.cancelRequested ? { cancelRequested: true } : {}) };
+  set({ [slot]: job, ...reset, jobs: { ...get().jobs, [job]: view } } as never);
+  const rec = await api.getRun({ model, job }).catch(() => null);
+  release(job, (rec?.events ?? []) as JobEvent[]);
+  if (get().modelPath !== model) return;
+  if (rec?.outcome) {
+    finishJob(job, rec.outcome);
+    applyOutcome(run.kind, job, rec.outcome, model);
+  } else if (run.state === 'interrupted') {
+    finishJob(job, failed(job, { code: 'interrupted', message: 'This run was still going when the workbench server stopped, so it did not finish. Its finished work (tuning records, events) is kept: start it again to continue.' }));
+  } else if (run.state === 'running' || run.state === 'queued') {
+    void watch(job, run.kind, model);
+  }
+}
+
+// ---- jobs ----
+
 export async function compile(): Promise<void> {
   const s = get();
-  const { specs } = validateRows(s.inputs);
+  const { specs } = checkRows(s.inputs);
   if (!specs || !s.modelPath) return;
-  const outcome = await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target }, 'compileJob', { compile: null });
-  if (outcome.state === 'succeeded') set({ compile: outcome.result as unknown as CompileResult });
+  // The previous good result stays on screen until this build succeeds.
+  await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target }, 'compile');
 }
 
 export async function tune(resume: boolean): Promise<void> {
   const s = get();
-  const { specs } = validateRows(s.inputs);
+  const { specs } = checkRows(s.inputs);
   if (!specs || !s.modelPath) return;
-  const reset = resume ? { tuneResult: null } : { tuneResult: null, trials: [], tasks: {} };
-  const outcome = await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, ...(s.tuneWorkDir.trim() ? { workDir: s.tuneWorkDir.trim() } : {}) }, 'tuneJob', reset);
-  if (outcome.state === 'succeeded') set({ tuneResult: outcome.result as unknown as CompileResult });
+  const reset: Partial<State> = resume ? { tuneResult: null } : { tuneResult: null, trials: [], tasks: {} };
+  await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, ...(Number(s.tunePerRound) >= 1 ? { trialsPerIter: Math.min(64, Math.floor(Number(s.tunePerRound))) } : {}), ...(s.tuneWorkDir.trim() ? { workDir: s.tuneWorkDir.trim() } : {}) }, 'tune', reset);
 }
 
 export async function exportModel(): Promise<void> {
   const s = get();
-  const { specs } = validateRows(s.inputs);
-  if (!specs || !s.modelPath || !s.exportPath.trim()) return;
-  const outcome = await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, exportPath: s.exportPath.trim(), measure: false }, 'exportJob', { exported: null });
-  if (outcome.state === 'succeeded') {
-    const r = outcome.result as unknown as CompileResult;
-    set({ exported: r, benchVs: get().benchVs || r.files.exported || s.exportPath.trim() });
-  }
+  const { specs } = checkRows(s.inputs);
+  const path = s.exportPath.trim() || s.project?.defaults.exportPath || '';
+  if (!specs || !s.modelPath || !path) return;
+  await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, exportPath: path, measure: false }, 'export', { exported: null, exportPath: path });
 }
 
 export async function bench(): Promise<void> {
   const s = get();
   if (!s.modelPath) return;
-  const { specs } = validateRows(s.inputs);
-  const outcome = await runJob({ kind: 'bench', model: s.modelPath, ...(s.benchVs.trim() ? { vs: s.benchVs.trim() } : {}), ...(specs ? { inputs: specs } : {}), iterations: s.benchIterations, warmup: 10 }, 'benchJob', { benchSamples: {}, benchResult: null });
-  if (outcome.state === 'succeeded') set({ benchResult: outcome.result });
+  const { specs } = checkRows(s.inputs);
+  await runJob({ kind: 'bench', model: s.modelPath, ...(s.benchVs.trim() ? { vs: s.benchVs.trim() } : {}), ...(specs ? { inputs: specs } : {}), iterations: s.benchIterations, warmup: 10 }, 'bench', { benchSamples: {}, benchResult: null });
 }
 
+/** Cancels a job; the view says "Cancelling…" at once, before the engine confirms. */
 export async function cancel(job: string | undefined): Promise<void> {
-  if (job) await api.cancelJob({ job }).catch(() => {});
+  if (!job) return;
+  const mark = (v: boolean) => {
+    const j = get().jobs[job];
+    if (j) set({ jobs: { ...get().jobs, [job]: { ...j, cancelRequested: v } } });
+  };
+  mark(true);
+  const r = await api.cancelJob({ job }).catch(() => ({ cancelled: false }));
+  if (!r.cancelled && !['running', 'queued'].includes(get().jobs[job]?.state ?? '')) mark(false);
 }
 
 export async function loadRun(dir: string): Promise<string | null> {

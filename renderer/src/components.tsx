@@ -1,5 +1,5 @@
 // Small shared pieces: progress bars, job status with readable errors, empty states, tables.
-import { useState, type ReactNode } from 'react';
+import { useEffect, useState, type ReactNode } from 'react';
 import { useStore, type JobView } from './store.js';
 import { cancel } from './actions.js';
 
@@ -29,27 +29,99 @@ export function ErrorBox({ message, detail, code }: { message: string; detail?: 
   );
 }
 
-/** A job's live status: stage, message, progress bar, cancel, and how it ended. */
-export function JobStatus({ jobId, what }: { jobId?: string; what: string }) {
+/** Re-renders every second while mounted (elapsed-time counters). */
+export function useNow(active = true): number {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    if (!active) return;
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, [active]);
+  return now;
+}
+
+export function fmtDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
+/** Elapsed time, and an ETA once a fraction done is known (linear: honest enough, and labelled "about"). */
+export function Elapsed({ startedAt, fraction }: { startedAt?: number; fraction?: number }) {
+  const now = useNow(startedAt !== undefined);
+  if (startedAt === undefined) return null;
+  const elapsed = now - startedAt;
+  const eta = fraction !== undefined && fraction > 0.02 && fraction < 1 ? (elapsed * (1 - fraction)) / fraction : null;
+  return (
+    <span className="elapsed" data-testid="elapsed">
+      {fmtDuration(elapsed)} elapsed{eta !== null ? ` · about ${fmtDuration(eta)} left` : ''}
+    </span>
+  );
+}
+
+/** The job's engine log (what the engine said while it ran), folded away until asked for. */
+export function LogPanel({ job }: { job: JobView }) {
+  if (!job.logs.length) return null;
+  return (
+    <details className="log-panel" data-testid="job-log">
+      <summary>Engine log ({job.logs.length} line{job.logs.length > 1 ? 's' : ''})</summary>
+      <pre className="detail">{job.logs.map((l) => `${l.level === 'info' ? '' : `[${l.level}] `}${l.message}`).join('\n')}</pre>
+    </details>
+  );
+}
+
+/** A job's live status: stage, message, elapsed time, progress bar, cancel, its log, and how it ended. */
+export function JobStatus({ jobId, what, fraction }: { jobId?: string; what: string; fraction?: number }) {
   const job: JobView | undefined = useStore((s) => (jobId ? s.jobs[jobId] : undefined));
   if (!job) return null;
   const running = job.state === 'running' || job.state === 'queued';
+  const frac = fraction ?? job.fraction;
   return (
-    <div className="job-status" data-state={job.state} data-testid={`job-${job.kind}`}>
+    <div className="job-status" data-state={job.state} data-testid={`job-${job.kind}`} data-job={job.id}>
       {running && (
         <>
           <div className="job-line">
-            <span className="stage">{job.stage || 'starting'}</span>
-            <span className="message">{job.message || `${what} is starting…`}</span>
-            <button onClick={() => cancel(job.id)}>Cancel</button>
+            <span className="stage">{job.cancelRequested ? 'Cancelling…' : job.stage || 'starting'}</span>
+            <span className="message">{job.cancelRequested ? `${what} stops after the step in progress; finished work is kept.` : job.message || `${what} is starting…`}</span>
+            <Elapsed startedAt={job.startedAt} fraction={frac} />
+            <button onClick={() => cancel(job.id)} disabled={job.cancelRequested} data-testid="job-cancel">{job.cancelRequested ? 'Cancelling…' : 'Cancel'}</button>
           </div>
-          <ProgressBar fraction={job.fraction} label={`${what} progress`} />
+          <ProgressBar fraction={frac} label={`${what} progress`} />
         </>
       )}
       {job.state === 'succeeded' && <p className="ok">✓ {what} finished.</p>}
       {job.state === 'cancelled' && <p className="warn">{what} was cancelled.</p>}
       {job.state === 'failed' && job.outcome?.state === 'failed' && <ErrorBox message={job.outcome.error.message} detail={job.outcome.error.detail} code={job.outcome.error.code} />}
+      <LogPanel job={job} />
     </div>
+  );
+}
+
+/** "2.1× faster" / "1.3× slower": a ratio with its direction, never a bare 0.23×. */
+export function fmtSpeedup(baselineMs: number | null | undefined, candidateMs: number | null | undefined): string {
+  if (!baselineMs || !candidateMs || !Number.isFinite(baselineMs) || !Number.isFinite(candidateMs)) return '–';
+  const r = baselineMs / candidateMs;
+  if (Math.abs(r - 1) < 0.005) return 'same speed';
+  const x = r >= 1 ? r : 1 / r;
+  return `${x >= 10 ? x.toFixed(0) : x.toFixed(x >= 1.995 ? 1 : 2)}× ${r >= 1 ? 'faster' : 'slower'}`;
+}
+
+export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
+  const [done, setDone] = useState<'ok' | 'fail' | null>(null);
+  return (
+    <button
+      className="copy"
+      onClick={() => {
+        // The clipboard API needs a secure context; 127.0.0.1 counts, and Electron's file:// too.
+        navigator.clipboard?.writeText(text).then(() => setDone('ok'), () => setDone('fail'));
+        setTimeout(() => setDone(null), 1500);
+      }}
+      title="Copy to the clipboard"
+    >
+      {done === 'ok' ? 'Copied' : done === 'fail' ? 'Copy failed: select and copy by hand' : label}
+    </button>
   );
 }
 
@@ -77,9 +149,14 @@ export function Table({ head, rows, testId }: { head: ReactNode[]; rows: ReactNo
   );
 }
 
+/** Milliseconds in the unit that reads best: 12.3 ms, 850 µs, 42 ns. */
 export function fmtMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
-  return ms >= 100 ? `${ms.toFixed(1)} ms` : ms >= 1 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(3)} ms`;
+  if (ms >= 100) return `${ms.toFixed(1)} ms`;
+  if (ms >= 1) return `${ms.toFixed(2)} ms`;
+  const us = ms * 1000;
+  if (us >= 1) return `${us >= 100 ? us.toFixed(0) : us >= 10 ? us.toFixed(1) : us.toFixed(2)} µs`;
+  return `${(us * 1000).toFixed(0)} ns`;
 }
 
 export function fmtBytes(b: number): string {
@@ -88,6 +165,8 @@ export function fmtBytes(b: number): string {
 
 export function NeedsModel({ children }: { children: ReactNode }) {
   const model = useStore((s) => s.modelPath);
+  const opening = useStore((s) => s.openingPath);
+  if (!model && opening) return <Empty title="Opening…"><p>Inspecting <code>{opening}</code>.</p></Empty>;
   if (!model) {
     return (
       <Empty title="No model open">

@@ -5,6 +5,23 @@ import { applyEvents } from './store.js';
 
 let queue: JobEvent[] = [];
 let scheduled = false;
+/** Jobs whose recorded events are being fetched: their live events wait here, to land after the replay. */
+const held = new Map<string, JobEvent[]>();
+
+/** Starts holding a job's live events (call before fetching its recorded ones). */
+export function hold(job: string): void {
+  if (held.has(job)) return;
+  // Events already queued for the next frame are live ones too: they must land after the replay.
+  held.set(job, queue.filter((e) => e.job === job));
+  queue = queue.filter((e) => e.job !== job);
+}
+
+/** Applies a job's recorded events, then whatever arrived live meanwhile (duplicates are dropped by the store). */
+export function release(job: string, recorded: JobEvent[]): void {
+  const live = held.get(job) ?? [];
+  held.delete(job);
+  applyEvents([...recorded, ...live]);
+}
 
 function flush(): void {
   scheduled = false;
@@ -14,6 +31,11 @@ function flush(): void {
 }
 
 export function enqueue(e: JobEvent): void {
+  const h = held.get(e.job);
+  if (h) {
+    h.push(e);
+    return;
+  }
   queue.push(e);
   if (scheduled) return;
   scheduled = true;

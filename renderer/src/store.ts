@@ -4,6 +4,7 @@ import { create } from 'zustand';
 import type { AppInfo } from '../../app/contract/api.js';
 import type { JobEvent, JobOutcome } from '../../app/contract/jobs.js';
 import type { CompileResult, InspectResult } from '../../app/contract/results.js';
+import type { ModelRuns } from '../../app/contract/runs.js';
 import type { ConnectionStatus } from './transport/index.js';
 
 export type View = 'model' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export';
@@ -28,6 +29,10 @@ export interface JobView {
   fraction?: number;
   logs: Array<{ level: string; message: string }>;
   outcome?: JobOutcome;
+  /** When it started (from its run record after a reload), for elapsed time and ETA. */
+  startedAt?: number;
+  /** Cancel was pressed: show "Cancelling…" at once, before the job confirms. */
+  cancelRequested?: boolean;
 }
 
 export interface TrialPoint {
@@ -75,7 +80,13 @@ export interface State {
   recent: string[];
   notice: string | null;
   modelPath: string;
+  /** A model being opened: it replaces modelPath only once its inspection succeeds. */
+  openingPath?: string;
   inspectJob?: string;
+  /** The open model's runs, project folder and defaults (work dir, export path). */
+  project: ModelRuns | null;
+  /** The run whose result `compile` shows when the latest compile did not succeed. */
+  compileFrom?: string;
   inspect: InspectResult | null;
   inputs: InputRow[];
   target: string;
@@ -84,6 +95,8 @@ export interface State {
   compile: CompileResult | null;
   tuneJob?: string;
   tuneBudget: number;
+  /** Candidates per search round; '' lets the engine choose (up to 16). Smaller rounds show trials sooner. */
+  tunePerRound: string;
   tuneWorkDir: string;
   trials: TrialPoint[];
   tasks: Record<number, TaskRow>;
@@ -97,6 +110,8 @@ export interface State {
   exportPath: string;
   exported: CompileResult | null;
   runs: TuningRun[];
+  /** Set when the connection came back after a loss (a notice, cleared after a while). */
+  reconnectedAt?: number;
 }
 
 export const initialState: State = {
@@ -108,12 +123,14 @@ export const initialState: State = {
   recent: [],
   notice: null,
   modelPath: '',
+  project: null,
   inspect: null,
   inputs: [],
   target: 'llvm',
   jobs: {},
   compile: null,
   tuneBudget: 64,
+  tunePerRound: '',
   tuneWorkDir: '',
   trials: [],
   tasks: {},
@@ -130,6 +147,21 @@ export const initialState: State = {
 export const useStore = create<State>()(() => initialState);
 export const set = useStore.setState;
 export const get = useStore.getState;
+
+/**
+ * The highest trial / bench iteration folded in per job: a replayed run and the live stream can
+ * overlap (the replay is fetched while events keep arriving), and a point must not be drawn twice.
+ */
+const seen = new Map<string, number>();
+export function forgetSeen(job: string): void {
+  for (const k of [...seen.keys()]) if (k === job || k.startsWith(`${job}\u0000`)) seen.delete(k);
+}
+function firstTime(key: string, n: number): boolean {
+  const last = seen.get(key);
+  if (last !== undefined && n <= last) return false;
+  seen.set(key, n);
+  return true;
+}
 
 /** Folds a batch of events into the store: one state update for the whole batch. */
 export function applyEvents(events: JobEvent[]): void {
@@ -151,6 +183,7 @@ export function applyEvents(events: JobEvent[]): void {
         const j = touch(e.job);
         j.state = e.data.state;
         j.kind = e.data.kind;
+        j.startedAt ??= Date.now();
         break;
       }
       case 'job.progress': {
@@ -162,7 +195,7 @@ export function applyEvents(events: JobEvent[]): void {
       }
       case 'log': {
         const j = touch(e.job);
-        j.logs = [...j.logs.slice(-199), e.data];
+        j.logs = [...j.logs.slice(-499), e.data];
         break;
       }
       case 'tune.tasks': {
@@ -174,6 +207,7 @@ export function applyEvents(events: JobEvent[]): void {
       case 'tune.trial': {
         if (e.job !== s.tuneJob) break;
         const d = e.data;
+        if (!firstTime(e.job, d.total_trials)) break;
         trials ??= s.trials.slice();
         trials.push({ n: d.total_trials, task: d.task_id, latency: d.latency_ms, best: d.best_ms, est: d.estimated_total_ms });
         tasks ??= { ...s.tasks };
@@ -183,6 +217,7 @@ export function applyEvents(events: JobEvent[]): void {
       }
       case 'bench.sample': {
         if (e.job !== s.benchJob) break;
+        if (!firstTime(`${e.job}\u0000${e.data.model}`, e.data.iteration)) break;
         benchSamples ??= { ...s.benchSamples };
         const list = (benchSamples[e.data.model] = (benchSamples[e.data.model] ?? []).slice());
         list.push({ i: e.data.iteration, ms: e.data.latency_ms });

@@ -6,12 +6,36 @@ import { getApi } from './actions.js';
 import { enqueue, nextFrame } from './events.js';
 import { get, set } from './store.js';
 
+const sockets: WebSocket[] = [];
+
+/**
+ * With ?testHooks=1, remembers the page's WebSockets so that a test can drop the connection the
+ * way a sleeping laptop or a flaky proxy would. Must run before the transport connects.
+ */
+export function trackSockets(): void {
+  if (new URLSearchParams(location.search).get('testHooks') !== '1') return;
+  const Native = window.WebSocket;
+  class Tracked extends Native {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols);
+      sockets.push(this);
+    }
+  }
+  window.WebSocket = Tracked;
+}
+
 export function installTestHooks(): void {
   if (new URLSearchParams(location.search).get('testHooks') !== '1') return;
   Object.defineProperty(window, '__torchtvmTest', {
     value: Object.freeze({
       apiKeys: () => Object.keys(getApi()).sort(),
       apiMethods: () => [...API_METHODS, 'onEvent'].sort(),
+      /** Closes the page's open WebSockets from the client side: the transport must reconnect by itself. */
+      dropConnection() {
+        let n = 0;
+        for (const ws of sockets) if (ws.readyState === WebSocket.OPEN) (ws.close(), n++);
+        return n;
+      },
       /** Streams n trials in batches of perFrame (one batch per frame) into a fresh fake tune job. */
       async streamTrials(n: number, perFrame: number) {
         const job = 'tune-test-hook';

@@ -39,6 +39,7 @@ export function compileParams(req: CompileRequest | TuneRequest): Record<string,
   if (req.kind === 'tune') {
     params.trials = req.trials;
     params.trials_per_task = req.trialsPerTask;
+    params.trials_per_iter = req.trialsPerIter;
     params.work_dir = resolve(req.workDir ?? join(project, 'tuning'));
     params.tune_sizes = req.tuneSizes;
   }

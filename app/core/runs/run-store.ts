@@ -46,7 +46,8 @@ function readJsonLines<T>(file: string): T[] {
 /** The run kind users see: an export is a compile that writes a .pt. */
 export function runKind(request: ParsedJobRequest): RunKind | null {
   if (request.kind === 'inspect') return null;
-  if (request.kind === 'compile' && request.exportPath) return 'export';
+  // An export is a compile (or a tune that builds from its database) that writes a .pt.
+  if ((request.kind === 'compile' || request.kind === 'tune') && request.exportPath) return 'export';
   return request.kind;
 }
 

@@ -14,31 +14,55 @@ export class ApiError extends Error {
   }
 }
 
-export function createWsClient(url: string, onStatus: (s: 'connecting' | 'open' | 'closed', why?: string) => void, protocols: string[] = []): HostBridge {
+/** How long a call waits for the connection (at first, or while it reconnects) before it gives up with a sentence. */
+const CALL_WAIT_MS = 15_000;
+/** Reconnect backoff: 0.5 s, 1 s, 2 s, then every 4 s. */
+const backoff = (attempt: number) => Math.min(4000, 500 * 2 ** attempt);
+
+export type WsStatus = 'connecting' | 'open' | 'closed' | 'reconnecting';
+
+export function createWsClient(url: string, onStatus: (s: WsStatus, why?: string) => void, onReconnect?: () => void, protocols: string[] = []): HostBridge {
   const pending = new Map<number, Pending>();
   const listeners = new Set<(e: JobEvent) => void>();
   let nextId = 1;
   let ws: WebSocket;
-  let opened: Promise<void>;
+  let isOpen = false;
+  let everOpened = false;
+  let attempt = 0;
+  let refused = false;
+  let waiters: Array<() => void> = [];
+  let lastWhy: string | undefined;
 
+  // A lost connection is retried by itself (the server may be restarting, the laptop waking up);
+  // a refused token is not, since retrying cannot fix it.
   const connect = () => {
-    onStatus('connecting');
+    onStatus(attempt > 0 ? 'reconnecting' : 'connecting', lastWhy);
     ws = new WebSocket(url, protocols);
-    opened = new Promise((resolve, reject) => {
-      ws.addEventListener('open', () => {
-        onStatus('open');
-        ws.send(JSON.stringify({ type: 'subscribe' }));
-        resolve();
-      });
-      ws.addEventListener('close', (ev) => {
-        const why = ev.code === 4401 ? 'The server refused the access token: open the URL that `torchtvm serve` printed.' : `The connection to the workbench server closed (${ev.code}). Is \`torchtvm serve\` still running?`;
-        onStatus('closed', why);
-        for (const p of pending.values()) p.reject(new ApiError('disconnected', why));
-        pending.clear();
-        reject(new ApiError('disconnected', why));
-      });
+    ws.addEventListener('open', () => {
+      isOpen = true;
+      attempt = 0;
+      lastWhy = undefined;
+      ws.send(JSON.stringify({ type: 'subscribe' }));
+      onStatus('open');
+      const again = everOpened;
+      everOpened = true;
+      waiters.forEach((w) => w());
+      waiters = [];
+      if (again) onReconnect?.();
     });
-    opened.catch(() => {});
+    ws.addEventListener('close', (ev) => {
+      const wasOpen = isOpen;
+      isOpen = false;
+      refused = ev.code === 4401;
+      const why = refused
+        ? 'The server refused the access token: open the URL that `torchtvm serve` printed.'
+        : `Lost the connection to the workbench server (${ev.code}); reconnecting by itself${wasOpen ? '' : ' (is `torchtvm serve` still running?)'}…`;
+      lastWhy = why;
+      onStatus('closed', why);
+      for (const p of pending.values()) p.reject(new ApiError('disconnected', refused ? why : 'The connection to the workbench server was lost before it answered; it reconnects by itself, then try again.'));
+      pending.clear();
+      if (!refused) setTimeout(connect, backoff(attempt++));
+    });
     ws.addEventListener('message', (m) => {
       const msg = JSON.parse(String(m.data)) as ServerMessage;
       if (msg.type === 'event') listeners.forEach((l) => l(msg.event));
@@ -53,9 +77,26 @@ export function createWsClient(url: string, onStatus: (s: 'connecting' | 'open' 
   };
   connect();
 
+  /** Resolves once the socket is open; a call made while reconnecting waits a little rather than failing at once. */
+  const whenOpen = () =>
+    isOpen
+      ? Promise.resolve()
+      : new Promise<void>((resolve, reject) => {
+          if (refused) return reject(new ApiError('disconnected', 'The server refused the access token: open the URL that `torchtvm serve` printed.'));
+          const t = setTimeout(() => {
+            waiters = waiters.filter((w) => w !== go);
+            reject(new ApiError('disconnected', 'The workbench server is not reachable; the app keeps trying to reconnect. Is `torchtvm serve` still running?'));
+          }, CALL_WAIT_MS);
+          const go = () => {
+            clearTimeout(t);
+            resolve();
+          };
+          waiters.push(go);
+        });
+
   const call = async (method: ApiMethod, args: unknown[]) => {
     validateCall(method, args); // fail early with the same message the server would give
-    await opened;
+    await whenOpen();
     const id = nextId++;
     return new Promise<unknown>((resolve, reject) => {
       pending.set(id, { resolve, reject });
@@ -71,6 +112,8 @@ export function createWsClient(url: string, onStatus: (s: 'connecting' | 'open' 
     listJobs: () => call('listJobs', []),
     readTuningLog: (a) => call('readTuningLog', [a]),
     recentModels: () => call('recentModels', []),
+    listRuns: (a) => call('listRuns', [a]),
+    getRun: (a) => call('getRun', [a]),
     onEvent: (l) => {
       listeners.add(l);
       return () => listeners.delete(l);

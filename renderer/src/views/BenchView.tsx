@@ -1,7 +1,8 @@
 import { useMemo } from 'react';
-import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { Bar, BarChart, CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { fmtAxisMs, histogram, LegendItems, seriesColor } from '../charts.js';
 import { bench, cancel } from '../actions.js';
-import { Empty, JobStatus, NeedsModel, Table, fmtMs } from '../components.js';
+import { Empty, JobStatus, NeedsModel, Table, fmtMs, fmtSpeedup } from '../components.js';
 import { set, useStore, type BenchSample } from '../store.js';
 
 function pct(sorted: number[], p: number): number {
@@ -10,7 +11,18 @@ function pct(sorted: number[], p: number): number {
   return sorted[i];
 }
 
-const COLORS = ['var(--accent)', 'var(--accent2)'];
+/** Spread beyond which a benchmark is flagged as too noisy to trust: p90 over p50, and p50 over the fastest run. */
+const MAX_P90_OVER_P50 = 1.3;
+const MAX_P50_OVER_MIN = 2;
+
+/** A sentence when the spread is too wide to trust the medians, else null. */
+export function spreadWarning(s: { p50: number; p90: number; min: number; n: number }): string | null {
+  if (!(s.n > 0)) return null;
+  if (s.n < 20) return `Only ${s.n} runs: too few for a stable p90; use at least 50 iterations.`;
+  if (s.p90 / s.p50 > MAX_P90_OVER_P50) return `p90 is ${(s.p90 / s.p50).toFixed(1)}× p50: the runs were noisy (a busy machine?). Compare medians with care, or rerun on a quieter machine.`;
+  if (s.p50 / s.min > MAX_P50_OVER_MIN) return `The fastest run is ${(s.p50 / s.min).toFixed(1)}× faster than the median: the machine was busy for most runs, so the median overstates the latency.`;
+  return null;
+}
 
 export function BenchView() {
   const { modelPath, benchVs, benchIterations, benchJob, benchSamples, jobs } = useStore();
@@ -32,6 +44,7 @@ export function BenchView() {
     return { m, n: v.length, p50: pct(v, 50), p90: pct(v, 90), p99: pct(v, 99), min: v[0] };
   });
   const base = stats[0]?.p50;
+  const hist = useMemo(() => histogram(models.map((m) => benchSamples[m].map((x) => x.ms))), [benchSamples]);
   return (
     <section>
       <h2>Benchmark</h2>
@@ -49,19 +62,39 @@ export function BenchView() {
         <JobStatus jobId={benchJob} what="Benchmark" />
         {models.length ? (
           <>
-            <div className="chart" data-testid="bench-chart">
-              <ResponsiveContainer width="100%" height={300}>
-                <LineChart data={data}>
-                  <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-                  <XAxis dataKey="i" type="number" stroke="var(--muted)" />
-                  <YAxis stroke="var(--muted)" tickFormatter={(v: number) => v.toPrecision(3)} />
-                  <Tooltip contentStyle={{ background: 'var(--panel)', border: '1px solid var(--border)' }} formatter={(v) => (typeof v === 'number' ? fmtMs(v) : String(v))} />
-                  <Legend />
-                  {models.map((m, k) => <Line key={m} name={m.split('/').pop()} dataKey={`m${k}`} stroke={COLORS[k % 2]} dot={false} isAnimationActive={false} connectNulls />)}
-                </LineChart>
-              </ResponsiveContainer>
+            <div className="grid2">
+              <div className="chart" data-testid="bench-chart">
+                <h4 className="chart-title">Latency per iteration</h4>
+                <ResponsiveContainer width="100%" height={260}>
+                  <LineChart data={data} margin={{ top: 4, right: 12, bottom: 22, left: 12 }}>
+                    <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
+                    <XAxis dataKey="i" type="number" allowDecimals={false} stroke="var(--muted)" height={34} label={{ value: 'iteration', position: 'insideBottom', offset: -12, fill: 'var(--muted)', fontSize: 12 }} />
+                    <YAxis stroke="var(--muted)" width={70} tickFormatter={fmtAxisMs} label={{ value: 'latency', angle: -90, position: 'insideLeft', fill: 'var(--muted)', fontSize: 12, style: { textAnchor: 'middle' } }} />
+                    <Tooltip contentStyle={{ background: 'var(--panel)', border: '1px solid var(--border)' }} formatter={(v, name) => [typeof v === 'number' ? fmtMs(v) : String(v), String(name)]} labelFormatter={(l) => `iteration ${l}`} />
+                    {models.map((m, k) => <Line key={m} name={m.split('/').pop()} dataKey={`m${k}`} stroke={seriesColor(k)} dot={false} isAnimationActive={false} connectNulls />)}
+                  </LineChart>
+                </ResponsiveContainer>
+              </div>
+              <div className="chart" data-testid="bench-histogram">
+                <h4 className="chart-title">Distribution</h4>
+                <ResponsiveContainer width="100%" height={260}>
+                  <BarChart data={hist.bins} barGap={0} barCategoryGap={0} margin={{ top: 4, right: 12, bottom: 22, left: 12 }}>
+                    <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
+                    <XAxis dataKey="mid" type="number" domain={['dataMin', 'dataMax']} stroke="var(--muted)" height={34} tickFormatter={fmtAxisMs} label={{ value: 'latency', position: 'insideBottom', offset: -12, fill: 'var(--muted)', fontSize: 12 }} />
+                    <YAxis allowDecimals={false} stroke="var(--muted)" width={50} label={{ value: 'runs', angle: -90, position: 'insideLeft', fill: 'var(--muted)', fontSize: 12, style: { textAnchor: 'middle' } }} />
+                    <Tooltip contentStyle={{ background: 'var(--panel)', border: '1px solid var(--border)' }} labelFormatter={(_l, p) => { const b = p?.[0]?.payload as { x0: number; x1: number } | undefined; return b ? `${fmtMs(b.x0)} – ${fmtMs(b.x1)}` : ''; }} formatter={(v, name) => [`${v} runs`, String(name)]} />
+                    {models.map((m, k) => <Bar key={m} name={m.split('/').pop()} dataKey={`s${k}`} fill={seriesColor(k)} fillOpacity={0.75} isAnimationActive={false} />)}
+                  </BarChart>
+                </ResponsiveContainer>
+                {hist.clipped > 0 && <p className="hint">{hist.clipped} run(s) slower than p99.5 are counted in the last bar.</p>}
+              </div>
             </div>
-            <Table testId="bench-table" head={['model', 'runs', 'p50', 'p90', 'p99', 'min', 'vs first']} rows={stats.map((s) => [s.m.split('/').pop(), s.n, fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), fmtMs(s.min), base ? `${(s.p50 / base).toFixed(2)}×` : '–'])} />
+            <LegendItems items={models.map((m, k) => ({ label: m.split('/').pop() ?? m, color: seriesColor(k), kind: 'bar' as const, title: m }))} />
+            <Table testId="bench-table" head={['model', 'runs', 'p50', 'p90', 'p99', 'min', 'p90 / p50', 'vs first']} rows={stats.map((s, k) => [s.m.split('/').pop(), s.n, fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), fmtMs(s.min), `${(s.p90 / s.p50).toFixed(2)}×`, k === 0 ? 'baseline' : <b key="r" data-testid="bench-ratio">{fmtSpeedup(base, s.p50)}</b>])} />
+            {stats.map((s) => {
+              const w = spreadWarning(s);
+              return w ? <p key={s.m} className="banner warn" data-testid="spread-warning">{s.m.split('/').pop()}: {w}</p> : null;
+            })}
           </>
         ) : (
           !running && <Empty title="No benchmark yet"><p>Export the model first (Export page) to compare it with the original; or run the original alone.</p></Empty>

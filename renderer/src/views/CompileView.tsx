@@ -1,6 +1,6 @@
 import type { CompileResult } from '../../../app/contract/results.js';
 import { compile, go, validateRows } from '../actions.js';
-import { Empty, JobStatus, NeedsModel, Table, fmtMs } from '../components.js';
+import { Empty, JobStatus, NeedsModel, Table, fmtMs, fmtSpeedup } from '../components.js';
 import { set, useStore } from '../store.js';
 
 export function ResultTables({ r }: { r: CompileResult }) {
@@ -20,13 +20,14 @@ export function ResultTables({ r }: { r: CompileResult }) {
       )}
       {r.latency_ms && (
         <>
-          <h3>Latency ({r.threads} thread{r.threads > 1 ? 's' : ''}, same process)</h3>
+          <h3>Measured latency ({r.threads} thread{r.threads > 1 ? 's' : ''}, same process)</h3>
+          <p className="hint">Measured: the whole model run end to end after verification (not the tuner's estimate, which sums per-kernel timings).</p>
           <Table
             testId="latency-table"
             head={['', 'p50', 'p90', 'min', 'runs', 'vs TorchScript']}
             rows={[
-              ['TorchScript', fmtMs(r.latency_ms.torch.p50), fmtMs(r.latency_ms.torch.p90), fmtMs(r.latency_ms.torch.min), r.latency_ms.torch.runs, '1.00×'],
-              ['TVM', fmtMs(r.latency_ms.tvm.p50), fmtMs(r.latency_ms.tvm.p90), fmtMs(r.latency_ms.tvm.min), r.latency_ms.tvm.runs, `${r.latency_ms.ratio.toFixed(2)}×`],
+              ['TorchScript', fmtMs(r.latency_ms.torch.p50), fmtMs(r.latency_ms.torch.p90), fmtMs(r.latency_ms.torch.min), r.latency_ms.torch.runs, 'baseline'],
+              ['TVM', fmtMs(r.latency_ms.tvm.p50), fmtMs(r.latency_ms.tvm.p90), fmtMs(r.latency_ms.tvm.min), r.latency_ms.tvm.runs, <b key="x" data-testid="speedup">{fmtSpeedup(r.latency_ms.torch.p50, r.latency_ms.tvm.p50)}</b>],
             ]}
           />
         </>
@@ -42,7 +43,8 @@ export function ResultTables({ r }: { r: CompileResult }) {
 }
 
 export function CompileView() {
-  const { compileJob, compile: result, jobs, target, inputs } = useStore();
+  const { compileJob, compile: result, compileFrom, jobs, target, inputs } = useStore();
+  const stale = result && compileFrom && compileFrom !== compileJob;
   const running = compileJob ? ['running', 'queued'].includes(jobs[compileJob]?.state ?? '') : false;
   const { specs } = validateRows(inputs);
   return (
@@ -59,6 +61,7 @@ export function CompileView() {
           {!specs && <span className="warn">Fix the <button className="link" onClick={() => go('inputs')}>input specs</button> first.</span>}
         </div>
         <JobStatus jobId={compileJob} what="Compilation" />
+        {stale && <p className="banner warn" data-testid="previous-result">{running ? `Below: the last successful build (run ${compileFrom}), until this one finishes.` : `Below: the last successful build (run ${compileFrom}), kept because the latest compile did not succeed.`}</p>}
         {result ? <ResultTables r={result} /> : !running && (
           <Empty title="Not compiled yet">
             <p>Compile builds the model with TVM for <code>{target}</code>, runs it and PyTorch on the same random inputs and compares the outputs, then measures both.</p>

@@ -1,25 +1,41 @@
-import { exportModel, go, validateRows } from '../actions.js';
-import { Empty, JobStatus, NeedsModel } from '../components.js';
+import type { AppInfo } from '../../../app/contract/api.js';
+import type { CompileResult } from '../../../app/contract/results.js';
+import { checkRows, exportModel, go } from '../actions.js';
+import { CopyButton, Empty, JobStatus, NeedsModel } from '../components.js';
 import { set, useStore } from '../store.js';
 import { ResultTables } from './CompileView.js';
 
-export function pythonSnippet(path: string, inputs: string): string {
+type Runtime = NonNullable<AppInfo['runtime']>;
+const FALLBACK_RUNTIME: Runtime = { library: '/path/to/libtorchtvm_runtime.so', pythonPath: '/path/to/torchtvm-workbench/native/engine', python: 'python' };
+
+/**
+ * Python that works from a fresh shell: it names the runtime library by its absolute path (and
+ * says how to find it again), rather than assuming `import torchtvm` is importable there.
+ */
+export function pythonSnippet(path: string, inputs: string, rt: Runtime = FALLBACK_RUNTIME): string {
   return `import torch
-import torchtvm  # registers torch.classes.torchtvm (or: torch.ops.load_library("libtorchtvm_runtime.so"))
+
+# The TVM runtime op. Either load the library by path (works in any Python with torch) ...
+torch.ops.load_library(${JSON.stringify(rt.library)})
+# ... or: PYTHONPATH=${rt.pythonPath} python, then \`import torchtvm\`.
+# To find the library later: PYTHONPATH=${rt.pythonPath} python -c "import torchtvm.runtime as r; print(r.library_path())"
 
 model = torch.jit.load(${JSON.stringify(path)})
 outputs = model([${inputs}])   # List[Tensor] in, List[Tensor] out
 print(outputs[0].shape)`;
 }
 
-export function cppSnippet(path: string, inputs: string): string {
+export function cppSnippet(path: string, inputs: string, rt: Runtime = FALLBACK_RUNTIME): string {
   return `#include <dlfcn.h>
 #include <iostream>
 #include <torch/script.h>
 
 int main() {
-  // The TVM runtime op: link libtorchtvm_runtime.so, or load it before torch::jit::load.
-  dlopen("libtorchtvm_runtime.so", RTLD_NOW | RTLD_GLOBAL);
+  // The TVM runtime op must be registered before torch::jit::load (or link the library instead).
+  if (!dlopen(${JSON.stringify(rt.library)}, RTLD_NOW | RTLD_GLOBAL)) {
+    std::cerr << "cannot load libtorchtvm_runtime.so: " << dlerror() << std::endl;
+    return 1;
+  }
   torch::jit::Module model = torch::jit::load(${JSON.stringify(path)});
   c10::List<at::Tensor> inputs({${inputs}});
   auto outputs = model.forward({inputs}).toTensorList();
@@ -29,39 +45,62 @@ int main() {
 
 const CPP_DTYPE: Record<string, string> = { float32: 'kFloat32', float16: 'kFloat16', bfloat16: 'kBFloat16', int64: 'kInt64', int32: 'kInt32', bool: 'kBool' };
 
+/** "tuned (N trials from DIR)" or "untuned", plus the placement when the build reports one. */
+export function buildLabel(r: CompileResult): string {
+  const t = r.tuning as { trials?: number; work_dir?: string } | undefined;
+  const tuned = t ? `tuned (${t.trials ?? '?'} trial${t.trials === 1 ? '' : 's'} from ${t.work_dir ?? 'its work dir'})` : 'untuned (default schedules)';
+  const p = r.placement;
+  if (!p?.ops.length) return tuned;
+  const n = (w: string) => p.ops.filter((o) => o.where === w).length;
+  const parts = [['library', n('library')], ['TVM', n('tvm')], ['TorchScript', n('torchscript')]].filter(([, k]) => (k as number) > 0).map(([w, k]) => `${k} on ${w}`);
+  return `${tuned}; heavy ops: ${parts.join(', ')}`;
+}
+
 export function ExportView() {
-  const { exportPath, exportJob, exported, jobs, inputs } = useStore();
+  const { exportPath, exportJob, exported, jobs, inputs, project, info } = useStore();
   const running = exportJob ? ['running', 'queued'].includes(jobs[exportJob]?.state ?? '') : false;
-  const { specs } = validateRows(inputs);
+  const { specs } = checkRows(inputs);
   const out = exported?.files.exported ?? exportPath;
+  const rt = info?.runtime ?? FALLBACK_RUNTIME;
   const example = (specs ?? []).map((s) => {
     const dims = s.dims.map((d) => (typeof d === 'number' ? d : d.min ?? 1));
     return { py: `torch.randn(${dims.join(', ')})${s.dtype === 'float32' ? '' : `.to(torch.${s.dtype})`}`, cpp: `torch::randn({${dims.join(', ')}})${s.dtype === 'float32' ? '' : `.to(torch::${CPP_DTYPE[s.dtype]})`}` };
   });
+  const py = pythonSnippet(out, example.map((e) => e.py).join(', '), rt);
+  const cpp = cppSnippet(out, example.map((e) => e.cpp).join(', '), rt);
   return (
     <section>
       <h2>Export</h2>
       <NeedsModel>
-        <p className="hint">One <code>.pt</code> holding the compiled code, the weights and the metadata: any PyTorch process loads it like any TorchScript model. It is verified against PyTorch before it is written.</p>
+        <p className="hint">One <code>.pt</code> holding the compiled code, the weights and the metadata: any PyTorch process loads it like any TorchScript model. It is verified against PyTorch before it is written. The build is untuned (library kernels where they exist, default schedules elsewhere); tune first and the tuned build is what the Tune page exports.</p>
         <div className="row">
-          <input className="grow" value={exportPath} onChange={(e) => set({ exportPath: e.target.value })} aria-label="Export path" placeholder="/path/to/model.tvm.pt" />
-          <button className="primary" data-testid="export-button" disabled={running || !specs || !exportPath.trim()} onClick={() => void exportModel()}>
+          <input className="grow" value={exportPath} onChange={(e) => set({ exportPath: e.target.value })} aria-label="Export path" placeholder={project?.defaults.exportPath ?? '/path/to/model.tvm.pt'} />
+          <button className="primary" data-testid="export-button" disabled={running || !specs} onClick={() => void exportModel()}>
             {running ? 'Exporting…' : 'Export (Ctrl/Cmd+E)'}
           </button>
         </div>
+        {project && (
+          <p className="hint" data-testid="export-default">
+            Default: <code>{project.defaults.exportPath}</code> (this model's project folder).{' '}
+            {exportPath.trim() !== project.defaults.exportPath && <button className="link" onClick={() => set({ exportPath: project.defaults.exportPath })}>Use the default</button>}
+          </p>
+        )}
         {!specs && <p className="warn">Fix the <button className="link" onClick={() => go('inputs')}>input specs</button> first.</p>}
         <JobStatus jobId={exportJob} what="Export" />
         {exported ? (
           <>
-            <p className="ok" data-testid="export-done">Wrote <code>{out}</code></p>
+            <p className="ok copy-row" data-testid="export-done">
+              Wrote <code>{out}</code> <CopyButton text={out} label="Copy path" />
+            </p>
+            <p data-testid="export-build">Build: <b>{buildLabel(exported)}</b></p>
             <div className="snippets">
               <div>
-                <h3>Python</h3>
-                <pre className="code" data-testid="python-snippet">{pythonSnippet(out, example.map((e) => e.py).join(', '))}</pre>
+                <div className="snippet-head"><h3>Python</h3><CopyButton text={py} /></div>
+                <pre className="code" data-testid="python-snippet">{py}</pre>
               </div>
               <div>
-                <h3>C++ (libtorch)</h3>
-                <pre className="code" data-testid="cpp-snippet">{cppSnippet(out, example.map((e) => e.cpp).join(', '))}</pre>
+                <div className="snippet-head"><h3>C++ (libtorch)</h3><CopyButton text={cpp} /></div>
+                <pre className="code" data-testid="cpp-snippet">{cpp}</pre>
               </div>
             </div>
             <details>
@@ -70,7 +109,7 @@ export function ExportView() {
             </details>
           </>
         ) : (
-          !running && <Empty title="Nothing exported yet"><p>Choose where to write the <code>.pt</code> and press Export; then benchmark it against the original on the Benchmark page.</p></Empty>
+          !running && <Empty title="Nothing exported yet"><p>Choose where to write the <code>.pt</code> (by default this model's project folder) and press Export; then benchmark it against the original on the Benchmark page.</p></Empty>
         )}
       </NeedsModel>
     </section>

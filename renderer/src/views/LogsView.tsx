@@ -1,8 +1,10 @@
 import { useMemo, useState } from 'react';
-import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { loadRun } from '../actions.js';
 import { Empty, ErrorBox, Table, fmtMs } from '../components.js';
 import { set, useStore, type TuningRun } from '../store.js';
+import { fmtAxisMs, LegendItems, seriesColor } from '../charts.js';
+import { RunsList } from './RunsList.js';
 
 type Curve = Array<{ n: number; ms: number }>;
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
@@ -51,10 +53,10 @@ export function runCurve(data: Record<string, unknown>, task: number | 'model', 
   return out;
 }
 
-const COLORS = ['var(--accent)', 'var(--accent2)', 'var(--good)', 'var(--bad)'];
 
 export function LogsView() {
   const runs = useStore((s) => s.runs);
+  const project = useStore((s) => s.project);
   const [dir, setDir] = useState('');
   const [err, setErr] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -80,6 +82,18 @@ export function LogsView() {
         <button className="primary" disabled={!dir.trim() || busy}>{busy ? 'Reading…' : 'Open work dir'}</button>
       </form>
       {err && <ErrorBox message={err} />}
+      {project && (
+        <details open className="card" data-testid="past-tuning-runs">
+          <summary>This model's tuning runs</summary>
+          <RunsList
+            kinds={['tune']}
+            action={(r) => {
+              const dir = (r.request as { workDir?: string }).workDir ?? project.defaults.workDir;
+              return <button onClick={async () => setErr(await loadRun(dir))} title={dir}>Open work dir</button>;
+            }}
+          />
+        </details>
+      )}
       {!runs.length ? (
         <Empty title="No tuning logs open">
           <p>Open a MetaSchedule work dir (one this workbench made, in the model's project folder under <code>tuning/</code>, or one made elsewhere). Open two to compare them on one chart.</p>
@@ -97,20 +111,21 @@ export function LogsView() {
           </div>
           <div className="chart" data-testid="logs-chart">
             <ResponsiveContainer width="100%" height={300}>
-              <LineChart data={merged}>
+              <LineChart data={merged} margin={{ top: 8, right: 12, bottom: 22, left: 12 }}>
                 <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-                <XAxis dataKey="n" type="number" stroke="var(--muted)" />
-                <YAxis stroke="var(--muted)" tickFormatter={(v: number) => v.toPrecision(3)} />
-                <Tooltip contentStyle={{ background: 'var(--panel)', border: '1px solid var(--border)' }} formatter={(v) => (typeof v === 'number' ? fmtMs(v) : String(v))} />
-                <Legend />
-                {shown.map((r, k) => <Line key={r.dir} name={r.dir.split('/').slice(-2).join('/')} dataKey={`r${k}`} stroke={COLORS[k]} dot={false} type="stepAfter" isAnimationActive={false} connectNulls />)}
+                <XAxis dataKey="n" type="number" allowDecimals={false} stroke="var(--muted)" height={34} label={{ value: 'tuning record', position: 'insideBottom', offset: -12, fill: 'var(--muted)', fontSize: 12 }} />
+                <YAxis stroke="var(--muted)" width={78} tickFormatter={fmtAxisMs} label={{ value: task === 'model' ? 'model, estimated (best so far)' : 'kernel, best so far', angle: -90, position: 'insideLeft', fill: 'var(--muted)', fontSize: 12, style: { textAnchor: 'middle' } }} />
+                <Tooltip contentStyle={{ background: 'var(--panel)', border: '1px solid var(--border)' }} formatter={(v, name) => [typeof v === 'number' ? fmtMs(v) : String(v), String(name)]} labelFormatter={(l) => `record ${l}`} />
+                {shown.map((r, k) => <Line key={r.dir} name={r.dir.split('/').slice(-2).join('/')} dataKey={`r${k}`} stroke={seriesColor(k)} dot={false} type="stepAfter" isAnimationActive={false} connectNulls />)}
               </LineChart>
             </ResponsiveContainer>
+            <LegendItems items={shown.map((r, k) => ({ label: r.dir.split('/').slice(-2).join('/'), color: seriesColor(k), kind: 'line' as const, title: r.dir }))} />
           </div>
+          <p className="hint">The log reader's number is an estimate from the database: each task's best record × its weight, summed. It can differ from the Tune page's live estimate (which also counts a kernel's default schedule when no record beats it) and from the measured latency of a build (which includes everything between kernels).</p>
           {shown.map((r) => (
             <div key={r.dir} className="card">
               <h3>{r.dir}</h3>
-              <p className="hint">{String(r.data.records ?? 0)} records, {String(r.data.failures ?? 0)} failed · estimated end-to-end {fmtMs(num(r.data.estimated_ms))}{r.data.model ? ` · model ${String(r.data.model)}` : ''}</p>
+              <p className="hint">{String(r.data.records ?? 0)} records, {String(r.data.failures ?? 0)} failed · estimated end-to-end (sum of best records) {fmtMs(num(r.data.estimated_ms))}{r.data.model ? ` · model ${String(r.data.model)}` : ''}</p>
               <Table testId="log-tasks" head={['task', 'weight', 'records', 'failures', 'best']} rows={runTasks(r.data).map((t) => [t.name, t.weight ?? '–', t.records, t.failures, fmtMs(t.best_ms)])} />
             </div>
           ))}

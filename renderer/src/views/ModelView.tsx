@@ -1,11 +1,31 @@
-import { useRef, useState, type DragEvent } from 'react';
+import { useEffect, useRef, useState, type DragEvent } from 'react';
 import { getApi, go, openModel } from '../actions.js';
 import { Empty, JobStatus, Table, fmtBytes } from '../components.js';
 import { useStore } from '../store.js';
+import { RunsList } from './RunsList.js';
+
+/** Exported metadata as readable rows: specs as specs, lists joined, nested objects as key: value lines. */
+function metaValue(v: unknown): React.ReactNode {
+  if (v === null || v === undefined) return '–';
+  if (typeof v !== 'object') return String(v);
+  if (Array.isArray(v)) {
+    if (v.every((x) => x && typeof x === 'object' && 'name' in x && 'dims' in x && 'dtype' in x)) {
+      return v.map((x, i) => {
+        const s = x as { name: string; dims: Array<number | { name: string; min?: number; max?: number }>; dtype: string };
+        return <div key={i}><code>{s.name}: [{s.dims.map((d) => (typeof d === 'number' ? d : `${d.name}${d.min !== undefined || d.max !== undefined ? `=${d.min ?? 1}..${d.max ?? ''}` : ''}`)).join(', ')}] {s.dtype}</code></div>;
+      });
+    }
+    return v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ');
+  }
+  return Object.entries(v as Record<string, unknown>).map(([k, x]) => <div key={k}><span className="hint">{k}:</span> {typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x)}</div>);
+}
 
 export function ModelView() {
-  const { modelPath, inspect, inspectJob, recent, info, mode } = useStore();
-  const [path, setPath] = useState(modelPath);
+  const { modelPath, inspect, inspectJob, recent, info, mode, openingPath, jobs } = useStore();
+  const [path, setPath] = useState(openingPath ?? modelPath);
+  // A model opened from elsewhere (a reload restoring the session, the menu) shows its path here.
+  useEffect(() => setPath(openingPath ?? modelPath), [modelPath, openingPath]);
+  const openFailed = inspectJob ? jobs[inspectJob]?.state === 'failed' : false;
   const [drag, setDrag] = useState(false);
   const [dropMsg, setDropMsg] = useState<string | null>(null);
   const input = useRef<HTMLInputElement>(null);
@@ -57,6 +77,7 @@ export function ModelView() {
       </div>
       {dropMsg && <p className="warn">{dropMsg}</p>}
       <JobStatus jobId={inspectJob} what="Inspection" />
+      {openFailed && modelPath && <p className="hint" data-testid="still-showing">That file was not opened; still showing <code>{modelPath}</code>.</p>}
       {!modelPath && (
         <Empty title="Open a TorchScript model to begin">
           <p>Type the path of a model saved with <code>torch.jit.save</code>, drop one here, pick a recent one, or open the bundled example.</p>
@@ -79,7 +100,7 @@ export function ModelView() {
           <div className="card">
             <h3>Inputs</h3>
             <Table head={['name', 'type', 'shape', 'dtype']} rows={inspect.inputs.map((i) => [i.name, i.type, i.shape ? `[${i.shape.join(', ')}]` : '?', i.dtype ?? '?'])} />
-            <p className="hint">Shapes are not stored in TorchScript: set them on the <button className="link" onClick={() => go('inputs')}>Inputs</button> page.</p>
+            <p className="hint">Check or set the input shapes on the <button className="link" onClick={() => go('inputs')}>Inputs</button> page{inspect.exported ? ' (pre-filled from the specs embedded in this export)' : ''}.</p>
             <h3>Parameters</h3>
             <p>
               <b>{inspect.parameters.count.toLocaleString('en-US')}</b> parameters, {fmtBytes(inspect.parameters.bytes)} in {inspect.parameters.tensors} tensors
@@ -87,7 +108,7 @@ export function ModelView() {
             {inspect.exported && (
               <>
                 <h3>Exported by TorchTVM Workbench</h3>
-                <Table testId="exported-meta" head={['key', 'value']} rows={Object.entries(inspect.exported).map(([k, v]) => [k, <code key={k}>{typeof v === 'string' ? v : JSON.stringify(v)}</code>])} />
+                <Table testId="exported-meta" head={['key', 'value']} rows={Object.entries(inspect.exported).map(([k, v]) => [k, <div key={k} className="meta-value">{metaValue(v)}</div>])} />
               </>
             )}
           </div>
@@ -96,7 +117,7 @@ export function ModelView() {
             <div className="histogram">
               {ops.slice(0, 24).map(([op, n]) => (
                 <div className="bar-row" key={op}>
-                  <span className="bar-label">{op}</span>
+                  <span className="bar-label" title={op}>{op}</span>
                   <span className="bar" style={{ width: `${Math.max(2, (n / maxOp) * 100)}%` }} />
                   <span className="bar-value">{n}</span>
                 </div>
@@ -104,6 +125,12 @@ export function ModelView() {
               {ops.length > 24 && <p className="hint">…and {ops.length - 24} more kinds</p>}
             </div>
           </div>
+        </div>
+      )}
+      {inspect && (
+        <div className="card" data-testid="model-runs">
+          <h3>Runs of this model</h3>
+          <RunsList />
         </div>
       )}
     </section>

@@ -1,13 +1,14 @@
 import { memo, useEffect, useMemo, useRef, useState } from 'react';
-import { CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts';
+import { CartesianGrid, ComposedChart, Line, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts';
+import { EST_COLOR, fmtAxisMs, LegendItems, LOG_RANGE, logTicks, seriesColor, span } from '../charts.js';
 import { cancel, go, tune, validateRows } from '../actions.js';
-import { Empty, JobStatus, NeedsModel, ProgressBar, Table, fmtMs } from '../components.js';
+import { Elapsed, Empty, JobStatus, LogPanel, NeedsModel, ProgressBar, Table, fmtMs } from '../components.js';
 import { set, useStore, type TaskRow, type TrialPoint } from '../store.js';
 import { ResultTables } from './CompileView.js';
 
 export const MAX_CHART_POINTS = 600;
 /** The chart redraws at most this often while trials stream in; counters and tables update every frame. */
-export const CHART_INTERVAL_MS = 400;
+export const CHART_INTERVAL_MS = 200;
 
 /** The latest value, but at most one change per `ms` (the last change always lands). */
 export function useThrottled<T>(value: T, ms: number): T {
@@ -47,35 +48,77 @@ export function downsample(points: TrialPoint[], max = MAX_CHART_POINTS): TrialP
   return out;
 }
 
-export const TrialChart = memo(function TrialChart({ points: live }: { points: TrialPoint[] }) {
+export const TrialChart = memo(function TrialChart({ points: live, tasks }: { points: TrialPoint[]; tasks: Record<number, TaskRow> }) {
   const points = useThrottled(live, CHART_INTERVAL_MS);
   const data = useMemo(() => downsample(points), [points]);
+  const [scale, setScale] = useState<'auto' | 'log' | 'linear'>('auto');
+  // Task names change rarely; the chart only needs them for the legend and the tooltip.
+  const names = useMemo(() => Object.fromEntries(Object.values(tasks).map((t) => [t.id, t.name || `task ${t.id}`])), [tasks]);
+  const taskIds = useMemo(() => [...new Set([...Object.keys(names).map(Number), ...data.map((p) => p.task)])].sort((a, b) => a - b), [names, data]);
+  const lat = useMemo(() => span(data.map((p) => p.latency)), [data]);
+  const log = scale === 'log' || (scale === 'auto' && lat !== null && lat.hi / lat.lo > LOG_RANGE);
   return (
-    <div className="chart" data-testid="tune-chart" data-points={points.length}>
-      <TrialChartSvg data={data} />
+    <div className="chart" data-testid="tune-chart" data-points={points.length} data-scale={log ? 'log' : 'linear'}>
+      <div className="chart-head">
+        <label>
+          Latency axis{' '}
+          <select aria-label="Latency axis scale" value={scale} onChange={(e) => setScale(e.target.value as typeof scale)}>
+            <option value="auto">auto ({lat && lat.hi / lat.lo > LOG_RANGE ? 'log' : 'linear'})</option>
+            <option value="log">log</option>
+            <option value="linear">linear</option>
+          </select>
+        </label>
+      </div>
+      <TrialChartSvg data={data} log={log} names={names} taskIds={taskIds} />
+      <LegendItems items={[...taskIds.map((t) => ({ label: names[t] ?? `task ${t}`, color: seriesColor(t), kind: 'dot' as const })), { label: 'estimated end-to-end, best so far (right axis)', color: EST_COLOR, kind: 'line' as const }]} />
       {points.length > MAX_CHART_POINTS && <p className="hint">{points.length.toLocaleString('en-US')} trials, drawn as {data.length} (the fastest per bucket).</p>}
     </div>
   );
 });
 
 function Dot(props: unknown) {
-  const { cx, cy } = props as { cx?: number; cy?: number };
-  return cx === undefined || cy === undefined ? <g /> : <circle className="trial-dot" cx={cx} cy={cy} r={2.5} />;
+  const { cx, cy, fill } = props as { cx?: number; cy?: number; fill?: string };
+  return cx === undefined || cy === undefined ? <g /> : <circle className="trial-dot" cx={cx} cy={cy} r={3} fill={fill} fillOpacity={0.75} />;
+}
+
+function TrialTooltip({ active, payload, names }: { active?: boolean; payload?: Array<{ payload?: TrialPoint }>; names: Record<number, string> }) {
+  const p = active ? payload?.[0]?.payload : undefined;
+  if (!p) return null;
+  return (
+    <div className="chart-tooltip" data-testid="trial-tooltip">
+      <b style={{ color: seriesColor(p.task) }}>{names[p.task] ?? `task ${p.task}`}</b>
+      trial {p.n}: {p.latency === null ? 'failed' : fmtMs(p.latency)}
+      <br />
+      best so far for this task: {fmtMs(p.best)}
+      {p.est !== null && <><br />estimated end-to-end: {fmtMs(p.est)}</>}
+    </div>
+  );
 }
 
 /** The recharts tree, redrawn only when the (throttled, downsampled) data changes. */
-const TrialChartSvg = memo(function TrialChartSvg({ data }: { data: TrialPoint[] }) {
+const TrialChartSvg = memo(function TrialChartSvg({ data, log, names, taskIds }: { data: TrialPoint[]; log: boolean; names: Record<number, string>; taskIds: number[] }) {
+  const byTask = useMemo(() => {
+    const m = new Map<number, TrialPoint[]>();
+    for (const p of data) if (p.latency !== null && p.latency > 0) (m.get(p.task) ?? m.set(p.task, []).get(p.task)!).push(p);
+    return m;
+  }, [data]);
+  const estData = useMemo(() => data.filter((p) => p.est !== null), [data]);
+  const latSpan = span(data.map((p) => p.latency));
+  const estSpan = span(data.map((p) => p.est));
+  const left = log && latSpan ? logTicks(latSpan.lo, latSpan.hi) : null;
+  const right = log && estSpan ? logTicks(estSpan.lo, estSpan.hi) : null;
   return (
-    <ResponsiveContainer width="100%" height={320}>
-      <ComposedChart data={data} margin={{ top: 8, right: 16, bottom: 8, left: 8 }}>
+    <ResponsiveContainer width="100%" height={340}>
+      <ComposedChart margin={{ top: 8, right: 12, bottom: 24, left: 12 }}>
         <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-        <XAxis dataKey="n" type="number" domain={['dataMin', 'dataMax']} stroke="var(--muted)" label={{ value: 'trial', position: 'insideBottomRight', offset: -4, fill: 'var(--muted)' }} />
-        <YAxis yAxisId="task" stroke="var(--muted)" tickFormatter={(v: number) => v.toPrecision(2)} label={{ value: 'task ms', angle: -90, position: 'insideLeft', fill: 'var(--muted)' }} />
-        <YAxis yAxisId="total" orientation="right" stroke="var(--accent2)" tickFormatter={(v: number) => v.toPrecision(3)} label={{ value: 'model ms (est.)', angle: 90, position: 'insideRight', fill: 'var(--accent2)' }} />
-        <Tooltip contentStyle={{ background: 'var(--panel)', border: '1px solid var(--border)' }} formatter={(v) => (typeof v === 'number' ? fmtMs(v) : String(v))} />
-        <Legend />
-        <Scatter yAxisId="task" name="trial latency (its task)" dataKey="latency" fill="var(--accent)" fillOpacity={0.6} isAnimationActive={false} shape={Dot} />
-        <Line yAxisId="total" name="best so far: estimated end-to-end" dataKey="est" stroke="var(--accent2)" strokeWidth={2} dot={false} type="stepAfter" isAnimationActive={false} connectNulls />
+        <XAxis dataKey="n" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} stroke="var(--muted)" height={36} label={{ value: 'trial (all tasks, in the order measured)', position: 'insideBottom', offset: -14, fill: 'var(--muted)', fontSize: 12 }} />
+        <YAxis yAxisId="task" dataKey="latency" width={78} stroke="var(--muted)" scale={log ? 'log' : 'auto'} domain={left ? left.domain : [0, 'auto']} ticks={left?.ticks} allowDataOverflow={!!left} tickFormatter={fmtAxisMs} label={{ value: `kernel latency${log ? ' (log)' : ''}`, angle: -90, position: 'insideLeft', offset: -2, fill: 'var(--muted)', fontSize: 12, style: { textAnchor: 'middle' } }} />
+        <YAxis yAxisId="total" dataKey="est" orientation="right" width={78} stroke={EST_COLOR} scale={log ? 'log' : 'auto'} domain={right ? right.domain : [0, 'auto']} ticks={right?.ticks} allowDataOverflow={!!right} tickFormatter={fmtAxisMs} label={{ value: 'model, estimated', angle: 90, position: 'insideRight', offset: -2, fill: EST_COLOR, fontSize: 12, style: { textAnchor: 'middle' } }} />
+        <Tooltip content={<TrialTooltip names={names} />} cursor={{ stroke: 'var(--border)' }} isAnimationActive={false} />
+        {taskIds.map((t) => (
+          <Scatter key={t} yAxisId="task" name={names[t] ?? `task ${t}`} data={byTask.get(t) ?? []} dataKey="latency" fill={seriesColor(t)} isAnimationActive={false} shape={Dot} />
+        ))}
+        <Line yAxisId="total" data={estData} name="estimated end-to-end" dataKey="est" stroke={EST_COLOR} strokeWidth={2} dot={false} type="stepAfter" isAnimationActive={false} connectNulls />
       </ComposedChart>
     </ResponsiveContainer>
   );
@@ -98,7 +141,8 @@ function TaskTable({ tasks }: { tasks: TaskRow[] }) {
 }
 
 export function TuneView() {
-  const { tuneJob, jobs, trials, tasks, tuneBudget, tuneWorkDir, tuneResult, inputs } = useStore();
+  const { tuneJob, jobs, trials, tasks, tuneBudget, tunePerRound, tuneWorkDir, tuneResult, inputs, project } = useStore();
+  const defaultWorkDir = project?.defaults.workDir ?? '';
   const job = tuneJob ? jobs[tuneJob] : undefined;
   const running = job ? ['running', 'queued'].includes(job.state) : false;
   const { specs } = validateRows(inputs);
@@ -114,21 +158,29 @@ export function TuneView() {
           <label>
             Trial budget <input type="number" min={1} max={100000} value={tuneBudget} onChange={(e) => set({ tuneBudget: Math.max(1, Number(e.target.value) || 1) })} aria-label="Trial budget" style={{ width: '7em' }} />
           </label>
+          <label title="Candidates measured per search round. Trials arrive on the chart a round at a time: smaller rounds stream sooner, larger ones search a little more efficiently.">
+            Per round <input type="number" min={1} max={64} value={tunePerRound} placeholder="auto" onChange={(e) => set({ tunePerRound: e.target.value })} aria-label="Trials per round" style={{ width: '5em' }} />
+          </label>
           <label className="grow">
-            Work dir <input className="grow" value={tuneWorkDir} placeholder="default: the model's project folder" onChange={(e) => set({ tuneWorkDir: e.target.value })} aria-label="Tuning work dir" />
+            Work dir <input className="grow" value={tuneWorkDir} placeholder={defaultWorkDir ? `default: ${defaultWorkDir}` : "default: the model's project folder"} onChange={(e) => set({ tuneWorkDir: e.target.value })} aria-label="Tuning work dir" />
           </label>
           <button className="primary" data-testid="tune-start" disabled={running || !specs} onClick={() => void tune(false)}>Start tuning</button>
-          <button disabled={!running} onClick={() => void cancel(tuneJob)}>Cancel</button>
+          <button disabled={!running || job?.cancelRequested} onClick={() => void cancel(tuneJob)} data-testid="tune-cancel">{job?.cancelRequested && running ? 'Cancelling…' : 'Cancel'}</button>
           <button disabled={running || !specs || !job} onClick={() => void tune(true)} title="Start again: the tuning database keeps every finished trial">Resume</button>
         </div>
+        <p className="hint" data-testid="work-dir">
+          Tuning records go to <code>{tuneWorkDir.trim() || defaultWorkDir || "the model's project folder"}</code>{tuneWorkDir.trim() ? '' : ' (this model\'s own; a custom one is not carried to other models)'}.
+        </p>
         {!specs && <p className="warn">Fix the <button className="link" onClick={() => go('inputs')}>input specs</button> first.</p>}
         {running && (
           <div className="job-status">
             <div className="job-line">
-              <span className="stage">{job?.stage || 'tuning'}</span>
-              <span className="message">{done} / {tuneBudget} trials{last?.est ? ` · estimated ${fmtMs(last.est)}` : ''}{job?.message ? ` · ${job.message}` : ''}</span>
+              <span className="stage">{job?.cancelRequested ? 'Cancelling…' : job?.stage || 'tuning'}</span>
+              <span className="message">{job?.cancelRequested ? 'stops after the trials being measured; every finished trial is kept' : `${done} / ${tuneBudget} trials${last?.est ? ` · estimated ${fmtMs(last.est)}` : ''}${job?.message ? ` · ${job.message}` : ''}`}</span>
+              <Elapsed startedAt={job?.startedAt} fraction={done ? Math.min(1, done / tuneBudget) : job?.fraction} />
             </div>
             <ProgressBar fraction={done ? Math.min(1, done / tuneBudget) : job?.fraction} label="Tuning progress" />
+            {job && <LogPanel job={job} />}
           </div>
         )}
         {!running && <JobStatus jobId={tuneJob} what="Tuning" />}
@@ -136,11 +188,12 @@ export function TuneView() {
           <>
             <div className="stats">
               <div><span>trials</span><b data-testid="trial-count">{trials.length}</b></div>
-              <div><span>estimated end-to-end</span><b>{fmtMs(last?.est)}</b></div>
+              <div title="Σ weight × best kernel time: the tuner's estimate from per-kernel timings, not a measurement of the whole model"><span>estimated end-to-end (sum of kernels)</span><b data-testid="tune-estimate">{fmtMs(last?.est)}</b></div>
               <div><span>first estimate</span><b>{fmtMs(first)}</b></div>
+              {tuneResult?.latency_ms && <div title="The tuned build run end to end after verification"><span>measured end-to-end (tuned build)</span><b>{fmtMs(tuneResult.latency_ms.tvm.p50)}</b></div>}
               <div><span>errors</span><b>{taskRows.reduce((a, t) => a + t.errors, 0)}</b></div>
             </div>
-            <TrialChart points={trials} />
+            <TrialChart points={trials} tasks={tasks} />
           </>
         ) : (
           !running && (

@@ -1,0 +1,93 @@
+// Chart helpers shared by the Tune, Tuning logs and Benchmark views: fixed series colours that
+// read on both themes, time axes in ms/µs, log-scale ticks, a legend that never collides with
+// the axes (HTML under the chart), and a histogram for latency distributions.
+
+/**
+ * Series colours, fixed in both themes (Tableau 10, slightly deepened): mid-lightness hues that
+ * stay visible on the light panel (#fff) and the dark one (#1d2128) alike.
+ */
+export const SERIES = ['#4e79a7', '#f28e2b', '#e15759', '#59a14f', '#b07aa1', '#76b7b2', '#edc948', '#ff9da7', '#9c755f', '#8cd17d', '#bab0ac', '#d37295'];
+export const seriesColor = (i: number) => SERIES[((i % SERIES.length) + SERIES.length) % SERIES.length];
+/** The estimate line: a colour no task dot uses. */
+export const EST_COLOR = '#7c5cff';
+
+/** Axis tick text for a time in ms: short, with its unit (12 ms, 850 µs, 1.2 s). */
+export function fmtAxisMs(ms: number): string {
+  if (!Number.isFinite(ms)) return '';
+  if (ms >= 1000) return `${+(ms / 1000).toPrecision(2)} s`;
+  if (ms >= 1) return `${+ms.toPrecision(3)} ms`;
+  if (ms >= 0.001) return `${+(ms * 1000).toPrecision(3)} µs`;
+  return `${+(ms * 1e6).toPrecision(3)} ns`;
+}
+
+/** Log scale when the values span more than this factor: one slow trial must not flatten the rest. */
+export const LOG_RANGE = 10;
+
+export function span(values: Array<number | null | undefined>): { lo: number; hi: number } | null {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    if (v === null || v === undefined || !Number.isFinite(v) || v <= 0) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return lo <= hi ? { lo, hi } : null;
+}
+
+/** 1-2-5 ticks covering [lo, hi] on a log axis, and the padded domain they sit in. */
+export function logTicks(lo: number, hi: number): { ticks: number[]; domain: [number, number] } {
+  const ticks: number[] = [];
+  const start = Math.floor(Math.log10(lo));
+  const end = Math.ceil(Math.log10(hi));
+  for (let e = start; e <= end; e++) for (const m of [1, 2, 5]) ticks.push(+(m * 10 ** e).toPrecision(3));
+  let inside = ticks.filter((t) => t >= lo / 1.0001 && t <= hi * 1.0001);
+  const below = ticks.filter((t) => t < lo).pop() ?? lo;
+  const above = ticks.find((t) => t > hi) ?? hi;
+  // Over a wide range, powers of ten only: 1-2-5 ticks would crowd the axis.
+  if (inside.length > 7) inside = inside.filter((t) => Math.abs(Math.log10(t) - Math.round(Math.log10(t))) < 1e-9);
+  const ends = [below, ...inside.filter((t) => t !== below && t !== above), above];
+  return { ticks: ends, domain: [below, above] };
+}
+
+/** A latency histogram: equal-width bins over [min, p99.5] (the far tail is counted in the last bin and said). */
+export interface Bin {
+  x0: number;
+  x1: number;
+  mid: number;
+  [series: string]: number;
+}
+
+export function histogram(series: number[][], bins = 30): { bins: Bin[]; clipped: number } {
+  const all = series.flat().filter(Number.isFinite).sort((a, b) => a - b);
+  if (!all.length) return { bins: [], clipped: 0 };
+  const lo = all[0];
+  const hi = all[Math.min(all.length - 1, Math.floor(all.length * 0.995))];
+  const width = (hi - lo) / bins || Math.max(lo * 0.01, 1e-6);
+  const out: Bin[] = Array.from({ length: bins }, (_, i) => ({ x0: lo + i * width, x1: lo + (i + 1) * width, mid: lo + (i + 0.5) * width }));
+  let clipped = 0;
+  series.forEach((vals, k) => {
+    out.forEach((b) => (b[`s${k}`] = 0));
+    for (const v of vals) {
+      let i = Math.floor((v - lo) / width);
+      if (i >= bins) {
+        clipped += v > hi ? 1 : 0;
+        i = bins - 1;
+      }
+      out[Math.max(0, i)][`s${k}`] += 1;
+    }
+  });
+  return { bins: out, clipped };
+}
+
+export function LegendItems({ items }: { items: Array<{ label: string; color: string; kind?: 'dot' | 'line' | 'bar'; title?: string }> }) {
+  return (
+    <div className="chart-legend" data-testid="chart-legend">
+      {items.map((it, i) => (
+        <span key={i} className="legend-item" title={it.title ?? it.label}>
+          <span className={`swatch ${it.kind ?? 'dot'}`} style={{ background: it.color }} />
+          {it.label}
+        </span>
+      ))}
+    </div>
+  );
+}
