@@ -40,3 +40,15 @@ def test_cpp_example_builds_and_runs(tmp_path):
     # a wrong shape is reported as an error, not a crash
     proc = subprocess.run([exe, pt, "2x5", "2x3"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1 and "dimension 1 must be 4, got 5" in proc.stderr
+    # a malformed input or flag is a usage error (exit 2) with a sentence, never an abort (exit 134)
+    for args, words in (
+        (["2xabc"], '"abc" is not a size'),
+        (["2x-1"], '"-1" is not a size'),
+        (["2x3:float64"], 'dtype "float64" is not supported'),
+        (["2x4", "2x3", "--runs", "many"], "--runs needs a positive integer"),
+        ([], "no input given"),
+    ):
+        proc = subprocess.run([exe, pt, *args], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
+        assert proc.stderr.startswith("error: ") and words in proc.stderr, proc.stderr
+        assert "terminate called" not in proc.stderr and "frame #" not in proc.stderr
