@@ -107,7 +107,7 @@ export async function readTuningLog(dirIn: string): Promise<TuningLog> {
     let b64 = '';
     try {
       const v = JSON.parse(line) as unknown;
-      if (!Array.isArray(v) || v.length !== 2 || typeof v[1] !== 'string') throw new Error('not [hash, module]');
+      if (!Array.isArray(v) || v.length !== 2 || !['string', 'number'].includes(typeof v[0]) || typeof v[1] !== 'string') throw new Error('not [hash, module]');
       hash = String(v[0]);
       b64 = v[1];
     } catch (e) {
@@ -132,10 +132,14 @@ export async function readTuningLog(dirIn: string): Promise<TuningLog> {
   lines(rPath).forEach((line, i) => {
     try {
       const v = JSON.parse(line) as unknown;
-      if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number' || !Array.isArray(v[1])) throw new Error('not [workload, record]');
+      // The same rule as the engine's repair (torchtvm/tune.py _valid_record), so that `log`, resume
+      // and the app count the same records as usable.
+      if (!Array.isArray(v) || v.length !== 2 || !Number.isInteger(v[0]) || !Array.isArray(v[1])) throw new Error('not [workload, record]');
       const task = tasks[v[0]];
       if (!task) throw new Error(`workload ${v[0]} does not exist`);
+      if (task.hash.startsWith('?')) throw new Error(`its workload (line ${v[0] + 1}) is damaged, so the record cannot be used`);
       const [, runSecs, target] = v[1] as [unknown, unknown, unknown];
+      if (v[1].length < 4 || !(runSecs === null || (Array.isArray(runSecs) && runSecs.every((x) => typeof x === 'number')))) throw new Error('not a MetaSchedule record [trace, run_secs, target, args]');
       const secs = Array.isArray(runSecs) ? runSecs.map(Number) : [];
       if (target !== undefined && target !== null) targets.add(typeof target === 'string' ? target : JSON.stringify(target));
       records += 1;
