@@ -10,7 +10,7 @@ function send(win: BrowserWindow | null, action: MenuAction): void {
 }
 
 export async function chooseModel(win: BrowserWindow | null): Promise<void> {
-  const opts = { title: 'Open a TorchScript model', properties: ['openFile' as const], filters: [{ name: 'TorchScript', extensions: ['pt', 'pth', 'ptl'] }, { name: 'All files', extensions: ['*'] }] };
+  const opts = { title: 'Open a model', properties: ['openFile' as const], filters: [{ name: 'TorchScript or torch.export', extensions: ['pt', 'pth', 'ptl', 'pt2'] }, { name: 'All files', extensions: ['*'] }] };
   const r = win ? await dialog.showOpenDialog(win, opts) : await dialog.showOpenDialog(opts);
   if (!r.canceled && r.filePaths[0]) send(win, { action: 'open', path: r.filePaths[0] });
 }
