@@ -566,7 +566,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None, help="T for every runtime (default os.cpu_count())")
     ap.add_argument("--tune-trials", type=int, default=0, help="also build TVM tuned with this trial budget per model (cached in --work-dir)")
     ap.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True, help="symbolic-batch line for the encoder (default on)")
-    ap.add_argument("--dynamic-model", default="encoder", help="model for the symbolic-batch line (falls back to encoder_sdpa when TVM cannot import it)")
+    ap.add_argument("--dynamic-model", default="encoder", help="model for the symbolic-batch line (encoder_sdpa is tried when its build fails; a partly compiled build is measured and said so)")
     ap.add_argument("--work-dir", default=os.path.join(ROOT, "bench-results", "peers"), help="exports, ONNX files, tuning databases")
     ap.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH", help="write the results as JSON to PATH, or to stdout instead of the table")
     ap.add_argument("--no-install", action="store_true", help="do not pip-install onnxruntime/onnx when missing (its row fails instead)")
@@ -608,7 +608,7 @@ def main() -> int:
         versions["tvm"] = f"unavailable ({short(e, 60)})"
     versions["onnxruntime"] = ort.__version__ if ort else "unavailable"
     versions["onnx"] = onnx_ver or "unavailable"
-    env = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "TVM_NUM_THREADS", "TVM_BIND_THREADS", "TVM_THREAD_POOL_SPIN_COUNT") if k in os.environ)
+    env = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "TVM_NUM_THREADS", "TVM_BIND_THREADS", "TVM_THREAD_POOL_SPIN_COUNT", "TORCHTVM_THREAD_POOL") if k in os.environ)
 
     results = {}
     for name in names:
