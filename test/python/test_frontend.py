@@ -173,6 +173,7 @@ def test_tuning_with_a_symbolic_dim(tmp_path):
               "out_dir": str(tmp_path / "build"), "tune_sizes": {"batch": 4}}
     r = tune_model(params, JobContext("t"))
     assert r["tuning"]["tuned_at"] == {"batch": 4} and r["tuning"]["trials"] >= 1
+    assert "do not follow a symbol" in r["tuning"]["tuned_at_note"]
     shapes = [c["input_shapes"][0][0] for c in r["verification"]["checks"]]
     assert 1 in shapes and 8 in shapes and r["verification"]["ok"]
     with pytest.raises(EngineError) as e:

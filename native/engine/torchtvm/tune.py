@@ -677,6 +677,10 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         "wall_s": round(time.perf_counter() - t_start, 3),
         "curve": state.curve,
         "tuned_at": tuned_at or None,
+        # MetaSchedule records are per static shape: in a module with symbolic dims they apply to the
+        # kernels whose shapes do not follow a symbol; the others keep the default schedule.
+        "tuned_at_note": ("Tuned at " + ", ".join(f"{k}={v}" for k, v in tuned_at.items()) + ": the records apply to kernels whose shapes do not follow a symbol; "
+                          "kernels that do keep the default schedule over the whole range.") if tuned_at else None,
     }
     return result
 
