@@ -404,3 +404,14 @@ def test_size_one_dims_with_odd_strides_run_like_contiguous_inputs(tmp_path):
     runtime.load_library()
     torch.testing.assert_close(torch.jit.load(out)([x])[0], module(x))
     torch.testing.assert_close(TvmRunner(r["_executable"]).run([x])[0], module(x))
+
+
+def test_partly_compiled_models_get_the_edge_value_pass_and_serialise(tmp_path):
+    from _zoo_models import Unsupported
+
+    torch.manual_seed(0)
+    r = _compile(str(tmp_path), Unsupported(), (torch.randn(2, 16),), [{"name": "x", "dims": [2, 16]}], fallback=True)
+    assert "fallback" in r and r["verification"]["ok"]
+    ev = r["verification"]["edge_values"]
+    assert [c["case"] for c in ev["cases"]] == ["nan", "inf", "negative_zero", "zeros", "huge", "tiny"]
+    json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, allow_nan=False, default=str)

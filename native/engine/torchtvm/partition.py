@@ -352,6 +352,18 @@ def _median_ms(fn, repeat: int) -> float:
     return statistics.median(samples)
 
 
+class _ScriptedRunner:
+    """The runner interface (run(inputs) -> outputs) over the partly compiled TorchScript module."""
+
+    def __init__(self, module, specs):
+        self.module, self.specs = module, specs
+
+    def run(self, inputs):
+        from .importer import run_reference
+
+        return run_reference(self.module, inputs, self.specs)
+
+
 def _first_sentence(e: Exception) -> str:
     if isinstance(e, EngineError):
         return e.message
@@ -543,7 +555,17 @@ def compile_fallback(params: dict, ctx, module, specs: list[InputSpec], import_e
         part.coverage["level"] = "module"
     build_s = t.seconds
 
-    ctx.progress("verify", "comparing the partly compiled model with PyTorch on random inputs")
+    from .cpu_features import why_not_runnable
+    from .pipeline import verify_edge_values
+    from .verify import json_safe
+
+    # The compiled parts must never run on a CPU that lacks their features (SIGILL).
+    not_runnable = why_not_runnable(info.target, info.features) if info.kind == "llvm" else None
+    if not_runnable:
+        ctx.log(not_runnable + " Verify it on a machine with that CPU.", "warn")
+        sets = []
+    else:
+        ctx.progress("verify", "comparing the partly compiled model with PyTorch on random inputs")
     checks = []
     for i, shp in enumerate(sets):
         inputs = random_inputs(specs, shp, seed=100 + i)
@@ -555,8 +577,16 @@ def compile_fallback(params: dict, ctx, module, specs: list[InputSpec], import_e
         res = compare(got, ref)
         res["input_shapes"] = [list(x.shape) for x in inputs]
         checks.append(res)
-    verification = checks[0] if len(checks) == 1 else {"ok": all(c["ok"] for c in checks), "outputs": checks[0]["outputs"], "checks": checks}
-    num_outputs = len(checks[0]["outputs"])
+    if not_runnable:
+        verification = {"ok": False, "skipped": True, "outputs": [], "reason": not_runnable + " Verify it on a machine with that CPU."}
+        num_outputs = len(run_reference(module, random_inputs(specs), specs))
+    else:
+        verification = checks[0] if len(checks) == 1 else {"ok": all(c["ok"] for c in checks), "outputs": next((c for c in checks if not c["ok"]), checks[0])["outputs"], "checks": checks}
+        num_outputs = len(checks[0]["outputs"])
+        if params.get("edge_values", True):
+            ctx.progress("verify", "comparing the partly compiled model with PyTorch on edge values (NaN, inf, -0.0, huge, tiny, zeros)")
+            verification["edge_values"] = verify_edge_values(module, _ScriptedRunner(part.module, specs), specs)
+    verification = json_safe(verification)
 
     out_dir = params.get("out_dir") or os.path.join(os.path.dirname(os.path.abspath(path or ".")), "torchtvm-build")
     os.makedirs(out_dir, exist_ok=True)
@@ -573,17 +603,18 @@ def compile_fallback(params: dict, ctx, module, specs: list[InputSpec], import_e
         "fallback": {"reason": import_error.message, "code": import_error.code},
         "coverage": part.coverage,
     }
-    if params.get("measure", True):
+    if params.get("measure", True) and not not_runnable:
         ctx.progress("measure", "measuring latency (PyTorch)", 0.0)
         sample = random_inputs(specs, sets[0])
         torch_lat = latency.time_torch(module, sample)
         ctx.progress("measure", "measuring latency (partly compiled)", 0.5)
         tvm_lat = latency.time_torch(part.module, sample)
-        result["latency_ms"] = {"torch": torch_lat, "tvm": tvm_lat, "ratio": tvm_lat["p50"] / torch_lat["p50"]}
+        result["latency_ms"] = json_safe({"torch": torch_lat, "tvm": tvm_lat, "ratio": tvm_lat["p50"] / torch_lat["p50"] if torch_lat["p50"] > 0 else None})
     export_path = params.get("export_path")
     if export_path:
         if not verification.get("ok", True) and not params.get("export_unverified"):
-            result["export_skipped"] = "Not exported: the partly compiled model's outputs differ from PyTorch's beyond tolerance (pass export_unverified to export anyway)."
+            why = verification["reason"] if verification.get("skipped") else "the partly compiled model's outputs differ from PyTorch's beyond tolerance"
+            result["export_skipped"] = f"Not exported: {why} (pass export_unverified to export anyway)."
             ctx.log(result["export_skipped"], "warning")
         else:
             ctx.progress("export", f"writing the partly compiled model to {export_path}")

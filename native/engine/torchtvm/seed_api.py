@@ -82,7 +82,9 @@ def compile(jit_module, option: dict):  # noqa: A001 - the seed's name
         os.unlink(model_path)
 
     ver = result.get("verification") or {}
-    if ver and not ver.get("ok", True):
+    if ver.get("skipped"):
+        warnings.warn(ver.get("reason") or "The compiled model was not verified.", stacklevel=2)
+    elif ver and not ver.get("ok", True):
         warnings.warn("TVM's outputs differ from PyTorch's beyond the dtype's tolerance on random inputs; check the model before deploying it.", stacklevel=2)
     num_outputs = int(result.get("num_outputs") or option.get("num_outputs") or 1)
     if option.get("num_outputs") and int(option["num_outputs"]) != num_outputs:
