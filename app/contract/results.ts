@@ -46,6 +46,8 @@ export interface GraphNode {
   id: string;
   /** The op, e.g. 'aten::conv2d'; 'input' and 'output' for the graph's ends. */
   op: string;
+  /** Inputs only: the argument's name in the TorchScript graph. */
+  name?: string;
   /** Ids of the nodes whose outputs this node reads. */
   inputs: string[];
   /** Per output, when the TorchScript graph records it. */

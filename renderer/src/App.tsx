@@ -4,12 +4,13 @@ import { set, useStore, VIEWS, type Theme, type View } from './store.js';
 import { BenchView } from './views/BenchView.js';
 import { CompileView } from './views/CompileView.js';
 import { ExportView } from './views/ExportView.js';
+import { GraphView } from './views/GraphView.js';
 import { InputsView } from './views/InputsView.js';
 import { LogsView } from './views/LogsView.js';
 import { ModelView } from './views/ModelView.js';
 import { TuneView } from './views/TuneView.js';
 
-const PAGES: Record<View, () => React.JSX.Element> = { model: ModelView, inputs: InputsView, compile: CompileView, tune: TuneView, logs: LogsView, bench: BenchView, export: ExportView };
+const PAGES: Record<View, () => React.JSX.Element> = { model: ModelView, graph: GraphView, inputs: InputsView, compile: CompileView, tune: TuneView, logs: LogsView, bench: BenchView, export: ExportView };
 const NEXT_THEME: Record<Theme, Theme> = { system: 'light', light: 'dark', dark: 'system' };
 
 function useShortcuts() {

@@ -7,9 +7,10 @@ import type { CompileResult, InspectResult } from '../../app/contract/results.js
 import type { ModelRuns } from '../../app/contract/runs.js';
 import type { ConnectionStatus } from './transport/index.js';
 
-export type View = 'model' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export';
+export type View = 'model' | 'graph' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export';
 export const VIEWS: Array<{ id: View; label: string; key: string }> = [
   { id: 'model', label: 'Model', key: '1' },
+  { id: 'graph', label: 'Graph', key: '8' },
   { id: 'inputs', label: 'Inputs', key: '2' },
   { id: 'compile', label: 'Compile & verify', key: '3' },
   { id: 'tune', label: 'Tune', key: '4' },

@@ -1,0 +1,228 @@
+// The model's graph, laid out by dagre (as Netron lays out its graphs), drawn as SVG with zoom,
+// pan and search. After a compile, each op is coloured by where it runs (library kernel, TVM
+// kernel, or TorchScript fallback), and heavy ops carry a bar for their share of the time.
+import dagre from '@dagrejs/dagre';
+import { useEffect, useMemo, useRef, useState, type PointerEvent as RPointerEvent, type WheelEvent as RWheelEvent } from 'react';
+import type { CompileResult, GraphNode, ModelGraph, PlacedOp } from '../../../app/contract/results.js';
+import { Empty, NeedsModel, fmtMs } from '../components.js';
+import { useStore } from '../store.js';
+
+export type Where = 'library' | 'tvm' | 'torchscript';
+/** Fixed in both themes, distinct for colour-blind readers too (blue / green / vermilion). */
+export const WHERE_COLOR: Record<Where, string> = { library: '#3b76c4', tvm: '#2e9d5b', torchscript: '#d8572a' };
+export const WHERE_LABEL: Record<Where, string> = { library: 'library kernel (oneDNN/MKL)', tvm: 'TVM kernel', torchscript: 'TorchScript fallback' };
+
+/** Which TorchScript ops a placement kind can be (placement lists ops in graph order, by kind). */
+const FAMILY: Record<string, string[]> = {
+  conv2d: ['aten::_convolution', 'aten::conv2d', 'aten::convolution'],
+  depthwise_conv2d: ['aten::_convolution', 'aten::conv2d', 'aten::convolution'],
+  grouped_conv2d: ['aten::_convolution', 'aten::conv2d', 'aten::convolution'],
+  linear: ['aten::linear', 'aten::addmm'],
+  matmul: ['aten::matmul', 'aten::bmm', 'aten::mm'],
+};
+const familyOf = (kind: string) => (FAMILY[kind] ? (kind.includes('conv') ? 'conv' : kind) : null);
+const familyOfOp = (op: string) => (FAMILY.conv2d.includes(op) ? 'conv' : FAMILY.linear.includes(op) ? 'linear' : FAMILY.matmul.includes(op) ? 'matmul' : null);
+
+export interface NodePlacement {
+  where: Where;
+  op?: PlacedOp;
+}
+
+/**
+ * Matches a compile result to graph nodes. Heavy ops: the i-th placement op of a family (conv,
+ * linear, matmul) is the i-th graph node of that family. Other ops run in TVM when the model
+ * compiled, except those in submodules or segments the coverage reports as left in TorchScript.
+ */
+export function placeNodes(graph: ModelGraph, r: CompileResult | null): Map<string, NodePlacement> {
+  const out = new Map<string, NodePlacement>();
+  if (!r) return out;
+  const queues = new Map<string, PlacedOp[]>();
+  for (const op of r.placement?.ops ?? []) {
+    const f = familyOf(op.kind);
+    if (f) (queues.get(f) ?? queues.set(f, []).get(f)!).push(op);
+  }
+  const leftModules = (r.coverage?.modules ?? []).filter((m) => !m.compiled).map((m) => m.name);
+  const inFallback = (n: GraphNode) => !!n.scope && leftModules.some((m) => n.scope === m || n.scope!.startsWith(`${m}.`));
+  for (const n of graph.nodes) {
+    if (n.op === 'input' || n.op === 'output') continue;
+    const f = familyOfOp(n.op);
+    const placed = f ? queues.get(f)?.shift() : undefined;
+    if (placed) out.set(n.id, { where: placed.where, op: placed });
+    else out.set(n.id, { where: inFallback(n) ? 'torchscript' : 'tvm' });
+  }
+  return out;
+}
+
+const short = (op: string) => op.replace(/^aten::/, '').replace(/^prim::/, '');
+const shapeText = (o?: { shape?: Array<number | null>; dtype?: string }) => (o?.shape ? `[${o.shape.map((d) => d ?? '?').join('×')}]${o.dtype ? ` ${o.dtype}` : ''}` : o?.dtype ?? '');
+
+interface Laid {
+  id: string;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  node: GraphNode;
+  label: string;
+  sub: string;
+}
+
+const NODE_H = 38;
+
+export function layoutGraph(graph: ModelGraph, inputShapes: Record<string, string>): { nodes: Laid[]; edges: Array<{ from: string; to: string; points: Array<{ x: number; y: number }> }>; width: number; height: number } {
+  const g = new dagre.graphlib.Graph();
+  g.setGraph({ rankdir: 'TB', nodesep: 18, ranksep: 26, marginx: 20, marginy: 20 });
+  g.setDefaultEdgeLabel(() => ({}));
+  const labels = new Map<string, { label: string; sub: string }>();
+  graph.nodes.forEach((n, i) => {
+    const label = n.op === 'input' ? `input ${n.name ?? i}` : n.op === 'output' ? 'output' : short(n.op);
+    const sub = n.op === 'input' ? inputShapes[n.id] ?? shapeText(n.outputs?.[0]) : shapeText(n.outputs?.[0]) || (n.scope ?? '');
+    labels.set(n.id, { label, sub });
+    const w = Math.max(90, Math.min(260, 7.2 * Math.max(label.length, sub.length) + 22));
+    g.setNode(n.id, { width: w, height: NODE_H });
+  });
+  for (const n of graph.nodes) for (const src of n.inputs) if (g.hasNode(src)) g.setEdge(src, n.id);
+  dagre.layout(g);
+  const nodes: Laid[] = graph.nodes.map((n) => {
+    const p = g.node(n.id) as { x: number; y: number; width: number; height: number };
+    return { id: n.id, x: p.x, y: p.y, w: p.width, h: p.height, node: n, ...labels.get(n.id)! };
+  });
+  const edges = g.edges().map((e) => ({ from: e.v, to: e.w, points: (g.edge(e) as { points: Array<{ x: number; y: number }> }).points }));
+  const gg = g.graph() as { width?: number; height?: number };
+  return { nodes, edges, width: gg.width ?? 100, height: gg.height ?? 100 };
+}
+
+export function GraphView() {
+  const { inspect, compile, tuneResult, exported, inputs } = useStore();
+  // The most recent build of this model: export, tuned, or plain compile.
+  const result = exported ?? tuneResult ?? compile;
+  const graph = inspect?.graph;
+  // Input nodes show the shapes the user gave (TorchScript does not keep them).
+  const inputShapes = useMemo(() => {
+    const m: Record<string, string> = {};
+    graph?.nodes.filter((n) => n.op === 'input').forEach((n, i) => {
+      const r = inputs[i];
+      if (r?.dims) m[n.id] = `[${r.dims.replace(/,/g, '×')}] ${r.dtype}`;
+    });
+    return m;
+  }, [graph, inputs]);
+  const laid = useMemo(() => (graph ? layoutGraph(graph, inputShapes) : null), [graph, inputShapes]);
+  const placement = useMemo(() => (graph ? placeNodes(graph, result) : new Map<string, NodePlacement>()), [graph, result]);
+  const [query, setQuery] = useState('');
+  const [view, setView] = useState({ x: 0, y: 0, k: 1 });
+  const [selected, setSelected] = useState<string | null>(null);
+  const box = useRef<HTMLDivElement>(null);
+  const drag = useRef<{ x: number; y: number; vx: number; vy: number } | null>(null);
+  const matches = useMemo(() => {
+    const q = query.trim().toLowerCase();
+    if (!q || !laid) return new Set<string>();
+    return new Set(laid.nodes.filter((n) => n.label.toLowerCase().includes(q) || n.node.op.toLowerCase().includes(q) || (n.node.scope ?? '').toLowerCase().includes(q)).map((n) => n.id));
+  }, [query, laid]);
+
+  // Fit the width on first show: wide graphs would otherwise start half off screen.
+  useEffect(() => {
+    if (!laid || !box.current) return;
+    const k = Math.min(1, (box.current.clientWidth - 20) / laid.width);
+    setView({ x: (box.current.clientWidth - laid.width * k) / 2, y: 10, k });
+  }, [laid]);
+
+  const focus = (id: string) => {
+    const n = laid?.nodes.find((x) => x.id === id);
+    if (!n || !box.current) return;
+    const k = Math.max(view.k, 0.8);
+    setView({ k, x: box.current.clientWidth / 2 - n.x * k, y: box.current.clientHeight / 2 - n.y * k });
+    setSelected(id);
+  };
+  const onWheel = (e: RWheelEvent) => {
+    const rect = box.current!.getBoundingClientRect();
+    const px = e.clientX - rect.left;
+    const py = e.clientY - rect.top;
+    const k = Math.min(4, Math.max(0.05, view.k * Math.exp(-e.deltaY * 0.0015)));
+    setView({ k, x: px - ((px - view.x) * k) / view.k, y: py - ((py - view.y) * k) / view.k });
+  };
+  const onDown = (e: RPointerEvent) => {
+    drag.current = { x: e.clientX, y: e.clientY, vx: view.x, vy: view.y };
+    (e.target as Element).setPointerCapture?.(e.pointerId);
+  };
+  const onMove = (e: RPointerEvent) => {
+    const d = drag.current;
+    if (d) setView((v) => ({ ...v, x: d.vx + e.clientX - d.x, y: d.vy + e.clientY - d.y }));
+  };
+  const sel = selected ? laid?.nodes.find((n) => n.id === selected) : undefined;
+  const selPlace = selected ? placement.get(selected) : undefined;
+  const counts = { library: 0, tvm: 0, torchscript: 0 } as Record<Where, number>;
+  placement.forEach((p) => (counts[p.where] += 1));
+
+  return (
+    <section>
+      <h2>Graph</h2>
+      <NeedsModel>
+        {!graph || !laid ? (
+          <Empty title="No graph for this model">
+            <p>The engine did not return a graph for this file (older engine, or a format it cannot read as a graph).</p>
+          </Empty>
+        ) : (
+          <>
+            <div className="row">
+              <input className="grow" value={query} onChange={(e) => setQuery(e.target.value)} onKeyDown={(e) => e.key === 'Enter' && matches.size && focus([...matches][0])} placeholder="Search ops or submodules, e.g. conv, layer2.1, linear (Enter jumps to the first)" aria-label="Search the graph" />
+              <span className="hint" data-testid="graph-matches">{query.trim() ? `${matches.size} match${matches.size === 1 ? '' : 'es'}` : `${laid.nodes.length - 2} ops`}</span>
+              <button onClick={() => setView((v) => ({ ...v, k: Math.min(4, v.k * 1.25) }))} aria-label="Zoom in">+</button>
+              <button onClick={() => setView((v) => ({ ...v, k: Math.max(0.05, v.k / 1.25) }))} aria-label="Zoom out">−</button>
+              <button onClick={() => box.current && setView({ x: (box.current.clientWidth - laid.width * Math.min(1, (box.current.clientWidth - 20) / laid.width)) / 2, y: 10, k: Math.min(1, (box.current.clientWidth - 20) / laid.width) })}>Fit width</button>
+            </div>
+            <div className="graph-legend" data-testid="graph-legend">
+              {result ? (
+                (Object.keys(WHERE_COLOR) as Where[]).map((w) => (
+                  <span key={w} className="legend-item"><span className="swatch bar" style={{ background: WHERE_COLOR[w] }} />{WHERE_LABEL[w]} ({counts[w]})</span>
+                ))
+              ) : (
+                <span className="hint">Compile the model to colour each op by where it runs (library kernel, TVM kernel, or TorchScript fallback).</span>
+              )}
+              {result?.placement && <span className="hint">Bar under an op: its share of the model's time.</span>}
+              {graph.truncated && <span className="warn">The graph is large: only its first ops are drawn.</span>}
+            </div>
+            <div className="graph-box" ref={box} onWheel={onWheel} onPointerDown={onDown} onPointerMove={onMove} onPointerUp={() => (drag.current = null)} data-testid="graph-view" data-placed={placement.size}>
+              <svg width="100%" height="100%" role="img" aria-label="Model graph">
+                <defs>
+                  <marker id="arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                    <path d="M0,0 L8,4 L0,8 z" fill="var(--muted)" />
+                  </marker>
+                </defs>
+                <g transform={`translate(${view.x},${view.y}) scale(${view.k})`}>
+                  {laid.edges.map((e, i) => (
+                    <polyline key={i} className="graph-edge" points={e.points.map((p) => `${p.x},${p.y}`).join(' ')} markerEnd="url(#arrow)" />
+                  ))}
+                  {laid.nodes.map((n) => {
+                    const p = placement.get(n.id);
+                    const hit = matches.has(n.id);
+                    const fill = p ? WHERE_COLOR[p.where] : undefined;
+                    return (
+                      <g key={n.id} className={`graph-node${hit ? ' match' : ''}${selected === n.id ? ' selected' : ''}${p ? ' placed' : ''}`} transform={`translate(${n.x - n.w / 2},${n.y - n.h / 2})`} data-op={n.node.op} data-where={p?.where} onClick={() => setSelected(n.id)}>
+                        <title>{`${n.node.op}${n.node.scope ? ` (${n.node.scope})` : ''}${n.sub ? `\n${n.sub}` : ''}${p ? `\nruns on: ${WHERE_LABEL[p.where]}${p.op?.ms != null ? `, ${fmtMs(p.op.ms)}` : ''}${p.op?.share != null ? `, ${(p.op.share * 100).toFixed(1)}% of the time` : ''}` : ''}`}</title>
+                        <rect width={n.w} height={n.h} rx={n.node.op === 'input' || n.node.op === 'output' ? 18 : 5} style={fill ? { fill, stroke: fill } : undefined} />
+                        <text x={n.w / 2} y={15} textAnchor="middle" className="graph-label">{n.label}</text>
+                        {n.sub && <text x={n.w / 2} y={29} textAnchor="middle" className="graph-sub">{n.sub.length > 36 ? `${n.sub.slice(0, 35)}…` : n.sub}</text>}
+                        {p?.op?.share != null && <rect className="share-bar" x={3} y={n.h - 4} width={Math.max(2, (n.w - 6) * Math.min(1, p.op.share))} height={3} />}
+                      </g>
+                    );
+                  })}
+                </g>
+              </svg>
+            </div>
+            {sel && (
+              <div className="card" data-testid="graph-selected">
+                <h3>{sel.node.op}</h3>
+                <p>
+                  {sel.node.scope && <>submodule <code>{sel.node.scope}</code> · </>}
+                  {sel.sub && <>output {sel.sub} · </>}
+                  {selPlace ? <>runs on <b style={{ color: WHERE_COLOR[selPlace.where] }}>{WHERE_LABEL[selPlace.where]}</b>{selPlace.op?.ms != null ? `, ${fmtMs(selPlace.op.ms)}` : ''}{selPlace.op?.share != null ? ` (${(selPlace.op.share * 100).toFixed(1)}% of the model's time)` : ''}{selPlace.op?.epilogue?.length ? `, fused: ${selPlace.op.epilogue.join(', ')}` : ''}</> : 'not compiled yet'}
+                </p>
+              </div>
+            )}
+            <p className="hint">Scroll to zoom, drag to pan, click an op for its details. Laid out with dagre.</p>
+          </>
+        )}
+      </NeedsModel>
+    </section>
+  );
+}
