@@ -63,9 +63,18 @@ export const CHANNELS = { invoke: 'workbench:invoke', event: 'workbench:event' }
 
 /** Checks a call against the allow-list (own keys of API_ARGS only) and its schema; throws a `bad_request` WorkbenchError. */
 export function validateCall(method: unknown, args: unknown): { method: ApiMethod; args: unknown[] } {
-  if (typeof method !== 'string' || !Object.hasOwn(API_ARGS, method)) throw new WorkbenchError('bad_request', `Unknown method ${String(method)}.`);
+  if (typeof method !== 'string' || !Object.hasOwn(API_ARGS, method)) {
+    // Never String(method): an object without a prototype (or a hostile toString) would throw here.
+    const named = typeof method === 'string' ? `"${method.slice(0, 64)}${method.length > 64 ? '…' : ''}"` : `of type ${method === null ? 'null' : typeof method}`;
+    throw new WorkbenchError('bad_request', `Unknown method ${named}; the workbench offers ${API_METHODS.join(', ')}.`);
+  }
   const parsed = API_ARGS[method as ApiMethod].safeParse(args);
-  if (!parsed.success) throw new WorkbenchError('bad_request', `Invalid arguments for ${method}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) {
+    const issues = parsed.error.issues;
+    const listed = issues.slice(0, 5).map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
+    if (issues.length > 5) listed.push(`and ${issues.length - 5} more`);
+    throw new WorkbenchError('bad_request', `Invalid arguments for ${method}: ${listed.join('; ')}.`);
+  }
   return { method: method as ApiMethod, args: parsed.data as unknown[] };
 }
 

@@ -31,7 +31,8 @@ export function formatDim(d: Dim): string {
 }
 
 export function formatSpec(s: InputSpec): string {
-  const base = `${s.name}:${s.dims.map(formatDim).join(',')}:${s.dtype}`;
+  // A scalar (no dims) is written [] so that the text parses back (an empty DIMS field is refused).
+  const base = `${s.name}:${s.dims.length ? s.dims.map(formatDim).join(',') : '[]'}:${s.dtype}`;
   return s.range ? `${base}:${s.range[0]}..${s.range[1]}` : base;
 }
 
@@ -87,6 +88,7 @@ export function parseDims(text: string): Dim[] {
       if (m[2] !== undefined) d.min = Number(m[2]);
       if (m[3] !== undefined) d.max = Number(m[3]);
       if (d.min === 0) throw new SpecError('dims', `symbol ${d.name} must start at 1 or more, not 0.`);
+      for (const b of [d.min, d.max]) if (b !== undefined && !Number.isSafeInteger(b)) throw new SpecError('dims', `symbol ${d.name}'s bound ${b} is too large.`);
       if (d.min !== undefined && d.max !== undefined && d.min > d.max) throw new SpecError('dims', `symbol ${d.name} has an empty range ${d.min}..${d.max}.`);
       return d;
     }
@@ -114,6 +116,7 @@ export function parseRange(text: string): [number, number] | undefined {
   if (!t) return undefined;
   const m = /^(-?\d+(?:\.\d+)?)\s*\.\.\s*(-?\d+(?:\.\d+)?)$/.exec(t);
   if (!m) throw new SpecError('range', `"${t}" is not a value range; write LO..HI, e.g. -1..1 or 0..1000.`);
+  if (!Number.isFinite(Number(m[1])) || !Number.isFinite(Number(m[2]))) throw new SpecError('range', `the value range ${t.length > 60 ? `${t.slice(0, 60)}…` : t} has a bound too large for a number; use bounds below 1e308.`);
   if (Number(m[1]) >= Number(m[2])) throw new SpecError('range', `the value range ${t} is empty; LO must be below HI.`);
   return [Number(m[1]), Number(m[2])];
 }

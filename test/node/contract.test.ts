@@ -29,7 +29,7 @@ describe('validateCall', () => {
     ['empty job id', 'waitJob', [{ job: '' }]],
     ['unknown job kind', 'startJob', [{ kind: 'shell', command: 'rm -rf /' }]],
     ['bad dtype', 'startJob', [{ kind: 'compile', model: 'm.pt', inputs: [{ name: 'x', dims: [1], dtype: 'float128' }] }]],
-    ['no inputs', 'startJob', [{ kind: 'compile', model: 'm.pt', inputs: [] }]],
+    ['zero-sized dim', 'startJob', [{ kind: 'compile', model: 'm.pt', inputs: [{ name: 'x', dims: [0], dtype: 'float32' }] }]],
     ['negative trials', 'startJob', [{ kind: 'tune', model: 'm.pt', inputs: [{ name: 'x', dims: [1], dtype: 'float32' }], trials: -1 }]],
     ['huge path', 'readTuningLog', [{ dir: 'x'.repeat(5000) }]],
     ['null payload', 'readTuningLog', [null]],

@@ -151,7 +151,7 @@ describe('browser-mode server', () => {
     const { ws, closed } = await openWs(`ws://127.0.0.1:${srv.port}/api`, {}, ['torchtvm', `torchtvm.token.${srv.token}`]);
     expect(await call(ws, { type: 'call', id: 1, method: 'info', args: [] })).toMatchObject({ id: 1, ok: true, result: { host: 'browser' } });
     expect(await call(ws, { type: 'call', id: 2, method: 'constructor', args: [] })).toMatchObject({ id: 2, ok: false, error: { code: 'bad_request' } });
-    expect(await call(ws, { type: 'call', id: 3, method: 'startJob', args: [{ kind: 'compile', model: 'm.pt', inputs: [] }] })).toMatchObject({ id: 3, ok: false, error: { code: 'bad_request' } });
+    expect(await call(ws, { type: 'call', id: 3, method: 'startJob', args: [{ kind: 'compile', model: 'm.pt', inputs: [{ name: 'x', dims: [0], dtype: 'float32' }] }] })).toMatchObject({ id: 3, ok: false, error: { code: 'bad_request' } });
     expect(calls.filter((c) => c === 'info')).toEqual(['info']);
     expect(calls.filter((c) => c === 'startJob')).toHaveLength(1); // only the allowed one from the test above
     ws.send(JSON.stringify({ type: 'subscribe' }));

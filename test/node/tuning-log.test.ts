@@ -88,6 +88,14 @@ describe('readTuningLog', () => {
     expect(log.tasks.every((t) => typeof t.name === 'string')).toBe(true);
   });
 
+  it('counts impossible run times (negative, overflowing) as failures, never as a best of -Infinity (found by fuzzing)', async () => {
+    const log = await readTuningLog(makeDir({ records: [rec(0, [-0.5]), rec(0, [-1e308, -1e308]), rec(0, [1e308, 1e308]), rec(1, [0.002])] }));
+    const [a, b] = log.tasks;
+    expect(a).toMatchObject({ records: 3, failures: 3, best_ms: null });
+    expect(b.best_ms).toBeCloseTo(2);
+    expect(log.estimated_ms).toBeNull();
+  });
+
   it('compares two runs task by task', async () => {
     const a = await readTuningLog(makeDir());
     const b = await readTuningLog(makeDir({ records: [rec(0, [0.001]), rec(1, [0.004])], workloads: [JSON.stringify(['111', 'e30=']), JSON.stringify(['333', 'e30='])] }));

@@ -144,13 +144,14 @@ export async function readTuningLog(dirIn: string): Promise<TuningLog> {
       if (target !== undefined && target !== null) targets.add(typeof target === 'string' ? target : JSON.stringify(target));
       records += 1;
       task.records += 1;
-      const failed = !secs.length || secs.some((s) => !Number.isFinite(s) || s >= FAILED_SECS * 0.99);
+      // A run that failed (1e10), or times no real run gives (negative, not finite), count as a failure.
+      const mean = secs.length ? (secs.reduce((a, b) => a + b, 0) / secs.length) * 1e3 : NaN;
+      const failed = !secs.length || secs.some((s) => !Number.isFinite(s) || s < 0 || s >= FAILED_SECS * 0.99) || !Number.isFinite(mean);
       if (failed) {
         failures += 1;
         task.failures += 1;
       } else {
-        const ms = (secs.reduce((a, b) => a + b, 0) / secs.length) * 1e3;
-        if (task.best_ms === null || ms < task.best_ms) task.best_ms = ms;
+        if (task.best_ms === null || mean < task.best_ms) task.best_ms = mean;
       }
       task.curve.push(task.best_ms);
     } catch (e) {
@@ -160,7 +161,8 @@ export async function readTuningLog(dirIn: string): Promise<TuningLog> {
   });
 
   const weighted = tasks.filter((t) => t.weight !== null);
-  const estimated = weighted.length && weighted.every((t) => t.best_ms !== null) ? weighted.reduce((s, t) => s + t.weight! * t.best_ms!, 0) : null;
+  const sum = weighted.length && weighted.every((t) => t.best_ms !== null) ? weighted.reduce((s, t) => s + t.weight! * t.best_ms!, 0) : null;
+  const estimated = sum !== null && Number.isFinite(sum) ? sum : null; // absurd weights give no estimate, not Infinity
   return { dir, tasks, records, failures, estimated_ms: estimated, skipped: { workload_lines: badW, record_lines: badR, reasons }, targets: [...targets], model: side.model, named_by: namedBy };
 }
 
