@@ -17,16 +17,24 @@ export interface OutputCheck {
   shape: number[];
   dtype: string;
   ok: boolean;
-  max_abs: number | null;
-  max_rel: number | null;
+  /** A non-finite metric arrives as the string "inf", "-inf" or "nan" (JSON has no such numbers). */
+  max_abs: number | string | null;
+  max_rel: number | string | null;
   atol?: number;
   rtol?: number;
+  /** Why the output failed: dtype, shape, NaN/inf positions or the error against tolerance. */
+  reason?: string;
 }
 
 export interface Verification {
   ok: boolean;
   outputs: OutputCheck[];
   checks?: Array<{ ok: boolean; outputs: OutputCheck[]; input_shapes: number[][] }>;
+  /** Not run: the code needs CPU features this machine lacks (reason says which). */
+  skipped?: boolean;
+  reason?: string;
+  /** The same comparison on NaN, ±inf, -0.0, huge, tiny and all-zero inputs, reported apart. */
+  edge_values?: { ok: boolean; failed: string[]; cases: Array<{ case: string; ok: boolean; outputs?: OutputCheck[]; reason?: string; skipped?: string }> };
 }
 
 export interface InspectResult {

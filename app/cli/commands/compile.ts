@@ -47,8 +47,15 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
     ['build', `${r.timings_s.build.toFixed(1)} s`],
   ], ['stage', 'time']));
   if (r.fallback && r.coverage) printCoverage(r, out);
-  out.line(`\nVerification against PyTorch: ${r.verification.ok ? 'OK' : 'MISMATCH'}`);
-  out.line(table(r.verification.outputs.map((o) => [`#${o.index}`, `[${o.shape.join(', ')}]`, o.dtype, o.max_abs?.toExponential(2) ?? '-', o.max_rel?.toExponential(2) ?? '-', o.atol !== undefined ? `${o.atol}/${o.rtol}` : 'exact', o.ok ? 'ok' : 'FAIL']), ['output', 'shape', 'dtype', 'max abs', 'max rel', 'atol/rtol', '']));
+  const num = (v: number | string | null | undefined) => (typeof v === 'number' ? v.toExponential(2) : v ?? '-');
+  const v = r.verification;
+  out.line(`\nVerification against PyTorch: ${v.skipped ? `NOT RUN: ${v.reason}` : v.ok ? 'OK' : 'MISMATCH'}`);
+  if (v.outputs.length) out.line(table(v.outputs.map((o) => [`#${o.index}`, `[${o.shape.join(', ')}]`, o.dtype, num(o.max_abs), num(o.max_rel), o.atol !== undefined ? `${o.atol}/${o.rtol}` : 'exact', o.ok ? 'ok' : `FAIL${o.reason ? `: ${o.reason}` : ''}`]), ['output', 'shape', 'dtype', 'max abs', 'max rel', 'atol/rtol', '']));
+  if (v.edge_values) {
+    const ev = v.edge_values;
+    out.line(`Edge values (NaN, ±inf, -0.0, huge, tiny, zeros): ${ev.ok ? 'same as PyTorch' : `differ from PyTorch for ${ev.failed.join(', ')}`}`);
+    for (const c of ev.cases.filter((c) => !c.ok)) out.line(`  ${c.case}: ${c.reason ?? (c.outputs ?? []).filter((o) => !o.ok).map((o) => `output #${o.index}: ${o.reason ?? 'differs'}`).join('; ')}`);
+  }
   if (r.latency_ms) {
     const { torch, tvm, ratio } = r.latency_ms;
     out.line('\nLatency (same process, same threads):');
@@ -183,6 +190,10 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   out.result(r);
   printCompileResult(r, out);
   if (r.tuning) printTuning(r.tuning, out);
+  if (r.verification.skipped) {
+    out.line('\nThe build was not verified on this machine: verify it on the CPU it was compiled for before deploying it.');
+    return EXIT.failed;
+  }
   if (!r.verification.ok) {
     out.line('\nTVM does not match PyTorch within tolerance: do not deploy this build.');
     return EXIT.failed;

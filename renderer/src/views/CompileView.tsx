@@ -1,6 +1,7 @@
 import type { CompileResult } from '../../../app/contract/results.js';
 import { compile, go, validateRows } from '../actions.js';
 import { Empty, JobStatus, NeedsModel, Table, fmtMs, fmtSpeedup } from '../components.js';
+import { spreadWarning } from './BenchView.js';
 import { set, useStore } from '../store.js';
 
 export function ResultTables({ r }: { r: CompileResult }) {
@@ -13,7 +14,7 @@ export function ResultTables({ r }: { r: CompileResult }) {
       <Table
         testId="verification-table"
         head={['output', 'shape', 'dtype', 'max abs', 'max rel', 'atol / rtol', '']}
-        rows={r.verification.outputs.map((o) => [`#${o.index}`, `[${o.shape.join(', ')}]`, o.dtype, o.max_abs?.toExponential(2) ?? '–', o.max_rel?.toExponential(2) ?? '–', o.atol !== undefined ? `${o.atol} / ${o.rtol}` : 'exact', o.ok ? '✓ ok' : '✗ FAIL'])}
+        rows={r.verification.outputs.map((o) => [`#${o.index}`, `[${o.shape.join(', ')}]`, o.dtype, typeof o.max_abs === 'number' ? o.max_abs.toExponential(2) : o.max_abs ?? '–', typeof o.max_rel === 'number' ? o.max_rel.toExponential(2) : o.max_rel ?? '–', o.atol !== undefined ? `${o.atol} / ${o.rtol}` : 'exact', o.ok ? '✓ ok' : '✗ FAIL'])}
       />
       {r.verification.checks && r.verification.checks.length > 1 && (
         <p className="hint">Checked at {r.verification.checks.length} input sizes: {r.verification.checks.map((c) => c.input_shapes.map((s) => `[${s.join('×')}]`).join(' ')).join(', ')}.</p>
@@ -30,6 +31,11 @@ export function ResultTables({ r }: { r: CompileResult }) {
               ['TVM', fmtMs(r.latency_ms.tvm.p50), fmtMs(r.latency_ms.tvm.p90), fmtMs(r.latency_ms.tvm.min), r.latency_ms.tvm.runs, <b key="x" data-testid="speedup">{fmtSpeedup(r.latency_ms.torch.p50, r.latency_ms.tvm.p50)}</b>],
             ]}
           />
+          {(['torch', 'tvm'] as const).map((k) => {
+            const st = r.latency_ms![k];
+            const w = spreadWarning({ p50: st.p50, p90: st.p90, min: st.min, n: st.runs });
+            return w ? <p key={k} className="banner warn" data-testid="spread-warning">{k === 'tvm' ? 'TVM' : 'TorchScript'}: {w}</p> : null;
+          })}
         </>
       )}
       <h3>Build</h3>
