@@ -167,9 +167,9 @@ describe.skipIf(!hasChromium())('inputs, per-model status, graph view, charts (b
   });
 
   it('draws the bundled ResNet-18 graph and pre-fills its input', async (ctx) => {
+    await nav('model');
     const example = await page.locator('text=Open bundled example (ResNet-18)').count();
     if (!example) ctx.skip();
-    await nav('model');
     await page.click('text=Open bundled example (ResNet-18)');
     await page.waitForFunction(() => document.querySelector('.model-bar')?.textContent?.includes('resnet18.pt'), null, { timeout: 120_000 });
     await nav('inputs');

@@ -199,8 +199,8 @@ export function GraphView() {
                     return (
                       <g key={n.id} className={`graph-node${hit ? ' match' : ''}${selected === n.id ? ' selected' : ''}${p ? ' placed' : ''}`} transform={`translate(${n.x - n.w / 2},${n.y - n.h / 2})`} data-op={n.node.op} data-where={p?.where} onClick={() => setSelected(n.id)}>
                         <title>{`${n.node.op}${n.node.scope ? ` (${n.node.scope})` : ''}${n.sub ? `\n${n.sub}` : ''}${p ? `\nruns on: ${WHERE_LABEL[p.where]}${p.op?.ms != null ? `, ${fmtMs(p.op.ms)}` : ''}${p.op?.share != null ? `, ${(p.op.share * 100).toFixed(1)}% of the time` : ''}` : ''}`}</title>
-                        <rect width={n.w} height={n.h} rx={n.node.op === 'input' || n.node.op === 'output' ? 18 : 5} style={fill ? { fill, stroke: fill } : undefined} />
-                        <text x={n.w / 2} y={15} textAnchor="middle" className="graph-label">{n.label}</text>
+                        <rect width={n.w} height={n.h} rx={n.node.op === 'input' || n.node.op === 'output' ? 18 : 5} style={fill ? { fill, stroke: hit ? '#f0b400' : selected === n.id ? 'var(--text)' : fill, strokeWidth: hit || selected === n.id ? 3 : 1 } : undefined} />
+                        <text x={n.w / 2} y={n.sub ? 15 : 23} textAnchor="middle" className="graph-label">{n.label}</text>
                         {n.sub && <text x={n.w / 2} y={29} textAnchor="middle" className="graph-sub">{n.sub.length > 36 ? `${n.sub.slice(0, 35)}…` : n.sub}</text>}
                         {p?.op?.share != null && <rect className="share-bar" x={3} y={n.h - 4} width={Math.max(2, (n.w - 6) * Math.min(1, p.op.share))} height={3} />}
                       </g>
