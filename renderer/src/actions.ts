@@ -362,12 +362,25 @@ export async function tune(resume: boolean): Promise<void> {
   await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, ...(Number(s.tunePerRound) >= 1 ? { trialsPerIter: Math.min(64, Math.floor(Number(s.tunePerRound))) } : {}), ...(s.tuneWorkDir.trim() ? { workDir: s.tuneWorkDir.trim() } : {}) }, 'tune', reset);
 }
 
-export async function exportModel(): Promise<void> {
+/** The work dir of this model's latest successful tune, if any: a tuned export builds from its database. */
+export function tunedWorkDir(s: State = get()): string | null {
+  const run = s.project?.runs.find((r) => r.kind === 'tune' && r.state === 'succeeded');
+  if (!run) return null;
+  return (run.request as { workDir?: string }).workDir ?? s.project!.defaults.workDir;
+}
+
+export async function exportModel(tuned = get().exportTuned): Promise<void> {
   const s = get();
   const { specs } = checkRows(s.inputs);
   const path = s.exportPath.trim() || s.project?.defaults.exportPath || '';
   if (!specs || !s.modelPath || !path) return;
-  await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, exportPath: path, measure: false }, 'export', { exported: null, exportPath: path });
+  const workDir = tuned ? tunedWorkDir(s) : null;
+  // A tuned export is a tune job with a budget of 1: the database already holds more records
+  // than that, so nothing new is measured and the build applies the records.
+  const request: JobRequest = workDir
+    ? { kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: 1, workDir, exportPath: path, measure: false }
+    : { kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, exportPath: path, measure: false };
+  await runJob(request, 'export', { exported: null, exportPath: path });
 }
 
 export async function bench(): Promise<void> {

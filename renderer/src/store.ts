@@ -109,6 +109,8 @@ export interface State {
   benchResult: Record<string, unknown> | null;
   exportJob?: string;
   exportPath: string;
+  /** Build the export from this model's tuning database (when it has one). */
+  exportTuned: boolean;
   exported: CompileResult | null;
   runs: TuningRun[];
   /** Set when the connection came back after a loss (a notice, cleared after a while). */
@@ -141,6 +143,7 @@ export const initialState: State = {
   benchSamples: {},
   benchResult: null,
   exportPath: '',
+  exportTuned: true,
   exported: null,
   runs: [],
 };

@@ -1,6 +1,6 @@
 import type { AppInfo } from '../../../app/contract/api.js';
 import type { CompileResult } from '../../../app/contract/results.js';
-import { checkRows, exportModel, go } from '../actions.js';
+import { checkRows, exportModel, go, tunedWorkDir } from '../actions.js';
 import { CopyButton, Empty, JobStatus, NeedsModel } from '../components.js';
 import { set, useStore } from '../store.js';
 import { ResultTables } from './CompileView.js';
@@ -57,7 +57,8 @@ export function buildLabel(r: CompileResult): string {
 }
 
 export function ExportView() {
-  const { exportPath, exportJob, exported, jobs, inputs, project, info } = useStore();
+  const { exportPath, exportJob, exported, jobs, inputs, project, info, exportTuned } = useStore();
+  const tunedDir = tunedWorkDir(useStore.getState());
   const running = exportJob ? ['running', 'queued'].includes(jobs[exportJob]?.state ?? '') : false;
   const { specs } = checkRows(inputs);
   const out = exported?.files.exported ?? exportPath;
@@ -72,13 +73,22 @@ export function ExportView() {
     <section>
       <h2>Export</h2>
       <NeedsModel>
-        <p className="hint">One <code>.pt</code> holding the compiled code, the weights and the metadata: any PyTorch process loads it like any TorchScript model. It is verified against PyTorch before it is written. The build is untuned (library kernels where they exist, default schedules elsewhere); tune first and the tuned build is what the Tune page exports.</p>
+        <p className="hint">One <code>.pt</code> holding the compiled code, the weights and the metadata: any PyTorch process loads it like any TorchScript model. It is verified against PyTorch before it is written. </p>
         <div className="row">
           <input className="grow" value={exportPath} onChange={(e) => set({ exportPath: e.target.value })} aria-label="Export path" placeholder={project?.defaults.exportPath ?? '/path/to/model.tvm.pt'} />
           <button className="primary" data-testid="export-button" disabled={running || !specs} onClick={() => void exportModel()}>
             {running ? 'Exporting…' : 'Export (Ctrl/Cmd+E)'}
           </button>
         </div>
+        <p data-testid="export-mode">
+          {tunedDir ? (
+            <label>
+              <input type="checkbox" checked={exportTuned} onChange={(e) => set({ exportTuned: e.target.checked })} aria-label="Use the tuning database" /> Tuned: build with the records in <code>{tunedDir}</code> (nothing new is measured)
+            </label>
+          ) : (
+            <span className="hint">Untuned build: library kernels where they exist, default schedules elsewhere. Tune this model first (Tune page) to export a tuned build.</span>
+          )}
+        </p>
         {project && (
           <p className="hint" data-testid="export-default">
             Default: <code>{project.defaults.exportPath}</code> (this model's project folder).{' '}
