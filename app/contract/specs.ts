@@ -114,7 +114,8 @@ export function parseName(text: string): string {
 export function parseRange(text: string): [number, number] | undefined {
   const t = text.trim();
   if (!t) return undefined;
-  const m = /^(-?\d+(?:\.\d+)?)\s*\.\.\s*(-?\d+(?:\.\d+)?)$/.exec(t);
+  // Exponents too (1e-3..1e3): that is how a range's bounds print once they are large or small.
+  const m = /^(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*\.\.\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)$/.exec(t);
   if (!m) throw new SpecError('range', `"${t}" is not a value range; write LO..HI, e.g. -1..1 or 0..1000.`);
   if (!Number.isFinite(Number(m[1])) || !Number.isFinite(Number(m[2]))) throw new SpecError('range', `the value range ${t.length > 60 ? `${t.slice(0, 60)}…` : t} has a bound too large for a number; use bounds below 1e308.`);
   if (Number(m[1]) >= Number(m[2])) throw new SpecError('range', `the value range ${t} is empty; LO must be below HI.`);
