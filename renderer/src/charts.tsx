@@ -14,6 +14,7 @@ export const EST_COLOR = '#7c5cff';
 /** Axis tick text for a time in ms: short, with its unit (12 ms, 850 µs, 1.2 s). */
 export function fmtAxisMs(ms: number): string {
   if (!Number.isFinite(ms)) return '';
+  if (ms === 0) return '0';
   if (ms >= 1000) return `${+(ms / 1000).toPrecision(2)} s`;
   if (ms >= 1) return `${+ms.toPrecision(3)} ms`;
   if (ms >= 0.001) return `${+(ms * 1000).toPrecision(3)} µs`;
@@ -47,6 +48,23 @@ export function logTicks(lo: number, hi: number): { ticks: number[]; domain: [nu
   if (inside.length > 7) inside = inside.filter((t) => Math.abs(Math.log10(t) - Math.round(Math.log10(t))) < 1e-9);
   const ends = [below, ...inside.filter((t) => t !== below && t !== above), above];
   return { ticks: ends, domain: [below, above] };
+}
+
+/** Round integer ticks (multiples of 1, 2, 5 × 10^k) over [lo, hi]: trial numbers read 100, 200, not 101, 201. */
+export function intTicks(lo: number, hi: number, max = 8): number[] {
+  if (!(hi > lo)) return [lo];
+  let step = 1;
+  for (let e = 0; ; e++) {
+    const m = [1, 2, 5].find((k) => (hi - lo) / (k * 10 ** e) <= max);
+    if (m) {
+      step = m * 10 ** e;
+      break;
+    }
+  }
+  const out: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) out.push(t);
+  if (!out.length || out[0] - lo > step / 2) out.unshift(lo);
+  return out;
 }
 
 /** A latency histogram: equal-width bins over [min, p99.5] (the far tail is counted in the last bin and said). */

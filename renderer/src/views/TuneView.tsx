@@ -1,6 +1,6 @@
 import { memo, useEffect, useMemo, useRef, useState } from 'react';
 import { CartesianGrid, ComposedChart, Line, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts';
-import { EST_COLOR, fmtAxisMs, LegendItems, LOG_RANGE, logTicks, seriesColor, span } from '../charts.js';
+import { EST_COLOR, fmtAxisMs, intTicks, LegendItems, LOG_RANGE, logTicks, seriesColor, span } from '../charts.js';
 import { cancel, go, tune, validateRows } from '../actions.js';
 import { Elapsed, Empty, JobStatus, LogPanel, NeedsModel, ProgressBar, Table, fmtMs } from '../components.js';
 import { set, useStore, type TaskRow, type TrialPoint } from '../store.js';
@@ -111,7 +111,7 @@ const TrialChartSvg = memo(function TrialChartSvg({ data, log, names, taskIds }:
     <ResponsiveContainer width="100%" height={340}>
       <ComposedChart margin={{ top: 8, right: 12, bottom: 24, left: 12 }}>
         <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-        <XAxis dataKey="n" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} stroke="var(--muted)" height={36} label={{ value: 'trial (all tasks, in the order measured)', position: 'insideBottom', offset: -14, fill: 'var(--muted)', fontSize: 12 }} />
+        <XAxis dataKey="n" type="number" domain={['dataMin', 'dataMax']} ticks={data.length ? intTicks(data[0].n, data[data.length - 1].n) : undefined} padding={{ left: 6, right: 6 }} allowDecimals={false} stroke="var(--muted)" height={36} label={{ value: 'trial (all tasks, in the order measured)', position: 'insideBottom', offset: -14, fill: 'var(--muted)', fontSize: 12 }} />
         <YAxis yAxisId="task" dataKey="latency" width={78} stroke="var(--muted)" scale={log ? 'log' : 'auto'} domain={left ? left.domain : [0, 'auto']} ticks={left?.ticks} allowDataOverflow={!!left} tickFormatter={fmtAxisMs} label={{ value: `kernel latency${log ? ' (log)' : ''}`, angle: -90, position: 'insideLeft', offset: -2, fill: 'var(--muted)', fontSize: 12, style: { textAnchor: 'middle' } }} />
         <YAxis yAxisId="total" dataKey="est" orientation="right" width={78} stroke={EST_COLOR} scale={log ? 'log' : 'auto'} domain={right ? right.domain : [0, 'auto']} ticks={right?.ticks} allowDataOverflow={!!right} tickFormatter={fmtAxisMs} label={{ value: 'model, estimated', angle: 90, position: 'insideRight', offset: -2, fill: EST_COLOR, fontSize: 12, style: { textAnchor: 'middle' } }} />
         <Tooltip content={<TrialTooltip names={names} />} cursor={{ stroke: 'var(--border)' }} isAnimationActive={false} />
