@@ -33,7 +33,7 @@ def _lowered_and_runner(width, dims):
     info = builder.resolve_target("llvm", 2)
     lowered = builder.lower(imported.mod, info)
     scripts = {gv.name_hint: f.script() for gv, f in lowered.functions.items() if isinstance(f, tirx.PrimFunc)}
-    return model, scripts, TvmRunner(builder.build(imported.mod, info), "llvm")
+    return model, scripts, TvmRunner(builder.build(imported.mod, info, placement="tvm"), "llvm")  # TVM's own kernels, as scheduled
 
 
 @pytest.mark.parametrize("width", [32, 7, 11])

@@ -24,6 +24,7 @@
 #include <tvm/ffi/reflection/registry.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -56,10 +57,12 @@ std::vector<int64_t> ShapeOf(const DLTensor* t) { return {t->shape, t->shape + t
 
 // A dense row-major DLTensor as a torch tensor sharing its memory.
 at::Tensor View(const DLTensor* t) {
-  TORCH_CHECK(t->strides == nullptr || t->ndim == 0 || at::detail::defaultStrides(ShapeOf(t)) ==
+  at::IntArrayRef shape(t->shape, t->ndim);
+  // TVM's buffers are dense (strides == nullptr); a strided one would be a torchtvm bug.
+  TORCH_CHECK(t->strides == nullptr || t->ndim == 0 || at::detail::defaultStrides(shape) ==
                   std::vector<int64_t>(t->strides, t->strides + t->ndim),
               "A library kernel was given a strided tensor; this is a torchtvm bug.");
-  return at::from_blob(DataOf(t), ShapeOf(t), at::TensorOptions().dtype(ScalarTypeOf(t)));
+  return at::from_blob(DataOf(t), shape, at::TensorOptions().dtype(ScalarTypeOf(t)));
 }
 
 // An NHWC buffer seen as a channels-last NCHW tensor (what oneDNN's convolution takes and gives).
@@ -69,16 +72,12 @@ at::Tensor ViewNHWC(const DLTensor* t) {
   return View(t).permute({0, 3, 1, 2});
 }
 
-const c10::OperatorHandle& Op(const char* name, const char* overload) {
-  // Handles are stable for the process; look each up once.
-  static std::mutex mu;
-  static std::map<std::string, c10::OperatorHandle> ops;
-  std::lock_guard<std::mutex> lock(mu);
-  std::string key = std::string(name) + "." + overload;
-  auto it = ops.find(key);
-  if (it == ops.end()) it = ops.emplace(key, c10::Dispatcher::singleton().findSchemaOrThrow(name, overload)).first;
-  return it->second;
-}
+// Handles are stable for the process: each call site looks its op up once.
+#define TORCHTVM_OP(name, overload)                                                             \
+  ([]() -> const c10::OperatorHandle& {                                                       \
+    static const c10::OperatorHandle op = c10::Dispatcher::singleton().findSchemaOrThrow(name, overload); \
+    return op;                                                                                \
+  }())
 
 at::Tensor CallBoxed(const c10::OperatorHandle& op, torch::jit::Stack stack) {
   op.callBoxed(&stack);
@@ -163,7 +162,7 @@ at::Tensor PackedConvWeight(const DLTensor* w, const std::vector<int64_t>& paddi
   // Bounded: a process that loads many models keeps the newest weights only.
   if (cache.size() >= 4096) cache.clear();
   at::Tensor dense = View(w).clone();
-  at::Tensor packed = CallBoxed(Op("mkldnn::_reorder_convolution_weight", ""),
+  at::Tensor packed = CallBoxed(TORCHTVM_OP("mkldnn::_reorder_convolution_weight", ""),
                                 {dense, padding, stride, dilation, groups, c10::IValue()});
   cache.emplace(key, packed);
   return packed;
@@ -199,14 +198,14 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
     // oneDNN fuses only relu after the sum; other epilogues run in place afterwards.
     bool fused_relu = a[7] == 1;
     c10::IValue unary_attr = fused_relu ? c10::IValue(std::string("relu")) : c10::IValue();
-    CallBoxed(Op("mkldnn::_convolution_pointwise_", "binary"),
+    CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise_", "binary"),
               {ot, xt, wp, bias, padding, stride, dilation, groups, std::string("add"), c10::IValue(),
                unary_attr, c10::List<std::optional<at::Scalar>>(), c10::IValue()});
     if (!fused_relu) ApplyUnary(ot, a[7]);
     return;
   }
   c10::IValue algorithm = unary.algorithm ? c10::IValue(std::string(unary.algorithm)) : c10::IValue();
-  at::Tensor y = CallBoxed(Op("mkldnn::_convolution_pointwise", ""),
+  at::Tensor y = CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise", ""),
                            {xt, wp, bias, padding, stride, dilation, groups, std::string(unary.attr),
                             ScalarList(unary.scalars), algorithm});
   // oneDNN allocates its own output (these ops have no out= variant); with both in channels-last
@@ -303,6 +302,9 @@ extern "C" int TorchtvmParallelLaunch(ParallelLambda flambda, void* cdata, int n
 }  // namespace
 
 bool RouteParallelToTorch(const std::string& so_path) {
+  // TORCHTVM_THREAD_POOL=tvm keeps TVM's own pool (for comparison: scripts/bench_threads.py).
+  const char* pool = std::getenv("TORCHTVM_THREAD_POOL");
+  if (pool && std::string(pool) == "tvm") return false;
   void* handle = dlopen(so_path.c_str(), RTLD_NOW | RTLD_NOLOAD);
   if (!handle) return false;
   void** slot = reinterpret_cast<void**>(dlsym(handle, "__TVMBackendParallelLaunch"));

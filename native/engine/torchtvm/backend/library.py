@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import tvm
+from tvm import relax
+from tvm.ir.expr import Constant as _Constant  # relax constants live in tvm.ir since 0.27
 
 # Activation epilogues, numbered as library_kernels.cc's UnaryOf / ApplyUnary read them.
 UNARY_CODES = {"relax.nn.relu": 1, "clip06": 2, "relax.sigmoid": 3, "relax.tanh": 4, "hardswish": 5, "relax.nn.gelu": 6, "relax.nn.gelu_tanh": 7, "silu": 8}
@@ -59,16 +62,12 @@ class Offload:
 def prepare(mod, convert_layout: bool):
     """Fold BatchNorm into convolutions, decompose inference ops and (for library convolutions)
     move the graph to NHWC, folding the weight and bias transforms into constants."""
-    from tvm import relax
-
     seq = [
         relax.transform.FoldBatchnormToConv2D(),
         relax.transform.DecomposeOpsForInference(),
         relax.transform.CanonicalizeBindings(),
         relax.transform.FoldConstant(),
     ]
-    import tvm
-
     mod = tvm.transform.Sequential(seq)(mod)
     if not convert_layout or not _has_op(mod, "relax.nn.conv2d"):
         return mod
@@ -82,8 +81,6 @@ def prepare(mod, convert_layout: bool):
 
 
 def _has_op(mod, name: str) -> bool:
-    from tvm import relax
-
     found = []
     for _, func in mod.functions_items():
         if isinstance(func, relax.Function):
@@ -93,16 +90,13 @@ def _has_op(mod, name: str) -> bool:
 
 def offload(mod, dtypes: set[str], kinds=("conv2d", "linear", "matmul")):
     """Rewrite every offloadable chain in `main` to a library call. Returns (module, offloads)."""
-    from tvm import relax
-
     func = mod["main"]
     plan = _Planner(dtypes, kinds)
     plan.visit_expr(func)
     if not plan.chains:
         return mod, []
-    rewriter = _Rewriter(mod, plan.chains)
-    new_func = rewriter.visit_expr(func)
-    mod = mod.clone() if hasattr(mod, "clone") else mod
+    new_func = _rewriter()(mod, plan.chains).visit_expr(func)
+    mod = mod.clone()
     mod["main"] = new_func
     mod = relax.transform.DeadCodeElimination()(mod)
     mod = relax.transform.CanonicalizeBindings()(mod)
@@ -118,13 +112,9 @@ def candidates(mod, kinds=("conv2d", "linear", "matmul")) -> list[Offload]:
 
 # ---- analysis ------------------------------------------------------------------------------
 
-from tvm.ir.expr import Constant as _Constant  # noqa: E402  (relax constants live in tvm.ir since 0.27)
-
 
 def _op_name(expr) -> str | None:
-    from tvm import relax
-
-    if isinstance(expr, relax.Call) and isinstance(expr.op, __import__("tvm").ir.Op):
+    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
         return expr.op.name
     return None
 
@@ -147,8 +137,6 @@ def _shape_json(expr) -> list:
 
 
 def _const_array(expr):
-    from tvm import relax
-
     return expr.value.numpy() if isinstance(expr, _Constant) else None
 
 
@@ -172,8 +160,6 @@ class _Planner:
         self.claimed: set = set()  # vars already inside a chain (each binding joins at most one)
 
     def visit_expr(self, func) -> None:
-        from tvm import relax
-
         bindings = []
         for block in func.body.blocks:
             bindings.extend(block.bindings)
@@ -297,8 +283,6 @@ class _Planner:
         return 0, var
 
     def _conv(self, var, call) -> None:
-        from tvm import relax
-
         x, w = call.args
         a = call.attrs
         if (a.data_layout, a.kernel_layout, a.out_layout) != ("NHWC", "OHWI", "NHWC") or not isinstance(w, _Constant):
@@ -321,8 +305,6 @@ class _Planner:
         self._add(var, head, "conv2d", "torchtvm.conv2d", args, attrs, Offload(_name(head), kind, _shape_json(head), names))
 
     def _matmul(self, var, call) -> None:
-        from tvm import relax
-
         x, w = call.args
         dt = _dtype(x)
         if dt not in self.dtypes or _dtype(w) != dt or str(call.attrs.out_dtype) not in ("", dt):
@@ -432,8 +414,6 @@ def _same_shape(a, b) -> bool:
 
 
 def _free_vars(expr) -> list:
-    from tvm import relax
-
     out = []
     relax.analysis.post_order_visit(expr, lambda e: out.append(e) if isinstance(e, relax.Var) else None)
     return out
@@ -443,8 +423,6 @@ def _free_vars(expr) -> list:
 
 
 def _ClipToMinMax():
-    import tvm
-    from tvm import relax
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
     @mutator
@@ -473,8 +451,7 @@ def _ClipToMinMax():
     return transform
 
 
-def _make_rewriter():
-    from tvm import relax
+def _rewriter():
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
     @mutator
@@ -492,8 +469,3 @@ def _make_rewriter():
             self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(call)))
 
     return Rewriter
-
-
-class _Rewriter:
-    def __new__(cls, mod, chains):
-        return _make_rewriter()(mod, chains)
