@@ -17,8 +17,9 @@ export function pythonSnippet(path: string, inputs: string, rt: Runtime = FALLBA
 
 # The TVM runtime op. Either load the library by path (works in any Python with torch) ...
 torch.ops.load_library(${JSON.stringify(rt.library)})
-# ... or: PYTHONPATH=${rt.pythonPath} python, then \`import torchtvm\`.
-# To find the library later: PYTHONPATH=${rt.pythonPath} python -c "import torchtvm.runtime as r; print(r.library_path())"
+# ... or run with PYTHONPATH=${rt.pythonPath} and \`import torchtvm\` instead.
+# To find the library again from a shell:
+#   PYTHONPATH=${rt.pythonPath} ${rt.python} -c "import torchtvm.runtime as r; print(r.library_path())"
 
 model = torch.jit.load(${JSON.stringify(path)})
 outputs = model([${inputs}])   # List[Tensor] in, List[Tensor] out

@@ -1,4 +1,4 @@
-import { memo, useEffect, useMemo, useRef, useState } from 'react';
+import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { CartesianGrid, ComposedChart, Line, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts';
 import { EST_COLOR, fmtAxisMs, intTicks, LegendItems, LOG_RANGE, logTicks, seriesColor, span } from '../charts.js';
 import { cancel, go, tune, validateRows } from '../actions.js';
@@ -8,7 +8,13 @@ import { ResultTables } from './CompileView.js';
 
 export const MAX_CHART_POINTS = 600;
 /** The chart redraws at most this often while trials stream in; counters and tables update every frame. */
-export const CHART_INTERVAL_MS = 200;
+export const CHART_INTERVAL_MS = 250;
+/**
+ * A redraw may take at most this share of the time: on a slow or busy machine the interval grows
+ * with the measured cost of the last redraw, so streaming trials never turns into one long frame
+ * after another (the counters and tables still update every frame).
+ */
+const CHART_BUDGET = 0.1;
 
 /** The latest value, but at most one change per `ms` (the last change always lands). */
 export function useThrottled<T>(value: T, ms: number): T {
@@ -49,7 +55,15 @@ export function downsample(points: TrialPoint[], max = MAX_CHART_POINTS): TrialP
 }
 
 export const TrialChart = memo(function TrialChart({ points: live, tasks }: { points: TrialPoint[]; tasks: Record<number, TaskRow> }) {
-  const points = useThrottled(live, CHART_INTERVAL_MS);
+  const cost = useRef(0);
+  const points = useThrottled(live, Math.max(CHART_INTERVAL_MS, cost.current / CHART_BUDGET));
+  const renderStart = performance.now();
+  const drawn = useRef<TrialPoint[] | null>(null);
+  useLayoutEffect(() => {
+    // The cost of drawing this set of points (render + commit of the recharts tree).
+    if (drawn.current !== points) cost.current = performance.now() - renderStart;
+    drawn.current = points;
+  });
   const data = useMemo(() => downsample(points), [points]);
   const [scale, setScale] = useState<'auto' | 'log' | 'linear'>('auto');
   // Task names change rarely; the chart only needs them for the legend and the tooltip.
