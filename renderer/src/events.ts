@@ -23,7 +23,8 @@ export function release(job: string, recorded: JobEvent[]): void {
   applyEvents([...recorded, ...live]);
 }
 
-function flush(): void {
+/** Applies the queued events now (the frame callback does this; tests call it to time an update). */
+export function flush(): void {
   scheduled = false;
   const batch = queue;
   queue = [];

@@ -5,6 +5,7 @@ import { cancel, go, tune, validateRows } from '../actions.js';
 import { Elapsed, Empty, JobStatus, LogPanel, NeedsModel, ProgressBar, Table, fmtMs } from '../components.js';
 import { set, useStore, type TaskRow, type TrialPoint } from '../store.js';
 import { ResultTables } from './CompileView.js';
+import { recordRedraw } from '../testhooks.js';
 
 export const MAX_CHART_POINTS = 600;
 /** The chart redraws at most this often while trials stream in; counters and tables update every frame. */
@@ -61,13 +62,19 @@ export const TrialChart = memo(function TrialChart({ points: live, tasks }: { po
   const drawn = useRef<TrialPoint[] | null>(null);
   useLayoutEffect(() => {
     // The cost of drawing this set of points (render + commit of the recharts tree).
-    if (drawn.current !== points) cost.current = performance.now() - renderStart;
+    if (drawn.current !== points) {
+      cost.current = performance.now() - renderStart;
+      recordRedraw(cost.current);
+    }
     drawn.current = points;
   });
   const data = useMemo(() => downsample(points), [points]);
   const [scale, setScale] = useState<'auto' | 'log' | 'linear'>('auto');
   // Task names change rarely; the chart only needs them for the legend and the tooltip.
-  const names = useMemo(() => Object.fromEntries(Object.values(tasks).map((t) => [t.id, t.name || `task ${t.id}`])), [tasks]);
+  // `tasks` is a new object on every batch (trial counts change); keyed on the names alone, so the
+  // chart below is not redrawn for every batch of trials.
+  const namesKey = Object.values(tasks).map((t) => `${t.id}\u0000${t.name}`).join('\u0001');
+  const names = useMemo(() => Object.fromEntries(Object.values(tasks).map((t) => [t.id, t.name || `task ${t.id}`])), [namesKey]); // eslint-disable-line react-hooks/exhaustive-deps
   const taskIds = useMemo(() => [...new Set([...Object.keys(names).map(Number), ...data.map((p) => p.task)])].sort((a, b) => a - b), [names, data]);
   const lat = useMemo(() => span(data.map((p) => p.latency)), [data]);
   const log = scale === 'log' || (scale === 'auto' && lat !== null && lat.hi / lat.lo > LOG_RANGE);
