@@ -75,18 +75,25 @@ export interface Bin {
   [series: string]: number;
 }
 
-export function histogram(series: number[][], bins = 30): { bins: Bin[]; clipped: number } {
-  const all = series.flat().filter(Number.isFinite).sort((a, b) => a - b);
-  if (!all.length) return { bins: [], clipped: 0 };
+/**
+ * Bins over [min, p99.5] (the far tail is counted in the last bin and reported). When the values
+ * span more than LOG_RANGE the bins are log-spaced, so a fast cluster is not one bar beside a long tail.
+ */
+export function histogram(series: number[][], bins = 30): { bins: Bin[]; clipped: number; log: boolean; lo: number; hi: number } {
+  const all = series.flat().filter((v) => Number.isFinite(v) && v > 0).sort((a, b) => a - b);
+  if (!all.length) return { bins: [], clipped: 0, log: false, lo: 0, hi: 0 };
   const lo = all[0];
-  const hi = all[Math.min(all.length - 1, Math.floor(all.length * 0.995))];
-  const width = (hi - lo) / bins || Math.max(lo * 0.01, 1e-6);
-  const out: Bin[] = Array.from({ length: bins }, (_, i) => ({ x0: lo + i * width, x1: lo + (i + 1) * width, mid: lo + (i + 0.5) * width }));
+  const hi = Math.max(all[Math.min(all.length - 1, Math.floor(all.length * 0.995))], lo * 1.0001);
+  const log = hi / lo > LOG_RANGE;
+  const edge = (i: number) => (log ? lo * (hi / lo) ** (i / bins) : lo + ((hi - lo) * i) / bins);
+  const out: Bin[] = Array.from({ length: bins }, (_, i) => ({ x0: edge(i), x1: edge(i + 1), mid: log ? Math.sqrt(edge(i) * edge(i + 1)) : (edge(i) + edge(i + 1)) / 2 }));
+  const index = (v: number) => Math.floor(log ? (Math.log(v / lo) / Math.log(hi / lo)) * bins : ((v - lo) / (hi - lo)) * bins);
   let clipped = 0;
   series.forEach((vals, k) => {
     out.forEach((b) => (b[`s${k}`] = 0));
     for (const v of vals) {
-      let i = Math.floor((v - lo) / width);
+      if (!(v > 0)) continue;
+      let i = index(v);
       if (i >= bins) {
         clipped += v > hi ? 1 : 0;
         i = bins - 1;
@@ -94,7 +101,7 @@ export function histogram(series: number[][], bins = 30): { bins: Bin[]; clipped
       out[Math.max(0, i)][`s${k}`] += 1;
     }
   });
-  return { bins: out, clipped };
+  return { bins: out, clipped, log, lo, hi };
 }
 
 export function LegendItems({ items }: { items: Array<{ label: string; color: string; kind?: 'dot' | 'line' | 'bar'; title?: string }> }) {

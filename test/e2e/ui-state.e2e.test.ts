@@ -171,7 +171,8 @@ describe.skipIf(!hasChromium())('inputs, per-model status, graph view, charts (b
     const example = await page.locator('text=Open bundled example (ResNet-18)').count();
     if (!example) ctx.skip();
     await page.click('text=Open bundled example (ResNet-18)');
-    await page.waitForFunction(() => document.querySelector('.model-bar')?.textContent?.includes('resnet18.pt'), null, { timeout: 120_000 });
+    // The first <code> of the model bar is the open model (a second one names a model still opening).
+    await page.waitForFunction(() => document.querySelector('.model-bar code')?.textContent?.endsWith('resnet18.pt'), null, { timeout: 120_000 });
     await nav('inputs');
     expect(await page.inputValue('[aria-label="input 0 dims"]')).toBe('1,3,224,224');
     await nav('graph');

@@ -1,6 +1,6 @@
 import { useMemo } from 'react';
 import { Bar, BarChart, CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { fmtAxisMs, histogram, LegendItems, seriesColor } from '../charts.js';
+import { fmtAxisMs, histogram, LegendItems, logTicks, seriesColor } from '../charts.js';
 import { bench, cancel } from '../actions.js';
 import { Empty, JobStatus, NeedsModel, Table, fmtMs, fmtSpeedup } from '../components.js';
 import { set, useStore, type BenchSample } from '../store.js';
@@ -80,7 +80,7 @@ export function BenchView() {
                 <ResponsiveContainer width="100%" height={260}>
                   <BarChart data={hist.bins} barGap={0} barCategoryGap={0} margin={{ top: 4, right: 12, bottom: 22, left: 12 }}>
                     <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-                    <XAxis dataKey="mid" type="number" domain={['dataMin', 'dataMax']} stroke="var(--muted)" height={34} tickFormatter={fmtAxisMs} label={{ value: 'latency', position: 'insideBottom', offset: -12, fill: 'var(--muted)', fontSize: 12 }} />
+                    <XAxis dataKey="mid" type="number" scale={hist.log ? 'log' : 'auto'} domain={hist.log ? logTicks(hist.lo, hist.hi).domain : ['dataMin', 'dataMax']} ticks={hist.log ? logTicks(hist.lo, hist.hi).ticks : undefined} allowDataOverflow={hist.log} stroke="var(--muted)" height={34} tickFormatter={fmtAxisMs} label={{ value: `latency${hist.log ? ' (log)' : ''}`, position: 'insideBottom', offset: -12, fill: 'var(--muted)', fontSize: 12 }} />
                     <YAxis allowDecimals={false} stroke="var(--muted)" width={50} label={{ value: 'runs', angle: -90, position: 'insideLeft', fill: 'var(--muted)', fontSize: 12, style: { textAnchor: 'middle' } }} />
                     <Tooltip contentStyle={{ background: 'var(--panel)', border: '1px solid var(--border)' }} labelFormatter={(_l, p) => { const b = p?.[0]?.payload as { x0: number; x1: number } | undefined; return b ? `${fmtMs(b.x0)} – ${fmtMs(b.x1)}` : ''; }} formatter={(v, name) => [`${v} runs`, String(name)]} />
                     {models.map((m, k) => <Bar key={m} name={m.split('/').pop()} dataKey={`s${k}`} fill={seriesColor(k)} fillOpacity={0.75} isAnimationActive={false} />)}
