@@ -192,6 +192,7 @@ class Module : public torch::CustomClassHolder {
       : metadata_json_(std::move(metadata_json)), library_(std::move(library)) {
     ParseAndCheck(/*check_cpu=*/load);
     if (load) Load();
+    if (load && uses_library_) WarmUp();
   }
 
   // From Python: the library crosses as a uint8 tensor (a str would be UTF-8 encoded).
@@ -379,7 +380,8 @@ class Module : public torch::CustomClassHolder {
     }
 
     // 4. library kernels: the torch ops the compiled code calls must be the ones it was built for
-    if (Has(meta, "library_kernels")) CheckLibraryKernels(AsObject(Get(meta, "library_kernels"), "library_kernels"));
+    uses_library_ = Has(meta, "library_kernels");
+    if (uses_library_) CheckLibraryKernels(AsObject(Get(meta, "library_kernels"), "library_kernels"));
 
     // 5. call signature
     num_outputs_ = AsInt(Get(meta, "num_outputs"), "num_outputs");
@@ -447,6 +449,22 @@ class Module : public torch::CustomClassHolder {
     }
   }
 
+  // One call on zeros at the smallest sizes, while loading: the library kernels reorder their
+  // weights into oneDNN's format at their first call, which then happens here and not in the
+  // caller's first request. A failure here is not an error: the first real call packs instead.
+  void WarmUp() {
+    try {
+      std::vector<at::Tensor> inputs;
+      for (const auto& spec : specs_) {
+        std::vector<int64_t> shape;
+        for (const auto& d : spec.dims) shape.push_back(d.value >= 0 ? d.value : std::max<int64_t>(d.min, 1));
+        inputs.push_back(at::zeros(shape, at::TensorOptions().dtype(DtypeTable().at(spec.dtype))));
+      }
+      Forward(inputs);
+    } catch (const std::exception&) {
+    }
+  }
+
   std::string Describe() const {
     std::string s;
     for (size_t i = 0; i < specs_.size(); ++i) {
@@ -506,6 +524,7 @@ class Module : public torch::CustomClassHolder {
   }
 
   std::string metadata_json_;
+  bool uses_library_ = false;
   std::string library_;
   std::vector<InputSpec> specs_;
   int64_t num_outputs_ = 0;
