@@ -35,19 +35,22 @@ export function span(values: Array<number | null | undefined>): { lo: number; hi
   return lo <= hi ? { lo, hi } : null;
 }
 
-/** 1-2-5 ticks covering [lo, hi] on a log axis, and the padded domain they sit in. */
+/**
+ * 1-2-5 ticks on a log axis, and its domain: the data's range padded by a quarter on each side, so
+ * the fastest and slowest points never sit on the axis lines.
+ */
 export function logTicks(lo: number, hi: number): { ticks: number[]; domain: [number, number] } {
+  const domain: [number, number] = [lo / 1.25, hi * 1.25];
   const ticks: number[] = [];
-  const start = Math.floor(Math.log10(lo));
-  const end = Math.ceil(Math.log10(hi));
-  for (let e = start; e <= end; e++) for (const m of [1, 2, 5]) ticks.push(+(m * 10 ** e).toPrecision(3));
-  let inside = ticks.filter((t) => t >= lo / 1.0001 && t <= hi * 1.0001);
-  const below = ticks.filter((t) => t < lo).pop() ?? lo;
-  const above = ticks.find((t) => t > hi) ?? hi;
+  for (let e = Math.floor(Math.log10(domain[0])); e <= Math.ceil(Math.log10(domain[1])); e++) {
+    for (const m of [1, 2, 5]) {
+      const t = +(m * 10 ** e).toPrecision(3);
+      if (t >= domain[0] && t <= domain[1]) ticks.push(t);
+    }
+  }
   // Over a wide range, powers of ten only: 1-2-5 ticks would crowd the axis.
-  if (inside.length > 7) inside = inside.filter((t) => Math.abs(Math.log10(t) - Math.round(Math.log10(t))) < 1e-9);
-  const ends = [below, ...inside.filter((t) => t !== below && t !== above), above];
-  return { ticks: ends, domain: [below, above] };
+  const thin = ticks.length > 7 ? ticks.filter((t) => Math.abs(Math.log10(t) - Math.round(Math.log10(t))) < 1e-9) : ticks;
+  return { ticks: thin.length >= 2 ? thin : ticks, domain };
 }
 
 /** Round integer ticks (multiples of 1, 2, 5 × 10^k) over [lo, hi]: trial numbers read 100, 200, not 101, 201. */
