@@ -230,3 +230,21 @@ def test_transformer_linears_and_attention_matmuls_go_to_the_library():
     kinds = [o.kind for o in offloads]
     assert kinds.count("linear") == 4 and kinds.count("matmul") == 2
     assert ["bias", "relu"] in [o.epilogue for o in offloads]  # through the [M, N] <-> [B, T, N] reshapes
+
+
+@pytest.mark.parametrize("act", ["relu", "relu6", "sigmoid", "silu", "none"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_nan_and_inf_propagate_through_library_epilogues_as_in_pytorch(act, residual):
+    torch.manual_seed(8)
+    model = ConvAct(ACTIVATIONS[act][0], cin=8, cout=8, residual=residual)
+    x = torch.randn(1, 8, 7, 7)
+    x[0, 0, 3, 3], x[0, 1, 5, 1], x[0, 2, 0, 0] = float("nan"), float("inf"), float("-inf")
+    runner, offloads = build(model, (x,))
+    assert len(offloads) == 1
+    got = runner.run([x])[0]
+    with torch.no_grad():
+        ref = model(x)
+    assert torch.equal(torch.isnan(got), torch.isnan(ref))
+    assert torch.equal(torch.isinf(got), torch.isinf(ref)) and torch.equal(got[torch.isinf(got)], ref[torch.isinf(ref)])
+    finite = torch.isfinite(ref)
+    torch.testing.assert_close(got[finite], ref[finite], rtol=1e-4, atol=1e-4)

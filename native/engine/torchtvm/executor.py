@@ -3,6 +3,8 @@ and latency; deployments use the C++ runtime op instead)."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -19,11 +21,23 @@ class TvmRunner:
     def from_library(cls, path: str, device_kind: str = "llvm") -> "TvmRunner":
         """Run the exported shared library, as the runtime op does: the same code, and TVM's
         parallel loops on torch's thread pool (beside oneDNN, which uses that pool too)."""
+        import shutil
+        import tempfile
+
         import tvm
 
-        lib = tvm.runtime.load_module(path)
-        if device_kind == "llvm":
-            route_parallel_to_torch(path)
+        # dlopen returns the library already loaded under the same path, even when the file has
+        # been replaced since (a rebuild into the same out_dir): load a private copy, as the
+        # runtime op does.
+        fd, private = tempfile.mkstemp(prefix="torchtvm-", suffix=".so")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, private)
+            lib = tvm.runtime.load_module(private)
+            if device_kind == "llvm":
+                route_parallel_to_torch(private)
+        finally:
+            os.unlink(private)
         return cls(lib, device_kind)
 
     def to_tvm(self, inputs: list[torch.Tensor]):

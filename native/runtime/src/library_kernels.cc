@@ -125,6 +125,18 @@ void ApplyUnary(at::Tensor& t, int64_t code) {
   UnaryOf(code);  // throws with the sentence
 }
 
+// out = act(y) in one pass (PyTorch's kernels: NaN and inf behave as in eager PyTorch).
+void WriteActivated(at::Tensor& out, const at::Tensor& y, int64_t code) {
+  switch (code) {
+    case 0: out.copy_(y); return;
+    case 1: at::clamp_min_out(out, y, 0); return;
+    case 2: at::clamp_out(out, y, 0, 6); return;
+    default:
+      out.copy_(y);
+      ApplyUnary(out, code);
+  }
+}
+
 // ---- prepacked convolution weights --------------------------------------------------------
 
 // A cheap fingerprint of a weight's contents: a buffer freed and reused for another weight at the
@@ -186,31 +198,31 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   DLTensor* out = args[n - 1].cast<DLTensor*>();
   std::vector<int64_t> stride{a[0], a[1]}, padding{a[2], a[3]}, dilation{a[4], a[5]};
   int64_t groups = a[6];
-  const Unary& unary = UnaryOf(a[7]);
   std::optional<at::Tensor> bias;
   if (has_bias) bias = View(args[2].cast<DLTensor*>());
   at::Tensor xt = ViewNHWC(x), ot = ViewNHWC(out);
   at::Tensor wp = PackedConvWeight(w, padding, stride, dilation, groups);
-  if (has_other) {
-    // out = act(conv(x) + other): copy the residual into the output, then accumulate in place.
+  int64_t code = a[7];
+  // oneDNN's relu and clip drop NaN (a max/min instruction): those run in PyTorch's own kernels,
+  // fused into the copy below, so NaN propagates as in PyTorch. The others stay fused into the
+  // conv (gelu at +-inf gives NaN there, as PyTorch's own vectorized gelu does).
+  bool fuse = !has_other && code >= 3;
+  at::Tensor y;
+  if (has_other) {  // out = act(conv(x) + other)
     at::Tensor other = ViewNHWC(args[2 + int(has_bias)].cast<DLTensor*>());
-    if (other.data_ptr() != ot.data_ptr()) ot.copy_(other);
-    // oneDNN fuses only relu after the sum; other epilogues run in place afterwards.
-    bool fused_relu = a[7] == 1;
-    c10::IValue unary_attr = fused_relu ? c10::IValue(std::string("relu")) : c10::IValue();
-    CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise_", "binary"),
-              {ot, xt, wp, bias, padding, stride, dilation, groups, std::string("add"), c10::IValue(),
-               unary_attr, c10::List<std::optional<at::Scalar>>(), c10::IValue()});
-    if (!fused_relu) ApplyUnary(ot, a[7]);
-    return;
+    y = CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise", "binary"),
+                  {xt, other, wp, bias, padding, stride, dilation, groups, std::string("add"),
+                   c10::IValue(), c10::IValue(), c10::List<std::optional<at::Scalar>>(), c10::IValue()});
+  } else {
+    const Unary& u = UnaryOf(fuse ? code : 0);
+    c10::IValue algorithm = u.algorithm ? c10::IValue(std::string(u.algorithm)) : c10::IValue();
+    y = CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise", ""),
+                  {xt, wp, bias, padding, stride, dilation, groups, std::string(u.attr),
+                   ScalarList(u.scalars), algorithm});
   }
-  c10::IValue algorithm = unary.algorithm ? c10::IValue(std::string(unary.algorithm)) : c10::IValue();
-  at::Tensor y = CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise", ""),
-                           {xt, wp, bias, padding, stride, dilation, groups, std::string(unary.attr),
-                            ScalarList(unary.scalars), algorithm});
-  // oneDNN allocates its own output (these ops have no out= variant); with both in channels-last
-  // order this is a plain memcpy.
-  ot.copy_(y);
+  // oneDNN allocates its own output (these ops have no out= variant): one pass writes it into
+  // TVM's buffer (both channels-last), applying the unfused activation on the way.
+  WriteActivated(ot, y, fuse ? 0 : code);
 }
 
 // torchtvm.linear(x [..., K], wt [K, N], [b [N]], [other [..., N]], attrs, out [..., N])
@@ -316,7 +328,7 @@ bool RouteParallelToTorch(const std::string& so_path) {
 // The schema of every library op a compiled module may call, as this runtime was built against.
 const std::vector<std::string>& LibraryOps() {
   static const std::vector<std::string> ops = {
-      "mkldnn::_convolution_pointwise", "mkldnn::_convolution_pointwise_.binary",
+      "mkldnn::_convolution_pointwise", "mkldnn::_convolution_pointwise.binary",
       "mkldnn::_reorder_convolution_weight", "aten::addmm.out", "aten::mm.out", "aten::matmul.out"};
   return ops;
 }
