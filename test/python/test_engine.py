@@ -177,5 +177,9 @@ def test_malformed_spec(tmp_path, bad, needle):
 
 def test_unsupported_op_is_named_with_its_count(tmp_path):
     path = save(tmp_path, Unsupported(), torch.randn(4))
-    msg = fails("unsupported_op", lambda: compile_(path, [spec("x", [4])], tmp_path))
+    # strict: all or nothing, with the ops named; by default the ops around them compile (fallback)
+    msg = fails("unsupported_op", lambda: compile_(path, [spec("x", [4])], tmp_path, strict=True))
     assert "special_i1e" in msg and "(x2)" in msg
+    result, _ = compile_(path, [spec("x", [4])], tmp_path)
+    assert result["fallback"]["code"] == "unsupported_op" and result["verification"]["ok"]
+    assert result["coverage"]["ops_total"] - result["coverage"]["ops_compiled"] == 2  # the two special_i1e
