@@ -148,9 +148,32 @@ def promote(gm: fx.GraphModule) -> int:
     return changed
 
 
+def scalar_mode_to_tensor_mode(gm: fx.GraphModule) -> int:
+    """`div.Scalar_mode(t, n, rounding_mode)` (a traced `size // heads`) has no TVM importer;
+    `div.Tensor_mode` with n as a 0-d tensor of t's dtype means the same and has one."""
+    changed = 0
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target is not aten.div.Scalar_mode:
+            continue
+        t, n = node.args[:2]
+        val = getattr(t, "meta", {}).get("val")
+        dtype = getattr(val, "dtype", None) or torch.get_default_dtype()
+        with gm.graph.inserting_before(node):
+            other = gm.graph.call_function(aten.scalar_tensor.default, (n,), {"dtype": dtype})
+            if isinstance(val, torch.Tensor):
+                other.meta["val"] = torch.empty((), dtype=dtype, device=val.device) if not hasattr(val, "fake_mode") else val.fake_mode.from_tensor(torch.empty((), dtype=dtype))
+            new = gm.graph.call_function(aten.div.Tensor_mode, (t, other), dict(node.kwargs))
+        new.meta = dict(node.meta)
+        node.replace_all_uses_with(new)
+        gm.graph.erase_node(node)
+        changed += 1
+    return changed
+
+
 def prepare(ep: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
     gm = ep.graph_module
     fold_constants(gm)
+    scalar_mode_to_tensor_mode(gm)
     promote(gm)
     gm.graph.lint()
     gm.recompile()
