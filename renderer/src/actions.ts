@@ -180,12 +180,16 @@ const EXAMPLE_DIMS = '1,3,224,224';
 
 /**
  * Rows for a freshly opened model, best source first: the specs embedded in a file this
- * workbench exported, the shapes recorded in the traced graph, the bundled example's known shape.
+ * workbench exported, a .pt2's own specs, the shapes recorded in the traced graph, the bundled
+ * example's known shape.
  */
 export function prefillRows(model: string, r: InspectResult, exampleModel: string | null): InputRow[] {
   const embedded = Array.isArray((r.exported as { inputs?: unknown } | null)?.inputs) ? ((r.exported as { inputs: unknown[] }).inputs) : [];
   const specs = embedded.map((x) => InputSpecSchema.safeParse(x)).filter((p) => p.success).map((p) => p.data!);
   if (specs.length && specs.length === embedded.length) return specs.map(rowFromSpec);
+  // A torch.export .pt2 carries its own specs (dynamic dims with their ranges).
+  const own = r.inputs.map((i) => InputSpecSchema.safeParse(i.spec)).filter((p) => p.success).map((p) => p.data!);
+  if (own.length && own.length === r.inputs.length) return own.map(rowFromSpec);
   const isExample = exampleModel !== null && model === exampleModel;
   return r.inputs.map((i, k) => ({
     name: /^[A-Za-z_][A-Za-z0-9_]*$/.test(i.name) ? i.name : `input${k}`,

@@ -43,14 +43,37 @@ export function placeNodes(graph: ModelGraph, r: CompileResult | null): Map<stri
   }
   const leftModules = (r.coverage?.modules ?? []).filter((m) => !m.compiled).map((m) => m.name);
   const inFallback = (n: GraphNode) => !!n.scope && leftModules.some((m) => n.scope === m || n.scope!.startsWith(`${m}.`));
+  const consumers = new Map<string, GraphNode[]>();
+  for (const n of graph.nodes) for (const i of n.inputs) (consumers.get(i) ?? consumers.set(i, []).get(i)!).push(n);
   for (const n of graph.nodes) {
-    if (n.op === 'input' || n.op === 'output') continue;
+    if (n.op === 'input' || n.op === 'output' || out.has(n.id)) continue;
     const f = familyOfOp(n.op);
     const placed = f ? queues.get(f)?.shift() : undefined;
-    if (placed) out.set(n.id, { where: placed.where, op: placed });
-    else out.set(n.id, { where: inFallback(n) ? 'torchscript' : 'tvm' });
+    if (placed) {
+      out.set(n.id, { where: placed.where, op: placed });
+      if (placed.where === 'library') markFused(n, placed, consumers, out);
+    } else out.set(n.id, { where: inFallback(n) ? 'torchscript' : 'tvm' });
   }
   return out;
+}
+
+// The graph ops an epilogue entry stands for (a bias may be part of the conv/linear node itself).
+const EPILOGUE_OPS: Record<string, string[]> = {
+  bias: ['add', 'add_'], scale: ['batch_norm', 'mul', 'div', 'sub'], add: ['add', 'add_'],
+  relu: ['relu', 'relu_'], relu6: ['relu6', 'hardtanh', 'hardtanh_', 'clamp'], gelu: ['gelu'],
+  gelu_tanh: ['gelu'], silu: ['silu', 'silu_'], sigmoid: ['sigmoid'], tanh: ['tanh'], hardswish: ['hardswish', 'hardswish_'],
+};
+
+/** The ops fused into a library call (its bias, BatchNorm, residual add, activation) run there too. */
+function markFused(node: GraphNode, placed: PlacedOp, consumers: Map<string, GraphNode[]>, out: Map<string, NodePlacement>): void {
+  let cur = node;
+  for (const name of placed.epilogue) {
+    const next = consumers.get(cur.id) ?? [];
+    const hit = next.length === 1 && (EPILOGUE_OPS[name] ?? []).includes(short(next[0].op)) ? next[0] : undefined;
+    if (!hit) continue;
+    out.set(hit.id, { where: 'library', op: placed });
+    cur = hit;
+  }
 }
 
 const short = (op: string) => op.replace(/^aten::/, '').replace(/^prim::/, '');

@@ -35,7 +35,7 @@ export function ModelView() {
     setDrag(false);
     const file = e.dataTransfer.files[0];
     if (!file) return;
-    if (!/\.pt$/i.test(file.name)) return setDropMsg(`${file.name} is not a .pt file: drop a TorchScript model saved with torch.jit.save.`);
+    if (!/\.pt2?$/i.test(file.name)) return setDropMsg(`${file.name} is not a .pt or .pt2 file: drop a TorchScript model saved with torch.jit.save or a program saved with torch.export.save.`);
     const p = getApi().pathForFile?.(file);
     if (!p) return setDropMsg(`The browser does not reveal where ${file.name} lives: type its path above instead (drag-and-drop works in the desktop app).`);
     setDropMsg(null);
