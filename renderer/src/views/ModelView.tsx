@@ -49,7 +49,7 @@ export function ModelView() {
     <section>
       <h2>Model</h2>
       <p className="notice" role="note">
-        ⚠ Loading a <code>.pt</code> file executes code from it (TorchScript can call arbitrary operators). Only open models you trust.
+        ⚠ Loading a <code>.pt</code> or <code>.pt2</code> file executes code from it (TorchScript and pickled objects can call arbitrary operators). Only open models you trust.
       </p>
       <form
         className="row"
@@ -73,7 +73,7 @@ export function ModelView() {
         )}
       </form>
       <div className={drag ? 'dropzone active' : 'dropzone'} onDragOver={(e) => { e.preventDefault(); setDrag(true); }} onDragLeave={() => setDrag(false)} onDrop={onDrop} data-testid="dropzone">
-        Drop a <code>.pt</code> file here{mode === 'browser' ? ' (desktop app only: in the browser, type the path)' : ''}
+        Drop a <code>.pt</code> or <code>.pt2</code> file here{mode === 'browser' ? ' (desktop app only: in the browser, type the path)' : ''}
       </div>
       {dropMsg && <p className="warn">{dropMsg}</p>}
       <JobStatus jobId={inspectJob} what="Inspection" />
