@@ -325,14 +325,6 @@ bool RouteParallelToTorch(const std::string& so_path) {
   return slot != nullptr;
 }
 
-// The schema of every library op a compiled module may call, as this runtime was built against.
-const std::vector<std::string>& LibraryOps() {
-  static const std::vector<std::string> ops = {
-      "mkldnn::_convolution_pointwise", "mkldnn::_convolution_pointwise.binary",
-      "mkldnn::_reorder_convolution_weight", "aten::addmm.out", "aten::mm.out", "aten::matmul.out"};
-  return ops;
-}
-
 std::string LibrarySchema(const std::string& qualified) {
   auto dot = qualified.find('.', qualified.find("::"));
   std::string name = qualified.substr(0, dot);
@@ -367,7 +359,6 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         return ffi::String(out);
       })
       .def("torchtvm.library_schema", [](ffi::String op) { return ffi::String(LibrarySchema(op)); })
-      .def("torchtvm.library_torch_version", []() { return ffi::String(BuiltTorchVersion()); })
       .def("torchtvm.route_parallel_to_torch", [](ffi::String path) { return RouteParallelToTorch(std::string(path)); });
 }
 

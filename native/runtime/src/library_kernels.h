@@ -3,13 +3,10 @@
 #pragma once
 
 #include <string>
-#include <vector>
 
 namespace torchtvm {
 
-// Qualified names ("ns::op.overload") of every torch op the library kernels call.
-const std::vector<std::string>& LibraryOps();
-// The schema of one of them in the running process ("" when torch has no such op).
+// The schema of a torch op ("ns::op.overload") in the running process ("" when torch has none).
 std::string LibrarySchema(const std::string& qualified);
 // Points a loaded compiled module (a .so already dlopen'ed) at torch's thread pool for its parallel
 // loops; false when the file is not loaded or has no parallel launcher.
