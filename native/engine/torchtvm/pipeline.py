@@ -142,7 +142,9 @@ def _build_with_placement(imported, specs, info, database, placement: str, ctx):
     """Build with the placement asked for. `auto` with a tuning database builds both candidates
     (library kernels, and TVM's tuned kernels) and keeps the faster, so tuning never makes the
     model slower than the untuned default. Returns (executable, offloads, note)."""
-    if not (database is not None and placement == "auto"):
+    from .backend.library import library_available
+
+    if not (database is not None and placement == "auto" and info.kind == "llvm" and library_available()):
         executable, offloads = builder.build_placed(imported.mod, info, database, placement)
         return executable, offloads, None
     ctx.progress("build", "building both placements (library kernels, tuned TVM kernels) to keep the faster")
