@@ -154,15 +154,20 @@ def to_exported_program(module: torch.jit.ScriptModule, specs: list[InputSpec], 
         from .dtype_promotion import wrapped_scalars_as_default_dtype
 
         wrapped_scalars_as_default_dtype(ep)  # traced `int_x * 0.5` is float32, not float64
-        try:
-            return torch.export.export(ep.module(), tuple(sample), dynamic_shapes=_dynamic_shapes(specs), strict=False)
-        except Exception as e:
-            raise EngineError(
-                "shape_rejected" if "Constraints violated" in str(e) or "specialized" in str(e) else "import_failed",
-                f"The model could not be exported with the given input specs: {_torch_error_summary(e)}. "
-                "A symbolic dimension the model needs to be fixed must be given as a number.",
-                str(e),
-            ) from e
+        return _export_with_specs(ep.module(), sample, specs, "model")
+
+
+def _export_with_specs(module, sample, specs: list[InputSpec], what: str) -> torch.export.ExportedProgram:
+    """torch.export with the user's dynamic dims; a refusal is a sentence naming the cause."""
+    try:
+        return torch.export.export(module, tuple(sample), dynamic_shapes=_dynamic_shapes(specs), strict=False)
+    except Exception as e:
+        raise EngineError(
+            "shape_rejected" if "Constraints violated" in str(e) or "specialized" in str(e) else "import_failed",
+            f"The {what} could not be exported with the given input specs: {_torch_error_summary(e)}. "
+            f"A symbolic dimension the {what} needs to be fixed must be given as a number.",
+            str(e),
+        ) from e
 
 
 def program_specs(ep: torch.export.ExportedProgram) -> list[InputSpec]:
@@ -211,15 +216,7 @@ def _import_exported(ep: torch.export.ExportedProgram, specs: list[InputSpec], p
     # Re-export with the user's specs (sizes pinned, symbols and ranges as described), as for TorchScript.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            ep = torch.export.export(module, tuple(sample), dynamic_shapes=_dynamic_shapes(specs), strict=False)
-        except Exception as e:
-            raise EngineError(
-                "shape_rejected" if "Constraints violated" in str(e) or "specialized" in str(e) else "import_failed",
-                f"The program could not be exported with the given input specs: {_torch_error_summary(e)}. "
-                "A symbolic dimension the program needs to be fixed must be given as a number.",
-                str(e),
-            ) from e
+        ep = _export_with_specs(module, sample, specs, "program")
     return import_program(ep, sample, len(ref), progress)
 
 

@@ -38,6 +38,23 @@ from .verify import compare
 
 _TENSOR = torch._C.TensorType.get()
 _TENSOR_LIST = torch._C.ListType(_TENSOR)
+
+
+def insert_forward_call(graph, self_v, attr: str, cls_type, inputs: list, before):
+    """Before `before`, emit `self.<attr>.forward([inputs])` (a compiled module held as an
+    attribute of type `cls_type`); returns the GetAttr, ListConstruct and CallMethod nodes."""
+    get = graph.create("prim::GetAttr", [self_v])
+    get.s_("name", attr)
+    get.output().setType(cls_type)
+    get.insertBefore(before)
+    lst = graph.create("prim::ListConstruct", inputs)
+    lst.output().setType(_TENSOR_LIST)
+    lst.insertBefore(before)
+    call = graph.create("prim::CallMethod", [get.output(), lst.output()])
+    call.s_("name", "forward")
+    call.output().setType(_TENSOR_LIST)
+    call.insertBefore(before)
+    return get, lst, call
 _CAPTURE_LIST = torch._C.ListType(_TENSOR_LIST)
 _CAPTURE_PREFIX = "_torchtvm_capture_"
 ATTR_PREFIX = "torchtvm_"  # attribute holding a child's compiled module: torchtvm_<child path>
@@ -300,17 +317,7 @@ def rewrite(module, site: Site, compiled: Compiled) -> None:
     cls_type = obj._type()
     if not owner._c.hasattr(attr):
         owner._c._register_attribute(attr, cls_type, obj)
-    get = graph.create("prim::GetAttr", [self_v])
-    get.s_("name", attr)
-    get.output().setType(cls_type)
-    get.insertBefore(node)
-    lst = graph.create("prim::ListConstruct", list(node.inputs())[1:])
-    lst.output().setType(_TENSOR_LIST)
-    lst.insertBefore(node)
-    call = graph.create("prim::CallMethod", [get.output(), lst.output()])
-    call.s_("name", "forward")
-    call.output().setType(_TENSOR_LIST)
-    call.insertBefore(node)
+    _, _, call = insert_forward_call(graph, self_v, attr, cls_type, list(node.inputs())[1:], node)
     if site.out == "tensor":
         zero = graph.create("prim::Constant")
         zero.i_("value", 0)

@@ -18,13 +18,12 @@ fallback does for a submodule call.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import torch
 
 from .errors import EngineError
-from .partition import (_CAPTURE_LIST, _TENSOR, _TENSOR_LIST, Capture, Partitioned, _first_sentence, _median_ms, _walk,
+from .partition import (_CAPTURE_LIST, insert_forward_call, _TENSOR, _TENSOR_LIST, Capture, Partitioned, _first_sentence, _median_ms, _walk,
                         compile_child, derive_specs, fresh_copy)
 from .specs import InputSpec, SymDim
 
@@ -208,17 +207,7 @@ def rewrite(module, graph, seg: Segment, obj) -> None:
     cls_type = obj._type()
     module._c._register_attribute(attr, cls_type, obj)
     first = seg.nodes[0]
-    get = graph.create("prim::GetAttr", [self_v])
-    get.s_("name", attr)
-    get.output().setType(cls_type)
-    get.insertBefore(first)
-    lst = graph.create("prim::ListConstruct", seg.inputs)
-    lst.output().setType(_TENSOR_LIST)
-    lst.insertBefore(first)
-    call = graph.create("prim::CallMethod", [get.output(), lst.output()])
-    call.s_("name", "forward")
-    call.output().setType(_TENSOR_LIST)
-    call.insertBefore(first)
+    _, _, call = insert_forward_call(graph, self_v, attr, cls_type, seg.inputs, first)
     unpack = graph.create("prim::ListUnpack", [call.output()], len(seg.outputs))
     for o in unpack.outputs():
         o.setType(_TENSOR)
