@@ -248,3 +248,36 @@ def test_nan_and_inf_propagate_through_library_epilogues_as_in_pytorch(act, resi
     assert torch.equal(torch.isinf(got), torch.isinf(ref)) and torch.equal(got[torch.isinf(got)], ref[torch.isinf(ref)])
     finite = torch.isfinite(ref)
     torch.testing.assert_close(got[finite], ref[finite], rtol=1e-4, atol=1e-4)
+
+
+class DownsampleBlock(nn.Module):
+    """ResNet's downsampling block: the residual add waits for the shortcut's conv, so the main
+    path's second conv runs after the shortcut though it comes first in the graph."""
+
+    def __init__(self, c=32):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(2 * c, 2 * c, 5, padding=2)
+        self.short = nn.Conv2d(c, 2 * c, 1, stride=2)
+
+    def forward(self, x):
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + self.short(x))
+
+
+def test_placement_times_each_op_in_the_order_its_call_runs(tmp_path):
+    from torchtvm.backend import placement
+
+    torch.manual_seed(6)
+    x = torch.randn(1, 32, 32, 32)
+    runner, offloads = build(DownsampleBlock(), (x,), tmp_path=tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: OpenMP barriers on a busy machine would swamp the times
+    try:
+        prof = placement.profile_library(lambda: runner.run([x]), repeat=5)
+    finally:
+        torch.set_num_threads(threads)
+    rep = placement.report("library", offloads, [], prof, prof.run_ms)
+    by_epilogue = {tuple(o["epilogue"]): o for o in rep["ops"]}
+    main, short = by_epilogue[("bias", "add", "relu")], by_epilogue[("bias",)]
+    # The 5x5 conv does ~50x the shortcut's work: swapped timings would show the opposite.
+    assert main["ms"] > 5 * short["ms"], rep["ops"]

@@ -100,14 +100,26 @@ def offload(mod, dtypes: set[str], kinds=("conv2d", "linear", "matmul")):
     mod["main"] = new_func
     mod = relax.transform.DeadCodeElimination()(mod)
     mod = relax.transform.CanonicalizeBindings()(mod)
-    return mod, [c.report for c in plan.ordered]
+    return mod, _in_call_order(func, plan.ordered)
 
 
 def candidates(mod, kinds=("conv2d", "linear", "matmul")) -> list[Offload]:
     """The ops the library could take, without taking them (for the report of a TVM-only build)."""
     plan = _Planner({"float32", "float16", "bfloat16"}, kinds)
-    plan.visit_expr(prepare(mod, convert_layout=True)["main"])
-    return [c.report for c in plan.ordered]
+    func = prepare(mod, convert_layout=True)["main"]
+    plan.visit_expr(func)
+    return _in_call_order(func, plan.ordered)
+
+
+def _in_call_order(func, chains: list) -> list[Offload]:
+    """The chains' reports in the order the VM runs their calls: each call replaces its head's
+    binding, which can come later than another chain's (a residual add waits for the shortcut's
+    conv), so the planner's order (by root op) is not the run order the profile sees."""
+    pos = {}
+    for block in func.body.blocks:
+        for b in block.bindings:
+            pos[b.var] = len(pos)
+    return [c.report for c in sorted(chains, key=lambda c: pos.get(c.head, len(pos)))]
 
 
 # ---- analysis ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ LIBRARY_OPS = {
 @dataclass
 class Profile:
     calls_ms: list[float]  # median time of each library call, in call order
+    funcs: list[str]  # the function each call ran, in call order
     run_ms: float  # median wall time of the profiled runs
     rest_ms: float  # median of (run - library calls): TVM's kernels and the VM
 
@@ -38,6 +39,7 @@ def profile_library(run, repeat: int = 10) -> Profile | None:
         return None
     run()
     per_call: list[list[float]] = []
+    funcs: list[str] = []
     runs, rests = [], []
     for _ in range(repeat):
         start()
@@ -45,13 +47,14 @@ def profile_library(run, repeat: int = 10) -> Profile | None:
         run()
         wall = (time.perf_counter() - t0) * 1e3
         lines = [ln.split() for ln in str(stop()).splitlines() if ln.strip()]
-        for i, (_, ns) in enumerate(lines):
+        for i, (func, ns) in enumerate(lines):
             if i == len(per_call):
                 per_call.append([])
+                funcs.append(func)
             per_call[i].append(int(ns) / 1e6)
         runs.append(wall)
         rests.append(wall - sum(int(ns) for _, ns in lines) / 1e6)
-    return Profile([statistics.median(v) for v in per_call], statistics.median(runs), max(statistics.median(rests), 0.0))
+    return Profile([statistics.median(v) for v in per_call], funcs, statistics.median(runs), max(statistics.median(rests), 0.0))
 
 
 def report(placement: str, offloads: list, candidates: list, profile: Profile | None, total_ms: float | None) -> dict:
@@ -61,7 +64,9 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
 
     Shares are of the profiled runs' median, so that the library and TVM shares add up; `tvm_ms`
     is the rest of those runs (TVM's kernels and the VM's own work)."""
-    timed = profile is not None and len(profile.calls_ms) == len(offloads) and profile.run_ms > 0
+    # Calls are matched to ops by run order; a mismatch (which would misattribute times) leaves
+    # the ops untimed instead.
+    timed = profile is not None and profile.funcs == [o.func for o in offloads] and profile.run_ms > 0
     ops = []
     for i, o in enumerate(offloads):
         ms = profile.calls_ms[i] if timed else None
