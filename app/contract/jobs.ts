@@ -8,7 +8,12 @@ const path = z.string().min(1).max(4096);
 const target = z.string().min(1).max(2000).default('llvm');
 const threads = z.number().int().min(1).max(1024).optional();
 
-export const InspectRequestSchema = z.object({ kind: z.literal('inspect'), model: path });
+export const InspectRequestSchema = z.object({
+  kind: z.literal('inspect'),
+  model: path,
+  /** Input specs to run the model on (fake tensors) so that the graph's ops show their output shapes and dtypes; without them, the model's own where it states them. */
+  inputs: z.array(InputSpecSchema).max(64).optional(),
+});
 
 export const CompileRequestSchema = z.object({
   kind: z.literal('compile'),
@@ -77,6 +82,7 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
 export type JobRequest = z.input<typeof JobRequestSchema>;
 export type ParsedJobRequest = z.output<typeof JobRequestSchema>;
 export type JobKind = JobRequest['kind'];
+export type InspectRequest = z.output<typeof InspectRequestSchema>;
 export type CompileRequest = z.output<typeof CompileRequestSchema>;
 export type TuneRequest = z.output<typeof TuneRequestSchema>;
 export type BenchRequest = z.output<typeof BenchRequestSchema>;

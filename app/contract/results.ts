@@ -58,8 +58,12 @@ export interface GraphNode {
   name?: string;
   /** Ids of the nodes whose outputs this node reads. */
   inputs: string[];
-  /** Per output, when the TorchScript graph records it. */
-  outputs?: Array<{ shape?: Array<number | null>; dtype?: string }>;
+  /**
+   * Per output: from running the model on the input specs (graph.shapes_for), else where the
+   * TorchScript graph records it. A symbolic dim is its symbol or a linear expression of it
+   * ('batch', '2*seq', 'h/2'); null where unknown.
+   */
+  outputs?: Array<{ shape?: Array<number | string | null>; dtype?: string }>;
   /** The submodule it came from (scope), e.g. 'layer1.0.conv1'. */
   scope?: string;
 }
@@ -68,6 +72,8 @@ export interface ModelGraph {
   nodes: GraphNode[];
   /** True when the graph was cut at the size limit. */
   truncated?: boolean;
+  /** The input specs the nodes' output shapes were computed for (absent: no computed shapes). */
+  shapes_for?: InputSpec[];
 }
 
 export interface CompileResult {
@@ -103,6 +109,10 @@ export interface PlacedOp {
   /** ms as a share of the model's TVM p50. */
   share: number | null;
   func?: string;
+  /** The graph node (ModelGraph id, e.g. 'n12') the op came from, where the engine could follow it. */
+  node?: string;
+  /** The graph nodes fused into the call (BatchNorm, residual add, activation). */
+  fused?: string[];
 }
 
 export interface Placement {

@@ -415,3 +415,42 @@ export async function loadRun(dir: string): Promise<string | null> {
     return (e as Error).message;
   }
 }
+
+// ---- graph shapes ----
+
+let shapesAsked = '';
+let shapesSeq = 0;
+
+/**
+ * Gives the graph's ops their output shapes and dtypes at the current input specs: the engine runs
+ * the model on them (fake tensors, no compute) in an inspect job with `inputs`. The graph is
+ * replaced when they come back, if the model and the specs are still the ones on screen. Each
+ * (model, specs) is asked once, so a failure (a model that rejects the specs) is not retried.
+ */
+export async function refreshGraphShapes(): Promise<void> {
+  const s = get();
+  const graph = s.inspect?.graph;
+  if (!s.modelPath || !graph) return;
+  const { specs } = checkRows(s.inputs);
+  if (!specs) return;
+  const key = `${s.modelPath}\n${JSON.stringify(specs)}`;
+  if (key === shapesAsked || (graph.shapes_for && JSON.stringify(graph.shapes_for) === JSON.stringify(specs))) return;
+  shapesAsked = key;
+  const model = s.modelPath;
+  const seq = ++shapesSeq;
+  let job: string;
+  try {
+    job = (await api.startJob({ kind: 'inspect', model, inputs: specs })).job;
+  } catch {
+    return;
+  }
+  const outcome = await waitForOutcome(job);
+  finishJob(job, outcome);
+  const now = get();
+  if (outcome.state !== 'succeeded' || seq !== shapesSeq || now.modelPath !== model || !now.inspect) return;
+  const g = (outcome.result as unknown as InspectResult).graph;
+  if (!g?.shapes_for) return;
+  const inspect = { ...now.inspect, graph: g };
+  set({ inspect });
+  rememberInspection(model, inspect);
+}

@@ -4,7 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const PYTHON = join(ROOT, '.venv/bin/python');
@@ -107,4 +107,40 @@ export function hasChromium(): boolean {
 export function shotPath(name: string): string {
   mkdirSync(SHOTS, { recursive: true });
   return join(SHOTS, `${name}.png`);
+}
+
+export interface Session {
+  dir: string;
+  server: Served;
+  browser: Browser;
+  page: Page;
+  /** Uncaught page errors and console errors, for a test to assert there were none. */
+  pageErrors: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * The set-up most e2e files repeat: a temp folder (with its own TORCHTVM_HOME), `torchtvm serve`,
+ * Chromium, and one page on the served URL (with `query`, e.g. 'testHooks=1'), collecting errors.
+ */
+export async function openSession(opts: { prefix: string; query?: string; viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark'; env?: Record<string, string> }): Promise<Session> {
+  const dir = tempDir(opts.prefix);
+  const server = await serve({ TORCHTVM_HOME: join(dir, 'home'), ...opts.env });
+  const browser = await launchChromium();
+  const page = await browser.newPage({ viewport: opts.viewport ?? { width: 1280, height: 900 }, colorScheme: opts.colorScheme ?? 'light' });
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+  await page.goto(opts.query ? pageUrl(server, opts.query) : server.url);
+  return {
+    dir,
+    server,
+    browser,
+    page,
+    pageErrors,
+    close: async () => {
+      await browser.close().catch(() => {});
+      await server.stop();
+    },
+  };
 }

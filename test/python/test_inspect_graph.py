@@ -32,3 +32,99 @@ def test_graph_lists_ops_in_order_with_edges_and_scopes():
     assert all(src in ids for n in nodes for src in n["inputs"])
     assert nodes[-1]["inputs"] == [linear["id"]]
     assert g["truncated"] is False
+
+
+# ---- per-node shapes and placement identity ----------------------------------------------------
+
+from torchtvm.specs import parse_specs  # noqa: E402
+
+
+def _spec(*dims, dtype="float32"):
+    return parse_specs([{"name": "x", "dims": list(dims), "dtype": dtype}])
+
+
+def _by_op(nodes, op):
+    return [n for n in nodes if n["op"] == op]
+
+
+def test_ops_show_their_output_shapes_and_dtypes_for_the_given_specs():
+    m = torch.jit.script(torch.jit.trace(_Net().eval(), torch.randn(1, 3, 8, 8)))
+    g = inspect_module(m, _spec(2, 3, 16, 16))["graph"]
+    nodes = g["nodes"]
+    assert nodes[0]["outputs"] == [{"shape": [2, 3, 16, 16], "dtype": "float32"}]
+    conv = next(n for n in nodes if n["op"] in ("aten::_convolution", "aten::conv2d"))
+    assert conv["outputs"] == [{"shape": [2, 8, 16, 16], "dtype": "float32"}]
+    assert _by_op(nodes, "aten::linear")[0]["outputs"] == [{"shape": [2, 4], "dtype": "float32"}]
+    assert g["shapes_for"][0]["dims"] == [2, 3, 16, 16]
+
+
+def test_a_traced_graph_gives_its_recorded_input_shapes_without_specs():
+    m = torch.jit.trace(_Net().eval(), torch.randn(1, 3, 8, 8))
+    nodes = inspect_module(m)["graph"]["nodes"]
+    assert _by_op(nodes, "aten::linear")[0]["outputs"][0]["shape"] == [1, 4]
+
+
+class _Strided(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y.flatten(1), y.sum()
+
+
+def test_symbolic_dims_show_as_their_symbols():
+    m = torch.jit.trace(_Strided().eval(), torch.randn(1, 3, 16, 16))
+    specs = parse_specs([{"name": "x", "dims": [{"name": "batch", "min": 1, "max": 32}, 3, {"name": "h", "min": 16, "max": 512}, 16], "dtype": "float32"}])
+    nodes = inspect_module(m, specs)["graph"]["nodes"]
+    assert nodes[0]["outputs"][0]["shape"] == ["batch", 3, "h", 16]
+    conv = next(n for n in nodes if n["op"] in ("aten::_convolution", "aten::conv2d"))
+    assert conv["outputs"][0]["shape"] == ["batch", 8, "h/2", 8]
+    assert _by_op(nodes, "aten::flatten")[0]["outputs"][0]["shape"] == ["batch", "32*h"]  # 8 * h/2 * 8
+    assert _by_op(nodes, "aten::sum")[0]["outputs"][0]["shape"] == []
+
+
+class _Block(torch.nn.Module):
+    """A ResNet block with a downsampling shortcut: its 1x1 conv runs after the main branch's."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(16)
+        self.conv2 = torch.nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(16)
+        self.down = torch.nn.Conv2d(3, 16, 1, stride=2, bias=False)
+        self.bn3 = torch.nn.BatchNorm2d(16)
+        self.fc = torch.nn.Linear(16, 4)
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        y = torch.relu(y + self.bn3(self.down(x)))
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+def test_placed_ops_name_the_graph_node_they_came_from():
+    from torchtvm.backend import library
+    from torchtvm.importer import import_torchscript
+    from torchtvm.pipeline import _with_graph_nodes
+
+    m = torch.jit.trace(_Block().eval(), torch.randn(1, 3, 16, 16))
+    nodes = {n["id"]: n for n in inspect_module(m)["graph"]["nodes"]}
+    imported = import_torchscript(m, _spec(1, 3, 16, 16))
+    placed = library.candidates(imported.mod)
+    rep = _with_graph_nodes({"ops": [o.to_json() for o in placed]}, imported, placed)
+    ops = rep["ops"]
+    assert len(ops) == 4 and all("node" in o for o in ops)
+    convs = [o for o in ops if o["kind"] == "conv2d"]
+    assert sorted(nodes[o["node"]]["op"] for o in convs) == ["aten::_convolution"] * 3
+    assert len({o["node"] for o in convs}) == 3
+    for o in convs:
+        # Identity, not order: the first op fused into a conv's call reads that very conv.
+        assert nodes[o["fused"][0]]["op"] == "aten::batch_norm"
+        assert nodes[o["fused"][0]]["inputs"][0] == o["node"]
+    # The call that also takes the residual add and the relu is conv2's (channels 16 -> 16, 3x3).
+    residual = next(o for o in convs if "add" in o["epilogue"])
+    assert [nodes[f]["op"] for f in residual["fused"]] == ["aten::batch_norm", "aten::add", "aten::relu"]
+    linear = next(o for o in ops if o["kind"] == "linear")
+    assert nodes[linear["node"]]["op"] == "aten::linear"

@@ -1,7 +1,7 @@
 // Job runners that the Python engine serves: inspect, compile (and tune, which compiles too).
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { CompileRequest, JobEvent, ParsedJobRequest, TuneRequest } from '../../contract/jobs.js';
+import type { CompileRequest, InspectRequest, JobEvent, ParsedJobRequest, TuneRequest } from '../../contract/jobs.js';
 import type { JobRunner, RunContext } from '../jobs.js';
 import { projectDir } from '../paths.js';
 import type { EngineClient } from './engine-client.js';
@@ -48,7 +48,11 @@ export function compileParams(req: CompileRequest | TuneRequest): Record<string,
 
 export function engineRunners(engine: EngineClient): Partial<Record<ParsedJobRequest['kind'], JobRunner>> {
   return {
-    inspect: (req, ctx) => runOnEngine(engine, 'inspect', { model: resolve((req as { model: string }).model) }, ctx),
+    inspect: (req, ctx) => {
+      const r = req as InspectRequest;
+      // inputs: the specs the graph view's per-op shapes are computed for.
+      return runOnEngine(engine, 'inspect', { model: resolve(r.model), ...(r.inputs?.length ? { inputs: r.inputs } : {}) }, ctx);
+    },
     compile: (req, ctx) => runOnEngine(engine, 'compile', compileParams(req as CompileRequest), ctx),
     tune: (req, ctx) => runOnEngine(engine, 'tune', compileParams(req as TuneRequest), ctx),
   };

@@ -11,7 +11,7 @@ import collections
 import contextlib
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -25,6 +25,8 @@ class Imported:
     program: torch.export.ExportedProgram
     sample_inputs: list[torch.Tensor]
     num_outputs: int
+    # Relax var name -> the node of the model's graph it came from (provenance.py), for placement.
+    sources: dict = field(default_factory=dict)
 
 
 def check_inputs(module: torch.jit.ScriptModule, specs: list[InputSpec]) -> None:
@@ -137,7 +139,9 @@ def _converter_fixes():
 def to_exported_program(module: torch.jit.ScriptModule, specs: list[InputSpec], sample: list[torch.Tensor]) -> torch.export.ExportedProgram:
     from torch._export.converter import TS2EPConverter
 
-    with warnings.catch_warnings(), _converter_fixes():
+    from .provenance import tag_torchscript
+
+    with warnings.catch_warnings(), _converter_fixes(), tag_torchscript(module):
         warnings.simplefilter("ignore")
         try:
             ep = TS2EPConverter(module, tuple(sample)).convert()
@@ -210,6 +214,9 @@ def _import_exported(ep: torch.export.ExportedProgram, specs: list[InputSpec], p
     if len(specs) != n_user:
         raise EngineError("input_count", f"The program takes {n_user} input(s) ({', '.join(ep.graph_signature.user_inputs)}) but {len(specs)} were described; give one input spec per argument.")
     sample = random_inputs(specs)
+    from .provenance import tag_program
+
+    tag_program(ep)
     module = ep.module()
     progress("running the program in PyTorch on sample inputs")
     ref = run_reference(module, sample, specs)
@@ -264,16 +271,15 @@ def import_program(ep: torch.export.ExportedProgram, sample: list[torch.Tensor],
             "\n".join(missing),
         )
     progress("translating to TVM Relax")
-    from tvm.relax.frontend.torch import from_exported_program
-
     try:
         from .dtype_promotion import pytorch_binary_dtypes
+        from .provenance import translate
 
         with _half_precision_accumulates_in_own_dtype(), pytorch_binary_dtypes():
-            mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=False, run_ep_decomposition=False, custom_convert_map=CUSTOM_CONVERTERS)
+            mod, sources = translate(ep, CUSTOM_CONVERTERS)
     except Exception as e:
         raise EngineError("import_failed", f"TVM could not import the model: {_torch_error_summary(e)}.", str(e)) from e
-    return Imported(mod=mod, program=ep, sample_inputs=sample, num_outputs=num_outputs)
+    return Imported(mod=mod, program=ep, sample_inputs=sample, num_outputs=num_outputs, sources=sources)
 
 
 @contextlib.contextmanager

@@ -114,7 +114,171 @@ def model_graph(module: torch.jit.ScriptModule) -> dict:
     return {"nodes": nodes, "truncated": truncated}
 
 
-def inspect_module(module: torch.jit.ScriptModule) -> dict:
+# ---- per-node output shapes ----------------------------------------------------------------
+
+
+def _probe_function(module: torch.jit.ScriptModule):
+    """The model's inlined graph returning every top-level op's tensor outputs as one list, as a
+    callable, with (graph node id, output index) per list entry. Node ids are model_graph's."""
+    g = module.inlined_graph
+    where: list[tuple[str, int]] = []
+    vals = []
+    count = len(list(g.inputs())) - 1  # model_graph numbers inputs first
+    for n in g.nodes():
+        if n.kind() in _PLUMBING:
+            continue
+        if count >= GRAPH_NODE_LIMIT:
+            break
+        nid = f"n{count}"
+        count += 1
+        for k, o in enumerate(n.outputs()):
+            if isinstance(o.type(), torch._C.TensorType):
+                vals.append(o)
+                where.append((nid, k))
+    lst = g.create("prim::ListConstruct", vals, 1)
+    lst.output().setType(torch._C.ListType(torch._C.TensorType.get()))
+    g.insertNode(lst)
+    lst.moveBefore(g.return_node())
+    g.eraseOutput(0)
+    g.registerOutput(lst.output())
+    fn = torch._C._create_function_from_graph("torchtvm_shape_probe", g)
+    return (lambda inputs: fn(module._c, *inputs)), where
+
+
+def _fit(points: list[tuple[int, int]]):
+    """y = a*x + c through all points, a and c rational; None when they do not lie on a line."""
+    from fractions import Fraction
+
+    (x0, y0), (x1, y1) = points[0], points[1]
+    a = Fraction(y1 - y0, x1 - x0)
+    c = y0 - a * x0
+    if any(a * x + c != y for x, y in points):
+        return None
+    return a, c
+
+
+def _sym_text(name: str, a, c) -> str | None:
+    if a == 0:
+        return None
+    if a.denominator == 1:
+        head = name if a == 1 else f"{a.numerator}*{name}"
+    elif a.numerator == 1 and c == 0:
+        return f"{name}/{a.denominator}"
+    else:
+        return None
+    if c.denominator != 1:
+        return None
+    return head if c == 0 else f"{head}+{int(c)}" if c > 0 else f"{head}-{int(-c)}"
+
+
+def graph_shapes(module: torch.jit.ScriptModule, specs) -> dict[str, list[dict]]:
+    """Output shape and dtype of every op of model_graph, from running the model on the input
+    specs: on fake tensors (no memory, no compute, any size), or on zeros where an op needs real
+    data and the specs are static. A symbolic dim shows as its symbol (or a linear expression of
+    it, `2*seq`, `batch/2`): the model runs once at a base size and once more per symbol at other
+    sizes, and each output dim is fitted to the symbol that moves it. Empty when it cannot run."""
+    from .specs import SymDim
+
+    run, where = _probe_function(module)
+    syms: dict[str, SymDim] = {}
+    for s in specs:
+        for d in s.dims:
+            if isinstance(d, SymDim):
+                syms.setdefault(d.name, d)
+
+    def pick(d: SymDim, want: int) -> int:
+        return max(d.min, min(d.max, want))
+
+    base = {n: pick(d, 224) for n, d in syms.items()}
+    variants: list[tuple[str | None, dict]] = [(None, base)]
+    for n, d in list(syms.items())[:4]:
+        seen = {base[n]}
+        for step in (32, 64, -32, -64, 1, 2, -1, -2):
+            v = pick(d, base[n] + step)
+            if v not in seen and len(seen) < 3:
+                seen.add(v)
+                variants.append((n, {**base, n: v}))
+
+    def inputs(values: dict, make) -> list[torch.Tensor]:
+        return [make(tuple(values[d.name] if isinstance(d, SymDim) else d for d in s.dims), s.torch_dtype) for s in specs]
+
+    def shapes(values: dict):
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        with torch.no_grad():
+            try:
+                with FakeTensorMode(allow_non_fake_inputs=True):
+                    out = run(inputs(values, lambda shp, dt: torch.empty(shp, dtype=dt)))
+                    return [(tuple(int(x) for x in t.shape), t.dtype) for t in out]
+            except Exception:
+                if syms:
+                    raise
+                out = run(inputs(values, lambda shp, dt: torch.zeros(shp, dtype=dt)))
+                return [(tuple(t.shape), t.dtype) for t in out]
+
+    try:
+        runs = [(sym, shapes(values), values) for sym, values in variants]
+    except Exception:
+        return {}
+    first = runs[0][1]
+    result: dict[str, list[dict]] = {}
+    for i, (nid, k) in enumerate(where):
+        shp, dt = first[i]
+        dims: list = []
+        for j, b in enumerate(shp):
+            moved: dict[str, list[tuple[int, int]]] = {}
+            for sym, out, values in runs[1:]:
+                other = out[i][0]
+                if len(other) != len(shp):
+                    moved.setdefault("?", [])
+                    continue
+                if other[j] != b:
+                    moved.setdefault(sym, [(base[sym], b)]).append((values[sym], other[j]))
+            if not moved:
+                dims.append(int(b))
+                continue
+            if len(moved) == 1 and "?" not in moved:
+                (sym, pts), = moved.items()
+                fit = _fit(pts)
+                dims.append(_sym_text(sym, *fit) if fit else None)
+            else:
+                dims.append(None)
+        outs = result.setdefault(nid, [])
+        while len(outs) <= k:
+            outs.append({})
+        outs[k] = {"shape": dims, **({"dtype": TORCH_TO_NAME[dt]} if dt in TORCH_TO_NAME else {})}
+    return result
+
+
+def default_specs(module: torch.jit.ScriptModule):
+    """Input specs the model itself states: a traced graph's recorded input sizes and dtypes.
+    None when any input lacks them."""
+    from .specs import InputSpec
+
+    specs = []
+    for info in _input_info(module):
+        shape, dtype = info.get("shape"), info.get("dtype")
+        if not shape or dtype is None or any(d is None or d < 1 for d in shape):
+            return None
+        specs.append(InputSpec(info["name"], tuple(int(d) for d in shape), dtype))
+    return specs or None
+
+
+def with_shapes(graph: dict, shapes: dict[str, list[dict]], specs) -> dict:
+    """The graph with each op's outputs (and the inputs) given their shapes from `graph_shapes`."""
+    if not shapes:
+        return graph
+    ins = [n for n in graph["nodes"] if n["op"] == "input"]
+    for n, s in zip(ins, specs):
+        n["outputs"] = [{"shape": [d if isinstance(d, int) else d.name for d in s.dims], "dtype": s.dtype}]
+    for n in graph["nodes"]:
+        if n["id"] in shapes:
+            n["outputs"] = shapes[n["id"]]
+    graph["shapes_for"] = [s.to_json() for s in specs]
+    return graph
+
+
+def inspect_module(module: torch.jit.ScriptModule, specs=None) -> dict:
     params = list(module.parameters())
     buffers = list(module.buffers())
     result = {
@@ -136,6 +300,12 @@ def inspect_module(module: torch.jit.ScriptModule) -> dict:
         result["graph"] = model_graph(module)
     except Exception:  # the graph view is optional: never let it fail an inspection
         pass
+    specs = specs or default_specs(module)
+    if specs and "graph" in result:
+        try:
+            with_shapes(result["graph"], graph_shapes(module, specs), specs)
+        except Exception:  # shapes are a bonus: the graph shows without them
+            pass
     return result
 
 
@@ -171,10 +341,14 @@ def inspect_program(ep) -> dict:
     }
 
 
-def inspect_file(path: str) -> dict:
+def inspect_file(path: str, inputs=None) -> dict:
+    """`inputs`: input specs (JSON) to give the graph's ops their output shapes; without them, the
+    model's own (a traced graph's recorded sizes) are used where it states them."""
     from .loader import is_exported, load_model
+    from .specs import parse_specs
 
     model = load_model(path)
-    result = inspect_program(model) if is_exported(model) else inspect_module(model)
+    specs = parse_specs(inputs) if inputs else None
+    result = inspect_program(model) if is_exported(model) else inspect_module(model, specs)
     result["path"] = path
     return result

@@ -33,7 +33,7 @@ PARAM_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "strict": ((bool,), "true or false"),
     "export_unverified": ((bool,), "true or false"),
     "edge_values": ((bool,), "true or false"),
-    "tune_sizes": ((list,), "a list of sizes"),
+    "tune_sizes": ((dict,), "an object of symbol sizes (name -> size)"),
 }
 _RANGES = {"threads": (1, 4096), "trials": (0, 10_000_000), "trials_per_task": (0, 10_000_000), "trials_per_iter": (1, 100_000), "seed": (0, 2**63 - 1)}
 
@@ -66,7 +66,8 @@ def _inspect(params: dict, ctx: JobContext) -> dict:
     from .inspector import inspect_file
 
     ctx.progress("inspect", f"inspecting {params.get('model')}")
-    return inspect_file(params.get("model"))
+    # inputs: specs to give the graph's ops their output shapes (the view asks again when they change).
+    return inspect_file(params.get("model"), params.get("inputs"))
 
 
 def _compile(params: dict, ctx: JobContext) -> dict:

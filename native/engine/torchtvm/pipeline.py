@@ -172,7 +172,32 @@ def _placement_report(imported, info, placement: str, offloads: list, runner, sp
     tvm_inputs = runner.to_tvm(sample)
     profile = report.profile_library(lambda: runner.vm["main"](*tvm_inputs)) if offloads else None
     candidates = library.candidates(imported.mod) if not offloads and info.kind == "llvm" else []
-    return report.report(placement, offloads, candidates, profile, total_ms)
+    return _with_graph_nodes(report.report(placement, offloads, candidates, profile, total_ms), imported, list(offloads) + list(candidates))
+
+
+def _with_graph_nodes(rep: dict, imported, placed: list) -> dict:
+    """Each placed op names the node of the model's graph it came from (`node`) and the nodes
+    fused into its call (`fused`), so that the graph view colours ops by identity."""
+    sources = getattr(imported, "sources", None)
+    if not sources:
+        return rep
+    try:
+        from .provenance import op_nodes, source_graph
+
+        feeds, ops = source_graph(imported.mod, sources)
+        by_name = {o.name: o for o in placed}
+        for op in rep.get("ops", []):
+            o = by_name.get(op.get("name"))
+            if o is None or not getattr(o, "vars", None):
+                continue
+            node, fused = op_nodes(o.kind, o.vars, sources, feeds, ops)
+            if node is not None:
+                op["node"] = node
+            if fused:
+                op["fused"] = fused
+    except Exception:  # the graph view falls back to matching by kind and order
+        pass
+    return rep
 
 
 def _library_metadata(offloads: list) -> dict:

@@ -4,12 +4,16 @@
 import dagre from '@dagrejs/dagre';
 import { useEffect, useMemo, useRef, useState, type PointerEvent as RPointerEvent, type WheelEvent as RWheelEvent } from 'react';
 import type { CompileResult, GraphNode, ModelGraph, PlacedOp } from '../../../app/contract/results.js';
+import { checkRows, refreshGraphShapes } from '../actions.js';
 import { Empty, NeedsModel, fmtMs } from '../components.js';
 import { useStore } from '../store.js';
 
 export type Where = 'library' | 'tvm' | 'torchscript';
-/** Fixed in both themes, distinct for colour-blind readers too (blue / green / vermilion). */
-export const WHERE_COLOR: Record<Where, string> = { library: '#3b76c4', tvm: '#2e9d5b', torchscript: '#d8572a' };
+/**
+ * Fixed in both themes, distinct for colour-blind readers too (blue / green / vermilion), and dark
+ * enough that the white labels on them keep a 4.5:1 contrast.
+ */
+export const WHERE_COLOR: Record<Where, string> = { library: '#2f69b3', tvm: '#23804a', torchscript: '#c24a1c' };
 export const WHERE_LABEL: Record<Where, string> = { library: 'library kernel (oneDNN/MKL)', tvm: 'TVM kernel', torchscript: 'TorchScript fallback' };
 
 /** Which TorchScript ops a placement kind can be (placement lists ops in graph order, by kind). */
@@ -26,18 +30,30 @@ const familyOfOp = (op: string) => (FAMILY.conv2d.includes(op) ? 'conv' : FAMILY
 export interface NodePlacement {
   where: Where;
   op?: PlacedOp;
+  /** The op runs inside another op's library call (its BatchNorm, residual add, activation). */
+  fused?: boolean;
+  /** Matched by the engine's identity (node id), not by kind and order. */
+  byId?: boolean;
 }
 
 /**
- * Matches a compile result to graph nodes. Heavy ops: the i-th placement op of a family (conv,
- * linear, matmul) is the i-th graph node of that family. Other ops run in TVM when the model
+ * Matches a compile result to graph nodes. Heavy ops are matched by identity: the engine names the
+ * graph node each placed op came from (`node`) and the nodes fused into its call (`fused`). Ops it
+ * could not follow fall back to order: the i-th remaining placement op of a family (conv, linear,
+ * matmul) is the i-th remaining graph node of that family. Other ops run in TVM when the model
  * compiled, except those in submodules or segments the coverage reports as left in TorchScript.
  */
 export function placeNodes(graph: ModelGraph, r: CompileResult | null): Map<string, NodePlacement> {
   const out = new Map<string, NodePlacement>();
   if (!r) return out;
+  const ids = new Set(graph.nodes.map((n) => n.id));
   const queues = new Map<string, PlacedOp[]>();
   for (const op of r.placement?.ops ?? []) {
+    if (op.node && ids.has(op.node) && !out.has(op.node)) {
+      out.set(op.node, { where: op.where, op, byId: true });
+      for (const f of op.fused ?? []) if (ids.has(f) && !out.has(f)) out.set(f, { where: op.where, op, fused: true, byId: true });
+      continue;
+    }
     const f = familyOf(op.kind);
     if (f) (queues.get(f) ?? queues.set(f, []).get(f)!).push(op);
   }
@@ -71,13 +87,15 @@ function markFused(node: GraphNode, placed: PlacedOp, consumers: Map<string, Gra
     const next = consumers.get(cur.id) ?? [];
     const hit = next.length === 1 && (EPILOGUE_OPS[name] ?? []).includes(short(next[0].op)) ? next[0] : undefined;
     if (!hit) continue;
-    out.set(hit.id, { where: 'library', op: placed });
+    out.set(hit.id, { where: 'library', op: placed, fused: true });
     cur = hit;
   }
 }
 
 const short = (op: string) => op.replace(/^aten::/, '').replace(/^prim::/, '');
-const shapeText = (o?: { shape?: Array<number | null>; dtype?: string }) => (o?.shape ? `[${o.shape.map((d) => d ?? '?').join('×')}]${o.dtype ? ` ${o.dtype}` : ''}` : o?.dtype ?? '');
+/** "1×64×56×56 float32"; symbolic dims by name ("batch×512"), unknown ones as "?"; a scalar is "scalar". */
+export const shapeText = (o?: { shape?: Array<number | string | null>; dtype?: string }) =>
+  o?.shape ? `${o.shape.length ? o.shape.map((d) => d ?? '?').join('×') : 'scalar'}${o.dtype ? ` ${o.dtype}` : ''}` : o?.dtype ?? '';
 
 interface Laid {
   id: string;
@@ -90,7 +108,8 @@ interface Laid {
   sub: string;
 }
 
-const NODE_H = 38;
+const NODE_H = 40;
+const SUB_MAX = 48;
 
 export function layoutGraph(graph: ModelGraph, inputShapes: Record<string, string>): { nodes: Laid[]; edges: Array<{ from: string; to: string; points: Array<{ x: number; y: number }> }>; width: number; height: number } {
   const g = new dagre.graphlib.Graph();
@@ -99,9 +118,11 @@ export function layoutGraph(graph: ModelGraph, inputShapes: Record<string, strin
   const labels = new Map<string, { label: string; sub: string }>();
   graph.nodes.forEach((n, i) => {
     const label = n.op === 'input' ? `input ${n.name ?? i}` : n.op === 'output' ? 'output' : short(n.op);
-    const sub = n.op === 'input' ? inputShapes[n.id] ?? shapeText(n.outputs?.[0]) : shapeText(n.outputs?.[0]) || (n.scope ?? '');
+    const own = shapeText(n.outputs?.[0]);
+    const sub = n.op === 'input' ? (graph.shapes_for ? own : '') || inputShapes[n.id] || own : own || (n.scope ?? '');
     labels.set(n.id, { label, sub });
-    const w = Math.max(90, Math.min(260, 7.2 * Math.max(label.length, sub.length) + 22));
+    // Wide enough for both lines (12px semibold label, 10.5px monospace shapes), so nothing is cut.
+    const w = Math.max(96, Math.min(340, Math.max(7.4 * label.length, 6.5 * Math.min(sub.length, SUB_MAX)) + 26));
     g.setNode(n.id, { width: w, height: NODE_H });
   });
   for (const n of graph.nodes) for (const src of n.inputs) if (g.hasNode(src)) g.setEdge(src, n.id);
@@ -125,11 +146,17 @@ export function GraphView() {
     const m: Record<string, string> = {};
     graph?.nodes.filter((n) => n.op === 'input').forEach((n, i) => {
       const r = inputs[i];
-      if (r?.dims) m[n.id] = `[${r.dims.replace(/,/g, '×')}] ${r.dtype}`;
+      if (r?.dims) m[n.id] = `${r.dims.replace(/\s*,\s*/g, '×')} ${r.dtype}`;
     });
     return m;
   }, [graph, inputs]);
   const laid = useMemo(() => (graph ? layoutGraph(graph, inputShapes) : null), [graph, inputShapes]);
+  // Per-op shapes follow the input specs: ask the engine again (debounced) when they change.
+  useEffect(() => {
+    if (!graph) return;
+    const t = setTimeout(() => void refreshGraphShapes(), 400);
+    return () => clearTimeout(t);
+  }, [graph, inputs]);
   const placement = useMemo(() => (graph ? placeNodes(graph, result) : new Map<string, NodePlacement>()), [graph, result]);
   const [query, setQuery] = useState('');
   const [view, setView] = useState({ x: 0, y: 0, k: 1 });
@@ -142,11 +169,24 @@ export function GraphView() {
     return new Set(laid.nodes.filter((n) => n.label.toLowerCase().includes(q) || n.node.op.toLowerCase().includes(q) || (n.node.scope ?? '').toLowerCase().includes(q)).map((n) => n.id));
   }, [query, laid]);
 
-  // Fit the width on first show: wide graphs would otherwise start half off screen.
-  useEffect(() => {
+  const fitWidth = () => {
     if (!laid || !box.current) return;
     const k = Math.min(1, (box.current.clientWidth - 20) / laid.width);
     setView({ x: (box.current.clientWidth - laid.width * k) / 2, y: 10, k });
+  };
+  const fitAll = () => {
+    if (!laid || !box.current) return;
+    const k = Math.min(1, (box.current.clientWidth - 20) / laid.width, (box.current.clientHeight - 20) / laid.height);
+    setView({ x: (box.current.clientWidth - laid.width * k) / 2, y: (box.current.clientHeight - laid.height * k) / 2, k });
+  };
+  // Fit the width when a graph first shows (wide graphs would otherwise start half off screen), but
+  // not when the same graph comes back with its shapes: the user's zoom and pan stay.
+  const fitted = useRef('');
+  useEffect(() => {
+    const key = laid ? `${inspect?.path}:${laid.nodes.length}` : '';
+    if (!laid || key === fitted.current) return;
+    fitted.current = key;
+    fitWidth();
   }, [laid]);
 
   const focus = (id: string) => {
@@ -175,6 +215,14 @@ export function GraphView() {
   const selPlace = selected ? placement.get(selected) : undefined;
   const counts = { library: 0, tvm: 0, torchscript: 0 } as Record<Where, number>;
   placement.forEach((p) => (counts[p.where] += 1));
+  // Time bars are scaled to the heaviest op, so that small shares still read; the legend says so.
+  let maxShare = 0;
+  placement.forEach((p) => !p.fused && p.op?.share != null && (maxShare = Math.max(maxShare, p.op.share)));
+  const rootOf = (p: NodePlacement | undefined) => (p?.fused && p.op?.node ? laid?.nodes.find((x) => x.id === p.op!.node) : undefined);
+  const selRoot = rootOf(selPlace);
+  const current = checkRows(inputs).specs;
+  const shapesStale = !!graph?.shapes_for && !!current && JSON.stringify(graph.shapes_for.map((x) => x.dims)) !== JSON.stringify(current.map((x) => x.dims));
+  const anyFused = [...placement.values()].some((p) => p.fused);
 
   return (
     <section>
@@ -191,7 +239,8 @@ export function GraphView() {
               <span className="hint" data-testid="graph-matches">{query.trim() ? `${matches.size} match${matches.size === 1 ? '' : 'es'}` : `${laid.nodes.length - 2} ops`}</span>
               <button onClick={() => setView((v) => ({ ...v, k: Math.min(4, v.k * 1.25) }))} aria-label="Zoom in">+</button>
               <button onClick={() => setView((v) => ({ ...v, k: Math.max(0.05, v.k / 1.25) }))} aria-label="Zoom out">−</button>
-              <button onClick={() => box.current && setView({ x: (box.current.clientWidth - laid.width * Math.min(1, (box.current.clientWidth - 20) / laid.width)) / 2, y: 10, k: Math.min(1, (box.current.clientWidth - 20) / laid.width) })}>Fit width</button>
+              <button onClick={fitWidth}>Fit width</button>
+              <button onClick={fitAll}>Fit all</button>
             </div>
             <div className="graph-legend" data-testid="graph-legend">
               {result ? (
@@ -201,7 +250,9 @@ export function GraphView() {
               ) : (
                 <span className="hint">Compile the model to colour each op by where it runs (library kernel, TVM kernel, or TorchScript fallback).</span>
               )}
-              {result?.placement && <span className="hint">Bar under an op: its share of the model's time.</span>}
+              {anyFused && <span className="legend-item"><span className="swatch bar" style={{ background: `color-mix(in srgb, ${WHERE_COLOR.library} 24%, var(--panel))`, outline: `1.5px solid ${WHERE_COLOR.library}` }} />tinted: fused into the call of the op before it</span>}
+              {maxShare > 0 && <span className="hint">White bar under an op: its share of the model's time (full width = {(maxShare * 100).toFixed(1)}%, the heaviest op).</span>}
+              {!graph.shapes_for && <span className="hint">Shapes appear on every op once the inputs are described.</span>}
               {graph.truncated && <span className="warn">The graph is large: only its first ops are drawn.</span>}
             </div>
             <div className="graph-box" ref={box} onWheel={onWheel} onPointerDown={onDown} onPointerMove={onMove} onPointerUp={() => (drag.current = null)} data-testid="graph-view" data-placed={placement.size}>
@@ -219,13 +270,16 @@ export function GraphView() {
                     const p = placement.get(n.id);
                     const hit = matches.has(n.id);
                     const fill = p ? WHERE_COLOR[p.where] : undefined;
+                    const root = rootOf(p);
+                    const timed = !p?.fused && p?.op?.share != null && maxShare > 0;
                     return (
-                      <g key={n.id} className={`graph-node${hit ? ' match' : ''}${selected === n.id ? ' selected' : ''}${p ? ' placed' : ''}`} transform={`translate(${n.x - n.w / 2},${n.y - n.h / 2})`} data-op={n.node.op} data-where={p?.where} onClick={() => setSelected(n.id)}>
-                        <title>{`${n.node.op}${n.node.scope ? ` (${n.node.scope})` : ''}${n.sub ? `\n${n.sub}` : ''}${p ? `\nruns on: ${WHERE_LABEL[p.where]}${p.op?.ms != null ? `, ${fmtMs(p.op.ms)}` : ''}${p.op?.share != null ? `, ${(p.op.share * 100).toFixed(1)}% of the time` : ''}` : ''}`}</title>
-                        <rect width={n.w} height={n.h} rx={n.node.op === 'input' || n.node.op === 'output' ? 18 : 5} style={fill ? { fill, stroke: hit ? '#f0b400' : selected === n.id ? 'var(--text)' : fill, strokeWidth: hit || selected === n.id ? 3 : 1 } : undefined} />
-                        <text x={n.w / 2} y={n.sub ? 15 : 23} textAnchor="middle" className="graph-label">{n.label}</text>
-                        {n.sub && <text x={n.w / 2} y={29} textAnchor="middle" className="graph-sub">{n.sub.length > 36 ? `${n.sub.slice(0, 35)}…` : n.sub}</text>}
-                        {p?.op?.share != null && <rect className="share-bar" x={3} y={n.h - 4} width={Math.max(2, (n.w - 6) * Math.min(1, p.op.share))} height={3} />}
+                      <g key={n.id} className={`graph-node${hit ? ' match' : ''}${selected === n.id ? ' selected' : ''}${p ? ' placed' : ''}${p?.fused ? ' fused' : ''}`} transform={`translate(${n.x - n.w / 2},${n.y - n.h / 2})`} data-id={n.id} data-op={n.node.op} data-where={p?.where} data-fused={p?.fused ? '1' : undefined} data-match={p ? (p.byId ? 'id' : 'order') : undefined} data-shape={n.node.outputs?.[0]?.shape ? shapeText(n.node.outputs[0]) : undefined} onClick={() => setSelected(n.id)}>
+                        <title>{`${n.node.op}${n.node.scope ? ` (${n.node.scope})` : ''}${n.sub ? `\n${n.sub}` : ''}${p ? `\nruns on: ${WHERE_LABEL[p.where]}${root ? `, fused into ${short(root.node.op)}'s call` : ''}${!p.fused && p.op?.ms != null ? `, ${fmtMs(p.op.ms)}` : ''}${!p.fused && p.op?.share != null ? `, ${(p.op.share * 100).toFixed(1)}% of the time` : ''}` : ''}`}</title>
+                        {/* A fused op (it runs inside another op's call) is a tint of its colour with a border of it. */}
+                        <rect width={n.w} height={n.h} rx={n.node.op === 'input' || n.node.op === 'output' ? 18 : 5} style={fill ? { fill: p?.fused ? `color-mix(in srgb, ${fill} 24%, var(--panel))` : fill, stroke: hit ? '#f0b400' : selected === n.id ? 'var(--text)' : fill, strokeWidth: hit || selected === n.id ? 3 : p?.fused ? 1.5 : 1 } : undefined} />
+                        <text x={n.w / 2} y={n.sub ? 16 : 24} textAnchor="middle" className="graph-label">{n.label}</text>
+                        {n.sub && <text x={n.w / 2} y={31} textAnchor="middle" className="graph-sub">{n.sub.length > SUB_MAX ? `${n.sub.slice(0, SUB_MAX - 1)}…` : n.sub}</text>}
+                        {timed && <rect className="share-bar" x={4} y={n.h - 5} width={Math.max(3, (n.w - 8) * Math.min(1, p!.op!.share! / maxShare))} height={3} rx={1.5} />}
                       </g>
                     );
                   })}
@@ -237,8 +291,19 @@ export function GraphView() {
                 <h3>{sel.node.op}</h3>
                 <p>
                   {sel.node.scope && <>submodule <code>{sel.node.scope}</code> · </>}
-                  {sel.sub && <>output {sel.sub} · </>}
-                  {selPlace ? <>runs on <b style={{ color: WHERE_COLOR[selPlace.where] }}>{WHERE_LABEL[selPlace.where]}</b>{selPlace.op?.ms != null ? `, ${fmtMs(selPlace.op.ms)}` : ''}{selPlace.op?.share != null ? ` (${(selPlace.op.share * 100).toFixed(1)}% of the model's time)` : ''}{selPlace.op?.epilogue?.length ? `, fused: ${selPlace.op.epilogue.join(', ')}` : ''}</> : 'not compiled yet'}
+                  {sel.sub && <>output <code>{sel.sub}</code>{shapesStale ? ' (for the previous input specs; updating)' : ''} · </>}
+                  {selPlace ? (
+                    <>
+                      runs on <span className="where-chip" style={{ background: WHERE_COLOR[selPlace.where] }}>{WHERE_LABEL[selPlace.where]}</span>
+                      {selRoot ? <>, fused into the call of <button className="link" onClick={() => focus(selRoot.id)}>{short(selRoot.node.op)}</button></> : null}
+                      {!selPlace.fused && selPlace.op?.ms != null ? `, ${fmtMs(selPlace.op.ms)}` : ''}
+                      {!selPlace.fused && selPlace.op?.share != null ? ` (${(selPlace.op.share * 100).toFixed(1)}% of the model's time)` : ''}
+                      {!selPlace.fused && selPlace.op?.epilogue?.length ? `, fused: ${selPlace.op.epilogue.join(', ')}` : ''}
+                      {selPlace.op && !selPlace.byId ? ' (matched by kind and order)' : ''}
+                    </>
+                  ) : (
+                    'not compiled yet'
+                  )}
                 </p>
               </div>
             )}

@@ -54,6 +54,9 @@ class Offload:
     shape: list
     epilogue: list = field(default_factory=list)
     func: str = ""
+    # Names of the Relax vars the call replaces, root op first (provenance.py maps them to the
+    # model's graph nodes for the graph view).
+    vars: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "shape": self.shape, "epilogue": self.epilogue, "func": self.func}
@@ -344,6 +347,7 @@ class _Planner:
 
     def _add(self, root, head, kind, func, args, attrs, report) -> None:
         report.func = func
+        report.vars = _chain_vars(root, head, self.values, args)
         chain = _Chain(kind, head, args, attrs, report)
         # Claim every binding between the root op and the head, so that no other chain takes them.
         inputs = [a for a in args if not isinstance(a, _Constant)]
@@ -360,6 +364,24 @@ class _Planner:
                     stack.append(a)
         self.chains[head] = chain
         self.ordered.append(chain)
+
+
+def _chain_vars(root, head, values: dict, args) -> list[str]:
+    """The names of the bindings from `root` to `head` (the ones a chain replaces), root first."""
+    inputs = [a for a in args if not isinstance(a, _Constant)]
+    seen, stack = [], [head]
+    while stack:
+        v = stack.pop()
+        if any(v.same_as(s) for s in seen):
+            continue
+        seen.append(v)
+        if v.same_as(root):
+            continue
+        for a in getattr(values.get(v), "args", []):
+            if a in values and not any(a.same_as(i) for i in inputs):
+                stack.append(a)
+    order = {v: i for i, v in enumerate(values)}
+    return [_name(v) for v in sorted(seen, key=lambda v: order.get(v, -1))]
 
 
 _UNARY_NAMES = {1: "relu", 2: "relu6", 3: "sigmoid", 4: "tanh", 5: "hardswish", 6: "gelu", 7: "gelu_tanh", 8: "silu"}

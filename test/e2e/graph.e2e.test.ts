@@ -1,0 +1,93 @@
+// The graph view on the bundled ResNet-18, against the real engine: per-op output shapes from the
+// pre-filled input (1×3×224×224 float32), then a compile (placement auto, no tuning) and the
+// placement colours matched by identity: every convolution in a library kernel (with its
+// BatchNorm, residual add and ReLU fused into the call), pooling and flatten in TVM kernels.
+// Screenshots in both themes at 1024×700 and 1920×1080 go to test-artifacts/screenshots/.
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasChromium, openSession, shotPath, type Session } from './helpers.js';
+
+const LONG = 8 * 60_000;
+const NODES = '[data-testid=graph-view] .graph-node';
+
+describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours (browser mode, real engine)', () => {
+  let s: Session;
+  let page: Page;
+
+  beforeAll(async () => {
+    s = await openSession({ prefix: 'torchtvm-graph-' });
+    page = s.page;
+  });
+
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  const nav = (view: string) => page.click(`nav [data-view="${view}"]`);
+  const whereOf = (op: string) => page.locator(`${NODES}[data-op="${op}"]`).evaluateAll((els) => els.map((e) => e.getAttribute('data-where')));
+
+  async function shots(name: string) {
+    for (const [w, h] of [[1024, 700], [1920, 1080]]) {
+      await page.setViewportSize({ width: w, height: h });
+      for (const theme of ['light', 'dark']) {
+        await page.evaluate((t) => document.documentElement.setAttribute('data-theme', t), theme);
+        // Centre the first max-pool: the stem, the first residual block and its skip edge show.
+        await page.getByLabel('Search the graph').fill('max_pool2d');
+        await page.getByLabel('Search the graph').press('Enter');
+        await page.waitForTimeout(200);
+        await page.screenshot({ path: shotPath(`${name}-${theme}-${w}x${h}`) });
+      }
+    }
+    await page.evaluate(() => document.documentElement.setAttribute('data-theme', 'light'));
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }
+
+  it('opens the bundled ResNet-18 and shows every op with its output shape and dtype', async (ctx) => {
+    // The button shows once the app knows its bundled example (absent where assets/models is not made).
+    const example = await page.waitForSelector('text=Open bundled example (ResNet-18)', { timeout: 30_000 }).catch(() => null);
+    if (!example) ctx.skip();
+    await page.click('text=Open bundled example (ResNet-18)');
+    await page.waitForFunction(() => document.querySelector('.model-bar code')?.textContent?.endsWith('resnet18.pt'), null, { timeout: 120_000 });
+    await nav('graph');
+    await page.waitForSelector(NODES, { timeout: 30_000 });
+    // The shapes come from the engine running the model on the pre-filled input specs.
+    await page.waitForSelector(`${NODES}[data-op="aten::_convolution"][data-shape]`, { timeout: 120_000 });
+    const shapes = await page.locator(`${NODES}[data-op="aten::_convolution"]`).evaluateAll((els) => els.map((e) => e.getAttribute('data-shape')));
+    expect(shapes).toHaveLength(20);
+    expect(shapes[0]).toBe('1×64×112×112 float32');
+    expect(shapes).toContain('1×64×56×56 float32');
+    expect(shapes).toContain('1×512×7×7 float32');
+    expect(await page.locator(`${NODES}[data-op="aten::linear"]`).getAttribute('data-shape')).toBe('1×1000 float32');
+    // The shape is drawn on the node itself, not only kept in an attribute.
+    expect(await page.locator(`${NODES}[data-op="aten::max_pool2d"] .graph-sub`).textContent()).toBe('1×64×56×56 float32');
+    expect(await page.locator(`${NODES}[data-op="input"] .graph-sub`).textContent()).toBe('1×3×224×224 float32');
+    await shots('graph-01-resnet18-shapes');
+  }, LONG);
+
+  it('compiles (placement auto, no tuning) and colours each op by where it runs, matched by identity', async (ctx) => {
+    if (!(await page.locator(`${NODES}[data-op="aten::_convolution"]`).count())) ctx.skip();
+    await nav('compile');
+    await page.click('[data-testid=compile-button]');
+    await page.waitForSelector('[data-testid=verification-banner], .error-box', { timeout: LONG });
+    expect(await page.textContent('[data-testid=verification-banner]')).toContain('Verification OK');
+    await nav('graph');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=graph-view]')?.getAttribute('data-placed')) > 0, null, { timeout: 30_000 });
+    // Every convolution runs in a library kernel, found by the node it came from (not by order).
+    const convs = page.locator(`${NODES}[data-op="aten::_convolution"]`);
+    expect(await convs.evaluateAll((els) => els.map((e) => `${e.getAttribute('data-where')}/${e.getAttribute('data-match')}`))).toEqual(Array(20).fill('library/id'));
+    // What the library fuses into each call runs there too.
+    expect(new Set(await whereOf('aten::batch_norm'))).toEqual(new Set(['library']));
+    expect(await whereOf('aten::add')).toEqual(Array(8).fill('library'));
+    // The rest runs in TVM's own kernels.
+    for (const op of ['aten::max_pool2d', 'aten::adaptive_avg_pool2d', 'aten::flatten']) expect(await whereOf(op)).toEqual(['tvm']);
+    expect(await page.textContent('[data-testid=graph-legend]')).toMatch(/library kernel \(oneDNN\/MKL\) \(\d+\).*TVM kernel \(\d+\)/);
+    // Heavy ops carry a bar for their share of the time; fused ops do not repeat it.
+    expect(await page.locator(`${NODES}[data-op="aten::_convolution"] .share-bar`).count()).toBe(20);
+    expect(await page.locator(`${NODES}[data-fused] .share-bar`).count()).toBe(0);
+    // A fused op's details name the call it runs in.
+    await page.locator(`${NODES}[data-op="aten::batch_norm"]`).first().click();
+    expect(await page.textContent('[data-testid=graph-selected]')).toMatch(/library kernel.*fused into the call of _convolution/);
+    await shots('graph-02-resnet18-placement');
+    expect(s.pageErrors).toEqual([]);
+  }, LONG);
+});
