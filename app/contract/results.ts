@@ -113,6 +113,9 @@ export interface PlacedOp {
   node?: string;
   /** The graph nodes fused into the call (BatchNorm, residual add, activation). */
   fused?: string[];
+  /** Per-op placement (auto with a tuning database): the op timed alone, in the model's layout,
+   * as a library kernel and as TVM's tuned kernel; it runs where it was faster. */
+  alone_ms?: { library: number; tvm: number };
 }
 
 export interface Placement {
@@ -124,8 +127,12 @@ export interface Placement {
   library_ms: number | null;
   tvm_ms: number | null;
   total_ms: number | null;
-  /** With a tuning database, why auto chose library or TVM kernels. */
+  /** With a tuning database, how auto placed each op and whether that beat the library everywhere. */
   note?: string;
+  /** Per-op placement against the library everywhere (model p50s, interleaved): the faster is kept,
+   * so a tuned build is never slower than the untuned default. Only `kept: false` where every op
+   * stayed in the library. */
+  per_op?: { kept: boolean; per_op_ms?: number; library_ms?: number };
 }
 
 export interface CompileCoverage {

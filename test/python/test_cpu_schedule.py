@@ -31,7 +31,7 @@ def _lowered_and_runner(width, dims):
     ts = torch.jit.trace(model, torch.randn(2, 3, 8, width))
     imported = import_torchscript(ts, parse_specs([{"name": "x", "dims": dims, "dtype": "float32"}]))
     info = builder.resolve_target("llvm", 2)
-    lowered = builder.lower(imported.mod, info)
+    lowered = builder.lower(builder.place(imported.mod, info, "tvm")[0], info)
     scripts = {gv.name_hint: f.script() for gv, f in lowered.functions.items() if isinstance(f, tirx.PrimFunc)}
     return model, scripts, TvmRunner(builder.build(imported.mod, info, placement="tvm"), "llvm")  # TVM's own kernels, as scheduled
 

@@ -281,3 +281,20 @@ def test_placement_times_each_op_in_the_order_its_call_runs(tmp_path):
     main, short = by_epilogue[("bias", "add", "relu")], by_epilogue[("bias",)]
     # The 5x5 conv does ~50x the shortcut's work: swapped timings would show the opposite.
     assert main["ms"] > 5 * short["ms"], rep["ops"]
+
+
+def test_per_op_placement_times_both_candidates_and_a_mixed_build_agrees(tmp_path):
+    from torchtvm.backend import measure
+
+    torch.manual_seed(7)
+    model, x = DownsampleBlock(8).eval(), torch.randn(1, 8, 12, 12)
+    mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
+    dtypes = library.library_dtypes(INFO.features)
+    timed = measure.measure_ops(builder.prepare(mod, INFO), INFO, None, dtypes, rounds=1, calls=3)
+    assert len(timed) == 3 and all(t.library_ms > 0 and t.tvm_ms > 0 for t in timed.values())
+    # Keep the shortcut conv in TVM: the other two stay library calls, and the model still agrees.
+    short = next(o.name for o in library.candidates(mod) if o.epilogue == ["bias"])
+    executable, offloads = builder.build_placed(mod, INFO, None, "library", keep_in_tvm={short})
+    assert sorted(o.epilogue for o in offloads) == [["bias", "add", "relu"], ["bias", "relu"]]
+    with torch.no_grad():
+        torch.testing.assert_close(TvmRunner(executable).run([x])[0], model(x), rtol=1e-4, atol=1e-4)

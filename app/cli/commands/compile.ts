@@ -77,8 +77,11 @@ function printPlacement(p: Placement, out: CommandContext['out']): void {
   out.line(head);
   if (p.note) out.line(p.note);
   if (p.ops.length) {
-    out.line(table(p.ops.map((o) => [o.name, o.kind, `[${o.shape.join(', ')}]`, o.epilogue.join('+') || '-', o.where, o.ms != null ? fmtMs(o.ms) : '-', o.share != null ? `${(100 * o.share).toFixed(1)}%` : '-']),
-      ['op', 'kind', 'output', 'fused', 'runs in', 'time', 'share']));
+    // With per-op placement, each op's two candidates timed alone: why it runs where it does.
+    const alone = p.ops.some((o) => o.alone_ms);
+    out.line(table(p.ops.map((o) => [o.name, o.kind, `[${o.shape.join(', ')}]`, o.epilogue.join('+') || '-', o.where, o.ms != null ? fmtMs(o.ms) : '-', o.share != null ? `${(100 * o.share).toFixed(1)}%` : '-',
+      ...(alone ? [o.alone_ms ? `${fmtMs(o.alone_ms.library)} / ${fmtMs(o.alone_ms.tvm)}` : '-'] : [])]),
+      ['op', 'kind', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? ['alone: library / tuned TVM'] : [])]));
   }
 }
 

@@ -62,30 +62,45 @@ def legalize(mod, info: TargetInfo):
         return relax.get_pipeline("zero")(mod)
 
 
-def place(mod, info: TargetInfo, placement: str = "auto"):
+def uses_library(info: TargetInfo) -> bool:
+    from .backend import library
+
+    return info.kind == "llvm" and library.library_available()
+
+
+def prepare(mod, info: TargetInfo):
+    """The graph every placement builds from, and the tuner extracts its tasks from: where the
+    library kernels exist, BatchNorm folded and convolutions in NHWC (their layout), so that a
+    tuned TVM kernel matches the op it replaces whichever placement keeps it."""
+    from .backend import library
+
+    return library.prepare(mod, convert_layout=True) if uses_library(info) else mod
+
+
+def place(mod, info: TargetInfo, placement: str = "auto", keep_in_tvm=frozenset()):
     """Give conv2d / linear / matmul chains to the library kernels (oneDNN, MKL) where placement
-    allows. Returns (module, offloads): the offloads say which ops run in the library."""
+    allows, except the ops in `keep_in_tvm`. Returns (module, offloads): the offloads say which
+    ops run in the library."""
     from .backend import library
 
     if placement not in library.PLACEMENTS:
         raise EngineError("bad_placement", f"Placement {placement!r} is not one of {', '.join(library.PLACEMENTS)}.")
-    if placement == "tvm" or info.kind != "llvm":
-        return mod, []
-    if not library.library_available():
-        if placement == "library":
+    if not uses_library(info):
+        if placement == "library" and info.kind == "llvm":
             raise EngineError("no_library", "The library kernels are not available: libtorchtvm_runtime.so is not built. Run npm install (or native/runtime/build.py).")
         return mod, []
-    mod = library.prepare(mod, convert_layout=True)
-    return library.offload(mod, library.library_dtypes(info.features))
+    mod = prepare(mod, info)
+    if placement == "tvm":
+        return mod, []
+    return library.offload(mod, library.library_dtypes(info.features), keep_in_tvm=keep_in_tvm)
 
 
-def lower(mod, info: TargetInfo, database=None, placement: str = "tvm"):
-    """Place ops (library or TVM), legalize; with a tuning database, apply its schedules; give the
-    rest a default schedule."""
+def lower(mod, info: TargetInfo, database=None):
+    """Legalize a placed module; with a tuning database, apply its schedules; give the rest a
+    default schedule."""
     from tvm import relax
     from tvm.s_tir import dlight as dl
 
-    mod, _ = place(mod, info, placement)
     mod = legalize(mod, info)
     if database is not None:
         with info.target, database:
@@ -107,13 +122,13 @@ def build(mod, info: TargetInfo, database=None, placement: str = "auto"):
     return build_placed(mod, info, database, placement)[0]
 
 
-def build_placed(mod, info: TargetInfo, database=None, placement: str = "auto"):
+def build_placed(mod, info: TargetInfo, database=None, placement: str = "auto", keep_in_tvm=frozenset()):
     """Build; returns (executable, offloads)."""
     import tvm
 
     try:
-        placed, offloads = place(mod, info, placement)
-        lowered = lower(placed, info, database, placement="tvm")
+        placed, offloads = place(mod, info, placement, keep_in_tvm)
+        lowered = lower(placed, info, database)
         return tvm.compile(lowered, target=info.target), offloads
     except EngineError:
         raise

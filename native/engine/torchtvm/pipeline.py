@@ -44,9 +44,23 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
     ctx.check_cancelled()
 
     t = Timer()
-    ctx.progress("import", "importing TorchScript into TVM Relax")
+    # A tune job hands over the module it imported (`_imported`), or a work dir that keeps imports
+    # (`_import_cache`, see import_cache): then nothing is imported again.
+    imported = params.get("_imported")
+    cache = None
+    if imported is None and params.get("_import_cache") and isinstance(path, str):
+        from .import_cache import ImportCache
+
+        cache = ImportCache(params["_import_cache"], path, specs)
+        imported = cache.load_imported()
+        if imported is not None:
+            ctx.log(f"Reused the imported model kept in {cache.dir}.")
     try:
-        imported = import_torchscript(module, specs, progress=lambda m: ctx.progress("import", m))
+        if imported is None:
+            ctx.progress("import", "importing TorchScript into TVM Relax")
+            imported = import_torchscript(module, specs, progress=lambda m: ctx.progress("import", m))
+            if cache is not None:
+                cache.save_imported(imported, ctx.log)
     except EngineError as e:
         if e.code not in ("unsupported_op", "import_failed"):
             raise
@@ -71,7 +85,7 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
     ctx.progress("build", f"building for {info.kind} ({info.mcpu or 'default cpu'})")
     database = params.get("_database")  # set by the tune job
     placement = params.get("placement") or "auto"
-    executable, offloads, placement_note = _build_with_placement(imported, specs, info, database, placement, ctx)
+    executable, offloads, choice, measured = _build_with_placement(imported, specs, info, database, placement, ctx)
     os.makedirs(out_dir, exist_ok=True)
     lib_path = builder.export_library(executable, os.path.join(out_dir, "model.so"))
     build_s = t.seconds
@@ -113,9 +127,10 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
         tvm_lat = latency.time_tvm(runner, sample)
         result["latency_ms"] = {"torch": torch_lat, "tvm": tvm_lat, "ratio": tvm_lat["p50"] / torch_lat["p50"] if torch_lat["p50"] > 0 else None}
     if runner is not None:
-        result["placement"] = _placement_report(imported, info, placement, offloads, runner, specs, result.get("latency_ms", {}).get("tvm", {}).get("p50"))
-        if placement_note:
-            result["placement"]["note"] = placement_note
+        result["placement"] = _placement_report(imported, info, placement, offloads, runner, specs, result.get("latency_ms", {}).get("tvm", {}).get("p50"), measured)
+        if choice:
+            result["placement"]["note"] = choice.pop("note")
+            result["placement"]["per_op"] = choice
     # Everything reported must serialise (no NaN/inf numbers in JSON) before any file is written,
     # so no failure can come after the export.
     result["verification"] = verification = json_safe(verification)
@@ -139,40 +154,56 @@ def compile_model(params: dict, ctx: JobContext) -> dict:
 
 
 def _build_with_placement(imported, specs, info, database, placement: str, ctx):
-    """Build with the placement asked for. `auto` with a tuning database builds both candidates
-    (library kernels, and TVM's tuned kernels) and keeps the faster, so tuning never makes the
-    model slower than the untuned default. Returns (executable, offloads, note)."""
-    from .backend.library import library_available
-
-    if not (database is not None and placement == "auto" and info.kind == "llvm" and library_available()):
+    """Build with the placement asked for. `auto` with a tuning database places each op where it
+    measures faster (the library kernel, or TVM's tuned kernel, timed alone in the model's layout),
+    then times that build against the untuned default (library kernels wherever they exist) and
+    keeps the faster, so tuning never makes the model slower. Returns (executable, offloads,
+    choice (how auto decided, or None), {op name: OpTiming})."""
+    if not (database is not None and placement == "auto" and builder.uses_library(info)):
         executable, offloads = builder.build_placed(imported.mod, info, database, placement)
-        return executable, offloads, None
-    ctx.progress("build", "building both placements (library kernels, tuned TVM kernels) to keep the faster")
+        return executable, offloads, None, {}
+    from .backend import library, measure
+
+    ctx.progress("build", "timing each op as a library kernel and as TVM's tuned kernel")
+    measured = measure.measure_ops(builder.prepare(imported.mod, info), info, database, library.library_dtypes(info.features))
+    ctx.check_cancelled()
+    in_tvm = frozenset(name for name, t in measured.items() if t.where == "tvm")
     lib_ex, lib_offloads = builder.build_placed(imported.mod, info, database, "library")
-    tvm_ex, _ = builder.build_placed(imported.mod, info, database, "tvm")
+    if not in_tvm:
+        note = f"auto: each of the {len(measured)} op(s) timed faster (or within 5%) as a library kernel than as a tuned TVM kernel"
+        return lib_ex, lib_offloads, {"note": note, "kept": False}, measured
+    ctx.progress("build", f"building with {len(in_tvm)} op(s) in TVM's tuned kernels, to compare with the library everywhere")
+    mixed_ex, mixed_offloads = builder.build_placed(imported.mod, info, database, "library", keep_in_tvm=in_tvm)
     sample = random_inputs(specs)
     timings = {}
     with tempfile.TemporaryDirectory(prefix="torchtvm-placement-") as tmp:
-        runners = {name: TvmRunner.from_library(builder.export_library(ex, os.path.join(tmp, f"{name}.so")), info.kind) for name, ex in (("library", lib_ex), ("tvm", tvm_ex))}
+        runners = {name: TvmRunner.from_library(builder.export_library(ex, os.path.join(tmp, f"{name}.so")), info.kind) for name, ex in (("library", lib_ex), ("per_op", mixed_ex))}
         for _ in range(2):  # interleaved, so that a burst of load hits both
             for name, runner in runners.items():
                 timings.setdefault(name, []).extend(runner.time_ms(sample, repeat=5))
     timings = {k: statistics.median(v) for k, v in timings.items()}
     ctx.check_cancelled()
-    chosen = "library" if timings["library"] <= timings["tvm"] else "tvm"
-    note = f"auto chose {chosen}: library kernels {timings['library']:.3f} ms, tuned TVM kernels {timings['tvm']:.3f} ms (medians of 10 interleaved runs)"
+    kept = timings["per_op"] < timings["library"]
+    note = (
+        f"auto {'kept' if kept else 'dropped'} the per-op placement ({len(in_tvm)} op(s) in tuned TVM kernels): "
+        f"{timings['per_op']:.3f} ms against {timings['library']:.3f} ms with the library everywhere (medians of 10 interleaved runs)"
+    )
     ctx.log(note)
-    return (lib_ex, lib_offloads, note) if chosen == "library" else (tvm_ex, [], note)
+    choice = {"note": note, "kept": kept, "per_op_ms": timings["per_op"], "library_ms": timings["library"]}
+    return (mixed_ex, mixed_offloads, choice, measured) if kept else (lib_ex, lib_offloads, choice, measured)
 
 
-def _placement_report(imported, info, placement: str, offloads: list, runner, specs, total_ms) -> dict:
+def _placement_report(imported, info, placement: str, offloads: list, runner, specs, total_ms, measured: dict) -> dict:
     from .backend import library, placement as report
 
     sample = random_inputs(specs)
     tvm_inputs = runner.to_tvm(sample)
     profile = report.profile_library(lambda: runner.vm["main"](*tvm_inputs)) if offloads else None
-    candidates = library.candidates(imported.mod) if not offloads and info.kind == "llvm" else []
-    return _with_graph_nodes(report.report(placement, offloads, candidates, profile, total_ms), imported, list(offloads) + list(candidates))
+    # The ops the library could take that stayed in TVM (all of them under --placement tvm).
+    taken = {o.name for o in offloads}
+    candidates = [c for c in library.candidates(imported.mod) if c.name not in taken] if info.kind == "llvm" else []
+    rep = report.report(placement, offloads, candidates, profile, total_ms, measured)
+    return _with_graph_nodes(rep, imported, list(offloads) + list(candidates))
 
 
 def _with_graph_nodes(rep: dict, imported, placed: list) -> dict:

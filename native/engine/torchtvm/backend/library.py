@@ -96,6 +96,9 @@ def offload(mod, dtypes: set[str], kinds=("conv2d", "linear", "matmul")):
     func = mod["main"]
     plan = _Planner(dtypes, kinds)
     plan.visit_expr(func)
+    if keep_in_tvm:
+        plan.ordered = [c for c in plan.ordered if c.report.name not in keep_in_tvm]
+        plan.chains = {c.head: c for c in plan.ordered}
     if not plan.chains:
         return mod, []
     new_func = _rewriter()(mod, plan.chains).visit_expr(func)
@@ -112,6 +115,51 @@ def candidates(mod, kinds=("conv2d", "linear", "matmul")) -> list[Offload]:
     func = prepare(mod, convert_layout=True)["main"]
     plan.visit_expr(func)
     return _in_call_order(func, plan.ordered)
+
+
+def isolate(mod, dtypes: set[str], kinds=("conv2d", "linear", "matmul")) -> list[tuple[Offload, object]]:
+    """Each offloadable chain of `main` as a function of its own (its inputs as parameters, its
+    weights as constants, the same layout), for timing it in the library against TVM's kernels.
+    Returns (op, relax.Function) pairs; chains over symbolic shapes are left out."""
+    func = mod["main"]
+    plan = _Planner(dtypes, kinds)
+    plan.visit_expr(func)
+    out = []
+    for chain in plan.ordered:
+        defined = set(chain.bindings)
+        free = []
+        for v in chain.bindings:
+            for a in _free_vars(plan.values[v]):
+                if a not in defined and not any(a.same_as(f) for f in free):
+                    free.append(a)
+        if any(not all(isinstance(d, int) for d in _shape_json(v)) for v in free + [chain.head]):
+            continue
+        out.append((chain.report, _standalone(free, chain.bindings, plan.values, chain.head)))
+    return out
+
+
+def _standalone(free: list, bindings: list, values: dict, head):
+    """A relax.Function computing `head` from `free` by the same bindings (fresh vars)."""
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    params = [relax.Var(_name(v), v.ty) for v in free]
+    remap = dict(zip(free, params))
+
+    @mutator
+    class Substitute(PyExprMutator):
+        def visit_var_(self, op):
+            return remap.get(op, op)
+
+        def visit_dataflow_var_(self, op):
+            return remap.get(op, op)
+
+    bb = relax.BlockBuilder()
+    with bb.function("main", params):
+        sub = Substitute()
+        for v in bindings:
+            remap[v] = bb.emit(sub.visit_expr(values[v]), _name(v))
+        bb.emit_func_output(remap[head])
+    return bb.get()["main"]
 
 
 def _in_call_order(func, chains: list) -> list[Offload]:
@@ -162,6 +210,7 @@ class _Chain:
     args: list  # relax exprs (vars of the original function, or new constants)
     attrs: list
     report: Offload
+    bindings: list = field(default_factory=list)  # the original vars the call replaces, root to head
 
 
 class _Planner:
@@ -189,6 +238,7 @@ class _Planner:
         for v in _free_vars(func.body.body):
             users.setdefault(v, []).append(None)  # the function's result: never fold into it
         self.values, self.users = values, users
+        self.pos = {v: i for i, v in enumerate(values)}
         for b in bindings:
             if isinstance(b, relax.VarBinding):
                 self._try(b.var, b.value)
@@ -357,11 +407,13 @@ class _Planner:
             if v in self.claimed:
                 continue
             self.claimed.add(v)
+            chain.bindings.append(v)
             if v.same_as(root):
                 continue
             for a in getattr(self.values.get(v), "args", []):
                 if a in self.values and not any(a.same_as(i) for i in inputs):
                     stack.append(a)
+        chain.bindings.sort(key=self.pos.__getitem__)
         self.chains[head] = chain
         self.ordered.append(chain)
 

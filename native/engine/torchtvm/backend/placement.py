@@ -57,10 +57,11 @@ def profile_library(run, repeat: int = 10) -> Profile | None:
     return Profile([statistics.median(v) for v in per_call], funcs, statistics.median(runs), max(statistics.median(rests), 0.0))
 
 
-def report(placement: str, offloads: list, candidates: list, profile: Profile | None, total_ms: float | None) -> dict:
-    """`offloads`: the ops given to the library (backend.library.Offload), in graph order;
+def report(placement: str, offloads: list, candidates: list, profile: Profile | None, total_ms: float | None, measured: dict | None = None) -> dict:
+    """`offloads`: the ops given to the library (backend.library.Offload), in run order;
     `candidates`: ops the library could take but that stayed in TVM; `profile`: the library calls
-    timed in model runs (same order as offloads); `total_ms`: the model's measured p50.
+    timed in model runs (same order as offloads); `total_ms`: the model's measured p50;
+    `measured`: per-op placement's timings of each op alone (backend.measure.OpTiming by name).
 
     Shares are of the profiled runs' median, so that the library and TVM shares add up; `tvm_ms`
     is the rest of those runs (TVM's kernels and the VM's own work)."""
@@ -68,11 +69,17 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
     # the ops untimed instead.
     timed = profile is not None and profile.funcs == [o.func for o in offloads] and profile.run_ms > 0
     ops = []
+    measured = measured or {}
+
+    def alone(o) -> dict:
+        t = measured.get(o.name)
+        return {"alone_ms": {"library": t.library_ms, "tvm": t.tvm_ms}} if t else {}
+
     for i, o in enumerate(offloads):
         ms = profile.calls_ms[i] if timed else None
-        ops.append({**o.to_json(), "where": "library", "ms": ms, "share": ms / profile.run_ms if timed else None})
+        ops.append({**o.to_json(), "where": "library", "ms": ms, "share": ms / profile.run_ms if timed else None, **alone(o)})
     for o in candidates:
-        ops.append({**o.to_json(), "where": "tvm", "ms": None, "share": None})
+        ops.append({**o.to_json(), "where": "tvm", "ms": None, "share": None, **alone(o)})
     return {
         "mode": placement,
         "ops": ops,
