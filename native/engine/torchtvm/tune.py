@@ -497,6 +497,7 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
     from tvm.s_tir import meta_schedule as ms
 
     from . import builder
+    from .import_cache import ImportCache
     from .importer import import_torchscript
     from .loader import load_model
     from .pipeline import compile_model, set_threads
@@ -522,15 +523,12 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         specs = program_specs(module)
         params = {**params, "inputs": [s.to_json() for s in specs]}
     ctx.check_cancelled()
-    ctx.progress("import", "importing TorchScript into TVM Relax")
     # MetaSchedule tunes kernels of static shape only (a symbolic one fails "Cannot convert ...
     # Array[ir.Var] to Array<IntImm>"): tune at the sample sizes (or the sizes given in
     # tune_sizes), then build the symbolic module, verified at the ends of every range.
     tune_specs, tuned_at = static_tuning_specs(specs, params.get("tune_sizes"))
     if tuned_at:
         ctx.log("Tuning at " + ", ".join(f"{k}={v}" for k, v in tuned_at.items()) + "; the built module serves the whole range (kernels whose shapes follow a symbol keep the default schedule).")
-    imported = import_torchscript(module, tune_specs, progress=lambda m: ctx.progress("import", m))
-    ctx.check_cancelled()
     info = builder.resolve_target(params.get("target") or "llvm", threads)
     from .cpu_features import why_not_runnable
 
@@ -538,17 +536,42 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
     if why:
         # Every trial runs on this machine: code for a CPU it is not would die with SIGILL.
         raise EngineError("target_not_runnable", f"{why} Tuning measures every candidate here: tune on a machine with that CPU, or compile without --trials.")
-    ctx.progress("tune", f"extracting tuning tasks for {info.kind}")
-    # The kernels exactly as `build` hands them to the database: legalized, before any default schedule.
-    legalized = builder.legalize(imported.mod, info)
-    extracted = list(ms.relax_integration.extract_tasks(legalized, info.target))
-    if not extracted:
-        raise EngineError("no_tasks", "The model has no kernels MetaSchedule can tune; compile it without --trials.")
-
     try:
         os.makedirs(work_dir, exist_ok=True)
     except OSError as e:
         raise EngineError("bad_work_dir", f"Cannot create the tuning work dir {work_dir}: {e.strerror}.") from e
+
+    # The work dir keeps the imported model and its tasks (import_cache): a resume with the same
+    # model file and input specs starts tuning at once instead of importing again.
+    t_import = time.perf_counter()
+    cache = ImportCache(work_dir, path, tune_specs)
+    imported = cache.load_imported()
+    reused = imported is not None
+    if reused:
+        ctx.progress("import", "reusing the imported model kept in the work dir")
+    else:
+        ctx.progress("import", "importing TorchScript into TVM Relax")
+        imported = import_torchscript(module, tune_specs, progress=lambda m: ctx.progress("import", m))
+        ctx.check_cancelled()
+        cache.save_imported(imported, ctx.log)
+    ctx.check_cancelled()
+    target_key = _target_key(info.target)
+    extracted = cache.load_tasks(target_key)
+    tasks_reused = extracted is not None
+    if extracted is None:
+        ctx.progress("tune", f"extracting tuning tasks for {info.kind}")
+        # The kernels exactly as `build` hands them to the database: legalized, before any default schedule.
+        legalized = builder.legalize(imported.mod, info)
+        extracted = list(ms.relax_integration.extract_tasks(legalized, info.target))
+        if extracted:
+            cache.save_tasks(target_key, extracted, ctx.log)
+    if not extracted:
+        raise EngineError("no_tasks", "The model has no kernels MetaSchedule can tune; compile it without --trials.")
+    import_s = time.perf_counter() - t_import
+    if reused:
+        ctx.log(f"Reused the imported model{' and its ' + str(len(extracted)) + ' tuning tasks' if tasks_reused else ''} kept in {cache.dir} "
+                f"(the model file and input specs are unchanged), so nothing was imported again ({import_s:.1f} s).")
+
     repair_report = repair(work_dir)
     repaired = repair_report["dropped_lines"]
     if repair_report["message"]:
@@ -582,8 +605,19 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         ctx.log(f"Resuming from {resumed} record(s) in {work_dir}.")
 
     workers = max(1, min(threads, os.cpu_count() or 1))
-    local_builder = ms.builder.LocalBuilder(max_workers=workers, timeout_sec=60.0, initializer=_worker_initializer())
-    runner = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))
+    # Made only when something is measured: starting the builder's worker pool takes seconds, and a
+    # resume with nothing left to measure (or a tuned export) needs neither.
+    pools: dict = {}
+
+    def local_builder():
+        if "builder" not in pools:
+            pools["builder"] = ms.builder.LocalBuilder(max_workers=workers, timeout_sec=60.0, initializer=_worker_initializer())
+        return pools["builder"]
+
+    def runner():
+        if "runner" not in pools:
+            pools["runner"] = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))
+        return pools["runner"]
 
     # The baseline each record must beat: the kernel under the default CPU schedule (a few random
     # MetaSchedule samples are often slower). Measured once per work dir and target, kept in the sidecar.
@@ -594,7 +628,7 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         defaults = [(cached.get(h) or {}).get("default_ms") if (cached.get(h) or {}).get("default_target") == target_key else None for h in hashes]
         if any(d is None for d in defaults):
             ctx.progress("tune", f"timing the default schedule of {len(names)} kernel(s) (the baseline records must beat)")
-            measured = _measure_defaults(task_mods, info, local_builder, runner)
+            measured = _measure_defaults(task_mods, info, local_builder(), runner())
             defaults = [d if d is not None else m for d, m in zip(defaults, measured)]
             missing = [n for n, d in zip(names, defaults) if d is None]
             if missing:
@@ -620,7 +654,7 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         per_iter = int(params.get("trials_per_iter") or max(1, min(16, remaining // len(names))))
         _reset_ms_logging()
         contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, work_dir, num_threads=workers, seed=params.get("seed"))
-        the_builder, scheduler, callback = _make_hooks(state, local_builder, workers)
+        the_builder, scheduler, callback = _make_hooks(state, local_builder(), workers)
         try:
             ms.tune.tune_tasks(
                 tasks=contexts,
@@ -630,7 +664,7 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
                 max_trials_per_task=per_task or remaining,
                 num_trials_per_iter=per_iter,
                 builder=the_builder,
-                runner=runner,
+                runner=runner(),
                 database=database,
                 cost_model=ms.cost_model.XGBModel(num_tuning_cores=workers, tree_method="auto"),
                 measure_callbacks=[callback],
@@ -652,7 +686,14 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
             continue
         wl = apply_db.commit_workload(rec.workload.mod)
         apply_db.commit_tuning_record(ms.database.TuningRecord(rec.trace, wl, rec.run_secs, rec.target, rec.args_info))
-    result = compile_model({**params, "_database": apply_db}, ctx)
+    # The build imports nothing again when it can use the module tuned (the same specs); with
+    # symbolic dims it builds the symbolic module, kept in the work dir the same way.
+    build_params = {**params, "_database": apply_db}
+    if not tuned_at:
+        build_params["_imported"] = imported
+    else:
+        build_params["_import_cache"] = work_dir
+    result = compile_model(build_params, ctx)
 
     est = state.estimate()
     result["tuning"] = {
@@ -669,6 +710,9 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         "measured_ms": (result.get("latency_ms") or {}).get("tvm", {}).get("p50"),
         "work_dir": work_dir,
         "resumed_records": resumed,
+        # Whether the imported model and its tasks came from the work dir (a resume), and how long
+        # getting them took.
+        "import": {"reused": reused, "tasks_reused": tasks_reused, "seconds": round(import_s, 3), "cache": cache.dir},
         "repaired_lines": repaired,
         "repair": {k: v for k, v in repair_report.items() if v},
         "ignored_records": {"other_kernels": foreign, "other_target": mismatched},
