@@ -418,8 +418,19 @@ export async function loadRun(dir: string): Promise<string | null> {
 
 // ---- graph shapes ----
 
-let shapesAsked = '';
 let shapesSeq = 0;
+/** Per (model, specs): the shapes are being worked out, or could not be (with the engine's sentence). */
+const shapesStatus = new Map<string, { state: 'pending' | 'failed' | 'done'; message?: string }>();
+const shapesKey = (model: string, specs: InputSpec[]) => `${model}\n${JSON.stringify(specs)}`;
+
+/** Where the graph's shapes stand for the current model and input specs; null when there is nothing to say. */
+export function graphShapesStatus(s: State = get()): { state: 'pending' | 'failed' | 'no-specs'; message?: string } | null {
+  if (!s.modelPath || !s.inspect?.graph) return null;
+  const { specs } = checkRows(s.inputs);
+  if (!specs) return { state: 'no-specs' };
+  const st = shapesStatus.get(shapesKey(s.modelPath, specs));
+  return st && st.state !== 'done' ? { state: st.state, message: st.message } : null;
+}
 
 /**
  * Gives the graph's ops their output shapes and dtypes at the current input specs: the engine runs
@@ -433,23 +444,26 @@ export async function refreshGraphShapes(): Promise<void> {
   if (!s.modelPath || !graph) return;
   const { specs } = checkRows(s.inputs);
   if (!specs) return;
-  const key = `${s.modelPath}\n${JSON.stringify(specs)}`;
-  if (key === shapesAsked || (graph.shapes_for && JSON.stringify(graph.shapes_for) === JSON.stringify(specs))) return;
-  shapesAsked = key;
+  const key = shapesKey(s.modelPath, specs);
+  if (shapesStatus.has(key) || (graph.shapes_for && JSON.stringify(graph.shapes_for) === JSON.stringify(specs))) return;
+  shapesStatus.set(key, { state: 'pending' });
   const model = s.modelPath;
   const seq = ++shapesSeq;
-  let job: string;
+  let outcome: JobOutcome;
   try {
-    job = (await api.startJob({ kind: 'inspect', model, inputs: specs })).job;
-  } catch {
+    outcome = await waitForOutcome((await api.startJob({ kind: 'inspect', model, inputs: specs })).job);
+  } catch (e) {
+    outcome = failed('shapes', e as ErrorLike);
+  }
+  const g = outcome.state === 'succeeded' ? (outcome.result as unknown as InspectResult).graph : undefined;
+  if (!g?.shapes_for) {
+    const why = outcome.state === 'failed' && outcome.error ? outcome.error.message : 'the model did not run on them (an op needs real data, or the specs do not fit it)';
+    shapesStatus.set(key, { state: 'failed', message: why });
     return;
   }
-  const outcome = await waitForOutcome(job);
-  finishJob(job, outcome);
+  shapesStatus.set(key, { state: 'done' });
   const now = get();
-  if (outcome.state !== 'succeeded' || seq !== shapesSeq || now.modelPath !== model || !now.inspect) return;
-  const g = (outcome.result as unknown as InspectResult).graph;
-  if (!g?.shapes_for) return;
+  if (seq !== shapesSeq || now.modelPath !== model || !now.inspect) return;
   const inspect = { ...now.inspect, graph: g };
   set({ inspect });
   rememberInspection(model, inspect);

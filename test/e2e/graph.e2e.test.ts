@@ -52,6 +52,7 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     await page.waitForSelector(NODES, { timeout: 30_000 });
     // The shapes come from the engine running the model on the pre-filled input specs.
     await page.waitForSelector(`${NODES}[data-op="aten::_convolution"][data-shape]`, { timeout: 120_000 });
+    expect(await page.locator('[data-testid=graph-shapes-status]').count()).toBe(0);
     const shapes = await page.locator(`${NODES}[data-op="aten::_convolution"]`).evaluateAll((els) => els.map((e) => e.getAttribute('data-shape')));
     expect(shapes).toHaveLength(20);
     expect(shapes[0]).toBe('1×64×112×112 float32');
@@ -61,6 +62,9 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     // The shape is drawn on the node itself, not only kept in an attribute.
     expect(await page.locator(`${NODES}[data-op="aten::max_pool2d"] .graph-sub`).textContent()).toBe('1×64×56×56 float32');
     expect(await page.locator(`${NODES}[data-op="input"] .graph-sub`).textContent()).toBe('1×3×224×224 float32');
+    // Shapes are searchable, typed with an x as on a keyboard: max-pool and layer1's ops.
+    await page.getByLabel('Search the graph').fill('1x64x56x56');
+    expect(Number((await page.textContent('[data-testid=graph-matches]'))!.split(' ')[0])).toBeGreaterThan(10);
     await shots('graph-01-resnet18-shapes');
   }, LONG);
 
@@ -80,7 +84,7 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     expect(await whereOf('aten::add')).toEqual(Array(8).fill('library'));
     // The rest runs in TVM's own kernels.
     for (const op of ['aten::max_pool2d', 'aten::adaptive_avg_pool2d', 'aten::flatten']) expect(await whereOf(op)).toEqual(['tvm']);
-    expect(await page.textContent('[data-testid=graph-legend]')).toMatch(/library kernel \(oneDNN\/MKL\) \(\d+\).*TVM kernel \(\d+\)/);
+    expect(await page.textContent('[data-testid=graph-legend]')).toMatch(/library kernel \(oneDNN\/MKL\) \(21 ops \+ 45 fused\).*TVM kernel \(3 ops\)/); // 20 convs + fc; 20 BN, 17 ReLU, 8 adds
     // Heavy ops carry a bar for their share of the time; fused ops do not repeat it.
     expect(await page.locator(`${NODES}[data-op="aten::_convolution"] .share-bar`).count()).toBe(20);
     expect(await page.locator(`${NODES}[data-fused] .share-bar`).count()).toBe(0);

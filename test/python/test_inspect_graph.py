@@ -128,3 +128,44 @@ def test_placed_ops_name_the_graph_node_they_came_from():
     assert [nodes[f]["op"] for f in residual["fused"]] == ["aten::batch_norm", "aten::add", "aten::relu"]
     linear = next(o for o in ops if o["kind"] == "linear")
     assert nodes[linear["node"]]["op"] == "aten::linear"
+
+
+class _Pt2Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.c1(x)))
+        y = torch.relu(self.c2(y) + y)
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+def test_a_pt2_program_has_a_graph_with_its_symbolic_shapes_and_placement_identity(tmp_path):
+    from torchtvm.backend import library
+    from torchtvm.importer import import_torchscript, program_specs
+    from torchtvm.inspector import inspect_file
+    from torchtvm.loader import load_model
+    from torchtvm.pipeline import _with_graph_nodes
+
+    batch = torch.export.Dim("batch", min=1, max=16)
+    ep = torch.export.export(_Pt2Net().eval(), (torch.randn(2, 3, 8, 8),), dynamic_shapes=({0: batch},))
+    path = str(tmp_path / "net.pt2")
+    torch.export.save(ep, path)
+    nodes = {n["id"]: n for n in inspect_file(path)["graph"]["nodes"]}
+    assert nodes["in0"]["outputs"][0]["shape"] == ["batch", 3, 8, 8]
+    assert nodes["linear"]["outputs"] == [{"shape": ["batch", 4], "dtype": "float32"}]
+    assert nodes["out"]["inputs"] == ["linear"]
+
+    ep = load_model(path)
+    imported = import_torchscript(ep, program_specs(ep))
+    _, offloads = library.offload(library.prepare(imported.mod, True), {"float32"})
+    ops = _with_graph_nodes({"ops": [o.to_json() for o in offloads]}, imported, offloads)["ops"]
+    by_node = {o["node"]: o for o in ops}
+    # The unfolded BatchNorm (decomposed into a scale and a shift) is found between conv and relu.
+    assert [nodes[f]["op"] for f in by_node["conv2d"]["fused"]] == ["aten::batch_norm", "aten::relu"]
+    assert [nodes[f]["op"] for f in by_node["conv2d_1"]["fused"]] == ["aten::add", "aten::relu"]
+    assert nodes[next(o["node"] for o in ops if o["kind"] == "linear")]["op"] == "aten::linear"

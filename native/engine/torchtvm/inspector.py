@@ -309,6 +309,80 @@ def inspect_module(module: torch.jit.ScriptModule, specs=None) -> dict:
     return result
 
 
+def _fx_op(t) -> str:
+    # "aten::linear", as the TorchScript histogram names ops; Python operators by name.
+    return t._schema.name if isinstance(t, torch._ops.OpOverload) else getattr(t, "__name__", str(t))
+
+
+def program_graph(ep, specs) -> dict:
+    """A torch.export program's ops as the graph view's DAG. Node ids are the FX node names (which
+    the compiler's placement report names too); shapes and dtypes come from the program's own
+    metadata, its symbolic dims under the names of the default input specs ('batch', '2*batch')."""
+    import operator
+
+    from .specs import SymDim
+
+    user = list(ep.graph_signature.user_inputs)
+    # torch's symbols (s0, s1...) -> the spec names program_specs gave them, by position.
+    rename: dict = {}
+    placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    for name, spec in zip(user, specs):
+        val = placeholders[name].meta.get("val") if name in placeholders else None
+        for d, sd in zip(getattr(val, "shape", ()), spec.dims):
+            if isinstance(sd, SymDim) and not isinstance(d, int):
+                for sym in d.node.expr.free_symbols:
+                    rename.setdefault(sym, __import__("sympy").Symbol(sd.name))
+
+    def dim(d):
+        if isinstance(d, int):
+            return d
+        try:
+            expr = d.node.expr
+            return int(expr) if expr.is_number else str(expr.xreplace(rename)).replace(" ", "")
+        except Exception:
+            return None
+
+    def info(val) -> list[dict]:
+        vals = val if isinstance(val, (list, tuple)) else [val]
+        out = []
+        for v in vals:
+            if isinstance(v, torch.Tensor):
+                out.append({"shape": [dim(d) for d in v.shape], **({"dtype": TORCH_TO_NAME[v.dtype]} if v.dtype in TORCH_TO_NAME else {})})
+            else:
+                out.append({})
+        return out
+
+    nodes: list[dict] = []
+    producer: dict = {}
+    truncated = False
+    for n in ep.graph.nodes:
+        if n.op == "placeholder":
+            if n.name in user:
+                nid = f"in{user.index(n.name)}"
+                nodes.append({"id": nid, "op": "input", "name": n.name, "inputs": [], "outputs": info(n.meta.get("val"))})
+                producer[n] = [nid]
+            continue
+        srcs: list[str] = []
+        for a in n.all_input_nodes:
+            for p in producer.get(a, []):
+                if p not in srcs:
+                    srcs.append(p)
+        if n.op == "output":
+            nodes.append({"id": "out", "op": "output", "inputs": srcs, "outputs": []})
+            continue
+        if n.op != "call_function" or n.target is operator.getitem:
+            producer[n] = srcs  # plumbing: a tuple's element is its producer's output
+            continue
+        if len(nodes) >= GRAPH_NODE_LIMIT:
+            truncated = True
+            continue
+        nodes.append({"id": n.name, "op": _fx_op(n.target), "inputs": srcs, "outputs": info(n.meta.get("val"))})
+        producer[n] = [n.name]
+    if not nodes or nodes[-1]["op"] != "output":
+        nodes.append({"id": "out", "op": "output", "inputs": [], "outputs": []})
+    return {"nodes": nodes, "truncated": truncated, "shapes_for": [s.to_json() for s in specs]}
+
+
 def inspect_program(ep) -> dict:
     """A torch.export program: its user inputs (dynamic dims as symbols with their ranges, which
     are also the default input specs) and the histogram of its aten ops."""
@@ -328,7 +402,7 @@ def inspect_program(ep) -> dict:
         if s.is_static:
             info["shape"] = list(s.dims)
         inputs.append(info)
-    return {
+    result = {
         "format": "pt2",
         "inputs": inputs,
         "ops": dict(counts.most_common()),
@@ -339,6 +413,11 @@ def inspect_program(ep) -> dict:
         },
         "exported": None,
     }
+    try:
+        result["graph"] = program_graph(ep, specs)
+    except Exception:  # the graph view is optional: never let it fail an inspection
+        pass
+    return result
 
 
 def inspect_file(path: str, inputs=None) -> dict:

@@ -208,5 +208,31 @@ def op_nodes(kind: str, names: list[str], sources: dict[str, str], feeds: dict, 
         cands = [t for t in feeds.get(nodes[0], []) if ops.get(t, set()) & set(want)]
         if len(cands) == 1:
             root = cands[0]
-    fused = [n for n in nodes if n != root]
+    named = [n for n in nodes if n != root]
+    # A fused op whose bindings a pass renamed (an unfolded BatchNorm decomposed into multiply and
+    # add) still lies between two named ones: fill such gaps along the graph's own edges.
+    fused: list[str] = []
+    for n in named:
+        done = set(fused) | ({root} if root else set())
+        for gap in _between(n, done, feeds, depth=3):
+            if gap not in fused:
+                fused.append(gap)
+        if n not in fused:
+            fused.append(n)
     return root, fused
+
+
+def _between(node: str, targets: set, feeds: dict, depth: int) -> list[str]:
+    """The graph nodes on a path from one of `targets` to `node` (exclusive), shortest first."""
+    srcs = feeds.get(node, [])
+    if not targets or any(t in targets for t in srcs):
+        return []
+    if depth == 0:
+        return []
+    for t in srcs:
+        if t in targets:
+            return []
+        path = _between(t, targets, feeds, depth - 1)
+        if path or any(x in targets for x in feeds.get(t, [])):
+            return path + [t]
+    return []

@@ -4,7 +4,7 @@
 import dagre from '@dagrejs/dagre';
 import { useEffect, useMemo, useRef, useState, type PointerEvent as RPointerEvent, type WheelEvent as RWheelEvent } from 'react';
 import type { CompileResult, GraphNode, ModelGraph, PlacedOp } from '../../../app/contract/results.js';
-import { checkRows, refreshGraphShapes } from '../actions.js';
+import { checkRows, go, graphShapesStatus, refreshGraphShapes } from '../actions.js';
 import { Empty, NeedsModel, fmtMs } from '../components.js';
 import { useStore } from '../store.js';
 
@@ -108,7 +108,7 @@ interface Laid {
   sub: string;
 }
 
-const NODE_H = 40;
+const NODE_H = 42;
 const SUB_MAX = 48;
 
 export function layoutGraph(graph: ModelGraph, inputShapes: Record<string, string>): { nodes: Laid[]; edges: Array<{ from: string; to: string; points: Array<{ x: number; y: number }> }>; width: number; height: number } {
@@ -152,11 +152,21 @@ export function GraphView() {
   }, [graph, inputs]);
   const laid = useMemo(() => (graph ? layoutGraph(graph, inputShapes) : null), [graph, inputShapes]);
   // Per-op shapes follow the input specs: ask the engine again (debounced) when they change.
+  const [, redraw] = useState(0);
   useEffect(() => {
     if (!graph) return;
-    const t = setTimeout(() => void refreshGraphShapes(), 400);
-    return () => clearTimeout(t);
+    let live = true;
+    const t = setTimeout(() => {
+      const done = refreshGraphShapes();
+      redraw((x) => x + 1); // "working out the shapes…"
+      void done.then(() => live && redraw((x) => x + 1)); // or why they could not be
+    }, 400);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
   }, [graph, inputs]);
+  const shapes = graphShapesStatus();
   const placement = useMemo(() => (graph ? placeNodes(graph, result) : new Map<string, NodePlacement>()), [graph, result]);
   const [query, setQuery] = useState('');
   const [view, setView] = useState({ x: 0, y: 0, k: 1 });
@@ -166,7 +176,9 @@ export function GraphView() {
   const matches = useMemo(() => {
     const q = query.trim().toLowerCase();
     if (!q || !laid) return new Set<string>();
-    return new Set(laid.nodes.filter((n) => n.label.toLowerCase().includes(q) || n.node.op.toLowerCase().includes(q) || (n.node.scope ?? '').toLowerCase().includes(q)).map((n) => n.id));
+    // Ops, submodules and shapes ("56×56", or "56x56" as typed on a keyboard).
+    const qs = q.replace(/x/g, '×');
+    return new Set(laid.nodes.filter((n) => n.label.toLowerCase().includes(q) || n.node.op.toLowerCase().includes(q) || (n.node.scope ?? '').toLowerCase().includes(q) || (/\d/.test(q) && n.sub.toLowerCase().includes(qs))).map((n) => n.id));
   }, [query, laid]);
 
   const fitWidth = () => {
@@ -193,7 +205,10 @@ export function GraphView() {
     const n = laid?.nodes.find((x) => x.id === id);
     if (!n || !box.current) return;
     const k = Math.max(view.k, 0.8);
-    setView({ k, x: box.current.clientWidth / 2 - n.x * k, y: box.current.clientHeight / 2 - n.y * k });
+    // Centred in the part of the box that the details panel (top right) leaves free.
+    const w = box.current.clientWidth;
+    const free = w - (Math.min(340, 0.45 * w) + 20);
+    setView({ k, x: free / 2 - n.x * k, y: box.current.clientHeight / 2 - n.y * k });
     setSelected(id);
   };
   const onWheel = (e: RWheelEvent) => {
@@ -214,7 +229,11 @@ export function GraphView() {
   const sel = selected ? laid?.nodes.find((n) => n.id === selected) : undefined;
   const selPlace = selected ? placement.get(selected) : undefined;
   const counts = { library: 0, tvm: 0, torchscript: 0 } as Record<Where, number>;
-  placement.forEach((p) => (counts[p.where] += 1));
+  const fusedCounts = { library: 0, tvm: 0, torchscript: 0 } as Record<Where, number>;
+  placement.forEach((p) => {
+    counts[p.where] += 1;
+    if (p.fused) fusedCounts[p.where] += 1;
+  });
   // Time bars are scaled to the heaviest op, so that small shares still read; the legend says so.
   let maxShare = 0;
   placement.forEach((p) => !p.fused && p.op?.share != null && (maxShare = Math.max(maxShare, p.op.share)));
@@ -235,7 +254,7 @@ export function GraphView() {
         ) : (
           <>
             <div className="row">
-              <input className="grow" value={query} onChange={(e) => setQuery(e.target.value)} onKeyDown={(e) => e.key === 'Enter' && matches.size && focus([...matches][0])} placeholder="Search ops or submodules, e.g. conv, layer2.1, linear (Enter jumps to the first)" aria-label="Search the graph" />
+              <input className="grow" value={query} onChange={(e) => setQuery(e.target.value)} onKeyDown={(e) => e.key === 'Enter' && matches.size && focus([...matches][0])} placeholder="Search ops, submodules or shapes, e.g. conv, layer2.1, 56x56 (Enter jumps to the first)" aria-label="Search the graph" />
               <span className="hint" data-testid="graph-matches">{query.trim() ? `${matches.size} match${matches.size === 1 ? '' : 'es'}` : `${laid.nodes.length - 2} ops`}</span>
               <button onClick={() => setView((v) => ({ ...v, k: Math.min(4, v.k * 1.25) }))} aria-label="Zoom in">+</button>
               <button onClick={() => setView((v) => ({ ...v, k: Math.max(0.05, v.k / 1.25) }))} aria-label="Zoom out">−</button>
@@ -245,16 +264,23 @@ export function GraphView() {
             <div className="graph-legend" data-testid="graph-legend">
               {result ? (
                 (Object.keys(WHERE_COLOR) as Where[]).map((w) => (
-                  <span key={w} className="legend-item"><span className="swatch bar" style={{ background: WHERE_COLOR[w] }} />{WHERE_LABEL[w]} ({counts[w]})</span>
+                  <span key={w} className="legend-item"><span className="swatch bar" style={{ background: WHERE_COLOR[w] }} />{WHERE_LABEL[w]} ({counts[w] - fusedCounts[w]} op{counts[w] - fusedCounts[w] === 1 ? '' : 's'}{fusedCounts[w] ? ` + ${fusedCounts[w]} fused` : ''})</span>
                 ))
               ) : (
                 <span className="hint">Compile the model to colour each op by where it runs (library kernel, TVM kernel, or TorchScript fallback).</span>
               )}
               {anyFused && <span className="legend-item"><span className="swatch bar" style={{ background: `color-mix(in srgb, ${WHERE_COLOR.library} 24%, var(--panel))`, outline: `1.5px solid ${WHERE_COLOR.library}` }} />tinted: fused into the call of the op before it</span>}
               {maxShare > 0 && <span className="hint">White bar under an op: its share of the model's time (full width = {(maxShare * 100).toFixed(1)}%, the heaviest op).</span>}
-              {!graph.shapes_for && <span className="hint">Shapes appear on every op once the inputs are described.</span>}
+              {shapes?.state === 'no-specs' && (
+                <span className="hint" data-testid="graph-shapes-status">
+                  Describe the inputs on the <button className="link" onClick={() => go('inputs')}>Inputs</button> page to see each op's output shape.
+                </span>
+              )}
+              {shapes?.state === 'pending' && <span className="hint" data-testid="graph-shapes-status">Working out each op's output shape for the current inputs…</span>}
+              {shapes?.state === 'failed' && <span className="warn" data-testid="graph-shapes-status">No shapes for these inputs: {shapes.message}</span>}
               {graph.truncated && <span className="warn">The graph is large: only its first ops are drawn.</span>}
             </div>
+            <div className="graph-wrap">
             <div className="graph-box" ref={box} onWheel={onWheel} onPointerDown={onDown} onPointerMove={onMove} onPointerUp={() => (drag.current = null)} data-testid="graph-view" data-placed={placement.size}>
               <svg width="100%" height="100%" role="img" aria-label="Model graph">
                 <defs>
@@ -277,9 +303,9 @@ export function GraphView() {
                         <title>{`${n.node.op}${n.node.scope ? ` (${n.node.scope})` : ''}${n.sub ? `\n${n.sub}` : ''}${p ? `\nruns on: ${WHERE_LABEL[p.where]}${root ? `, fused into ${short(root.node.op)}'s call` : ''}${!p.fused && p.op?.ms != null ? `, ${fmtMs(p.op.ms)}` : ''}${!p.fused && p.op?.share != null ? `, ${(p.op.share * 100).toFixed(1)}% of the time` : ''}` : ''}`}</title>
                         {/* A fused op (it runs inside another op's call) is a tint of its colour with a border of it. */}
                         <rect width={n.w} height={n.h} rx={n.node.op === 'input' || n.node.op === 'output' ? 18 : 5} style={fill ? { fill: p?.fused ? `color-mix(in srgb, ${fill} 24%, var(--panel))` : fill, stroke: hit ? '#f0b400' : selected === n.id ? 'var(--text)' : fill, strokeWidth: hit || selected === n.id ? 3 : p?.fused ? 1.5 : 1 } : undefined} />
-                        <text x={n.w / 2} y={n.sub ? 16 : 24} textAnchor="middle" className="graph-label">{n.label}</text>
+                        <text x={n.w / 2} y={n.sub ? 16 : 25} textAnchor="middle" className="graph-label">{n.label}</text>
                         {n.sub && <text x={n.w / 2} y={31} textAnchor="middle" className="graph-sub">{n.sub.length > SUB_MAX ? `${n.sub.slice(0, SUB_MAX - 1)}…` : n.sub}</text>}
-                        {timed && <rect className="share-bar" x={4} y={n.h - 5} width={Math.max(3, (n.w - 8) * Math.min(1, p!.op!.share! / maxShare))} height={3} rx={1.5} />}
+                        {timed && <rect className="share-bar" x={4} y={n.h - 6} width={Math.max(3, (n.w - 8) * Math.min(1, p!.op!.share! / maxShare))} height={3} rx={1.5} />}
                       </g>
                     );
                   })}
@@ -287,26 +313,34 @@ export function GraphView() {
               </svg>
             </div>
             {sel && (
-              <div className="card" data-testid="graph-selected">
-                <h3>{sel.node.op}</h3>
-                <p>
-                  {sel.node.scope && <>submodule <code>{sel.node.scope}</code> · </>}
-                  {sel.sub && <>output <code>{sel.sub}</code>{shapesStale ? ' (for the previous input specs; updating)' : ''} · </>}
-                  {selPlace ? (
-                    <>
-                      runs on <span className="where-chip" style={{ background: WHERE_COLOR[selPlace.where] }}>{WHERE_LABEL[selPlace.where]}</span>
-                      {selRoot ? <>, fused into the call of <button className="link" onClick={() => focus(selRoot.id)}>{short(selRoot.node.op)}</button></> : null}
-                      {!selPlace.fused && selPlace.op?.ms != null ? `, ${fmtMs(selPlace.op.ms)}` : ''}
-                      {!selPlace.fused && selPlace.op?.share != null ? ` (${(selPlace.op.share * 100).toFixed(1)}% of the model's time)` : ''}
-                      {!selPlace.fused && selPlace.op?.epilogue?.length ? `, fused: ${selPlace.op.epilogue.join(', ')}` : ''}
-                      {selPlace.op && !selPlace.byId ? ' (matched by kind and order)' : ''}
-                    </>
-                  ) : (
-                    'not compiled yet'
-                  )}
-                </p>
-              </div>
+              // Beside the graph, as Netron's sidebar: it stays in view at any window size.
+              <aside className="graph-details" data-testid="graph-selected" aria-label="Op details">
+                <div className="graph-details-head">
+                  <h3 title={sel.node.op}>{sel.node.op}</h3>
+                  <button className="link" onClick={() => setSelected(null)} aria-label="Close the details">✕</button>
+                </div>
+                <dl>
+                  {sel.node.scope && <><dt>submodule</dt><dd><code>{sel.node.scope}</code></dd></>}
+                  {sel.sub && <><dt>output</dt><dd><code>{sel.sub}</code>{shapesStale ? <span className="hint"> (for the previous input specs; updating)</span> : null}</dd></>}
+                  {(sel.node.outputs?.length ?? 0) > 1 && <><dt>outputs</dt><dd>{sel.node.outputs!.map((o, i) => <div key={i}><code>{shapeText(o) || '?'}</code></div>)}</dd></>}
+                  <dt>runs on</dt>
+                  <dd>
+                    {selPlace ? (
+                      <>
+                        <span className="where-chip" style={{ background: WHERE_COLOR[selPlace.where] }}>{WHERE_LABEL[selPlace.where]}</span>
+                        {selRoot ? <>, fused into the call of <button className="link" onClick={() => focus(selRoot.id)}>{short(selRoot.node.op)}</button></> : null}
+                        {selPlace.op && !selPlace.byId ? <span className="hint"> (matched by kind and order)</span> : null}
+                      </>
+                    ) : (
+                      'not compiled yet'
+                    )}
+                  </dd>
+                  {!selPlace?.fused && selPlace?.op?.ms != null && <><dt>time</dt><dd>{fmtMs(selPlace.op.ms)}{selPlace.op.share != null ? ` · ${(selPlace.op.share * 100).toFixed(1)}% of the model's time` : ''}</dd></>}
+                  {!selPlace?.fused && !!selPlace?.op?.epilogue?.length && <><dt>fuses</dt><dd>{selPlace.op.epilogue.join(', ')}</dd></>}
+                </dl>
+              </aside>
             )}
+            </div>
             <p className="hint">Scroll to zoom, drag to pan, click an op for its details. Laid out with dagre.</p>
           </>
         )}
