@@ -146,7 +146,8 @@ def test_linear_and_matmul_match_pytorch():
 
     offloads = check(M(), torch.randn(2, 5, 16))
     kinds = sorted(o.kind for o in offloads)
-    assert kinds == ["linear", "linear", "linear", "matmul", "matmul"]
+    # matmul, softmax, matmul is attention: one call (test_library_attention.py; without it, two matmuls)
+    assert kinds == ["attention", "linear", "linear", "linear"]
 
 
 def test_symbolic_batch_runs_one_module_at_the_range_ends(tmp_path):
@@ -228,7 +229,7 @@ def test_transformer_linears_and_attention_matmuls_go_to_the_library():
     layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, dropout=0.0)
     offloads = check(layer, torch.randn(2, 6, 32))
     kinds = [o.kind for o in offloads]
-    assert kinds.count("linear") == 4 and kinds.count("matmul") == 2
+    assert kinds.count("linear") == 4 and kinds.count("attention") == 1
     assert ["bias", "relu"] in [o.epilogue for o in offloads]  # through the [M, N] <-> [B, T, N] reshapes
 
 

@@ -313,6 +313,10 @@ extern "C" int TorchtvmParallelLaunch(ParallelLambda flambda, void* cdata, int n
 
 }  // namespace
 
+void RunLibraryKernel(const char* name, void (*f)(ffi::PackedArgs, ffi::Any*), ffi::PackedArgs args, ffi::Any* rv) {
+  Run(name, f, args, rv);
+}
+
 bool RouteParallelToTorch(const std::string& so_path) {
   // TORCHTVM_THREAD_POOL=tvm keeps TVM's own pool (for comparison: scripts/bench_threads.py).
   const char* pool = std::getenv("TORCHTVM_THREAD_POOL");

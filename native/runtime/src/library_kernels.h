@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include <tvm/ffi/function.h>
+
 namespace torchtvm {
 
 // The schema of a torch op ("ns::op.overload") in the running process ("" when torch has none).
@@ -13,5 +15,9 @@ std::string LibrarySchema(const std::string& qualified);
 bool RouteParallelToTorch(const std::string& so_path);
 // The torch version this runtime was compiled against.
 const char* BuiltTorchVersion();
+// Runs a library kernel as every registered one runs: torch's errors become FFI errors and, while
+// the engine profiles, the call is timed (library_attention.cc registers its kernels through it).
+void RunLibraryKernel(const char* name, void (*f)(tvm::ffi::PackedArgs, tvm::ffi::Any*),
+                      tvm::ffi::PackedArgs args, tvm::ffi::Any* rv);
 
 }  // namespace torchtvm
