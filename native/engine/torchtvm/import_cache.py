@@ -105,7 +105,8 @@ class ImportCache:
             self.drop()
             return None
         self._touch()
-        return Imported(mod=mod, program=None, sample_inputs=[], num_outputs=int(meta["num_outputs"]))
+        # sources: which graph node each Relax var came from (provenance.py), for the graph view.
+        return Imported(mod=mod, program=None, sample_inputs=[], num_outputs=int(meta["num_outputs"]), sources=dict(meta.get("sources") or {}))
 
     def save_imported(self, imported, log=None) -> None:
         import tvm
@@ -114,7 +115,7 @@ class ImportCache:
             os.makedirs(self.dir, exist_ok=True)
             _write(os.path.join(self.dir, "relax.json"), tvm.ir.save_json(imported.mod))
             # meta.json last: an entry without it was cut short and is never read.
-            _write(os.path.join(self.dir, "meta.json"), json.dumps({**self.fields, "model": os.path.abspath(self.model_path), "num_outputs": imported.num_outputs, "saved": time.time()}, indent=1))
+            _write(os.path.join(self.dir, "meta.json"), json.dumps({**self.fields, "model": os.path.abspath(self.model_path), "num_outputs": imported.num_outputs, "sources": getattr(imported, "sources", None) or {}, "saved": time.time()}, indent=1))
             self._prune()
         except Exception as e:  # a full disk must not fail the tune
             if log:
