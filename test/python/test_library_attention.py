@@ -89,7 +89,8 @@ class Handwritten(nn.Module):
         return torch.softmax(s + mask, dim=-1) @ v
 
 
-def test_encoder_layer_runs_attention_and_layer_norm_in_the_library():
+def test_encoder_layer_runs_attention_and_layer_norm_in_the_library(whole_ops):
+    whole_ops("attention", "layer_norm")  # layer_norm is off by default (no faster than TVM's)
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True).eval()
     offloads = run(layer, [(torch.randn(2, 6, 32),)])
@@ -155,7 +156,8 @@ def test_attention_over_3d_tensors_and_differing_key_length():
 
 
 @pytest.mark.parametrize("affine", [True, False])
-def test_layer_norm_matches_pytorch_with_symbolic_batch_and_nan(affine):
+def test_layer_norm_matches_pytorch_with_symbolic_batch_and_nan(affine, whole_ops):
+    whole_ops("layer_norm")
     torch.manual_seed(6)
     model = nn.Sequential(nn.Linear(16, 24), nn.LayerNorm(24, elementwise_affine=affine)).eval()
     if affine:
@@ -169,15 +171,15 @@ def test_layer_norm_matches_pytorch_with_symbolic_batch_and_nan(affine):
     assert "layer_norm" in kinds(offloads)
 
 
-def test_layer_norm_over_two_trailing_dims():
+def test_layer_norm_over_two_trailing_dims(whole_ops):
+    whole_ops("layer_norm")
     torch.manual_seed(7)
     model = nn.LayerNorm([5, 8]).eval()
     assert kinds(run(model, [(torch.randn(3, 5, 8) * 3 + 1,)])) == ["layer_norm"]
 
 
-def test_softmax_kernel_matches_pytorch(whole_ops):
-    whole_ops("softmax")
-    torch.manual_seed(8)
+def test_softmax_kernel_matches_pytorch():
+    torch.manual_seed(8)  # on by default: where no attention matched
 
     class M(nn.Module):
         def forward(self, x):
@@ -194,7 +196,14 @@ def test_whole_ops_off_leave_the_matmuls_to_the_chains(whole_ops):
     torch.manual_seed(9)
     layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True).eval()
     offloads = run(layer, [(torch.randn(2, 6, 32),)])
-    assert kinds(offloads).count("matmul") == 2 and "attention" not in kinds(offloads)
+    assert kinds(offloads).count("matmul") == 2 and not {"attention", "softmax", "layer_norm"} & set(kinds(offloads))
+
+
+def test_default_whole_ops_are_attention_and_softmax():
+    torch.manual_seed(12)
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True).eval()
+    offloads = run(layer, [(torch.randn(2, 6, 32),)])
+    assert "attention" in kinds(offloads) and "layer_norm" not in kinds(offloads)
 
 
 def test_bfloat16_goes_to_the_library_only_with_cpu_support():
@@ -208,7 +217,8 @@ def test_bfloat16_goes_to_the_library_only_with_cpu_support():
         torch.testing.assert_close(runner.run([x])[0].float(), model(x).float(), rtol=3e-2, atol=3e-2)
 
 
-def test_exported_encoder_records_the_ops_and_loads_in_a_fresh_process(tmp_path):
+def test_exported_encoder_records_the_ops_and_loads_in_a_fresh_process(tmp_path, whole_ops):
+    whole_ops("attention", "layer_norm")
     torch.manual_seed(11)
     layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True).eval()
     x = torch.randn(2, 6, 32)

@@ -18,7 +18,7 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Constant as _Constant  # relax constants live in tvm.ir since 0.27
 
-from .library_attention import whole_ops as _whole_ops  # attention, layer_norm: torch's fused kernels
+from .library_attention import whole_ops as _whole_ops  # attention, softmax: torch's fused kernels
 
 # Activation epilogues, numbered as library_kernels.cc's UnaryOf / ApplyUnary read them.
 UNARY_CODES = {"relax.nn.relu": 1, "clip06": 2, "relax.sigmoid": 3, "relax.tanh": 4, "hardswish": 5, "relax.nn.gelu": 6, "relax.nn.gelu_tanh": 7, "silu": 8}
