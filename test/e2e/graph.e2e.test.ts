@@ -84,7 +84,7 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     expect(await whereOf('aten::add')).toEqual(Array(8).fill('library'));
     // The rest runs in TVM's own kernels.
     for (const op of ['aten::max_pool2d', 'aten::adaptive_avg_pool2d', 'aten::flatten']) expect(await whereOf(op)).toEqual(['tvm']);
-    expect(await page.textContent('[data-testid=graph-legend]')).toMatch(/library kernel \(oneDNN\/MKL\) \(21 ops \+ 45 fused\).*TVM kernel \(3 ops\)/); // 20 convs + fc; 20 BN, 17 ReLU, 8 adds
+    expect(await page.textContent('[data-testid=graph-legend]')).toMatch(/library kernel \(oneDNN\/MKL\) \(21 ops \+ 45 fused; \d+% of the time\).*TVM kernel \(3 ops; \d+% of the time\)/); // 20 convs + fc; 20 BN, 17 ReLU, 8 adds
     // Heavy ops carry a bar for their share of the time; fused ops do not repeat it.
     expect(await page.locator(`${NODES}[data-op="aten::_convolution"] .share-bar`).count()).toBe(20);
     expect(await page.locator(`${NODES}[data-fused] .share-bar`).count()).toBe(0);

@@ -242,6 +242,13 @@ export function GraphView() {
   const current = checkRows(inputs).specs;
   const shapesStale = !!graph?.shapes_for && !!current && JSON.stringify(graph.shapes_for.map((x) => x.dims)) !== JSON.stringify(current.map((x) => x.dims));
   const anyFused = [...placement.values()].some((p) => p.fused);
+  // Each group's share of a model run (library calls timed inside it; TVM's kernels are the rest).
+  const pl = result?.placement;
+  const groupShare: Partial<Record<Where, number>> = {};
+  if (pl?.library_ms != null && pl.tvm_ms != null && pl.library_ms + pl.tvm_ms > 0) {
+    groupShare.library = pl.library_ms / (pl.library_ms + pl.tvm_ms);
+    groupShare.tvm = pl.tvm_ms / (pl.library_ms + pl.tvm_ms);
+  }
 
   return (
     <section>
@@ -264,7 +271,7 @@ export function GraphView() {
             <div className="graph-legend" data-testid="graph-legend">
               {result ? (
                 (Object.keys(WHERE_COLOR) as Where[]).map((w) => (
-                  <span key={w} className="legend-item"><span className="swatch bar" style={{ background: WHERE_COLOR[w] }} />{WHERE_LABEL[w]} ({counts[w] - fusedCounts[w]} op{counts[w] - fusedCounts[w] === 1 ? '' : 's'}{fusedCounts[w] ? ` + ${fusedCounts[w]} fused` : ''})</span>
+                  <span key={w} className="legend-item"><span className="swatch bar" style={{ background: WHERE_COLOR[w] }} />{WHERE_LABEL[w]} ({counts[w] - fusedCounts[w]} op{counts[w] - fusedCounts[w] === 1 ? '' : 's'}{fusedCounts[w] ? ` + ${fusedCounts[w]} fused` : ''}{groupShare[w] != null ? `; ${(groupShare[w]! * 100).toFixed(0)}% of the time` : ''})</span>
                 ))
               ) : (
                 <span className="hint">Compile the model to colour each op by where it runs (library kernel, TVM kernel, or TorchScript fallback).</span>
