@@ -265,7 +265,8 @@ def engine_note(res: dict) -> tuple[str, dict]:
         details["fallback"] = fb
         details["coverage"] = {k: v for k, v in cov.items() if k != "modules"}
     if res.get("placement") is not None:
-        details["placement"] = res["placement"]
+        p = details["placement"] = res["placement"]
+        notes.append(f"heavy ops: {p.get('library_ops', 0)} library, {p.get('tvm_ops', 0)} TVM")
     ver = res.get("verification") or {}
     if ver and not ver.get("ok", True):
         notes.append("engine verification failed")

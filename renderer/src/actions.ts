@@ -373,7 +373,11 @@ export function tunedWorkDir(s: State = get()): string | null {
   return (run.request as { workDir?: string }).workDir ?? s.project!.defaults.workDir;
 }
 
-export async function exportModel(tuned = get().exportTuned): Promise<void> {
+/**
+ * Exports to the path on the Export page. `createParent` and `overwrite` are the user's answers to
+ * a refusal (a missing folder, a file the workbench did not write), never defaults.
+ */
+export async function exportModel(tuned = get().exportTuned, confirm: { createParent?: boolean; overwrite?: boolean } = {}): Promise<void> {
   const s = get();
   const { specs } = checkRows(s.inputs);
   const path = s.exportPath.trim() || s.project?.defaults.exportPath || '';
@@ -382,8 +386,8 @@ export async function exportModel(tuned = get().exportTuned): Promise<void> {
   // A tuned export is a tune job with a budget of 1: the database already holds more records
   // than that, so nothing new is measured and the build applies the records.
   const request: JobRequest = workDir
-    ? { kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: 1, workDir, exportPath: path, measure: false }
-    : { kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, exportPath: path, measure: false };
+    ? { kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: 1, workDir, exportPath: path, measure: false, ...confirm }
+    : { kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, exportPath: path, measure: false, ...confirm };
   await runJob(request, 'export', { exported: null, exportPath: path });
 }
 

@@ -1,5 +1,6 @@
 // Small shared pieces: progress bars, job status with readable errors, empty states, tables.
 import { useEffect, useState, type ReactNode } from 'react';
+import type { ErrorInfo } from '../../app/contract/errors.js';
 import { useStore, type JobView } from './store.js';
 import { cancel } from './actions.js';
 
@@ -48,12 +49,16 @@ export function fmtDuration(ms: number): string {
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
 }
 
-/** Elapsed time, and an ETA once a fraction done is known (linear: honest enough, and labelled "about"). */
-export function Elapsed({ startedAt, fraction }: { startedAt?: number; fraction?: number }) {
+/**
+ * Elapsed time, and an ETA once a fraction done is known (linear: honest enough, and labelled
+ * "about"). A view that measures a better rate (trials per second as they arrive) passes `endsAt`,
+ * when it expects the work to end (a Date.now() time).
+ */
+export function Elapsed({ startedAt, fraction, endsAt }: { startedAt?: number; fraction?: number; endsAt?: number }) {
   const now = useNow(startedAt !== undefined);
   if (startedAt === undefined) return null;
   const elapsed = now - startedAt;
-  const eta = fraction !== undefined && fraction > 0.02 && fraction < 1 ? (elapsed * (1 - fraction)) / fraction : null;
+  const eta = endsAt !== undefined && fraction !== undefined && fraction < 1 ? Math.max(0, endsAt - now) : fraction !== undefined && fraction > 0.02 && fraction < 1 ? (elapsed * (1 - fraction)) / fraction : null;
   return (
     <span className="elapsed" data-testid="elapsed">
       {fmtDuration(elapsed)} elapsed{eta !== null ? ` · about ${fmtDuration(eta)} left` : ''}
@@ -72,8 +77,12 @@ export function LogPanel({ job }: { job: JobView }) {
   );
 }
 
-/** A job's live status: stage, message, elapsed time, progress bar, cancel, its log, and how it ended. */
-export function JobStatus({ jobId, what, fraction }: { jobId?: string; what: string; fraction?: number }) {
+/**
+ * A job's live status: stage, message, elapsed time, progress bar, cancel, its log, and how it ended.
+ * `explain` may turn a failure the view knows (a refused export path, say) into its own words and
+ * buttons; when it returns nothing, the error's own sentence is shown.
+ */
+export function JobStatus({ jobId, what, fraction, explain }: { jobId?: string; what: string; fraction?: number; explain?: (error: ErrorInfo) => ReactNode | null }) {
   const job: JobView | undefined = useStore((s) => (jobId ? s.jobs[jobId] : undefined));
   if (!job) return null;
   const running = job.state === 'running' || job.state === 'queued';
@@ -93,7 +102,7 @@ export function JobStatus({ jobId, what, fraction }: { jobId?: string; what: str
       )}
       {job.state === 'succeeded' && <p className="ok">✓ {what} finished.</p>}
       {job.state === 'cancelled' && <p className="warn">{what} was cancelled.</p>}
-      {job.state === 'failed' && job.outcome?.state === 'failed' && <ErrorBox message={job.outcome.error.message} detail={job.outcome.error.detail} code={job.outcome.error.code} />}
+      {job.state === 'failed' && job.outcome?.state === 'failed' && (explain?.(job.outcome.error) ?? <ErrorBox message={job.outcome.error.message} detail={job.outcome.error.detail} code={job.outcome.error.code} />)}
       <LogPanel job={job} />
     </div>
   );

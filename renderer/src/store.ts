@@ -34,6 +34,8 @@ export interface JobView {
   startedAt?: number;
   /** Cancel was pressed: show "Cancelling…" at once, before the job confirms. */
   cancelRequested?: boolean;
+  /** A tune's first trial number (total_trials): trials before it came from the database, so the ETA counts from it. */
+  firstTrial?: number;
 }
 
 export interface TrialPoint {
@@ -212,6 +214,7 @@ export function applyEvents(events: JobEvent[]): void {
         if (e.job !== s.tuneJob) break;
         const d = e.data;
         if (!firstTime(e.job, d.total_trials)) break;
+        if (jobs[e.job]?.firstTrial === undefined) touch(e.job).firstTrial = d.total_trials;
         trials ??= s.trials.slice();
         trials.push({ n: d.total_trials, task: d.task_id, latency: d.latency_ms, best: d.best_ms, est: d.estimated_total_ms });
         tasks ??= { ...s.tasks };

@@ -299,3 +299,27 @@ def test_per_op_placement_times_both_candidates_and_a_mixed_build_agrees(tmp_pat
     assert sorted(o.epilogue for o in offloads) == [["bias", "add", "relu"], ["bias", "relu"]]
     with torch.no_grad():
         torch.testing.assert_close(TvmRunner(executable).run([x])[0], model(x), rtol=1e-4, atol=1e-4)
+
+
+class ConvPool(nn.Module):
+    def __init__(self, conv: bool, **pool):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1) if conv else None
+        self.pool = nn.MaxPool2d(**pool)
+
+    def forward(self, x):
+        return self.pool(torch.relu(self.conv(x)) if self.conv is not None else x)
+
+
+@pytest.mark.parametrize("conv", [True, False])  # NHWC after a library conv; NCHW alone
+@pytest.mark.parametrize("pool", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2, stride=2, ceil_mode=True), dict(kernel_size=3, stride=1, dilation=2)])
+def test_max_pool_runs_pytorchs_kernel_and_keeps_nan(conv, pool):
+    torch.manual_seed(8)
+    model, x = ConvPool(conv, **pool), torch.randn(2, 4, 11, 11)
+    offloads = check(model, x)
+    assert "max_pool2d" in [o.kind for o in offloads]
+    if not conv:  # NaN wins a window, as in PyTorch
+        x[0, 1, 3, 3] = float("nan")
+        runner, _ = build(model, (x,))
+        got, ref = runner.run([x])[0], model(x)
+        assert torch.equal(got.isnan(), ref.isnan()) and got.isnan().any()

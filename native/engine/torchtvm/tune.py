@@ -569,8 +569,8 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         raise EngineError("no_tasks", "The model has no kernels MetaSchedule can tune; compile it without --trials.")
     import_s = time.perf_counter() - t_import
     if reused:
-        ctx.log(f"Reused the imported model{' and its ' + str(len(extracted)) + ' tuning tasks' if tasks_reused else ''} kept in {cache.dir} "
-                f"(the model file and input specs are unchanged), so nothing was imported again ({import_s:.1f} s).")
+        ctx.log(f"Reused the imported model{' and its ' + str(len(extracted)) + ' tuning tasks' if tasks_reused else ''} kept in the work dir "
+                f"(the model file and input specs are unchanged): nothing was imported again ({import_s:.1f} s).")
 
     repair_report = repair(work_dir)
     repaired = repair_report["dropped_lines"]

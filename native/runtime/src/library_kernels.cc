@@ -259,6 +259,22 @@ void Matmul(ffi::PackedArgs args, ffi::Any* rv) {
   ApplyUnary(out, a.size() ? a[0] : 0);
 }
 
+// torchtvm.max_pool2d(x, attrs, out), NHWC or NCHW.
+// attrs = [kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, ceil_mode, nhwc]
+// PyTorch's channels-last pooling kernel (NaN wins, as in eager PyTorch) is several times faster
+// than TVM's default schedule; it has no out= form, so one copy writes TVM's buffer.
+void MaxPool2d(ffi::PackedArgs args, ffi::Any* rv) {
+  c10::InferenceMode guard;
+  TORCH_CHECK(args.size() == 3, "torchtvm.max_pool2d got ", args.size(), " arguments; this is a torchtvm bug.");
+  ffi::Shape a = args[1].cast<ffi::Shape>();
+  TORCH_CHECK(a.size() == 10, "torchtvm.max_pool2d got ", a.size(), " attributes; this is a torchtvm bug.");
+  bool nhwc = a[9] != 0;
+  DLTensor* x = args[0].cast<DLTensor*>();
+  DLTensor* out = args[2].cast<DLTensor*>();
+  at::Tensor xt = nhwc ? ViewNHWC(x) : View(x), ot = nhwc ? ViewNHWC(out) : View(out);
+  ot.copy_(at::max_pool2d(xt, {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, {a[6], a[7]}, a[8] != 0));
+}
+
 // Per-call timings for the placement report: off unless the engine asks (one relaxed load per call).
 std::atomic<bool> g_profiling{false};
 std::mutex g_profile_mu;
@@ -348,6 +364,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def_packed("torchtvm.conv2d", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.conv2d", Conv2d, a, rv); })
       .def_packed("torchtvm.linear", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.linear", Linear, a, rv); })
       .def_packed("torchtvm.matmul", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.matmul", Matmul, a, rv); })
+      .def_packed("torchtvm.max_pool2d", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.max_pool2d", MaxPool2d, a, rv); })
       // Timings of every library call between start and stop, as "function nanoseconds" lines.
       .def("torchtvm.library_profile_start", []() {
         std::lock_guard<std::mutex> lock(g_profile_mu);

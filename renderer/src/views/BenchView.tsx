@@ -44,6 +44,11 @@ export function BenchView() {
     return { m, n: v.length, p50: pct(v, 50), p90: pct(v, 90), p99: pct(v, 99), min: v[0] };
   });
   const base = stats[0]?.p50;
+  const cancelling = running && !!jobs[benchJob!]?.cancelRequested;
+  // Samples so far over iterations × models: the bar and the ETA (the warm-up is not counted).
+  const expected = benchIterations * Math.max(models.length, benchVs.trim() ? 2 : 1);
+  const got = models.reduce((a, m) => a + benchSamples[m].length, 0);
+  const fraction = running && got > 0 ? Math.min(1, got / expected) : undefined;
   const hist = useMemo(() => histogram(models.map((m) => benchSamples[m].map((x) => x.ms))), [benchSamples]);
   return (
     <section>
@@ -57,9 +62,9 @@ export function BenchView() {
           <label className="grow">Exported <input className="grow" value={benchVs} placeholder="the exported .pt (Export page), optional" onChange={(e) => set({ benchVs: e.target.value })} aria-label="Exported model" /></label>
           <label>Iterations <input type="number" min={1} value={benchIterations} onChange={(e) => set({ benchIterations: Math.max(1, Number(e.target.value) || 1) })} style={{ width: '7em' }} aria-label="Iterations" /></label>
           <button className="primary" disabled={running} onClick={() => void bench()}>Run benchmark</button>
-          <button disabled={!running} onClick={() => void cancel(benchJob)}>Cancel</button>
+          <button disabled={!running || cancelling} onClick={() => void cancel(benchJob)} data-testid="bench-cancel">{cancelling ? 'Cancelling…' : 'Cancel'}</button>
         </div>
-        <JobStatus jobId={benchJob} what="Benchmark" />
+        <JobStatus jobId={benchJob} what="Benchmark" fraction={fraction} />
         {models.length ? (
           <>
             <div className="grid2">

@@ -1,4 +1,6 @@
+import type { ReactNode } from 'react';
 import type { AppInfo } from '../../../app/contract/api.js';
+import type { ErrorInfo } from '../../../app/contract/errors.js';
 import type { CompileResult } from '../../../app/contract/results.js';
 import { checkRows, exportModel, go, tunedWorkDir } from '../actions.js';
 import { CopyButton, Empty, JobStatus, NeedsModel } from '../components.js';
@@ -51,16 +53,71 @@ export function buildLabel(r: CompileResult): string {
   const t = r.tuning as { trials?: number; work_dir?: string } | undefined;
   const tuned = t ? `tuned (${t.trials ?? '?'} trial${t.trials === 1 ? '' : 's'} from ${t.work_dir ?? 'its work dir'})` : 'untuned (default schedules)';
   const p = r.placement;
-  if (!p?.ops.length) return tuned;
+  if (!p?.ops.length) return p ? `${tuned}; placement ${p.mode}` : tuned;
   const n = (w: string) => p.ops.filter((o) => o.where === w).length;
-  const parts = [['library', n('library')], ['TVM', n('tvm')], ['TorchScript', n('torchscript')]].filter(([, k]) => (k as number) > 0).map(([w, k]) => `${k} on ${w}`);
-  return `${tuned}; heavy ops: ${parts.join(', ')}`;
+  const parts = [['library kernels', n('library')], ['TVM kernels', n('tvm')], ['TorchScript', n('torchscript')]].filter(([, k]) => (k as number) > 0).map(([w, k]) => `${k} on ${w}`);
+  return `${tuned}; placement ${p.mode}: heavy ops ${parts.join(', ')}`;
+}
+
+/** Refusals about the export path that the user fixes by editing the path (or by confirming). */
+const PATH_REFUSALS = new Set(['folder_missing', 'export_exists', 'export_is_source', 'export_is_folder', 'export_not_file', 'not_a_folder', 'not_writable', 'path_not_allowed']);
+
+const parentOf = (p: string) => p.replace(/[/\\]+[^/\\]*$/, '') || '/';
+
+/**
+ * A refused export in the app's words, with the button that answers it: create the missing folder,
+ * replace a file the workbench did not write, or go back to the default path. Other failures keep
+ * the engine's own sentence (null).
+ */
+function ExportRefusal({ error, path, defaultPath }: { error: ErrorInfo; path: string; defaultPath?: string }) {
+  const useDefault = defaultPath && defaultPath !== path ? <button onClick={() => set({ exportPath: defaultPath, exportJob: undefined })}>Use the default path</button> : null;
+  let text: ReactNode;
+  let action: ReactNode = null;
+  if (error.code === 'folder_missing') {
+    const folder = error.detail || parentOf(path);
+    text = (
+      <>
+        <b>The folder <code>{folder}</code> does not exist</b>, so nothing was exported. Folders are never created without asking, so that a mistyped path does not leave new folders behind.
+      </>
+    );
+    action = <button className="primary" data-testid="export-create-folder" onClick={() => void exportModel(undefined, { createParent: true })}>Create folder and export</button>;
+  } else if (error.code === 'export_exists') {
+    text = (
+      <>
+        <b>A file is already at <code>{error.detail || path}</code></b>, and it was not written by TorchTVM Workbench, so it was left alone. Replace it, or choose another file name.
+      </>
+    );
+    action = <button className="danger" data-testid="export-replace" onClick={() => void exportModel(undefined, { overwrite: true })}>Replace the file and export</button>;
+  } else if (error.code === 'export_is_source') {
+    text = (
+      <>
+        <b><code>{error.detail || path}</code> is the model you opened</b>: exporting there would replace it. Choose another file name.
+      </>
+    );
+  } else if (error.code === 'path_not_allowed') {
+    text = (
+      <>
+        <b>This server may not write to <code>{path}</code>.</b> {error.message.replace(/^.*?; choose/, 'Choose')}
+      </>
+    );
+  } else {
+    text = <b>{error.message}</b>;
+  }
+  return (
+    <div className="error-box refusal" role="alert" data-testid="export-refusal" data-code={error.code}>
+      <p>{text}</p>
+      {(action || useDefault) && <div className="row">{action}{useDefault}</div>}
+    </div>
+  );
 }
 
 export function ExportView() {
   const { exportPath, exportJob, exported, jobs, inputs, project, info, exportTuned } = useStore();
   const tunedDir = tunedWorkDir(useStore.getState());
   const running = exportJob ? ['running', 'queued'].includes(jobs[exportJob]?.state ?? '') : false;
+  const outcome = exportJob ? jobs[exportJob]?.outcome : undefined;
+  // A refused path goes away as soon as the path is edited: it was about the old one.
+  const refusedPath = outcome?.state === 'failed' && PATH_REFUSALS.has(outcome.error.code);
   const { specs } = checkRows(inputs);
   const out = exported?.files.exported ?? exportPath;
   const rt = info?.runtime ?? FALLBACK_RUNTIME;
@@ -76,20 +133,23 @@ export function ExportView() {
       <NeedsModel>
         <p className="hint">One <code>.pt</code> holding the compiled code, the weights and the metadata: any PyTorch process loads it like any TorchScript model. It is verified against PyTorch before it is written. </p>
         <div className="row">
-          <input className="grow" value={exportPath} onChange={(e) => set({ exportPath: e.target.value })} aria-label="Export path" placeholder={project?.defaults.exportPath ?? '/path/to/model.tvm.pt'} />
+          <input className="grow" value={exportPath} onChange={(e) => set({ exportPath: e.target.value, ...(refusedPath ? { exportJob: undefined } : {}) })} aria-label="Export path" placeholder={project?.defaults.exportPath ?? '/path/to/model.tvm.pt'} />
           <button className="primary" data-testid="export-button" disabled={running || !specs} onClick={() => void exportModel()}>
             {running ? 'Exporting…' : 'Export (Ctrl/Cmd+E)'}
           </button>
         </div>
-        <p data-testid="export-mode">
-          {tunedDir ? (
+        <div className="export-mode" data-testid="export-mode">
+          {tunedDir && (
             <label>
-              <input type="checkbox" checked={exportTuned} onChange={(e) => set({ exportTuned: e.target.checked })} aria-label="Use the tuning database" /> Tuned: build with the records in <code>{tunedDir}</code> (nothing new is measured)
+              <input type="checkbox" checked={exportTuned} onChange={(e) => set({ exportTuned: e.target.checked })} aria-label="Use the tuning database" /> Use the tuning records in <code>{tunedDir}</code>
             </label>
-          ) : (
-            <span className="hint">Untuned build: library kernels where they exist, default schedules elsewhere. Tune this model first (Tune page) to export a tuned build.</span>
           )}
-        </p>
+          <p className="hint" data-testid="export-kind">
+            {tunedDir && exportTuned
+              ? 'Tuned build (nothing new is measured), placement auto: the faster of the library-kernel build and the tuned TVM build is kept.'
+              : `Untuned build, placement auto: library kernels (oneDNN, MKL) where they exist, TVM's default schedules elsewhere.${tunedDir ? '' : ' Tune this model first (Tune page) to export a tuned build.'}`}
+          </p>
+        </div>
         {project && (
           <p className="hint" data-testid="export-default">
             Default: <code>{project.defaults.exportPath}</code> (this model's project folder).{' '}
@@ -97,7 +157,7 @@ export function ExportView() {
           </p>
         )}
         {!specs && <p className="warn">Fix the <button className="link" onClick={() => go('inputs')}>input specs</button> first.</p>}
-        <JobStatus jobId={exportJob} what="Export" />
+        <JobStatus jobId={exportJob} what="Export" explain={(e) => (PATH_REFUSALS.has(e.code) ? <ExportRefusal error={e} path={exportPath.trim()} defaultPath={project?.defaults.exportPath} /> : null)} />
         {exported ? (
           <>
             <p className="ok copy-row" data-testid="export-done">
@@ -120,7 +180,7 @@ export function ExportView() {
             </details>
           </>
         ) : (
-          !running && <Empty title="Nothing exported yet"><p>Choose where to write the <code>.pt</code> (by default this model's project folder) and press Export; then benchmark it against the original on the Benchmark page.</p></Empty>
+          !running && !refusedPath && <Empty title="Nothing exported yet"><p>Choose where to write the <code>.pt</code> (by default this model's project folder) and press Export; then benchmark it against the original on the Benchmark page.</p></Empty>
         )}
       </NeedsModel>
     </section>

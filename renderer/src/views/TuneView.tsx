@@ -161,6 +161,30 @@ function TaskTable({ tasks }: { tasks: TaskRow[] }) {
   );
 }
 
+/**
+ * Time left at the rate trials arrived while this page watched (the last few minutes): the setup
+ * before the first trial (import, timing the default schedules) and trials replayed after a
+ * reload do not count. Returns when it should end (Date.now() time), or undefined until two
+ * observations a few seconds apart.
+ */
+export function useTrialRateEta(job: string | undefined, done: number, budget: number): number | undefined {
+  const seen = useRef<{ job?: string; marks: Array<{ t: number; n: number }> }>({ marks: [] });
+  const now = performance.now();
+  if (seen.current.job !== job) seen.current = { job, marks: [] };
+  const marks = seen.current.marks;
+  if (job && done > 0 && (!marks.length || marks[marks.length - 1].n !== done)) {
+    marks.push({ t: now, n: done });
+    while (marks.length > 2 && now - marks[1].t > 5 * 60_000) marks.shift();
+  }
+  if (!job || marks.length < 2 || done >= budget) return undefined;
+  const a = marks[0];
+  const b = marks[marks.length - 1];
+  if (b.t - a.t < 3000 || b.n <= a.n) return undefined;
+  const perMs = (b.n - a.n) / (b.t - a.t);
+  // As a clock time, so that the countdown runs between trials too.
+  return Date.now() + (budget - done) / perMs - (now - b.t);
+}
+
 export function TuneView() {
   const { tuneJob, jobs, trials, tasks, tuneBudget, tunePerRound, tuneWorkDir, tuneResult, inputs, project } = useStore();
   const defaultWorkDir = project?.defaults.workDir ?? '';
@@ -171,6 +195,14 @@ export function TuneView() {
   const last = trials[trials.length - 1];
   const done = last?.n ?? 0;
   const first = trials.find((t) => t.est !== null)?.est ?? null;
+  // Progress counts every record in the work dir (the budget is the work dir's total); the ETA only
+  // this job's own trials, so a resume does not promise the rest in no time.
+  const progress = done ? Math.min(1, done / tuneBudget) : job?.fraction;
+  const before = job?.firstTrial !== undefined ? job.firstTrial - 1 : 0;
+  const etaFraction = done > before && tuneBudget > before ? Math.min(1, (done - before) / (tuneBudget - before)) : undefined;
+  // Once trials are streaming, the engine's "N trial(s) to go" from the start is stale: the counts say it.
+  const ownTrials = job?.firstTrial !== undefined;
+  const liveEta = useTrialRateEta(running ? tuneJob : undefined, done, tuneBudget);
   return (
     <section>
       <h2>Tune</h2>
@@ -182,12 +214,14 @@ export function TuneView() {
           <label title="Candidates measured per search round. Trials arrive on the chart a round at a time: smaller rounds stream sooner, larger ones search a little more efficiently.">
             Per round <input type="number" min={1} max={64} value={tunePerRound} placeholder="auto" onChange={(e) => set({ tunePerRound: e.target.value })} aria-label="Trials per round" style={{ width: '5em' }} />
           </label>
+          <button className="primary" data-testid="tune-start" disabled={running || !specs} onClick={() => void tune(false)}>Start tuning</button>
+          <button disabled={!running || job?.cancelRequested} onClick={() => void cancel(tuneJob)} data-testid="tune-cancel">{job?.cancelRequested && running ? 'Cancelling…' : 'Cancel'}</button>
+          <button disabled={running || !specs || !job} onClick={() => void tune(true)} title="Continue from the tuning database: finished trials are kept, and the imported model is reused when the model file and input specs are unchanged">Resume</button>
+        </div>
+        <div className="row">
           <label className="grow">
             Work dir <input className="grow" value={tuneWorkDir} placeholder={defaultWorkDir ? `default: ${defaultWorkDir}` : "default: the model's project folder"} onChange={(e) => set({ tuneWorkDir: e.target.value })} aria-label="Tuning work dir" />
           </label>
-          <button className="primary" data-testid="tune-start" disabled={running || !specs} onClick={() => void tune(false)}>Start tuning</button>
-          <button disabled={!running || job?.cancelRequested} onClick={() => void cancel(tuneJob)} data-testid="tune-cancel">{job?.cancelRequested && running ? 'Cancelling…' : 'Cancel'}</button>
-          <button disabled={running || !specs || !job} onClick={() => void tune(true)} title="Start again: the tuning database keeps every finished trial">Resume</button>
         </div>
         <p className="hint" data-testid="work-dir">
           Tuning records go to <code>{tuneWorkDir.trim() || defaultWorkDir || "the model's project folder"}</code>{tuneWorkDir.trim() ? '' : ' (this model\'s own; a custom one is not carried to other models)'}.
@@ -197,10 +231,10 @@ export function TuneView() {
           <div className="job-status">
             <div className="job-line">
               <span className="stage">{job?.cancelRequested ? 'Cancelling…' : job?.stage || 'tuning'}</span>
-              <span className="message">{job?.cancelRequested ? 'stops after the trials being measured; every finished trial is kept' : `${done} / ${tuneBudget} trials${last?.est ? ` · estimated ${fmtMs(last.est)}` : ''}${job?.message ? ` · ${job.message}` : ''}`}</span>
-              <Elapsed startedAt={job?.startedAt} fraction={done ? Math.min(1, done / tuneBudget) : job?.fraction} />
+              <span className="message">{job?.cancelRequested ? 'stops after the trials being measured; every finished trial is kept' : `${done} / ${tuneBudget} trials${last?.est ? ` · estimated ${fmtMs(last.est)}` : ''}${job?.message && !(job.stage === 'tune' && ownTrials) ? ` · ${job.message}` : ''}`}</span>
+              <Elapsed startedAt={job?.startedAt} fraction={etaFraction} endsAt={liveEta} />
             </div>
-            <ProgressBar fraction={done ? Math.min(1, done / tuneBudget) : job?.fraction} label="Tuning progress" />
+            <ProgressBar fraction={progress} label="Tuning progress" />
             {job && <LogPanel job={job} />}
           </div>
         )}

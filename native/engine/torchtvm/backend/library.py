@@ -24,6 +24,8 @@ from .library_attention import whole_ops as _whole_ops  # attention, softmax: to
 UNARY_CODES = {"relax.nn.relu": 1, "clip06": 2, "relax.sigmoid": 3, "relax.tanh": 4, "hardswish": 5, "relax.nn.gelu": 6, "relax.nn.gelu_tanh": 7, "silu": 8}
 
 PLACEMENTS = ("auto", "library", "tvm")
+# The op kinds the planner gives to the library (chains rooted at these ops).
+KINDS = ("conv2d", "linear", "matmul", "max_pool2d")
 
 # dtypes the library kernels take; bfloat16 / float16 only where oneDNN has native support.
 _HALF_FEATURES = {"bfloat16": ("avx512bf16", "amx-bf16"), "float16": ("avx512fp16", "amx-fp16")}
@@ -94,8 +96,9 @@ def _has_op(mod, name: str) -> bool:
 
 
 @_whole_ops
-def offload(mod, dtypes: set[str], kinds=("conv2d", "linear", "matmul")):
-    """Rewrite every offloadable chain in `main` to a library call. Returns (module, offloads)."""
+def offload(mod, dtypes: set[str], kinds=KINDS, keep_in_tvm=frozenset()):
+    """Rewrite every offloadable chain in `main` to a library call, except the ops named in
+    `keep_in_tvm` (placement measured them faster as TVM's kernels). Returns (module, offloads)."""
     func = mod["main"]
     plan = _Planner(dtypes, kinds)
     plan.visit_expr(func)
@@ -112,7 +115,7 @@ def offload(mod, dtypes: set[str], kinds=("conv2d", "linear", "matmul")):
     return mod, _in_call_order(func, plan.ordered)
 
 
-def candidates(mod, kinds=("conv2d", "linear", "matmul")) -> list[Offload]:
+def candidates(mod, kinds=KINDS) -> list[Offload]:
     """The ops the library could take, without taking them (for the report of a TVM-only build)."""
     plan = _Planner({"float32", "float16", "bfloat16"}, kinds)
     func = prepare(mod, convert_layout=True)["main"]
@@ -120,7 +123,7 @@ def candidates(mod, kinds=("conv2d", "linear", "matmul")) -> list[Offload]:
     return _in_call_order(func, plan.ordered)
 
 
-def isolate(mod, dtypes: set[str], kinds=("conv2d", "linear", "matmul")) -> list[tuple[Offload, object]]:
+def isolate(mod, dtypes: set[str], kinds=KINDS) -> list[tuple[Offload, object]]:
     """Each offloadable chain of `main` as a function of its own (its inputs as parameters, its
     weights as constants, the same layout), for timing it in the library against TVM's kernels.
     Returns (op, relax.Function) pairs; chains over symbolic shapes are left out."""
@@ -159,9 +162,11 @@ def _standalone(free: list, bindings: list, values: dict, head):
     bb = relax.BlockBuilder()
     with bb.function("main", params):
         sub = Substitute()
-        for v in bindings:
-            remap[v] = bb.emit(sub.visit_expr(values[v]), _name(v))
-        bb.emit_func_output(remap[head])
+        with bb.dataflow():  # TVM fuses only inside dataflow blocks, as in the model
+            for v in bindings:
+                remap[v] = bb.emit(sub.visit_expr(values[v]), _name(v))
+            out = bb.emit_output(remap[head])
+        bb.emit_func_output(out)
     return bb.get()["main"]
 
 
@@ -258,6 +263,8 @@ class _Planner:
             self._conv(var, value)
         elif op == "relax.matmul" and ("linear" in self.kinds or "matmul" in self.kinds):
             self._matmul(var, value)
+        elif op == "relax.nn.max_pool2d" and "max_pool2d" in self.kinds:
+            self._max_pool(var, value)
 
     def _users(self, var) -> list:
         return self.users.get(var, [])
@@ -371,6 +378,16 @@ class _Planner:
         attrs = [int(a.strides[0]), int(a.strides[1]), pad[0], pad[1], int(a.dilation[0]), int(a.dilation[1]), int(a.groups), unary, int(bias is not None), int(other is not None)]
         kind = "conv2d" if int(a.groups) == 1 else ("depthwise_conv2d" if int(a.groups) == warr.shape[0] and warr.shape[3] == 1 else "grouped_conv2d")
         self._add(var, head, "conv2d", "torchtvm.conv2d", args, attrs, Offload(_name(head), kind, _shape_json(head), names))
+
+    def _max_pool(self, var, call) -> None:
+        a = call.attrs
+        if str(a.layout) not in ("NHWC", "NCHW") or str(a.out_layout) != str(a.layout) or _dtype(var) not in self.dtypes:
+            return
+        pad = [int(p) for p in a.padding]
+        if len(pad) != 4 or pad[0] != pad[2] or pad[1] != pad[3]:
+            return  # PyTorch's padding is symmetric
+        attrs = [*(int(k) for k in a.pool_size), *(int(s) for s in a.strides), pad[0], pad[1], *(int(d) for d in a.dilation), int(bool(a.ceil_mode)), int(str(a.layout) == "NHWC")]
+        self._add(var, var, "max_pool2d", "torchtvm.max_pool2d", [call.args[0]], attrs, Offload(_name(var), "max_pool2d", _shape_json(var), []))
 
     def _matmul(self, var, call) -> None:
         x, w = call.args

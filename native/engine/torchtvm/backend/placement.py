@@ -17,6 +17,7 @@ LIBRARY_OPS = {
     "torchtvm.conv2d": ["mkldnn::_convolution_pointwise", "mkldnn::_convolution_pointwise.binary", "mkldnn::_reorder_convolution_weight"],
     "torchtvm.linear": ["aten::addmm.out", "aten::mm.out"],
     "torchtvm.matmul": ["aten::matmul.out"],
+    "torchtvm.max_pool2d": ["aten::max_pool2d"],
     # library_attention.cc: torch's CPU kernels through their dispatch stubs, recorded by the public ops
     "torchtvm.attention": ["aten::_scaled_dot_product_flash_attention_for_cpu"],
     "torchtvm.layer_norm": ["aten::native_layer_norm"],
