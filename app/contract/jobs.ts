@@ -123,7 +123,7 @@ export const JobEventSchema = z.discriminatedUnion('event', [
   z.object({ event: z.literal('job.state'), job: z.string(), data: z.object({ state: JobStateSchema, kind: z.string() }) }),
   z.object({ event: z.literal('job.progress'), job: z.string(), data: ProgressDataSchema }),
   z.object({ event: z.literal('tune.trial'), job: z.string(), data: TrialDataSchema }),
-  z.object({ event: z.literal('tune.tasks'), job: z.string(), data: z.object({ tasks: z.array(z.object({ id: z.number(), name: z.string(), weight: z.number(), default_ms: z.number().nullable().optional() })) }) }),
+  z.object({ event: z.literal('tune.tasks'), job: z.string(), data: z.object({ tasks: z.array(z.object({ id: z.number(), name: z.string(), weight: z.number(), default_ms: z.number().nullable().optional(), library_ms: z.number().nullable().optional() })) }) }),
   z.object({ event: z.literal('bench.sample'), job: z.string(), data: BenchSampleDataSchema }),
   z.object({ event: z.literal('log'), job: z.string(), data: LogDataSchema }),
 ]);

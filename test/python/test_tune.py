@@ -75,10 +75,25 @@ def test_tune_events_and_result(model, tmp_path):
     from torchtvm.specs import parse_specs
 
     info = builder.resolve_target("llvm", 2)
-    legalized = builder.legalize(import_torchscript(load_torchscript(model), parse_specs(INPUTS)).mod, info)
+    legalized = builder.legalize(builder.prepare(import_torchscript(load_torchscript(model), parse_specs(INPUTS)).mod, info), info)
     db = ms.database.JSONDatabase(work_dir=wd, module_equality="structural")
     kernels = [t.dispatched[0] for t in ms.relax_integration.extract_tasks(legalized, info.target)]
     assert len(kernels) == 2 and all(db.has_workload(k) for k in kernels)
+    # Per-op placement: both linears were timed alone as library kernels and as tuned TVM kernels,
+    # each runs where it was clearly faster, and the build kept is never slower than the library
+    # everywhere (the untuned default).
+    if builder.uses_library(info):
+        # Tuning weighs each linear's kernel against its library call, timed before tuning starts.
+        assert all(t["library_ms"] and t["library_ms"] > 0 for t in tasks_out), tasks_out
+        placement = result["placement"]
+        assert [o["kind"] for o in placement["ops"]] == ["linear", "linear"]
+        for o in placement["ops"]:
+            alone = o["alone_ms"]
+            assert alone["library"] > 0 and alone["tvm"] > 0
+            assert (o["where"] == "tvm") == (alone["tvm"] < 0.95 * alone["library"] and placement["per_op"]["kept"]), o
+        per_op = placement["per_op"]
+        if "per_op_ms" in per_op:
+            assert per_op["kept"] == (per_op["per_op_ms"] < per_op["library_ms"])
 
 
 def test_cancel_then_resume_reuses_records(model, tmp_path):

@@ -111,7 +111,7 @@ function positiveInt(v: string | undefined, flag: string): number | undefined {
   return n;
 }
 
-interface TaskRow { id: number; name: string; weight: number; trials: number; errors: number; best_ms: number | null; default_ms?: number | null; applied?: 'record' | 'default' }
+interface TaskRow { id: number; name: string; weight: number; trials: number; errors: number; best_ms: number | null; default_ms?: number | null; library_ms?: number | null; applied?: 'record' | 'default' }
 
 /** Live tuning view: one status line (bar, trials, estimate) rewritten in place on a terminal. */
 export function tuneView(budget: number, out: CommandContext['out']): (e: JobEvent) => void {
@@ -139,14 +139,16 @@ export function printTuning(t: Record<string, unknown>, out: CommandContext['out
   const tasks = (t.tasks as TaskRow[]) ?? [];
   const est = t.estimated_ms as number | null;
   out.line(`\nTuning: ${t.trials} trial(s) (${t.new_trials} new, ${t.resumed_records} from the database) in ${t.work_dir}`);
-  // Per task the build runs the best record when it beats the default schedule, else the default.
-  const ran = (r: TaskRow) => (r.applied === 'default' ? (r.default_ms ?? null) : r.best_ms);
+  // Per task the build runs the best record when it beats the default schedule, else the default;
+  // and a library candidate's op runs its library kernel where that is faster (per-op placement).
+  const kernel = (r: TaskRow) => (r.applied === 'default' ? (r.default_ms ?? null) : r.best_ms);
+  const ran = (r: TaskRow) => (r.library_ms != null && (kernel(r) == null || r.library_ms < kernel(r)!) ? r.library_ms : kernel(r));
   const total = tasks.reduce((s, r) => s + (ran(r) ?? 0) * r.weight, 0) || 1;
   const ms = (v: number | null | undefined) => (v !== null && v !== undefined ? fmtMs(v) : '-');
   out.line(
     table(
-      tasks.map((r) => [r.id, r.name.slice(0, 40), r.weight, r.trials, r.errors, ms(r.best_ms), ms(r.default_ms), r.applied ?? '-', ran(r) !== null ? `${(((ran(r) ?? 0) * r.weight * 100) / total).toFixed(0)}%` : '-']),
-      ['#', 'task', 'weight', 'trials', 'errors', 'best trial', 'default', 'built with', 'share'],
+      tasks.map((r) => [r.id, r.name.slice(0, 40), r.weight, r.trials, r.errors, ms(r.best_ms), ms(r.default_ms), r.applied ?? '-', ms(r.library_ms), ran(r) !== null ? `${(((ran(r) ?? 0) * r.weight * 100) / total).toFixed(0)}%` : '-']),
+      ['#', 'task', 'weight', 'trials', 'errors', 'best trial', 'default', 'built with', 'library', 'share'],
     ),
   );
   out.line(`Estimated end-to-end: ${est !== null && est !== undefined ? fmtMs(est) : '-'}; measured: ${typeof t.measured_ms === 'number' ? fmtMs(t.measured_ms) : '-'}`);

@@ -234,6 +234,9 @@ class _State:
         self.per_task = per_task
         self.curve: list[dict] = []
         self.defaults: list[float | None] = [None] * len(names)  # the default schedule's ms per task
+        # Per task that is one library candidate's kernel: the library call's ms. The build runs
+        # whichever is faster (per-op placement), so that is all a tuned record can be worth.
+        self.library: list[float | None] = [None] * len(names)
 
     def beats_default(self, i: int, ms: float | None) -> bool:
         """Whether a record timed `ms` is applied to task i: only when it beats the default schedule."""
@@ -243,8 +246,14 @@ class _State:
         """What the build will run for task i: its best record if that beats the default schedule."""
         return self.best[i] if self.beats_default(i, self.best[i]) else self.defaults[i]
 
+    def placed(self, i: int) -> float | None:
+        """What the build is expected to run for task i: its applied kernel, or the library call
+        where that is faster."""
+        a, lib = self.applied(i), self.library[i]
+        return a if lib is None or a is None else min(a, lib)
+
     def estimate(self) -> float | None:
-        per_task = [self.applied(i) for i in range(len(self.names))]
+        per_task = [self.placed(i) for i in range(len(self.names))]
         if any(v is None for v in per_task):
             return None
         return sum(w * v for w, v in zip(self.weights, per_task))
@@ -312,6 +321,11 @@ def _make_hooks(state: _State, builder_impl, workers: int):
                 b = state.best[i]
                 if b is None:  # every trial failed so far: try it now and then
                     return -1.0 if self.round % 4 else float("inf")
+                lib = state.library[i]
+                if lib is not None and b > lib:
+                    # The library kernel already does this op in `lib`: trials here pay off only
+                    # as the kernel comes near it, so the ops TVM keeps go first.
+                    b = lib * lib / b
                 return state.weights[i] * b / max(1, state.trials[i])
 
             return max(alive, key=score)
@@ -560,8 +574,9 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
     tasks_reused = extracted is not None
     if extracted is None:
         ctx.progress("tune", f"extracting tuning tasks for {info.kind}")
-        # The kernels exactly as `build` hands them to the database: legalized, before any default schedule.
-        legalized = builder.legalize(imported.mod, info)
+        # The kernels exactly as `build` hands them to the database: in the layout every placement
+        # builds from (builder.prepare), legalized, before any default schedule.
+        legalized = builder.legalize(builder.prepare(imported.mod, info), info)
         extracted = list(ms.relax_integration.extract_tasks(legalized, info.target))
         if extracted:
             cache.save_tasks(target_key, extracted, ctx.log)
@@ -635,12 +650,18 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
                 ctx.log(f"Could not time the default schedule of {len(missing)} kernel(s) ({', '.join(missing[:3])}{'…' if len(missing) > 3 else ''}); "
                         "their best records are applied without that comparison.", "warn")
         state.defaults = defaults
+    if builder.uses_library(info):
+        from .backend import library as _library, measure as _measure
+
+        ctx.progress("tune", "timing the library kernel of each op (tuning goes first to the kernels TVM keeps)")
+        for i, ms_ in _measure.task_library_ms(builder.prepare(imported.mod, info), info, _library.library_dtypes(info.features), hashes).items():
+            state.library[i] = ms_
     sidecar = {h: {"name": n, "weight": w} for h, n, w in zip(hashes, names, weights)}
     for h, d in zip(hashes, state.defaults):
         if d is not None:
             sidecar[h].update({"default_ms": d, "default_target": _target_key(info.target)})
     _write_sidecar(work_dir, sidecar, path, info.to_json())
-    ctx.emit("tune.tasks", {"tasks": [{"id": i, "name": n, "weight": w, "default_ms": d} for i, (n, w, d) in enumerate(zip(names, weights, state.defaults))]})
+    ctx.emit("tune.tasks", {"tasks": [{"id": i, "name": n, "weight": w, "default_ms": d, "library_ms": state.library[i]} for i, (n, w, d) in enumerate(zip(names, weights, state.defaults))]})
     ctx.check_cancelled()
     # Small batches: events flow, a cancel is seen between batches, and every task gets a share.
     remaining = trials - resumed
@@ -703,7 +724,7 @@ def tune_model(params: dict, ctx: JobContext) -> dict:
         "trials_per_task": per_task,
         "tasks": [
             {"id": i, "name": n, "weight": w, "trials": state.trials[i], "errors": state.errors[i], "best_ms": state.best[i],
-             "default_ms": state.defaults[i], "applied": "record" if state.beats_default(i, state.best[i]) else "default"}
+             "default_ms": state.defaults[i], "library_ms": state.library[i], "applied": "record" if state.beats_default(i, state.best[i]) else "default"}
             for i, (n, w) in enumerate(zip(names, weights))
         ],
         "estimated_ms": est,
