@@ -71,7 +71,7 @@ describe.skipIf(!hasChromium())('export refusals and tune feedback (browser mode
     await page.click('[data-testid=export-button]');
     await page.waitForSelector('[data-testid=export-done], [data-testid=job-compile][data-state=failed]', { timeout: LONG });
     expect(existsSync(path)).toBe(true);
-    expect(await page.textContent('[data-testid=export-build]')).toMatch(/untuned \(default schedules\); placement auto/);
+    expect(await page.textContent('[data-testid=export-build]')).toMatch(/^Build: untuned; placement auto/);
     expect(await page.locator('button.copy').count()).toBeGreaterThanOrEqual(3); // the path and both snippets
     const py = (await page.textContent('[data-testid=python-snippet]'))!;
     const cpp = (await page.textContent('[data-testid=cpp-snippet]'))!;

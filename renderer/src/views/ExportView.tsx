@@ -51,12 +51,12 @@ const CPP_DTYPE: Record<string, string> = { float32: 'kFloat32', float16: 'kFloa
 /** "tuned (N trials from DIR)" or "untuned", plus the placement when the build reports one. */
 export function buildLabel(r: CompileResult): string {
   const t = r.tuning as { trials?: number; work_dir?: string } | undefined;
-  const tuned = t ? `tuned (${t.trials ?? '?'} trial${t.trials === 1 ? '' : 's'} from ${t.work_dir ?? 'its work dir'})` : 'untuned (default schedules)';
+  const tuned = t ? `tuned (${t.trials ?? '?'} trial${t.trials === 1 ? '' : 's'} from ${t.work_dir ?? 'its work dir'})` : 'untuned';
   const p = r.placement;
   if (!p?.ops.length) return p ? `${tuned}; placement ${p.mode}` : tuned;
   const n = (w: string) => p.ops.filter((o) => o.where === w).length;
   const parts = [['library kernels', n('library')], ['TVM kernels', n('tvm')], ['TorchScript', n('torchscript')]].filter(([, k]) => (k as number) > 0).map(([w, k]) => `${k} on ${w}`);
-  return `${tuned}; placement ${p.mode}: heavy ops ${parts.join(', ')}`;
+  return `${tuned}; placement ${p.mode}, heavy ops: ${parts.join(', ')}`;
 }
 
 /** Refusals about the export path that the user fixes by editing the path (or by confirming). */
