@@ -23,9 +23,13 @@ const FAMILY: Record<string, string[]> = {
   grouped_conv2d: ['aten::_convolution', 'aten::conv2d', 'aten::convolution'],
   linear: ['aten::linear', 'aten::addmm'],
   matmul: ['aten::matmul', 'aten::bmm', 'aten::mm'],
+  max_pool2d: ['aten::max_pool2d', 'aten::max_pool2d_with_indices'],
 };
 const familyOf = (kind: string) => (FAMILY[kind] ? (kind.includes('conv') ? 'conv' : kind) : null);
-const familyOfOp = (op: string) => (FAMILY.conv2d.includes(op) ? 'conv' : FAMILY.linear.includes(op) ? 'linear' : FAMILY.matmul.includes(op) ? 'matmul' : null);
+const familyOfOp = (op: string) => {
+  const kind = Object.keys(FAMILY).find((k) => FAMILY[k].includes(op));
+  return kind ? familyOf(kind) : null;
+};
 
 export interface NodePlacement {
   where: Where;
