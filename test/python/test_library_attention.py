@@ -230,6 +230,7 @@ def test_exported_encoder_records_the_ops_and_loads_in_a_fresh_process(tmp_path,
     ops = result["placement"]["ops"]
     assert {"attention", "layer_norm"} <= {o["kind"] for o in ops if o["where"] == "library"}
     assert all(o["ms"] is not None for o in ops if o["where"] == "library")  # timed in the real run
+    assert [o for o in ops if o["where"] == "tvm"] == []  # the attention's matmuls are not ops left in TVM
     meta = json.loads(torch.jit.load(out).torchtvm_module.metadata())["library_kernels"]
     assert "aten::_scaled_dot_product_flash_attention_for_cpu" in meta["ops"] and "aten::native_layer_norm" in meta["ops"]
     torch.save(layer.state_dict(), str(tmp_path / "sd.pt"))

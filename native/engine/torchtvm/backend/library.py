@@ -18,7 +18,7 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Constant as _Constant  # relax constants live in tvm.ir since 0.27
 
-from .library_attention import whole_ops as _whole_ops  # attention, softmax: torch's fused kernels
+from .library_attention import whole_ops as _whole_ops, with_attention as _with_attention  # attention, softmax: torch's fused kernels
 
 # Activation epilogues, numbered as library_kernels.cc's UnaryOf / ApplyUnary read them.
 UNARY_CODES = {"relax.nn.relu": 1, "clip06": 2, "relax.sigmoid": 3, "relax.tanh": 4, "hardswish": 5, "relax.nn.gelu": 6, "relax.nn.gelu_tanh": 7, "silu": 8}
@@ -115,6 +115,7 @@ def offload(mod, dtypes: set[str], kinds=KINDS, keep_in_tvm=frozenset()):
     return mod, _in_call_order(func, plan.ordered)
 
 
+@_with_attention
 def candidates(mod, kinds=KINDS) -> list[Offload]:
     """The ops the library could take, without taking them (for the report of a TVM-only build)."""
     plan = _Planner({"float32", "float16", "bfloat16"}, kinds)

@@ -104,6 +104,25 @@ def whole_ops(offload_fn):
     return wrapped
 
 
+def with_attention(candidates_fn):
+    """Wraps library.candidates (the heavy ops the report lists): the matmuls an attention call
+    takes are that attention, not ops of their own left in TVM."""
+    import functools
+
+    @functools.wraps(candidates_fn)
+    def wrapped(mod, *args, **kwargs):
+        if "attention" in WHOLE_OPS:
+            from .library import prepare
+
+            # the chains as the build plans them: around the attention calls (same op names)
+            rewritten, whole = offload(prepare(mod, convert_layout=True), {"float32", "float16", "bfloat16"}, ("attention",))
+            if whole:
+                return in_call_order(rewritten, candidates_fn(rewritten, *args, **kwargs) + whole)
+        return candidates_fn(mod, *args, **kwargs)
+
+    return wrapped
+
+
 # ---- graph --------------------------------------------------------------------------------
 
 
