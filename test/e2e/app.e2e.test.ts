@@ -4,34 +4,27 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, launchChromium, makeTinyModel, ROOT, serve, shotPath, tempDir, TINY_DIMS, type Served } from './helpers.js';
+import { hasChromium, makeTinyModel, openSession, ROOT, type Session, shotPath, TINY_DIMS } from './helpers.js';
 
 const LONG = 8 * 60_000;
 
 describe.skipIf(!hasChromium())('workbench in Chromium (browser mode, real engine)', () => {
   let dir: string;
   let model: string;
-  let server: Served;
-  let browser: Browser;
+  let session: Session;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
 
   beforeAll(async () => {
-    dir = tempDir('torchtvm-e2e-');
+    session = await openSession({ prefix: 'torchtvm-e2e-' });
+    ({ dir, page, pageErrors } = session);
     model = makeTinyModel(dir);
-    server = await serve({ TORCHTVM_HOME: join(dir, 'home') });
-    browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
-    page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
-    await page.goto(server.url);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
+    await session?.close();
   });
 
   const nav = (view: string) => page.click(`nav [data-view="${view}"]`);
@@ -44,7 +37,8 @@ describe.skipIf(!hasChromium())('workbench in Chromium (browser mode, real engin
 
   it('opens the tiny model and shows its inspection', async () => {
     await page.keyboard.press('Control+o');
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('model-path');
+    // The shortcut focuses the path field on the next frame.
+    await page.waitForFunction(() => document.activeElement?.id === 'model-path', null, { timeout: 5_000 });
     await page.fill('#model-path', model);
     await page.click('form button[type=submit]');
     await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });

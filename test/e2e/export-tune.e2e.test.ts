@@ -10,9 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, launchChromium, makeTinyModel, pageUrl, PYTHON, ROOT, serve, shotPath, tempDir, TINY_DIMS, type Served } from './helpers.js';
+import { hasChromium, makeTinyModel, openSession, PYTHON, ROOT, type Session, shotPath, TINY_DIMS } from './helpers.js';
 
 const LONG = 8 * 60_000;
 const SIZES = [[1024, 700], [1920, 1080]] as const;
@@ -20,24 +20,18 @@ const SIZES = [[1024, 700], [1920, 1080]] as const;
 describe.skipIf(!hasChromium())('export refusals and tune feedback (browser mode, real engine)', () => {
   let dir: string;
   let model: string;
-  let server: Served;
-  let browser: Browser;
+  let session: Session;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
 
   beforeAll(async () => {
-    dir = tempDir('torchtvm-export-');
+    session = await openSession({ prefix: 'torchtvm-export-', query: 'testHooks=1', consoleErrors: false });
+    ({ dir, page, pageErrors } = session);
     model = makeTinyModel(dir);
-    server = await serve({ TORCHTVM_HOME: join(dir, 'home') });
-    browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
-    await page.goto(pageUrl(server, 'testHooks=1'));
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
+    await session?.close();
   });
 
   const nav = (view: string) => page.click(`nav [data-view="${view}"]`);

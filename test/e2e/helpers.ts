@@ -123,14 +123,15 @@ export interface Session {
  * The set-up most e2e files repeat: a temp folder (with its own TORCHTVM_HOME), `torchtvm serve`,
  * Chromium, and one page on the served URL (with `query`, e.g. 'testHooks=1'), collecting errors.
  */
-export async function openSession(opts: { prefix: string; query?: string; viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark'; env?: Record<string, string> }): Promise<Session> {
+export async function openSession(opts: { prefix: string; query?: string; viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark'; env?: Record<string, string>; consoleErrors?: boolean }): Promise<Session> {
   const dir = tempDir(opts.prefix);
   const server = await serve({ TORCHTVM_HOME: join(dir, 'home'), ...opts.env });
   const browser = await launchChromium();
   const page = await browser.newPage({ viewport: opts.viewport ?? { width: 1280, height: 900 }, colorScheme: opts.colorScheme ?? 'light' });
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
-  page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+  // Console errors too, unless a test provokes them (a dropped connection logs one).
+  if (opts.consoleErrors !== false) page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
   await page.goto(opts.query ? pageUrl(server, opts.query) : server.url);
   return {
     dir,

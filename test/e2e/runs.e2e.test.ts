@@ -2,34 +2,27 @@
 // the page loses its WebSocket (it reconnects by itself and says so) and while the page reloads
 // (the model, the inputs and the chart come back from the run's recorded events); Cancel then
 // works on the reattached job, and the model's runs list shows it.
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, launchChromium, makeTinyModel, pageUrl, serve, shotPath, tempDir, TINY_DIMS, type Served } from './helpers.js';
+import { hasChromium, makeTinyModel, openSession, type Session, shotPath, TINY_DIMS } from './helpers.js';
 
 const LONG = 8 * 60_000;
 
 describe.skipIf(!hasChromium())('runs survive a reconnect and a reload (browser mode, real engine)', () => {
   let dir: string;
   let model: string;
-  let server: Served;
-  let browser: Browser;
+  let session: Session;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
 
   beforeAll(async () => {
-    dir = tempDir('torchtvm-runs-');
+    session = await openSession({ prefix: 'torchtvm-runs-', query: 'testHooks=1', consoleErrors: false });
+    ({ dir, page, pageErrors } = session);
     model = makeTinyModel(dir);
-    server = await serve({ TORCHTVM_HOME: join(dir, 'home') });
-    browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
-    await page.goto(pageUrl(server, 'testHooks=1'));
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
+    await session?.close();
   });
 
   const nav = (view: string) => page.click(`nav [data-view="${view}"]`);

@@ -3,9 +3,9 @@
 // bundled ResNet-18 is only inspected, for its graph and its pre-filled input).
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, launchChromium, makeTinyModel, pageUrl, serve, shotPath, tempDir, type Served } from './helpers.js';
+import { hasChromium, makeTinyModel, openSession, type Session, shotPath } from './helpers.js';
 
 const LONG = 8 * 60_000;
 
@@ -13,27 +13,21 @@ describe.skipIf(!hasChromium())('inputs, per-model status, graph view, charts (b
   let dir: string;
   let modelA: string;
   let modelB: string;
-  let server: Served;
-  let browser: Browser;
+  let session: Session;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
 
   beforeAll(async () => {
-    dir = tempDir('torchtvm-ui-');
+    session = await openSession({ prefix: 'torchtvm-ui-', query: 'testHooks=1', consoleErrors: false });
+    ({ dir, page, pageErrors } = session);
     modelA = makeTinyModel(dir);
     mkdirSync(join(dir, 'other'));
     modelB = join(dir, 'other', 'tiny.pt');
     copyFileSync(modelA, modelB);
-    server = await serve({ TORCHTVM_HOME: join(dir, 'home') });
-    browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
-    await page.goto(pageUrl(server, 'testHooks=1'));
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
+    await session?.close();
   });
 
   const nav = (view: string) => page.click(`nav [data-view="${view}"]`);
