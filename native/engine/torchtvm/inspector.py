@@ -6,7 +6,6 @@ import collections
 
 import torch
 
-from .loader import load_torchscript
 from .specs import TORCH_TO_NAME
 
 

@@ -16,8 +16,6 @@ int64 tensor against an int32 constant). Before translation this pass:
 
 from __future__ import annotations
 
-import operator
-
 import torch
 from torch import fx
 

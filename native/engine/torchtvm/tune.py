@@ -23,7 +23,6 @@ renumbering the records after a dropped workload line so every good record keeps
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time

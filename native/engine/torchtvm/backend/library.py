@@ -19,6 +19,7 @@ from tvm import relax
 from tvm.ir.expr import Constant as _Constant  # relax constants live in tvm.ir since 0.27
 
 from .library_attention import whole_ops as _whole_ops, with_attention as _with_attention  # attention, softmax: torch's fused kernels
+from .relax_ir import dtype_of as _dtype, op_name as _op_name, var_name as _name
 
 # Activation epilogues, numbered as library_kernels.cc's UnaryOf / ApplyUnary read them.
 UNARY_CODES = {"relax.nn.relu": 1, "clip06": 2, "relax.sigmoid": 3, "relax.tanh": 4, "hardswish": 5, "relax.nn.gelu": 6, "relax.nn.gelu_tanh": 7, "silu": 8}
@@ -183,20 +184,6 @@ def _in_call_order(func, chains: list) -> list[Offload]:
 
 
 # ---- analysis ------------------------------------------------------------------------------
-
-
-def _op_name(expr) -> str | None:
-    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
-        return expr.op.name
-    return None
-
-
-def _name(var) -> str:
-    return str(getattr(var, "name", None) or getattr(var, "name_hint", ""))
-
-
-def _dtype(expr) -> str:
-    return str(getattr(expr.ty, "dtype", ""))
 
 
 def _shape(expr):

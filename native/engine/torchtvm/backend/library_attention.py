@@ -31,6 +31,8 @@ import numpy as np
 import tvm
 from tvm import relax, tirx
 
+from .relax_ir import dtype_of as _dtype, op_name as _op, var_name as _name
+
 # Whole ops given to the library by default (see the module docstring for how this was chosen).
 WHOLE_OPS = ("attention", "softmax")
 # Every whole op this module can place, and the functions they call.
@@ -124,20 +126,6 @@ def with_attention(candidates_fn):
 
 
 # ---- graph --------------------------------------------------------------------------------
-
-
-def _op(expr) -> str | None:
-    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
-        return expr.op.name
-    return None
-
-
-def _name(var) -> str:
-    return str(getattr(var, "name", None) or getattr(var, "name_hint", ""))
-
-
-def _dtype(expr) -> str:
-    return str(getattr(expr.ty, "dtype", ""))
 
 
 def _shape(expr):
