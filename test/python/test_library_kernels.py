@@ -280,8 +280,9 @@ def test_placement_times_each_op_in_the_order_its_call_runs(tmp_path):
     rep = placement.report("library", offloads, [], prof, prof.run_ms)
     by_epilogue = {tuple(o["epilogue"]): o for o in rep["ops"]}
     main, short = by_epilogue[("bias", "add", "relu")], by_epilogue[("bias",)]
-    # The 5x5 conv does ~50x the shortcut's work: swapped timings would show the opposite.
-    assert main["ms"] > 5 * short["ms"], rep["ops"]
+    # The 5x5 conv does ~50x the shortcut's work (the shortcut's time is mostly call overhead, so
+    # the measured ratio is nearer 5x): swapped timings would show the opposite.
+    assert main["ms"] > 2 * short["ms"], rep["ops"]
 
 
 def test_per_op_placement_times_both_candidates_and_a_mixed_build_agrees(tmp_path):
