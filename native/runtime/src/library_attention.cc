@@ -45,24 +45,6 @@ namespace {
 
 namespace ffi = tvm::ffi;
 
-at::ScalarType DtypeOf(const DLTensor* t) {
-  if (t->dtype.code == kDLFloat && t->dtype.bits == 32) return at::kFloat;
-  if (t->dtype.code == kDLBfloat && t->dtype.bits == 16) return at::kBFloat16;
-  if (t->dtype.code == kDLFloat && t->dtype.bits == 16) return at::kHalf;
-  TORCH_CHECK(false, "A library kernel was given a tensor of an unsupported dtype (code ",
-              int(t->dtype.code), ", ", int(t->dtype.bits), " bits); this is a torchtvm bug.");
-}
-
-// A dense DLTensor as a torch tensor sharing its memory.
-at::Tensor Dense(const DLTensor* t) {
-  at::IntArrayRef shape(t->shape, t->ndim);
-  TORCH_CHECK(t->strides == nullptr || t->ndim == 0 ||
-                  at::detail::defaultStrides(shape) == std::vector<int64_t>(t->strides, t->strides + t->ndim),
-              "A library kernel was given a strided tensor; this is a torchtvm bug.");
-  return at::from_blob(static_cast<char*>(t->data) + t->byte_offset, shape,
-                       at::TensorOptions().dtype(DtypeOf(t)));
-}
-
 // A strided view of a dense buffer: a[at] = element offset, then 4 sizes, then 4 strides.
 at::Tensor Strided(const DLTensor* base, const ffi::Shape& a, size_t at) {
   int64_t numel = 1;
@@ -70,14 +52,14 @@ at::Tensor Strided(const DLTensor* base, const ffi::Shape& a, size_t at) {
   std::vector<int64_t> sizes(a.begin() + at + 1, a.begin() + at + 5), strides(a.begin() + at + 5, a.begin() + at + 9);
   int64_t lo = a[at], hi = a[at];
   for (int i = 0; i < 4; ++i) {
-    if (sizes[i] == 0) return at::empty(sizes, at::TensorOptions().dtype(DtypeOf(base)));
+    if (sizes[i] == 0) return at::empty(sizes, at::TensorOptions().dtype(ScalarTypeOf(base)));
     (strides[i] < 0 ? lo : hi) += (sizes[i] - 1) * strides[i];
   }
   // The planner derives views from the buffer's own shape; one out of bounds is a torchtvm bug.
   TORCH_CHECK(lo >= 0 && hi < numel, "A library attention view falls outside its buffer; this is a torchtvm bug.");
   auto elem = static_cast<int64_t>((base->dtype.bits + 7) / 8);
   return at::from_blob(static_cast<char*>(base->data) + base->byte_offset + a[at] * elem, sizes, strides,
-                       at::TensorOptions().dtype(DtypeOf(base)));
+                       at::TensorOptions().dtype(ScalarTypeOf(base)));
 }
 
 // torchtvm.attention(q, k, v, [mask], attrs, scale, out)
@@ -105,7 +87,7 @@ void Attention(ffi::PackedArgs args, ffi::Any* rv) {
   int64_t B = q.size(0), H = q.size(1), L = q.size(2), S = k.size(2);
   std::optional<at::Tensor> mask;
   if (has_mask) {
-    at::Tensor m = Dense(args[3].cast<DLTensor*>());
+    at::Tensor m = View(args[3].cast<DLTensor*>());
     while (m.dim() < 4) m = m.unsqueeze(0);
     m = m.expand({B, H, L, S});  // broadcast dims get stride 0, which the kernel reads
     if (m.stride(3) != 1) m = m.contiguous();
@@ -138,12 +120,12 @@ void Attention(ffi::PackedArgs args, ffi::Any* rv) {
 void LayerNorm(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   TORCH_CHECK(args.size() == 6, "torchtvm.layer_norm got ", args.size(), " arguments; this is a torchtvm bug.");
-  at::Tensor x = Dense(args[0].cast<DLTensor*>());
-  at::Tensor gamma = Dense(args[1].cast<DLTensor*>());
-  at::Tensor beta = Dense(args[2].cast<DLTensor*>());
+  at::Tensor x = View(args[0].cast<DLTensor*>());
+  at::Tensor gamma = View(args[1].cast<DLTensor*>());
+  at::Tensor beta = View(args[2].cast<DLTensor*>());
   ffi::Shape a = args[3].cast<ffi::Shape>();
   double eps = args[4].cast<double>();
-  at::Tensor out = Dense(args[5].cast<DLTensor*>());
+  at::Tensor out = View(args[5].cast<DLTensor*>());
   int64_t axes = a[0];
   TORCH_CHECK(axes >= 1 && axes <= x.dim(), "torchtvm.layer_norm got ", axes, " axes; this is a torchtvm bug.");
   int64_t N = 1;
@@ -160,9 +142,9 @@ void LayerNorm(ffi::PackedArgs args, ffi::Any* rv) {
 void Softmax(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   TORCH_CHECK(args.size() == 3, "torchtvm.softmax got ", args.size(), " arguments; this is a torchtvm bug.");
-  at::Tensor x = Dense(args[0].cast<DLTensor*>());
+  at::Tensor x = View(args[0].cast<DLTensor*>());
   ffi::Shape a = args[1].cast<ffi::Shape>();
-  at::Tensor out = Dense(args[2].cast<DLTensor*>());
+  at::Tensor out = View(args[2].cast<DLTensor*>());
   at::_softmax_out(out, x, a[0], false);
 }
 

@@ -43,6 +43,8 @@ namespace {
 
 namespace ffi = tvm::ffi;
 
+}  // namespace
+
 at::ScalarType ScalarTypeOf(const DLTensor* t) {
   if (t->dtype.code == kDLFloat && t->dtype.bits == 32) return at::kFloat;
   if (t->dtype.code == kDLBfloat && t->dtype.bits == 16) return at::kBFloat16;
@@ -51,9 +53,9 @@ at::ScalarType ScalarTypeOf(const DLTensor* t) {
               int(t->dtype.code), ", ", int(t->dtype.bits), " bits); this is a torchtvm bug.");
 }
 
-void* DataOf(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_offset; }
+static void* DataOf(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_offset; }
 
-std::vector<int64_t> ShapeOf(const DLTensor* t) { return {t->shape, t->shape + t->ndim}; }
+static std::vector<int64_t> ShapeOf(const DLTensor* t) { return {t->shape, t->shape + t->ndim}; }
 
 // A dense row-major DLTensor as a torch tensor sharing its memory.
 at::Tensor View(const DLTensor* t) {
@@ -64,6 +66,8 @@ at::Tensor View(const DLTensor* t) {
               "A library kernel was given a strided tensor; this is a torchtvm bug.");
   return at::from_blob(DataOf(t), shape, at::TensorOptions().dtype(ScalarTypeOf(t)));
 }
+
+namespace {
 
 // An NHWC buffer seen as a channels-last NCHW tensor (what oneDNN's convolution takes and gives).
 at::Tensor ViewNHWC(const DLTensor* t) {

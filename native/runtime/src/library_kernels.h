@@ -4,9 +4,16 @@
 
 #include <string>
 
+#include <ATen/ATen.h>
+#include <dlpack/dlpack.h>
 #include <tvm/ffi/function.h>
 
 namespace torchtvm {
+
+// The torch dtype of a library kernel's buffer (float32, bfloat16, float16; otherwise an error).
+at::ScalarType ScalarTypeOf(const DLTensor* t);
+// A dense DLTensor as a torch tensor sharing its memory (a strided one is a torchtvm bug).
+at::Tensor View(const DLTensor* t);
 
 // The schema of a torch op ("ns::op.overload") in the running process ("" when torch has none).
 std::string LibrarySchema(const std::string& qualified);
