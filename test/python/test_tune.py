@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -18,11 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 INPUTS = [{"name": "x", "dims": [4, 32], "dtype": "float32"}]
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tune_models")
-    subprocess.run([sys.executable, os.path.join(ROOT, "test", "fixtures", "make_tune_models.py"), str(d)], check=True)
-    return str(d / "two_op.pt")
+@pytest.fixture
+def model(two_op_model):
+    return two_op_model
 
 
 def _records(work_dir):
@@ -100,7 +97,6 @@ def test_cancel_then_resume_reuses_records(model, tmp_path):
     from torchtvm.errors import Cancelled
 
     wd = str(tmp_path / "wd")
-    t0 = time.time()
     with pytest.raises(Cancelled):
         _run(model, wd, trials=16, cancel_after=1)
     kept = len(_records(wd))

@@ -19,11 +19,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 INPUTS = [{"name": "x", "dims": [4, 32], "dtype": "float32"}]
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    d = tmp_path_factory.mktemp("resume_models")
-    subprocess.run([sys.executable, os.path.join(ROOT, "test", "fixtures", "make_tune_models.py"), str(d)], check=True)
-    return str(d / "two_op.pt")
+@pytest.fixture
+def model(two_op_model):
+    return two_op_model
 
 
 @pytest.fixture
