@@ -180,7 +180,7 @@ def test_default_compile_calls_library_kernels_and_reports_placement(tmp_path):
     # The export records the torch ops it calls, with their schemas, for the load-time check.
     meta = json.loads(torch.jit.load(result["files"]["exported"]).torchtvm_module.metadata())
     lib = meta["library_kernels"]
-    assert lib["torch"] == torch.__version__ and "mkldnn::_convolution_pointwise" in lib["ops"]
+    assert lib["torch"] == torch.__version__ and "mkldnn::_convolution_pointwise_.binary" in lib["ops"]
 
 
 def test_exported_library_model_runs_in_a_fresh_process(tmp_path):

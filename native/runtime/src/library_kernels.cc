@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -88,36 +89,37 @@ at::Tensor CallBoxed(const c10::OperatorHandle& op, torch::jit::Stack stack) {
   return stack.at(0).toTensor();
 }
 
-// Unary epilogues, as the engine numbers them (backend/library.py: UNARY_CODES).
-struct Unary {
-  const char* attr;
-  std::vector<double> scalars;
-  const char* algorithm;
-};
-const Unary& UnaryOf(int64_t code) {
-  static const std::vector<Unary> table = {
-      {"none", {}, nullptr},        {"relu", {}, nullptr},        {"hardtanh", {0.0, 6.0}, nullptr},
-      {"sigmoid", {}, nullptr},     {"tanh", {}, nullptr},        {"hardswish", {}, nullptr},
-      {"gelu", {}, "none"},         {"gelu", {}, "tanh"},         {"swish", {}, nullptr},
-      {"hardsigmoid", {}, nullptr},
-  };
-  TORCH_CHECK(code >= 0 && code < static_cast<int64_t>(table.size()),
-              "Unknown library epilogue code ", code, "; this is a torchtvm bug.");
-  return table[code];
+// out = act(out) in place for relu (1) and relu6 (2), which oneDNN cannot fuse without dropping NaN
+// (it uses a max/min instruction): a NaN fails both comparisons and stays, as in eager PyTorch.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ClampRange(float* __restrict__ p, int64_t n, bool six) {
+  if (six) {
+    for (int64_t i = 0; i < n; ++i) p[i] = p[i] < 0.f ? 0.f : (p[i] > 6.f ? 6.f : p[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) p[i] = p[i] < 0.f ? 0.f : p[i];
+  }
 }
 
-c10::List<std::optional<at::Scalar>> ScalarList(const std::vector<double>& v) {
-  c10::List<std::optional<at::Scalar>> l;
-  for (double x : v) l.push_back(at::Scalar(x));
-  return l;
+// `t` views a dense buffer in any dimension order, so a flat loop covers it.
+void ClampInPlace(at::Tensor& t, int64_t code) {
+  TORCH_CHECK(t.is_non_overlapping_and_dense(), "A library epilogue was given a strided tensor; this is a torchtvm bug.");
+  if (t.scalar_type() != at::kFloat) {  // bfloat16 / float16: PyTorch's own kernels
+    if (code == 1) t.clamp_min_(0);
+    else t.clamp_(0, 6);
+    return;
+  }
+  float* p = t.data_ptr<float>();
+  at::parallel_for(0, t.numel(), 1 << 16, [&](int64_t b, int64_t e) { ClampRange(p + b, e - b, code == 2); });
 }
 
-// Applies a unary epilogue in place (used where the library op cannot fuse it: linear, matmul).
+// Applies a unary epilogue in place, numbered as the engine numbers them (backend/library.py:
+// UNARY_CODES). These run after the library op: oneDNN fuses only relu after a sum, and its relu
+// drops NaN; PyTorch's kernels (and ClampInPlace) keep NaN and inf as eager PyTorch does.
 void ApplyUnary(at::Tensor& t, int64_t code) {
   switch (code) {
     case 0: return;
-    case 1: t.relu_(); return;
-    case 2: t.clamp_(0.0, 6.0); return;
+    case 1:
+    case 2: ClampInPlace(t, code); return;
     case 3: t.sigmoid_(); return;
     case 4: t.tanh_(); return;
     case 5: at::hardswish_(t); return;
@@ -126,19 +128,21 @@ void ApplyUnary(at::Tensor& t, int64_t code) {
     case 8: at::silu_(t); return;
     case 9: at::hardsigmoid_(t); return;
   }
-  UnaryOf(code);  // throws with the sentence
+  TORCH_CHECK(false, "Unknown library epilogue code ", code, "; this is a torchtvm bug.");
 }
 
-// out = act(y) in one pass (PyTorch's kernels: NaN and inf behave as in eager PyTorch).
-void WriteActivated(at::Tensor& out, const at::Tensor& y, int64_t code) {
-  switch (code) {
-    case 0: out.copy_(y); return;
-    case 1: at::clamp_min_out(out, y, 0); return;
-    case 2: at::clamp_out(out, y, 0, 6); return;
-    default:
-      out.copy_(y);
-      ApplyUnary(out, code);
-  }
+// dst = src (or zeros when src is null) for a dense buffer, split over torch's threads when large.
+void FillFrom(void* dst, const void* src, size_t bytes) {
+  constexpr size_t kChunk = 1 << 18;
+  at::parallel_for(0, static_cast<int64_t>((bytes + kChunk - 1) / kChunk), 1, [&](int64_t b, int64_t e) {
+    size_t lo = b * kChunk, hi = std::min(bytes, static_cast<size_t>(e) * kChunk);
+    if (src) std::memcpy(static_cast<char*>(dst) + lo, static_cast<const char*>(src) + lo, hi - lo);
+    else std::memset(static_cast<char*>(dst) + lo, 0, hi - lo);
+  });
+}
+
+size_t BytesOf(const DLTensor* t) {
+  return static_cast<size_t>(at::detail::computeStorageNbytesContiguous(ShapeOf(t), (t->dtype.bits + 7) / 8));
 }
 
 // ---- prepacked convolution weights --------------------------------------------------------
@@ -147,7 +151,7 @@ void WriteActivated(at::Tensor& out, const at::Tensor& y, int64_t code) {
 // same address must not hit the cache.
 uint64_t Fingerprint(const DLTensor* w) {
   const auto* p = static_cast<const unsigned char*>(DataOf(w));
-  size_t bytes = static_cast<size_t>(at::detail::computeStorageNbytesContiguous(ShapeOf(w), (w->dtype.bits + 7) / 8));
+  size_t bytes = BytesOf(w);
   uint64_t h = 1469598103934665603ull ^ bytes;
   size_t step = bytes > 256 ? bytes / 64 : 1;
   for (size_t i = 0; i < bytes; i += step) {
@@ -207,26 +211,15 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   at::Tensor xt = ViewNHWC(x), ot = ViewNHWC(out);
   at::Tensor wp = PackedConvWeight(w, padding, stride, dilation, groups);
   int64_t code = a[7];
-  // oneDNN's relu and clip drop NaN (a max/min instruction): those run in PyTorch's own kernels,
-  // fused into the copy below, so NaN propagates as in PyTorch. The others stay fused into the
-  // conv (gelu at +-inf gives NaN there, as PyTorch's own vectorized gelu does).
-  bool fuse = !has_other && code >= 3;
-  at::Tensor y;
-  if (has_other) {  // out = act(conv(x) + other)
-    at::Tensor other = ViewNHWC(args[2 + int(has_bias)].cast<DLTensor*>());
-    y = CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise", "binary"),
-                  {xt, other, wp, bias, padding, stride, dilation, groups, std::string("add"),
-                   c10::IValue(), c10::IValue(), c10::List<std::optional<at::Scalar>>(), c10::IValue()});
-  } else {
-    const Unary& u = UnaryOf(fuse ? code : 0);
-    c10::IValue algorithm = u.algorithm ? c10::IValue(std::string(u.algorithm)) : c10::IValue();
-    y = CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise", ""),
-                  {xt, wp, bias, padding, stride, dilation, groups, std::string(u.attr),
-                   ScalarList(u.scalars), algorithm});
-  }
-  // oneDNN allocates its own output (these ops have no out= variant): one pass writes it into
-  // TVM's buffer (both channels-last), applying the unfused activation on the way.
-  WriteActivated(ot, y, fuse ? 0 : code);
+  // oneDNN writes straight into TVM's buffer: the in-place form accumulates into `out` (a sum
+  // post-op), so `out` first holds the residual, or zeros. The out-of-place forms allocate their
+  // output per call, which costs page faults and a copy on every large activation.
+  const DLTensor* other = has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr;
+  if (!other || DataOf(other) != DataOf(out)) FillFrom(DataOf(out), other ? DataOf(other) : nullptr, BytesOf(out));
+  CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise_", "binary"),
+            {ot, xt, wp, bias, padding, stride, dilation, groups, std::string("add"), c10::IValue(),
+             c10::IValue(), c10::List<std::optional<at::Scalar>>(), c10::IValue()});
+  ApplyUnary(ot, code);
 }
 
 // torchtvm.linear(x [..., K], wt [K, N], [b [N]], [other [..., N]], attrs, out [..., N])
@@ -263,10 +256,52 @@ void Matmul(ffi::PackedArgs args, ffi::Any* rv) {
   ApplyUnary(out, a.size() ? a[0] : 0);
 }
 
+// Max pooling of a float32 NHWC buffer into TVM's: one pass, vectorized over channels, NaN
+// winning a window as in PyTorch. The window positions come from the output's size, so ceil mode
+// needs nothing more.
+struct PoolGeometry {
+  int64_t H, W, C, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+// Output rows [begin, end) of a flattened (n, oh). Cloned per ISA: the channel loop is the whole
+// cost, and AVX-512 / AVX2 run it 4-2x wider than the baseline SSE2 build.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void MaxPoolRows(const float* xp, float* yp, const PoolGeometry& g, int64_t begin, int64_t end) {
+  const int64_t C = g.C;
+  for (int64_t r = begin; r < end; ++r) {
+    int64_t n = r / g.OH, oh = r % g.OH;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      float* __restrict__ y = yp + ((n * g.OH + oh) * g.OW + ow) * C;
+      for (int64_t c = 0; c < C; ++c) y[c] = -std::numeric_limits<float>::infinity();
+      for (int64_t i = 0; i < g.kh; ++i) {
+        int64_t ih = oh * g.sh - g.ph + i * g.dh;
+        if (ih < 0 || ih >= g.H) continue;
+        for (int64_t j = 0; j < g.kw; ++j) {
+          int64_t iw = ow * g.sw - g.pw + j * g.dw;
+          if (iw < 0 || iw >= g.W) continue;
+          const float* __restrict__ v = xp + ((n * g.H + ih) * g.W + iw) * C;
+          for (int64_t c = 0; c < C; ++c) y[c] = (v[c] > y[c] || v[c] != v[c]) ? v[c] : y[c];
+        }
+      }
+    }
+  }
+}
+
+// Max pooling of a float32 NHWC buffer into TVM's: one pass, vectorized over channels, NaN
+// winning a window as in PyTorch. The window positions come from the output's size, so ceil mode
+// needs nothing more.
+void MaxPoolNHWC(const DLTensor* x, DLTensor* out, const ffi::Shape& a) {
+  PoolGeometry g{x->shape[1], x->shape[2], x->shape[3], out->shape[1], out->shape[2],
+                 a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]};
+  const float* xp = static_cast<const float*>(DataOf(x));
+  float* yp = static_cast<float*>(DataOf(out));
+  at::parallel_for(0, x->shape[0] * g.OH, 1, [&](int64_t begin, int64_t end) { MaxPoolRows(xp, yp, g, begin, end); });
+}
+
 // torchtvm.max_pool2d(x, attrs, out), NHWC or NCHW.
 // attrs = [kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, ceil_mode, nhwc]
-// PyTorch's channels-last pooling kernel (NaN wins, as in eager PyTorch) is several times faster
-// than TVM's default schedule; it has no out= form, so one copy writes TVM's buffer.
+// TVM's default schedule for pooling is several times slower than a plain channels-inner loop.
+// Other layouts and dtypes run PyTorch's kernel (no out= form), copied into TVM's buffer.
 void MaxPool2d(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   TORCH_CHECK(args.size() == 3, "torchtvm.max_pool2d got ", args.size(), " arguments; this is a torchtvm bug.");
@@ -275,6 +310,7 @@ void MaxPool2d(ffi::PackedArgs args, ffi::Any* rv) {
   bool nhwc = a[9] != 0;
   DLTensor* x = args[0].cast<DLTensor*>();
   DLTensor* out = args[2].cast<DLTensor*>();
+  if (nhwc && ScalarTypeOf(x) == at::kFloat && x->ndim == 4 && out->ndim == 4) return MaxPoolNHWC(x, out, a);
   at::Tensor xt = nhwc ? ViewNHWC(x) : View(x), ot = nhwc ? ViewNHWC(out) : View(out);
   ot.copy_(at::max_pool2d(xt, {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, {a[6], a[7]}, a[8] != 0));
 }
