@@ -76,9 +76,21 @@ ACTIVATIONS = {
 }
 
 
+@pytest.fixture(params=["direct", "in_place"])
+def conv_path(request):
+    """Both ways a library conv writes TVM's buffer: torch's prepacked op context runs straight into
+    it (convs without a residual), or oneDNN's in-place sum form accumulates onto zeros."""
+    import tvm_ffi
+
+    toggle = tvm_ffi.get_global_func("torchtvm.library_direct_conv")
+    before = toggle(request.param == "direct")
+    yield request.param
+    toggle(before)
+
+
 @pytest.mark.parametrize("act", list(ACTIVATIONS))
 @pytest.mark.parametrize("residual", [False, True])
-def test_conv_epilogues_match_pytorch(act, residual):
+def test_conv_epilogues_match_pytorch(act, residual, conv_path):
     fn, name = ACTIVATIONS[act]
     torch.manual_seed(0)
     model = ConvAct(fn, cin=8, cout=8, residual=residual)
@@ -97,12 +109,15 @@ def test_conv_epilogues_match_pytorch(act, residual):
         ({"groups": 2}, "grouped_conv2d"),
         ({"groups": 8, "stride": 2}, "depthwise_conv2d"),
         ({"bias": False}, "conv2d"),
+        ({"cin": 1}, "conv2d"),  # one input channel: NCHW and NHWC are the same bytes
     ],
 )
-def test_conv_shapes_match_pytorch(conv, kind):
+def test_conv_shapes_match_pytorch(conv, kind, conv_path):
     torch.manual_seed(1)
-    model = ConvAct(torch.relu, cin=8, cout=8, **conv)
-    offloads = check(model, torch.randn(1, 8, 11, 13))
+    conv = dict(conv)  # the parameter is shared by both conv paths
+    cin = conv.pop("cin", 8)
+    model = ConvAct(torch.relu, cin=cin, cout=8, **conv)
+    offloads = check(model, torch.randn(1, cin, 11, 13))
     assert [o.kind for o in offloads] == [kind]
 
 
@@ -235,7 +250,7 @@ def test_transformer_linears_and_attention_matmuls_go_to_the_library():
 
 @pytest.mark.parametrize("act", ["relu", "relu6", "sigmoid", "silu", "none"])
 @pytest.mark.parametrize("residual", [False, True])
-def test_nan_and_inf_propagate_through_library_epilogues_as_in_pytorch(act, residual):
+def test_nan_and_inf_propagate_through_library_epilogues_as_in_pytorch(act, residual, conv_path):
     torch.manual_seed(8)
     model = ConvAct(ACTIVATIONS[act][0], cin=8, cout=8, residual=residual)
     x = torch.randn(1, 8, 7, 7)

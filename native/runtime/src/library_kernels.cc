@@ -188,6 +188,88 @@ at::Tensor PackedConvWeight(const DLTensor* w, const std::vector<int64_t>& paddi
   return packed;
 }
 
+// ---- convolutions that write straight into TVM's buffer --------------------------------------
+
+// torch's prepacked convolution (mkldnn_prepacked::conv2d_prepack, the op context that TorchScript
+// freezing builds) can run into a caller's buffer, but only through TensorExpr's external-call
+// entry point, which is exported without a header. Looked up at run time: a torch without it
+// leaves the in-place path below, never a failed load.
+using NncCall = void (*)(int64_t, void**, int64_t*, int64_t*, int64_t*, int8_t*, int64_t, int64_t*);
+
+// Off with TORCHTVM_DIRECT_CONV=0 or torchtvm.library_direct_conv(false): for comparison and tests.
+std::atomic<bool> g_direct_conv{[] {
+  const char* v = std::getenv("TORCHTVM_DIRECT_CONV");
+  return !(v && std::string(v) == "0");
+}()};
+
+NncCall PrepackedConvRun() {
+  static NncCall f = []() -> NncCall {
+    void* lib = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
+    if (!lib) return nullptr;
+    void* sym = dlsym(lib, "_ZN5torch3jit10tensorexpr29nnc_mkldnn_prepacked_conv_runElPPvPlS4_S4_PalS4_");
+    dlclose(lib);
+    return reinterpret_cast<NncCall>(sym);
+  }();
+  return g_direct_conv.load(std::memory_order_relaxed) ? f : nullptr;
+}
+
+struct ConvContext {
+  c10::IValue holder;  // keeps the torch object alive
+  void* raw = nullptr;  // what the entry point takes
+};
+
+// One op context per weight and geometry (the weight prepacked inside it), built at first call.
+void* ConvContextFor(const DLTensor* w, const DLTensor* bias, const std::vector<int64_t>& padding,
+                     const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation, int64_t groups,
+                     const at::Tensor& x) {
+  static std::mutex mu;
+  static std::map<PackKey, ConvContext> cache;
+  std::vector<int64_t> cfg = ShapeOf(w);
+  for (const auto* v : {&padding, &stride, &dilation}) cfg.insert(cfg.end(), v->begin(), v->end());
+  cfg.push_back(groups);
+  if (bias) {  // the context holds a copy of the bias too
+    cfg.push_back(reinterpret_cast<int64_t>(DataOf(bias)));
+    cfg.push_back(static_cast<int64_t>(Fingerprint(bias)));
+  }
+  PackKey key{DataOf(w), Fingerprint(w), cfg};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second.raw;
+  if (cache.size() >= 4096) cache.clear();
+  std::optional<at::Tensor> b;
+  if (bias) b = View(bias).clone();
+  std::vector<int64_t> input_size(x.sizes().begin(), x.sizes().end());
+  // A channels-last weight makes torch prepack it for channels-last activations (which these are).
+  torch::jit::Stack stack{View(w).contiguous(at::MemoryFormat::ChannelsLast).clone(), b, stride, padding, dilation, groups, input_size, std::string("none")};
+  TORCHTVM_OP("mkldnn_prepacked::conv2d_prepack", "").callBoxed(&stack);
+  ConvContext c{stack.at(0), nullptr};
+  c.raw = c.holder.toObjectRef().getSlot(0).toCapsule().get();
+  return cache.emplace(key, std::move(c)).first->second.raw;
+}
+
+// out = conv(x) + bias, written by oneDNN into `out`; false when this path does not apply.
+bool ConvIntoBuffer(const at::Tensor& xt, at::Tensor& ot, const DLTensor* w, const DLTensor* bias,
+                    const std::vector<int64_t>& padding, const std::vector<int64_t>& stride,
+                    const std::vector<int64_t>& dilation, int64_t groups) {
+  NncCall run = PrepackedConvRun();
+  // The entry point picks the output layout from the input's: an input whose layout reads as NCHW
+  // too (one channel) would be written NCHW into the NHWC buffer.
+  if (!run || xt.scalar_type() != at::kFloat || xt.suggest_memory_format() != at::MemoryFormat::ChannelsLast ||
+      ot.suggest_memory_format() != at::MemoryFormat::ChannelsLast)
+    return false;
+  void* ctx = ConvContextFor(w, bias, padding, stride, dilation, groups, xt);
+  void* data[3] = {ot.data_ptr(), xt.data_ptr(), ctx};
+  int64_t ranks[2] = {4, 4};
+  int64_t dims[8], strides[8];
+  for (int i = 0; i < 4; ++i) {
+    dims[i] = ot.size(i), strides[i] = ot.stride(i);
+    dims[4 + i] = xt.size(i), strides[4 + i] = xt.stride(i);
+  }
+  int8_t dtypes[2] = {static_cast<int8_t>(at::kFloat), static_cast<int8_t>(at::kFloat)};
+  run(3, data, ranks, dims, strides, dtypes, 0, nullptr);
+  return true;
+}
+
 // ---- the kernels --------------------------------------------------------------------------
 
 // torchtvm.conv2d(x NHWC, w OIHW, [b], [other NHWC], attrs, out NHWC)
@@ -209,16 +291,18 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   std::optional<at::Tensor> bias;
   if (has_bias) bias = View(args[2].cast<DLTensor*>());
   at::Tensor xt = ViewNHWC(x), ot = ViewNHWC(out);
-  at::Tensor wp = PackedConvWeight(w, padding, stride, dilation, groups);
   int64_t code = a[7];
   // oneDNN writes straight into TVM's buffer: the in-place form accumulates into `out` (a sum
   // post-op), so `out` first holds the residual, or zeros. The out-of-place forms allocate their
   // output per call, which costs page faults and a copy on every large activation.
   const DLTensor* other = has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr;
-  if (!other || DataOf(other) != DataOf(out)) FillFrom(DataOf(out), other ? DataOf(other) : nullptr, BytesOf(out));
-  CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise_", "binary"),
-            {ot, xt, wp, bias, padding, stride, dilation, groups, std::string("add"), c10::IValue(),
-             c10::IValue(), c10::List<std::optional<at::Scalar>>(), c10::IValue()});
+  if (other || !ConvIntoBuffer(xt, ot, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, padding, stride, dilation, groups)) {
+    if (!other || DataOf(other) != DataOf(out)) FillFrom(DataOf(out), other ? DataOf(other) : nullptr, BytesOf(out));
+    CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise_", "binary"),
+              {ot, xt, PackedConvWeight(w, padding, stride, dilation, groups), bias, padding, stride, dilation,
+               groups, std::string("add"), c10::IValue(), c10::IValue(), c10::List<std::optional<at::Scalar>>(),
+               c10::IValue()});
+  }
   ApplyUnary(ot, code);
 }
 
@@ -419,6 +503,8 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         g_profile.clear();
         return ffi::String(out);
       })
+      // Whether convolutions without a residual use the direct path; returns what it was.
+      .def("torchtvm.library_direct_conv", [](bool on) { return g_direct_conv.exchange(on); })
       .def("torchtvm.library_schema", [](ffi::String op) { return ffi::String(LibrarySchema(op)); })
       .def("torchtvm.route_parallel_to_torch", [](ffi::String path) { return RouteParallelToTorch(std::string(path)); });
 }

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 # The torch ops the library kernels call, per registered function (native/runtime/src/library_kernels.cc).
 LIBRARY_OPS = {
-    "torchtvm.conv2d": ["mkldnn::_convolution_pointwise_.binary", "mkldnn::_reorder_convolution_weight"],
+    "torchtvm.conv2d": ["mkldnn::_convolution_pointwise_.binary", "mkldnn::_reorder_convolution_weight", "mkldnn_prepacked::conv2d_prepack"],
     "torchtvm.linear": ["aten::addmm.out", "aten::mm.out"],
     "torchtvm.matmul": ["aten::matmul.out"],
     "torchtvm.max_pool2d": ["aten::max_pool2d"],
