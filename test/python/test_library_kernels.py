@@ -121,6 +121,29 @@ def test_conv_shapes_match_pytorch(conv, kind, conv_path):
     assert [o.kind for o in offloads] == [kind]
 
 
+class Pointwise(nn.Module):
+    def __init__(self, cin, cout, bias, residual):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1, bias=bias)
+        self.residual = residual
+
+    def forward(self, x, r):
+        y = self.conv(x)
+        return torch.relu(y + r if self.residual else y)
+
+
+# A small 1x1 conv runs as an MKL GEMM into TVM's buffer; a large one (over 2^24 multiply-adds)
+# stays with oneDNN.
+@pytest.mark.parametrize("shape", [(2, 16, 8, 8, 32), (1, 256, 28, 28, 512)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("residual", [False, True])
+def test_pointwise_convs_match_pytorch(shape, bias, residual, conv_path):
+    n, cin, h, w, cout = shape
+    torch.manual_seed(2)
+    offloads = check(Pointwise(cin, cout, bias, residual), torch.randn(n, cin, h, w), torch.randn(n, cout, h, w))
+    assert [o.kind for o in offloads] == ["conv2d"] and ("add" in offloads[0].epilogue) == residual
+
+
 def test_batchnorm_and_unfolded_affine_fold_into_the_conv():
     torch.manual_seed(2)
 
