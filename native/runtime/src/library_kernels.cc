@@ -221,7 +221,8 @@ struct ConvContext {
 };
 
 // One op context per weight and geometry (the weight prepacked inside it), built at first call.
-void* ConvContextFor(const DLTensor* w, const DLTensor* bias, const std::vector<int64_t>& padding,
+// Returned by value: the caller's copy keeps it alive while it runs, even if the cache is cleared.
+ConvContext ConvContextFor(const DLTensor* w, const DLTensor* bias, const std::vector<int64_t>& padding,
                      const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation, int64_t groups,
                      const at::Tensor& x) {
   static std::mutex mu;
@@ -229,6 +230,7 @@ void* ConvContextFor(const DLTensor* w, const DLTensor* bias, const std::vector<
   std::vector<int64_t> cfg = ShapeOf(w);
   for (const auto* v : {&padding, &stride, &dilation}) cfg.insert(cfg.end(), v->begin(), v->end());
   cfg.push_back(groups);
+  cfg.insert(cfg.end(), x.sizes().begin() + 1, x.sizes().end());  // packed for this shape (as above)
   if (bias) {  // the context holds a copy of the bias too
     cfg.push_back(reinterpret_cast<int64_t>(DataOf(bias)));
     cfg.push_back(static_cast<int64_t>(Fingerprint(bias)));
@@ -236,7 +238,7 @@ void* ConvContextFor(const DLTensor* w, const DLTensor* bias, const std::vector<
   PackKey key{DataOf(w), Fingerprint(w), cfg};
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
-  if (it != cache.end()) return it->second.raw;
+  if (it != cache.end()) return it->second;
   if (cache.size() >= 4096) cache.clear();
   std::optional<at::Tensor> b;
   if (bias) b = View(bias).clone();
@@ -246,7 +248,7 @@ void* ConvContextFor(const DLTensor* w, const DLTensor* bias, const std::vector<
   TORCHTVM_OP("mkldnn_prepacked::conv2d_prepack", "").callBoxed(&stack);
   ConvContext c{stack.at(0), nullptr};
   c.raw = c.holder.toObjectRef().getSlot(0).toCapsule().get();
-  return cache.emplace(key, std::move(c)).first->second.raw;
+  return cache.emplace(key, std::move(c)).first->second;
 }
 
 // out = conv(x) + bias, written by oneDNN into `out`; false when this path does not apply.
@@ -259,8 +261,8 @@ bool ConvIntoBuffer(const at::Tensor& xt, at::Tensor& ot, const DLTensor* w, con
   if (!run || xt.scalar_type() != at::kFloat || xt.suggest_memory_format() != at::MemoryFormat::ChannelsLast ||
       ot.suggest_memory_format() != at::MemoryFormat::ChannelsLast)
     return false;
-  void* ctx = ConvContextFor(w, bias, padding, stride, dilation, groups, xt);
-  void* data[3] = {ot.data_ptr(), xt.data_ptr(), ctx};
+  ConvContext ctx = ConvContextFor(w, bias, padding, stride, dilation, groups, xt);
+  void* data[3] = {ot.data_ptr(), xt.data_ptr(), ctx.raw};
   int64_t ranks[2] = {4, 4};
   int64_t dims[8], strides[8];
   for (int i = 0; i < 4; ++i) {
