@@ -10,7 +10,8 @@
 //
 // The ops come from TORCH_LIBRARY(mkldnn) and have no at:: wrappers: they are called through the
 // dispatcher, boxed, so that a schema change is an error with a sentence (see CheckLibrarySchemas),
-// never a wrong call.
+// never a wrong call. The one exception, TensorExpr's entry point for prepacked convolutions (the
+// only way torch runs one into a caller's buffer), is looked up by name and, when absent, skipped.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -223,8 +224,8 @@ struct ConvContext {
 // One op context per weight and geometry (the weight prepacked inside it), built at first call.
 // Returned by value: the caller's copy keeps it alive while it runs, even if the cache is cleared.
 ConvContext ConvContextFor(const DLTensor* w, const DLTensor* bias, const std::vector<int64_t>& padding,
-                     const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation, int64_t groups,
-                     const at::Tensor& x) {
+                           const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation, int64_t groups,
+                           const at::Tensor& x) {
   static std::mutex mu;
   static std::map<PackKey, ConvContext> cache;
   std::vector<int64_t> cfg = ShapeOf(w);
@@ -244,7 +245,8 @@ ConvContext ConvContextFor(const DLTensor* w, const DLTensor* bias, const std::v
   if (bias) b = View(bias).clone();
   std::vector<int64_t> input_size(x.sizes().begin(), x.sizes().end());
   // A channels-last weight makes torch prepack it for channels-last activations (which these are).
-  torch::jit::Stack stack{View(w).contiguous(at::MemoryFormat::ChannelsLast).clone(), b, stride, padding, dilation, groups, input_size, std::string("none")};
+  torch::jit::Stack stack{View(w).contiguous(at::MemoryFormat::ChannelsLast).clone(), b, stride, padding,
+                          dilation, groups, input_size, std::string("none")};
   TORCHTVM_OP("mkldnn_prepacked::conv2d_prepack", "").callBoxed(&stack);
   ConvContext c{stack.at(0), nullptr};
   c.raw = c.holder.toObjectRef().getSlot(0).toCapsule().get();
@@ -381,9 +383,6 @@ void Matmul(ffi::PackedArgs args, ffi::Any* rv) {
   ApplyUnary(out, a.size() ? a[0] : 0);
 }
 
-// Max pooling of a float32 NHWC buffer into TVM's: one pass, vectorized over channels, NaN
-// winning a window as in PyTorch. The window positions come from the output's size, so ceil mode
-// needs nothing more.
 struct PoolGeometry {
   int64_t H, W, C, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
 };
