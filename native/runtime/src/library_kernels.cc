@@ -165,30 +165,42 @@ uint64_t Fingerprint(const DLTensor* w) {
 
 using PackKey = std::tuple<const void*, uint64_t, std::vector<int64_t>>;
 
-// The activation's shape matters: without it oneDNN picks a weight format that, for some 1x1
-// convolutions (256->512 channels at 28x28, 512->1024 at 14x14), runs 4-12x slower. The batch
-// is left out of the key (the first call's is used), so a symbolic batch packs each weight once.
-at::Tensor PackedConvWeight(const DLTensor* w, const std::vector<int64_t>& padding,
-                            const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation,
-                            int64_t groups, const at::Tensor& x) {
-  static std::mutex mu;
-  static std::map<PackKey, at::Tensor> cache;
+// What a packed convolution weight depends on: the weight (address and contents), the geometry,
+// and the activation's shape without its batch. The shape matters: without it oneDNN picks a
+// weight format that, for some 1x1 convolutions (256->512 channels at 28x28, 512->1024 at
+// 14x14), runs 4-12x slower. The first call's batch is used, so a symbolic batch packs once.
+PackKey ConvKey(const DLTensor* w, const std::vector<int64_t>& padding, const std::vector<int64_t>& stride,
+                const std::vector<int64_t>& dilation, int64_t groups, const at::Tensor& x) {
   std::vector<int64_t> cfg = ShapeOf(w);
   for (const auto* v : {&padding, &stride, &dilation}) cfg.insert(cfg.end(), v->begin(), v->end());
   cfg.push_back(groups);
   cfg.push_back(static_cast<int64_t>(ScalarTypeOf(w)));
   cfg.insert(cfg.end(), x.sizes().begin() + 1, x.sizes().end());
-  PackKey key{DataOf(w), Fingerprint(w), cfg};
+  return {DataOf(w), Fingerprint(w), std::move(cfg)};
+}
+
+// The value cached under `key` (one cache per call site), made by `make()` at first use. Bounded: a process that loads many
+// models keeps the newest weights only. Returned by value, so a caller's copy stays alive while it
+// runs even if another thread clears the cache.
+template <typename V, typename Make>
+V Memo(const PackKey& key, Make make) {
+  static std::mutex mu;
+  static std::map<PackKey, V> cache;
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  // Bounded: a process that loads many models keeps the newest weights only.
   if (cache.size() >= 4096) cache.clear();
-  std::vector<int64_t> input_size(x.sizes().begin(), x.sizes().end());
-  at::Tensor packed = CallBoxed(TORCHTVM_OP("mkldnn::_reorder_convolution_weight", ""),
-                                {View(w).clone(), padding, stride, dilation, groups, input_size});
-  cache.emplace(key, packed);
-  return packed;
+  return cache.emplace(key, make()).first->second;
+}
+
+at::Tensor PackedConvWeight(const DLTensor* w, const std::vector<int64_t>& padding,
+                            const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation,
+                            int64_t groups, const at::Tensor& x) {
+  return Memo<at::Tensor>(ConvKey(w, padding, stride, dilation, groups, x), [&] {
+    std::vector<int64_t> input_size(x.sizes().begin(), x.sizes().end());
+    return CallBoxed(TORCHTVM_OP("mkldnn::_reorder_convolution_weight", ""),
+                     {View(w).clone(), padding, stride, dilation, groups, input_size});
+  });
 }
 
 // ---- convolutions that write straight into TVM's buffer --------------------------------------
@@ -221,36 +233,27 @@ struct ConvContext {
   void* raw = nullptr;  // what the entry point takes
 };
 
-// One op context per weight and geometry (the weight prepacked inside it), built at first call.
-// Returned by value: the caller's copy keeps it alive while it runs, even if the cache is cleared.
+// One op context per weight, bias and geometry (the weight prepacked inside it), built at first call.
 ConvContext ConvContextFor(const DLTensor* w, const DLTensor* bias, const std::vector<int64_t>& padding,
                            const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation, int64_t groups,
                            const at::Tensor& x) {
-  static std::mutex mu;
-  static std::map<PackKey, ConvContext> cache;
-  std::vector<int64_t> cfg = ShapeOf(w);
-  for (const auto* v : {&padding, &stride, &dilation}) cfg.insert(cfg.end(), v->begin(), v->end());
-  cfg.push_back(groups);
-  cfg.insert(cfg.end(), x.sizes().begin() + 1, x.sizes().end());  // packed for this shape (as above)
+  PackKey key = ConvKey(w, padding, stride, dilation, groups, x);
   if (bias) {  // the context holds a copy of the bias too
-    cfg.push_back(reinterpret_cast<int64_t>(DataOf(bias)));
-    cfg.push_back(static_cast<int64_t>(Fingerprint(bias)));
+    std::get<2>(key).push_back(reinterpret_cast<int64_t>(DataOf(bias)));
+    std::get<2>(key).push_back(static_cast<int64_t>(Fingerprint(bias)));
   }
-  PackKey key{DataOf(w), Fingerprint(w), cfg};
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  if (cache.size() >= 4096) cache.clear();
-  std::optional<at::Tensor> b;
-  if (bias) b = View(bias).clone();
-  std::vector<int64_t> input_size(x.sizes().begin(), x.sizes().end());
-  // A channels-last weight makes torch prepack it for channels-last activations (which these are).
-  torch::jit::Stack stack{View(w).contiguous(at::MemoryFormat::ChannelsLast).clone(), b, stride, padding,
-                          dilation, groups, input_size, std::string("none")};
-  TORCHTVM_OP("mkldnn_prepacked::conv2d_prepack", "").callBoxed(&stack);
-  ConvContext c{stack.at(0), nullptr};
-  c.raw = c.holder.toObjectRef().getSlot(0).toCapsule().get();
-  return cache.emplace(key, std::move(c)).first->second;
+  return Memo<ConvContext>(key, [&] {
+    std::optional<at::Tensor> b;
+    if (bias) b = View(bias).clone();
+    std::vector<int64_t> input_size(x.sizes().begin(), x.sizes().end());
+    // A channels-last weight makes torch prepack it for channels-last activations (which these are).
+    torch::jit::Stack stack{View(w).contiguous(at::MemoryFormat::ChannelsLast).clone(), b, stride, padding,
+                            dilation, groups, input_size, std::string("none")};
+    TORCHTVM_OP("mkldnn_prepacked::conv2d_prepack", "").callBoxed(&stack);
+    ConvContext c{stack.at(0), nullptr};
+    c.raw = c.holder.toObjectRef().getSlot(0).toCapsule().get();
+    return c;
+  });
 }
 
 // out = conv(x) + bias, written by oneDNN into `out`; false when this path does not apply.
