@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """TVM against the runtimes a user would otherwise pick, in one process, same threads, same inputs.
 
-    npm run bench:peers -- [--models resnet18,encoder,encoder_sdpa,depthwise] [--rounds 20]
+    npm run bench:peers -- [--models resnet18,encoder,encoder_sdpa,depthwise,lstm] [--rounds 20]
                            [--threads T] [--tune-trials N] [--no-dynamic] [--json [PATH]]
     (= .venv/bin/python scripts/bench_peers.py ...)
 
@@ -56,7 +56,7 @@ REQUIREMENTS = os.path.join(ROOT, "scripts", "bench_requirements.txt")
 PEERS = ["TorchScript", "TorchScript frozen", "ONNX Runtime", "torch.compile"]
 TVM_ROWS = ["TVM untuned", "TVM tuned"]
 ROWS = PEERS + TVM_ROWS
-DEFAULT_MODELS = "resnet18,encoder,encoder_sdpa,depthwise"
+DEFAULT_MODELS = "resnet18,encoder,encoder_sdpa,depthwise,lstm"
 
 
 def log(msg: str) -> None:
@@ -559,7 +559,7 @@ def print_report(meta: dict, results: dict, dynamic: dict | None) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
-    ap.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from resnet18, encoder, encoder_sdpa, depthwise (default {DEFAULT_MODELS})")
+    ap.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {DEFAULT_MODELS.replace(',', ', ')} (default: all)")
     ap.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
     ap.add_argument("--round-ms", type=float, default=100.0, help="time one peer runs in one round (calls are repeated to fill it)")
     ap.add_argument("--warmup", type=int, default=5, help="warm-up calls per peer")

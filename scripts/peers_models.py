@@ -4,6 +4,7 @@
 - encoder:   nn.TransformerEncoderLayer(d_model=256, nhead=4, dim_feedforward=1024, batch_first),
              4x128 tokens
 - depthwise: a MobileNet-style depthwise-separable net, 2x3x64x64, two outputs (logits, embedding)
+- lstm:      a 2-layer LSTM tagger over 64-d token features (128 hidden, 10 tags), 3x20 tokens
 
 Each entry gives a factory for the eval-mode module and the example input shape.
 """
@@ -126,10 +127,28 @@ def depthwise() -> nn.Module:
     return _randomize_bn(DepthwiseNet()).eval()
 
 
+class LSTMTagger(nn.Module):
+    """A sequence tagger: 2-layer LSTM over token features, a tag per token."""
+
+    def __init__(self, features: int = 64, hidden: int = 128, tags: int = 10):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, num_layers=2, batch_first=True)
+        self.head = nn.Linear(hidden, tags)
+
+    def forward(self, x):
+        return self.head(self.lstm(x)[0])
+
+
+def lstm() -> nn.Module:
+    torch.manual_seed(0)
+    return LSTMTagger().eval()
+
+
 # name -> (factory, input shape, label, number of outputs)
 MODELS = {
     "resnet18": (resnet18, (1, 3, 224, 224), "ResNet-18, 1x3x224x224", 1),
     "encoder": (encoder, (4, 128, 256), "transformer encoder layer d=256 (4 heads), 4x128 tokens", 1),
     "encoder_sdpa": (encoder_sdpa, (4, 128, 256), "the same encoder layer written with F.scaled_dot_product_attention, 4x128 tokens", 1),
     "depthwise": (depthwise, (2, 3, 64, 64), "MobileNet-style depthwise net, 2x3x64x64, 2 outputs", 2),
+    "lstm": (lstm, (3, 20, 64), "2-layer LSTM tagger (64 features, 128 hidden, 10 tags), 3x20 tokens", 1),
 }

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { parseSpec, type InputSpec } from '../../contract/specs.js';
-import type { CompileResult, Placement } from '../../contract/results.js';
+import type { CompileResult, PlacedOp, Placement } from '../../contract/results.js';
 import type { JobEvent } from '../../contract/jobs.js';
 import type { CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
@@ -79,9 +79,13 @@ function printPlacement(p: Placement, out: CommandContext['out']): void {
   if (p.ops.length) {
     // With per-op placement, each op's two candidates timed alone: why it runs where it does.
     const alone = p.ops.some((o) => o.alone_ms);
-    out.line(table(p.ops.map((o) => [o.name, o.kind, `[${o.shape.join(', ')}]`, o.epilogue.join('+') || '-', o.where, o.ms != null ? fmtMs(o.ms) : '-', o.share != null ? `${(100 * o.share).toFixed(1)}%` : '-',
-      ...(alone ? [o.alone_ms ? `${fmtMs(o.alone_ms.library)} / ${fmtMs(o.alone_ms.tvm)}` : '-'] : [])]),
-      ['op', 'kind', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? ['alone: library / tuned TVM'] : [])]));
+    const wino = p.ops.some((o) => o.alone_ms?.winograd != null);
+    const aloneCell = (a: NonNullable<PlacedOp['alone_ms']>) =>
+      [a.library, a.tvm, ...(wino ? [a.winograd] : [])].map((ms) => (ms != null ? fmtMs(ms) : '-')).join(' / ');
+    out.line(table(p.ops.map((o) => [o.name, o.kind, `[${o.shape.join(', ')}]`, o.epilogue.join('+') || '-', o.algorithm ? `${o.where} (${o.algorithm})` : o.where,
+      o.ms != null ? fmtMs(o.ms) : '-', o.share != null ? `${(100 * o.share).toFixed(1)}%` : '-',
+      ...(alone ? [o.alone_ms ? aloneCell(o.alone_ms) : '-'] : [])]),
+      ['op', 'kind', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? [`alone: library / tuned TVM${wino ? ' / Winograd' : ''}`] : [])]));
   }
 }
 

@@ -77,10 +77,10 @@ def prepare(mod, info: TargetInfo):
     return library.prepare(mod, convert_layout=True) if uses_library(info) else mod
 
 
-def place(mod, info: TargetInfo, placement: str = "auto", keep_in_tvm=frozenset()):
+def place(mod, info: TargetInfo, placement: str = "auto", keep_in_tvm=frozenset(), winograd=frozenset()):
     """Give conv2d / linear / matmul chains to the library kernels (oneDNN, MKL) where placement
-    allows, except the ops in `keep_in_tvm`. Returns (module, offloads): the offloads say which
-    ops run in the library."""
+    allows, except the ops in `keep_in_tvm`; the convolutions in `winograd` use the runtime's
+    Winograd kernel. Returns (module, offloads): the offloads say which ops run in the library."""
     from .backend import library
 
     if placement not in library.PLACEMENTS:
@@ -88,11 +88,21 @@ def place(mod, info: TargetInfo, placement: str = "auto", keep_in_tvm=frozenset(
     if not uses_library(info):
         if placement == "library" and info.kind == "llvm":
             raise EngineError("no_library", "The library kernels are not available: libtorchtvm_runtime.so is not built. Run npm install (or native/runtime/build.py).")
-        return mod, []
+        return _unrolled_rnns(mod), []
     mod = prepare(mod, info)
     if placement == "tvm":
-        return mod, []
-    return library.offload(mod, library.library_dtypes(info.features), keep_in_tvm=keep_in_tvm)
+        return _unrolled_rnns(mod), []
+    return library.offload(mod, library.library_dtypes(info.features), keep_in_tvm=keep_in_tvm, winograd=winograd)
+
+
+def _unrolled_rnns(mod):
+    """LSTM / GRU layers (imported whole, as library calls) as TVM's own per-step ops."""
+    from .backend import recurrent
+
+    try:
+        return recurrent.expand(mod)
+    except ValueError as e:
+        raise EngineError("bad_placement", str(e)) from e
 
 
 def lower(mod, info: TargetInfo, database=None):
@@ -122,12 +132,12 @@ def build(mod, info: TargetInfo, database=None, placement: str = "auto"):
     return build_placed(mod, info, database, placement)[0]
 
 
-def build_placed(mod, info: TargetInfo, database=None, placement: str = "auto", keep_in_tvm=frozenset()):
+def build_placed(mod, info: TargetInfo, database=None, placement: str = "auto", keep_in_tvm=frozenset(), winograd=frozenset()):
     """Build; returns (executable, offloads)."""
     import tvm
 
     try:
-        placed, offloads = place(mod, info, placement, keep_in_tvm)
+        placed, offloads = place(mod, info, placement, keep_in_tvm, winograd)
         lowered = lower(placed, info, database)
         return tvm.compile(lowered, target=info.target), offloads
     except EngineError:

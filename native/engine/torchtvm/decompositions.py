@@ -67,8 +67,11 @@ def _transformer_encoder_layer(src, embed_dim, num_heads, qkv_weight, qkv_bias, 
 
 
 def table() -> dict:
-    """torch's default decomposition table plus the fast-path ops above."""
+    """torch's default decomposition table plus the fast-path ops above, without the RNN layers:
+    LSTM and GRU stay whole, for the library (backend/recurrent.py imports them)."""
     t = torch.export.default_decompositions()
     t[aten._native_multi_head_attention.default] = _native_mha
     t[aten._transformer_encoder_layer_fwd.default] = _transformer_encoder_layer
+    for op in (aten.lstm.input, aten.gru.input):
+        t.pop(op, None)
     return t

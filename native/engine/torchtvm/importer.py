@@ -275,8 +275,10 @@ def import_program(ep: torch.export.ExportedProgram, sample: list[torch.Tensor],
         from .dtype_promotion import pytorch_binary_dtypes
         from .provenance import translate
 
+        from .backend import recurrent
+
         with _half_precision_accumulates_in_own_dtype(), pytorch_binary_dtypes():
-            mod, sources = translate(ep, CUSTOM_CONVERTERS)
+            mod, sources = translate(ep, {**CUSTOM_CONVERTERS, **recurrent.CONVERTERS})
     except Exception as e:
         raise EngineError("import_failed", f"TVM could not import the model: {_torch_error_summary(e)}.", str(e)) from e
     return Imported(mod=mod, program=ep, sample_inputs=sample, num_outputs=num_outputs, sources=sources)

@@ -167,12 +167,14 @@ def _build_with_placement(imported, specs, info, database, placement: str, ctx):
     measured = measure.measure_ops(builder.prepare(imported.mod, info), info, database, library.library_dtypes(info.features))
     ctx.check_cancelled()
     in_tvm = frozenset(name for name, t in measured.items() if t.where == "tvm")
+    winograd = frozenset(name for name, t in measured.items() if t.where == "library" and t.winograd)
     lib_ex, lib_offloads = builder.build_placed(imported.mod, info, database, "library")
-    if not in_tvm:
-        note = f"auto: each of the {len(measured)} op(s) timed faster (or within 5%) as a library kernel than as a tuned TVM kernel"
+    if not in_tvm and not winograd:
+        note = f"auto: each of the {len(measured)} op(s) timed faster (or within 5%) as oneDNN / MKL's kernel than as a tuned TVM kernel or a Winograd convolution"
         return lib_ex, lib_offloads, {"note": note, "kept": False}, measured
-    ctx.progress("build", f"building with {len(in_tvm)} op(s) in TVM's tuned kernels, to compare with the library everywhere")
-    mixed_ex, mixed_offloads = builder.build_placed(imported.mod, info, database, "library", keep_in_tvm=in_tvm)
+    moved = f"{len(in_tvm)} op(s) in TVM's tuned kernels, {len(winograd)} convolution(s) as Winograd"
+    ctx.progress("build", f"building with {moved}, to compare with the library everywhere")
+    mixed_ex, mixed_offloads = builder.build_placed(imported.mod, info, database, "library", keep_in_tvm=in_tvm, winograd=winograd)
     sample = random_inputs(specs)
     timings = {}
     with tempfile.TemporaryDirectory(prefix="torchtvm-placement-") as tmp:
@@ -185,7 +187,7 @@ def _build_with_placement(imported, specs, info, database, placement: str, ctx):
     ctx.check_cancelled()
     kept = timings["per_op"] < timings["library"]
     note = (
-        f"auto {'kept' if kept else 'dropped'} the per-op placement ({len(in_tvm)} op(s) in tuned TVM kernels): "
+        f"auto {'kept' if kept else 'dropped'} the per-op placement ({moved}): "
         f"{timings['per_op']:.3f} ms against {timings['library']:.3f} ms with the library everywhere (fastest of 10 interleaved runs)"
     )
     ctx.log(note)

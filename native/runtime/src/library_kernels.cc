@@ -55,7 +55,7 @@ at::ScalarType ScalarTypeOf(const DLTensor* t) {
               int(t->dtype.code), ", ", int(t->dtype.bits), " bits); this is a torchtvm bug.");
 }
 
-static void* DataOf(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_offset; }
+void* DataOf(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_offset; }
 
 static std::vector<int64_t> ShapeOf(const DLTensor* t) { return {t->shape, t->shape + t->ndim}; }
 
@@ -146,6 +146,8 @@ size_t BytesOf(const DLTensor* t) {
   return static_cast<size_t>(at::detail::computeStorageNbytesContiguous(ShapeOf(t), (t->dtype.bits + 7) / 8));
 }
 
+}  // namespace
+
 // ---- prepacked convolution weights --------------------------------------------------------
 
 // A cheap fingerprint of a weight's contents: a buffer freed and reused for another weight at the
@@ -163,8 +165,6 @@ uint64_t Fingerprint(const DLTensor* w) {
   return h;
 }
 
-using PackKey = std::tuple<const void*, uint64_t, std::vector<int64_t>>;
-
 // What a packed convolution weight depends on: the weight (address and contents), the geometry,
 // and the activation's shape without its batch. The shape matters: without it oneDNN picks a
 // weight format that, for some 1x1 convolutions (256->512 channels at 28x28, 512->1024 at
@@ -179,19 +179,7 @@ PackKey ConvKey(const DLTensor* w, const std::vector<int64_t>& padding, const st
   return {DataOf(w), Fingerprint(w), std::move(cfg)};
 }
 
-// The value cached under `key` (one cache per call site), made by `make()` at first use. Bounded: a process that loads many
-// models keeps the newest weights only. Returned by value, so a caller's copy stays alive while it
-// runs even if another thread clears the cache.
-template <typename V, typename Make>
-V Memo(const PackKey& key, Make make) {
-  static std::mutex mu;
-  static std::map<PackKey, V> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  if (cache.size() >= 4096) cache.clear();
-  return cache.emplace(key, make()).first->second;
-}
+namespace {
 
 at::Tensor PackedConvWeight(const DLTensor* w, const std::vector<int64_t>& padding,
                             const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation,
@@ -315,13 +303,14 @@ bool PointwiseAsGemm(const DLTensor* x, const DLTensor* w, const DLTensor* out, 
 }
 
 // torchtvm.conv2d(x NHWC, w OIHW, [b], [other NHWC], attrs, out NHWC)
-// attrs = [stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, unary, has_bias, has_other]
+// attrs = [stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, unary, has_bias, has_other,
+//          (algorithm: 0 oneDNN's direct convolution, 1 Winograd; absent in models exported before it)]
 void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   int n = args.size();
   TORCH_CHECK(n >= 4, "torchtvm.conv2d got ", n, " arguments; this is a torchtvm bug.");
   ffi::Shape a = args[n - 2].cast<ffi::Shape>();
-  TORCH_CHECK(a.size() == 10, "torchtvm.conv2d got ", a.size(), " attributes; this is a torchtvm bug.");
+  TORCH_CHECK(a.size() == 10 || a.size() == 11, "torchtvm.conv2d got ", a.size(), " attributes; this is a torchtvm bug.");
   bool has_bias = a[8] != 0, has_other = a[9] != 0;
   TORCH_CHECK(n == 4 + int(has_bias) + int(has_other), "torchtvm.conv2d got ", n,
               " arguments for its attributes; this is a torchtvm bug.");
@@ -340,6 +329,12 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   // rest use oneDNN's in-place form, which accumulates onto `out` (a sum post-op), so `out` first
   // holds the residual, or zeros.
   const DLTensor* other = has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr;
+  bool winograd = a.size() == 11 && a[10] == 1 && a[0] == 1 && a[1] == 1 && a[4] == 1 && a[5] == 1 && groups == 1 &&
+                  WinogradApplies(x, w, out) && (!other || DataOf(other) != DataOf(out));
+  if (winograd && WinogradConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a[2], a[3], code)) {
+    if (code > 2) ApplyUnary(ot, code);
+    return;
+  }
   if (PointwiseAsGemm(x, w, out, a, bias, other)) {
     ApplyUnary(ot, code);
     return;

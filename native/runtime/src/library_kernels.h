@@ -2,7 +2,11 @@
 // for compiled modules, and what loading needs to check that they match the running torch.
 #pragma once
 
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <dlpack/dlpack.h>
@@ -14,6 +18,38 @@ namespace torchtvm {
 at::ScalarType ScalarTypeOf(const DLTensor* t);
 // A dense DLTensor as a torch tensor sharing its memory (a strided one is a torchtvm bug).
 at::Tensor View(const DLTensor* t);
+
+// Where a DLTensor's data starts.
+void* DataOf(const DLTensor* t);
+
+// A cache key for what is derived from a convolution weight: (address, contents fingerprint, the
+// rest of what it depends on).
+using PackKey = std::tuple<const void*, uint64_t, std::vector<int64_t>>;
+// The key of a packed weight: the weight, the geometry and the activation's shape without its batch.
+PackKey ConvKey(const DLTensor* w, const std::vector<int64_t>& padding, const std::vector<int64_t>& stride,
+                const std::vector<int64_t>& dilation, int64_t groups, const at::Tensor& x);
+
+// The value cached under `key` (one cache per call site), made by `make()` at first use. Bounded: a
+// process that loads many models keeps the newest weights only. Returned by value, so a caller's
+// copy stays alive while it runs even if another thread clears the cache.
+template <typename V, typename Make>
+V Memo(const PackKey& key, Make make) {
+  static std::mutex mu;
+  static std::map<PackKey, V> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  if (cache.size() >= 4096) cache.clear();
+  return cache.emplace(key, make()).first->second;
+}
+
+// Winograd F(4x4, 3x3) (library_winograd.cc): whether it takes this float32 3x3 stride-1
+// convolution (x NHWC, w OIHW, out NHWC), and the convolution itself: out = act(conv(x) + bias +
+// other) for act none / relu (1) / relu6 (2); false when a value came out non-finite (the caller
+// then computes the call the direct way).
+bool WinogradApplies(const DLTensor* x, const DLTensor* w, const DLTensor* out);
+bool WinogradConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
+                  int64_t pad_h, int64_t pad_w, int64_t unary);
 
 // The schema of a torch op ("ns::op.overload") in the running process ("" when torch has none).
 std::string LibrarySchema(const std::string& qualified);

@@ -62,9 +62,14 @@ class Offload:
     # Names of the Relax vars the call replaces, root op first (provenance.py maps them to the
     # model's graph nodes for the graph view).
     vars: list = field(default_factory=list)
+    # A float32 3x3 stride-1 convolution that the runtime's Winograd kernel can take, and whether
+    # this build gives it that kernel (per-op placement does, where it timed faster).
+    winograd_ok: bool = False
+    algorithm: str = ""
 
     def to_json(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "shape": self.shape, "epilogue": self.epilogue, "func": self.func}
+        out = {"name": self.name, "kind": self.kind, "shape": self.shape, "epilogue": self.epilogue, "func": self.func}
+        return {**out, "algorithm": self.algorithm} if self.algorithm else out
 
 
 def prepare(mod, convert_layout: bool):
@@ -97,15 +102,20 @@ def _has_op(mod, name: str) -> bool:
 
 
 @_whole_ops
-def offload(mod, dtypes: set[str], kinds=KINDS, keep_in_tvm=frozenset()):
+def offload(mod, dtypes: set[str], kinds=KINDS, keep_in_tvm=frozenset(), winograd=frozenset()):
     """Rewrite every offloadable chain in `main` to a library call, except the ops named in
-    `keep_in_tvm` (placement measured them faster as TVM's kernels). Returns (module, offloads)."""
+    `keep_in_tvm` (placement measured them faster as TVM's kernels); the convolutions named in
+    `winograd` use the runtime's Winograd kernel. Returns (module, offloads)."""
     func = mod["main"]
     plan = _Planner(dtypes, kinds)
     plan.visit_expr(func)
     if keep_in_tvm:
         plan.ordered = [c for c in plan.ordered if c.report.name not in keep_in_tvm]
         plan.chains = {c.head: c for c in plan.ordered}
+    for c in plan.ordered:
+        if c.report.name in winograd and c.report.winograd_ok:
+            c.attrs = c.attrs + [1]  # library_kernels.cc Conv2d: attribute 10, the algorithm
+            c.report.algorithm = "winograd"
     if not plan.chains:
         return mod, []
     new_func = _rewriter()(mod, plan.chains).visit_expr(func)
@@ -365,7 +375,9 @@ class _Planner:
         args = [x, w_oihw] + ([relax.const(bias, dt)] if bias is not None else []) + ([other] if other is not None else [])
         attrs = [int(a.strides[0]), int(a.strides[1]), pad[0], pad[1], int(a.dilation[0]), int(a.dilation[1]), int(a.groups), unary, int(bias is not None), int(other is not None)]
         kind = "conv2d" if int(a.groups) == 1 else ("depthwise_conv2d" if int(a.groups) == warr.shape[0] and warr.shape[3] == 1 else "grouped_conv2d")
-        self._add(var, head, "conv2d", "torchtvm.conv2d", args, attrs, Offload(_name(head), kind, _shape_json(head), names))
+        # library_winograd.cc's WinogradApplies: channels in blocks of 16
+        winograd_ok = kind == "conv2d" and dt == "float32" and warr.shape[1:3] == (3, 3) and attrs[:2] == [1, 1] and attrs[4:6] == [1, 1] and oc % 16 == 0 and warr.shape[3] % 16 == 0
+        self._add(var, head, "conv2d", "torchtvm.conv2d", args, attrs, Offload(_name(head), kind, _shape_json(head), names, winograd_ok=winograd_ok))
 
     def _max_pool(self, var, call) -> None:
         a = call.attrs

@@ -94,12 +94,15 @@ def in_call_order(mod, offloads: list) -> list:
 
 def whole_ops(offload_fn):
     """Wraps library.offload: the whole ops first (they take the attention matmuls), then its
-    chains; the offloads of both in call order."""
+    chains; the offloads of both, and the LSTM / GRU calls, in call order."""
     import functools
 
     @functools.wraps(offload_fn)
     def wrapped(mod, dtypes, *args, **kwargs):
+        from . import recurrent
+
         mod, whole = offload(mod, dtypes, WHOLE_OPS)
+        whole = whole + recurrent.calls(mod)  # LSTM / GRU layers: library calls since import
         mod, chains = offload_fn(mod, dtypes, *args, **kwargs)
         return mod, in_call_order(mod, whole + list(chains)) if whole else chains
 
@@ -113,14 +116,17 @@ def with_attention(candidates_fn):
 
     @functools.wraps(candidates_fn)
     def wrapped(mod, *args, **kwargs):
+        from . import recurrent
+
+        rnns = recurrent.calls(mod)  # LSTM / GRU layers: placement tvm unrolls them
         if "attention" in WHOLE_OPS:
             from .library import prepare
 
             # the chains as the build plans them: around the attention calls (same op names)
             rewritten, whole = offload(prepare(mod, convert_layout=True), {"float32", "float16", "bfloat16"}, ("attention",))
-            if whole:
-                return in_call_order(rewritten, candidates_fn(rewritten, *args, **kwargs) + whole)
-        return candidates_fn(mod, *args, **kwargs)
+            if whole or rnns:
+                return in_call_order(rewritten, candidates_fn(rewritten, *args, **kwargs) + whole + rnns)
+        return in_call_order(mod, candidates_fn(mod, *args, **kwargs) + rnns) if rnns else candidates_fn(mod, *args, **kwargs)
 
     return wrapped
 

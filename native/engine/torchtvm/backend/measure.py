@@ -1,6 +1,7 @@
 """Per-operator placement, measured: each op the library could take is timed both ways (the library
 kernel, and TVM's kernel with the tuning database's schedule) in the layout the model runs it in,
-and goes where it is faster.
+and goes where it is faster. A convolution the runtime's Winograd kernel can take is timed that way
+too, and uses it where that is faster than oneDNN's direct convolution.
 
 Every candidate is a function of one module, built and exported once and loaded like the model
 (TVM's loops on torch's thread pool), then timed in interleaved rounds so that a burst of load hits
@@ -15,8 +16,9 @@ import statistics
 import tempfile
 from dataclasses import dataclass
 
-# TVM takes an op only when clearly faster: a tie keeps the library, the untuned default.
-TVM_MARGIN = 0.95
+# An alternative to the untuned default (TVM's kernel, or Winograd in place of the direct
+# convolution) takes an op only when clearly faster: a tie keeps the default.
+MARGIN = 0.95
 
 
 @dataclass
@@ -24,10 +26,16 @@ class OpTiming:
     name: str
     library_ms: float
     tvm_ms: float
+    winograd_ms: float | None = None  # the library call with the Winograd kernel, where it applies
+
+    @property
+    def winograd(self) -> bool:
+        return self.winograd_ms is not None and self.winograd_ms < self.library_ms * MARGIN
 
     @property
     def where(self) -> str:
-        return "tvm" if self.tvm_ms < self.library_ms * TVM_MARGIN else "library"
+        best_library = self.winograd_ms if self.winograd else self.library_ms
+        return "tvm" if self.tvm_ms < best_library * MARGIN else "library"
 
 
 def measure_ops(prepared, info, database, dtypes: set[str], rounds: int = 3, calls: int = 10) -> dict[str, OpTiming]:
@@ -36,8 +44,8 @@ def measure_ops(prepared, info, database, dtypes: set[str], rounds: int = 3, cal
     from . import library
 
     ops = library.isolate(prepared, dtypes)
-    times = _time(ops, info, database, dtypes, ("tvm", "lib"), rounds, calls)
-    return {op.name: OpTiming(op.name, times[f"lib_{i}"], times[f"tvm_{i}"]) for i, (op, _) in enumerate(ops)}
+    times = _time(ops, info, database, dtypes, ("tvm", "lib", "wino"), rounds, calls)
+    return {op.name: OpTiming(op.name, times[f"lib_{i}"], times[f"tvm_{i}"], times.get(f"wino_{i}")) for i, (op, _) in enumerate(ops)}
 
 
 def task_library_ms(prepared, info, dtypes: set[str], task_hashes: list[str]) -> dict[int, float]:
@@ -68,8 +76,9 @@ def task_library_ms(prepared, info, dtypes: set[str], task_hashes: list[str]) ->
 
 
 def _time(ops: list, info, database, dtypes: set[str], kinds: tuple, rounds: int, calls: int) -> dict[str, float]:
-    """Builds `kinds` of each op ("tvm": its own bindings, "lib": offloaded) into one module,
-    exports and loads it like a model, and returns each function's median time in ms."""
+    """Builds `kinds` of each op ("tvm": its own bindings, "lib": offloaded, "wino": offloaded with
+    the Winograd kernel, for the ops it applies to) into one module, exports and loads it like a
+    model, and returns each function's median time in ms."""
     import tvm
     from tvm.relax.utils import copy_with_new_vars
 
@@ -80,12 +89,16 @@ def _time(ops: list, info, database, dtypes: set[str], kinds: tuple, rounds: int
     if not ops:
         return {}
     mod = tvm.IRModule()
-    for i, (_, func) in enumerate(ops):
+    for i, (op, func) in enumerate(ops):
         if "tvm" in kinds:
             mod[f"tvm_{i}"] = copy_with_new_vars(func).with_attr("global_symbol", f"tvm_{i}")
         if "lib" in kinds:
             offloaded, _ = library.offload(tvm.IRModule({"main": copy_with_new_vars(func)}), dtypes)
             mod[f"lib_{i}"] = offloaded["main"].with_attr("global_symbol", f"lib_{i}")
+        if "wino" in kinds and op.winograd_ok:
+            offloaded, _ = library.offload(tvm.IRModule({"main": copy_with_new_vars(func)}), dtypes, winograd={op.name})
+            mod[f"wino_{i}"] = offloaded["main"].with_attr("global_symbol", f"wino_{i}")
+    built = {g.name_hint for g in mod.get_global_vars()}
     executable = tvm.compile(builder.lower(mod, info, database), target=info.target)
     with tempfile.TemporaryDirectory(prefix="torchtvm-ops-") as tmp:
         runner = TvmRunner.from_library(builder.export_library(executable, os.path.join(tmp, "ops.so")))
@@ -96,6 +109,8 @@ def _time(ops: list, info, database, dtypes: set[str], kinds: tuple, rounds: int
     for _ in range(rounds):
         for i in range(len(ops)):
             for kind in kinds:
+                if f"{kind}_{i}" not in built:
+                    continue
                 f = runner.vm.time_evaluator(f"{kind}_{i}", runner.dev, number=1, repeat=calls, min_repeat_ms=0)
                 times.setdefault(f"{kind}_{i}", []).extend(r * 1e3 for r in f(*args[i]).results)
     # A low quantile, not the median: on a busy machine a parallel region can wait a whole

@@ -22,6 +22,9 @@ LIBRARY_OPS = {
     "torchtvm.attention": ["aten::_scaled_dot_product_flash_attention_for_cpu"],
     "torchtvm.layer_norm": ["aten::native_layer_norm"],
     "torchtvm.softmax": ["aten::_softmax.out"],
+    # library_recurrent.cc: whole LSTM / GRU layers
+    "torchtvm.lstm": ["aten::lstm.input"],
+    "torchtvm.gru": ["aten::gru.input"],
 }
 
 
@@ -78,7 +81,10 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
 
     def alone(o) -> dict:
         t = measured.get(o.name)
-        return {"alone_ms": {"library": t.library_ms, "tvm": t.tvm_ms}} if t else {}
+        if not t:
+            return {}
+        ms = {"library": t.library_ms, "tvm": t.tvm_ms}
+        return {"alone_ms": {**ms, "winograd": t.winograd_ms} if t.winograd_ms is not None else ms}
 
     for i, o in enumerate(offloads):
         ms = profile.calls_ms[i] if timed else None

@@ -1,0 +1,122 @@
+"""The runtime's Winograd F(4x4, 3x3) convolution (native/runtime/src/library_winograd.cc): a library
+algorithm that per-op placement may give a float32 3x3 stride-1 convolution. It must match PyTorch
+for every epilogue, padding and ragged tile, keep PyTorch's NaN / inf results (a non-finite value
+sends the call back to the direct convolution), and be what placement picks only where it timed
+faster."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from torchtvm import builder
+from torchtvm.backend import library, measure
+from torchtvm.executor import TvmRunner
+from torchtvm.importer import import_program
+
+pytestmark = pytest.mark.skipif(not library.library_available(), reason="libtorchtvm_runtime.so is not built")
+
+INFO = builder.resolve_target("llvm", 2)
+
+
+class Conv3x3(nn.Module):
+    def __init__(self, cin, cout, act, residual=False, bias=True, padding=1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=padding, bias=bias)
+        self.act, self.residual = act, residual
+
+    def forward(self, x, r):
+        y = self.conv(x)
+        return self.act(y + r if self.residual else y)
+
+
+def build_winograd(model, inputs):
+    """Build with every convolution Winograd can take given that kernel; returns (runner, offloads)."""
+    mod = import_program(torch.export.export(model.eval(), inputs), list(inputs), 1).mod
+    _, planned = builder.place(mod, INFO, "library")
+    names = frozenset(o.name for o in planned if o.winograd_ok)
+    executable, offloads = builder.build_placed(mod, INFO, None, "library", winograd=names)
+    return TvmRunner(executable), offloads
+
+
+ACTS = {"relu": torch.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "none": lambda t: t}
+
+
+@pytest.mark.parametrize("act", list(ACTS))
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize(
+    "n,cin,cout,h,w,padding,bias",
+    [
+        (1, 16, 32, 8, 8, 1, True),  # whole tiles
+        (2, 32, 16, 9, 7, 1, False),  # ragged tiles at the bottom and right edges, batch 2
+        (1, 16, 16, 10, 11, 0, True),  # no padding
+    ],
+)
+def test_winograd_matches_pytorch(act, residual, n, cin, cout, h, w, padding, bias):
+    torch.manual_seed(0)
+    model = Conv3x3(cin, cout, ACTS[act], residual, bias, padding)
+    oh, ow = h + 2 * padding - 2, w + 2 * padding - 2
+    x, r = torch.randn(n, cin, h, w), torch.randn(n, cout, oh, ow)
+    runner, offloads = build_winograd(model, (x, r))
+    assert [o.algorithm for o in offloads] == ["winograd"]
+    with torch.no_grad():
+        ref = model(x, r)
+    torch.testing.assert_close(runner.run([x, r])[0], ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("act", ["relu", "none"])
+def test_winograd_keeps_pytorchs_nan_and_inf(act):
+    """One inf turns a whole Winograd tile into NaN; the call is then computed the direct way."""
+    torch.manual_seed(1)
+    model = Conv3x3(16, 16, ACTS[act], residual=True)
+    x, r = torch.randn(1, 16, 12, 12), torch.randn(1, 16, 12, 12)
+    x[0, 0, 5, 5], x[0, 3, 0, 11], x[0, 7, 9, 2] = float("inf"), float("-inf"), float("nan")
+    runner, offloads = build_winograd(model, (x, r))
+    assert [o.algorithm for o in offloads] == ["winograd"]
+    got = runner.run([x, r])[0]
+    with torch.no_grad():
+        ref = model(x, r)
+    assert torch.equal(got.isnan(), ref.isnan()) and torch.equal(got.isinf(), ref.isinf())
+    assert got.isnan().any() and torch.isfinite(ref).any()
+    finite = torch.isfinite(ref)
+    torch.testing.assert_close(got[finite], ref[finite], rtol=1e-4, atol=1e-4)
+    # and the next finite input takes the Winograd path again, with the right answer
+    x2 = torch.randn_like(x)
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([x2, r])[0], model(x2, r), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "cin,cout,conv",
+    [(8, 16, {}), (16, 24, {}), (16, 16, {"stride": 2}), (16, 16, {"dilation": 2, "padding": 2}), (16, 16, {"groups": 2})],
+)
+def test_winograd_is_offered_only_where_the_kernel_applies(cin, cout, conv):
+    """Channels in blocks of 16, stride 1, no dilation, one group: anything else stays direct."""
+    model = nn.Conv2d(cin, cout, 3, **{"padding": 1, **conv})
+    x = torch.randn(1, cin, 9, 9)
+    mod = import_program(torch.export.export(model.eval(), (x,)), [x], 1).mod
+    _, planned = builder.place(mod, INFO, "library")
+    assert len(planned) == 1 and not planned[0].winograd_ok
+    _, offloads = builder.build_placed(mod, INFO, None, "library", winograd=frozenset([planned[0].name]))
+    assert offloads[0].algorithm == ""
+
+
+def test_per_op_placement_times_winograd_and_uses_it_only_where_faster():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, stride=2, padding=1)).eval()
+    x = torch.randn(1, 16, 24, 24)
+    mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
+    timed = measure.measure_ops(builder.prepare(mod, INFO), INFO, None, library.library_dtypes(INFO.features), rounds=1, calls=3)
+    with_wino = [t for t in timed.values() if t.winograd_ms is not None]
+    assert len(timed) == 2 and len(with_wino) == 1 and with_wino[0].winograd_ms > 0  # the stride-2 conv has none
+    t = with_wino[0]
+    assert t.winograd == (t.winograd_ms < t.library_ms * measure.MARGIN)
+    # The choice follows the times, never a candidate that measured slower.
+    slower = measure.OpTiming("a", library_ms=1.0, tvm_ms=5.0, winograd_ms=1.2)
+    faster = measure.OpTiming("b", library_ms=1.0, tvm_ms=5.0, winograd_ms=0.5)
+    beaten = measure.OpTiming("c", library_ms=1.0, tvm_ms=0.3, winograd_ms=0.5)
+    assert (slower.winograd, slower.where) == (False, "library")
+    assert (faster.winograd, faster.where) == (True, "library")
+    assert beaten.where == "tvm"
