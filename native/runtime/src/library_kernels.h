@@ -22,6 +22,10 @@ at::Tensor View(const DLTensor* t);
 // Where a DLTensor's data starts.
 void* DataOf(const DLTensor* t);
 
+// A cheap fingerprint of a buffer's contents (a freed weight's address reused by another must not
+// hit a cache).
+uint64_t Fingerprint(const DLTensor* w);
+
 // A cache key for what is derived from a convolution weight: (address, contents fingerprint, the
 // rest of what it depends on).
 using PackKey = std::tuple<const void*, uint64_t, std::vector<int64_t>>;

@@ -12,12 +12,16 @@
 // are copied into TVM's buffers.
 
 #include <ATen/ATen.h>
+#include <dlfcn.h>
 #include <c10/core/InferenceMode.h>
 #include <tvm/ffi/container/shape.h>
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/function.h>
 #include <tvm/ffi/reflection/registry.h>
 
+#include <cstdint>
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "library_kernels.h"
@@ -31,22 +35,240 @@ namespace ffi = tvm::ffi;
 struct RnnArgs {
   std::vector<at::Tensor> inputs, outputs;
   ffi::Shape attrs;
+  std::vector<const DLTensor*> dl;  // the inputs as given (for cache keys)
 };
 
 RnnArgs Unpack(const char* name, ffi::PackedArgs args, int states) {
   // x, the states, at least two weights; then the attributes and 1 + states outputs
   int n = args.size(), at_attrs = n - 2 - states;
-  TORCH_CHECK(at_attrs >= 1 + states + 2 && n == at_attrs + 2 + states, name, " got ", n, " arguments; this is a torchtvm bug.");
-  RnnArgs r{{}, {}, args[at_attrs].cast<ffi::Shape>()};
+  TORCH_CHECK(at_attrs >= 1 + states + 2, name, " got ", n, " arguments; this is a torchtvm bug.");
+  RnnArgs r{{}, {}, args[at_attrs].cast<ffi::Shape>(), {}};
   TORCH_CHECK(r.attrs.size() == 4, name, " got ", r.attrs.size(), " attributes; this is a torchtvm bug.");
-  for (int i = 0; i < at_attrs; ++i) r.inputs.push_back(View(args[i].cast<DLTensor*>()));
+  for (int i = 0; i < at_attrs; ++i) {
+    r.dl.push_back(args[i].cast<DLTensor*>());
+    r.inputs.push_back(View(r.dl.back()));
+  }
   for (int i = at_attrs + 1; i < n; ++i) r.outputs.push_back(View(args[i].cast<DLTensor*>()));
   return r;
+}
+
+// ---- the recurrence, float32 -------------------------------------------------------------
+
+// exp for float32 written so that the compiler vectorizes it (Cephes' range reduction and
+// polynomial, within 2 ulp); NaN stays NaN, overflow saturates.
+__attribute__((always_inline)) inline float ExpF(float x) {
+  x = x > 88.0f ? 88.0f : x;
+  x = x < -88.0f ? -88.0f : x;
+  float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  x = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float y = ((((1.9875691500e-4f * x + 1.3981999507e-3f) * x + 8.3334519073e-3f) * x + 4.1665795894e-2f) * x +
+             1.6666665459e-1f) * x + 5.0000001201e-1f;
+  y = y * x * x + x + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return y * scale;
+}
+
+__attribute__((always_inline)) inline float Sigmoid(float x) { return 1.0f / (1.0f + ExpF(-x)); }
+__attribute__((always_inline)) inline float Tanh(float x) { return 1.0f - 2.0f / (1.0f + ExpF(2.0f * x)); }
+
+// One time step of one LSTM row (a batch element): gates = xg + hg + bias (i, f, g, o blocks of H),
+// c = f * c + i * g, h = o * tanh(c).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void LstmRow(const float* __restrict__ xg, const float* __restrict__ hg, const float* __restrict__ bias,
+             float* __restrict__ c, float* __restrict__ h, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    float i = Sigmoid(xg[j] + hg[j] + bias[j]);
+    float f = Sigmoid(xg[H + j] + hg[H + j] + bias[H + j]);
+    float g = Tanh(xg[2 * H + j] + hg[2 * H + j] + bias[2 * H + j]);
+    float o = Sigmoid(xg[3 * H + j] + hg[3 * H + j] + bias[3 * H + j]);
+    float cj = f * c[j] + i * g;
+    c[j] = cj;
+    h[j] = o * Tanh(cj);
+  }
+}
+
+// One GRU row: r, z from the sums; n = tanh(xn + b_in + r * (hn + b_hn)); h = n + z * (h_prev - n).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void GruRow(const float* __restrict__ xg, const float* __restrict__ hg, const float* __restrict__ b_ih,
+            const float* __restrict__ b_hh, const float* __restrict__ h_prev, float* __restrict__ h, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    float r = Sigmoid(xg[j] + b_ih[j] + hg[j] + b_hh[j]);
+    float z = Sigmoid(xg[H + j] + b_ih[H + j] + hg[H + j] + b_hh[H + j]);
+    float n = Tanh(xg[2 * H + j] + b_ih[2 * H + j] + r * (hg[2 * H + j] + b_hh[2 * H + j]));
+    h[j] = n + z * (h_prev[j] - n);
+  }
+}
+
+// out [B, G] = h [B, H] (rows ldh apart) @ wt [H, G]: one time step's recurrent product for a few
+// rows. BLAS spends ~17 us on such a call (3 x 128 x 512) packing the weight it multiplies; here
+// the weight is kept transposed, and each block of 32 columns accumulates in registers over H
+// (GCC vector types: two zmm, four ymm or eight xmm per row, whichever clone runs).
+typedef float V16 __attribute__((vector_size(64)));
+
+template <int B>
+__attribute__((always_inline)) inline void StepBlock(const float* __restrict__ h, int64_t ldh, const float* __restrict__ wt,
+                                                     float* __restrict__ out, int64_t H, int64_t G, int64_t j0) {
+  V16 acc[B][2];
+  for (int b = 0; b < B; ++b) acc[b][0] = acc[b][1] = V16{};
+  for (int64_t k = 0; k < H; ++k) {
+    V16 w0, w1;
+    std::memcpy(&w0, wt + k * G + j0, sizeof(V16));
+    std::memcpy(&w1, wt + k * G + j0 + 16, sizeof(V16));
+    for (int b = 0; b < B; ++b) {
+      float hb = h[b * ldh + k];
+      acc[b][0] += hb * w0;
+      acc[b][1] += hb * w1;
+    }
+  }
+  for (int b = 0; b < B; ++b) {
+    std::memcpy(out + b * G + j0, &acc[b][0], sizeof(V16));
+    std::memcpy(out + b * G + j0 + 16, &acc[b][1], sizeof(V16));
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void StepGemmRows(const float* __restrict__ h, int64_t ldh, const float* __restrict__ wt, float* __restrict__ out,
+                  int64_t B, int64_t H, int64_t G) {
+  int64_t j0 = 0;
+  for (; j0 + 32 <= G; j0 += 32) {
+    switch (B) {
+      case 1: StepBlock<1>(h, ldh, wt, out, H, G, j0); break;
+      case 2: StepBlock<2>(h, ldh, wt, out, H, G, j0); break;
+      case 3: StepBlock<3>(h, ldh, wt, out, H, G, j0); break;
+      case 4: StepBlock<4>(h, ldh, wt, out, H, G, j0); break;
+      case 5: StepBlock<5>(h, ldh, wt, out, H, G, j0); break;
+      case 6: StepBlock<6>(h, ldh, wt, out, H, G, j0); break;
+      case 7: StepBlock<7>(h, ldh, wt, out, H, G, j0); break;
+      default: StepBlock<8>(h, ldh, wt, out, H, G, j0); break;
+    }
+  }
+  for (int64_t b = 0; b < B; ++b)  // the last G % 32 columns
+    for (int64_t j = j0; j < G; ++j) {
+      float a = 0.f;
+      for (int64_t k = 0; k < H; ++k) a += h[b * ldh + k] * wt[k * G + j];
+      out[b * G + j] = a;
+    }
+}
+
+// Any number of rows, 8 at a time (the weight is read once per 8 rows).
+void StepGemm(const float* h, int64_t ldh, const float* wt, float* out, int64_t rows, int64_t H, int64_t G) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 8) StepGemmRows(h + r0 * ldh, ldh, wt, out + r0 * G, std::min<int64_t>(8, rows - r0), H, G);
+}
+
+// Up to this many rows StepGemm beats a BLAS call (whose packing costs ~15 us); beyond, BLAS's
+// blocking and threads win.
+constexpr int64_t kStepGemmRows = 256;
+
+// A weight [G, K] transposed to [K, G] for StepGemm, once per weight.
+at::Tensor Transposed(const DLTensor* w, const at::Tensor& t) {
+  return Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {t.size(0), t.size(1)}}, [&] { return t.t().contiguous(); });
+}
+
+// MKL's sgemm, as libtorch exports it; absent (another BLAS build), the small products go through
+// at::mm instead.
+using SgemmFn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                         const int*, const float*, const int*, const float*, float*, const int*);
+
+SgemmFn Sgemm() {
+  static SgemmFn f = []() -> SgemmFn {
+    void* lib = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
+    if (!lib) return nullptr;
+    void* sym = dlsym(lib, "sgemm_");
+    dlclose(lib);
+    return reinterpret_cast<SgemmFn>(sym);
+  }();
+  return f;
+}
+
+// C [m, n] = A [m, k] @ B^T, B [n, k]; row-major with leading dimensions. Called once per time
+// step on a few rows: a direct BLAS call, without ATen's dispatch.
+void GemmABt(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+             int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (SgemmFn f = Sgemm()) {  // column-major: C^T = B @ A^T
+    int M = n, N = m, K = k, LDA = ldb, LDB = lda, LDC = ldc;
+    float one = 1.0f, zero = 0.0f;
+    f("T", "N", &M, &N, &K, &one, B, &LDA, A, &LDB, &zero, C, &LDC);
+    return;
+  }
+  auto opts = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor c = at::from_blob(C, {m, n}, {ldc, 1}, opts);
+  at::mm_out(c, at::from_blob(const_cast<float*>(A), {m, k}, {lda, 1}, opts),
+             at::from_blob(const_cast<float*>(B), {n, k}, {ldb, 1}, opts).t());
+}
+
+// A whole multi-layer, possibly bidirectional LSTM or GRU over x [T, B, F] (or [B, T, F]):
+// each layer-direction multiplies all steps' inputs by W_ih in one GEMM, then steps through time
+// with one small GEMM (h @ W_hh^T) and one fused elementwise pass per step, reading h where the
+// previous step wrote it into the output sequence. Returns false where torch's own kernel is
+// needed (a projection, another dtype, an empty sequence).
+bool Recurrent(bool lstm, RnnArgs& r) {
+  int states = lstm ? 2 : 1;
+  const at::Tensor& x = r.inputs[0];
+  std::vector<at::Tensor> params(r.inputs.begin() + 1 + states, r.inputs.end());
+  bool has_biases = r.attrs[0] != 0, batch_first = r.attrs[3] != 0;
+  int64_t L = r.attrs[1], D = r.attrs[2] != 0 ? 2 : 1, per = has_biases ? 4 : 2;
+  if (x.scalar_type() != at::kFloat || x.dim() != 3 || static_cast<int64_t>(params.size()) != L * D * per) return false;
+  int64_t T = batch_first ? x.size(1) : x.size(0), B = batch_first ? x.size(0) : x.size(1);
+  int64_t H = params[1].size(1), G = params[1].size(0);
+  if (T == 0 || B == 0 || G != (lstm ? 4 : 3) * H) return false;
+  for (const auto& p : params)
+    if (!p.is_contiguous() || p.scalar_type() != at::kFloat) return false;
+  at::Tensor& out = r.outputs[0];
+  // step t, batch b -> row of the [T*B, width] matrices (the input, the output, the input gates)
+  auto row = [&](int64_t t, int64_t b) { return batch_first ? b * T + t : t * B + b; };
+  int64_t ld_step = batch_first ? T : 1;  // rows between consecutive batch elements of one step
+  at::Tensor xg = at::empty({T * B, G}, x.options()), hg = at::empty({B, G}, x.options());
+  at::Tensor bias = at::zeros({G}, x.options()), c = at::empty({B, H}, x.options());
+  at::Tensor layer_out[2];
+  at::Tensor in = x;
+  for (int64_t l = 0; l < L; ++l) {
+    at::Tensor dst = l == L - 1 ? out : (layer_out[l % 2] = at::empty({x.size(0), x.size(1), D * H}, x.options()));
+    int64_t width = D * H, fin = in.size(2);
+    for (int64_t d = 0; d < D; ++d) {
+      const at::Tensor* p = &params[(l * D + d) * per];
+      const DLTensor* const* w = &r.dl[1 + states + (l * D + d) * per];  // w_ih, w_hh as given
+      if (T * B <= kStepGemmRows) StepGemm(in.data_ptr<float>(), fin, Transposed(w[0], p[0]).data_ptr<float>(), xg.data_ptr<float>(), T * B, fin, G);
+      else GemmABt(T * B, G, fin, in.data_ptr<float>(), fin, p[0].data_ptr<float>(), fin, xg.data_ptr<float>(), G);
+      const float* b_ih = has_biases ? p[2].data_ptr<float>() : bias.data_ptr<float>();
+      const float* b_hh = has_biases ? p[3].data_ptr<float>() : bias.data_ptr<float>();
+      if (lstm && has_biases) at::add_out(bias, p[2], p[3]);
+      int64_t slot = l * D + d;
+      if (lstm) c.copy_(r.inputs[2][slot]);
+      const float* h = r.inputs[1][slot].data_ptr<float>();
+      int64_t ldh = H;
+      float* o = dst.data_ptr<float>() + d * H;
+      at::Tensor whh_t = B <= kStepGemmRows ? Transposed(w[1], p[1]) : at::Tensor();  // held while used
+      for (int64_t s = 0; s < T; ++s) {
+        int64_t t = d == 1 ? T - 1 - s : s;
+        if (whh_t.defined()) StepGemm(h, ldh, whh_t.data_ptr<float>(), hg.data_ptr<float>(), B, H, G);
+        else GemmABt(B, G, H, h, ldh, p[1].data_ptr<float>(), H, hg.data_ptr<float>(), G);
+        for (int64_t b = 0; b < B; ++b) {
+          const float* xr = xg.data_ptr<float>() + row(t, b) * G;
+          const float* hr = hg.data_ptr<float>() + b * G;
+          float* hn = o + row(t, b) * width;
+          if (lstm) LstmRow(xr, hr, bias.data_ptr<float>(), c.data_ptr<float>() + b * H, hn, H);
+          else GruRow(xr, hr, b_ih, b_hh, h + b * ldh, hn, H);
+        }
+        h = o + row(t, 0) * width;  // this step's h, read by the next one in place
+        ldh = ld_step * width;
+      }
+      // final states: the last step's h (and c)
+      at::Tensor hn = r.outputs[1][slot];
+      hn.copy_(at::from_blob(const_cast<float*>(h), {B, H}, {ldh, 1}, x.options()));
+      if (lstm) r.outputs[2][slot].copy_(c);
+    }
+    in = dst;
+  }
+  return true;
 }
 
 void Lstm(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   RnnArgs r = Unpack("torchtvm.lstm", args, 2);
+  if (Recurrent(true, r)) return;
   std::vector<at::Tensor> params(r.inputs.begin() + 3, r.inputs.end());
   auto [out, hy, cy] = at::lstm(r.inputs[0], {r.inputs[1], r.inputs[2]}, params, r.attrs[0] != 0, r.attrs[1], 0.0,
                                 false, r.attrs[2] != 0, r.attrs[3] != 0);
@@ -58,6 +280,7 @@ void Lstm(ffi::PackedArgs args, ffi::Any* rv) {
 void Gru(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   RnnArgs r = Unpack("torchtvm.gru", args, 1);
+  if (Recurrent(false, r)) return;
   std::vector<at::Tensor> params(r.inputs.begin() + 2, r.inputs.end());
   auto [out, hy] = at::gru(r.inputs[0], r.inputs[1], params, r.attrs[0] != 0, r.attrs[1], 0.0, false, r.attrs[2] != 0,
                            r.attrs[3] != 0);
