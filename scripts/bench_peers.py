@@ -363,8 +363,6 @@ def bench_model(name: str, args, threads: int, ort, ort_err: str | None, torch) 
             c(x)  # compiles here, not in the warm-ups
         return lambda: c(x)
 
-    setup(rows["torch.compile"], compiled)
-
     def tvm(trials: int):
         def build():
             out = os.path.join(work, f"tvm-tuned-{trials}" if trials else "tvm-untuned")
@@ -385,6 +383,11 @@ def bench_model(name: str, args, threads: int, ort, ort_err: str | None, torch) 
         setup(rows["TVM tuned"], tvm(args.tune_trials))
     else:
         rows["TVM tuned"].fail("skipped", "skipped: pass --tune-trials N")
+    # torch.compile last: once inductor has compiled a model in this process, oneDNN convolutions and
+    # MKL products run slower here for the rest of the process (seen 2026-11-26: ResNet-18 through
+    # the library 17.2 -> 19.0 ms, with Winograd 14.3 -> 19.8 ms), which would skew the TVM builds'
+    # per-op placement timings. The interleaved measurement below shares that state for all rows.
+    setup(rows["torch.compile"], compiled)
 
     # Correctness before timing.
     with torch.no_grad():

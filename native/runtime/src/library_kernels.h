@@ -47,6 +47,11 @@ V Memo(const PackKey& key, Make make) {
   return cache.emplace(key, make()).first->second;
 }
 
+// out [rows, G] = h [rows, H] (rows ldh apart) @ w [H, G] on the calling thread (small_gemm.cc),
+// for products too small for a BLAS call to pay off; w as PackForSmallGemm(w [H, G], float32) packs it.
+at::Tensor PackForSmallGemm(const at::Tensor& w);
+void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int64_t rows, int64_t H, int64_t G);
+
 // Winograd F(4x4, 3x3) (library_winograd.cc): whether it takes this float32 3x3 stride-1
 // convolution (x NHWC, w OIHW, out NHWC), and the convolution itself: out = act(conv(x) + bias +
 // other) for act none / relu (1) / relu6 (2); false when a value came out non-finite (the caller

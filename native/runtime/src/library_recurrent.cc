@@ -101,69 +101,13 @@ void GruRow(const float* __restrict__ xg, const float* __restrict__ hg, const fl
   }
 }
 
-// out [B, G] = h [B, H] (rows ldh apart) @ wt [H, G]: one time step's recurrent product for a few
-// rows. BLAS spends ~17 us on such a call (3 x 128 x 512) packing the weight it multiplies; here
-// the weight is kept transposed, and each block of 32 columns accumulates in registers over H
-// (GCC vector types: two zmm, four ymm or eight xmm per row, whichever clone runs).
-typedef float V16 __attribute__((vector_size(64)));
+// Up to this many rows SmallGemm beats a BLAS call (whose packing costs ~15 us on a 3 x 128 x 512
+// product); beyond, BLAS's blocking and threads win.
+constexpr int64_t kSmallGemmRows = 256;
 
-template <int B>
-__attribute__((always_inline)) inline void StepBlock(const float* __restrict__ h, int64_t ldh, const float* __restrict__ wt,
-                                                     float* __restrict__ out, int64_t H, int64_t G, int64_t j0) {
-  V16 acc[B][2];
-  for (int b = 0; b < B; ++b) acc[b][0] = acc[b][1] = V16{};
-  for (int64_t k = 0; k < H; ++k) {
-    V16 w0, w1;
-    std::memcpy(&w0, wt + k * G + j0, sizeof(V16));
-    std::memcpy(&w1, wt + k * G + j0 + 16, sizeof(V16));
-    for (int b = 0; b < B; ++b) {
-      float hb = h[b * ldh + k];
-      acc[b][0] += hb * w0;
-      acc[b][1] += hb * w1;
-    }
-  }
-  for (int b = 0; b < B; ++b) {
-    std::memcpy(out + b * G + j0, &acc[b][0], sizeof(V16));
-    std::memcpy(out + b * G + j0 + 16, &acc[b][1], sizeof(V16));
-  }
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void StepGemmRows(const float* __restrict__ h, int64_t ldh, const float* __restrict__ wt, float* __restrict__ out,
-                  int64_t B, int64_t H, int64_t G) {
-  int64_t j0 = 0;
-  for (; j0 + 32 <= G; j0 += 32) {
-    switch (B) {
-      case 1: StepBlock<1>(h, ldh, wt, out, H, G, j0); break;
-      case 2: StepBlock<2>(h, ldh, wt, out, H, G, j0); break;
-      case 3: StepBlock<3>(h, ldh, wt, out, H, G, j0); break;
-      case 4: StepBlock<4>(h, ldh, wt, out, H, G, j0); break;
-      case 5: StepBlock<5>(h, ldh, wt, out, H, G, j0); break;
-      case 6: StepBlock<6>(h, ldh, wt, out, H, G, j0); break;
-      case 7: StepBlock<7>(h, ldh, wt, out, H, G, j0); break;
-      default: StepBlock<8>(h, ldh, wt, out, H, G, j0); break;
-    }
-  }
-  for (int64_t b = 0; b < B; ++b)  // the last G % 32 columns
-    for (int64_t j = j0; j < G; ++j) {
-      float a = 0.f;
-      for (int64_t k = 0; k < H; ++k) a += h[b * ldh + k] * wt[k * G + j];
-      out[b * G + j] = a;
-    }
-}
-
-// Any number of rows, 8 at a time (the weight is read once per 8 rows).
-void StepGemm(const float* h, int64_t ldh, const float* wt, float* out, int64_t rows, int64_t H, int64_t G) {
-  for (int64_t r0 = 0; r0 < rows; r0 += 8) StepGemmRows(h + r0 * ldh, ldh, wt, out + r0 * G, std::min<int64_t>(8, rows - r0), H, G);
-}
-
-// Up to this many rows StepGemm beats a BLAS call (whose packing costs ~15 us); beyond, BLAS's
-// blocking and threads win.
-constexpr int64_t kStepGemmRows = 256;
-
-// A weight [G, K] transposed to [K, G] for StepGemm, once per weight.
-at::Tensor Transposed(const DLTensor* w, const at::Tensor& t) {
-  return Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {t.size(0), t.size(1)}}, [&] { return t.t().contiguous(); });
+// A weight [G, K], transposed and packed for SmallGemm, once per weight.
+at::Tensor PackedTransposed(const DLTensor* w, const at::Tensor& t) {
+  return Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {t.size(0), t.size(1)}}, [&] { return PackForSmallGemm(t.t()); });
 }
 
 // MKL's sgemm, as libtorch exports it; absent (another BLAS build), the small products go through
@@ -230,7 +174,7 @@ bool Recurrent(bool lstm, RnnArgs& r) {
     for (int64_t d = 0; d < D; ++d) {
       const at::Tensor* p = &params[(l * D + d) * per];
       const DLTensor* const* w = &r.dl[1 + states + (l * D + d) * per];  // w_ih, w_hh as given
-      if (T * B <= kStepGemmRows) StepGemm(in.data_ptr<float>(), fin, Transposed(w[0], p[0]).data_ptr<float>(), xg.data_ptr<float>(), T * B, fin, G);
+      if (T * B <= kSmallGemmRows) SmallGemm(in.data_ptr<float>(), fin, PackedTransposed(w[0], p[0]).data_ptr<float>(), xg.data_ptr<float>(), T * B, fin, G);
       else GemmABt(T * B, G, fin, in.data_ptr<float>(), fin, p[0].data_ptr<float>(), fin, xg.data_ptr<float>(), G);
       const float* b_ih = has_biases ? p[2].data_ptr<float>() : bias.data_ptr<float>();
       const float* b_hh = has_biases ? p[3].data_ptr<float>() : bias.data_ptr<float>();
@@ -240,10 +184,10 @@ bool Recurrent(bool lstm, RnnArgs& r) {
       const float* h = r.inputs[1][slot].data_ptr<float>();
       int64_t ldh = H;
       float* o = dst.data_ptr<float>() + d * H;
-      at::Tensor whh_t = B <= kStepGemmRows ? Transposed(w[1], p[1]) : at::Tensor();  // held while used
+      at::Tensor whh_t = B <= kSmallGemmRows ? PackedTransposed(w[1], p[1]) : at::Tensor();  // held while used
       for (int64_t s = 0; s < T; ++s) {
         int64_t t = d == 1 ? T - 1 - s : s;
-        if (whh_t.defined()) StepGemm(h, ldh, whh_t.data_ptr<float>(), hg.data_ptr<float>(), B, H, G);
+        if (whh_t.defined()) SmallGemm(h, ldh, whh_t.data_ptr<float>(), hg.data_ptr<float>(), B, H, G);
         else GemmABt(B, G, H, h, ldh, p[1].data_ptr<float>(), H, hg.data_ptr<float>(), G);
         for (int64_t b = 0; b < B; ++b) {
           const float* xr = xg.data_ptr<float>() + row(t, b) * G;
