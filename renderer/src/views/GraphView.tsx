@@ -24,6 +24,8 @@ const FAMILY: Record<string, string[]> = {
   linear: ['aten::linear', 'aten::addmm'],
   matmul: ['aten::matmul', 'aten::bmm', 'aten::mm'],
   max_pool2d: ['aten::max_pool2d', 'aten::max_pool2d_with_indices'],
+  lstm: ['aten::lstm'],
+  gru: ['aten::gru'],
 };
 const familyOf = (kind: string) => (FAMILY[kind] ? (kind.includes('conv') ? 'conv' : kind) : null);
 const familyOfOp = (op: string) => {
@@ -348,6 +350,8 @@ export function GraphView() {
                   </dd>
                   {!selPlace?.fused && selPlace?.op?.ms != null && <><dt>time</dt><dd>{fmtMs(selPlace.op.ms)}{selPlace.op.share != null ? ` · ${(selPlace.op.share * 100).toFixed(1)}% of the model's time` : ''}</dd></>}
                   {!selPlace?.fused && !!selPlace?.op?.epilogue?.length && <><dt>fuses</dt><dd>{selPlace.op.epilogue.join(', ')}</dd></>}
+                  {!selPlace?.fused && selPlace?.op?.algorithm === 'winograd' && <><dt>algorithm</dt><dd>Winograd F(4×4, 3×3), timed faster than the direct convolution</dd></>}
+                  {!selPlace?.fused && selPlace?.op?.alone_ms && <><dt>alone</dt><dd>{`library ${fmtMs(selPlace.op.alone_ms.library)} · tuned TVM ${fmtMs(selPlace.op.alone_ms.tvm)}${selPlace.op.alone_ms.winograd != null ? ` · Winograd ${fmtMs(selPlace.op.alone_ms.winograd)}` : ''}`}</dd></>}
                 </dl>
               </aside>
             )}

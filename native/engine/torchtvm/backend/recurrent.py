@@ -1,11 +1,10 @@
 """Whole LSTM and GRU layers as library kernels.
 
 torch's decompositions unroll `aten.lstm` / `aten.gru` into one cell per time step (two matmuls and
-a handful of elementwise ops each), which TVM then runs op by op: 5x slower than PyTorch on a small
-tagger. Instead the importer keeps each nn.LSTM / nn.GRU whole (decompositions.py leaves them out)
-and these converters turn it into one `R.call_dps_packed("torchtvm.lstm" | "torchtvm.gru")`, which
-native/runtime/src/library_recurrent.cc runs with torch's own fused kernel (oneDNN's RNN
-primitive). Nothing is unrolled, and the batch may be symbolic.
+a handful of elementwise ops each), which TVM then runs op by op. Instead the importer keeps each
+nn.LSTM / nn.GRU whole (decompositions.py leaves them out) and these converters turn it into one
+`R.call_dps_packed("torchtvm.lstm" | "torchtvm.gru")`, which native/runtime/src/library_recurrent.cc
+runs as one recurrence over all steps. Nothing is unrolled, and the batch may be symbolic.
 
 Placement `tvm` (and a target without the runtime library) gets TVM's own ops instead: `expand`
 unrolls each call into per-step cells, as torch's decomposition would have (torch.export fixes the
@@ -14,7 +13,6 @@ sequence length anyway). Non-float32 layers are unrolled at import.
 
 from __future__ import annotations
 
-import tvm
 from tvm import relax, tirx
 
 from .relax_ir import dtype_of as _dtype, op_name as _op_name, var_name as _name
