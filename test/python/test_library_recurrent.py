@@ -76,6 +76,16 @@ def test_rnn_layers_match_pytorch(cell, config, placement):
     agree(runner, model, x)
 
 
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU], ids=["lstm", "gru"])
+def test_large_batches_take_the_blas_products_and_match(cell):
+    """Over 256 rows the products go to MKL instead of the runtime's small-product kernel."""
+    torch.manual_seed(5)
+    model = Rnn(cell, batch_first=True)
+    x = torch.randn(260, 2, 8)  # 260 rows per step, 520 for the input product
+    runner, _ = build(model, x, "library")
+    agree(runner, model, x)
+
+
 def test_lstm_with_projection_matches_pytorch():
     torch.manual_seed(1)
     model = Rnn(nn.LSTM, num_layers=2, proj_size=5, batch_first=True)

@@ -1,18 +1,17 @@
-// Whole LSTM and GRU layers (all layers and directions of one nn.LSTM / nn.GRU) as library kernels:
-// torch's at::lstm / at::gru, which run oneDNN's fused RNN primitive on CPU, in place of the
-// per-time-step cells a graph compiler would unroll. Registered beside library_kernels.cc's ops and
-// called through R.call_dps_packed (backend/recurrent.py emits the calls at import):
+// Whole LSTM and GRU layers (all layers and directions of one nn.LSTM / nn.GRU) as library kernels,
+// in place of the per-time-step cells a graph compiler would unroll. Registered beside
+// library_kernels.cc's ops and called through R.call_dps_packed (backend/recurrent.py emits the
+// calls at import):
 //
 //   torchtvm.lstm(x, h0, c0, params..., attrs, out, h_n, c_n)
 //   torchtvm.gru(x, h0, params..., attrs, out, h_n)
 //   attrs = [has_biases, num_layers, bidirectional, batch_first]
 //
 // params are the op's flat weight list, in torch's order (w_ih, w_hh[, b_ih, b_hh][, w_hr] per layer
-// and direction). torch's RNN ops have no out= form: their results (a few KB for typical taggers)
-// are copied into TVM's buffers.
+// and direction). float32 layers run Recurrent below, writing TVM's buffers directly; projections
+// and other dtypes run torch's at::lstm / at::gru, whose results (no out= form) are copied in.
 
 #include <ATen/ATen.h>
-#include <dlfcn.h>
 #include <c10/core/InferenceMode.h>
 #include <tvm/ffi/container/shape.h>
 #include <tvm/ffi/container/tensor.h>
@@ -110,33 +109,10 @@ at::Tensor PackedTransposed(const DLTensor* w, const at::Tensor& t) {
   return Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {t.size(0), t.size(1)}}, [&] { return PackForSmallGemm(t.t()); });
 }
 
-// MKL's sgemm, as libtorch exports it; absent (another BLAS build), the small products go through
-// at::mm instead.
-using SgemmFn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
-                         const int*, const float*, const int*, const float*, float*, const int*);
-
-SgemmFn Sgemm() {
-  static SgemmFn f = []() -> SgemmFn {
-    void* lib = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
-    if (!lib) return nullptr;
-    void* sym = dlsym(lib, "sgemm_");
-    dlclose(lib);
-    return reinterpret_cast<SgemmFn>(sym);
-  }();
-  return f;
-}
-
-// C [m, n] = A [m, k] @ B^T, B [n, k]; row-major with leading dimensions. Called once per time
-// step on a few rows: a direct BLAS call, without ATen's dispatch.
+// C [m, n] = A [m, k] @ B^T, B [n, k]; row-major with leading dimensions: the products too large
+// for SmallGemm, through ATen (MKL).
 void GemmABt(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
              int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (SgemmFn f = Sgemm()) {  // column-major: C^T = B @ A^T
-    int M = n, N = m, K = k, LDA = ldb, LDB = lda, LDC = ldc;
-    float one = 1.0f, zero = 0.0f;
-    f("T", "N", &M, &N, &K, &one, B, &LDA, A, &LDB, &zero, C, &LDC);
-    return;
-  }
   auto opts = at::TensorOptions().dtype(at::kFloat);
   at::Tensor c = at::from_blob(C, {m, n}, {ldc, 1}, opts);
   at::mm_out(c, at::from_blob(const_cast<float*>(A), {m, k}, {lda, 1}, opts),
