@@ -97,8 +97,9 @@ describe.skipIf(!hasChromium())('inputs, per-model status, graph view, charts (b
 
   it('shows nothing stale after switching models, and restores a model\'s own results when it is reopened', async () => {
     await open(modelB);
+    // While B opens the bar reads "Model: A · opening B…" and A's inspection stays: wait for B itself.
+    await expect.poll(() => page.getAttribute('.model-bar', 'title'), { timeout: 120_000 }).toBe(modelB);
     await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
-    expect(await page.textContent('.model-bar')).toContain(modelB);
     for (const v of ['compile', 'tune', 'bench', 'export']) expect(await page.locator(`nav [data-view=${v}] .dot`).count()).toBe(0);
     await nav('compile');
     expect(await page.locator('[data-testid=verification-banner]').count()).toBe(0);
@@ -112,6 +113,7 @@ describe.skipIf(!hasChromium())('inputs, per-model status, graph view, charts (b
     await page.screenshot({ path: shotPath('ui-04-model-b-clean') });
     // Back to A: its compile comes back from its runs, with its status.
     await open(modelA);
+    await expect.poll(() => page.getAttribute('.model-bar', 'title'), { timeout: 120_000 }).toBe(modelA);
     await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
     await nav('compile');
     await page.waitForSelector('[data-testid=verification-banner]', { timeout: 30_000 });
