@@ -162,8 +162,8 @@ bool WinogradConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, co
   WinoGeometry g{x->shape[0], x->shape[1], x->shape[2], x->shape[3], out->shape[3], out->shape[1], out->shape[2], pad_h, pad_w, 0, 0, 0};
   g.TH = (g.OH + 3) / 4, g.TW = (g.OW + 3) / 4, g.T = g.N * g.TH * g.TW;
   if (g.T == 0) return true;
-  // U depends on the weight alone (no activation shape in the key); this call site has its own cache.
-  PackKey key = ConvKey(w, {pad_h, pad_w}, {1, 1}, {1, 1}, 1, at::empty({0}));
+  // U depends on the weight alone; this call site has its own cache.
+  PackKey key{DataOf(w), Fingerprint(w), {w->shape[0], w->shape[1]}};
   at::Tensor U = Memo<at::Tensor>(key, [&] { return TransformWeight(View(w)); });
   at::Tensor V = Scratch(0, 36 * g.T * g.C).view({36, g.T, g.C});
   at::Tensor M = Scratch(1, 36 * g.T * g.K).view({36, g.T, g.K});
