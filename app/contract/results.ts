@@ -116,10 +116,10 @@ export interface PlacedOp {
   /** The library kernel's algorithm where it is not the default: 'winograd' (3x3 convolutions
    * that per-op placement timed faster as Winograd than as oneDNN's direct convolution). */
   algorithm?: 'winograd';
-  /** Per-op placement (auto with a tuning database): the op timed alone, in the model's layout,
-   * as a library kernel, as TVM's tuned kernel and (3x3 convolutions) as the Winograd kernel;
+  /** Per-op placement (auto): the op timed alone, in the model's layout, as a library kernel, as
+   * TVM's tuned kernel (with a tuning database) and (3x3 convolutions) as the Winograd kernel;
    * it runs where it was faster. */
-  alone_ms?: { library: number; tvm: number; winograd?: number };
+  alone_ms?: { library: number; tvm?: number; winograd?: number };
 }
 
 export interface Placement {

@@ -93,6 +93,21 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     await page.locator(`${NODES}[data-op="aten::batch_norm"]`).first().click();
     expect(await page.textContent('[data-testid=graph-selected]')).toMatch(/library kernel.*fused into the call of _convolution/);
     await shots('graph-02-resnet18-placement');
+    // Layer 1's first convolution: the build timed it as oneDNN's direct convolution and as
+    // Winograd, and its details show both times and the algorithm that won by more than 5%.
+    await convs.nth(1).click();
+    const details = (await page.textContent('[data-testid=graph-selected]'))!;
+    const [, direct, directUnit, wino, winoUnit] = details.match(/alonedirect convolution ([\d.]+) (ms|µs) · Winograd ([\d.]+) (ms|µs)/)!;
+    const ms = (v: string, unit: string) => Number(v) / (unit === 'µs' ? 1000 : 1);
+    expect(details.includes('Winograd F(4×4, 3×3)')).toBe(ms(wino, winoUnit) < 0.95 * ms(direct, directUnit));
+    expect(details).not.toContain('tuned TVM'); // not tuned: nothing of TVM's was timed
+    for (const [w, h] of [[1024, 700], [1920, 1080]]) {
+      await page.setViewportSize({ width: w, height: h });
+      for (const theme of ['light', 'dark']) {
+        await page.evaluate((t) => document.documentElement.setAttribute('data-theme', t), theme);
+        await page.screenshot({ path: shotPath(`graph-03-resnet18-winograd-details-${theme}-${w}x${h}`) });
+      }
+    }
     expect(s.pageErrors).toEqual([]);
   }, LONG);
 });

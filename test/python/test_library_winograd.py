@@ -15,6 +15,8 @@ from torchtvm import builder
 from torchtvm.backend import library, measure
 from torchtvm.executor import TvmRunner
 from torchtvm.importer import import_program
+from torchtvm.jobs import JobContext
+from torchtvm.pipeline import compile_model
 
 pytestmark = pytest.mark.skipif(not library.library_available(), reason="libtorchtvm_runtime.so is not built")
 
@@ -103,20 +105,54 @@ def test_winograd_is_offered_only_where_the_kernel_applies(cin, cout, conv):
     assert offloads[0].algorithm == ""
 
 
-def test_per_op_placement_times_winograd_and_uses_it_only_where_faster():
+def test_the_default_build_times_winograd_and_uses_it_only_where_faster(tmp_path):
+    """Untuned `auto` times each convolution Winograd can take both ways, on the model's weights,
+    and gives it Winograd only where that was clearly faster; the report shows the times."""
     torch.manual_seed(2)
     model = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, stride=2, padding=1)).eval()
     x = torch.randn(1, 16, 24, 24)
     mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
-    timed = measure.measure_ops(builder.prepare(mod, INFO), INFO, None, library.library_dtypes(INFO.features), rounds=1, calls=3)
-    with_wino = [t for t in timed.values() if t.winograd_ms is not None]
-    assert len(timed) == 2 and len(with_wino) == 1 and with_wino[0].winograd_ms > 0  # the stride-2 conv has none
-    t = with_wino[0]
+    placed, offloads = builder.place(mod, INFO, "auto")
+    timed = measure.time_winograd(placed, offloads, rounds=2, calls=5)
+    assert list(timed) == [offloads[0].name]  # the stride-2 conv has no Winograd form
+    t = timed[offloads[0].name]
+    assert t.library_ms > 0 and t.winograd_ms > 0 and t.tvm_ms is None and t.where == "library"
     assert t.winograd == (t.winograd_ms < t.library_ms * measure.MARGIN)
-    # The choice follows the times, never a candidate that measured slower.
+
+    path = str(tmp_path / "net.pt")
+    torch.jit.save(torch.jit.trace(model, x), path)
+    params = {"model": path, "inputs": [{"name": "x", "dims": [1, 16, 24, 24]}], "out_dir": str(tmp_path / "build"), "measure": False, "edge_values": False}
+    placement = compile_model(params, JobContext("test"))["placement"]
+    first, strided = placement["ops"]
+    assert set(first["alone_ms"]) == {"library", "winograd"} and "alone_ms" not in strided
+    chose = first["alone_ms"]["winograd"] < first["alone_ms"]["library"] * measure.MARGIN
+    assert (first.get("algorithm") == "winograd") == chose and "algorithm" not in strided
+    assert placement["note"].startswith(f"auto: {int(chose)} of 1 3x3 convolution(s) as Winograd")
+
+
+def test_the_choice_follows_the_times():
+    """Never a candidate that measured slower; a tie keeps the default."""
     slower = measure.OpTiming("a", library_ms=1.0, tvm_ms=5.0, winograd_ms=1.2)
     faster = measure.OpTiming("b", library_ms=1.0, tvm_ms=5.0, winograd_ms=0.5)
     beaten = measure.OpTiming("c", library_ms=1.0, tvm_ms=0.3, winograd_ms=0.5)
+    tie = measure.OpTiming("d", library_ms=1.0, tvm_ms=None, winograd_ms=0.97)
     assert (slower.winograd, slower.where) == (False, "library")
     assert (faster.winograd, faster.where) == (True, "library")
     assert beaten.where == "tvm"
+    assert (tie.winograd, tie.where) == (False, "library")
+
+
+def test_a_built_model_still_runs_right_after_the_timing_drops_the_weight_caches():
+    """The timing packs the module's own constants (not a built model's copies) and then drops
+    every weight cache: a model already running packs its weights again at its next call."""
+    torch.manual_seed(3)
+    model = Conv3x3(16, 16, torch.relu)
+    x, r = torch.randn(1, 16, 10, 10), torch.randn(1, 16, 10, 10)
+    runner, _ = build_winograd(model, (x, r))
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([x, r])[0], model(x, r), rtol=1e-4, atol=1e-4)
+    mod = import_program(torch.export.export(model.eval(), (x, r)), [x, r], 1).mod
+    placed, offloads = builder.place(mod, INFO, "auto")
+    assert measure.time_winograd(placed, offloads, rounds=1, calls=2)
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([x, r])[0], model(x, r), rtol=1e-4, atol=1e-4)

@@ -77,15 +77,16 @@ function printPlacement(p: Placement, out: CommandContext['out']): void {
   out.line(head);
   if (p.note) out.line(p.note);
   if (p.ops.length) {
-    // With per-op placement, each op's two candidates timed alone: why it runs where it does.
+    // With per-op placement, each op's candidates timed alone: why it runs where it does.
     const alone = p.ops.some((o) => o.alone_ms);
+    const tuned = p.ops.some((o) => o.alone_ms?.tvm != null);
     const wino = p.ops.some((o) => o.alone_ms?.winograd != null);
     const aloneCell = (a: NonNullable<PlacedOp['alone_ms']>) =>
-      [a.library, a.tvm, ...(wino ? [a.winograd] : [])].map((ms) => (ms != null ? fmtMs(ms) : '-')).join(' / ');
+      [a.library, ...(tuned ? [a.tvm] : []), ...(wino ? [a.winograd] : [])].map((ms) => (ms != null ? fmtMs(ms) : '-')).join(' / ');
     out.line(table(p.ops.map((o) => [o.name, o.kind, `[${o.shape.join(', ')}]`, o.epilogue.join('+') || '-', o.algorithm ? `${o.where} (${o.algorithm})` : o.where,
       o.ms != null ? fmtMs(o.ms) : '-', o.share != null ? `${(100 * o.share).toFixed(1)}%` : '-',
       ...(alone ? [o.alone_ms ? aloneCell(o.alone_ms) : '-'] : [])]),
-      ['op', 'kind', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? [`alone: library / tuned TVM${wino ? ' / Winograd' : ''}`] : [])]));
+      ['op', 'kind', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? [`alone: ${['library', ...(tuned ? ['tuned TVM'] : []), ...(wino ? ['Winograd'] : [])].join(' / ')}`] : [])]));
   }
 }
 

@@ -134,17 +134,28 @@ def build(mod, info: TargetInfo, database=None, placement: str = "auto"):
 
 def build_placed(mod, info: TargetInfo, database=None, placement: str = "auto", keep_in_tvm=frozenset(), winograd=frozenset()):
     """Build; returns (executable, offloads)."""
-    import tvm
-
     try:
         placed, offloads = place(mod, info, placement, keep_in_tvm, winograd)
-        lowered = lower(placed, info, database)
-        return tvm.compile(lowered, target=info.target), offloads
     except EngineError:
         raise
     except Exception as e:
-        first = str(e).strip().splitlines()
-        raise EngineError("build_failed", f"TVM could not build the model for {info.kind}: {first[-1][:300] if first else type(e).__name__}.", str(e)) from e
+        raise _build_failed(info, e) from e
+    return compile_placed(placed, info, database), offloads
+
+
+def compile_placed(placed, info: TargetInfo, database=None):
+    """Lower and compile a placed module (see place)."""
+    import tvm
+
+    try:
+        return tvm.compile(lower(placed, info, database), target=info.target)
+    except Exception as e:
+        raise _build_failed(info, e) from e
+
+
+def _build_failed(info: TargetInfo, e: Exception) -> EngineError:
+    first = str(e).strip().splitlines()
+    return EngineError("build_failed", f"TVM could not build the model for {info.kind}: {first[-1][:300] if first else type(e).__name__}.", str(e))
 
 
 def export_library(executable, path: str) -> str:

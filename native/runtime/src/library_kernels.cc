@@ -543,6 +543,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       })
       // Whether convolutions without a residual use the direct path; returns what it was.
       .def("torchtvm.library_direct_conv", [](bool on) { return g_direct_conv.exchange(on); })
+      .def("torchtvm.library_clear_caches", []() { MemoGeneration().fetch_add(1); })
       .def("torchtvm.library_schema", [](ffi::String op) { return ffi::String(LibrarySchema(op)); })
       .def("torchtvm.route_parallel_to_torch", [](ffi::String path) { return RouteParallelToTorch(std::string(path)); });
 }

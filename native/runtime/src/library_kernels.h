@@ -2,6 +2,7 @@
 // for compiled modules, and what loading needs to check that they match the running torch.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -33,6 +34,13 @@ using PackKey = std::tuple<const void*, uint64_t, std::vector<int64_t>>;
 PackKey ConvKey(const DLTensor* w, const std::vector<int64_t>& padding, const std::vector<int64_t>& stride,
                 const std::vector<int64_t>& dilation, int64_t groups, const at::Tensor& x);
 
+// Bumped by torchtvm.library_clear_caches (after placement timed kernels on weights no model
+// keeps): every Memo drops what it holds at its next use.
+inline std::atomic<uint64_t>& MemoGeneration() {
+  static std::atomic<uint64_t> generation{0};
+  return generation;
+}
+
 // The value cached under `key` (one cache per call site), made by `make()` at first use. Bounded: a
 // process that loads many models keeps the newest weights only. Returned by value, so a caller's
 // copy stays alive while it runs even if another thread clears the cache.
@@ -40,7 +48,12 @@ template <typename V, typename Make>
 V Memo(const PackKey& key, Make make) {
   static std::mutex mu;
   static std::map<PackKey, V> cache;
+  static uint64_t generation = 0;
   std::lock_guard<std::mutex> lock(mu);
+  if (uint64_t now = MemoGeneration().load(std::memory_order_relaxed); now != generation) {
+    cache.clear();
+    generation = now;
+  }
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() >= 4096) cache.clear();

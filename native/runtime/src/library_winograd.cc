@@ -1,6 +1,6 @@
-// Winograd F(4x4, 3x3) for float32 3x3 stride-1 convolutions over NHWC: a candidate that tuning's
-// per-op placement measures against oneDNN's direct convolution (torchtvm.conv2d's attribute 10
-// asks for it; the build never picks it without having timed it faster in the model's shapes).
+// Winograd F(4x4, 3x3) for float32 3x3 stride-1 convolutions over NHWC: a candidate that placement
+// (the untuned default too) times against oneDNN's direct convolution (torchtvm.conv2d's attribute
+// 10 asks for it; the build never picks it without having timed it faster in the model's shapes).
 //
 // A 4x4 output tile needs 36 multiplies per (input, output) channel pair instead of 144: the input
 // is transformed tile by tile into V [36][tiles][Cin], the 36 products V[e] @ U[e] go into

@@ -351,7 +351,7 @@ export function GraphView() {
                   {!selPlace?.fused && selPlace?.op?.ms != null && <><dt>time</dt><dd>{fmtMs(selPlace.op.ms)}{selPlace.op.share != null ? ` · ${(selPlace.op.share * 100).toFixed(1)}% of the model's time` : ''}</dd></>}
                   {!selPlace?.fused && !!selPlace?.op?.epilogue?.length && <><dt>fuses</dt><dd>{selPlace.op.epilogue.join(', ')}</dd></>}
                   {!selPlace?.fused && selPlace?.op?.algorithm === 'winograd' && <><dt>algorithm</dt><dd>Winograd F(4×4, 3×3), timed faster than the direct convolution</dd></>}
-                  {!selPlace?.fused && selPlace?.op?.alone_ms && <><dt>alone</dt><dd>{`library ${fmtMs(selPlace.op.alone_ms.library)} · tuned TVM ${fmtMs(selPlace.op.alone_ms.tvm)}${selPlace.op.alone_ms.winograd != null ? ` · Winograd ${fmtMs(selPlace.op.alone_ms.winograd)}` : ''}`}</dd></>}
+                  {!selPlace?.fused && selPlace?.op?.alone_ms && <><dt>alone</dt><dd>{`${selPlace.op.alone_ms.winograd != null ? 'direct convolution' : 'library'} ${fmtMs(selPlace.op.alone_ms.library)}${selPlace.op.alone_ms.winograd != null ? ` · Winograd ${fmtMs(selPlace.op.alone_ms.winograd)}` : ''}${selPlace.op.alone_ms.tvm != null ? ` · tuned TVM ${fmtMs(selPlace.op.alone_ms.tvm)}` : ''}`}</dd></>}
                 </dl>
               </aside>
             )}

@@ -126,6 +126,47 @@ def offload(mod, dtypes: set[str], kinds=KINDS, keep_in_tvm=frozenset(), winogra
     return mod, _in_call_order(func, plan.ordered)
 
 
+def library_calls(mod, func: str) -> dict:
+    """The calls of `main` to the runtime function `func`, by the name of the var each binds (the
+    op's name in the placement report)."""
+    out = {}
+    for block in mod["main"].body.blocks:
+        for b in block.bindings:
+            v = b.value
+            if _op_name(v) == "relax.call_dps_packed" and str(getattr(v.args[0], "global_symbol", "")) == func:
+                out[_name(b.var)] = v
+    return out
+
+
+def use_winograd(mod, offloads: list, names: frozenset):
+    """`mod` (as offload placed it) with the convolutions in `names` switched to the runtime's
+    Winograd kernel, without planning the graph again. Marks their offloads; returns the module."""
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    chosen = {o.name for o in offloads if o.name in names and o.winograd_ok}
+
+    @mutator
+    class Switch(PyExprMutator):
+        def visit_var_binding_(self, binding):
+            v = binding.value
+            if _name(binding.var) not in chosen or _op_name(v) != "relax.call_dps_packed" or str(getattr(v.args[0], "global_symbol", "")) != "torchtvm.conv2d":
+                return super().visit_var_binding_(binding)
+            *args, attrs = v.args[1].fields
+            args = [a if isinstance(a, _Constant) else self.visit_expr(a) for a in args]
+            # library_kernels.cc Conv2d: attribute 10, the algorithm
+            call = relax.op.call_dps_packed("torchtvm.conv2d", relax.Tuple(args + [relax.ShapeExpr([int(x) for x in attrs.values] + [1])]), out_ty=binding.var.ty)
+            self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(call)))
+
+    if not chosen:
+        return mod
+    mod = mod.clone()
+    mod["main"] = Switch(mod).visit_expr(mod["main"])
+    for o in offloads:
+        if o.name in chosen:
+            o.algorithm = "winograd"
+    return mod
+
+
 @_with_attention
 def candidates(mod, kinds=KINDS) -> list[Offload]:
     """The ops the library could take, without taking them (for the report of a TVM-only build)."""
@@ -203,6 +244,17 @@ def _shape(expr):
 
 def _shape_json(expr) -> list:
     return [int(v) if hasattr(v, "value") else str(v) for v in (_shape(expr) or [])]
+
+
+def static_shape(expr) -> list[int] | None:
+    """An expression's shape as ints, or None where it is symbolic or unknown."""
+    dims = _shape(expr)
+    return [int(v.value) for v in dims] if dims is not None and all(hasattr(v, "value") for v in dims) else None
+
+
+def constant_value(expr):
+    """A Relax constant's tensor (tvm-ffi), or None for anything else."""
+    return expr.value if isinstance(expr, _Constant) else None
 
 
 def _const_array(expr):

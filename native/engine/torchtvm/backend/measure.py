@@ -1,11 +1,12 @@
 """Per-operator placement, measured: each op the library could take is timed both ways (the library
 kernel, and TVM's kernel with the tuning database's schedule) in the layout the model runs it in,
-and goes where it is faster. A convolution the runtime's Winograd kernel can take is timed that way
-too, and uses it where that is faster than oneDNN's direct convolution.
+and goes where it is faster. A convolution the runtime's Winograd kernel can take is timed both
+ways as a library call (time_winograd, untuned builds too) and uses Winograd where that is faster
+than oneDNN's direct convolution.
 
-Every candidate is a function of one module, built and exported once and loaded like the model
-(TVM's loops on torch's thread pool), then timed in interleaved rounds so that a burst of load hits
-both candidates of an op alike. (Timed alone, an op misses the cache state its neighbours leave;
+For TVM's kernels, every candidate is a function of one module, built and exported once and
+loaded like the model (TVM's loops on torch's thread pool), then timed in interleaved rounds so
+that a burst of load hits both candidates of an op alike. (Timed alone, an op misses the cache state its neighbours leave;
 the model-level comparison in pipeline.py catches a placement that loses in context.)
 """
 
@@ -25,7 +26,7 @@ MARGIN = 0.95
 class OpTiming:
     name: str
     library_ms: float
-    tvm_ms: float
+    tvm_ms: float | None  # None where TVM's kernel was not timed (an untuned build)
     winograd_ms: float | None = None  # the library call with the Winograd kernel, where it applies
 
     @property
@@ -35,17 +36,62 @@ class OpTiming:
     @property
     def where(self) -> str:
         best_library = self.winograd_ms if self.winograd else self.library_ms
-        return "tvm" if self.tvm_ms < best_library * MARGIN else "library"
+        return "tvm" if self.tvm_ms is not None and self.tvm_ms < best_library * MARGIN else "library"
+
+
+def time_winograd(placed, offloads: list, rounds: int = 5, calls: int = 4) -> dict[str, OpTiming]:
+    """For an untuned build: each static-shaped convolution of `placed` (a module offload placed)
+    that the Winograd kernel can take, its library call timed in this process both ways (oneDNN's
+    direct convolution, Winograd) on the model's weights and random activations, in interleaved
+    rounds. Only the kernels run (no TVM build): about a second for ResNet-18."""
+    import time
+
+    import torch
+    import tvm_ffi
+
+    from . import library
+
+    conv = tvm_ffi.get_global_func("torchtvm.conv2d")
+    found = library.library_calls(placed, "torchtvm.conv2d")
+    cases = {}
+    for o in offloads:
+        call = found.get(o.name) if o.winograd_ok else None
+        if call is None:
+            continue
+        *inputs, attrs = call.args[1].fields
+        shapes = [library.static_shape(a) for a in inputs] + [library.static_shape(call)]
+        if any(s is None for s in shapes):
+            continue  # a symbolic shape: no size to time it at
+        args = [library.constant_value(a) if library.constant_value(a) is not None else torch.randn(s) for a, s in zip(inputs, shapes)]
+        out = torch.empty(shapes[-1])
+        base = [int(x) for x in attrs.values]
+        cases[o.name] = (args, out, {"lib": tvm_ffi.Shape(base), "wino": tvm_ffi.Shape(base + [1])})
+    times: dict[tuple, list[float]] = {}
+    for args, out, variants in cases.values():
+        for a in variants.values():
+            conv(*args, a, out)  # the first call packs or transforms the weight
+    for _ in range(rounds):
+        for name, (args, out, variants) in cases.items():
+            for kind, a in variants.items():
+                for _ in range(calls):
+                    t0 = time.perf_counter()
+                    conv(*args, a, out)
+                    times.setdefault((name, kind), []).append((time.perf_counter() - t0) * 1e3)
+    # The weights packed here are this module's constants, not the built model's copies.
+    tvm_ffi.get_global_func("torchtvm.library_clear_caches")()
+    low = {k: statistics.quantiles(v, n=10)[0] if len(v) >= 10 else min(v) for k, v in times.items()}
+    return {name: OpTiming(name, low[(name, "lib")], None, low[(name, "wino")]) for name in cases}
 
 
 def measure_ops(prepared, info, database, dtypes: set[str], rounds: int = 3, calls: int = 10) -> dict[str, OpTiming]:
     """Times every static-shaped library candidate of `prepared` (a module after
-    library.prepare) as a library call and as TVM's kernel. Returns {op name: OpTiming}."""
+    library.prepare) as a library call and as TVM's kernel. Returns {op name: OpTiming}; Winograd's
+    times (time_winograd) are the caller's to add."""
     from . import library
 
     ops = library.isolate(prepared, dtypes)
-    times = _time(ops, info, database, dtypes, ("tvm", "lib", "wino"), rounds, calls)
-    return {op.name: OpTiming(op.name, times[f"lib_{i}"], times[f"tvm_{i}"], times.get(f"wino_{i}")) for i, (op, _) in enumerate(ops)}
+    times = _time(ops, info, database, dtypes, ("tvm", "lib"), rounds, calls)
+    return {op.name: OpTiming(op.name, times[f"lib_{i}"], times[f"tvm_{i}"]) for i, (op, _) in enumerate(ops)}
 
 
 def task_library_ms(prepared, info, dtypes: set[str], task_hashes: list[str]) -> dict[int, float]:
@@ -76,9 +122,8 @@ def task_library_ms(prepared, info, dtypes: set[str], task_hashes: list[str]) ->
 
 
 def _time(ops: list, info, database, dtypes: set[str], kinds: tuple, rounds: int, calls: int) -> dict[str, float]:
-    """Builds `kinds` of each op ("tvm": its own bindings, "lib": offloaded, "wino": offloaded with
-    the Winograd kernel, for the ops it applies to) into one module, exports and loads it like a
-    model, and returns each function's median time in ms."""
+    """Builds `kinds` of each op ("tvm": its own bindings, "lib": offloaded) into one module,
+    exports and loads it like a model, and returns each function's median time in ms."""
     import tvm
     from tvm.relax.utils import copy_with_new_vars
 
@@ -95,10 +140,6 @@ def _time(ops: list, info, database, dtypes: set[str], kinds: tuple, rounds: int
         if "lib" in kinds:
             offloaded, _ = library.offload(tvm.IRModule({"main": copy_with_new_vars(func)}), dtypes)
             mod[f"lib_{i}"] = offloaded["main"].with_attr("global_symbol", f"lib_{i}")
-        if "wino" in kinds and op.winograd_ok:
-            offloaded, _ = library.offload(tvm.IRModule({"main": copy_with_new_vars(func)}), dtypes, winograd={op.name})
-            mod[f"wino_{i}"] = offloaded["main"].with_attr("global_symbol", f"wino_{i}")
-    built = {g.name_hint for g in mod.get_global_vars()}
     executable = tvm.compile(builder.lower(mod, info, database), target=info.target)
     with tempfile.TemporaryDirectory(prefix="torchtvm-ops-") as tmp:
         runner = TvmRunner.from_library(builder.export_library(executable, os.path.join(tmp, "ops.so")))
@@ -109,8 +150,6 @@ def _time(ops: list, info, database, dtypes: set[str], kinds: tuple, rounds: int
     for _ in range(rounds):
         for i in range(len(ops)):
             for kind in kinds:
-                if f"{kind}_{i}" not in built:
-                    continue
                 f = runner.vm.time_evaluator(f"{kind}_{i}", runner.dev, number=1, repeat=calls, min_repeat_ms=0)
                 times.setdefault(f"{kind}_{i}", []).extend(r * 1e3 for r in f(*args[i]).results)
     # A low quantile, not the median: on a busy machine a parallel region can wait a whole

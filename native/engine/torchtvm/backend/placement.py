@@ -83,8 +83,8 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
         t = measured.get(o.name)
         if not t:
             return {}
-        ms = {"library": t.library_ms, "tvm": t.tvm_ms}
-        return {"alone_ms": {**ms, "winograd": t.winograd_ms} if t.winograd_ms is not None else ms}
+        ms = {"library": t.library_ms, "tvm": t.tvm_ms, "winograd": t.winograd_ms}
+        return {"alone_ms": {k: v for k, v in ms.items() if v is not None}}
 
     for i, o in enumerate(offloads):
         ms = profile.calls_ms[i] if timed else None
