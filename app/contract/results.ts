@@ -131,11 +131,12 @@ export interface Placement {
   library_ms: number | null;
   tvm_ms: number | null;
   total_ms: number | null;
-  /** With a tuning database, how auto placed each op and whether that beat the library everywhere. */
+  /** How auto placed the ops: which convolutions run as Winograd and, with a tuning database, whether
+   * moving ops to TVM beat the default. */
   note?: string;
-  /** Per-op placement against the library everywhere (model p50s, interleaved): the faster is kept,
-   * so a tuned build is never slower than the untuned default. Only `kept: false` where every op
-   * stayed in the library. */
+  /** Per-op placement against the untuned default (the library everywhere, Winograd where it timed
+   * faster; `library_ms`), fastest of interleaved model runs: the faster is kept, so a tuned build
+   * is never slower than the untuned default. Only `kept: false` where every op stayed in the library. */
   per_op?: { kept: boolean; per_op_ms?: number; library_ms?: number };
 }
 

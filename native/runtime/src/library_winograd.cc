@@ -28,13 +28,15 @@ namespace torchtvm {
 namespace {
 
 constexpr int64_t kCB = 16;  // channels per block: one AVX-512 vector, two AVX2 ones
+// Tiles per chunk of a thread's share: a chunk's V and M (330 KB each at 64 channels) stay in L2.
+constexpr int64_t kMaxChunk = 48;
 const float kZeros[kCB] = {};
 
 struct WinoGeometry {
   int64_t N, H, W, C, K, OH, OW, ph, pw, TH, TW, T;
 };
 
-// Tiles [begin, end) of the flattened (n, th, tw) into V [36][T][C]: V = B^T d B per 16 channels.
+// Tiles [begin, end) of the flattened (n, th, tw) into V [36][end - begin][C]: V = B^T d B per 16 channels.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void InputTransform(const float* __restrict__ x, float* __restrict__ V, const WinoGeometry& g, int64_t begin, int64_t end) {
   for (int64_t t = begin; t < end; ++t) {
@@ -70,13 +72,13 @@ void InputTransform(const float* __restrict__ x, float* __restrict__ V, const Wi
           v[4][c] = 2.f * (d1 - d3) - d2 + d4;
           v[5][c] = 4.f * d1 - 5.f * d3 + d5;
         }
-        for (int j = 0; j < 6; ++j) std::memcpy(V + ((i * 6 + j) * g.T + t) * g.C + c0, v[j], sizeof(v[j]));
+        for (int j = 0; j < 6; ++j) std::memcpy(V + ((i * 6 + j) * (end - begin) + t - begin) * g.C + c0, v[j], sizeof(v[j]));
       }
     }
   }
 }
 
-// Tiles [begin, end) from M [36][T][K] into out (NHWC): y = A^T m A + bias + other, then relu /
+// Tiles [begin, end) from M [36][end - begin][K] into out (NHWC): y = A^T m A + bias + other, then relu /
 // relu6 (clamp 1 / 2, NaN kept). Returns false when a value before the activation is not finite.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 bool OutputTransform(const float* __restrict__ M, const float* __restrict__ bias, const float* other, float* out,
@@ -89,7 +91,7 @@ bool OutputTransform(const float* __restrict__ M, const float* __restrict__ bias
       float s[4][6][kCB], y[4][4][kCB];
       for (int j = 0; j < 6; ++j) {  // s = A^T m (over rows)
         const float* m[6];
-        for (int i = 0; i < 6; ++i) m[i] = M + ((i * 6 + j) * g.T + t) * g.K + c0;
+        for (int i = 0; i < 6; ++i) m[i] = M + ((i * 6 + j) * (end - begin) + t - begin) * g.K + c0;
         for (int c = 0; c < kCB; ++c) {
           float m0 = m[0][c], m1 = m[1][c], m2 = m[2][c], m3 = m[3][c], m4 = m[4][c], m5 = m[5][c];
           float a = m1 + m2, b = m1 - m2, p = m3 + m4, q = m3 - m4;
@@ -143,7 +145,7 @@ at::Tensor TransformWeight(const at::Tensor& w) {
   return at::stack(packed);  // [36][packed [Cin][Cout]]
 }
 
-// Scratch for V and M, kept between calls: allocating megabytes per call costs page faults.
+// Each thread's scratch for V and M, kept between calls: allocating per call costs page faults.
 at::Tensor Scratch(int which, int64_t numel) {
   static thread_local at::Tensor buf[2];
   if (!buf[which].defined() || buf[which].numel() < numel) buf[which] = at::empty({numel}, at::kFloat);
@@ -165,14 +167,12 @@ bool WinogradConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, co
   // U depends on the weight alone; this call site has its own cache.
   PackKey key{DataOf(w), Fingerprint(w), {w->shape[0], w->shape[1]}};
   at::Tensor U = Memo<at::Tensor>(key, [&] { return TransformWeight(View(w)); });
-  at::Tensor V = Scratch(0, 36 * g.T * g.C).view({36, g.T, g.C});
-  at::Tensor M = Scratch(1, 36 * g.T * g.K).view({36, g.T, g.K});
   const float* xp = static_cast<const float*>(DataOf(x));
   const float* bp = bias ? static_cast<const float*>(DataOf(bias)) : nullptr;
   const float* op = other ? static_cast<const float*>(DataOf(other)) : nullptr;
+  float* yp = static_cast<float*>(DataOf(out));
   int clamp = unary == 1 || unary == 2 ? int(unary) : 0;
-  const float *up = U.data_ptr<float>();
-  float *vp = V.data_ptr<float>(), *mp = M.data_ptr<float>();
+  const float* up = U.data_ptr<float>();
   std::atomic<bool> finite{true};
   // Each thread takes its tiles through all three stages: what it transforms, multiplies and writes
   // stays in its own core's cache, and no stage waits for the other thread. MKL's batched GEMM was
@@ -180,10 +180,17 @@ bool WinogradConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, co
   // interleaved: 16.7 ms with these products, 19.7 ms with MKL's, 19.1 ms without Winograd), and it
   // read the transformed weights of 7x7 layers (38 MB at 512 channels) twice as slowly.
   at::parallel_for(0, g.T, 1, [&](int64_t b, int64_t e) {
-    InputTransform(xp, vp, g, b, e);
-    for (int64_t i = 0; i < 36; ++i)
-      SmallGemm(vp + (i * g.T + b) * g.C, g.C, up + i * U.stride(0), mp + (i * g.T + b) * g.K, e - b, g.C, g.K);
-    if (!OutputTransform(mp, bp, op, static_cast<float*>(DataOf(out)), g, clamp, b, e)) finite = false;
+    // A thread's tiles go through in chunks of at most kMaxChunk (rows a multiple of SmallGemm's 6):
+    // layer 1 of ResNet-18 ran 4-6% faster than with all of a thread's tiles at once.
+    int64_t chunks = (e - b + kMaxChunk - 1) / kMaxChunk, step = ((e - b + chunks - 1) / chunks + 5) / 6 * 6;
+    float* vp = Scratch(0, 36 * step * g.C).data_ptr<float>();
+    float* mp = Scratch(1, 36 * step * g.K).data_ptr<float>();
+    for (int64_t t0 = b; t0 < e; t0 += step) {
+      int64_t t1 = std::min(e, t0 + step), n = t1 - t0;
+      InputTransform(xp, vp, g, t0, t1);
+      for (int64_t i = 0; i < 36; ++i) SmallGemm(vp + i * n * g.C, g.C, up + i * U.stride(0), mp + i * n * g.K, n, g.C, g.K);
+      if (!OutputTransform(mp, bp, op, yp, g, clamp, t0, t1)) finite = false;
+    }
   });
   return finite.load();
 }

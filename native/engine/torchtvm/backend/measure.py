@@ -6,8 +6,9 @@ than oneDNN's direct convolution.
 
 For TVM's kernels, every candidate is a function of one module, built and exported once and
 loaded like the model (TVM's loops on torch's thread pool), then timed in interleaved rounds so
-that a burst of load hits both candidates of an op alike. (Timed alone, an op misses the cache state its neighbours leave;
-the model-level comparison in pipeline.py catches a placement that loses in context.)
+that a burst of load hits both candidates of an op alike. (Timed alone, an op misses the cache
+state its neighbours leave; the model-level comparison in pipeline.py catches a placement that
+loses in context.)
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def time_winograd(placed, offloads: list, rounds: int = 5, calls: int = 4) -> di
         shapes = [library.static_shape(a) for a in inputs] + [library.static_shape(call)]
         if any(s is None for s in shapes):
             continue  # a symbolic shape: no size to time it at
-        args = [library.constant_value(a) if library.constant_value(a) is not None else torch.randn(s) for a, s in zip(inputs, shapes)]
+        consts = [library.constant_value(a) for a in inputs]  # the weights and bias; activations are random
+        args = [c if c is not None else torch.randn(s) for c, s in zip(consts, shapes)]
         out = torch.empty(shapes[-1])
         base = [int(x) for x in attrs.values]
         cases[o.name] = (args, out, {"lib": tvm_ffi.Shape(base), "wino": tvm_ffi.Shape(base + [1])})
