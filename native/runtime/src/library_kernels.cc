@@ -335,6 +335,10 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
     if (code > 2) ApplyUnary(ot, code);
     return;
   }
+  if (groups > 1 && DepthwiseConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a, code)) {
+    if (code > 2) ApplyUnary(ot, code);
+    return;
+  }
   if (PointwiseAsGemm(x, w, out, a, bias, other)) {
     ApplyUnary(ot, code);
     return;

@@ -11,6 +11,7 @@
 
 #include <ATen/ATen.h>
 #include <dlpack/dlpack.h>
+#include <tvm/ffi/container/shape.h>
 #include <tvm/ffi/function.h>
 
 namespace torchtvm {
@@ -72,6 +73,12 @@ void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int
 bool WinogradApplies(const DLTensor* x, const DLTensor* w, const DLTensor* out);
 bool WinogradConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
                   int64_t pad_h, int64_t pad_w, int64_t unary);
+
+// A depthwise float32 convolution (x NHWC, w [C, 1, kh, kw], out NHWC; a: torchtvm.conv2d's
+// attributes) by the runtime's own loop (library_depthwise.cc): out = conv(x) + bias + other, then
+// relu / relu6 for unary 1 / 2 (the caller applies any other). False when it does not apply.
+bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
+                   const tvm::ffi::Shape& a, int64_t unary);
 
 // The schema of a torch op ("ns::op.overload") in the running process ("" when torch has none).
 std::string LibrarySchema(const std::string& qualified);
