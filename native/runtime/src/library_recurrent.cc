@@ -12,6 +12,7 @@
 // and other dtypes run torch's at::lstm / at::gru, whose results (no out= form) are copied in.
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <tvm/ffi/container/shape.h>
 #include <tvm/ffi/container/tensor.h>
@@ -150,8 +151,16 @@ bool Recurrent(bool lstm, RnnArgs& r) {
     for (int64_t d = 0; d < D; ++d) {
       const at::Tensor* p = &params[(l * D + d) * per];
       const DLTensor* const* w = &r.dl[1 + states + (l * D + d) * per];  // w_ih, w_hh as given
-      if (T * B <= kSmallGemmRows) SmallGemm(in.data_ptr<float>(), fin, PackedTransposed(w[0], p[0]).data_ptr<float>(), xg.data_ptr<float>(), T * B, fin, G);
-      else GemmABt(T * B, G, fin, in.data_ptr<float>(), fin, p[0].data_ptr<float>(), fin, xg.data_ptr<float>(), G);
+      if (T * B <= kSmallGemmRows) {
+        // All steps' input gates at once, the rows split over torch's threads (in blocks of
+        // SmallGemm's 6): the steps after this run on one thread.
+        const float *src = in.data_ptr<float>(), *wp = PackedTransposed(w[0], p[0]).data_ptr<float>();
+        float* dst_gates = xg.data_ptr<float>();
+        at::parallel_for(0, (T * B + 5) / 6, 1, [&](int64_t b0, int64_t b1) {
+          int64_t r0 = b0 * 6, r1 = std::min(T * B, b1 * 6);
+          SmallGemm(src + r0 * fin, fin, wp, dst_gates + r0 * G, r1 - r0, fin, G);
+        });
+      } else GemmABt(T * B, G, fin, in.data_ptr<float>(), fin, p[0].data_ptr<float>(), fin, xg.data_ptr<float>(), G);
       const float* b_ih = has_biases ? p[2].data_ptr<float>() : bias.data_ptr<float>();
       const float* b_hh = has_biases ? p[3].data_ptr<float>() : bias.data_ptr<float>();
       if (lstm && has_biases) at::add_out(bias, p[2], p[3]);
