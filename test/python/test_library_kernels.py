@@ -76,6 +76,19 @@ ACTIVATIONS = {
 }
 
 
+def test_the_runtimes_parallel_loops_use_torchs_threads():
+    """The runtime's kernels (Winograd, depthwise, max pooling) and TVM's loops run on torch's pool
+    through at::parallel_for, which compiles to a serial loop unless the runtime is built with OpenMP."""
+    import tvm_ffi
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert tvm_ffi.get_global_func("torchtvm.library_parallel_threads")() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(params=["direct", "in_place"])
 def conv_path(request):
     """Both ways a library conv writes TVM's buffer: torch's prepacked op context runs straight into

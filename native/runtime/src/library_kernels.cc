@@ -34,6 +34,8 @@
 #include <stdexcept>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <thread>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -548,6 +550,17 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       // Whether convolutions without a residual use the direct path; returns what it was.
       .def("torchtvm.library_direct_conv", [](bool on) { return g_direct_conv.exchange(on); })
       .def("torchtvm.library_clear_caches", []() { MemoGeneration().fetch_add(1); })
+      // How many of torch's threads one parallel loop of the runtime reaches (its kernels' loops
+      // and TVM's go the same way): 1 with several threads set means a build without OpenMP.
+      .def("torchtvm.library_parallel_threads", []() {
+        std::mutex mu;
+        std::set<std::thread::id> ids;
+        at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
+          std::lock_guard<std::mutex> lock(mu);
+          ids.insert(std::this_thread::get_id());
+        });
+        return static_cast<int64_t>(ids.size());
+      })
       .def("torchtvm.library_schema", [](ffi::String op) { return ffi::String(LibrarySchema(op)); })
       .def("torchtvm.route_parallel_to_torch", [](ffi::String path) { return RouteParallelToTorch(std::string(path)); });
 }
