@@ -175,10 +175,9 @@ bool WinogradConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, co
   const float* up = U.data_ptr<float>();
   std::atomic<bool> finite{true};
   // Each thread takes its tiles through all three stages: what it transforms, multiplies and writes
-  // stays in its own core's cache, and no stage waits for the other thread. MKL's batched GEMM was
-  // faster when the host was quiet but not when it was busy (ResNet-18 with layers 1-3 as Winograd,
-  // interleaved: 16.7 ms with these products, 19.7 ms with MKL's, 19.1 ms without Winograd), and it
-  // read the transformed weights of 7x7 layers (38 MB at 512 channels) twice as slowly.
+  // stays in its own core's cache, and no stage waits for the other thread. (MKL's batched GEMM for
+  // the products, tried first, lost whenever the host was busy and read the transformed weights of
+  // 7x7 layers, 38 MB at 512 channels, twice as slowly.)
   at::parallel_for(0, g.T, 1, [&](int64_t b, int64_t e) {
     // A thread's tiles go through in chunks of at most kMaxChunk (rows a multiple of SmallGemm's 6):
     // layer 1 of ResNet-18 ran 4-6% faster than with all of a thread's tiles at once.
