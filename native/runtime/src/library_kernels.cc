@@ -326,8 +326,9 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   at::Tensor xt = ViewNHWC(x), ot = ViewNHWC(out);
   int64_t code = a[7];
   // Every path writes straight into TVM's buffer (oneDNN's out-of-place forms allocate their
-  // output per call, which costs page faults and a copy on every large activation): a small 1x1
-  // conv is an MKL GEMM; one without a residual runs torch's prepacked op context into `out`; the
+  // output per call, which costs page faults and a copy on every large activation): Winograd and
+  // depthwise convolutions run the runtime's own loops; a small 1x1 conv is an MKL GEMM; one
+  // without a residual runs torch's prepacked op context into `out`; the
   // rest use oneDNN's in-place form, which accumulates onto `out` (a sum post-op), so `out` first
   // holds the residual, or zeros.
   const DLTensor* other = has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr;
