@@ -92,7 +92,14 @@ def place(mod, info: TargetInfo, placement: str = "auto", keep_in_tvm=frozenset(
     mod = prepare(mod, info)
     if placement == "tvm":
         return _unrolled_rnns(mod), []
-    return library.offload(mod, library.library_dtypes(info.features), keep_in_tvm=keep_in_tvm, winograd=winograd)
+    return offload_prepared(mod, info, keep_in_tvm, winograd)
+
+
+def offload_prepared(prepared, info: TargetInfo, keep_in_tvm=frozenset(), winograd=frozenset()):
+    """place's library step, for a module `prepare` already made (placement auto or library)."""
+    from .backend import library
+
+    return library.offload(prepared, library.library_dtypes(info.features), keep_in_tvm=keep_in_tvm, winograd=winograd)
 
 
 def _unrolled_rnns(mod):

@@ -166,7 +166,9 @@ def _build_with_placement(imported, specs, info, database, placement: str, ctx):
         return executable, offloads, None, {}
     from .backend import library, measure
 
-    placed, offloads = builder.place(imported.mod, info, "auto")
+    # One prepared graph (BatchNorm folded, NHWC) for the default build and the per-op timing.
+    prepared = builder.prepare(imported.mod, info)
+    placed, offloads = builder.offload_prepared(prepared, info)
     wino_timed = {}
     if any(o.winograd_ok for o in offloads):
         ctx.progress("build", "timing the 3x3 convolutions as Winograd and as oneDNN's direct convolution")
@@ -179,7 +181,7 @@ def _build_with_placement(imported, specs, info, database, placement: str, ctx):
         return default_ex, offloads, ({"note": f"auto: {wino_note}"} if wino_timed else None), wino_timed
 
     ctx.progress("build", "timing each op as a library kernel and as TVM's tuned kernel")
-    measured = measure.measure_ops(builder.prepare(imported.mod, info), info, database, library.library_dtypes(info.features))
+    measured = measure.measure_ops(prepared, info, database, library.library_dtypes(info.features))
     # A convolution Winograd can take keeps the times that chose its algorithm (both candidates timed
     # the same way, so the default's choice and this report agree).
     measured = {name: measure.OpTiming(name, wino_timed[name].library_ms, t.tvm_ms, wino_timed[name].winograd_ms) if name in wino_timed else t for name, t in measured.items()}

@@ -129,13 +129,12 @@ def offload(mod, dtypes: set[str], kinds=KINDS, keep_in_tvm=frozenset(), winogra
 def library_calls(mod, func: str) -> dict:
     """The calls of `main` to the runtime function `func`, by the name of the var each binds (the
     op's name in the placement report)."""
-    out = {}
-    for block in mod["main"].body.blocks:
-        for b in block.bindings:
-            v = b.value
-            if _op_name(v) == "relax.call_dps_packed" and str(getattr(v.args[0], "global_symbol", "")) == func:
-                out[_name(b.var)] = v
-    return out
+    return {_name(b.var): b.value for block in mod["main"].body.blocks for b in block.bindings if _calls(b.value, func)}
+
+
+def _calls(value, func: str) -> bool:
+    """Whether a binding's value is a call_dps_packed to the runtime function `func`."""
+    return _op_name(value) == "relax.call_dps_packed" and str(getattr(value.args[0], "global_symbol", "")) == func
 
 
 def use_winograd(mod, offloads: list, names: frozenset):
@@ -149,7 +148,7 @@ def use_winograd(mod, offloads: list, names: frozenset):
     class Switch(PyExprMutator):
         def visit_var_binding_(self, binding):
             v = binding.value
-            if _name(binding.var) not in chosen or _op_name(v) != "relax.call_dps_packed" or str(getattr(v.args[0], "global_symbol", "")) != "torchtvm.conv2d":
+            if _name(binding.var) not in chosen or not _calls(v, "torchtvm.conv2d"):
                 return super().visit_var_binding_(binding)
             *args, attrs = v.args[1].fields
             args = [a if isinstance(a, _Constant) else self.visit_expr(a) for a in args]
