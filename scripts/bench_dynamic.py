@@ -24,11 +24,11 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "native", "engine"))
 
-from torchtvm import builder  # noqa: E402
-from torchtvm.executor import TvmRunner  # noqa: E402
-from torchtvm.importer import import_torchscript  # noqa: E402
-from torchtvm.pipeline import set_threads  # noqa: E402
-from torchtvm.specs import parse_specs  # noqa: E402
+from torchtvm.backend import build as builder  # noqa: E402
+from torchtvm.backend.executor import TvmRunner  # noqa: E402
+from torchtvm.frontend.importer import import_torchscript  # noqa: E402
+from torchtvm.pipeline.stages import set_threads  # noqa: E402
+from torchtvm.common.specs import parse_specs  # noqa: E402
 
 
 class MLP(nn.Module):

@@ -218,21 +218,21 @@ def onnx_export(torch, model, x, path: str, n_out: int) -> str:
 
 def build_tvm(torch, ts_path: str, dims, out_dir: str, threads: int, trials: int = 0, work_dir: str | None = None) -> tuple[str, dict]:
     """Compile (or tune and compile) with the engine and export the deployable .pt; returns its path."""
-    from torchtvm.jobs import JobContext
+    from torchtvm.common.progress import JobContext
 
     export_path = os.path.join(out_dir, "model_tvm.pt")
     inputs = [{"name": "x", "dims": dims, "dtype": "float32"}]
     common = {"out_dir": out_dir, "measure": False, "export_path": export_path}
     if trials:
-        from torchtvm.tune import tune_and_build
+        from torchtvm.pipeline.compile import tune_and_build
 
         def on_event(ev, d):
             if ev == "tune.trial" and d.get("total_trials", 0) % 16 == 0:
                 log(f"    trial {d['total_trials']}/{trials}")
 
-        res = tune_and_build(ts_path, inputs, trials=trials, work_dir=work_dir, threads=threads, on_event=on_event, **common)
+        res = tune_and_build(ts_path, inputs, trials=trials, work_dir=work_dir, threads=threads, on_event=on_event, **common).result
     else:
-        from torchtvm.pipeline import compile_model
+        from torchtvm.pipeline.compile import compile_model
 
         res = compile_model({"model": ts_path, "inputs": inputs, "threads": threads, **common}, JobContext("bench-peers"))
     exported = (res.get("files") or {}).get("exported")

@@ -24,10 +24,11 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "native", "engine"))
 
-from torchtvm import builder, export  # noqa: E402
-from torchtvm.importer import import_torchscript  # noqa: E402
-from torchtvm.jobs import JobContext  # noqa: E402
-from torchtvm.specs import parse_specs  # noqa: E402
+from torchtvm.backend import build as builder
+from torchtvm.deploy import export  # noqa: E402
+from torchtvm.frontend.importer import import_torchscript  # noqa: E402
+from torchtvm.common.progress import JobContext  # noqa: E402
+from torchtvm.common.specs import parse_specs  # noqa: E402
 
 
 def median_us(fn, n: int, warmup: int = 50) -> float:
@@ -76,7 +77,7 @@ def bench_overhead(n: int) -> dict:
 
 
 def bench_resnet(runs: int) -> dict:
-    from torchtvm.pipeline import compile_model
+    from torchtvm.pipeline.compile import compile_model
 
     model = os.path.join(REPO, "assets", "models", "resnet18.pt")
     with tempfile.TemporaryDirectory() as d:

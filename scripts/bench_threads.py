@@ -34,11 +34,11 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from torchtvm import builder
-    from torchtvm.executor import TvmRunner
-    from torchtvm.importer import import_torchscript
-    from torchtvm.loader import load_model
-    from torchtvm.specs import parse_specs, random_inputs
+    from torchtvm.backend import build as builder
+    from torchtvm.backend.executor import TvmRunner
+    from torchtvm.frontend.importer import import_torchscript
+    from torchtvm.frontend.loader import load_model
+    from torchtvm.common.specs import parse_specs, random_inputs
 
     specs = parse_specs([{"name": "x", "dims": [int(d) for d in args.input.split(",")], "dtype": "float32"}])
     imported = import_torchscript(load_model(args.model), specs)

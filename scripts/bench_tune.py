@@ -24,9 +24,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
 
-    from torchtvm.jobs import JobContext
-    from torchtvm.pipeline import compile_model
-    from torchtvm.tune import tune_and_build
+    from torchtvm.common.progress import JobContext
+    from torchtvm.pipeline.compile import compile_model
+    from torchtvm.pipeline.compile import tune_and_build
 
     inputs = [{"name": "x", "dims": [1, 3, 224, 224], "dtype": "float32"}]
     log = lambda ev, d: print(f"[{d.get('stage')}] {d.get('message')}", file=sys.stderr, flush=True) if ev == "job.progress" else None
@@ -41,7 +41,7 @@ def main() -> int:
         log(ev, d)
 
     t0 = time.perf_counter()
-    tuned = tune_and_build(args.model, inputs, trials=args.trials, trials_per_task=args.trials_per_task, work_dir=args.work_dir, threads=args.threads, on_event=on_event, out_dir=os.path.join(args.work_dir, "..", "tuned-build"))
+    tuned = tune_and_build(args.model, inputs, trials=args.trials, trials_per_task=args.trials_per_task, work_dir=args.work_dir, threads=args.threads, on_event=on_event, out_dir=os.path.join(args.work_dir, "..", "tuned-build")).result
     tune_wall = time.perf_counter() - t0
 
     tl, ul = tuned["latency_ms"], untuned["latency_ms"]

@@ -23,13 +23,14 @@ sys.path.insert(0, os.path.join(ROOT, "test", "python"))
 
 import torch  # noqa: E402
 from _zoo_models import zoo  # noqa: E402
-from torchtvm import latency  # noqa: E402
-from torchtvm.executor import TvmRunner  # noqa: E402
-from torchtvm.specs import parse_specs, random_inputs  # noqa: E402
-from torchtvm.errors import EngineError  # noqa: E402
-from torchtvm.jobs import JobContext  # noqa: E402
-from torchtvm.partition import count_ops  # noqa: E402
-from torchtvm.pipeline import compile_model, set_threads  # noqa: E402
+from torchtvm.backend import latency  # noqa: E402
+from torchtvm.backend.executor import TvmRunner  # noqa: E402
+from torchtvm.common.specs import parse_specs, random_inputs  # noqa: E402
+from torchtvm.common.errors import EngineError  # noqa: E402
+from torchtvm.common.progress import JobContext  # noqa: E402
+from torchtvm.pipeline.fallback.modules import count_ops  # noqa: E402
+from torchtvm.pipeline.compile import compile_model
+from torchtvm.pipeline.stages import set_threads  # noqa: E402
 
 
 def dims_text(specs) -> str:
@@ -66,7 +67,7 @@ def run_one(name, make, specs, folder, threads):
         warnings.simplefilter("ignore")
         ts = torch.jit.load(path)
     if "coverage" in r:
-        tvm = latency.time_torch(r["_partitioned"].module, sample, repeat=50, warmup=10)
+        tvm = latency.time_torch(torch.jit.load(r["files"]["partitioned"]), sample, repeat=50, warmup=10)
     else:
         tvm = latency.time_tvm(TvmRunner.from_library(r["files"]["library"], "llvm"), sample, repeat=50)
     torch_lat = latency.time_torch(ts, sample, repeat=50, warmup=10)

@@ -1,8 +1,8 @@
 """Property-based fuzzing (hypothesis) of the engine's input boundaries:
 
-- `specs`: the Python input-spec parser (torchtvm.specs.parse_specs), on arbitrary JSON values and
+- `specs`: the Python input-spec parser (torchtvm.common.specs.parse_specs), on arbitrary JSON values and
   on near-valid specs;
-- `rpc`: the engine's JSON-lines RPC (`python -m torchtvm.engine`, a real subprocess), on arbitrary
+- `rpc`: the engine's JSON-lines RPC (`python -m torchtvm.service`, a real subprocess), on arbitrary
   lines, JSON values and near-valid requests.
 
 Properties: no crash (the parser raises only EngineError; the engine process never dies), no hang
@@ -11,7 +11,7 @@ stop, never the "internal" code or a traceback) and exactly one reply per reques
 
     .venv/bin/python scripts/fuzz_engine.py [--examples 10000] [--target specs|rpc|all] [--json]
 
-`npm run fuzz:engine` runs 10,000 inputs per target; test/python/test_fuzz_engine.py runs a few
+`npm run fuzz:engine` runs 10,000 inputs per target; test/python/service/test_fuzz_rpc.py runs a few
 hundred in CI. Prints counts per target: inputs, crashes, hangs, failures that were not sentences.
 """
 
@@ -94,8 +94,8 @@ def _settings(n: int):
 # ---- target: spec parser ----------------------------------------------------------------------------
 
 def fuzz_specs(n: int, per_input_s: float = 5.0) -> dict:
-    from torchtvm.errors import EngineError
-    from torchtvm.specs import InputSpec, parse_specs
+    from torchtvm.common.errors import EngineError
+    from torchtvm.common.specs import InputSpec, parse_specs
 
     stats = {"target": "specs", "inputs": 0, "accepted": 0, "refused": 0, "crashes": 0, "hangs": 0, "not_sentences": 0, "examples": []}
 
@@ -137,7 +137,7 @@ class Engine:
 
     def __init__(self):
         env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "native", "engine"))
-        self.proc = subprocess.Popen([sys.executable, "-m", "torchtvm.engine"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+        self.proc = subprocess.Popen([sys.executable, "-m", "torchtvm.service"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
         self._buf = b""
         ready = self.read(120)
         assert ready and ready.get("event") == "engine.ready", ready

@@ -33,8 +33,8 @@ def build(folder: str) -> None:
     import torch
     import torch.nn as nn
 
-    from torchtvm.jobs import JobContext
-    from torchtvm.pipeline import compile_model
+    from torchtvm.common.progress import JobContext
+    from torchtvm.pipeline.compile import compile_model
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(FEATURES, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, CLASSES)).eval()

@@ -14,9 +14,9 @@ import zipfile
 import torch
 import torch.nn as nn
 
-from torchtvm import runtime
-from torchtvm.jobs import JobContext
-from torchtvm.pipeline import compile_model
+from torchtvm.common import runtime_library as runtime
+from torchtvm.common.progress import JobContext
+from torchtvm.pipeline.compile import compile_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

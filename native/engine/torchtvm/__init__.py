@@ -4,13 +4,13 @@
     m = torchtvm.compile(torch.jit.trace(model, x), {"input_infos": [("x", (1, 3, 224, 224))]})
 """
 
-from .errors import EngineError
+from torchtvm.common.errors import EngineError
 
 __all__ = ["EngineError", "compile"]
 
 
 def compile(jit_module, option: dict | None = None):  # noqa: A001  (the seed's name)
-    from .seed_api import compile as _compile
+    from torchtvm.service.seed_api import compile as _compile
 
     return _compile(jit_module, option or {})
 
@@ -18,7 +18,7 @@ def compile(jit_module, option: dict | None = None):  # noqa: A001  (the seed's 
 def _load_runtime_on_import():
     # `import torchtvm` is enough to load exported models: register the custom class if built.
     try:
-        from . import runtime
+        from torchtvm.common import runtime_library as runtime
 
         runtime.load_library()
     except Exception:

@@ -14,12 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import tvm
 from tvm import relax
-from tvm.ir.expr import Constant as _Constant  # relax constants live in tvm.ir since 0.27
+from tvm.ir.expr import (
+    Constant as _Constant,  # relax constants live in tvm.ir since 0.27
+)
 
-from .library_attention import whole_ops as _whole_ops, with_attention as _with_attention  # attention, softmax: torch's fused kernels
-from .relax_ir import dtype_of as _dtype, op_name as _op_name, var_name as _name
+from torchtvm.backend.layout import prepare
+from torchtvm.backend.library_attention import (  # attention, softmax: torch's fused kernels
+    whole_ops as _whole_ops,
+)
+from torchtvm.backend.library_attention import with_attention as _with_attention
+from torchtvm.backend.offload import Offload
+from torchtvm.backend.relax_ir import dtype_of as _dtype
+from torchtvm.backend.relax_ir import free_vars as _free_vars
+from torchtvm.backend.relax_ir import op_name as _op_name
+from torchtvm.backend.relax_ir import shape_json as _shape_json
+from torchtvm.backend.relax_ir import shape_of as _shape
+from torchtvm.backend.relax_ir import var_name as _name
+from torchtvm.common.runtime_library import load_library
 
 # Activation epilogues, numbered as library_kernels.cc's UnaryOf / ApplyUnary read them.
 UNARY_CODES = {"relax.nn.relu": 1, "clip06": 2, "relax.sigmoid": 3, "relax.tanh": 4, "hardswish": 5, "relax.nn.gelu": 6, "relax.nn.gelu_tanh": 7, "silu": 8}
@@ -36,7 +48,6 @@ def library_available() -> bool:
     """True when the runtime library (which registers the kernels) is loaded in this process."""
     import tvm_ffi
 
-    from ..runtime import load_library
 
     load_library()
     return tvm_ffi.get_global_func("torchtvm.conv2d", allow_missing=True) is not None
@@ -48,57 +59,6 @@ def library_dtypes(features) -> set[str]:
         if any(f in features for f in needs):
             dtypes.add(dt)
     return dtypes
-
-
-@dataclass
-class Offload:
-    """One op given to the library: for the placement report."""
-
-    name: str
-    kind: str  # conv2d | linear | matmul
-    shape: list
-    epilogue: list = field(default_factory=list)
-    func: str = ""
-    # Names of the Relax vars the call replaces, root op first (provenance.py maps them to the
-    # model's graph nodes for the graph view).
-    vars: list = field(default_factory=list)
-    # A float32 3x3 stride-1 convolution that the runtime's Winograd kernel can take, and whether
-    # this build gives it that kernel (per-op placement does, where it timed faster).
-    winograd_ok: bool = False
-    algorithm: str = ""
-
-    def to_json(self) -> dict:
-        out = {"name": self.name, "kind": self.kind, "shape": self.shape, "epilogue": self.epilogue, "func": self.func}
-        return {**out, "algorithm": self.algorithm} if self.algorithm else out
-
-
-def prepare(mod, convert_layout: bool):
-    """Fold BatchNorm into convolutions, decompose inference ops and (for library convolutions)
-    move the graph to NHWC, folding the weight and bias transforms into constants."""
-    seq = [
-        relax.transform.FoldBatchnormToConv2D(),
-        relax.transform.DecomposeOpsForInference(),
-        relax.transform.CanonicalizeBindings(),
-        relax.transform.FoldConstant(),
-    ]
-    mod = tvm.transform.Sequential(seq)(mod)
-    if not convert_layout or not _has_op(mod, "relax.nn.conv2d"):
-        return mod
-    # ConvertLayout has no layout rule for clip (it would transpose back to NCHW around every
-    # relu6): express clip as maximum/minimum, which it does move to NHWC.
-    nhwc = [_ClipToMinMax(), relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()]
-    try:
-        return tvm.transform.Sequential(nhwc)(mod)
-    except Exception:  # TVM's layout pass fails on some graphs: keep NCHW (convolutions stay in TVM)
-        return mod
-
-
-def _has_op(mod, name: str) -> bool:
-    found = []
-    for _, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            relax.analysis.post_order_visit(func, lambda e: found.append(1) if _op_name(e) == name else None)
-    return bool(found)
 
 
 @_whole_ops
@@ -234,15 +194,6 @@ def _in_call_order(func, chains: list) -> list[Offload]:
 
 
 # ---- analysis ------------------------------------------------------------------------------
-
-
-def _shape(expr):
-    shp = getattr(expr.ty, "shape", None)
-    return None if shp is None or not hasattr(shp, "values") else list(shp.values)
-
-
-def _shape_json(expr) -> list:
-    return [int(v) if hasattr(v, "value") else str(v) for v in (_shape(expr) or [])]
 
 
 def static_shape(expr) -> list[int] | None:
@@ -550,13 +501,6 @@ def _scalar_arg(call, var):
     return float(arr.reshape(()))
 
 
-def _prim(v):
-    val = getattr(v, "value", None)
-    if val is None:
-        return None
-    return getattr(val, "value", val)
-
-
 def _same_dim(a, b) -> bool:
     from tvm_ffi import structural_equal
 
@@ -570,42 +514,7 @@ def _same_shape(a, b) -> bool:
     return sa is not None and sb is not None and len(sa) == len(sb) and all(structural_equal(x, y) for x, y in zip(sa, sb))
 
 
-def _free_vars(expr) -> list:
-    out = []
-    relax.analysis.post_order_visit(expr, lambda e: out.append(e) if isinstance(e, relax.Var) else None)
-    return out
-
-
 # ---- rewrite -------------------------------------------------------------------------------
-
-
-def _ClipToMinMax():
-    from tvm.relax.expr_functor import PyExprMutator, mutator
-
-    @mutator
-    class Mutator(PyExprMutator):
-        def visit_call_(self, op):
-            call = self.visit_expr_post_order(op)
-            if _op_name(call) != "relax.clip" or _dtype(call) not in ("float32", "float16", "bfloat16"):
-                return call
-            out, dt = call.args[0], _dtype(call)
-            lo, hi = _prim(call.args[1]), _prim(call.args[2])
-            if lo is None or hi is None:
-                return call
-            if lo != float("-inf"):
-                out = relax.op.maximum(out, relax.const(lo, dt))
-            if hi != float("inf"):
-                out = relax.op.minimum(out, relax.const(hi, dt))
-            return out
-
-    @tvm.transform.module_pass(opt_level=0, name="ClipToMinMax")
-    def transform(mod, ctx):
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                mod[gv] = Mutator(mod).visit_expr(func)
-        return mod
-
-    return transform
 
 
 def _rewriter():

@@ -31,7 +31,14 @@ import numpy as np
 import tvm
 from tvm import relax, tirx
 
-from .relax_ir import dtype_of as _dtype, op_name as _op, var_name as _name
+from torchtvm.backend import recurrent
+from torchtvm.backend.layout import prepare
+from torchtvm.backend.offload import Offload
+from torchtvm.backend.relax_ir import dtype_of as _dtype
+from torchtvm.backend.relax_ir import free_vars as _free_vars
+from torchtvm.backend.relax_ir import op_name as _op
+from torchtvm.backend.relax_ir import shape_json as _shape_json
+from torchtvm.backend.relax_ir import var_name as _name
 
 # Whole ops given to the library by default (see the module docstring for how this was chosen).
 WHOLE_OPS = ("attention", "softmax")
@@ -46,7 +53,6 @@ def offload(mod, dtypes: set[str], kinds=WHOLE_OPS):
     offloads), the offloads as backend.library.Offload."""
     import tvm_ffi
 
-    from .library import _free_vars
 
     # A runtime library built before these kernels existed does not register them.
     kinds = [k for k in kinds if tvm_ffi.get_global_func(FUNCS[k], allow_missing=True) is not None]
@@ -99,8 +105,6 @@ def whole_ops(offload_fn):
 
     @functools.wraps(offload_fn)
     def wrapped(mod, dtypes, *args, **kwargs):
-        from . import recurrent
-
         mod, whole = offload(mod, dtypes, WHOLE_OPS)
         whole = whole + recurrent.calls(mod)  # LSTM / GRU layers: library calls since import
         mod, chains = offload_fn(mod, dtypes, *args, **kwargs)
@@ -116,12 +120,8 @@ def with_attention(candidates_fn):
 
     @functools.wraps(candidates_fn)
     def wrapped(mod, *args, **kwargs):
-        from . import recurrent
-
         rnns = recurrent.calls(mod)  # LSTM / GRU layers: placement tvm unrolls them
         if "attention" in WHOLE_OPS:
-            from .library import prepare
-
             # the chains as the build plans them: around the attention calls (same op names)
             rewritten, whole = offload(prepare(mod, convert_layout=True), {"float32", "float16", "bfloat16"}, ("attention",))
             if whole or rnns:
@@ -490,7 +490,6 @@ class _Plan:
 
 
 def _report(kind, head, epilogue, claims):
-    from .library import Offload, _shape_json
 
     rep = Offload(_name(head), kind, _shape_json(head), epilogue, FUNCS[kind])
     rep.vars = [_name(v) for v in claims]  # what the call replaces (provenance for the graph view)

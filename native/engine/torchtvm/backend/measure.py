@@ -18,6 +18,10 @@ import statistics
 import tempfile
 from dataclasses import dataclass
 
+from torchtvm.backend import build as builder
+from torchtvm.backend import library
+from torchtvm.backend.executor import TvmRunner
+
 # An alternative to the untuned default (TVM's kernel, or Winograd in place of the direct
 # convolution) takes an op only when clearly faster: a tie keeps the default.
 MARGIN = 0.95
@@ -50,7 +54,6 @@ def time_winograd(placed, offloads: list, rounds: int = 5, calls: int = 4) -> di
     import torch
     import tvm_ffi
 
-    from . import library
 
     conv = tvm_ffi.get_global_func("torchtvm.conv2d")
     found = library.library_calls(placed, "torchtvm.conv2d")
@@ -89,7 +92,6 @@ def measure_ops(prepared, info, database, dtypes: set[str], rounds: int = 3, cal
     """Times every static-shaped library candidate of `prepared` (a module after
     library.prepare) as a library call and as TVM's kernel. Returns {op name: OpTiming}; Winograd's
     times (time_winograd) are the caller's to add."""
-    from . import library
 
     ops = library.isolate(prepared, dtypes)
     times = _time(ops, info, database, dtypes, ("tvm", "lib"), rounds, calls)
@@ -104,8 +106,6 @@ def task_library_ms(prepared, info, dtypes: set[str], task_hashes: list[str]) ->
     import tvm_ffi
     from tvm.s_tir import meta_schedule as ms
 
-    from .. import builder
-    from . import library
 
     ops = library.isolate(prepared, dtypes)
     index = {h: i for i, h in enumerate(task_hashes)}
@@ -129,9 +129,6 @@ def _time(ops: list, info, database, dtypes: set[str], kinds: tuple, rounds: int
     import tvm
     from tvm.relax.utils import copy_with_new_vars
 
-    from .. import builder
-    from ..executor import TvmRunner
-    from . import library
 
     if not ops:
         return {}

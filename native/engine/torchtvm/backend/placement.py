@@ -1,5 +1,6 @@
-"""The placement report: where each heavy op runs (library kernel or TVM kernel) and how long it
-takes in the built model, plus the metadata an export records about the library kernels it calls.
+"""Placement: where each heavy op runs (a library kernel or TVM's kernel), decided by measuring
+(`build_with_placement`), and the report of the result: where each op runs and how long it takes
+in the built model, plus the metadata an export records about the library kernels it calls.
 
 Library calls are timed inside the real model run (the runtime library times each call while the
 engine asks it to), so a time includes the layout and cache context the op really runs in. TVM's
@@ -8,9 +9,18 @@ share is the rest of the run: the model's measured latency minus the library cal
 
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
+
+from torchtvm.backend import build as builder
+from torchtvm.backend import library, measure
+from torchtvm.backend.build import TargetInfo
+from torchtvm.backend.executor import TvmRunner
+from torchtvm.common.progress import JobContext
+from torchtvm.common.specs import random_inputs
 
 # The torch ops the library kernels call, per registered function (native/runtime/src/library_kernels.cc).
 LIBRARY_OPS = {
@@ -114,3 +124,76 @@ def export_metadata(offloads: list) -> dict | None:
     funcs = sorted({o.func for o in offloads})
     ops = sorted({op for f in funcs for op in LIBRARY_OPS.get(f, [])})
     return {"torch": torch.__version__, "functions": funcs, "ops": {op: str(schema(op)) for op in ops}}
+
+
+# ---- the policy ---------------------------------------------------------------------------------
+
+
+def build_with_placement(mod, specs, info: TargetInfo, database, placement: str, ctx: JobContext):
+    """Build with the placement asked for. `auto` builds the default: library kernels wherever they
+    exist, and Winograd for the 3x3 convolutions where it times faster than oneDNN's direct
+    convolution (each timed alone, in this process, on the model's weights: about a second for
+    ResNet-18). With a tuning database, `auto` also places each op where it measures faster (the
+    library kernel, or TVM's tuned kernel, timed alone in the model's layout), then times that
+    build against the default and keeps the faster, so tuning never makes the model slower.
+    Returns (executable, offloads, choice (how auto decided, or None), {op name: OpTiming})."""
+    if not (placement == "auto" and builder.uses_library(info)):
+        executable, offloads = builder.build_placed(mod, info, database, placement)
+        return executable, offloads, None, {}
+    # One prepared graph (BatchNorm folded, NHWC) for the default build and the per-op timing.
+    prepared = builder.prepare(mod, info)
+    placed, offloads = builder.offload_prepared(prepared, info)
+    wino_timed = {}
+    if any(o.winograd_ok for o in offloads):
+        ctx.progress("build", "timing the 3x3 convolutions as Winograd and as oneDNN's direct convolution")
+        wino_timed = measure.time_winograd(placed, offloads)
+        ctx.check_cancelled()
+    winograd = frozenset(name for name, t in wino_timed.items() if t.winograd)
+    default_ex = builder.compile_placed(library.use_winograd(placed, offloads, winograd), info, database)
+    wino_note = f"{len(winograd)} of {len(wino_timed)} 3x3 convolution(s) as Winograd, where it timed more than 5% faster than oneDNN's direct convolution"
+    if database is None:
+        return default_ex, offloads, ({"note": f"auto: {wino_note}"} if wino_timed else None), wino_timed
+
+    ctx.progress("build", "timing each op as a library kernel and as TVM's tuned kernel")
+    measured = measure.measure_ops(prepared, info, database, library.library_dtypes(info.features))
+    # A convolution Winograd can take keeps the times that chose its algorithm (both candidates timed
+    # the same way, so the default's choice and this report agree).
+    measured = {name: measure.OpTiming(name, wino_timed[name].library_ms, t.tvm_ms, wino_timed[name].winograd_ms) if name in wino_timed else t for name, t in measured.items()}
+    ctx.check_cancelled()
+    in_tvm = frozenset(name for name, t in measured.items() if t.where == "tvm")
+    if not in_tvm:
+        note = f"auto: each of the {len(measured)} op(s) timed faster (or within 5%) as a library kernel than as a tuned TVM kernel; {wino_note}"
+        return default_ex, offloads, {"note": note, "kept": False}, measured
+    moved = f"{len(in_tvm)} op(s) in TVM's tuned kernels"
+    ctx.progress("build", f"building with {moved}, to compare with the default")
+    mixed_ex, mixed_offloads = builder.build_placed(mod, info, database, "library", keep_in_tvm=in_tvm, winograd=winograd)
+    sample = random_inputs(specs)
+    timings = {}
+    with tempfile.TemporaryDirectory(prefix="torchtvm-placement-") as tmp:
+        runners = {name: TvmRunner.from_library(builder.export_library(ex, os.path.join(tmp, f"{name}.so")), info.kind) for name, ex in (("library", default_ex), ("per_op", mixed_ex))}
+        for _ in range(2):  # interleaved, so that a burst of load hits both
+            for name, runner in runners.items():
+                timings.setdefault(name, []).extend(runner.time_ms(sample, repeat=5))
+    # The fastest run of each: on a busy machine the median measures the load (see measure.py).
+    timings = {k: min(v) for k, v in timings.items()}
+    ctx.check_cancelled()
+    kept = timings["per_op"] < timings["library"]
+    note = (
+        f"auto {'kept' if kept else 'dropped'} the per-op placement ({moved}; {wino_note}): "
+        f"{timings['per_op']:.3f} ms against {timings['library']:.3f} ms for the default (fastest of 10 interleaved runs)"
+    )
+    ctx.log(note)
+    choice = {"note": note, "kept": kept, "per_op_ms": timings["per_op"], "library_ms": timings["library"]}
+    return (mixed_ex, mixed_offloads, choice, measured) if kept else (default_ex, offloads, choice, measured)
+
+
+def placement_report(mod, info: TargetInfo, placement: str, offloads: list, runner: TvmRunner, specs, total_ms, measured: dict) -> tuple[dict, list]:
+    """The report of a built model (`report`), with the library calls timed inside real runs.
+    Returns (report, every op it lists: the offloads and the candidates left in TVM)."""
+    sample = random_inputs(specs)
+    tvm_inputs = runner.to_tvm(sample)
+    profile = profile_library(lambda: runner.vm["main"](*tvm_inputs)) if offloads else None
+    # The ops the library could take that stayed in TVM (all of them under --placement tvm).
+    taken = {o.name for o in offloads}
+    candidates = [c for c in library.candidates(mod) if c.name not in taken] if info.kind == "llvm" else []
+    return report(placement, offloads, candidates, profile, total_ms, measured), list(offloads) + list(candidates)

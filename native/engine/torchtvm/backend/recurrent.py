@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from tvm import relax, tirx
 
-from .relax_ir import dtype_of as _dtype, op_name as _op_name, var_name as _name
+from torchtvm.backend.offload import Offload
+from torchtvm.backend.relax_ir import dtype_of as _dtype
+from torchtvm.backend.relax_ir import op_name as _op_name
+from torchtvm.backend.relax_ir import var_name as _name
 
 FUNCS = {"lstm": "torchtvm.lstm", "gru": "torchtvm.gru"}
 _KIND_OF = {v: k for k, v in FUNCS.items()}
@@ -68,7 +71,6 @@ def _out_types(kind: str, x, params: list, attrs: list) -> list:
 
 def calls(mod) -> list:
     """The LSTM / GRU library calls in `main`, as backend.library.Offload reports, in binding order."""
-    from .library import Offload
 
     out = []
     for block in mod["main"].body.blocks:

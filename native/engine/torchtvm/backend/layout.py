@@ -1,0 +1,68 @@
+"""The graph every placement builds from: BatchNorm folded into convolutions, inference ops
+decomposed and, where library convolutions will run, the whole graph moved to channels-last (NHWC)
+with the weight and bias transforms folded into constants."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+
+from torchtvm.backend.relax_ir import dtype_of, op_name, prim_value
+
+
+def prepare(mod, convert_layout: bool):
+    """Fold BatchNorm into convolutions, decompose inference ops and (for library convolutions)
+    move the graph to NHWC, folding the weight and bias transforms into constants."""
+    seq = [
+        relax.transform.FoldBatchnormToConv2D(),
+        relax.transform.DecomposeOpsForInference(),
+        relax.transform.CanonicalizeBindings(),
+        relax.transform.FoldConstant(),
+    ]
+    mod = tvm.transform.Sequential(seq)(mod)
+    if not convert_layout or not _has_op(mod, "relax.nn.conv2d"):
+        return mod
+    # ConvertLayout has no layout rule for clip (it would transpose back to NCHW around every
+    # relu6): express clip as maximum/minimum, which it does move to NHWC.
+    nhwc = [_ClipToMinMax(), relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()]
+    try:
+        return tvm.transform.Sequential(nhwc)(mod)
+    except Exception:  # TVM's layout pass fails on some graphs: keep NCHW (convolutions stay in TVM)
+        return mod
+
+
+def _has_op(mod, name: str) -> bool:
+    found = []
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, lambda e: found.append(1) if op_name(e) == name else None)
+    return bool(found)
+
+
+def _ClipToMinMax():
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    @mutator
+    class Mutator(PyExprMutator):
+        def visit_call_(self, op):
+            call = self.visit_expr_post_order(op)
+            if op_name(call) != "relax.clip" or dtype_of(call) not in ("float32", "float16", "bfloat16"):
+                return call
+            out, dt = call.args[0], dtype_of(call)
+            lo, hi = prim_value(call.args[1]), prim_value(call.args[2])
+            if lo is None or hi is None:
+                return call
+            if lo != float("-inf"):
+                out = relax.op.maximum(out, relax.const(lo, dt))
+            if hi != float("inf"):
+                out = relax.op.minimum(out, relax.const(hi, dt))
+            return out
+
+    @tvm.transform.module_pass(opt_level=0, name="ClipToMinMax")
+    def transform(mod, ctx):
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                mod[gv] = Mutator(mod).visit_expr(func)
+        return mod
+
+    return transform

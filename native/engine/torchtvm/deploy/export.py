@@ -1,0 +1,209 @@
+"""The deployable artifact: a TorchScript module whose forward calls torch.classes.torchtvm.Module.
+
+The custom class (native/runtime, libtorchtvm_runtime.so) pickles the compiled library bytes, their
+SHA-256 and the metadata, so the saved `.pt` is all a deployment needs besides the runtime library:
+
+    m = export.exported_module(executable, info, specs, num_outputs)   # scriptable nn.Module
+    export.save_exported("model_tvm.pt", executable, info, specs, num_outputs)
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from typing import List
+
+import torch
+
+from torchtvm.backend.build import export_library
+from torchtvm.common import runtime_library as runtime
+from torchtvm.common.cpu_features import missing_on_host
+from torchtvm.common.errors import EngineError
+
+FORMAT_VERSION = 1
+# Name of the attribute holding the custom-class object; runtime.exported_metadata looks for it.
+ATTR = "torchtvm_module"
+
+
+def _require_runtime() -> None:
+    if not runtime.load_library():
+        raise EngineError(
+            "runtime_missing",
+            f"The TorchTVM runtime library is not built ({runtime.library_path()} is missing); run `.venv/bin/python native/runtime/build.py`.",
+        )
+
+
+def library_bytes(library) -> bytes:
+    """The shared-library bytes of a compiled executable, or of an exported `.so` path."""
+    if isinstance(library, (str, os.PathLike)):
+        with open(library, "rb") as f:
+            return f.read()
+
+    with tempfile.TemporaryDirectory(prefix="torchtvm-export-") as d:
+        path = export_library(library, os.path.join(d, "model.so"))
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def _versions() -> dict:
+    out = {"torch": torch.__version__}
+    try:
+        import tvm
+
+        out["tvm"] = tvm.__version__
+    except Exception:  # pragma: no cover - metadata only
+        pass
+    try:
+        import tvm_ffi
+
+        out["tvm_ffi"] = tvm_ffi.__version__
+    except Exception:  # pragma: no cover
+        pass
+    return out
+
+
+def make_metadata(lib: bytes, info, specs, num_outputs: int, extra: dict | None = None) -> dict:
+    """`info` is a builder.TargetInfo (or its to_json() dict); `specs` InputSpecs or their JSON."""
+    target = info.to_json() if hasattr(info, "to_json") else dict(info)
+    kind = target.get("kind", "llvm")
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "producer": "torchtvm",
+        "versions": _versions(),
+        "target": target,
+        "device": "cuda" if kind == "cuda" else "cpu",
+        "cpu_features": list(target.get("features") or []),
+        "inputs": [s.to_json() if hasattr(s, "to_json") else dict(s) for s in specs],
+        "num_outputs": int(num_outputs),
+        "library_sha256": hashlib.sha256(lib).hexdigest(),
+        "library_bytes": len(lib),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if extra:
+        meta.update(extra)
+    return meta
+
+
+def make_runtime_object(lib: bytes, meta: dict):
+    """The torch.classes.torchtvm.Module holding (and already loading) the compiled code."""
+    _require_runtime()
+    data = torch.frombuffer(bytearray(lib), dtype=torch.uint8) if lib else torch.empty(0, dtype=torch.uint8)
+    if _built_for_another_cpu(meta):
+        # Code for a CPU this one is not: hold it for saving, never load it here (SIGILL).
+        return torch.classes.torchtvm.Module.for_export(json.dumps(meta), data)
+    return torch.classes.torchtvm.Module(json.dumps(meta), data)
+
+
+def _built_for_another_cpu(meta: dict) -> bool:
+    return bool(missing_on_host(meta.get("cpu_features") or []))
+
+
+class TVMModule(torch.nn.Module):
+    """Scriptable wrapper: forward(List[Tensor]) -> List[Tensor] through the TVM runtime op.
+
+    Moving it to the device it was built for is accepted; any other device is refused with a
+    sentence (the code inside is compiled for one device)."""
+
+    def __init__(self, runtime_object, device: str = "cpu"):
+        super().__init__()
+        setattr(self, ATTR, runtime_object)
+        self.build_device = device
+
+    def forward(self, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
+        if not torch.jit.is_scripting():
+            # In Python, say what is wrong with the argument before torch's binding error does.
+            _check_call(inputs)
+        return self.torchtvm_module.forward(inputs)
+
+    @torch.jit.unused
+    def metadata(self) -> dict:
+        return json.loads(self.torchtvm_module.metadata())
+
+    @torch.jit.unused
+    def _check_device(self, device) -> None:
+        if device is None:
+            return
+        dev = torch.device(device)
+        if dev.type != torch.device(self.build_device).type:
+            raise RuntimeError(
+                f"This TVM module was compiled for {self.build_device} and cannot move to {dev}; "
+                f"recompile it for that device (target {'cuda' if dev.type == 'cuda' else 'llvm'}) instead."
+            )
+
+    @torch.jit.unused
+    def to(self, *args, **kwargs):  # noqa: D401 - nn.Module API
+        device, _dtype, _non_blocking, _fmt = torch._C._nn._parse_to(*args, **kwargs)
+        self._check_device(device)
+        return self
+
+    @torch.jit.unused
+    def cuda(self, device=None):
+        self._check_device("cuda" if device is None else torch.device("cuda", device) if isinstance(device, int) else device)
+        return self
+
+    @torch.jit.unused
+    def cpu(self):
+        self._check_device("cpu")
+        return self
+
+
+def _check_call(inputs) -> None:
+    if isinstance(inputs, torch.Tensor) or not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"A TVM module takes a list of tensors, e.g. m([x]), not a {type(inputs).__name__}.")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"Input {i} of the list is a {type(t).__name__}, not a tensor; pass tensors only, e.g. m([x]).")
+
+
+def exported_module(library, info, specs, num_outputs: int, extra_metadata: dict | None = None) -> TVMModule:
+    """An nn.Module (scriptable, traceable) running the compiled library through the runtime op.
+
+    `library`: a Relax executable or the path of its exported `.so`."""
+    lib = library_bytes(library)
+    meta = make_metadata(lib, info, specs, num_outputs, extra_metadata)
+    return TVMModule(make_runtime_object(lib, meta), meta["device"])
+
+
+def _write_bytes(f, data: bytes) -> None:
+    # One place for the write, so tests can simulate a full disk.
+    f.write(data)
+
+
+def save_scripted(module: torch.jit.ScriptModule, path: str) -> str:
+    """torch.jit.save to `path` atomically: a temp file in the same folder, then os.replace.
+
+    On failure (e.g. the disk is full) no partial file is left behind."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".torchtvm-", suffix=".pt.tmp", dir=folder)
+    try:
+        import io
+
+        buf = io.BytesIO()
+        torch.jit.save(module, buf)
+        with os.fdopen(fd, "wb") as f:
+            fd = -1
+            _write_bytes(f, buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if fd >= 0:
+            os.close(fd)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise EngineError("export_failed", f"Could not write the exported model to {path}: {e.strerror or e}. Free some disk space or choose another folder; nothing was written.", str(e)) from e
+        raise
+    return path
+
+
+def save_exported(path: str, library, info, specs, num_outputs: int, extra_metadata: dict | None = None) -> str:
+    """Write the deployable `.pt` (scripted TVMModule) to `path`, atomically."""
+    module = exported_module(library, info, specs, num_outputs, extra_metadata)
+    return save_scripted(torch.jit.script(module), path)

@@ -1,0 +1,182 @@
+"""The stages every compile, tune and fallback goes through, in order:
+
+    load -> import -> (tune) -> place/build -> verify -> measure -> export
+
+Each stage reads the options (common/options.py) and the `Run` state, and adds to the state what
+the next stages need. A tune adds the tune stage (tune/tuner.py). A fallback swaps the build stage
+for pipeline/fallback (the graph cut into compiled segments and TorchScript). Both kinds of build
+are a `Built`: something to run, time and export, so verify, measure and export are shared.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from torchtvm.backend import build as builder
+from torchtvm.backend import latency
+from torchtvm.backend.build import TargetInfo
+from torchtvm.common import cpu_features
+from torchtvm.common.errors import EngineError
+from torchtvm.common.options import CompileOptions
+from torchtvm.common.progress import JobContext
+from torchtvm.common.specs import InputSpec
+from torchtvm.frontend.import_cache import ImportCache
+from torchtvm.frontend.importer import Imported, import_torchscript, program_specs
+from torchtvm.frontend.loader import is_exported, load_model, runnable
+from torchtvm.verify.checks import (
+    verification_shapes,
+    verify_edge_values,
+    verify_runner,
+)
+from torchtvm.verify.compare import json_safe
+
+
+def set_threads(n: int | None) -> int:
+    """Size torch's pool (which oneDNN and, through the runtime, TVM's loops share) for this job."""
+    n = int(n or os.environ.get("TORCHTVM_NUM_THREADS") or os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    # TVM reads this when its thread pool starts (first parallel kernel), so set it before building.
+    os.environ["TVM_NUM_THREADS"] = str(n)
+    return n
+
+
+class Built(Protocol):
+    """What a build stage makes: the compiled model as something to run, time and export."""
+
+    # How messages name it: "comparing {label} with PyTorch", "{subject} failed on inputs …",
+    # "measuring latency ({short})", "writing {artifact} to …".
+    label: str
+    subject: str
+    short: str
+    artifact: str
+    num_outputs: int
+
+    def run(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]: ...
+
+    def time(self, inputs: list[torch.Tensor]) -> dict: ...
+
+    def export(self, path: str, run: Run) -> str: ...
+
+
+@dataclass
+class Run:
+    """The state one job's stages share (the options say what was asked; this, what was made)."""
+
+    options: CompileOptions
+    ctx: JobContext
+    threads: int
+    module: Any = None  # the loaded model: a ScriptModule or an ExportedProgram
+    specs: list[InputSpec] = field(default_factory=list)
+    imported: Imported | None = None
+    info: TargetInfo | None = None
+    # Tuning records to build with (the tune stage's product), a MetaSchedule database.
+    database: Any = None
+    built: Built | None = None
+    # Why this machine cannot run the build (a target for another CPU), or None.
+    not_runnable: str | None = None
+    timings_s: dict = field(default_factory=dict)
+    result: dict = field(default_factory=dict)
+
+    def target(self) -> TargetInfo:
+        if self.info is None:
+            self.info = builder.resolve_target(self.options.target, self.threads)
+        return self.info
+
+
+# ---- load and import ----------------------------------------------------------------------------
+
+
+def load(run: Run) -> None:
+    path = run.options.model
+    run.ctx.progress("load", f"loading {path}")
+    run.module = load_model(path)
+    if run.options.inputs is not None:
+        run.specs = list(run.options.inputs)
+    elif is_exported(run.module):
+        run.specs = program_specs(run.module)  # a .pt2's own dims and ranges
+    else:
+        raise EngineError("bad_spec", "Describe the model's inputs (name, shape, dtype): a TorchScript model does not state them.")
+    run.ctx.check_cancelled()
+
+
+def import_model(run: Run, specs: list[InputSpec], cache: ImportCache | None = None) -> tuple[Imported, bool]:
+    """TorchScript or a .pt2 -> Relax, at `specs`. With a `cache` (in a tuning work dir) the import
+    is kept there and reused while the model file, the specs and the engine are unchanged.
+    Returns (imported, whether it came from the cache)."""
+    imported = cache.load_imported() if cache is not None else None
+    if imported is not None:
+        return imported, True
+    run.ctx.progress("import", "importing TorchScript into TVM Relax")
+    imported = import_torchscript(run.module, specs, progress=lambda m: run.ctx.progress("import", m))
+    if cache is not None:
+        cache.save_imported(imported, run.ctx.log)
+    return imported, False
+
+
+# ---- verify, measure, export --------------------------------------------------------------------
+
+
+def check_runnable(run: Run) -> None:
+    """Never run code this machine cannot execute (a target with CPU features the host lacks would
+    kill the engine with SIGILL): verification and latency are skipped with the reason instead."""
+    info = run.target()
+    run.not_runnable = cpu_features.why_not_runnable(info.target, info.features) if info.kind == "llvm" else None
+
+
+def verify(run: Run, seed: int = 0, shapes: list | None = None) -> None:
+    """Random inputs at every size set (default: the sample and each symbol's range), then edge values."""
+    built = run.built
+    assert built is not None
+    if run.not_runnable:
+        verification = {"ok": False, "skipped": True, "outputs": [], "reason": run.not_runnable + " Verify it on a machine with that CPU."}
+        run.ctx.log(verification["reason"], "warning")
+    else:
+        run.ctx.progress("verify", f"comparing {built.label} with PyTorch on random inputs")
+        verification = verify_runner(run.module, built, run.specs, shapes or verification_shapes(run.specs), seed=seed, subject=built.subject)
+        if run.options.edge_values:
+            run.ctx.progress("verify", f"comparing {built.label} with PyTorch on edge values (NaN, inf, -0.0, huge, tiny, zeros)")
+            verification["edge_values"] = verify_edge_values(run.module, built, run.specs)
+    run.result["verification"] = verification
+    run.ctx.check_cancelled()
+
+
+def measure(run: Run, sample: list[torch.Tensor]) -> None:
+    """TorchScript's and the build's latency, on the same inputs, in this process and thread count."""
+    built = run.built
+    assert built is not None
+    if not run.options.measure or run.not_runnable:
+        return
+    run.ctx.progress("measure", "measuring latency (PyTorch)", 0.0)
+    torch_lat = latency.time_torch(runnable(run.module), sample)
+    run.ctx.check_cancelled()
+    run.ctx.progress("measure", f"measuring latency ({built.short})", 0.5)
+    tvm_lat = built.time(sample)
+    run.result["latency_ms"] = {"torch": torch_lat, "tvm": tvm_lat, "ratio": tvm_lat["p50"] / torch_lat["p50"] if torch_lat["p50"] > 0 else None}
+
+
+def finish(run: Run) -> None:
+    """Everything reported must serialise (no NaN/inf numbers in JSON) before any file is written,
+    so no failure can come after the export."""
+    run.result["verification"] = json_safe(run.result["verification"])
+    if "latency_ms" in run.result:
+        run.result["latency_ms"] = json_safe(run.result["latency_ms"])
+
+
+def export(run: Run) -> None:
+    path = run.options.export_path
+    built = run.built
+    if not path or built is None:
+        return
+    verification = run.result["verification"]
+    if not verification.get("ok", True) and not run.options.export_unverified:
+        # A mismatch blocks a silent export; the caller can insist with export_unverified.
+        why = verification["reason"] if verification.get("skipped") else f"{built.label}'s outputs differ from PyTorch's beyond tolerance"
+        run.result["export_skipped"] = f"Not exported: {why} (pass export_unverified to export anyway)."
+        run.ctx.log(run.result["export_skipped"], "warning")
+        return
+    run.ctx.progress("export", f"writing {built.artifact} to {path}")
+    run.result["files"]["exported"] = built.export(path, run)

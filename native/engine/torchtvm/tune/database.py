@@ -1,0 +1,228 @@
+"""The tuning work dir: MetaSchedule's JSON database (append-only JSON lines) and the workbench's
+sidecar beside it.
+
+A kill can leave a torn last line, which MetaSchedule refuses to load, so damaged lines are dropped
+before opening (repair), renumbering the records after a dropped workload line so every good record
+keeps its workload. `workbench_tasks.json` beside it maps workload hash -> task name and weight (and
+the default schedule's time), for the log reader and for resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+from torchtvm.common.errors import EngineError
+
+FAILED_SECS = 1e10  # MetaSchedule's run_secs for a failed trial
+SIDECAR = "workbench_tasks.json"
+WORKLOAD_FILE = "database_workload.json"
+RECORD_FILE = "database_tuning_record.json"
+
+
+# ---- database files -----------------------------------------------------------------------------
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def repair_database(work_dir: str) -> int:
+    """Repair the work dir's database (see repair); return how many lines were dropped."""
+    return repair(work_dir)["dropped_lines"]
+
+
+_REPAIR_JOURNAL = "database_repair.journal"
+
+
+def _finish_journal(work_dir: str) -> None:
+    """Complete a repair that was killed between its two renames (both files are replaced
+    together or the indices would disagree)."""
+    jpath = os.path.join(work_dir, _REPAIR_JOURNAL)
+    try:
+        with open(jpath, encoding="utf-8") as f:
+            moves = json.load(f)
+    except (OSError, ValueError):
+        return
+    for tmp, final in moves:
+        if os.path.exists(tmp):
+            os.replace(tmp, final)
+    os.unlink(jpath)
+
+
+def _read_lines(path: str) -> list[str]:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    # MetaSchedule numbers workloads by their non-blank lines; so does this (and the log reader).
+    return [l for l in text.split("\n") if l.strip()]
+
+
+def _valid_workload(o) -> bool:
+    return isinstance(o, list) and len(o) == 2 and isinstance(o[0], (str, int)) and not isinstance(o[0], bool) and isinstance(o[1], str)
+
+
+def _valid_record(o) -> bool:
+    # [workload index, [trace, run_secs | null, target, args_info]] (TuningRecord.as_json)
+    if not (isinstance(o, list) and len(o) == 2 and isinstance(o[0], int) and not isinstance(o[0], bool) and isinstance(o[1], list)):
+        return False
+    rec = o[1]
+    if len(rec) < 4:
+        return False
+    run_secs = rec[1]
+    return run_secs is None or (isinstance(run_secs, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in run_secs))
+
+
+def _parse(line: str):
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
+def repair(work_dir: str) -> dict:
+    """Make the database loadable while keeping every good record.
+
+    A kill can tear the last line of either file; a hand edit or a disk error can damage any line.
+    Records name their workload by line number, so dropping a damaged workload line would move
+    every later record onto the wrong workload: instead the records are renumbered. Records whose
+    workload line is damaged cannot be used (their kernel is unknown) and records that do not parse
+    are dropped. Nothing is destroyed: the original files are copied to `damaged-<time>/` first.
+    Refuses (EngineError) when most workload lines are damaged, which is not a MetaSchedule database.
+
+    Returns {"dropped_lines", "dropped_workloads", "dropped_records", "orphaned_records",
+    "renumbered_records", "backup", "message"} (message None when nothing was wrong)."""
+    _finish_journal(work_dir)
+    wpath, rpath = os.path.join(work_dir, WORKLOAD_FILE), os.path.join(work_dir, RECORD_FILE)
+    wlines, rlines = _read_lines(wpath), _read_lines(rpath)
+    bad_w = [i for i, l in enumerate(wlines) if not _valid_workload(_parse(l))]
+    report = {"dropped_lines": 0, "dropped_workloads": len(bad_w), "dropped_records": 0, "orphaned_records": 0, "renumbered_records": 0, "backup": None, "message": None}
+    if bad_w and len(bad_w) * 2 > len(wlines) and len(wlines) > 2:
+        raise EngineError(
+            "bad_database",
+            f"{len(bad_w)} of the {len(wlines)} workload lines in {wpath} are damaged, so it is not a usable MetaSchedule database; "
+            "nothing was changed. Use another --work-dir, or move these files away.",
+        )
+    # old workload index -> new index (None: damaged)
+    remap, shift = {}, 0
+    bad_set = set(bad_w)
+    for i in range(len(wlines)):
+        if i in bad_set:
+            remap[i], shift = None, shift + 1
+        else:
+            remap[i] = i - shift
+    good_records, dropped_r, orphaned, renumbered = [], 0, 0, 0
+    for line in rlines:
+        o = _parse(line)
+        if not _valid_record(o):
+            dropped_r += 1
+            continue
+        new = remap.get(o[0]) if 0 <= o[0] < len(wlines) else None
+        if new is None:
+            orphaned += 1  # its workload line is damaged or missing: the kernel it tuned is unknown
+            continue
+        if new != o[0]:
+            o[0] = new
+            renumbered += 1
+            line = json.dumps(o, separators=(",", ":"))
+        good_records.append(line)
+    report.update(dropped_records=dropped_r, orphaned_records=orphaned, renumbered_records=renumbered, dropped_lines=len(bad_w) + dropped_r + orphaned)
+    if not report["dropped_lines"]:
+        return report
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = os.path.join(work_dir, f"damaged-{stamp}-{os.getpid()}")
+    os.makedirs(backup, exist_ok=True)
+    for path in (wpath, rpath):
+        if os.path.exists(path):
+            shutil.copy2(path, os.path.join(backup, os.path.basename(path)))
+    moves = []
+    for path, lines in ((wpath, [l for i, l in enumerate(wlines) if i not in bad_set]), (rpath, good_records)):
+        tmp = f"{path}.repair-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(l + "\n" for l in lines))
+            f.flush()
+            os.fsync(f.fileno())
+        moves.append((tmp, path))
+    _atomic_write(os.path.join(work_dir, _REPAIR_JOURNAL), json.dumps(moves))
+    _finish_journal(work_dir)
+    parts = []
+    if bad_w:
+        parts.append(f"{len(bad_w)} damaged workload line(s)")
+    if orphaned:
+        parts.append(f"{orphaned} record(s) of those damaged workloads")
+    if dropped_r:
+        parts.append(f"{dropped_r} damaged record line(s)")
+    kept = f"; {renumbered} later record(s) were renumbered to their workloads" if renumbered else ""
+    report["backup"] = backup
+    report["message"] = f"Dropped {', '.join(parts)} from the tuning database in {work_dir}{kept}; every other record was kept. The original files are in {backup}."
+    return report
+
+
+def read_sidecar(work_dir: str) -> dict:
+    try:
+        with open(os.path.join(work_dir, SIDECAR), encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_sidecar(work_dir: str, entries: dict, model: str | None, target: dict) -> None:
+    data = read_sidecar(work_dir)
+    tasks = data.get("workloads") if isinstance(data.get("workloads"), dict) else {}
+    tasks.update(entries)
+    data.update({"format": 1, "workloads": tasks, "model": model, "target": target, "updated": time.time()})
+    _atomic_write(os.path.join(work_dir, SIDECAR), json.dumps(data, indent=1))
+
+
+def run_ms(run_secs) -> float | None:
+    """Median-free mean of a record's run_secs in ms; None for a failed trial."""
+    vals = [float(v) for v in (run_secs or [])]
+    if not vals or any(v >= FAILED_SECS * 0.99 for v in vals):
+        return None
+    return sum(vals) / len(vals) * 1e3
+
+
+def target_key(target) -> str:
+    """Targets compare by their JSON config (kind, mcpu, features...), whatever the key order."""
+    try:
+        cfg = target.export() if hasattr(target, "export") else json.loads(str(target))
+        cfg = {k: v for k, v in cfg.items() if k not in ("tag",)}
+        return json.dumps(cfg, sort_keys=True, default=str)
+    except Exception:
+        return str(target)
+
+
+def scan(database, task_mods, task_of: dict, target_key: str):
+    """Sort the database's records: this model's kernels on this target (counted per task, with
+    the best latency), other kernels, and this model's kernels tuned for another target."""
+    import tvm_ffi
+
+    existing, best = [0] * len(task_mods), [None] * len(task_mods)
+    matched, foreign, mismatched = [], 0, 0
+    which: dict = {}
+    for rec in database.get_all_tuning_records():
+        wl = rec.workload
+        if wl not in which:
+            i = task_of.get(str(tvm_ffi.structural_hash(wl.mod)))
+            which[wl] = i if i is not None and tvm_ffi.structural_equal(wl.mod, task_mods[i]) else None
+        i = which[wl]
+        if i is None:
+            foreign += 1
+            continue
+        if target_key(rec.target) != target_key:
+            mismatched += 1
+            continue
+        existing[i] += 1
+        matched.append(rec)
+        m = run_ms(rec.run_secs)
+        if m is not None and (best[i] is None or m < best[i]):
+            best[i] = m
+    return existing, best, matched, foreign, mismatched

@@ -1,0 +1,268 @@
+"""The MetaSchedule search as the workbench runs it: a task scheduler that stops between batches when
+the job is cancelled, a builder that checks for cancel between small chunks, a measure callback
+that turns every measured candidate into a `tune.trial` event (with the task's best-so-far and the
+estimated end-to-end latency), and the timing of each kernel's default schedule (the baseline a
+record must beat)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from torchtvm.backend.cpu_schedule import ParallelVectorize
+from torchtvm.common.errors import first_error_line
+from torchtvm.common.progress import JobContext
+from torchtvm.tune.database import run_ms
+
+CANCELLED_MSG = "torchtvm: skipped, the job was cancelled"
+
+class SearchState:
+    """What the scheduler and the callback share: per-task counts, bests, cancellation."""
+
+    def __init__(self, ctx: JobContext, names, weights, existing, best, budget, per_task):
+        self.ctx = ctx
+        self.names = names
+        self.weights = weights
+        self.trials = list(existing)  # per task, existing records included
+        self.errors = [0] * len(names)
+        self.best = list(best)  # per task ms or None
+        self.new_trials = 0
+        self.total = sum(existing)
+        self.budget = budget  # total for the work dir (existing records count)
+        self.per_task = per_task
+        self.curve: list[dict] = []
+        self.defaults: list[float | None] = [None] * len(names)  # the default schedule's ms per task
+        # Per task that is one library candidate's kernel: the library call's ms. The build runs
+        # whichever is faster (per-op placement), so that is all a tuned record can be worth.
+        self.library: list[float | None] = [None] * len(names)
+
+    def beats_default(self, i: int, ms: float | None) -> bool:
+        """Whether a record timed `ms` is applied to task i: only when it beats the default schedule."""
+        return ms is not None and (self.defaults[i] is None or ms < self.defaults[i])
+
+    def applied(self, i: int) -> float | None:
+        """What the build will run for task i: its best record if that beats the default schedule."""
+        return self.best[i] if self.beats_default(i, self.best[i]) else self.defaults[i]
+
+    def placed(self, i: int) -> float | None:
+        """What the build is expected to run for task i: its applied kernel, or the library call
+        where that is faster."""
+        a, lib = self.applied(i), self.library[i]
+        return a if lib is None or a is None else min(a, lib)
+
+    def estimate(self) -> float | None:
+        per_task = [self.placed(i) for i in range(len(self.names))]
+        if any(v is None for v in per_task):
+            return None
+        return sum(w * v for w, v in zip(self.weights, per_task))
+
+
+def make_hooks(state: SearchState, builder_impl, workers: int):
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
+    from tvm.s_tir.meta_schedule.measure_callback import (
+        AddToDatabase,
+        PyMeasureCallback,
+        RemoveBuildArtifact,
+        UpdateCostModel,
+    )
+    from tvm.s_tir.meta_schedule.task_scheduler import PyTaskScheduler
+
+    @derived_object
+    class CancellableBuilder(PyBuilder):
+        """Builds in small chunks; once cancelled, the rest come back as (unrecorded) errors."""
+
+        def __init__(self, inner, chunk):
+            super().__init__()
+            self.inner = inner
+            self.chunk = chunk
+
+        def build(self, build_inputs):
+            out = []
+            for i in range(0, len(build_inputs), self.chunk):
+                part = build_inputs[i:i + self.chunk]
+                if state.ctx.cancelled:
+                    out.extend(BuilderResult(None, CANCELLED_MSG) for _ in part)
+                else:
+                    out.extend(self.inner.build(part))
+            return out
+
+    @derived_object
+    class WorkbenchScheduler(PyTaskScheduler):
+        """Joins every running batch, stops on cancel or budget, picks the task whose weighted
+        latency per trial spent is largest (untried tasks first)."""
+
+        def __init__(self):
+            super().__init__()
+            self.round = 0
+
+        def next_task_id(self) -> int:
+            ts = self._outer()
+            n = len(ts.tasks_)
+            for i in range(n):
+                t = ts.tasks_[i]
+                if not t.is_terminated and t.runner_futures is not None:
+                    ts.join_running_task(i)
+            stop = state.ctx.cancelled or (state.budget is not None and state.total >= state.budget)
+            alive = []
+            for i in range(n):
+                if ts.tasks_[i].is_terminated:
+                    continue
+                if stop or (state.per_task is not None and state.trials[i] >= state.per_task):
+                    ts.terminate_task(i)
+                else:
+                    alive.append(i)
+            if not alive:
+                return -1
+            untried = [i for i in alive if state.trials[i] == 0]
+            if untried:
+                return untried[0]
+            self.round += 1
+
+            def score(i):
+                b = state.best[i]
+                if b is None:  # every trial failed so far: try it now and then
+                    return -1.0 if self.round % 4 else float("inf")
+                lib = state.library[i]
+                if lib is not None and b > lib:
+                    # The library kernel already does this op in `lib`: trials here pay off only
+                    # as the kernel comes near it, so the ops TVM keeps go first.
+                    b = lib * lib / b
+                return state.weights[i] * b / max(1, state.trials[i])
+
+            return max(alive, key=score)
+
+    @derived_object
+    class TrialEvents(PyMeasureCallback):
+        """Records real results (database, cost model) and emits one event per measured trial."""
+
+        def __init__(self):
+            super().__init__()
+            self.add = AddToDatabase()
+            self.update = UpdateCostModel()
+            self.remove = RemoveBuildArtifact()
+
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            keep = [i for i, b in enumerate(builder_results) if not (b.error_msg and str(b.error_msg) == CANCELLED_MSG)]
+            if keep:
+                c = [measure_candidates[i] for i in keep]
+                b = [builder_results[i] for i in keep]
+                r = [runner_results[i] for i in keep]
+                for cb in (self.add, self.update, self.remove):
+                    cb.apply(task_scheduler, task_id, c, b, r)
+            else:
+                self.remove.apply(task_scheduler, task_id, measure_candidates, builder_results, runner_results)
+            for i in keep:
+                b, r = builder_results[i], runner_results[i]
+                err = None
+                if b.error_msg:
+                    err = "build: " + first_error_line(str(b.error_msg))
+                elif r.error_msg:
+                    err = "run: " + first_error_line(str(r.error_msg))
+                ms_ = None if err else run_ms(r.run_secs)
+                if err is None and ms_ is None:
+                    err = "run: no valid timing"
+                state.trials[task_id] += 1
+                state.total += 1
+                state.new_trials += 1
+                if err:
+                    state.errors[task_id] += 1
+                elif state.best[task_id] is None or ms_ < state.best[task_id]:
+                    state.best[task_id] = ms_
+                est = state.estimate()
+                data = {
+                    "task_id": int(task_id),
+                    "task_name": state.names[task_id],
+                    "trial": state.trials[task_id],
+                    "total_trials": state.total,
+                    "latency_ms": ms_,
+                    "error": err,
+                    "best_ms": state.best[task_id],
+                    "estimated_total_ms": est,
+                }
+                state.curve.append({"total_trials": state.total, "estimated_ms": est})
+                state.ctx.emit("tune.trial", data)
+
+    del ms
+    return CancellableBuilder(builder_impl, workers), WorkbenchScheduler(), TrialEvents()
+
+
+def measure_defaults(task_mods, info, local_builder, runner) -> list[float | None]:
+    """Time each kernel under the default CPU schedule (cpu_schedule), with MetaSchedule's own
+    builder and runner, so that records are compared with what an untuned build runs."""
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+    from tvm.s_tir.meta_schedule.runner import RunnerInput
+
+
+    rule = ParallelVectorize()
+    inputs = []
+    for mod in task_mods:
+        sch = rule.apply(mod["main"], info.target, False)
+        inputs.append(BuilderInput(sch.mod if sch is not None else mod, info.target))
+    built = local_builder.build(inputs)
+    todo = [(i, b) for i, b in enumerate(built) if b.error_msg is None]
+    futures = runner.run([RunnerInput(b.artifact_path, "cpu", ArgInfo.from_prim_func(task_mods[i]["main"])) for i, b in todo])
+    out: list[float | None] = [None] * len(task_mods)
+    for (i, b), fut in zip(todo, futures):
+        r = fut.result()
+        out[i] = None if r.error_msg else run_ms(r.run_secs)
+        shutil.rmtree(os.path.dirname(b.artifact_path), ignore_errors=True)
+    return out
+
+
+def preload_tensor_intrin() -> None:
+    """Import tvm.s_tir.tensor_intrin (TuneContext does) without the minutes it takes beside torch.
+
+    Its TVMScript parsing calls inspect.stack() for every intrinsic; for frames whose file is no
+    module's (importlib's frozen frames) inspect.getmodule scans all of sys.modules each time, and
+    torch brings thousands. Remembering those misses for the duration of the import fixes it.
+    """
+    import inspect
+    import sys
+
+    if "tvm.s_tir.tensor_intrin" in sys.modules:
+        return
+    orig = inspect.getmodule
+    misses: set = set()
+
+    def getmodule(obj, _filename=None):
+        if _filename is not None and _filename in misses:
+            return None
+        mod = orig(obj, _filename)
+        if mod is None and _filename is not None:
+            misses.add(_filename)
+        return mod
+
+    inspect.getmodule = getmodule
+    try:
+        import tvm.s_tir.tensor_intrin  # noqa: F401
+    finally:
+        inspect.getmodule = orig
+
+
+def reset_ms_logging() -> None:
+    """MetaSchedule's logger setup lists the handlers already on its logger by name, and fails on
+    the second tune in a process when one is unnamed; its own are recreated anyway, so drop them."""
+    import logging
+
+    lg = logging.getLogger("tvm.s_tir.meta_schedule")
+    for h in list(lg.handlers):
+        lg.removeHandler(h)
+        try:
+            h.close()
+        except Exception:
+            pass
+
+
+def worker_initializer():
+    """The same preload for MetaSchedule's builder processes (each imports tensor_intrin before its
+    first build, which otherwise eats the build timeout). Made by value so workers need not import
+    torchtvm (and torch)."""
+    import inspect as _inspect
+
+    src = _inspect.getsource(preload_tensor_intrin)
+    ns: dict = {"__name__": "torchtvm_ms_worker_init"}
+    exec(compile(src, "<torchtvm_ms_worker_init>", "exec"), ns)
+    return ns["preload_tensor_intrin"]
