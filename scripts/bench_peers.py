@@ -13,7 +13,7 @@ Peers, each given the same eval-mode model (scripts/peers_models.py, random weig
                        ORT_ENABLE_ALL, intra_op_num_threads=T
   torch.compile        inductor with torch._inductor.config.freezing = True, under no_grad
   TVM untuned          the engine's compile (default pipeline), exported to a self-contained .pt
-                       and loaded as a user would: torch.jit.load(path)([x])
+                       and loaded as a user would: torch.jit.load(path)(x)
   TVM tuned            the same after `--tune-trials N` MetaSchedule trials (total per model,
                        kept in --work-dir, so a rerun with the same N reuses them and does not
                        retune); skipped (and said so) without the flag
@@ -245,8 +245,8 @@ def load_tvm(torch, path: str, x):
     import torchtvm  # noqa: F401  registers torch.classes.torchtvm (as a user's `import torchtvm` does)
 
     m = torch.jit.load(path)
-    # A whole-model export takes List[Tensor]; a partly compiled one (the engine's default fallback
-    # when some op does not import) keeps the model's own signature.
+    # An export is called as the model is (whole or partly compiled); one written before that
+    # convention, or by the seed API, takes List[Tensor].
     args = m.forward.schema.arguments
     if len(args) > 1 and str(args[1].type).startswith("List["):
         return lambda: m([x])

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Everything `npm install` must do after the node packages are in place: the Python env with the
-// pinned engine stack, the native builds, the TypeScript/renderer build and the example model.
+// pinned engine stack and its lint tools, the native builds, the TypeScript/renderer build and the
+// example model.
 // Each step is skipped when its inputs have not changed since it last succeeded, so re-running is fast.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -75,6 +76,11 @@ try {
     // new pin does not download the whole torch stack again.
     if (!existsSync(venvPython)) run(findPython(), ['-m', 'venv', '--clear', '.venv']);
     run(venvPython, ['-m', 'pip', 'install', '--no-input', '-r', 'native/engine/requirements.lock']);
+  });
+
+  // The engine's lint and type-check tools (ruff, mypy, import-linter), run by `npm test`.
+  step('python-dev', ['native/engine/requirements-dev.lock', 'native/engine/requirements.lock'], ['.venv/bin/ruff', '.venv/bin/mypy', '.venv/bin/lint-imports'], () => {
+    run(venvPython, ['-m', 'pip', 'install', '--no-input', '-r', 'native/engine/requirements-dev.lock']);
   });
 
   step('engine', ['native/engine/pyproject.toml'], [], () => {

@@ -83,7 +83,7 @@ def soak(folder: str, calls: int, threads: int, points: int = 20) -> dict:
                 else:
                     x = inputs[b]
                 try:
-                    out = m([x])[0]
+                    out = m(x)  # called as the model is
                 except Exception as e:  # counted as a wrong result; the soak goes on
                     errors.append(f"batch {b} ({'strided' if i % 7 == 3 else 'neg view' if i % 11 == 5 else 'plain'}): {str(e).strip().splitlines()[-1][:200]}")
                     continue

@@ -33,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   };
   if (!cmd) return fail(`unknown command "${name}"; run torchtvm --help`, EXIT.usage);
-  const wb = createWorkbench({ host: name === 'serve' ? 'browser' : 'cli', runners: { bench: benchRunner() }, readTuningLog: async (dir) => (await import('../core/tuning/log-reader.js')).readTuningLog(dir) as unknown as Promise<Record<string, unknown>> });
+  const wb = createWorkbench({ host: name === 'serve' ? 'browser' : 'cli', runners: { bench: benchRunner() } });
   try {
     return await cmd.run(rest, { wb, out, fail });
   } catch (e) {

@@ -1,28 +1,31 @@
 // The WorkbenchApi: the one interface that the renderer calls, implemented by app/core and carried
 // over Electron IPC (preload), WebSocket (browser mode) and used directly by the CLI.
 import { z } from 'zod';
-import { WorkbenchError } from './errors.js';
+import { describeIssues, WorkbenchError } from './errors.js';
 import { GetRunArgs, ListRunsArgs, type ModelRuns, type RunRecord } from './runs.js';
-import { JobRequestSchema, type JobEvent, type JobOutcome, type JobRequest, type JobState } from './jobs.js';
+import { JobRequestSchema, JobStateSchema, type JobEvent, type JobOutcome, type JobRequest } from './jobs.js';
+import type { TuningLog } from './results.js';
 
-export interface AppInfo {
-  version: string;
-  versions: Record<string, string>;
-  exampleModel: string | null;
-  platform: string;
+export const AppInfoSchema = z.object({
+  version: z.string(),
+  versions: z.record(z.string(), z.string()),
+  exampleModel: z.string().nullable(),
+  platform: z.string(),
   /** 'electron' | 'browser' | 'cli' */
-  host: string;
+  host: z.string(),
   /** Where deployments find the runtime op, the engine's Python package and its interpreter (for snippets that work from a fresh shell). */
-  runtime?: { library: string; pythonPath: string; python: string };
-}
+  runtime: z.object({ library: z.string(), pythonPath: z.string(), python: z.string() }).optional(),
+});
+export type AppInfo = z.output<typeof AppInfoSchema>;
 
-export interface JobSummary {
-  job: string;
-  kind: string;
-  state: JobState;
-  startedAt: number;
-  label: string;
-}
+export const JobSummarySchema = z.object({
+  job: z.string(),
+  kind: z.string(),
+  state: JobStateSchema,
+  startedAt: z.number(),
+  label: z.string(),
+});
+export type JobSummary = z.output<typeof JobSummarySchema>;
 
 export interface WorkbenchApi {
   info(): Promise<AppInfo>;
@@ -31,7 +34,7 @@ export interface WorkbenchApi {
   waitJob(args: { job: string }): Promise<JobOutcome>;
   listJobs(): Promise<JobSummary[]>;
   /** Reads a MetaSchedule work dir (tasks, records, best-so-far curves). */
-  readTuningLog(args: { dir: string }): Promise<Record<string, unknown>>;
+  readTuningLog(args: { dir: string }): Promise<TuningLog>;
   recentModels(): Promise<string[]>;
   /** A model's runs (newest first), its project folder and the defaults that belong to it. */
   listRuns(args: { model: string }): Promise<ModelRuns>;
@@ -69,12 +72,7 @@ export function validateCall(method: unknown, args: unknown): { method: ApiMetho
     throw new WorkbenchError('bad_request', `Unknown method ${named}; the workbench offers ${API_METHODS.join(', ')}.`);
   }
   const parsed = API_ARGS[method as ApiMethod].safeParse(args);
-  if (!parsed.success) {
-    const issues = parsed.error.issues;
-    const listed = issues.slice(0, 5).map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
-    if (issues.length > 5) listed.push(`and ${issues.length - 5} more`);
-    throw new WorkbenchError('bad_request', `Invalid arguments for ${method}: ${listed.join('; ')}.`);
-  }
+  if (!parsed.success) throw new WorkbenchError('bad_request', `Invalid arguments for ${method}: ${describeIssues(parsed.error)}.`);
   return { method: method as ApiMethod, args: parsed.data as unknown[] };
 }
 

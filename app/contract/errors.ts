@@ -29,3 +29,32 @@ export class WorkbenchError extends Error {
     return new WorkbenchError('internal', err instanceof Error ? err.message : String(err), err instanceof Error ? err.stack : undefined);
   }
 }
+
+/** A zod error's first issues as one clause: `path: message; path: message; and N more`. */
+export function describeIssues(error: z.ZodError, max = 5): string {
+  const issues = error.issues;
+  const listed = issues.slice(0, max).map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
+  if (issues.length > max) listed.push(`and ${issues.length - max} more`);
+  return listed.join('; ');
+}
+
+/** The WorkbenchError for a payload that crossed a process boundary and does not match its schema: `what` names the message. */
+export function wireError(code: string, what: string, error: z.ZodError, value: unknown): WorkbenchError {
+  let detail: string | undefined;
+  try {
+    detail = JSON.stringify(value)?.slice(0, 2000);
+  } catch {
+    detail = undefined;
+  }
+  return new WorkbenchError(code, `${what} does not match the workbench's contract (${describeIssues(error)}); the two sides are out of step: reinstall or update the workbench.`, detail);
+}
+
+/**
+ * Parses a payload that crossed a process boundary with its contract schema. A payload that does
+ * not parse becomes a WorkbenchError with `code`, naming the message (`what`) and the first issues.
+ */
+export function parseWire<S extends z.ZodType>(schema: S, value: unknown, code: string, what: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  throw wireError(code, what, parsed.error, value);
+}

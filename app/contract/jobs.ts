@@ -1,7 +1,8 @@
 // Job requests, their events and outcomes: one schema per message, used to validate every payload
 // that crosses a process boundary (IPC, WebSocket, engine stdio) and to type it.
 import { z } from 'zod';
-import { ErrorInfoSchema } from './errors.js';
+import { ErrorInfoSchema, parseWire } from './errors.js';
+import { BenchResultSchema, CompileResultSchema, InspectResultSchema, TuneResultSchema } from './results.js';
 import { InputSpecSchema } from './specs.js';
 
 const path = z.string().min(1).max(4096);
@@ -23,9 +24,9 @@ export const CompileRequestSchema = z.object({
   target,
   threads,
   /** Where the build and its artifacts go; defaults to the model's project folder. */
-  outDir: path.optional(),
+  out_dir: path.optional(),
   /** Write the deployable .pt here (atomically). */
-  exportPath: path.optional(),
+  export_path: path.optional(),
   /** Measure TVM and TorchScript latency after verifying. */
   measure: z.boolean().default(true),
   /**
@@ -42,24 +43,25 @@ export const CompileRequestSchema = z.object({
    */
   placement: z.enum(['auto', 'library', 'tvm']).optional(),
   /**
-   * The user confirmed replacing exportPath although it is the source model or a file the workbench
+   * The user confirmed replacing export_path although it is the source model or a file the workbench
    * did not write (the CLI's --force). Without it such a job is refused before building
    * (error codes export_is_source, export_exists).
    */
   overwrite: z.boolean().optional(),
-  /** Create missing parent folders of exportPath, outDir and workDir (the CLI's --mkdir); without it: error folder_missing. */
-  createParent: z.boolean().optional(),
+  /** Create missing parent folders of export_path, out_dir and work_dir (the CLI's --mkdir); without it: error folder_missing. */
+  create_parent: z.boolean().optional(),
 });
 
 export const TuneRequestSchema = CompileRequestSchema.extend({
   kind: z.literal('tune'),
   trials: z.number().int().min(1).max(100000),
-  trialsPerTask: z.number().int().min(1).max(100000).optional(),
+  trials_per_task: z.number().int().min(1).max(100000).optional(),
   /** Candidates measured per search round (the engine picks up to 16): smaller rounds stream trials sooner. */
-  trialsPerIter: z.number().int().min(1).max(64).optional(),
-  workDir: path.optional(),
+  trials_per_iter: z.number().int().min(1).max(64).optional(),
+  /** The MetaSchedule work dir (database, imported model); defaults to the model's project folder. */
+  work_dir: path.optional(),
   /** Sizes to tune symbolic dims at (name -> size within its range); default: each symbol's sample size. */
-  tuneSizes: z.record(z.string(), z.number().int().min(1)).optional(),
+  tune_sizes: z.record(z.string(), z.number().int().min(1)).optional(),
 });
 
 export const BenchRequestSchema = z.object({
@@ -87,18 +89,48 @@ export type CompileRequest = z.output<typeof CompileRequestSchema>;
 export type TuneRequest = z.output<typeof TuneRequestSchema>;
 export type BenchRequest = z.output<typeof BenchRequestSchema>;
 
+/**
+ * Request keys before the wire became snake_case end to end (old name -> name). Run records
+ * (runs/<job>/request.json, run.json) written by older versions hold the old names.
+ */
+export const LEGACY_REQUEST_KEYS = {
+  outDir: 'out_dir',
+  exportPath: 'export_path',
+  createParent: 'create_parent',
+  trialsPerTask: 'trials_per_task',
+  trialsPerIter: 'trials_per_iter',
+  workDir: 'work_dir',
+  tuneSizes: 'tune_sizes',
+} as const;
+
+/** A stored request with its legacy camelCase keys renamed (a key already under its new name wins); anything else is returned as is. */
+export function upgradeStoredRequest(raw: unknown): unknown {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const renamed = Object.hasOwn(LEGACY_REQUEST_KEYS, k) ? LEGACY_REQUEST_KEYS[k as keyof typeof LEGACY_REQUEST_KEYS] : k;
+    if (renamed !== k && Object.hasOwn(raw, renamed)) continue;
+    out[renamed] = v;
+  }
+  return out;
+}
+
 export const JobStateSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
 export type JobState = z.infer<typeof JobStateSchema>;
 
 // ---- events: one stream, the same over IPC, WebSocket and the engine's stdio ----
+// Engine-sent data objects are loose: a key a newer engine adds passes through to the UI and the run
+// record; the keys listed are checked where the event enters app/core.
 
-export const ProgressDataSchema = z.object({
+export const JobStateDataSchema = z.object({ state: JobStateSchema, kind: z.string() });
+
+export const ProgressDataSchema = z.looseObject({
   stage: z.string(),
   message: z.string(),
   fraction: z.number().min(0).max(1).optional(),
 });
 
-export const TrialDataSchema = z.object({
+export const TrialDataSchema = z.looseObject({
   task_id: z.number().int(),
   task_name: z.string(),
   trial: z.number().int(),
@@ -109,7 +141,21 @@ export const TrialDataSchema = z.object({
   best_ms: z.number().nullable(),
   estimated_total_ms: z.number().nullable(),
 });
-export type TrialData = z.infer<typeof TrialDataSchema>;
+export type TrialData = z.output<typeof TrialDataSchema>;
+
+export const TasksDataSchema = z.looseObject({
+  tasks: z.array(
+    z.looseObject({
+      id: z.number().int(),
+      name: z.string(),
+      weight: z.number(),
+      /** The kernel under the default CPU schedule (what the build runs unless a record beats it). */
+      default_ms: z.number().nullable().optional(),
+      /** The op's library kernel timed alone, where it has one. */
+      library_ms: z.number().nullable().optional(),
+    }),
+  ),
+});
 
 export const BenchSampleDataSchema = z.object({
   model: z.string(),
@@ -117,22 +163,74 @@ export const BenchSampleDataSchema = z.object({
   latency_ms: z.number(),
 });
 
-export const LogDataSchema = z.object({ level: z.enum(['debug', 'info', 'warn', 'error']), message: z.string() });
+export const LogDataSchema = z.looseObject({ level: z.enum(['debug', 'info', 'warn', 'error']), message: z.string() });
 
-export const JobEventSchema = z.discriminatedUnion('event', [
-  z.object({ event: z.literal('job.state'), job: z.string(), data: z.object({ state: JobStateSchema, kind: z.string() }) }),
-  z.object({ event: z.literal('job.progress'), job: z.string(), data: ProgressDataSchema }),
-  z.object({ event: z.literal('tune.trial'), job: z.string(), data: TrialDataSchema }),
-  z.object({ event: z.literal('tune.tasks'), job: z.string(), data: z.object({ tasks: z.array(z.object({ id: z.number(), name: z.string(), weight: z.number(), default_ms: z.number().nullable().optional(), library_ms: z.number().nullable().optional() })) }) }),
-  z.object({ event: z.literal('bench.sample'), job: z.string(), data: BenchSampleDataSchema }),
-  z.object({ event: z.literal('log'), job: z.string(), data: LogDataSchema }),
-]);
-export type JobEvent = z.infer<typeof JobEventSchema>;
+const jobId = z.string().min(1);
+export const JobStateEventSchema = z.object({ event: z.literal('job.state'), job: jobId, data: JobStateDataSchema });
+export const ProgressEventSchema = z.object({ event: z.literal('job.progress'), job: jobId, data: ProgressDataSchema });
+export const TrialEventSchema = z.object({ event: z.literal('tune.trial'), job: jobId, data: TrialDataSchema });
+export const TasksEventSchema = z.object({ event: z.literal('tune.tasks'), job: jobId, data: TasksDataSchema });
+export const BenchSampleEventSchema = z.object({ event: z.literal('bench.sample'), job: jobId, data: BenchSampleDataSchema });
+export const LogEventSchema = z.object({ event: z.literal('log'), job: jobId, data: LogDataSchema });
+
+/** Every job event, by name. */
+export const JOB_EVENT_SCHEMAS = {
+  'job.state': JobStateEventSchema,
+  'job.progress': ProgressEventSchema,
+  'tune.trial': TrialEventSchema,
+  'tune.tasks': TasksEventSchema,
+  'bench.sample': BenchSampleEventSchema,
+  log: LogEventSchema,
+} as const;
+
+export const JobEventSchema = z.discriminatedUnion('event', [JobStateEventSchema, ProgressEventSchema, TrialEventSchema, TasksEventSchema, BenchSampleEventSchema, LogEventSchema]);
+export type JobEvent = z.output<typeof JobEventSchema>;
 export type JobEventName = JobEvent['event'];
+/** An event as a runner emits it: the job manager adds the job id. (Omit distributed over the union.) */
+export type JobEventBody = JobEvent extends infer E ? (E extends unknown ? Omit<E, 'job'> : never) : never;
 
-export const JobOutcomeSchema = z.discriminatedUnion('state', [
-  z.object({ state: z.literal('succeeded'), job: z.string(), result: z.record(z.string(), z.unknown()) }),
-  z.object({ state: z.literal('failed'), job: z.string(), error: ErrorInfoSchema }),
-  z.object({ state: z.literal('cancelled'), job: z.string(), result: z.record(z.string(), z.unknown()).optional() }),
-]);
-export type JobOutcome = z.infer<typeof JobOutcomeSchema>;
+/** The events the Python engine sends for a job (core makes job.state; the bench host, bench.sample). */
+export const ENGINE_JOB_EVENTS = ['job.progress', 'tune.trial', 'tune.tasks', 'log'] as const satisfies readonly JobEventName[];
+/** One of the events the engine sends for a job, checked as it arrives from the engine's stdout. */
+export const EngineJobEventSchema = z.discriminatedUnion('event', [ProgressEventSchema, TrialEventSchema, TasksEventSchema, LogEventSchema]);
+export type EngineJobEvent = z.output<typeof EngineJobEventSchema>;
+
+export function isEngineJobEvent(name: string): name is EngineJobEvent['event'] {
+  return (ENGINE_JOB_EVENTS as readonly string[]).includes(name);
+}
+
+// ---- results and outcomes ----
+
+/** Each job kind's result schema. */
+export const JOB_RESULT_SCHEMAS = {
+  inspect: InspectResultSchema,
+  compile: CompileResultSchema,
+  tune: TuneResultSchema,
+  bench: BenchResultSchema,
+} as const;
+export type JobResultOf<K extends JobKind> = z.output<(typeof JOB_RESULT_SCHEMAS)[K]>;
+
+/** Any job's result (outcomes do not name their kind: a tune result is tried first, as it is also a compile result). */
+export const JobResultSchema = z.union([TuneResultSchema, CompileResultSchema, InspectResultSchema, BenchResultSchema]);
+export type JobResult = z.output<typeof JobResultSchema>;
+
+/** A job's result as its kind's schema types it; throws a WorkbenchError (bad_result) naming the first issues when it does not parse. */
+export function parseJobResult<K extends JobKind>(kind: K, result: unknown): JobResultOf<K> {
+  return parseWire(JOB_RESULT_SCHEMAS[kind], result, 'bad_result', `The ${kind} result`) as JobResultOf<K>;
+}
+
+function outcomeSchema<R extends z.ZodType>(result: R) {
+  return z.discriminatedUnion('state', [
+    z.object({ state: z.literal('succeeded'), job: z.string(), result }),
+    z.object({ state: z.literal('failed'), job: z.string(), error: ErrorInfoSchema }),
+    z.object({ state: z.literal('cancelled'), job: z.string(), result: result.optional() }),
+  ]);
+}
+
+export const JobOutcomeSchema = outcomeSchema(JobResultSchema);
+export type JobOutcome = z.output<typeof JobOutcomeSchema>;
+
+/** The outcome schema of one job kind (a run record names its kind, so its outcome is checked against that kind's result). */
+export function jobOutcomeSchema(kind: JobKind) {
+  return outcomeSchema(JOB_RESULT_SCHEMAS[kind]);
+}

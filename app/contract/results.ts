@@ -1,153 +1,362 @@
-// Shapes of job results that the CLI and the renderer read. The engine produces them; core checks
-// the parts it relies on.
-import type { InputSpec } from './specs.js';
+// Job results as the engine, the bench child and the tuning-log reader send them: one zod schema per
+// message, used both to validate the payload where it enters app/core and to type it (z.output).
+// Objects are loose (z.looseObject): a key a newer engine adds passes through untouched, while the
+// keys listed here are checked. Keys starting with "_" are in-process values the engine never sends.
+import { z } from 'zod';
+import { InputSpecSchema } from './specs.js';
 
-export interface LatencyStats {
-  p50: number;
-  p90: number;
-  p99?: number;
-  min: number;
-  mean: number;
-  stddev?: number;
-  runs: number;
-}
+const ms = z.number();
+const msOrNull = z.number().nullable();
+const int = z.number().int();
 
-export interface OutputCheck {
-  index: number;
-  shape: number[];
-  dtype: string;
-  ok: boolean;
-  /** A non-finite metric arrives as the string "inf", "-inf" or "nan" (JSON has no such numbers). */
-  max_abs: number | string | null;
-  max_rel: number | string | null;
-  atol?: number;
-  rtol?: number;
+// ---- statistics and verification ----
+
+export const LatencyStatsSchema = z.looseObject({
+  p50: ms,
+  p90: ms,
+  p99: ms.optional(),
+  min: ms,
+  mean: ms,
+  stddev: ms.optional(),
+  runs: int,
+});
+export type LatencyStats = z.output<typeof LatencyStatsSchema>;
+
+/** A non-finite metric arrives as the string "inf", "-inf" or "nan" (JSON has no such numbers). */
+const metric = z.union([z.number(), z.string()]).nullable();
+
+export const OutputCheckSchema = z.looseObject({
+  index: int,
+  shape: z.array(int),
+  dtype: z.string(),
+  ok: z.boolean(),
+  max_abs: metric,
+  max_rel: metric,
+  atol: z.number().optional(),
+  rtol: z.number().optional(),
   /** Why the output failed: dtype, shape, NaN/inf positions or the error against tolerance. */
-  reason?: string;
-}
+  reason: z.string().optional(),
+});
+export type OutputCheck = z.output<typeof OutputCheckSchema>;
 
-export interface Verification {
-  ok: boolean;
-  outputs: OutputCheck[];
-  checks?: Array<{ ok: boolean; outputs: OutputCheck[]; input_shapes: number[][] }>;
+export const EdgeValuesSchema = z.looseObject({
+  ok: z.boolean(),
+  cases: z.array(z.looseObject({ case: z.string(), ok: z.boolean(), outputs: z.array(OutputCheckSchema).optional(), reason: z.string().optional(), skipped: z.string().optional() })),
+  failed: z.array(z.string()),
+});
+
+export const VerificationSchema = z.looseObject({
+  ok: z.boolean(),
+  outputs: z.array(OutputCheckSchema),
+  checks: z.array(z.looseObject({ ok: z.boolean(), outputs: z.array(OutputCheckSchema), input_shapes: z.array(z.array(int)) })).optional(),
   /** Not run: the code needs CPU features this machine lacks (reason says which). */
-  skipped?: boolean;
-  reason?: string;
+  skipped: z.boolean().optional(),
+  reason: z.string().optional(),
   /** The same comparison on NaN, ±inf, -0.0, huge, tiny and all-zero inputs, reported apart. */
-  edge_values?: { ok: boolean; failed: string[]; cases: Array<{ case: string; ok: boolean; outputs?: OutputCheck[]; reason?: string; skipped?: string }> };
-}
+  edge_values: EdgeValuesSchema.optional(),
+});
+export type Verification = z.output<typeof VerificationSchema>;
 
-export interface InspectResult {
-  path: string;
-  /** "pt2" for a torch.export archive (TorchScript otherwise). */
-  format?: 'pt2';
-  /** spec: a .pt2 input's default input spec (dynamic dims as symbols with their ranges); shape only when all its dims are static. */
-  inputs: Array<{ name: string; type: string; shape?: number[]; dtype?: string; spec?: InputSpec }>;
-  ops: Record<string, number>;
-  parameters: { count: number; bytes: number; tensors: number };
-  exported: Record<string, unknown> | null;
-  /** The model's graph (TorchScript), for the graph view; absent from older engines. */
-  graph?: ModelGraph;
-}
+// ---- inspect ----
 
-export interface GraphNode {
-  id: string;
+export const GraphNodeSchema = z.looseObject({
+  id: z.string(),
   /** The op, e.g. 'aten::conv2d'; 'input' and 'output' for the graph's ends. */
-  op: string;
+  op: z.string(),
   /** Inputs only: the argument's name in the TorchScript graph. */
-  name?: string;
+  name: z.string().optional(),
   /** Ids of the nodes whose outputs this node reads. */
-  inputs: string[];
+  inputs: z.array(z.string()),
   /**
    * Per output: from running the model on the input specs (graph.shapes_for), else where the
    * TorchScript graph records it. A symbolic dim is its symbol or a linear expression of it
    * ('batch', '2*seq', 'h/2'); null where unknown.
    */
-  outputs?: Array<{ shape?: Array<number | string | null>; dtype?: string }>;
+  outputs: z.array(z.looseObject({ shape: z.array(z.union([int, z.string()]).nullable()).optional(), dtype: z.string().optional() })).optional(),
   /** The submodule it came from (scope), e.g. 'layer1.0.conv1'. */
-  scope?: string;
-}
+  scope: z.string().optional(),
+});
+export type GraphNode = z.output<typeof GraphNodeSchema>;
 
-export interface ModelGraph {
-  nodes: GraphNode[];
+export const ModelGraphSchema = z.looseObject({
+  nodes: z.array(GraphNodeSchema),
   /** True when the graph was cut at the size limit. */
-  truncated?: boolean;
+  truncated: z.boolean().optional(),
   /** The input specs the nodes' output shapes were computed for (absent: no computed shapes). */
-  shapes_for?: InputSpec[];
-}
+  shapes_for: z.array(InputSpecSchema).optional(),
+});
+export type ModelGraph = z.output<typeof ModelGraphSchema>;
 
-export interface CompileResult {
-  model: string;
-  inputs: InputSpec[];
-  target: { kind: string; mcpu: string | null; features: string[] };
-  num_outputs: number;
-  timings_s: { import: number; build: number };
-  verification: Verification;
-  threads: number;
-  latency_ms?: { torch: LatencyStats; tvm: LatencyStats; ratio: number };
-  files: { library?: string; partitioned?: string; exported?: string; workDir?: string };
-  tuning?: Record<string, unknown>;
-  /** Module-level fallback: why the whole model did not import, and what got compiled. */
-  fallback?: { reason: string; code: string };
-  coverage?: CompileCoverage;
-  /** Where each heavy op runs (library kernel or TVM) and, for library calls, how long it takes. */
-  placement?: Placement;
-}
+export const InspectedInputSchema = z.looseObject({
+  name: z.string(),
+  type: z.string(),
+  shape: z.array(int).optional(),
+  dtype: z.string().optional(),
+  /** A .pt2 input's default input spec (dynamic dims as symbols with their ranges). */
+  spec: InputSpecSchema.optional(),
+});
 
-export interface PlacedOp {
+/** The engine's inspect (and the bench child's libtorch inspect, which adds input_style and metadata_source). */
+export const InspectResultSchema = z.looseObject({
+  path: z.string(),
+  /** "pt2" for a torch.export archive (TorchScript otherwise). */
+  format: z.literal('pt2').optional(),
+  /** spec: a .pt2 input's default input spec; shape only when all its dims are static. */
+  inputs: z.array(InspectedInputSchema),
+  ops: z.record(z.string(), int),
+  parameters: z.looseObject({ count: int, bytes: int, tensors: int }),
+  /** The metadata a workbench export embeds (input specs, target, ...); null for other models. */
+  exported: z.record(z.string(), z.unknown()).nullable(),
+  /** The model's graph, for the graph view; absent when it could not be read. */
+  graph: ModelGraphSchema.optional(),
+});
+export type InspectResult = z.output<typeof InspectResultSchema>;
+
+// ---- the tuning summary a tune result carries ----
+
+export const TunedTaskSchema = z.looseObject({
+  id: int,
+  name: z.string(),
+  weight: z.number(),
+  trials: int,
+  errors: int,
+  best_ms: msOrNull,
+  /** The kernel under the default CPU schedule: what the build runs unless a record beats it. */
+  default_ms: msOrNull.optional(),
+  /** The op's library kernel timed alone, where it has one. */
+  library_ms: msOrNull.optional(),
+  /** What the build runs for this task: its best record, or the default schedule. */
+  applied: z.enum(['record', 'default']).optional(),
+});
+export type TunedTask = z.output<typeof TunedTaskSchema>;
+
+export const TuningSummarySchema = z.looseObject({
+  trials: int,
+  new_trials: int,
+  budget: int,
+  trials_per_task: int.nullable().optional(),
+  tasks: z.array(TunedTaskSchema),
+  estimated_ms: msOrNull,
+  measured_ms: msOrNull.optional(),
+  work_dir: z.string(),
+  resumed_records: int,
+  /** Whether the imported model and its tasks came from the work dir (a resume), and how long getting them took. */
+  import: z.looseObject({ reused: z.boolean(), tasks_reused: z.boolean(), seconds: z.number(), cache: z.string().nullable().optional() }).optional(),
+  repaired_lines: int.optional(),
+  repair: z.record(z.string(), z.unknown()).optional(),
+  ignored_records: z.looseObject({ other_kernels: int, other_target: int }).optional(),
+  notes: z.array(z.string()),
+  tune_s: z.number().optional(),
+  wall_s: z.number().optional(),
+  /** The estimate after each trial (for the chart of a finished run). */
+  curve: z.array(z.looseObject({ total_trials: int, estimated_ms: msOrNull })),
+  /** Symbolic dims: the sizes tuned at (name -> size). */
+  tuned_at: z.record(z.string(), int).nullable().optional(),
+  tuned_at_note: z.string().nullable().optional(),
+});
+export type TuningSummary = z.output<typeof TuningSummarySchema>;
+
+// ---- compile (and the build a tune ends with) ----
+
+export const PlacedOpSchema = z.looseObject({
   /** The op's value name in the compiled graph. */
-  name: string;
+  name: z.string(),
   /** conv2d | depthwise_conv2d | grouped_conv2d | linear | matmul */
-  kind: string;
+  kind: z.string(),
   /** Output shape as compiled (NHWC for library convolutions); symbols as strings. */
-  shape: Array<number | string>;
+  shape: z.array(z.union([z.number(), z.string()])),
   /** What is fused into the call: bias, scale, add (residual), relu, relu6, gelu, silu, ... */
-  epilogue: string[];
-  where: 'library' | 'tvm' | 'torchscript';
-  /** Median time of the call inside a model run (library calls); null where not measured. */
-  ms: number | null;
-  /** ms as a share of the model's TVM p50. */
-  share: number | null;
-  func?: string;
-  /** The graph node (ModelGraph id, e.g. 'n12') the op came from, where the engine could follow it. */
-  node?: string;
-  /** The graph nodes fused into the call (BatchNorm, residual add, activation). */
-  fused?: string[];
+  epilogue: z.array(z.string()),
+  func: z.string().optional(),
   /** The library kernel's algorithm where it is not the default: 'winograd' (3x3 convolutions
    * that per-op placement timed faster as Winograd than as oneDNN's direct convolution). */
-  algorithm?: 'winograd';
+  algorithm: z.literal('winograd').optional(),
+  where: z.enum(['library', 'tvm', 'torchscript']),
+  /** Median time of the call inside a model run (library calls); null where not measured. */
+  ms: msOrNull,
+  /** ms as a share of the model's TVM p50. */
+  share: z.number().nullable(),
   /** Per-op placement (auto): the op timed alone, in the model's layout, as a library kernel, as
    * TVM's tuned kernel (with a tuning database) and (3x3 convolutions) as the Winograd kernel;
    * it runs where it was faster. */
-  alone_ms?: { library: number; tvm?: number; winograd?: number };
-}
+  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional() }).optional(),
+  /** The graph node (ModelGraph id, e.g. 'n12') the op came from, where the engine could follow it. */
+  node: z.string().optional(),
+  /** The graph nodes fused into the call (BatchNorm, residual add, activation). */
+  fused: z.array(z.string()).optional(),
+});
+export type PlacedOp = z.output<typeof PlacedOpSchema>;
 
-export interface Placement {
-  mode: 'auto' | 'library' | 'tvm';
-  ops: PlacedOp[];
-  library_ops: number;
-  tvm_ops: number;
+export const PlacementSchema = z.looseObject({
+  mode: z.enum(['auto', 'library', 'tvm']),
+  ops: z.array(PlacedOpSchema),
+  library_ops: int,
+  tvm_ops: int,
   /** Sum of the library calls' times, and the rest of the model's p50 (TVM's own kernels). */
-  library_ms: number | null;
-  tvm_ms: number | null;
-  total_ms: number | null;
+  library_ms: msOrNull,
+  tvm_ms: msOrNull,
+  total_ms: msOrNull,
   /** How auto placed the ops: which convolutions run as Winograd and, with a tuning database, whether
    * moving ops to TVM beat the default. */
-  note?: string;
+  note: z.string().optional(),
   /** Per-op placement against the untuned default (the library everywhere, Winograd where it timed
    * faster; `library_ms`), fastest of interleaved model runs: the faster is kept, so a tuned build
    * is never slower than the untuned default. Only `kept: false` where every op stayed in the library. */
-  per_op?: { kept: boolean; per_op_ms?: number; library_ms?: number };
-}
+  per_op: z.looseObject({ kept: z.boolean(), per_op_ms: ms.optional(), library_ms: ms.optional() }).optional(),
+  /** The engine's table of placement kind -> the graph ops (TorchScript and torch.export names, e.g.
+   * "aten::conv2d") it can come from: the graph view matches an op that names no `node` to the nodes
+   * of its family by order. Absent in results of older engines (match by `node` only). */
+  source_ops: z.record(z.string(), z.array(z.string())).optional(),
+});
+export type Placement = z.output<typeof PlacementSchema>;
 
-export interface CompileCoverage {
+export const CompileCoverageSchema = z.looseObject({
   /** graph: runs of importable ops (loop and branch bodies included) were compiled; module: whole submodule calls. */
-  level?: 'graph' | 'module';
-  ops_total: number;
-  ops_compiled: number;
-  time_share_compiled: number;
-  /** One row per segment ("segment0 (loop body: cat, linear, tanh)") or submodule. */
-  modules: Array<{ name: string; compiled: boolean; reason?: string }>;
+  level: z.enum(['graph', 'module']).optional(),
+  ops_total: int,
+  ops_compiled: int,
+  time_share_compiled: z.number(),
+  torchscript_ms: ms.optional(),
   /** Graph level: each segment's block, aten ops, and whether it runs in TVM. */
-  segments?: Array<{ name: string; where: string; ops: string[]; compiled: boolean; reason?: string; torchscript_ms?: number }>;
-}
+  segments: z.array(z.looseObject({ name: z.string(), where: z.string(), ops: z.array(z.string()), compiled: z.boolean(), reason: z.string().optional(), torchscript_ms: ms.optional() })).optional(),
+  /** One row per segment ("segment0 (loop body: cat, linear, tanh)") or submodule. */
+  modules: z.array(z.looseObject({ name: z.string(), compiled: z.boolean(), reason: z.string().optional() })),
+});
+export type CompileCoverage = z.output<typeof CompileCoverageSchema>;
+
+export const TargetInfoSchema = z.looseObject({
+  kind: z.string(),
+  mcpu: z.string().nullable(),
+  features: z.array(z.string()),
+  /** TVM's target: its JSON config, or its string where it is not JSON. */
+  target: z.unknown().optional(),
+});
+
+export const CompileResultSchema = z.looseObject({
+  model: z.string(),
+  inputs: z.array(InputSpecSchema),
+  target: TargetInfoSchema,
+  num_outputs: int,
+  timings_s: z.looseObject({ import: z.number(), build: z.number() }),
+  verification: VerificationSchema,
+  threads: int,
+  files: z.looseObject({ library: z.string().optional(), partitioned: z.string().optional(), exported: z.string().optional() }),
+  /** Module-level fallback: why the whole model did not import (code and sentence). */
+  fallback: z.looseObject({ reason: z.string(), code: z.string() }).optional(),
+  /** Fallback: what got compiled and what stayed in TorchScript. */
+  coverage: CompileCoverageSchema.optional(),
+  /** Same process, same threads; ratio = TVM p50 / TorchScript p50 (null when TorchScript's p50 is 0). */
+  latency_ms: z.looseObject({ torch: LatencyStatsSchema, tvm: LatencyStatsSchema, ratio: z.number().nullable() }).optional(),
+  /** Where each heavy op runs (library kernel or TVM) and, for library calls, how long it takes. */
+  placement: PlacementSchema.optional(),
+  /** Why an export was not written (verification failed or could not run). */
+  export_skipped: z.string().optional(),
+  /** A tune job's summary (present on tune results only). */
+  tuning: TuningSummarySchema.optional(),
+});
+export type CompileResult = z.output<typeof CompileResultSchema>;
+
+/** A tune job's result: the build with the records, and the tuning summary. */
+export const TuneResultSchema = CompileResultSchema.extend({ tuning: TuningSummarySchema });
+export type TuneResult = z.output<typeof TuneResultSchema>;
+
+// ---- bench: the addon's result (bench child -> core) and the bench job's result (core -> UI, CLI) ----
+
+export const AddonStatsSchema = z.looseObject({ min: ms, max: ms, mean: ms, p50: ms, p90: ms, p99: ms, stddev: ms, runs: int });
+export type AddonStats = z.output<typeof AddonStatsSchema>;
+
+export const BenchInputSchema = z.looseObject({ name: z.string(), shape: z.array(int), dtype: z.string() });
+
+/** Where the bench child took the input specs from: the request, the model's recorded shapes, or its export metadata. */
+export const InputsFromSchema = z.enum(['request', 'model', 'metadata']);
+
+/** What the addon's benchmark() resolves with (native/addon/src/addon.cc), plus the child's inputs_from. */
+export const AddonBenchResultSchema = z.looseObject({
+  threads: int,
+  iterations: int,
+  cancelled: z.boolean(),
+  inputs: z.array(BenchInputSchema),
+  models: z.array(
+    z.looseObject({
+      path: z.string(),
+      input_style: z.enum(['list', 'positional']),
+      first_ms: ms,
+      stats: AddonStatsSchema,
+      bare_mean_ms: ms.optional(),
+    }),
+  ),
+  /** Added by the child: where the input specs came from. */
+  inputs_from: InputsFromSchema.optional(),
+});
+export type AddonBenchResult = z.output<typeof AddonBenchResultSchema>;
+
+export const BenchStatsSchema = LatencyStatsSchema.extend({ max: ms, first_ms: ms, input_style: z.string() });
+export type BenchStats = z.output<typeof BenchStatsSchema>;
+
+/** What a bench job returns (the CLI's --json result). */
+export const BenchResultSchema = z.looseObject({
+  model: z.string(),
+  vs: z.string().optional(),
+  threads: int,
+  warmup: int,
+  iterations: int,
+  cancelled: z.boolean(),
+  inputs: z.array(BenchInputSchema),
+  inputs_from: InputsFromSchema.optional(),
+  /** The model's statistics, in ms. */
+  stats: BenchStatsSchema,
+  /** The --vs model's statistics, in ms. */
+  vs_stats: BenchStatsSchema.optional(),
+  /** p50(model) / p50(vs): below 1 means the model is faster than the one it is compared with. */
+  ratio: z.number().optional(),
+});
+export type BenchResult = z.output<typeof BenchResultSchema>;
+
+// ---- the tuning-log reader (engine `tuning_log` -> core -> UI, CLI `log`) ----
+
+export const TuningLogTaskSchema = z.looseObject({
+  workload: int,
+  hash: z.string(),
+  name: z.string(),
+  weight: z.number().nullable(),
+  records: int,
+  failures: int,
+  best_ms: msOrNull,
+  /** Best-so-far after each record, in file order (null until one succeeds). */
+  curve: z.array(msOrNull),
+});
+export type TuningTask = z.output<typeof TuningLogTaskSchema>;
+
+export const TuningLogSchema = z.looseObject({
+  dir: z.string(),
+  tasks: z.array(TuningLogTaskSchema),
+  records: int,
+  failures: int,
+  /** Σ weight × best over tasks with a weight and a best; null when any weighted task has none. */
+  estimated_ms: msOrNull,
+  skipped: z.looseObject({ workload_lines: int, record_lines: int, reasons: z.array(z.string()) }),
+  targets: z.array(z.string()),
+  model: z.string().nullable(),
+  named_by: z.enum(['workbench', 'parsed', 'index']),
+});
+export type TuningLog = z.output<typeof TuningLogSchema>;
+
+const sideSchema = z.looseObject({ records: int, best_ms: msOrNull });
+export const LogComparisonSchema = z.looseObject({
+  a: z.looseObject({ dir: z.string(), records: int, estimated_ms: msOrNull }),
+  b: z.looseObject({ dir: z.string(), records: int, estimated_ms: msOrNull }),
+  tasks: z.array(
+    z.looseObject({
+      key: z.string(),
+      name: z.string(),
+      a: sideSchema.nullable(),
+      b: sideSchema.nullable(),
+      /** b's best / a's best: below 1 means b is faster. */
+      ratio: z.number().nullable(),
+    }),
+  ),
+  only_in_a: int,
+  only_in_b: int,
+});
+export type LogComparison = z.output<typeof LogComparisonSchema>;
+export type TaskComparison = LogComparison['tasks'][number];

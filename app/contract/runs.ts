@@ -2,43 +2,49 @@
 // (request, events as JSON lines, outcome) so that the app can list a model's past runs and, after
 // a reload, a reconnect or a restart, reattach to the ones still running.
 import { z } from 'zod';
-import type { JobEvent, JobOutcome, ParsedJobRequest } from './jobs.js';
+import { JobEventSchema, JobOutcomeSchema, JobRequestSchema } from './jobs.js';
 
 /** `interrupted`: the run was running when the process that ran it stopped (its engine went with it). */
-export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+export const RunStateSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted']);
+export type RunState = z.output<typeof RunStateSchema>;
 
 /** What the run did, as users name it: an export is a compile that writes a .pt. */
-export type RunKind = 'compile' | 'tune' | 'bench' | 'export';
+export const RunKindSchema = z.enum(['compile', 'tune', 'bench', 'export']);
+export type RunKind = z.output<typeof RunKindSchema>;
 
-export interface RunSummary {
-  job: string;
-  kind: RunKind;
-  state: RunState;
-  model: string;
-  startedAt: number;
-  finishedAt?: number;
-  request: ParsedJobRequest;
+export const RunSummarySchema = z.object({
+  job: z.string(),
+  kind: RunKindSchema,
+  state: RunStateSchema,
+  model: z.string(),
+  startedAt: z.number(),
+  finishedAt: z.number().optional(),
+  /** The parsed request (snake_case; records written before that are upgraded when read). */
+  request: JobRequestSchema,
   /** The error's sentence when the run failed. */
-  error?: string;
+  error: z.string().optional(),
   /** How many events the run recorded. */
-  events: number;
-}
+  events: z.number().int(),
+});
+export type RunSummary = z.output<typeof RunSummarySchema>;
 
-export interface ModelRuns {
+export const ModelRunsSchema = z.object({
   /** The model's project folder. */
-  project: string;
-  /** Defaults the app shows and uses for this model (never carried over to another model). */
-  defaults: { workDir: string; exportPath: string };
+  project: z.string(),
+  /** Defaults the app shows and uses for this model's requests (never carried over to another model). */
+  defaults: z.object({ work_dir: z.string(), export_path: z.string() }),
   /** Newest first. */
-  runs: RunSummary[];
-}
+  runs: z.array(RunSummarySchema),
+});
+export type ModelRuns = z.output<typeof ModelRunsSchema>;
 
-export interface RunRecord {
-  summary: RunSummary;
+export const RunRecordSchema = z.object({
+  summary: RunSummarySchema,
   /** Every event so far, in order: replaying them rebuilds the chart and the tables. */
-  events: JobEvent[];
-  outcome: JobOutcome | null;
-}
+  events: z.array(JobEventSchema),
+  outcome: JobOutcomeSchema.nullable(),
+});
+export type RunRecord = z.output<typeof RunRecordSchema>;
 
 /** Job ids are `kind-N-base36time`; checked strictly because they name folders on disk. */
 export const JOB_ID = /^[a-z]+-\d+-[a-z0-9]+$/;

@@ -2,17 +2,18 @@
 // Runners do the work (the engine, the bench host); the manager owns state and the event stream.
 import { EventEmitter } from 'node:events';
 import type { JobSummary } from '../contract/api.js';
-import { WorkbenchError } from '../contract/errors.js';
-import { type JobEvent, type JobOutcome, JobRequestSchema, type JobRequest, type JobState, type ParsedJobRequest } from '../contract/jobs.js';
+import { describeIssues, WorkbenchError } from '../contract/errors.js';
+import { type JobEvent, type JobEventBody, type JobOutcome, JobRequestSchema, type JobResult, type JobState, type ParsedJobRequest } from '../contract/jobs.js';
 
 export interface RunContext {
   job: string;
-  emit(event: Omit<JobEvent, 'job'>): void;
+  emit(event: JobEventBody): void;
   /** Aborted when the job is cancelled. */
   signal: AbortSignal;
 }
 
-export type JobRunner = (request: ParsedJobRequest, ctx: RunContext) => Promise<Record<string, unknown>>;
+/** Runs one job; resolves with its result, already checked against the contract where it came from another process. */
+export type JobRunner = (request: ParsedJobRequest, ctx: RunContext) => Promise<JobResult>;
 
 /** Told about every job's start and end (the run store keeps them on disk); events come through onEvent. */
 export interface JobObserver {
@@ -47,10 +48,11 @@ export class JobManager {
     this.events.emit('event', e);
   }
 
-  start(raw: JobRequest): string {
+  /** Starts a job; the request is checked here (whoever called). */
+  start(raw: unknown): string {
     const parsed = JobRequestSchema.safeParse(raw);
     if (!parsed.success) {
-      throw new WorkbenchError('bad_request', `The ${String((raw as unknown as { kind?: string })?.kind ?? "")} request is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}.`);
+      throw new WorkbenchError('bad_request', `The ${kindOf(raw)} request is invalid: ${describeIssues(parsed.error, 20)}.`);
     }
     const request = parsed.data;
     const runner = this.runners[request.kind];
@@ -62,7 +64,7 @@ export class JobManager {
       summary.state = state;
       this.emit({ event: 'job.state', job, data: { state, kind: request.kind } });
     };
-    const ctx: RunContext = { job, signal: abort.signal, emit: (e) => this.emit({ ...e, job } as JobEvent) };
+    const ctx: RunContext = { job, signal: abort.signal, emit: (e) => this.emit({ ...e, job }) };
     this.observer?.started(job, request, summary.startedAt);
     const run = (async (): Promise<JobOutcome> => {
       await Promise.resolve(); // let the caller subscribe before the first event
@@ -105,4 +107,9 @@ export class JobManager {
   list(): JobSummary[] {
     return [...this.jobs.values()].map((r) => ({ ...r.summary }));
   }
+}
+
+/** The request's kind for a sentence about a request that did not parse ('' when it has none). */
+function kindOf(raw: unknown): string {
+  return typeof raw === 'object' && raw !== null && 'kind' in raw && typeof raw.kind === 'string' ? raw.kind.slice(0, 40) : '';
 }

@@ -1,7 +1,7 @@
 // Where a compile or tune job writes, checked before the build starts: the export path, the build
-// folder (outDir) and the tuning work dir. An export never replaces the model it came from, nor a
+// folder (out_dir) and the tuning work dir (work_dir). An export never replaces the model it came from, nor a
 // file the workbench did not write, unless the request says `overwrite` (the CLI's --force, the
-// app's confirmation); a missing parent folder is an error unless the request says `createParent`
+// app's confirmation); a missing parent folder is an error unless the request says `create_parent`
 // (the CLI's --mkdir). Two jobs never write one path at once: each holds a lock file beside it for
 // the length of the job, and a second writer is refused with a sentence.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, accessSync, constants, type Stats } from 'node:fs';
@@ -13,11 +13,11 @@ import { workbenchHome } from './paths.js';
 /** What the checks need from a compile or tune request. */
 export interface OutputRequest {
   model: string;
-  exportPath?: string;
-  outDir?: string;
-  workDir?: string;
+  export_path?: string;
+  out_dir?: string;
+  work_dir?: string;
   overwrite?: boolean;
-  createParent?: boolean;
+  create_parent?: boolean;
 }
 
 const CONFIRM = 'confirm the overwrite (--force on the command line)';
@@ -184,8 +184,13 @@ function zipMember(file: string, wanted: (name: string) => boolean, maxBytes = 1
   }
 }
 
-/** The pickle opcodes that start an exported module: its top-level class is torchtvm's TVMModule. */
-const EXPORT_CLASS = Buffer.from('c__torch__.torchtvm.export\nTVMModule\n', 'latin1');
+/**
+ * The pickle opcodes that start an exported module: its top-level class is torchtvm's TVMModule
+ * (possibly with a `_<hash>` suffix), qualified by the Python module that defined it:
+ * torchtvm.deploy.export, or torchtvm.export in files exported before the engine's packages were
+ * grouped by stage. Within the first bytes (after the protocol opcode).
+ */
+const EXPORT_CLASS = /^[\s\S]{0,4}c__torch__\.torchtvm\.(?:deploy\.)?export\nTVMModule(?:_[0-9a-f]+)?\n/;
 const PRODUCER = Buffer.from('"producer": "torchtvm"', 'latin1');
 
 /**
@@ -201,8 +206,8 @@ export function isWorkbenchExport(file: string): boolean {
   if (rec && rec.size === st.size && rec.mtimeMs === st.mtimeMs) return true;
   const pkl = zipMember(abs, (n) => /^[^/]+\/data\.pkl$/.test(n), 64 << 10);
   if (!pkl) return false;
-  const head = pkl.subarray(0, 64);
-  return head.indexOf(EXPORT_CLASS) >= 0 && head.indexOf(EXPORT_CLASS) <= 4 && pkl.indexOf(PRODUCER) >= 0;
+  const head = pkl.subarray(0, 128);
+  return EXPORT_CLASS.test(head.toString('latin1')) && pkl.indexOf(PRODUCER) >= 0;
 }
 
 // ---- locks: one writer per path ----
@@ -296,12 +301,12 @@ export function realPathOfTarget(p: string): string {
  * what to do); on success returns the release function for the locks.
  */
 export function prepareOutputs(req: OutputRequest): () => void {
-  const createParent = req.createParent === true;
+  const createParent = req.create_parent === true;
   const releases: Array<() => void> = [];
   const release = () => releases.splice(0).forEach((r) => r());
   try {
-    if (req.exportPath !== undefined) {
-      const raw = req.exportPath;
+    if (req.export_path !== undefined) {
+      const raw = req.export_path;
       const exp = resolve(raw);
       const st = statOrNull(exp);
       if ((st && st.isDirectory()) || /[/\\]$/.test(raw)) {
@@ -320,8 +325,8 @@ export function prepareOutputs(req: OutputRequest): () => void {
       releases.push(lockPath(exp, 'the export'));
     }
     for (const [dir, what] of [
-      [req.outDir, 'the build'],
-      [req.workDir, 'the tuning work dir'],
+      [req.out_dir, 'the build'],
+      [req.work_dir, 'the tuning work dir'],
     ] as const) {
       if (dir === undefined) continue;
       const abs = resolve(dir);

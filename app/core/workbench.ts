@@ -2,22 +2,21 @@
 // server and the CLI all call.
 import { existsSync, readFileSync } from 'node:fs';
 import type { AppInfo, WorkbenchApi } from '../contract/api.js';
-import { WorkbenchError } from '../contract/errors.js';
-import { JobRequestSchema, type CompileRequest, type JobRequest } from '../contract/jobs.js';
-import { EngineClient, type EngineClientOptions } from './engine/engine-client.js';
-import { engineRunners } from './engine/engine-runners.js';
+import { JobRequestSchema, type JobRequest } from '../contract/jobs.js';
+import { EngineClient, type EngineClientOptions } from './engine-client/engine-client.js';
+import { engineRunners } from './engine-client/engine-runners.js';
 import { type JobRunner, JobManager } from './jobs.js';
 import { prepareOutputs, recordExport } from './output-paths.js';
 import { RunStore } from './runs/run-store.js';
 import { paths } from './paths.js';
 import { addRecentModel, recentModels } from './settings.js';
+import { readTuningLog } from './tuning/tuning-log.js';
 
 export interface WorkbenchOptions {
   host: string;
   engine?: EngineClientOptions;
   /** Extra or replacement runners (the bench host registers 'bench'). */
   runners?: Partial<Record<string, JobRunner>>;
-  readTuningLog?: (dir: string) => Promise<Record<string, unknown>>;
 }
 
 export interface Workbench extends WorkbenchApi {
@@ -43,14 +42,15 @@ export function createWorkbench(opts: WorkbenchOptions): Workbench {
     async info(): Promise<AppInfo> {
       if (!versions) {
         const r = await engine.request('versions', {}).done.catch(() => ({}));
-        versions = { node: process.versions.node, ...(r as Record<string, string>) };
+        versions = { node: process.versions.node, ...r };
       }
       return { version: pkg.version, versions, exampleModel: existsSync(paths.exampleModel) ? paths.exampleModel : null, platform: `${process.platform}-${process.arch}`, host: opts.host, runtime: { library: process.env.TORCHTVM_RUNTIME_LIB ?? paths.runtimeLib, pythonPath: paths.engineDir, python: paths.python } };
     },
     async startJob(request: JobRequest) {
       // Where a compile or tune writes is checked (and locked) before anything is built.
-      const writes = request.kind === 'compile' || request.kind === 'tune' ? JobRequestSchema.safeParse(request) : null;
-      const release = writes?.success ? prepareOutputs(writes.data as CompileRequest) : () => {};
+      const parsed = JobRequestSchema.safeParse(request);
+      const writes = parsed.success && (parsed.data.kind === 'compile' || parsed.data.kind === 'tune') ? parsed.data : null;
+      const release = writes ? prepareOutputs(writes) : () => {};
       let job: string;
       try {
         job = jobs.start(request);
@@ -60,8 +60,8 @@ export function createWorkbench(opts: WorkbenchOptions): Workbench {
       }
       jobs.wait(job).then(
         (o) => {
-          const exported = o.state === 'succeeded' ? (o.result.files as { exported?: unknown } | undefined)?.exported : undefined;
-          if (typeof exported === 'string') recordExport(exported);
+          const files = o.state === 'succeeded' && 'files' in o.result ? o.result.files : undefined;
+          if (isRecord(files) && typeof files.exported === 'string') recordExport(files.exported);
           release();
         },
         release,
@@ -78,10 +78,8 @@ export function createWorkbench(opts: WorkbenchOptions): Workbench {
     async listJobs() {
       return jobs.list();
     },
-    async readTuningLog({ dir }) {
-      if (!opts.readTuningLog) throw new WorkbenchError('unsupported', 'Reading tuning logs is not available in this build.');
-      return opts.readTuningLog(dir);
-    },
+    // The engine reads the work dir (beside a running job, not queued behind it).
+    readTuningLog: ({ dir }) => readTuningLog(engine, dir),
     async listRuns({ model }) {
       return runs.list(model);
     },
@@ -94,4 +92,8 @@ export function createWorkbench(opts: WorkbenchOptions): Workbench {
     onEvent: (listener) => jobs.onEvent(listener),
     close: () => engine.close(),
   };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

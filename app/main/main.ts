@@ -95,7 +95,7 @@ app.whenReady().then(async () => {
   session.defaultSession.setPermissionRequestHandler((_wc, _perm, cb) => cb(false));
   session.defaultSession.setPermissionCheckHandler(() => false);
   const services = await electronServices();
-  wb = createWorkbench({ host: 'electron', runners: services.runners, readTuningLog: services.readTuningLog });
+  wb = createWorkbench({ host: 'electron', runners: services.runners });
   registerIpc(wb, () => win, rendererUrl);
   const getWin = () => win;
   buildMenu(getWin, () => versionsText);

@@ -3,7 +3,7 @@ import { app, dialog, Menu, shell, type BrowserWindow, type MenuItemConstructorO
 import { existsSync } from 'node:fs';
 import { paths, workbenchHome } from '../core/paths.js';
 import { recentModels } from '../core/settings.js';
-import { MENU_CHANNEL, type MenuAction } from '../preload/bridge.js';
+import { MENU_CHANNEL, type MenuAction } from '../contract/bridge.js';
 
 function send(win: BrowserWindow | null, action: MenuAction): void {
   if (win && !win.isDestroyed()) win.webContents.send(MENU_CHANNEL, action);

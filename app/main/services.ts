@@ -1,18 +1,16 @@
 // The optional parts of app/core wired the Electron way: the bench runner hosts the native addon in
-// a utilityProcess (a crash there fails one benchmark, not the app), and the tuning-log reader.
+// a utilityProcess (a crash there fails one benchmark, not the app). Tuning logs are read by the
+// engine (app/core/tuning/tuning-log.ts), the same in every host.
 import { utilityProcess } from 'electron';
-import { benchRunner, utilityProcessSpawner, type UtilityProcessLike } from '../core/bench/bench-host.js';
+import { benchRunner, utilityProcessSpawner } from '../core/bench/bench-host.js';
 import type { JobRunner } from '../core/jobs.js';
-import { readTuningLog } from '../core/tuning/log-reader.js';
 
 export interface Services {
   runners: Partial<Record<string, JobRunner>>;
-  readTuningLog: (dir: string) => Promise<Record<string, unknown>>;
 }
 
 export async function electronServices(): Promise<Services> {
   return {
-    runners: { bench: benchRunner({ spawner: utilityProcessSpawner(utilityProcess as unknown as UtilityProcessLike) }) },
-    readTuningLog: async (dir) => (await readTuningLog(dir)) as unknown as Record<string, unknown>,
+    runners: { bench: benchRunner({ spawner: utilityProcessSpawner(utilityProcess) }) },
   };
 }

@@ -5,7 +5,7 @@
 import { contextBridge, ipcRenderer, webUtils, type IpcRendererEvent } from 'electron';
 import { API_METHODS, CHANNELS, validateCall, type ApiMethod } from '../contract/api.js';
 import type { JobEvent } from '../contract/jobs.js';
-import { MENU_CHANNEL, type MenuAction } from './bridge.js';
+import { MENU_CHANNEL, type MenuAction } from '../contract/bridge.js';
 
 type Reply = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string; detail?: string } };
 

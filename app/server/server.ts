@@ -17,6 +17,7 @@ import { delimiter, extname, join, normalize, resolve, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { validateCall, type WorkbenchApi } from '../contract/api.js';
 import { WorkbenchError } from '../contract/errors.js';
+import { JobRequestSchema } from '../contract/jobs.js';
 import { isInside, realPathOfTarget } from '../core/output-paths.js';
 import { workbenchHome } from '../core/paths.js';
 import { wireProtocol, type ClientMessage, type ServerMessage } from './protocol.js';
@@ -64,14 +65,14 @@ export function writeRoots(given?: string[]): string[] {
 
 /** Refuses a startJob request that would write outside the allowed roots, naming the path and the roots. */
 export function checkWritePaths(args: unknown[], roots: string[]): void {
-  const req = args[0] as { exportPath?: unknown; outDir?: unknown; workDir?: unknown } | undefined;
-  if (!req || typeof req !== 'object') return;
-  for (const [field, what] of [
-    ['exportPath', 'export path'],
-    ['outDir', 'build folder'],
-    ['workDir', 'tuning work dir'],
+  const parsed = JobRequestSchema.safeParse(args[0]);
+  if (!parsed.success) return; // refused by the job manager with its own sentence
+  const req = parsed.data;
+  for (const [p, what] of [
+    [req.kind === 'compile' || req.kind === 'tune' ? req.export_path : undefined, 'export path'],
+    [req.kind === 'compile' || req.kind === 'tune' ? req.out_dir : undefined, 'build folder'],
+    [req.kind === 'tune' ? req.work_dir : undefined, 'tuning work dir'],
   ] as const) {
-    const p = req[field];
     if (typeof p !== 'string') continue;
     const real = realPathOfTarget(p);
     if (!roots.some((r) => isInside(real, r))) {

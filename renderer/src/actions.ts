@@ -3,8 +3,8 @@
 // folder; opening a model (or reloading the page, or reconnecting) restores the latest run of each
 // kind from there: finished ones show their results, running ones are reattached (their recorded
 // events replay, then the live ones follow, and Cancel works).
-import type { JobEvent, JobOutcome, JobRequest } from '../../app/contract/jobs.js';
-import type { CompileResult, InspectResult } from '../../app/contract/results.js';
+import { parseJobResult, type JobOutcome, type JobRequest } from '../../app/contract/jobs.js';
+import type { InspectResult } from '../../app/contract/results.js';
 import type { RunKind, RunSummary } from '../../app/contract/runs.js';
 import { formatDim, InputSpecSchema, parseSpecFields, type InputSpec, type SpecField } from '../../app/contract/specs.js';
 import { hold, release } from './events.js';
@@ -79,18 +79,31 @@ function watch(job: string, kind: RunKind | 'inspect', model: string): Promise<J
   return w;
 }
 
+/** A result checked against its kind's schema; one that does not match becomes the job's failed outcome (with the issues) and null. */
+function resultOf<K extends 'inspect' | 'compile' | 'tune' | 'bench'>(kind: K, job: string, result: unknown) {
+  try {
+    return parseJobResult(kind, result);
+  } catch (e) {
+    finishJob(job, failed(job, e as ErrorLike));
+    return null;
+  }
+}
+
 /** Puts a finished run's result where its view shows it, if that run is still the one shown. */
 function applyOutcome(kind: RunKind, job: string, outcome: JobOutcome, model: string): void {
   const s = get();
   if (s.modelPath !== model || s[SLOT[kind]] !== job || outcome.state !== 'succeeded') return;
-  const r = outcome.result;
-  if (kind === 'compile') set({ compile: r as unknown as CompileResult, compileFrom: job });
-  else if (kind === 'tune') set({ tuneResult: r as unknown as CompileResult });
-  else if (kind === 'bench') set({ benchResult: r });
-  else {
-    const c = r as unknown as CompileResult;
-    set({ exported: c, benchVs: s.benchVs || c.files.exported || s.exportPath.trim() });
+  if (kind === 'bench') {
+    const r = resultOf('bench', job, outcome.result);
+    if (r) set({ benchResult: r });
+    return;
   }
+  // An export is a compile, or a tune that builds from its database.
+  const r = resultOf(kind === 'tune' ? 'tune' : 'compile', job, outcome.result);
+  if (!r) return;
+  if (kind === 'compile') set({ compile: r, compileFrom: job });
+  else if (kind === 'tune') set({ tuneResult: r });
+  else set({ exported: r, benchVs: s.benchVs || r.files.exported || s.exportPath.trim() });
 }
 
 async function refreshRuns(model: string): Promise<void> {
@@ -231,7 +244,11 @@ export async function openModel(path: string, opts: { keepView?: boolean } = {})
     set({ openingPath: undefined });
     return false;
   }
-  const r = outcome.result as unknown as InspectResult;
+  const r = resultOf('inspect', job, outcome.result);
+  if (!r) {
+    set({ openingPath: undefined });
+    return false;
+  }
   const s = get();
   if (s.modelPath && s.inputs.length) rememberInputs(s.modelPath, s.inputs);
   const fresh = prefillRows(model, r, s.info?.exampleModel ?? null);
@@ -302,7 +319,7 @@ export function rememberInspection(model: string, result: InspectResult): void {
 export async function attachRuns(model: string): Promise<void> {
   const r = await api.listRuns({ model }).catch(() => null);
   if (!r || get().modelPath !== model) return;
-  set({ project: r, exportPath: get().exportPath || r.defaults.exportPath });
+  set({ project: r, exportPath: get().exportPath || r.defaults.export_path });
   for (const kind of ['compile', 'tune', 'bench', 'export'] as RunKind[]) {
     const latest = r.runs.find((x) => x.kind === kind);
     if (latest) await restoreRun(model, latest);
@@ -312,7 +329,8 @@ export async function attachRuns(model: string): Promise<void> {
     const good = r.runs.find((x) => x.kind === 'compile' && x.state === 'succeeded');
     if (good) {
       const rec = await api.getRun({ model, job: good.job }).catch(() => null);
-      if (rec?.outcome?.state === 'succeeded' && get().modelPath === model && !get().compile) set({ compile: rec.outcome.result as unknown as CompileResult, compileFrom: good.job });
+      const result = rec?.outcome?.state === 'succeeded' ? resultOf('compile', good.job, rec.outcome.result) : null;
+      if (result && get().modelPath === model && !get().compile) set({ compile: result, compileFrom: good.job });
     }
   }
 }
@@ -321,14 +339,14 @@ export async function attachRuns(model: string): Promise<void> {
 async function restoreRun(model: string, run: RunSummary): Promise<void> {
   const slot = SLOT[run.kind];
   const job = run.job;
-  const req = run.request as Record<string, unknown>;
+  const req = run.request;
   const reset: Partial<State> =
-    run.kind === 'tune'
-      ? { trials: [], tasks: {}, tuneResult: null, tuneBudget: typeof req.trials === 'number' ? req.trials : get().tuneBudget, tuneWorkDir: typeof req.workDir === 'string' ? req.workDir : '', tunePerRound: typeof req.trialsPerIter === 'number' ? String(req.trialsPerIter) : '' }
-      : run.kind === 'bench'
-        ? { benchSamples: {}, benchResult: null, benchIterations: typeof req.iterations === 'number' ? req.iterations : get().benchIterations, benchVs: typeof req.vs === 'string' ? req.vs : get().benchVs }
-        : run.kind === 'export'
-          ? { exported: null, exportPath: typeof req.exportPath === 'string' ? req.exportPath : get().exportPath }
+    run.kind === 'tune' && req.kind === 'tune'
+      ? { trials: [], tasks: {}, tuneResult: null, tuneBudget: req.trials, tuneWorkDir: req.work_dir ?? '', tunePerRound: req.trials_per_iter !== undefined ? String(req.trials_per_iter) : '' }
+      : run.kind === 'bench' && req.kind === 'bench'
+        ? { benchSamples: {}, benchResult: null, benchIterations: req.iterations, benchVs: req.vs ?? get().benchVs }
+        : run.kind === 'export' && (req.kind === 'compile' || req.kind === 'tune')
+          ? { exported: null, exportPath: req.export_path ?? get().exportPath }
           : {};
   forgetSeen(job);
   hold(job);
@@ -336,7 +354,7 @@ async function restoreRun(model: string, run: RunSummary): Promise<void> {
   const view: JobView = { id: job, kind: run.request.kind, state: run.state === 'interrupted' ? 'failed' : run.state, stage: '', message: '', logs: [], startedAt: run.startedAt, ...(prev?.cancelRequested ? { cancelRequested: true } : {}) };
   set({ [slot]: job, ...reset, jobs: { ...get().jobs, [job]: view } } as never);
   const rec = await api.getRun({ model, job }).catch(() => null);
-  release(job, (rec?.events ?? []) as JobEvent[]);
+  release(job, rec?.events ?? []);
   if (get().modelPath !== model) return;
   if (rec?.outcome) {
     finishJob(job, rec.outcome);
@@ -363,31 +381,31 @@ export async function tune(resume: boolean): Promise<void> {
   const { specs } = checkRows(s.inputs);
   if (!specs || !s.modelPath) return;
   const reset: Partial<State> = resume ? { tuneResult: null } : { tuneResult: null, trials: [], tasks: {} };
-  await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, ...(Number(s.tunePerRound) >= 1 ? { trialsPerIter: Math.min(64, Math.floor(Number(s.tunePerRound))) } : {}), ...(s.tuneWorkDir.trim() ? { workDir: s.tuneWorkDir.trim() } : {}) }, 'tune', reset);
+  await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, ...(Number(s.tunePerRound) >= 1 ? { trials_per_iter: Math.min(64, Math.floor(Number(s.tunePerRound))) } : {}), ...(s.tuneWorkDir.trim() ? { work_dir: s.tuneWorkDir.trim() } : {}) }, 'tune', reset);
 }
 
 /** The work dir of this model's latest successful tune, if any: a tuned export builds from its database. */
 export function tunedWorkDir(s: State = get()): string | null {
   const run = s.project?.runs.find((r) => r.kind === 'tune' && r.state === 'succeeded');
-  if (!run) return null;
-  return (run.request as { workDir?: string }).workDir ?? s.project!.defaults.workDir;
+  if (!run || !s.project) return null;
+  return (run.request.kind === 'tune' ? run.request.work_dir : undefined) ?? s.project.defaults.work_dir;
 }
 
 /**
- * Exports to the path on the Export page. `createParent` and `overwrite` are the user's answers to
+ * Exports to the path on the Export page. `create_parent` and `overwrite` are the user's answers to
  * a refusal (a missing folder, a file the workbench did not write), never defaults.
  */
-export async function exportModel(tuned = get().exportTuned, confirm: { createParent?: boolean; overwrite?: boolean } = {}): Promise<void> {
+export async function exportModel(tuned = get().exportTuned, confirm: { create_parent?: boolean; overwrite?: boolean } = {}): Promise<void> {
   const s = get();
   const { specs } = checkRows(s.inputs);
-  const path = s.exportPath.trim() || s.project?.defaults.exportPath || '';
+  const path = s.exportPath.trim() || s.project?.defaults.export_path || '';
   if (!specs || !s.modelPath || !path) return;
   const workDir = tuned ? tunedWorkDir(s) : null;
   // A tuned export is a tune job with a budget of 1: the database already holds more records
   // than that, so nothing new is measured and the build applies the records.
   const request: JobRequest = workDir
-    ? { kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: 1, workDir, exportPath: path, measure: false, ...confirm }
-    : { kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, exportPath: path, measure: false, ...confirm };
+    ? { kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: 1, work_dir: workDir, export_path: path, measure: false, ...confirm }
+    : { kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, export_path: path, measure: false, ...confirm };
   await runJob(request, 'export', { exported: null, exportPath: path });
 }
 
@@ -459,9 +477,17 @@ export async function refreshGraphShapes(): Promise<void> {
   } catch (e) {
     outcome = failed('shapes', e as ErrorLike);
   }
-  const g = outcome.state === 'succeeded' ? (outcome.result as unknown as InspectResult).graph : undefined;
+  let g: InspectResult['graph'];
+  let unreadable: string | undefined;
+  if (outcome.state === 'succeeded') {
+    try {
+      g = parseJobResult('inspect', outcome.result).graph;
+    } catch (e) {
+      unreadable = (e as Error).message;
+    }
+  }
   if (!g?.shapes_for) {
-    const why = outcome.state === 'failed' && outcome.error ? outcome.error.message : 'the model did not run on them (an op needs real data, or the specs do not fit it)';
+    const why = outcome.state === 'failed' && outcome.error ? outcome.error.message : (unreadable ?? 'the model did not run on them (an op needs real data, or the specs do not fit it)');
     shapesStatus.set(key, { state: 'failed', message: why });
     return;
   }

@@ -3,7 +3,7 @@
 import { create } from 'zustand';
 import type { AppInfo } from '../../app/contract/api.js';
 import type { JobEvent, JobOutcome } from '../../app/contract/jobs.js';
-import type { CompileResult, InspectResult } from '../../app/contract/results.js';
+import type { BenchResult, CompileResult, InspectResult, TuningLog } from '../../app/contract/results.js';
 import type { ModelRuns } from '../../app/contract/runs.js';
 import type { ConnectionStatus } from './transport/index.js';
 
@@ -71,7 +71,7 @@ export interface BenchSample {
 
 export interface TuningRun {
   dir: string;
-  data: Record<string, unknown>;
+  data: TuningLog;
 }
 
 export interface State {
@@ -108,7 +108,7 @@ export interface State {
   benchVs: string;
   benchIterations: number;
   benchSamples: Record<string, BenchSample[]>;
-  benchResult: Record<string, unknown> | null;
+  benchResult: BenchResult | null;
   exportJob?: string;
   exportPath: string;
   /** Build the export from this model's tuning database (when it has one). */

@@ -8,7 +8,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const PYTHON = join(ROOT, '.venv/bin/python');
-export const CHROMIUM = '/usr/bin/chromium';
+/** Debian's Chromium; TORCHTVM_CHROMIUM overrides it (scripts/test.mjs reads the same variable). */
+export const CHROMIUM = process.env.TORCHTVM_CHROMIUM || '/usr/bin/chromium';
 export const SHOTS = join(ROOT, 'test-artifacts/screenshots');
 export const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 

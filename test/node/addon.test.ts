@@ -1,6 +1,6 @@
 // The native addon loaded directly (libtorch inspection and the benchmark harness), against small
 // TorchScript models made by test/fixtures/make_bench_models.py and, when the runtime library and
-// export.py exist, a model exported by torchtvm.
+// deploy/export.py exist, a model exported by torchtvm.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { paths } from '../../app/core/paths.js';
 
-const exportAvailable = existsSync(paths.runtimeLib) && existsSync(join(paths.engineDir, 'torchtvm', 'export.py'));
+const exportAvailable = existsSync(paths.runtimeLib) && existsSync(join(paths.engineDir, 'torchtvm', 'deploy', 'export.py'));
 const tiny = [{ name: 'x', dims: [1, 8], dtype: 'float32' }];
 
 interface Stats { min: number; max: number; mean: number; p50: number; p90: number; p99: number; stddev: number; runs: number }
@@ -188,14 +188,15 @@ describe.runIf(exportAvailable)('exported models', () => {
     addon.loadLibrary(paths.runtimeLib);
     expect(addon.runtimeLoaded()).toBe(true);
     const r = await addon.inspect(m('tiny_tvm.pt'));
-    expect(r.input_style).toBe('list');
+    expect(r.input_style).toBe('positional'); // called as tiny.pt is: forward(x)
+    expect(r.inputs).toEqual([{ name: 'x', type: 'Tensor' }]);
     expect(r.exported).toMatchObject({ format_version: 1, producer: 'torchtvm', num_outputs: 1, inputs: [{ name: 'x', dims: [1, 8], dtype: 'float32' }] });
     expect(r.exported.library_sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it('benchmarks it against the original (List[Tensor] in, detected from the schema)', async () => {
+  it('benchmarks it against the original (the same arguments, detected from the schema)', async () => {
     const r = await addon.benchmark([m('tiny.pt'), m('tiny_tvm.pt')], tiny, { warmup: 3, iterations: 100 }).done;
-    expect(r.models.map((x: { input_style: string }) => x.input_style)).toEqual(['positional', 'list']);
+    expect(r.models.map((x: { input_style: string }) => x.input_style)).toEqual(['positional', 'positional']);
     expectOrdered(r.models[1].stats, 100);
   });
 

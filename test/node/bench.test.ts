@@ -1,5 +1,5 @@
 // The bench host (the addon in a child process), the 'bench' job runner and `torchtvm bench`, with
-// real small TorchScript models (and an exported one when the runtime library and export.py exist).
+// real small TorchScript models (and an exported one when the runtime library and deploy/export.py exist).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { type BenchChild, BenchHost, type BenchJobResult, benchRunner, forkSpawn
 import { JobManager } from '../../app/core/jobs.js';
 import { paths } from '../../app/core/paths.js';
 
-const exportAvailable = existsSync(paths.runtimeLib) && existsSync(join(paths.engineDir, 'torchtvm', 'export.py'));
+const exportAvailable = existsSync(paths.runtimeLib) && existsSync(join(paths.engineDir, 'torchtvm', 'deploy', 'export.py'));
 const X = [{ name: 'x', dims: [1, 8], dtype: 'float32' as const }];
 const SLOW = [{ name: 'x', dims: [64, 256], dtype: 'float32' as const }];
 let dir: string;
@@ -110,7 +110,7 @@ describe('bench jobs', () => {
     expect(r.vs).toBe(b);
     expectOrdered(r.stats, 60);
     expectOrdered(r.vs_stats!, 60);
-    expect(r.vs_stats!.input_style).toBe('list');
+    expect(r.vs_stats!.input_style).toBe(exportAvailable ? 'positional' : 'list'); // an export is called as its model is
     expect(r.ratio).toBeCloseTo(r.stats.p50 / r.vs_stats!.p50, 12);
     const models = events.filter((e) => e.event === 'bench.sample').map((e) => (e.data as { model: string }).model);
     expect(models).toHaveLength(120);

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkbenchError } from '../../app/contract/errors.js';
-import { EngineClient } from '../../app/core/engine/engine-client.js';
+import { EngineClient } from '../../app/core/engine-client/engine-client.js';
 import { createWorkbench } from '../../app/core/workbench.js';
 import { makeModels, tmpHome } from './helpers.js';
 

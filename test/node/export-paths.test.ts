@@ -93,8 +93,8 @@ describe('prepareOutputs (the check every host runs before a build)', () => {
   it('refuses a path under a file, naming it', () => {
     const file = join(work, 'afile');
     writeFileSync(file, 'x');
-    expect(() => prepareOutputs({ model: join(models, 'mlp.pt'), exportPath: join(file, 'm.pt') })).toThrow(`${file} is a file, not a folder, so the exported model cannot be written there; choose another path.`);
-    expect(() => prepareOutputs({ model: join(models, 'mlp.pt'), exportPath: join(file, 'a', 'm.pt'), createParent: true })).toThrow(/is a file, not a folder, so the exported model cannot be written under it/);
+    expect(() => prepareOutputs({ model: join(models, 'mlp.pt'), export_path: join(file, 'm.pt') })).toThrow(`${file} is a file, not a folder, so the exported model cannot be written there; choose another path.`);
+    expect(() => prepareOutputs({ model: join(models, 'mlp.pt'), export_path: join(file, 'a', 'm.pt'), create_parent: true })).toThrow(/is a file, not a folder, so the exported model cannot be written under it/);
   });
 
   it('a request through the WorkbenchApi (app, server) is refused without overwrite and accepted with it', async () => {
@@ -102,11 +102,11 @@ describe('prepareOutputs (the check every host runs before a build)', () => {
     try {
       const other = join(work, 'unrelated.bin');
       writeFileSync(other, 'keep me');
-      const req = { kind: 'compile' as const, model: join(models, 'mlp.pt'), inputs: [{ name: 'x', dims: [2, 16], dtype: 'float32' as const }], exportPath: other, measure: false };
+      const req = { kind: 'compile' as const, model: join(models, 'mlp.pt'), inputs: [{ name: 'x', dims: [2, 16], dtype: 'float32' as const }], export_path: other, measure: false };
       const err = await wb.startJob(req).catch((e) => e as WorkbenchError);
       expect(err).toBeInstanceOf(WorkbenchError);
       expect((err as WorkbenchError).code).toBe('export_exists');
-      const missing = await wb.startJob({ ...req, exportPath: join(work, 'nope', 'm.pt') }).catch((e) => e as WorkbenchError);
+      const missing = await wb.startJob({ ...req, export_path: join(work, 'nope', 'm.pt') }).catch((e) => e as WorkbenchError);
       expect((missing as WorkbenchError).code).toBe('folder_missing');
       // With the confirmation the check passes and the job starts (on a model that does not exist, so
       // that it ends at once in the engine: only the check matters here).
@@ -122,10 +122,10 @@ describe('prepareOutputs (the check every host runs before a build)', () => {
 
   it('serialises writers: a second job on the same path, in this process or another, is refused', async () => {
     const target = join(work, 'locked_tvm.pt');
-    const release = prepareOutputs({ model: join(models, 'mlp.pt'), exportPath: target });
-    expect(() => prepareOutputs({ model: join(models, 'mlp.pt'), exportPath: target })).toThrow(/Another job is already writing the export .*locked_tvm\.pt; wait for it to finish or choose another path\./);
+    const release = prepareOutputs({ model: join(models, 'mlp.pt'), export_path: target });
+    expect(() => prepareOutputs({ model: join(models, 'mlp.pt'), export_path: target })).toThrow(/Another job is already writing the export .*locked_tvm\.pt; wait for it to finish or choose another path\./);
     release();
-    prepareOutputs({ model: join(models, 'mlp.pt'), exportPath: target })();
+    prepareOutputs({ model: join(models, 'mlp.pt'), export_path: target })();
 
     // Another live process holds it: refused, naming the process; once it is gone (killed, lock left behind) the lock is taken over.
     const holder = spawn(process.execPath, ['-e', `require('fs').writeFileSync(${JSON.stringify(join(work, '.locked_tvm.pt.torchtvm-lock'))}, String(process.pid), {flag: 'wx'}); console.log('held'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -10,14 +10,16 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { API_METHODS, validateCall, type WorkbenchApi } from '../../app/contract/api.js';
 import { WorkbenchError } from '../../app/contract/errors.js';
 import { JobRequestSchema } from '../../app/contract/jobs.js';
 import { formatSpec, InputSpecSchema, parseSpec, parseSpecFields } from '../../app/contract/specs.js';
-import { readTuningLog } from '../../app/core/tuning/log-reader.js';
+import { EngineClient } from '../../app/core/engine-client/engine-client.js';
+import { readTuningLog } from '../../app/core/tuning/tuning-log.js';
 import { startServer } from '../../app/server/server.js';
+import { tmpHome } from './helpers.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : undefined;
@@ -193,9 +195,25 @@ const sidecarText = fc.oneof(
   junk,
 );
 
-describe('fuzz: the tuning-log reader', () => {
+/**
+ * The engine's line rule (torchtvm/tune/database.py read_lines, MetaSchedule's too): only "\n" ends
+ * a line, and a line is blank when Python's str.strip() empties it (Python's whitespace: JavaScript's
+ * trim() also strips U+FEFF but not U+001C..U+001F or U+0085).
+ */
+const PY_BLANK = /^[\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
+
+describe('fuzz: the tuning-log reader (the engine, through app/core)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ttvm-fuzz-log-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  let engine: EngineClient;
+  beforeAll(async () => {
+    process.env.TORCHTVM_HOME ??= tmpHome();
+    engine = new EngineClient();
+    await readTuningLog(engine, dir).catch(() => {}); // started here, so that no input is timed with the engine's start
+  });
+  afterAll(async () => {
+    await engine?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it(`readTuningLog: ${RUNS} generated work dirs, no crash, damage counted, every refusal a sentence`, async () => {
     const t = tally('tuning-log reader');
@@ -212,13 +230,13 @@ describe('fuzz: the tuning-log reader', () => {
         await judge(t, { ws, rs, side }, async () => {
           let log;
           try {
-            log = await readTuningLog(dir);
+            log = await readTuningLog(engine, dir);
           } catch (e) {
             const expected = layout !== 'files';
             return e instanceof WorkbenchError && isSentence(e.message) && expected ? 'refused' : `threw ${(e as Error)?.name}: ${(e as Error)?.message}`;
           }
           if (layout !== 'files') return `read a work dir whose records file is ${layout}`;
-          const nonEmpty = (xs: string[]) => xs.join('\n').split('\n').filter((l) => l.trim() !== '').length;
+          const nonEmpty = (xs: string[]) => xs.join('\n').split('\n').filter((l) => !PY_BLANK.test(l)).length;
           if (log.tasks.length !== nonEmpty(ws)) return `tasks ${log.tasks.length} for ${nonEmpty(ws)} workload lines`;
           if (log.records + log.skipped.record_lines !== nonEmpty(rs)) return 'records + skipped does not add up to the record lines';
           for (const task of log.tasks) {
@@ -257,12 +275,12 @@ const jobRequest = fc.record(
     model: pathLike,
     inputs: fc.oneof(fc.array(specObj, { maxLength: 3 }), fc.anything()),
     target: fc.oneof(fc.constant('llvm'), fc.string()),
-    exportPath: pathLike,
-    outDir: pathLike,
-    workDir: pathLike,
+    export_path: pathLike,
+    out_dir: pathLike,
+    work_dir: pathLike,
     trials: fc.oneof(fc.integer(), fc.double(), fc.anything()),
     overwrite: fc.oneof(fc.boolean(), fc.anything()),
-    createParent: fc.oneof(fc.boolean(), fc.anything()),
+    create_parent: fc.oneof(fc.boolean(), fc.anything()),
     iterations: fc.oneof(fc.integer(), fc.anything()),
     measure: fc.anything(),
     __proto__: fc.anything(),
@@ -273,11 +291,11 @@ const jobRequest = fc.record(
 /** Requests that pass the schema (or nearly: one field replaced by anything). */
 const goodRequest = fc.oneof(
   fc.record({ kind: fc.constant('inspect'), model: fc.constant('/tmp/m.pt') }),
-  fc.record({ kind: fc.constant('compile'), model: fc.constant('/tmp/m.pt'), inputs: fc.array(goodSpec, { minLength: 1, maxLength: 3 }), exportPath: fc.option(fc.constantFrom('/tmp/out.pt', '/etc/x.pt'), { nil: undefined }), overwrite: fc.option(fc.boolean(), { nil: undefined }), createParent: fc.option(fc.boolean(), { nil: undefined }) }, { requiredKeys: ['kind', 'model', 'inputs'] }),
-  fc.record({ kind: fc.constant('tune'), model: fc.constant('/tmp/m.pt'), inputs: fc.array(goodSpec, { minLength: 1, maxLength: 2 }), trials: fc.integer({ min: 1, max: 100 }), workDir: fc.option(fc.constantFrom('/tmp/w', '/'), { nil: undefined }) }, { requiredKeys: ['kind', 'model', 'inputs', 'trials'] }),
+  fc.record({ kind: fc.constant('compile'), model: fc.constant('/tmp/m.pt'), inputs: fc.array(goodSpec, { minLength: 1, maxLength: 3 }), export_path: fc.option(fc.constantFrom('/tmp/out.pt', '/etc/x.pt'), { nil: undefined }), overwrite: fc.option(fc.boolean(), { nil: undefined }), create_parent: fc.option(fc.boolean(), { nil: undefined }) }, { requiredKeys: ['kind', 'model', 'inputs'] }),
+  fc.record({ kind: fc.constant('tune'), model: fc.constant('/tmp/m.pt'), inputs: fc.array(goodSpec, { minLength: 1, maxLength: 2 }), trials: fc.integer({ min: 1, max: 100 }), work_dir: fc.option(fc.constantFrom('/tmp/w', '/'), { nil: undefined }) }, { requiredKeys: ['kind', 'model', 'inputs', 'trials'] }),
   fc.record({ kind: fc.constant('bench'), model: fc.constant('/tmp/m.pt'), iterations: fc.integer({ min: 1, max: 100 }) }),
 );
-const nearlyGoodRequest = fc.tuple(goodRequest, fc.constantFrom('kind', 'model', 'inputs', 'trials', 'exportPath', 'overwrite', 'extra', '__proto__'), fc.anything()).map(([r, k, v]) => ({ ...r, [k]: v }));
+const nearlyGoodRequest = fc.tuple(goodRequest, fc.constantFrom('kind', 'model', 'inputs', 'trials', 'export_path', 'overwrite', 'extra', '__proto__'), fc.anything()).map(([r, k, v]) => ({ ...r, [k]: v }));
 const method = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...API_METHODS) }, fc.constantFrom('constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'onEvent', 'close', 'engine'), fc.string(), fc.anything());
 const args = fc.oneof(
   { weight: 3, arbitrary: fc.tuple(goodRequest) },
@@ -330,12 +348,16 @@ describe('fuzz: the browser-mode server', () => {
       info: async () => ({ version: '0', versions: {}, exampleModel: null, platform: 'fuzz', host: 'browser' }),
       startJob: async () => ({ job: 'j' }),
       cancelJob: async () => ({ cancelled: false }),
-      waitJob: async ({ job }) => ({ state: 'succeeded', job, result: {} }),
+      waitJob: async ({ job }) => ({ state: 'cancelled', job }),
       listJobs: async () => [],
-      readTuningLog: async () => ({}),
+      readTuningLog: async () => ({ dir: '/', tasks: [], records: 0, failures: 0, estimated_ms: null, skipped: { workload_lines: 0, record_lines: 0, reasons: [] }, targets: [], model: null, named_by: 'index' as const }),
       recentModels: async () => [],
+      listRuns: async () => ({ project: root, defaults: { work_dir: join(root, 'tuning'), export_path: join(root, 'm.tvm.pt') }, runs: [] }),
+      getRun: async () => {
+        throw new WorkbenchError('unknown_run', 'There is no such run.');
+      },
       onEvent: () => () => {},
-    } as WorkbenchApi;
+    };
     const srv = await startServer({ api, port: 0, rendererDir: site, allowedRoots: [root] });
     let ws: WebSocket | undefined;
     const open = async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WorkbenchError } from '../../app/contract/errors.js';
-import { EngineClient } from '../../app/core/engine/engine-client.js';
+import { EngineClient } from '../../app/core/engine-client/engine-client.js';
 import { bundledPython, paths } from '../../app/core/paths.js';
 import { enginePython, writeSettings } from '../../app/core/settings.js';
 import { makeModels, tmpHome } from './helpers.js';

@@ -1,10 +1,11 @@
 // Runs on disk: every compile/tune/bench/export job leaves request, events (JSON lines) and outcome
 // in its model's project folder; a fresh store (a restarted app) lists them and marks the ones that
 // were running as interrupted.
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CompileResult, TuneResult } from '../../app/contract/results.js';
 import { JobManager } from '../../app/core/jobs.js';
 import { RunStore } from '../../app/core/runs/run-store.js';
 import { projectDir } from '../../app/core/paths.js';
@@ -13,6 +14,9 @@ describe('run store', () => {
   const home = mkdtempSync(join(tmpdir(), 'torchtvm-runs-'));
   const model = join(home, 'm.pt');
   const inputs = [{ name: 'x', dims: [4, 32], dtype: 'float32' as const }];
+  /** The smallest results the contract accepts (the runners here stand in for the engine). */
+  const built: CompileResult = { model, inputs, target: { kind: 'llvm', mcpu: null, features: [] }, num_outputs: 1, timings_s: { import: 0, build: 0 }, verification: { ok: true, outputs: [] }, threads: 1, files: {} };
+  const tuned: TuneResult = { ...built, tuning: { trials: 3, new_trials: 3, budget: 3, tasks: [], estimated_ms: null, work_dir: join(home, 'w'), resumed_records: 0, notes: [], curve: [] } };
   let saved: string | undefined;
   beforeAll(() => {
     saved = process.env.TORCHTVM_HOME;
@@ -32,10 +36,10 @@ describe('run store', () => {
         tune: async (_req, ctx) => {
           for (let i = 1; i <= 3; i++) ctx.emit({ event: 'tune.trial', data: { task_id: 0, task_name: 'dense', trial: i, total_trials: i, latency_ms: 1 / i, best_ms: 1 / i, estimated_total_ms: 1 / i } });
           await gate;
-          return { ok: true };
+          return tuned;
         },
-        compile: async () => ({ built: true }),
-        inspect: async () => ({}),
+        compile: async () => built,
+        inspect: async () => ({ path: model, inputs: [], ops: {}, parameters: { count: 0, bytes: 0, tensors: 0 }, exported: null }),
       },
       store,
     );
@@ -45,8 +49,8 @@ describe('run store', () => {
     const live = store.list(model);
     expect(live.runs).toHaveLength(1);
     expect(live.runs[0]).toMatchObject({ job: tune, kind: 'tune', state: 'running' });
-    expect(live.defaults.workDir).toBe(join(projectDir(model), 'tuning'));
-    expect(live.defaults.exportPath).toBe(join(projectDir(model), 'exports', 'm.tvm.pt'));
+    expect(live.defaults.work_dir).toBe(join(projectDir(model), 'tuning'));
+    expect(live.defaults.export_path).toBe(join(projectDir(model), 'exports', 'm.tvm.pt'));
     const mid = store.get(model, tune);
     expect(mid.events.filter((e) => e.event === 'tune.trial')).toHaveLength(3);
     expect(mid.outcome).toBeNull();
@@ -58,16 +62,51 @@ describe('run store', () => {
 
     release();
     expect((await jobs.wait(tune)).state).toBe('succeeded');
-    const exp = jobs.start({ kind: 'compile', model, inputs, exportPath: join(home, 'out.pt') });
+    const exp = jobs.start({ kind: 'compile', model, inputs, export_path: join(home, 'out.pt') });
     await jobs.wait(exp);
     jobs.start({ kind: 'inspect', model });
     const after = new RunStore().list(model);
     expect(after.runs.map((r) => [r.kind, r.state])).toEqual([['export', 'succeeded'], ['tune', 'succeeded']]);
     const dir = join(projectDir(model), 'runs', tune);
     expect(readdirSync(dir).sort()).toEqual(['events.jsonl', 'outcome.json', 'request.json', 'run.json']);
-    expect(JSON.parse(readFileSync(join(dir, 'outcome.json'), 'utf8'))).toMatchObject({ state: 'succeeded', result: { ok: true } });
+    expect(JSON.parse(readFileSync(join(dir, 'outcome.json'), 'utf8'))).toMatchObject({ state: 'succeeded', result: { tuning: { trials: 3 } } });
+    expect(JSON.parse(readFileSync(join(dir, 'request.json'), 'utf8'))).toMatchObject({ kind: 'tune', trials: 3, measure: true });
+    expect(new RunStore().get(model, tune).outcome).toMatchObject({ state: 'succeeded', result: { tuning: { trials: 3 } } });
     expect(readdirSync(dir).some((f) => f.endsWith('.tmp'))).toBe(false);
     expect(existsSync(join(projectDir(model), 'exports'))).toBe(true);
+  });
+
+  it('reads run records written before the wire was snake_case (camelCase request keys)', () => {
+    const job = 'tune-7-old1';
+    const dir = join(projectDir(model), 'runs', job);
+    mkdirSync(dir, { recursive: true });
+    const request = { kind: 'tune', model, inputs, target: 'llvm', measure: true, trials: 5, trialsPerTask: 2, trialsPerIter: 4, workDir: join(home, 'old-tuning'), exportPath: join(home, 'old.pt'), outDir: join(home, 'old-build'), createParent: true, tuneSizes: { batch: 4 } };
+    writeFileSync(join(dir, 'request.json'), JSON.stringify(request));
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ job, kind: 'export', state: 'succeeded', model, startedAt: 1, finishedAt: 2, request, events: 1 }));
+    writeFileSync(join(dir, 'events.jsonl'), JSON.stringify({ event: 'log', job, data: { level: 'info', message: 'hello' } }) + '\n' + JSON.stringify({ event: 'log', job, data: { level: 'loud' } }) + '\n');
+    writeFileSync(join(dir, 'outcome.json'), JSON.stringify({ state: 'succeeded', job, result: tuned }));
+    const listed = new RunStore().list(model).runs.find((r) => r.job === job);
+    expect(listed?.request).toEqual({ kind: 'tune', model, inputs, target: 'llvm', measure: true, trials: 5, trials_per_task: 2, trials_per_iter: 4, work_dir: join(home, 'old-tuning'), export_path: join(home, 'old.pt'), out_dir: join(home, 'old-build'), create_parent: true, tune_sizes: { batch: 4 } });
+    const rec = new RunStore().get(model, job);
+    expect(rec.summary.request).toMatchObject({ work_dir: join(home, 'old-tuning') });
+    // An event that is not one of the contract's is skipped, like a torn line.
+    expect(rec.events).toEqual([{ event: 'log', job, data: { level: 'info', message: 'hello' } }]);
+    expect(rec.outcome).toMatchObject({ state: 'succeeded', result: { tuning: { trials: 3 } } });
+    // A summary without its request (an older layout) takes it from request.json.
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ job, kind: 'export', state: 'succeeded', model, startedAt: 1, events: 1 }));
+    expect(new RunStore().get(model, job).summary.request).toMatchObject({ kind: 'tune', export_path: join(home, 'old.pt') });
+  });
+
+  it('turns an outcome that does not match the contract into a failed outcome naming the issues', () => {
+    const job = 'compile-8-old2';
+    const dir = join(projectDir(model), 'runs', job);
+    mkdirSync(dir, { recursive: true });
+    const request = { kind: 'compile', model, inputs, target: 'llvm', measure: true };
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ job, kind: 'compile', state: 'succeeded', model, startedAt: 1, request, events: 0 }));
+    writeFileSync(join(dir, 'outcome.json'), JSON.stringify({ state: 'succeeded', job, result: { ...built, verification: { ok: 'yes' } } }));
+    const rec = new RunStore().get(model, job);
+    expect(rec.outcome).toMatchObject({ state: 'failed', error: { code: 'bad_run_record' } });
+    expect(rec.outcome?.state === 'failed' && rec.outcome.error.message).toMatch(/verification\.ok: /);
   });
 
   it('refuses job ids that are not job ids', () => {

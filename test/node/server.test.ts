@@ -17,11 +17,11 @@ const api: WorkbenchApi = {
   info: async () => (calls.push('info'), { version: '0', versions: {}, exampleModel: null, platform: 'test', host: 'browser' }),
   startJob: async () => (calls.push('startJob'), { job: 'inspect-1' }),
   cancelJob: async () => ({ cancelled: false }),
-  waitJob: async ({ job }) => ({ state: 'succeeded', job, result: {} }),
+  waitJob: async ({ job }) => ({ state: 'cancelled', job }),
   listJobs: async () => [],
-  readTuningLog: async () => ({}),
+  readTuningLog: async () => ({ dir: '/', tasks: [], records: 0, failures: 0, estimated_ms: null, skipped: { workload_lines: 0, record_lines: 0, reasons: [] }, targets: [], model: null, named_by: 'index' as const }),
   recentModels: async () => [],
-  listRuns: async () => ({ project: '/p', defaults: { workDir: '/p/tuning', exportPath: '/p/exports/m.tvm.pt' }, runs: [] }),
+  listRuns: async () => ({ project: '/p', defaults: { work_dir: '/p/tuning', export_path: '/p/exports/m.tvm.pt' }, runs: [] }),
   getRun: async () => {
     throw new Error('no runs here');
   },
@@ -135,14 +135,14 @@ describe('browser-mode server', () => {
     const { ws } = await openWs(`ws://127.0.0.1:${srv.port}/api`, { Authorization: `Bearer ${srv.token}` });
     const job = (extra: Record<string, string>) => ({ type: 'call', id: 7, method: 'startJob', args: [{ kind: 'tune', trials: 1, model: join(top, 'm.pt'), inputs: [{ name: 'x', dims: [1], dtype: 'float32' }], ...extra }] });
     const before = calls.length;
-    for (const extra of [{ exportPath: '/etc/cron.d/x.pt' }, { exportPath: join(top, 'allowed', 'etc-link', 'x.pt') }, { exportPath: join(top, 'allowed', '..', 'x.pt') }, { outDir: '/var/tmp/ttvm-out' }, { workDir: '/' }]) {
+    for (const extra of [{ export_path: '/etc/cron.d/x.pt' }, { export_path: join(top, 'allowed', 'etc-link', 'x.pt') }, { export_path: join(top, 'allowed', '..', 'x.pt') }, { out_dir: '/var/tmp/ttvm-out' }, { work_dir: '/' }] as Array<Record<string, string>>) {
       const r = (await call(ws, job(extra))) as { ok: boolean; error: { code: string; message: string } };
       expect(r.ok).toBe(false);
       expect(r.error.code).toBe('path_not_allowed');
       expect(r.error.message).toMatch(/is outside the folders this server may write to \(.*allowed.*\); choose a path inside one of them, or restart `torchtvm serve` with --allow-root DIR/);
     }
     expect(calls.length).toBe(before);
-    expect(await call(ws, job({ exportPath: join(top, 'allowed', 'sub', 'x.pt') }))).toMatchObject({ ok: true });
+    expect(await call(ws, job({ export_path: join(top, 'allowed', 'sub', 'x.pt') }))).toMatchObject({ ok: true });
     expect(calls.at(-1)).toBe('startJob');
     ws.close();
   });

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseSpec, type InputSpec } from '../../contract/specs.js';
-import type { BenchJobResult } from '../../core/bench/bench-host.js';
+import { parseJobResult } from '../../contract/jobs.js';
+import type { BenchResult } from '../../contract/results.js';
 import type { CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
 import { EXIT, runJob } from '../run-job.js';
@@ -41,25 +42,23 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     return fail((e as Error).message, EXIT.usage);
   }
   const model = positionals[0];
-  let seen = 0;
   let shownAt = 0;
   const total = iterations ?? 100;
   const outcome = await runJob(wb, { kind: 'bench', model, vs: values.vs, inputs, iterations, warmup, threads }, out, (e) => {
     if (e.event !== 'bench.sample') return;
-    seen += 1;
     const now = Date.now();
     if (now - shownAt < 500) return; // a status line twice a second is plenty
     shownAt = now;
     out.progress(`[bench] ${Math.min(e.data.iteration + 1, total)}/${total} runs, last ${fmtMs(e.data.latency_ms)}`);
   });
   if (outcome.state === 'failed') return fail(outcome.error);
-  const r = outcome.result as unknown as BenchJobResult | undefined;
-  if (!r) return fail({ code: 'cancelled', message: 'Cancelled.' }, EXIT.cancelled);
+  if (!outcome.result) return fail({ code: 'cancelled', message: 'Cancelled.' }, EXIT.cancelled);
+  const r = parseJobResult('bench', outcome.result);
   out.result(r);
   const shapes = r.inputs.map((i) => `${i.name} [${i.shape.join(', ')}] ${i.dtype}`).join(', ');
   out.line(`Inputs: ${shapes || '(none)'}${r.inputs_from && r.inputs_from !== 'request' ? ` (from the ${r.inputs_from === 'metadata' ? "model's export metadata" : "model's recorded shapes"})` : ''}`);
   out.line(`${r.iterations} timed runs after ${r.warmup} warm-up runs, ${r.threads} thread(s)${r.vs ? ', interleaved run by run' : ''}${r.cancelled ? ' (cancelled early)' : ''}.\n`);
-  const row = (name: string, s: NonNullable<BenchJobResult['vs_stats']>, ratio?: string) => [
+  const row = (name: string, s: BenchResult['stats'], ratio?: string) => [
     name, fmtMs(s.min), fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), fmtMs(s.mean), fmtMs(s.stddev), s.runs, ...(ratio !== undefined ? [ratio] : []),
   ];
   const header = ['model', 'min', 'p50', 'p90', 'p99', 'mean', 'stddev', 'runs'];

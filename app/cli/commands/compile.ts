@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseSpec, type InputSpec } from '../../contract/specs.js';
-import type { CompileResult, PlacedOp, Placement } from '../../contract/results.js';
-import type { JobEvent } from '../../contract/jobs.js';
+import type { CompileResult, PlacedOp, Placement, TunedTask, TuningSummary } from '../../contract/results.js';
+import { parseJobResult, type JobEvent } from '../../contract/jobs.js';
 import type { CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
 import { EXIT, runJob } from '../run-job.js';
@@ -61,7 +61,7 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
     out.line('\nLatency (same process, same threads):');
     out.line(table([
       ['TorchScript', fmtMs(torch.p50), fmtMs(torch.p90), torch.runs, '1.00x'],
-      ['TVM', fmtMs(tvm.p50), fmtMs(tvm.p90), tvm.runs, `${ratio.toFixed(2)}x`],
+      ['TVM', fmtMs(tvm.p50), fmtMs(tvm.p90), tvm.runs, ratio !== null ? `${ratio.toFixed(2)}x` : '-'],
     ], ['', 'p50', 'p90', 'runs', 'vs torch']));
   }
   if (r.placement) printPlacement(r.placement, out);
@@ -116,7 +116,7 @@ function positiveInt(v: string | undefined, flag: string): number | undefined {
   return n;
 }
 
-interface TaskRow { id: number; name: string; weight: number; trials: number; errors: number; best_ms: number | null; default_ms?: number | null; library_ms?: number | null; applied?: 'record' | 'default' }
+type TaskRow = Pick<TunedTask, 'id' | 'name' | 'weight' | 'trials' | 'errors' | 'best_ms' | 'default_ms' | 'library_ms' | 'applied'>;
 
 /** Live tuning view: one status line (bar, trials, estimate) rewritten in place on a terminal. */
 export function tuneView(budget: number, out: CommandContext['out']): (e: JobEvent) => void {
@@ -140,9 +140,9 @@ export function tuneView(budget: number, out: CommandContext['out']): (e: JobEve
   };
 }
 
-export function printTuning(t: Record<string, unknown>, out: CommandContext['out']): void {
-  const tasks = (t.tasks as TaskRow[]) ?? [];
-  const est = t.estimated_ms as number | null;
+export function printTuning(t: TuningSummary, out: CommandContext['out']): void {
+  const tasks: TaskRow[] = t.tasks;
+  const est = t.estimated_ms;
   out.line(`\nTuning: ${t.trials} trial(s) (${t.new_trials} new, ${t.resumed_records} from the database) in ${t.work_dir}`);
   // Per task the build runs the best record when it beats the default schedule, else the default;
   // and a library candidate's op runs its library kernel where that is faster (per-op placement).
@@ -157,7 +157,7 @@ export function printTuning(t: Record<string, unknown>, out: CommandContext['out
     ),
   );
   out.line(`Estimated end-to-end: ${est !== null && est !== undefined ? fmtMs(est) : '-'}; measured: ${typeof t.measured_ms === 'number' ? fmtMs(t.measured_ms) : '-'}`);
-  for (const n of (t.notes as string[]) ?? []) out.line(`Note: ${n}`);
+  for (const n of t.notes) out.line(`Note: ${n}`);
 }
 
 export async function run(argv: string[], { wb, out, fail }: CommandContext): Promise<number> {
@@ -183,20 +183,20 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     inputs: common.inputs,
     threads: common.threads,
     target: values.target ?? 'llvm',
-    exportPath: values.output,
-    outDir: values['out-dir'],
+    export_path: values.output,
+    out_dir: values['out-dir'],
     measure: !values['no-measure'],
     ...(values.strict ? { strict: true } : {}),
     ...(values.placement ? { placement: values.placement as 'auto' | 'library' | 'tvm' } : {}),
     ...(values.force ? { overwrite: true } : {}),
-    ...(values.mkdir ? { createParent: true } : {}),
+    ...(values.mkdir ? { create_parent: true } : {}),
   };
   const outcome = trials !== undefined
-    ? await runJob(wb, { ...base, kind: 'tune', trials, trialsPerTask, workDir: values['work-dir'], ...(tuneSizes ? { tuneSizes } : {}) }, out, tuneView(trials, out))
+    ? await runJob(wb, { ...base, kind: 'tune', trials, trials_per_task: trialsPerTask, work_dir: values['work-dir'], ...(tuneSizes ? { tune_sizes: tuneSizes } : {}) }, out, tuneView(trials, out))
     : await runJob(wb, { ...base, kind: 'compile' }, out);
   if (outcome.state === 'cancelled') return fail({ code: 'cancelled', message: trials !== undefined ? 'Cancelled; every finished trial is kept in the work dir: run the same command again to resume.' : 'Cancelled.' }, EXIT.cancelled);
   if (outcome.state === 'failed') return fail(outcome.error);
-  const r = outcome.result as unknown as CompileResult;
+  const r: CompileResult = parseJobResult(trials !== undefined ? 'tune' : 'compile', outcome.result);
   out.result(r);
   printCompileResult(r, out);
   if (r.tuning) printTuning(r.tuning, out);

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { checkPython } from '../../core/engine/engine-client.js';
+import { checkPython } from '../../core/engine-client/engine-client.js';
 import { enginePython, readSettings, writeSettings } from '../../core/settings.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../run-job.js';

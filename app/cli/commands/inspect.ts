@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { parseJobResult } from '../../contract/jobs.js';
 import type { InspectResult } from '../../contract/results.js';
 import { formatDim } from '../../contract/specs.js';
 import type { CommandContext } from '../command.js';
@@ -12,7 +13,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   if (positionals.length !== 1) return fail(`give one model file: ${usage}`);
   const outcome = await runJob(wb, { kind: 'inspect', model: positionals[0] }, out);
   if (outcome.state !== 'succeeded') return outcome.state === 'failed' ? fail(outcome.error) : EXIT.cancelled;
-  const r = outcome.result as unknown as InspectResult;
+  const r = parseJobResult('inspect', outcome.result);
   out.result(r);
   out.line(`Model: ${r.path}${r.format === 'pt2' ? ' (torch.export program)' : ''}`);
   out.line(`Parameters: ${r.parameters.count.toLocaleString('en-US')} (${(r.parameters.bytes / 2 ** 20).toFixed(2)} MiB in ${r.parameters.tensors} tensors)`);

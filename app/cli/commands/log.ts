@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { compareLogs, readTuningLog, type TuningLog } from '../../core/tuning/log-reader.js';
+import type { TuningLog } from '../../contract/results.js';
+import { compareLogs } from '../../core/tuning/compare-logs.js';
 import type { CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
 import { EXIT } from '../run-job.js';
@@ -18,12 +19,13 @@ function printLog(l: TuningLog, out: CommandContext['out']): void {
   if (skipped) out.line(`Skipped ${skipped} damaged line(s): ${l.skipped.reasons.join('; ')}`);
 }
 
-export async function run(argv: string[], { out, fail }: CommandContext): Promise<number> {
+export async function run(argv: string[], { wb, out, fail }: CommandContext): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { vs: { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' } } });
   if (positionals.length !== 1) return fail(`give one work dir: ${usage}`, EXIT.usage);
-  const a = await readTuningLog(positionals[0]);
+  // The engine reads the work dirs (app/core/tuning/tuning-log.ts).
+  const a = await wb.readTuningLog({ dir: positionals[0] });
   if (values.vs) {
-    const b = await readTuningLog(values.vs);
+    const b = await wb.readTuningLog({ dir: values.vs });
     const cmp = compareLogs(a, b);
     out.result(cmp);
     out.line(`A ${cmp.a.dir}: ${cmp.a.records} record(s), estimate ${ms(cmp.a.estimated_ms)}`);

@@ -7,8 +7,12 @@
 // libtorchtvm_runtime.so, loaded with RTLD_GLOBAL when present so that exported models load).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+// Only types come from the contract: this process validates the host's requests with small guards
+// (the host builds them from parsed, typed values), and the host checks every reply with the
+// contract's schemas (processes.ts, results.ts).
+import type { BenchChildMessage, BenchChildRequest, BenchmarkParams, SampleTuple } from '../../contract/processes.js';
+import type { AddonBenchResult } from '../../contract/results.js';
 import type { InputSpec } from '../../contract/specs.js';
-import type { AddonBenchResult, BenchChildMessage, BenchChildRequest, BenchmarkParams, SampleTuple } from './protocol.js';
 
 interface AddonError extends Error {
   code?: string;
@@ -34,18 +38,67 @@ interface InspectInfo {
   [k: string]: unknown;
 }
 
-// Electron's utilityProcess gives process.parentPort; child_process.fork gives process.send.
-type ParentPort = { on(ev: 'message', cb: (e: { data: unknown }) => void): void; postMessage(m: unknown): void };
-const parentPort = (process as unknown as { parentPort?: ParentPort }).parentPort;
+// Electron's utilityProcess gives process.parentPort (Electron's typings are not loaded in this
+// process); child_process.fork gives process.send.
+interface ParentPort {
+  on(ev: 'message', cb: (e: { data: unknown }) => void): void;
+  postMessage(m: unknown): void;
+}
+
+function isParentPort(v: unknown): v is ParentPort {
+  return typeof v === 'object' && v !== null && 'postMessage' in v && typeof v.postMessage === 'function' && 'on' in v && typeof v.on === 'function';
+}
+
+const parentPort: ParentPort | undefined = 'parentPort' in process && isParentPort(process.parentPort) ? process.parentPort : undefined;
 
 function send(msg: BenchChildMessage): void {
   if (parentPort) parentPort.postMessage(msg);
   else process.send?.(msg);
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const isCount = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min;
+
+/** The host's benchmark params (built from a parsed bench request); anything else is refused with a sentence. */
+function benchmarkParams(p: Record<string, unknown>): BenchmarkParams {
+  const { models, inputs, warmup, iterations, threads, bare } = p;
+  const ok =
+    Array.isArray(models) && models.length >= 1 && models.length <= 2 && models.every((m) => typeof m === 'string' && m.length > 0) &&
+    (inputs === undefined || (Array.isArray(inputs) && inputs.every(isSpecLike))) &&
+    isCount(warmup, 0) && isCount(iterations, 1) && (threads === undefined || isCount(threads, 1)) && (bare === undefined || typeof bare === 'boolean');
+  if (!ok) throw badRequest('The benchmark request is malformed (models, inputs, warmup, iterations, threads, bare).');
+  return { models, inputs, warmup, iterations, threads, bare };
+}
+
+const badRequest = (message: string) => Object.assign(new Error(message), { code: 'bad_request' });
+
+/** A request from the host; null for a message without an id (nobody to answer); throws bad_request for a malformed one. */
+function asRequest(m: unknown): BenchChildRequest | null {
+  if (!isObject(m) || !isCount(m.id, 0)) return null;
+  const { id } = m;
+  const params = isObject(m.params) ? m.params : {};
+  if (m.method === 'cancel' && isCount(params.id, 0)) return { id, method: 'cancel', params: { id: params.id } };
+  if (m.method === 'inspect' && typeof params.path === 'string' && params.path) return { id, method: 'inspect', params: { path: params.path } };
+  if (m.method === 'benchmark') return { id, method: 'benchmark', params: benchmarkParams(params) };
+  throw badRequest(`Unknown or malformed bench request ${JSON.stringify(m.method)?.slice(0, 40)}.`);
+}
+
 function onRequest(handler: (req: BenchChildRequest) => void): void {
-  if (parentPort) parentPort.on('message', (e) => handler(e.data as BenchChildRequest));
-  else process.on('message', (m) => handler(m as BenchChildRequest));
+  const receive = (m: unknown) => {
+    let req: BenchChildRequest | null;
+    try {
+      req = asRequest(m);
+    } catch (e) {
+      if (isObject(m) && isCount(m.id, 0)) send({ id: m.id, error: toError(e) });
+      return;
+    }
+    if (req) handler(req);
+  };
+  if (parentPort) parentPort.on('message', (e) => receive(e.data));
+  else process.on('message', receive);
 }
 
 const addonPath = process.env.TORCHTVM_ADDON ?? '';
@@ -79,8 +132,7 @@ function toError(e: unknown): { code: string; message: string; detail?: string }
 }
 
 function isSpecLike(s: unknown): s is InputSpec {
-  const o = s as InputSpec;
-  return !!o && typeof o.name === 'string' && Array.isArray(o.dims) && typeof o.dtype === 'string';
+  return isObject(s) && typeof s.name === 'string' && Array.isArray(s.dims) && typeof s.dtype === 'string';
 }
 
 /** Input specs when the request gives none: the exported metadata's, else the shapes the graph records. */
@@ -126,9 +178,8 @@ async function benchmark(id: number, a: Addon, p: BenchmarkParams): Promise<Addo
 }
 
 onRequest((req) => {
-  if (!req || typeof req.id !== 'number') return;
   if (req.method === 'cancel') {
-    const target = Number(req.params.id);
+    const target = req.params.id;
     const h = running.get(target);
     if (h) h.cancel();
     else cancelledEarly.add(target);
@@ -137,11 +188,8 @@ onRequest((req) => {
   void (async () => {
     try {
       if (!addon) throw Object.assign(new Error(addonError!.message), addonError);
-      let result: unknown;
-      if (req.method === 'inspect') result = await addon.inspect(String(req.params.path));
-      else if (req.method === 'benchmark') result = await benchmark(req.id, addon, req.params as unknown as BenchmarkParams);
-      else throw Object.assign(new Error(`Unknown bench method ${String(req.method)}.`), { code: 'bad_request' });
-      send({ id: req.id, result: result as Record<string, unknown> });
+      const result: Record<string, unknown> = req.method === 'inspect' ? await addon.inspect(req.params.path) : await benchmark(req.id, addon, req.params);
+      send({ id: req.id, result });
     } catch (e) {
       send({ id: req.id, error: toError(e) });
     }

@@ -6,12 +6,16 @@ import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WorkbenchError } from '../../contract/errors.js';
-import type { BenchRequest, ParsedJobRequest } from '../../contract/jobs.js';
-import type { InspectResult, LatencyStats } from '../../contract/results.js';
+import type { z } from 'zod';
+import { WorkbenchError, wireError } from '../../contract/errors.js';
+import type { ParsedJobRequest } from '../../contract/jobs.js';
+import { BenchChildErrorSchema, BenchChildReadySchema, BenchChildSamplesSchema, type BenchChildRequest, type BenchmarkParams, type SampleTuple } from '../../contract/processes.js';
+import { AddonBenchResultSchema, InspectResultSchema, type AddonBenchResult, type AddonStats, type BenchResult, type BenchStats, type InspectResult, type LatencyStats } from '../../contract/results.js';
 import type { JobRunner } from '../jobs.js';
 import { paths } from '../paths.js';
-import type { AddonBenchResult, AddonStats, BenchChildMessage, BenchmarkParams, BenchMethod } from './protocol.js';
+
+/** What the bench child sends that does not match the contract fails the request with this code. */
+export const BAD_BENCH_REPLY = 'bad_bench_reply';
 
 /** A started child: what bench-host needs from child_process.fork's or utilityProcess.fork's result. */
 export interface BenchChild {
@@ -124,8 +128,12 @@ function defaultChildScript(): string {
 
 interface CallOptions {
   signal?: AbortSignal;
-  onSamples?: (samples: Array<[number, number, number]>) => void;
+  onSamples?: (samples: SampleTuple[]) => void;
   label: string;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export class BenchHost {
@@ -143,15 +151,20 @@ export class BenchHost {
   }
 
   inspect(model: string, signal?: AbortSignal): Promise<InspectResult> {
-    return this.call('inspect', { path: model }, { signal, label: model }) as unknown as Promise<InspectResult>;
+    return this.call({ id: 1, method: 'inspect', params: { path: model } }, InspectResultSchema, { signal, label: model });
   }
 
-  benchmark(params: BenchmarkParams, opts: { signal?: AbortSignal; onSamples?: (s: Array<[number, number, number]>) => void } = {}): Promise<AddonBenchResult> {
-    return this.call('benchmark', params as unknown as Record<string, unknown>, { ...opts, label: params.models.join(' vs ') }) as unknown as Promise<AddonBenchResult>;
+  benchmark(params: BenchmarkParams, opts: { signal?: AbortSignal; onSamples?: (s: SampleTuple[]) => void } = {}): Promise<AddonBenchResult> {
+    return this.call({ id: 1, method: 'benchmark', params }, AddonBenchResultSchema, { ...opts, label: params.models.join(' vs ') });
   }
 
-  /** One request in a fresh child, which ends with the request. */
-  private call(method: BenchMethod, params: Record<string, unknown>, { signal, onSamples, label }: CallOptions): Promise<Record<string, unknown>> {
+  /**
+   * One request in a fresh child, which ends with the request. Every message from the child is
+   * checked against the contract (processes.ts; the result against `schema`): one that does not
+   * match fails the request with bad_bench_reply, naming the message and its first issues.
+   */
+  private call<S extends z.ZodType>(request: BenchChildRequest & { method: 'inspect' | 'benchmark' }, schema: S, { signal, onSamples, label }: CallOptions): Promise<z.output<S>> {
+    const { method } = request;
     const { addon, childScript, runtimeLib } = this.opts;
     if (!existsSync(addon)) {
       return Promise.reject(new WorkbenchError('addon_missing', `The benchmark addon (${addon}) is not built; run "npm run setup" in ${paths.root}.`));
@@ -182,18 +195,34 @@ export class BenchHost {
         killTimer = setTimeout(() => finish(() => reject(new WorkbenchError('cancelled', 'Cancelled (the benchmark process did not stop in time and was ended).'))), this.opts.cancelGraceMs);
       };
       signal?.addEventListener('abort', onAbort);
-      child.onMessage((raw) => {
-        const msg = raw as BenchChildMessage;
-        if ('ready' in msg) return;
-        if ('samples' in msg) {
-          onSamples?.(msg.samples);
+      const bad = (what: string, error: z.ZodError, value: unknown) => finish(() => reject(wireError(BAD_BENCH_REPLY, `The benchmark process's ${what} (${method} ${label})`, error, value)));
+      child.onMessage((msg) => {
+        if (!isRecord(msg)) {
+          finish(() => reject(new WorkbenchError(BAD_BENCH_REPLY, `The benchmark process sent a message that is not an object while ${method === 'inspect' ? 'inspecting' : 'benchmarking'} ${label}; reinstall the workbench.`, String(msg).slice(0, 2000))));
           return;
         }
-        if ('result' in msg) finish(() => resolve(msg.result));
-        else if ('error' in msg) {
-          const { code, message, detail } = msg.error;
+        if ('ready' in msg) {
+          const ready = BenchChildReadySchema.safeParse(msg);
+          if (!ready.success) bad('ready message', ready.error, msg);
+        } else if ('samples' in msg) {
+          const m = BenchChildSamplesSchema.safeParse(msg);
+          if (m.success) onSamples?.(m.data.samples);
+          else bad('samples', m.error, msg);
+        } else if ('error' in msg) {
+          const m = BenchChildErrorSchema.safeParse(msg);
+          if (!m.success) {
+            bad('error reply', m.error, msg);
+            return;
+          }
+          const { code, message, detail } = m.data.error;
           const sentence = meaningfulMessage(message);
           finish(() => reject(new WorkbenchError(code, sentence, detail ?? (sentence !== message ? message : undefined))));
+        } else if ('result' in msg) {
+          const r = schema.safeParse(msg.result);
+          if (r.success) finish(() => resolve(r.data));
+          else bad(`result of ${method}`, r.error, msg.result);
+        } else {
+          finish(() => reject(new WorkbenchError(BAD_BENCH_REPLY, `The benchmark process sent a message the workbench does not know (keys ${Object.keys(msg).slice(0, 5).join(', ')}) while ${method === 'inspect' ? 'inspecting' : 'benchmarking'} ${label}; reinstall the workbench.`, JSON.stringify(msg).slice(0, 2000))));
         }
       });
       child.onExit((code, sig) => {
@@ -211,7 +240,7 @@ export class BenchHost {
         );
       });
       this.opts.onChild?.(child);
-      child.send({ id: 1, method, params });
+      child.send(request);
     });
   }
 }
@@ -246,30 +275,15 @@ function toLatency(s: AddonStats): LatencyStats {
   return { min: s.min, mean: s.mean, p50: s.p50, p90: s.p90, p99: s.p99, stddev: s.stddev, runs: s.runs };
 }
 
-/** What a bench job returns (the CLI's --json result). */
-export interface BenchJobResult {
-  model: string;
-  vs?: string;
-  threads: number;
-  warmup: number;
-  iterations: number;
-  cancelled: boolean;
-  inputs: AddonBenchResult['inputs'];
-  inputs_from?: AddonBenchResult['inputs_from'];
-  /** The model's statistics, in ms. */
-  stats: LatencyStats & { max: number; first_ms: number; input_style: string };
-  /** The --vs model's statistics, in ms. */
-  vs_stats?: LatencyStats & { max: number; first_ms: number; input_style: string };
-  /** p50(model) / p50(vs): below 1 means the model is faster than the one it is compared with. */
-  ratio?: number;
-}
+/** What a bench job returns (the CLI's --json result): the contract's BenchResult. */
+export type BenchJobResult = BenchResult;
 
 /** The 'bench' job runner: samples stream as bench.sample events; `vs` interleaves two models run by run. */
 export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner {
   const host = opts instanceof BenchHost ? opts : new BenchHost(opts);
   return async (request: ParsedJobRequest, ctx) => {
     if (request.kind !== 'bench') throw new WorkbenchError('bad_request', `The bench runner cannot run ${request.kind} jobs.`);
-    const req = request as BenchRequest;
+    const req = request;
     const models = req.vs ? [req.model, req.vs] : [req.model];
     // Samples are labelled with the model's path; the same file on both sides gets "#2" on the second.
     const labels = models.map((m, i) => (i === 1 && m === models[0] ? `${m}#2` : m));
@@ -282,8 +296,8 @@ export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner 
         },
       },
     );
-    const side = (i: number) => ({ ...toLatency(r.models[i].stats), max: r.models[i].stats.max, first_ms: r.models[i].first_ms, input_style: r.models[i].input_style });
-    const result: BenchJobResult = {
+    const side = (i: number): BenchStats => ({ ...toLatency(r.models[i].stats), max: r.models[i].stats.max, first_ms: r.models[i].first_ms, input_style: r.models[i].input_style });
+    const result: BenchResult = {
       model: req.model,
       ...(req.vs ? { vs: req.vs } : {}),
       threads: r.threads,
@@ -298,6 +312,6 @@ export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner 
       result.vs_stats = side(1);
       result.ratio = result.vs_stats.p50 > 0 ? result.stats.p50 / result.vs_stats.p50 : undefined;
     }
-    return result as unknown as Record<string, unknown>;
+    return result;
   };
 }

@@ -1,5 +1,6 @@
 // Keeps every compile, tune, bench and export job as a run in its model's project folder:
-//   <project>/runs/<job>/request.json   the parsed request (atomic write)
+//   <project>/runs/<job>/request.json   the parsed request (atomic write; snake_case keys, older
+//                                        records' camelCase keys are renamed when read)
 //   <project>/runs/<job>/events.jsonl   every event, one JSON line each, appended as it happens
 //   <project>/runs/<job>/run.json       the summary (state, times), rewritten atomically on change
 //   <project>/runs/<job>/outcome.json   the outcome (result or error), written once at the end
@@ -7,9 +8,9 @@
 // this process are also held in memory, so replaying a running job never races its own writes.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { WorkbenchError } from '../../contract/errors.js';
-import type { JobEvent, JobOutcome, ParsedJobRequest } from '../../contract/jobs.js';
-import { JOB_ID, type ModelRuns, type RunKind, type RunRecord, type RunSummary } from '../../contract/runs.js';
+import { describeIssues, WorkbenchError } from '../../contract/errors.js';
+import { JobEventSchema, jobOutcomeSchema, upgradeStoredRequest, type JobEvent, type JobOutcome, type ParsedJobRequest } from '../../contract/jobs.js';
+import { JOB_ID, RunSummarySchema, type ModelRuns, type RunKind, type RunRecord, type RunSummary } from '../../contract/runs.js';
 import { projectDir } from '../paths.js';
 
 /** Writes via a temp file and a rename, so readers see the old or the new file, never half of one. */
@@ -20,22 +21,24 @@ export function writeFileAtomic(file: string, data: string): void {
   renameSync(tmp, file);
 }
 
-function readJson<T>(file: string): T | null {
+/** A JSON file's value; undefined when it is missing or not JSON. */
+function readJson(file: string): unknown {
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
+    return JSON.parse(readFileSync(file, 'utf8'));
   } catch {
-    return null;
+    return undefined;
   }
 }
 
-/** Reads a JSON-lines file, skipping a line torn by a kill mid-append. */
-function readJsonLines<T>(file: string): T[] {
+/** Reads events.jsonl, skipping a line torn by a kill mid-append and any line that is not a job event of the contract. */
+function readEvents(file: string): JobEvent[] {
   if (!existsSync(file)) return [];
-  const out: T[] = [];
+  const out: JobEvent[] = [];
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (!line.trim()) continue;
     try {
-      out.push(JSON.parse(line) as T);
+      const e = JobEventSchema.safeParse(JSON.parse(line));
+      if (e.success) out.push(e.data);
     } catch {
       /* a torn last line */
     }
@@ -43,11 +46,38 @@ function readJsonLines<T>(file: string): T[] {
   return out;
 }
 
+/**
+ * A stored run summary (run.json), parsed with the contract. Records written before the wire became
+ * snake_case hold the request with camelCase keys (outDir, exportPath, workDir, ...): they are
+ * renamed first; a summary without its request takes it from request.json. Null when it does not parse.
+ */
+export function readSummary(dir: string): RunSummary | null {
+  const raw = readJson(join(dir, 'run.json'));
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
+  const request = upgradeStoredRequest('request' in raw ? raw.request : readJson(join(dir, 'request.json')));
+  const parsed = RunSummarySchema.safeParse({ ...raw, request });
+  return parsed.success ? parsed.data : null;
+}
+
+/**
+ * A stored outcome, checked against the outcome schema of its job's kind. One that does not parse
+ * (a record damaged, or written by a version whose results differ) becomes a failed outcome whose
+ * error (bad_run_record) names the file and the first issues, so the run still shows its events.
+ */
+function readOutcome(dir: string, job: string, kind: ParsedJobRequest['kind']): JobOutcome | null {
+  const file = join(dir, 'outcome.json');
+  const raw = readJson(file);
+  if (raw === undefined) return null;
+  const parsed = jobOutcomeSchema(kind).safeParse(raw);
+  if (parsed.success) return parsed.data;
+  return { state: 'failed', job, error: new WorkbenchError('bad_run_record', `The outcome of run ${job} (${file}) cannot be read: ${describeIssues(parsed.error)}.`).toJSON() };
+}
+
 /** The run kind users see: an export is a compile that writes a .pt. */
 export function runKind(request: ParsedJobRequest): RunKind | null {
   if (request.kind === 'inspect') return null;
   // An export is a compile (or a tune that builds from its database) that writes a .pt.
-  if ((request.kind === 'compile' || request.kind === 'tune') && request.exportPath) return 'export';
+  if ((request.kind === 'compile' || request.kind === 'tune') && request.export_path) return 'export';
   return request.kind;
 }
 
@@ -55,7 +85,7 @@ export function runKind(request: ParsedJobRequest): RunKind | null {
 export function modelDefaults(model: string): ModelRuns['defaults'] {
   const project = projectDir(model);
   const stem = basename(resolve(model)).replace(/\.(pt2?|pth)$/i, '');
-  return { workDir: join(project, 'tuning'), exportPath: join(project, 'exports', `${stem}.tvm.pt`) };
+  return { work_dir: join(project, 'tuning'), export_path: join(project, 'exports', `${stem}.tvm.pt`) };
 }
 
 interface LiveRun {
@@ -134,10 +164,10 @@ export class RunStore {
   /** A run from disk; one that says it is running but is not live here was interrupted. */
   private readDisk(model: string, job: string): RunSummary | null {
     const dir = join(this.runsDir(model), job);
-    const s = readJson<RunSummary>(join(dir, 'run.json'));
+    const s = readSummary(dir);
     if (!s || s.job !== job) return null;
     if (!this.live.has(job) && (s.state === 'running' || s.state === 'queued')) {
-      const outcome = readJson<JobOutcome>(join(dir, 'outcome.json'));
+      const outcome = readOutcome(dir, job, s.request.kind);
       return outcome ? { ...s, state: outcome.state } : { ...s, state: 'interrupted' };
     }
     return s;
@@ -160,7 +190,7 @@ export class RunStore {
     try {
       // The default export goes here: make it exist, so that an export refusing a missing parent
       // folder still accepts the default.
-      mkdirSync(dirname(defaults.exportPath), { recursive: true });
+      mkdirSync(dirname(defaults.export_path), { recursive: true });
     } catch {
       /* reported by the export itself */
     }
@@ -178,7 +208,7 @@ export class RunStore {
     const summary = live ? { ...live.summary } : this.readDisk(abs, job);
     if (!summary) throw new WorkbenchError('unknown_run', `There is no run ${job} for ${abs}.`);
     const dir = join(this.runsDir(abs), job);
-    const outcome = live ? live.outcome : readJson<JobOutcome>(join(dir, 'outcome.json'));
-    return { summary, events: readJsonLines<JobEvent>(join(dir, 'events.jsonl')), outcome };
+    const outcome = live ? live.outcome : readOutcome(dir, job, summary.request.kind);
+    return { summary, events: readEvents(join(dir, 'events.jsonl')), outcome };
   }
 }

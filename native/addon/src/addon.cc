@@ -1,5 +1,5 @@
 // Node-API surface of torchtvm_addon.node (node-addon-api, NAPI_VERSION 8). No torch headers here:
-// engine.h is the boundary and only std types cross it. Nothing blocks the JS thread: inspect runs
+// model_runner.h is the boundary and only std types cross it. Nothing blocks the JS thread: inspect runs
 // on libuv's pool (AsyncWorker); a benchmark runs on its own thread and streams its samples, then
 // its result, through one ThreadSafeFunction, so every sample reaches JS before the promise settles.
 //
@@ -14,7 +14,7 @@
 #include <memory>
 #include <thread>
 
-#include "engine.h"
+#include "model_runner.h"
 
 namespace torchtvm_addon {
 namespace {

@@ -4,6 +4,11 @@
 //
 // Linking libtorchtvm_runtime.so registers torch.classes.torchtvm.Module; torch::jit::load then
 // restores the compiled TVM code embedded in the .pt.
+//
+// An export is called as the model it came from: its tensors as arguments, m.forward({x, y}), and
+// back comes what the model returned (a Tensor, or a tuple / list of them). An export written by the
+// seed API torchtvm.compile, or before torchtvm recorded "calling_convention", takes one
+// List[Tensor] and returns one: this program tells them apart by the forward's schema.
 #include <torch/script.h>
 
 #include <algorithm>
@@ -86,6 +91,28 @@ static std::string Sentence(const std::exception& e) {
   return text.empty() ? "unknown error" : text;
 }
 
+/** Whether forward takes the seed API's single List[Tensor] (else: the model's own tensors). */
+static bool TakesTensorList(torch::jit::Module& m) {
+  const auto& args = m.get_method("forward").function().getSchema().arguments();
+  if (args.size() != 2) return false;  // self + one argument
+  auto list = args[1].type()->cast<c10::ListType>();
+  return list && list->getElementType()->kind() == c10::TypeKind::TensorType;
+}
+
+/** Prints every tensor of an output (a Tensor, or tuples / lists of them, nested) in order. */
+static void PrintOutputs(const c10::IValue& v, size_t& index) {
+  if (v.isTensor()) {
+    at::Tensor t = v.toTensor();
+    std::cout << "output " << index++ << ": " << t.sizes() << " " << t.scalar_type() << "\n";
+  } else if (v.isTuple()) {
+    for (const auto& e : v.toTupleRef().elements()) PrintOutputs(e, index);
+  } else if (v.isList()) {
+    for (const c10::IValue& e : v.toListRef()) PrintOutputs(e, index);
+  } else {
+    std::cout << "output " << index++ << ": " << v.tagKind() << "\n";
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "usage: " << argv[0] << " model.pt SIZES[:DTYPE] [SIZES[:DTYPE] ...] [--runs N]\n";
@@ -117,9 +144,14 @@ int main(int argc, char** argv) {
   try {
     torch::jit::Module module = torch::jit::load(argv[1]);
     module.eval();
-    c10::List<at::Tensor> list;
-    for (auto& t : inputs) list.push_back(t);
-    std::vector<torch::jit::IValue> args{list};
+    std::vector<torch::jit::IValue> args;
+    if (TakesTensorList(module)) {  // the seed API's convention: m.forward({List[Tensor]})
+      c10::List<at::Tensor> list;
+      for (auto& t : inputs) list.push_back(t);
+      args.emplace_back(list);
+    } else {  // the model's own: m.forward({x, y})
+      args.assign(inputs.begin(), inputs.end());
+    }
     torch::NoGradGuard no_grad;
     c10::IValue out;
     for (int r = 0; r < runs; ++r) {
@@ -128,11 +160,8 @@ int main(int argc, char** argv) {
       auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (runs > 1) std::cout << "run " << r << ": " << ms << " ms\n";
     }
-    auto outs = out.toTensorList();
-    for (size_t i = 0; i < outs.size(); ++i) {
-      at::Tensor t = outs.get(i);
-      std::cout << "output " << i << ": " << t.sizes() << " " << t.scalar_type() << "\n";
-    }
+    size_t index = 0;
+    PrintOutputs(out, index);
   } catch (const std::exception& e) {
     std::cerr << "error: " << Sentence(e) << "\n";
     return 1;

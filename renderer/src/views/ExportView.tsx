@@ -50,8 +50,8 @@ const CPP_DTYPE: Record<string, string> = { float32: 'kFloat32', float16: 'kFloa
 
 /** "tuned (N trials from DIR)" or "untuned", plus the placement when the build reports one. */
 export function buildLabel(r: CompileResult): string {
-  const t = r.tuning as { trials?: number; work_dir?: string } | undefined;
-  const tuned = t ? `tuned (${t.trials ?? '?'} trial${t.trials === 1 ? '' : 's'} from ${t.work_dir ?? 'its work dir'})` : 'untuned';
+  const t = r.tuning;
+  const tuned = t ? `tuned (${t.trials} trial${t.trials === 1 ? '' : 's'} from ${t.work_dir})` : 'untuned';
   const p = r.placement;
   if (!p?.ops.length) return p ? `${tuned}; placement ${p.mode}` : tuned;
   const n = (w: string) => p.ops.filter((o) => o.where === w).length;
@@ -80,7 +80,7 @@ function ExportRefusal({ error, path, defaultPath }: { error: ErrorInfo; path: s
         <b>The folder <code>{folder}</code> does not exist</b>, so nothing was exported. Folders are never created without asking, so that a mistyped path does not leave new folders behind.
       </>
     );
-    action = <button className="primary" data-testid="export-create-folder" onClick={() => void exportModel(undefined, { createParent: true })}>Create folder and export</button>;
+    action = <button className="primary" data-testid="export-create-folder" onClick={() => void exportModel(undefined, { create_parent: true })}>Create folder and export</button>;
   } else if (error.code === 'export_exists') {
     text = (
       <>
@@ -133,7 +133,7 @@ export function ExportView() {
       <NeedsModel>
         <p className="hint">One <code>.pt</code> holding the compiled code, the weights and the metadata: any PyTorch process loads it like any TorchScript model. It is verified against PyTorch before it is written. </p>
         <div className="row">
-          <input className="grow" value={exportPath} onChange={(e) => set({ exportPath: e.target.value, ...(refusedPath ? { exportJob: undefined } : {}) })} aria-label="Export path" placeholder={project?.defaults.exportPath ?? '/path/to/model.tvm.pt'} />
+          <input className="grow" value={exportPath} onChange={(e) => set({ exportPath: e.target.value, ...(refusedPath ? { exportJob: undefined } : {}) })} aria-label="Export path" placeholder={project?.defaults.export_path ?? '/path/to/model.tvm.pt'} />
           <button className="primary" data-testid="export-button" disabled={running || !specs} onClick={() => void exportModel()}>
             {running ? 'Exporting…' : 'Export (Ctrl/Cmd+E)'}
           </button>
@@ -152,12 +152,12 @@ export function ExportView() {
         </div>
         {project && (
           <p className="hint" data-testid="export-default">
-            Default: <code>{project.defaults.exportPath}</code> (this model's project folder).{' '}
-            {exportPath.trim() !== project.defaults.exportPath && <button className="link" onClick={() => set({ exportPath: project.defaults.exportPath })}>Use the default</button>}
+            Default: <code>{project.defaults.export_path}</code> (this model's project folder).{' '}
+            {exportPath.trim() !== project.defaults.export_path && <button className="link" onClick={() => set({ exportPath: project.defaults.export_path })}>Use the default</button>}
           </p>
         )}
         {!specs && <p className="warn">Fix the <button className="link" onClick={() => go('inputs')}>input specs</button> first.</p>}
-        <JobStatus jobId={exportJob} what="Export" explain={(e) => (PATH_REFUSALS.has(e.code) ? <ExportRefusal error={e} path={exportPath.trim()} defaultPath={project?.defaults.exportPath} /> : null)} />
+        <JobStatus jobId={exportJob} what="Export" explain={(e) => (PATH_REFUSALS.has(e.code) ? <ExportRefusal error={e} path={exportPath.trim()} defaultPath={project?.defaults.export_path} /> : null)} />
         {exported ? (
           <>
             <p className="ok copy-row" data-testid="export-done">

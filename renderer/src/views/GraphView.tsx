@@ -16,22 +16,22 @@ export type Where = 'library' | 'tvm' | 'torchscript';
 export const WHERE_COLOR: Record<Where, string> = { library: '#2f69b3', tvm: '#23804a', torchscript: '#c24a1c' };
 export const WHERE_LABEL: Record<Where, string> = { library: 'library kernel (oneDNN/MKL)', tvm: 'TVM kernel', torchscript: 'TorchScript fallback' };
 
-/** Which TorchScript ops a placement kind can be (placement lists ops in graph order, by kind). */
-const FAMILY: Record<string, string[]> = {
-  conv2d: ['aten::_convolution', 'aten::conv2d', 'aten::convolution'],
-  depthwise_conv2d: ['aten::_convolution', 'aten::conv2d', 'aten::convolution'],
-  grouped_conv2d: ['aten::_convolution', 'aten::conv2d', 'aten::convolution'],
-  linear: ['aten::linear', 'aten::addmm'],
-  matmul: ['aten::matmul', 'aten::bmm', 'aten::mm'],
-  max_pool2d: ['aten::max_pool2d', 'aten::max_pool2d_with_indices'],
-  lstm: ['aten::lstm'],
-  gru: ['aten::gru'],
-};
-const familyOf = (kind: string) => (FAMILY[kind] ? (kind.includes('conv') ? 'conv' : kind) : null);
-const familyOfOp = (op: string) => {
-  const kind = Object.keys(FAMILY).find((k) => FAMILY[k].includes(op));
-  return kind ? familyOf(kind) : null;
-};
+/**
+ * Families for matching by kind and order, from the engine's table (`placement.source_ops`: placement
+ * kind -> the graph ops it can come from): kinds that share a source op are one family (conv2d,
+ * depthwise_conv2d and grouped_conv2d are all aten::conv2d). A result without the table (a run
+ * recorded by an older engine) has no families: its ops are matched by `node` only.
+ */
+function families(sourceOps: Record<string, string[]> | undefined): { ofKind: Map<string, string>; ofOp: Map<string, string> } {
+  const ofKind = new Map<string, string>();
+  const ofOp = new Map<string, string>();
+  for (const [kind, ops] of Object.entries(sourceOps ?? {})) {
+    const family = ops.map((o) => ofOp.get(o)).find((f) => f !== undefined) ?? kind;
+    ofKind.set(kind, family);
+    for (const o of ops) if (!ofOp.has(o)) ofOp.set(o, family);
+  }
+  return { ofKind, ofOp };
+}
 
 export interface NodePlacement {
   where: Where;
@@ -46,13 +46,15 @@ export interface NodePlacement {
  * Matches a compile result to graph nodes. Heavy ops are matched by identity: the engine names the
  * graph node each placed op came from (`node`) and the nodes fused into its call (`fused`). Ops it
  * could not follow fall back to order: the i-th remaining placement op of a family (conv, linear,
- * matmul) is the i-th remaining graph node of that family. Other ops run in TVM when the model
- * compiled, except those in submodules or segments the coverage reports as left in TorchScript.
+ * matmul; from the engine's `placement.source_ops`) is the i-th remaining graph node of that family.
+ * Other ops run in TVM when the model compiled, except those in submodules or segments the coverage
+ * reports as left in TorchScript.
  */
 export function placeNodes(graph: ModelGraph, r: CompileResult | null): Map<string, NodePlacement> {
   const out = new Map<string, NodePlacement>();
   if (!r) return out;
   const ids = new Set(graph.nodes.map((n) => n.id));
+  const fam = families(r.placement?.source_ops);
   const queues = new Map<string, PlacedOp[]>();
   for (const op of r.placement?.ops ?? []) {
     if (op.node && ids.has(op.node) && !out.has(op.node)) {
@@ -60,7 +62,7 @@ export function placeNodes(graph: ModelGraph, r: CompileResult | null): Map<stri
       for (const f of op.fused ?? []) if (ids.has(f) && !out.has(f)) out.set(f, { where: op.where, op, fused: true, byId: true });
       continue;
     }
-    const f = familyOf(op.kind);
+    const f = fam.ofKind.get(op.kind);
     if (f) (queues.get(f) ?? queues.set(f, []).get(f)!).push(op);
   }
   const leftModules = (r.coverage?.modules ?? []).filter((m) => !m.compiled).map((m) => m.name);
@@ -69,7 +71,7 @@ export function placeNodes(graph: ModelGraph, r: CompileResult | null): Map<stri
   for (const n of graph.nodes) for (const i of n.inputs) (consumers.get(i) ?? consumers.set(i, []).get(i)!).push(n);
   for (const n of graph.nodes) {
     if (n.op === 'input' || n.op === 'output' || out.has(n.id)) continue;
-    const f = familyOfOp(n.op);
+    const f = fam.ofOp.get(n.op);
     const placed = f ? queues.get(f)?.shift() : undefined;
     if (placed) {
       out.set(n.id, { where: placed.where, op: placed });

@@ -2,25 +2,17 @@ import { useMemo, useState } from 'react';
 import { CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { loadRun } from '../actions.js';
 import { Empty, ErrorBox, Table, fmtMs } from '../components.js';
+import type { TuningLog } from '../../../app/contract/results.js';
 import { set, useStore, type TuningRun } from '../store.js';
 import { fmtAxisMs, LegendItems, seriesColor } from '../charts.js';
 import { RunsList } from './RunsList.js';
 
 type Curve = Array<{ n: number; ms: number }>;
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
-interface LogTask {
-  name: string;
-  weight: number | null;
-  records: number;
-  failures: number;
-  best_ms: number | null;
-  curve: Array<number | null>;
-}
+type LogTask = TuningLog['tasks'][number];
 
-function runTasks(data: Record<string, unknown>): LogTask[] {
-  return arr(data.tasks).filter((t): t is LogTask => typeof t === 'object' && t !== null && Array.isArray((t as LogTask).curve));
+function runTasks(data: TuningLog): LogTask[] {
+  return data.tasks;
 }
 
 /**
@@ -28,7 +20,7 @@ function runTasks(data: Record<string, unknown>): LogTask[] {
  * tasks, with the tasks' records interleaved in proportion to their counts (the database keeps
  * per-task order only), drawn once every task has a best.
  */
-export function runCurve(data: Record<string, unknown>, task: number | 'model', maxPoints = 400): Curve {
+export function runCurve(data: TuningLog, task: number | 'model', maxPoints = 400): Curve {
   const tasks = runTasks(data);
   if (task !== 'model') {
     const c = tasks[task]?.curve ?? [];
@@ -88,7 +80,7 @@ export function LogsView() {
           <RunsList
             kinds={['tune']}
             action={(r) => {
-              const dir = (r.request as { workDir?: string }).workDir ?? project.defaults.workDir;
+              const dir = (r.request.kind === 'tune' ? r.request.work_dir : undefined) ?? project.defaults.work_dir;
               return <button onClick={async () => setErr(await loadRun(dir))} title={dir}>Open work dir</button>;
             }}
           />
@@ -105,7 +97,7 @@ export function LogsView() {
             <label>Run B <select value={b} onChange={(e) => setB(Number(e.target.value))}>{runs.map((r, i) => <option key={r.dir} value={i}>{r.dir}</option>)}</select></label>
             <label>Curve <select aria-label="Curve" value={String(task)} onChange={(e) => setTask(e.target.value === 'model' ? 'model' : Number(e.target.value))}>
               <option value="model">whole model (estimated)</option>
-              {runTasks(runs[a]?.data ?? {}).map((t, i) => <option key={i} value={i}>{t.name}</option>)}
+              {(runs[a] ? runTasks(runs[a].data) : []).map((t, i) => <option key={i} value={i}>{t.name}</option>)}
             </select></label>
             <button onClick={() => set({ runs: [] })}>Close all</button>
           </div>
@@ -125,7 +117,7 @@ export function LogsView() {
           {shown.map((r) => (
             <div key={r.dir} className="card">
               <h3>{r.dir}</h3>
-              <p className="hint">{String(r.data.records ?? 0)} records, {String(r.data.failures ?? 0)} failed · estimated end-to-end (sum of best records) {fmtMs(num(r.data.estimated_ms))}{r.data.model ? ` · model ${String(r.data.model)}` : ''}</p>
+              <p className="hint">{r.data.records} records, {r.data.failures} failed · estimated end-to-end (sum of best records) {fmtMs(r.data.estimated_ms)}{r.data.model ? ` · model ${r.data.model}` : ''}</p>
               <Table testId="log-tasks" head={['task', 'weight', 'records', 'failures', 'best']} rows={runTasks(r.data).map((t) => [t.name, t.weight ?? '–', t.records, t.failures, fmtMs(t.best_ms)])} />
             </div>
           ))}

@@ -9,11 +9,11 @@ function when(t: number): string {
 }
 
 function what(r: RunSummary): string {
-  const q = r.request as Record<string, unknown>;
-  if (r.kind === 'tune') return `${q.trials} trials${q.workDir ? ` · work dir ${String(q.workDir)}` : ''}`;
-  if (r.kind === 'bench') return `${q.iterations} iterations${q.vs ? ` · vs ${String(q.vs).split('/').pop()}` : ''}`;
-  if (r.kind === 'export') return `→ ${String(q.exportPath)}`;
-  return `target ${String(q.target)}`;
+  const q = r.request;
+  if (r.kind === 'export' && (q.kind === 'compile' || q.kind === 'tune')) return `→ ${q.export_path ?? ''}`;
+  if (q.kind === 'tune') return `${q.trials} trials${q.work_dir ? ` · work dir ${q.work_dir}` : ''}`;
+  if (q.kind === 'bench') return `${q.iterations} iterations${q.vs ? ` · vs ${q.vs.split('/').pop()}` : ''}`;
+  return q.kind === 'compile' ? `target ${q.target}` : '';
 }
 
 export function RunsList({ kinds, action }: { kinds?: RunSummary['kind'][]; action?: (r: RunSummary) => React.ReactNode }) {

@@ -187,7 +187,7 @@ export function useTrialRateEta(job: string | undefined, done: number, budget: n
 
 export function TuneView() {
   const { tuneJob, jobs, trials, tasks, tuneBudget, tunePerRound, tuneWorkDir, tuneResult, inputs, project } = useStore();
-  const defaultWorkDir = project?.defaults.workDir ?? '';
+  const defaultWorkDir = project?.defaults.work_dir ?? '';
   const job = tuneJob ? jobs[tuneJob] : undefined;
   const running = job ? ['running', 'queued'].includes(job.state) : false;
   const { specs } = validateRows(inputs);

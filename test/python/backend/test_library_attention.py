@@ -242,7 +242,7 @@ def test_exported_encoder_records_the_ops_and_loads_in_a_fresh_process(tmp_path,
         m = torch.jit.load({out!r})
         for n in (1, 4):
             x = torch.randn(n, 6, 32)
-            (y,) = m([x])
+            y = m(x)
             with torch.no_grad():
                 torch.testing.assert_close(y, layer(x), rtol=1e-4, atol=1e-4)
         print("ok")

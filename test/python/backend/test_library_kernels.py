@@ -243,7 +243,7 @@ def test_exported_library_model_runs_in_a_fresh_process(tmp_path):
         m = torch.jit.load({pt!r})
         for n in (1, 8):
             x = torch.randn(n, 3, 8, 8)
-            (y,) = m([x])
+            y = m(x)
             assert y.shape == (n, 5), y.shape
             assert torch.isfinite(y).all()
         print("ok")

@@ -151,7 +151,7 @@ def test_scripted_tagger_compiles_reports_and_loads_in_a_fresh_process(tmp_path)
         m, ref = torch.jit.load({exported!r}), torch.jit.load({path!r})
         for _ in range(2):
             ids = torch.randint(0, 50, (3, 10))
-            (y,) = m([ids])
+            y = m(ids)
             torch.testing.assert_close(y, ref(ids), rtol=1e-4, atol=1e-5)
         print("ok")
     """)

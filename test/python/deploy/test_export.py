@@ -63,7 +63,8 @@ def test_round_trip_in_fresh_process(exported, tmp_path, name, loader):
         assert "tvm" not in sys.modules or {loader!r} == "import torchtvm"
         m = torch.jit.load({pt!r})
         sets = torch.load({io_path!r})["sets"]
-        outs = [m(inputs) for inputs in sets]
+        outs = [m(*inputs) for inputs in sets]   # the model's own arguments
+        outs = [list(o) if isinstance(o, tuple) else [o] for o in outs]
         torch.save(outs, {str(tmp_path / 'out.pt')!r})
         print("ok")
     """, env_extra={"TMPDIR": str(tmpdir)})
@@ -99,8 +100,13 @@ def test_metadata_is_embedded_and_inspectable(exported):
 def test_wrong_inputs_at_call_are_torchscript_errors(exported):
     _folder, result = exported("multi_input")
     m = torch.jit.load(result["files"]["exported"])
+    # a missing argument is refused by the forward's own schema (the model's arguments: a, b) ...
+    with pytest.raises(RuntimeError, match="missing value for argument 'b'"):
+        m(torch.randn(2, 4))
+    # ... and by the runtime object underneath, with the inputs it expects
+    with pytest.raises(RuntimeError, match=r"expects 2 input\(s\) \(a \[batch, 4\] float32, b \[batch, 3\] float32\) but was given 1"):
+        m.torchtvm_module.forward([torch.randn(2, 4)])
     cases = [
-        ([torch.randn(2, 4)], "expects 2 input(s) (a [batch, 4] float32, b [batch, 3] float32) but was given 1"),
         ([torch.randn(2, 4), torch.randn(2, 3).double()], "Input b should have dtype float32 but was given float64"),
         ([torch.randn(2, 5), torch.randn(2, 3)], "dimension 1 must be 4, got 5"),
         ([torch.randn(9, 4), torch.randn(9, 3)], "dimension 0 (batch) must be in 1..8, got 9"),
@@ -109,10 +115,10 @@ def test_wrong_inputs_at_call_are_torchscript_errors(exported):
     ]
     for inputs, needle in cases:
         with pytest.raises(RuntimeError) as e:
-            m(inputs)
+            m(*inputs)
         assert "TorchScript interpreter" in str(e.value) and needle in str(e.value)
     # still usable afterwards
-    assert m([torch.randn(3, 4), torch.randn(3, 3)])[0].shape == (3, 4)
+    assert m(torch.randn(3, 4), torch.randn(3, 3)).shape == (3, 4)
 
 
 def test_zero_copy(exported):
@@ -122,22 +128,22 @@ def test_zero_copy(exported):
     a, b = torch.randn(4, 4), torch.randn(4, 3)
     assert a.data_ptr() % 64 == 0 and b.data_ptr() % 64 == 0
     before = obj.copies()
-    out = m([a, b])
+    out = m(a, b)
     # contiguous aligned inputs: no copy; the output tensor is TVM's own buffer (no memcpy)
     assert obj.copies() == before
-    assert [o.data_ptr() for o in out] == obj.last_output_ptrs()
+    assert [out.data_ptr()] == obj.last_output_ptrs()
     # a transposed view and a misaligned slice are copied into aligned, dense tensors
     at = torch.randn(4, 4).t()
     big = torch.randn(5, 3)
     bs = big[1:]
     assert bs.is_contiguous() and bs.data_ptr() % 64 != 0
-    out = m([at, bs])
+    out = m(at, bs)
     assert obj.copies() == before + 2
-    torch.testing.assert_close(out[0], at * 2 + bs.sum(1, keepdim=True))
+    torch.testing.assert_close(out, at * 2 + bs.sum(1, keepdim=True))
     # outputs stay valid after more calls (each call gets its own buffers)
-    first = m([a, b])[0].clone()
-    keep = m([a, b])[0]
-    m([at, bs])
+    first = m(a, b).clone()
+    keep = m(a, b)
+    m(at, bs)
     torch.testing.assert_close(keep, first)
 
 

@@ -29,7 +29,7 @@ def load_fresh(path):
         except Exception as e:
             print("LOAD-ERROR:", type(e).__name__, e)
         else:
-            print("LOADED", len(m([torch.randn(2, 8)])))
+            print("LOADED", len(m(torch.randn(2, 8))))  # the model returns (softmax, max)
     """)
     assert proc.returncode == 0, f"crashed (rc {proc.returncode}): {proc.stderr[-2000:]}"
     return proc.stdout
@@ -97,4 +97,4 @@ def test_out_of_disk_leaves_no_partial_file(pt, tmp_path, monkeypatch):
     assert dest.read_bytes() == b"previous" and os.listdir(dest.parent) == ["model_tvm.pt"]
     monkeypatch.undo()
     export.save_scripted(m, str(dest))
-    assert len(torch.jit.load(str(dest))([torch.randn(2, 8)])) == 2
+    assert len(torch.jit.load(str(dest))(torch.randn(2, 8))) == 2

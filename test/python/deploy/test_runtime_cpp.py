@@ -13,6 +13,9 @@ from _export_helpers import REPO, compile_and_export, runtime_lib
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
 def test_cpp_example_builds_and_runs(tmp_path):
     result = compile_and_export("multi_input", str(tmp_path / "model"))
+    library = str(tmp_path / "model.so")
+    shutil.copy(result["files"]["library"], library)
+    result["files"]["library"] = library
     shutil.rmtree(tmp_path / "model" / "build")
     build = tmp_path / "example-build"
     torch_dir = os.path.dirname(torch.__file__)
@@ -30,6 +33,18 @@ def test_cpp_example_builds_and_runs(tmp_path):
         proc = subprocess.run([exe, pt, f"{batch}x4", f"{batch}x3"], capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert f"output 0: [{batch}, 4] Float" in proc.stdout
+    # the seed API's list convention (and every export older than "calling_convention") still runs
+    from torchtvm.deploy import export
+    seed = export.exported_module(result["files"]["library"], result["target"], result["inputs"], result["num_outputs"])
+    seed_pt = export.save_scripted(torch.jit.script(seed), str(tmp_path / "seed_list.pt"))
+    proc = subprocess.run([exe, seed_pt, "3x4", "3x3"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "output 0: [3, 4] Float" in proc.stdout
+    # a model returning a tuple: forward gives the tuple back, its tensors in order
+    pair = compile_and_export("multi_output", str(tmp_path / "pair"))
+    proc = subprocess.run([exe, pair["files"]["exported"], "2x8"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "output 0: [2, 4] Float\noutput 1: [2] Float\n" in proc.stdout, proc.stdout
     # a model whose convolutions and linear run in the library kernels (oneDNN / MKL), prepacked
     conv = compile_and_export("conv_library", str(tmp_path / "conv"))
     assert conv["placement"]["library_ops"] >= 3

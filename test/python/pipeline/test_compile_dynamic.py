@@ -116,14 +116,14 @@ def test_exported_module_serves_the_range_in_a_fresh_process(compiled, tmp_path,
         make = (lambda s: torch.randint(0, 1000, s)) if cfg["int"] else (lambda s: torch.randn(s))
         for s in cfg["inside"]:
             x = make(s)
-            got, want = tvm_m([x])[0], ref(x)
+            got, want = tvm_m(x), ref(x)
             assert got.shape == want.shape, (got.shape, want.shape)
             err = (got - want).abs().max().item()
             assert err < 1e-4, (s, err)
             print("OK", s, err)
         for s in cfg["outside"]:
             try:
-                tvm_m([make(s)])
+                tvm_m(make(s))
             except RuntimeError as e:
                 print("REFUSED", [l for l in str(e).splitlines() if "TVM module expects" in l][-1])
             else:
@@ -172,4 +172,4 @@ def test_data_dependent_if_becomes_one_module_with_both_branches(tmp_path):
     assert bool((ref(x) >= 0).all()) and bool((ref(-x) < 0).all())  # the two branches differ
     exported = torch.jit.load(r["files"]["exported"])
     for inp in (x, -x):
-        assert torch.allclose(exported([inp])[0], ref(inp), atol=1e-5)
+        assert torch.allclose(exported(inp), ref(inp), atol=1e-5)

@@ -87,7 +87,7 @@ def test_foreign_cpu_module_is_never_run_and_refused_at_load(tmp_path):
             print("REFUSED:", str(e).splitlines()[0] if "needs the CPU feature" not in str(e) else [l for l in str(e).splitlines() if "needs the CPU feature" in l][0])
         else:
             print("LOADED")
-            m([torch.randn(2, 8)])
+            m(torch.randn(2, 8))
             print("RAN")
     """)
     assert proc.returncode == 0, f"the process died (rc {proc.returncode}): {proc.stderr[-2000:]}"
@@ -210,11 +210,11 @@ def test_outputs_are_the_callers_own_under_mutation(owns_export):
     m = torch.jit.load(out)
     x = torch.randn(2, 3)
     x0 = x.clone()
-    first = m([x])
+    first = m(x)  # the model's own call: a tuple of its five outputs
     for t in first:
         t.add_(100.0)  # the caller owns these: nothing else may change
     assert torch.equal(x, x0), "mutating an output changed the input"
-    again = m([x])
+    again = m(x)
     for g, w in zip(again, module(x0)):
         torch.testing.assert_close(g, w)
     # distinct outputs never share memory
@@ -238,7 +238,7 @@ def test_neg_view_inputs_match_pytorch(owns_export):
     base = torch.randn(2, 3)
     neg = torch._neg_view(base)
     assert neg.is_neg()
-    for g, w in zip(m([neg]), module(-base)):
+    for g, w in zip(m(neg), module(-base)):
         torch.testing.assert_close(g, w)
     for g, w in zip(TvmRunner(run.built.executable).run([neg]), module(-base)):
         torch.testing.assert_close(g, w)
@@ -412,7 +412,7 @@ def test_size_one_dims_with_odd_strides_run_like_contiguous_inputs(tmp_path):
     x = torch.randn(8, 1).t()
     assert x.is_contiguous() and x.stride() == (1, 1)
     runtime.load_library()
-    torch.testing.assert_close(torch.jit.load(out)([x])[0], module(x))
+    torch.testing.assert_close(torch.jit.load(out)(x), module(x))
     torch.testing.assert_close(TvmRunner(run.built.executable).run([x])[0], module(x))
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-import torchtvm.importer as importer
+import torchtvm.frontend.importer as importer
 import torchtvm.pipeline as pipeline
 from torchtvm.frontend import import_cache
 from torchtvm.common.progress import JobContext

@@ -57,7 +57,7 @@ def legalize(mod, info: TargetInfo):
 
 
     nan_semantics.install()  # relu, clamp, max/min, max-pool keep NaN as PyTorch does
-    with info.target:
+    with info.target:  # type: ignore[attr-defined]  # a tvm Target (TargetInfo.target is typed object)
         mod = relax.transform.DecomposeOpsForInference()(mod)
         mod = relax.transform.CanonicalizeBindings()(mod)
         return relax.get_pipeline("zero")(mod)
@@ -115,15 +115,15 @@ def lower(mod, info: TargetInfo, database=None):
 
     mod = legalize(mod, info)
     if database is not None:
-        with info.target, database:
+        with info.target, database:  # type: ignore[attr-defined]  # a tvm Target (TargetInfo.target is typed object)
             mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
     if info.kind == "llvm":
         # Kernels the database did not schedule get parallel, vectorized loops instead of plain ones.
-        with info.target:
+        with info.target:  # type: ignore[attr-defined]  # a tvm Target (TargetInfo.target is typed object)
             mod = dl.ApplyDefaultSchedule(ParallelVectorize())(mod)
     elif info.kind == "cuda":
         # GPU kernels need thread bindings; DLight gives untuned ones a sane default.
-        with info.target:
+        with info.target:  # type: ignore[attr-defined]  # a tvm Target (TargetInfo.target is typed object)
             mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)
     return mod
 

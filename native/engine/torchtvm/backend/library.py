@@ -145,7 +145,7 @@ def isolate(mod, dtypes: set[str], kinds=KINDS) -> list[tuple[Offload, object]]:
     out = []
     for chain in plan.ordered:
         defined = set(chain.bindings)
-        free = []
+        free: list[relax.Var] = []
         for v in chain.bindings:
             for a in _free_vars(plan.values[v]):
                 if a not in defined and not any(a.same_as(f) for f in free):
@@ -186,7 +186,7 @@ def _in_call_order(func, chains: list) -> list[Offload]:
     """The chains' reports in the order the VM runs their calls: each call replaces its head's
     binding, which can come later than another chain's (a residual add waits for the shortcut's
     conv), so the planner's order (by root op) is not the run order the profile sees."""
-    pos = {}
+    pos: dict[relax.Var, int] = {}
     for block in func.body.blocks:
         for b in block.bindings:
             pos[b.var] = len(pos)
@@ -443,7 +443,8 @@ class _Planner:
 def _chain_vars(root, head, values: dict, args) -> list[str]:
     """The names of the bindings from `root` to `head` (the ones a chain replaces), root first."""
     inputs = [a for a in args if not isinstance(a, _Constant)]
-    seen, stack = [], [head]
+    seen: list[relax.Var] = []
+    stack = [head]
     while stack:
         v = stack.pop()
         if any(v.same_as(s) for s in seen):

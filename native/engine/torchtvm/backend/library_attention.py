@@ -91,7 +91,7 @@ def offload(mod, dtypes: set[str], kinds=WHOLE_OPS):
 
 def in_call_order(mod, offloads: list) -> list:
     """Offloads in the order the VM runs their calls (the profile matches calls to ops by it)."""
-    pos = {}
+    pos: dict[str, int] = {}
     for block in mod["main"].body.blocks:
         for b in block.bindings:
             pos.setdefault(_name(b.var), len(pos))
@@ -447,7 +447,7 @@ def _trace_input(g: _Graph, var, allow_scale: bool):
     return cur, view, scale
 
 
-def _batch4(view: _View, batch: list):
+def _batch4(view: _View | None, batch: list):
     """(offset, sizes, strides) of a [*batch, rows, cols] view as [B, H, rows, cols] (batch of rank
     0 to 2), or None when a dim is not one stride."""
     if view is None or len(view.dims) != len(batch) + 2 or len(batch) > 2:

@@ -40,7 +40,7 @@ class OpTiming:
 
     @property
     def where(self) -> str:
-        best_library = self.winograd_ms if self.winograd else self.library_ms
+        best_library = self.winograd_ms if self.winograd_ms is not None and self.winograd else self.library_ms
         return "tvm" if self.tvm_ms is not None and self.tvm_ms < best_library * MARGIN else "library"
 
 
@@ -63,14 +63,15 @@ def time_winograd(placed, offloads: list, rounds: int = 5, calls: int = 4) -> di
         if call is None:
             continue
         *inputs, attrs = call.args[1].fields
-        shapes = [library.static_shape(a) for a in inputs] + [library.static_shape(call)]
-        if any(s is None for s in shapes):
+        maybe_shapes = [library.static_shape(a) for a in inputs] + [library.static_shape(call)]
+        shapes = [s for s in maybe_shapes if s is not None]
+        if len(shapes) != len(maybe_shapes):
             continue  # a symbolic shape: no size to time it at
         consts = [library.constant_value(a) for a in inputs]  # the weights and bias; activations are random
         args = [c if c is not None else torch.randn(s) for c, s in zip(consts, shapes)]
         out = torch.empty(shapes[-1])
-        base = [int(x) for x in attrs.values]
-        cases[o.name] = (args, out, {"lib": tvm_ffi.Shape(base), "wino": tvm_ffi.Shape(base + [1])})
+        base = tuple(int(x) for x in attrs.values)
+        cases[o.name] = (args, out, {"lib": tvm_ffi.Shape(base), "wino": tvm_ffi.Shape(base + (1,))})
     times: dict[tuple, list[float]] = {}
     for args, out, variants in cases.values():
         for a in variants.values():

@@ -37,6 +37,21 @@ LIBRARY_OPS = {
     "torchtvm.gru": ["aten::gru.input"],
 }
 
+# The model ops each placement kind (Offload.kind) can come from, as the graph view names its nodes:
+# TorchScript node kinds and torch.export's op schema names (frontend/graph.py), which share the
+# "aten::name" form. Sent in the report (`source_ops`) so that the graph view can match a placed op
+# that names no graph node (`node`) to the nodes of its family by order.
+SOURCE_OPS: dict[str, list[str]] = {
+    "conv2d": ["aten::_convolution", "aten::conv2d", "aten::convolution"],
+    "depthwise_conv2d": ["aten::_convolution", "aten::conv2d", "aten::convolution"],
+    "grouped_conv2d": ["aten::_convolution", "aten::conv2d", "aten::convolution"],
+    "linear": ["aten::linear", "aten::addmm"],
+    "matmul": ["aten::matmul", "aten::bmm", "aten::mm"],
+    "max_pool2d": ["aten::max_pool2d", "aten::max_pool2d_with_indices"],
+    "lstm": ["aten::lstm"],
+    "gru": ["aten::gru"],
+}
+
 
 @dataclass
 class Profile:
@@ -85,7 +100,7 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
     is the rest of those runs (TVM's kernels and the VM's own work)."""
     # Calls are matched to ops by run order; a mismatch (which would misattribute times) leaves
     # the ops untimed instead.
-    timed = profile is not None and profile.funcs == [o.func for o in offloads] and profile.run_ms > 0
+    timed = profile if profile is not None and profile.funcs == [o.func for o in offloads] and profile.run_ms > 0 else None
     ops = []
     measured = measured or {}
 
@@ -97,8 +112,9 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
         return {"alone_ms": {k: v for k, v in ms.items() if v is not None}}
 
     for i, o in enumerate(offloads):
-        ms = profile.calls_ms[i] if timed else None
-        ops.append({**o.to_json(), "where": "library", "ms": ms, "share": ms / profile.run_ms if timed else None, **alone(o)})
+        ms = timed.calls_ms[i] if timed is not None else None
+        share = ms / timed.run_ms if timed is not None and ms is not None else None
+        ops.append({**o.to_json(), "where": "library", "ms": ms, "share": share, **alone(o)})
     for o in candidates:
         ops.append({**o.to_json(), "where": "tvm", "ms": None, "share": None, **alone(o)})
     return {
@@ -106,9 +122,10 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
         "ops": ops,
         "library_ops": len(offloads),
         "tvm_ops": len(candidates),
-        "library_ms": sum(profile.calls_ms) if timed else (0.0 if not offloads else None),
-        "tvm_ms": profile.rest_ms if timed else (total_ms if not offloads else None),
+        "library_ms": sum(timed.calls_ms) if timed is not None else (0.0 if not offloads else None),
+        "tvm_ms": timed.rest_ms if timed is not None else (total_ms if not offloads else None),
         "total_ms": total_ms,
+        "source_ops": {k: list(v) for k, v in SOURCE_OPS.items()},
     }
 
 
@@ -168,14 +185,14 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     ctx.progress("build", f"building with {moved}, to compare with the default")
     mixed_ex, mixed_offloads = builder.build_placed(mod, info, database, "library", keep_in_tvm=in_tvm, winograd=winograd)
     sample = random_inputs(specs)
-    timings = {}
+    runs: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="torchtvm-placement-") as tmp:
         runners = {name: TvmRunner.from_library(builder.export_library(ex, os.path.join(tmp, f"{name}.so")), info.kind) for name, ex in (("library", default_ex), ("per_op", mixed_ex))}
         for _ in range(2):  # interleaved, so that a burst of load hits both
             for name, runner in runners.items():
-                timings.setdefault(name, []).extend(runner.time_ms(sample, repeat=5))
+                runs.setdefault(name, []).extend(runner.time_ms(sample, repeat=5))
     # The fastest run of each: on a busy machine the median measures the load (see measure.py).
-    timings = {k: min(v) for k, v in timings.items()}
+    timings = {k: min(v) for k, v in runs.items()}
     ctx.check_cancelled()
     kept = timings["per_op"] < timings["library"]
     note = (

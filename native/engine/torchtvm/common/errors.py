@@ -13,6 +13,10 @@ class EngineError(Exception):
         self.message = message
         self.detail = detail
 
+    # Set only on a malformed RPC request whose id was readable (service.rpc_server._bad_request);
+    # a declaration for the type checker, so the attribute stays absent (getattr default) elsewhere.
+    request_id: str | int | None
+
     def to_json(self) -> dict:
         out = {"code": self.code, "message": self.message}
         if self.detail:

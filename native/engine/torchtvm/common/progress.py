@@ -29,7 +29,7 @@ class JobContext:
 
     def progress(self, stage: str, message: str, fraction: float | None = None) -> None:
         self._stage_started.setdefault(stage, time.perf_counter())
-        data = {"stage": stage, "message": message}
+        data: dict[str, str | float] = {"stage": stage, "message": message}
         if fraction is not None:
             data["fraction"] = max(0.0, min(1.0, float(fraction)))
         self.emit("job.progress", data)

@@ -39,9 +39,9 @@ def _compiled_parts(module) -> dict[str, dict]:
     c = getattr(module, "_c", None)
     if c is None:  # a Python nn.Module (the seed API's wrapper): look at its attributes
         obj = getattr(module, "torchtvm_module", None)
-        return {"torchtvm_module": json.loads(obj.metadata())} if hasattr(obj, "metadata") else {}
+        return {"torchtvm_module": json.loads(obj.metadata())} if obj is not None and hasattr(obj, "metadata") else {}
     parts = {}
-    for name, obj in torch._C._jit_debug_module_iterators(c)["named_attributes_r"]:
+    for name, obj in torch._C._jit_debug_module_iterators(c)["named_attributes_r"]:  # type: ignore[attr-defined]  # private torch._C binding, not in the stubs
         if name.rsplit(".", 1)[-1].startswith("torchtvm_") and hasattr(obj, "metadata"):
             try:
                 parts[name] = json.loads(obj.metadata())

@@ -69,7 +69,7 @@ class InputSpec:
         return tuple(d if isinstance(d, int) else d.sample() for d in self.dims)
 
     def to_json(self) -> dict:
-        out = {"name": self.name, "dims": [d if isinstance(d, int) else d.to_json() for d in self.dims], "dtype": self.dtype}
+        out: dict[str, object] = {"name": self.name, "dims": [d if isinstance(d, int) else d.to_json() for d in self.dims], "dtype": self.dtype}
         if self.range is not None:
             out["range"] = list(self.range)
         return out

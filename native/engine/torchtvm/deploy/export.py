@@ -5,6 +5,15 @@ SHA-256 and the metadata, so the saved `.pt` is all a deployment needs besides t
 
     m = export.exported_module(executable, info, specs, num_outputs)   # scriptable nn.Module
     export.save_exported("model_tvm.pt", executable, info, specs, num_outputs)
+
+Two calling conventions, recorded in the metadata as "calling_convention":
+
+- "model" (every export the CLI and the app write): a drop-in replacement for the model the user
+  brought: `forward` takes the model's own arguments (tensors, by the model's names) and returns the
+  model's own output structure (a tensor, or nested tuples/lists of tensors), e.g. `y = m(x)`.
+  Pass `signature` (verify.reference.model_signature) to get it.
+- "list" (the seed API `torchtvm.compile`, and every export written before the key existed, which
+  lack it): `forward(List[Tensor]) -> List[Tensor]`, e.g. `(y,) = m([x])`.
 """
 
 from __future__ import annotations
@@ -12,9 +21,10 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import linecache
 import os
 import tempfile
-from typing import List
+from typing import List, Tuple
 
 import torch
 
@@ -23,9 +33,11 @@ from torchtvm.common import runtime_library as runtime
 from torchtvm.common.cpu_features import missing_on_host
 from torchtvm.common.errors import EngineError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the runtime reads versions up to its own; new metadata keys need no bump
 # Name of the attribute holding the custom-class object; runtime.exported_metadata looks for it.
 ATTR = "torchtvm_module"
+# metadata["calling_convention"]: absent (every export older than the key) means "list".
+LIST_CONVENTION, MODEL_CONVENTION = "list", "model"
 
 
 def _require_runtime() -> None:
@@ -81,6 +93,7 @@ def make_metadata(lib: bytes, info, specs, num_outputs: int, extra: dict | None 
         "library_sha256": hashlib.sha256(lib).hexdigest(),
         "library_bytes": len(lib),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "calling_convention": LIST_CONVENTION,
     }
     if extra:
         meta.update(extra)
@@ -158,13 +171,103 @@ def _check_call(inputs) -> None:
             raise TypeError(f"Input {i} of the list is a {type(t).__name__}, not a tensor; pass tensors only, e.g. m([x]).")
 
 
-def exported_module(library, info, specs, num_outputs: int, extra_metadata: dict | None = None) -> TVMModule:
+def _check_args(names: List[str], values: List[torch.Tensor]) -> None:
+    for name, t in zip(names, values):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"Argument {name} is a {type(t).__name__}, not a tensor; this compiled model takes the model's own tensor arguments ({', '.join(names)}).")
+
+
+# ---- the drop-in wrapper: the model's arguments in, the model's output structure out -------------
+
+def _structure_type(tree) -> str:
+    """The TorchScript type of an output_structure tree."""
+    if isinstance(tree, int):
+        return "Tensor"
+    kind, children = next(iter(tree.items()))
+    types = [_structure_type(c) for c in children]
+    if kind == "list":
+        if not types:
+            return "List[Tensor]"
+        if len(set(types)) == 1:
+            return f"List[{types[0]}]"
+        # A list of mixed element types has no TorchScript type: it comes back as a tuple.
+    return f"Tuple[{', '.join(types)}]" if types else "Tuple[()]"
+
+
+def _structure_expr(tree, flat: str) -> str:
+    """The expression rebuilding an output_structure tree from the flat output list `flat`."""
+    if isinstance(tree, int):
+        return f"{flat}[{tree}]"
+    kind, children = next(iter(tree.items()))
+    parts = [_structure_expr(c, flat) for c in children]
+    if kind == "list" and len({_structure_type(c) for c in children}) <= 1:
+        return f"torch.jit.annotate({_structure_type(tree)}, [{', '.join(parts)}])"
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+def _leaves(tree) -> list[int]:
+    if isinstance(tree, int):
+        return [tree]
+    return [i for c in next(iter(tree.values())) for i in _leaves(c)]
+
+
+_classes: dict[str, type] = {}
+
+
+def model_convention_class(arguments: list[str], outputs) -> type:
+    """A TVMModule subclass whose forward takes `arguments` (tensors, by those names) and returns
+    the `outputs` structure (verify.reference.output_structure), calling the same runtime object.
+
+    Its source is generated and registered with linecache (as torch.fx does), so torch.jit.script
+    reads it like any other; one class per signature, so scripting never mangles its name."""
+    for a in arguments:
+        if not (isinstance(a, str) and a.isidentifier()):
+            raise ValueError(f"{a!r} cannot be an argument name")
+    args = ", ".join(f"{a}: Tensor" for a in arguments)
+    values = "[" + ", ".join(arguments) + "]"
+    src_body = (
+        f"    def forward(self, {args}) -> {_structure_type(outputs)}:\n"
+        f"        if not torch.jit.is_scripting():\n"
+        f"            _check_args({arguments!r}, {values})\n"
+        f"        _torchtvm_outputs = self.{ATTR}.forward({values})\n"
+        f"        return {_structure_expr(outputs, '_torchtvm_outputs')}\n"
+    )
+    digest = hashlib.sha256(src_body.encode()).hexdigest()[:12]
+    name = f"TVMModule_{digest}"
+    cls = _classes.get(name)
+    if cls is not None:
+        return cls
+    src = f"class {name}(TVMModule):\n" \
+          f'    """A compiled model called as the model was: {", ".join(arguments) or "no arguments"} in, its output structure out."""\n\n' + src_body
+    filename = f"<torchtvm-export-{digest}>"
+    lines = src.splitlines(keepends=True)
+    linecache.cache[filename] = (len(src), None, lines, filename)  # mtime None: never checked on disk
+    namespace = {"__name__": __name__, "torch": torch, "Tensor": torch.Tensor, "List": List, "Tuple": Tuple, "TVMModule": TVMModule, "_check_args": _check_args}
+    exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - our own generated source
+    cls = _classes[name] = namespace[name]
+    return cls
+
+
+def exported_module(library, info, specs, num_outputs: int, extra_metadata: dict | None = None, signature: dict | None = None) -> TVMModule:
     """An nn.Module (scriptable, traceable) running the compiled library through the runtime op.
 
-    `library`: a Relax executable or the path of its exported `.so`."""
+    `library`: a Relax executable or the path of its exported `.so`. Without `signature` it is the
+    seed's TVMModule (`m([x])` -> list of tensors); with one ({"arguments": [names], "outputs":
+    output_structure}, verify.reference.model_signature) it is a drop-in replacement for the model:
+    `m(x, y)` -> what the model returns."""
     lib = library_bytes(library)
-    meta = make_metadata(lib, info, specs, num_outputs, extra_metadata)
-    return TVMModule(make_runtime_object(lib, meta), meta["device"])
+    extra = dict(extra_metadata or {})
+    cls: type = TVMModule
+    if signature is not None:
+        arguments, outputs = list(signature["arguments"]), signature["outputs"]
+        if sorted(_leaves(outputs)) != list(range(int(num_outputs))):
+            raise EngineError("export_failed", f"The model's output structure holds {len(_leaves(outputs))} tensors but the compiled model returns {num_outputs}; nothing was written.")
+        if len(arguments) != len(specs):
+            raise EngineError("export_failed", f"The model takes {len(arguments)} argument(s) ({', '.join(arguments)}) but {len(specs)} input(s) were compiled; nothing was written.")
+        cls = model_convention_class(arguments, outputs)
+        extra.update({"calling_convention": MODEL_CONVENTION, "arguments": arguments, "output_structure": outputs})
+    meta = make_metadata(lib, info, specs, num_outputs, extra)
+    return cls(make_runtime_object(lib, meta), meta["device"])
 
 
 def _write_bytes(f, data: bytes) -> None:
@@ -203,7 +306,8 @@ def save_scripted(module: torch.jit.ScriptModule, path: str) -> str:
     return path
 
 
-def save_exported(path: str, library, info, specs, num_outputs: int, extra_metadata: dict | None = None) -> str:
-    """Write the deployable `.pt` (scripted TVMModule) to `path`, atomically."""
-    module = exported_module(library, info, specs, num_outputs, extra_metadata)
+def save_exported(path: str, library, info, specs, num_outputs: int, extra_metadata: dict | None = None, signature: dict | None = None) -> str:
+    """Write the deployable `.pt` (scripted TVMModule, or with `signature` the model's own calling
+    convention: exported_module) to `path`, atomically."""
+    module = exported_module(library, info, specs, num_outputs, extra_metadata, signature)
     return save_scripted(torch.jit.script(module), path)

@@ -23,8 +23,9 @@ def _value_info(v) -> dict:
         sizes = t.sizes()
         if sizes is not None:
             info["shape"] = [int(d) if d is not None else None for d in sizes]
-        if t.dtype() is not None and t.dtype() in TORCH_TO_NAME:
-            info["dtype"] = TORCH_TO_NAME[t.dtype()]
+        dt = t.dtype()
+        if dt is not None and dt in TORCH_TO_NAME:
+            info["dtype"] = TORCH_TO_NAME[dt]
     return info
 
 
@@ -190,6 +191,7 @@ def graph_shapes(module: torch.jit.ScriptModule, specs) -> dict[str, list[dict]]
         for j, b in enumerate(shp):
             moved: dict[str, list[tuple[int, int]]] = {}
             for sym, out, values in runs[1:]:
+                assert sym is not None  # only the base run (runs[0]) varies no symbol
                 other = out[i][0]
                 if len(other) != len(shp):
                     moved.setdefault("?", [])

@@ -46,7 +46,7 @@ class Imported:
 
 def check_inputs(module: torch.jit.ScriptModule, specs: list[InputSpec]) -> None:
     # A ScriptFunction (a graph-level fallback segment) has no self argument.
-    args = module.schema.arguments if isinstance(module, torch.jit.ScriptFunction) else module.forward.schema.arguments[1:]
+    args = module.schema.arguments if isinstance(module, torch.jit.ScriptFunction) else module.forward.schema.arguments[1:]  # type: ignore[attr-defined]  # forward is a ScriptMethod; the stubs say Callable
     required = [a for a in args if not a.has_default_value()]
     if not (len(required) <= len(specs) <= len(args)):
         names = ", ".join(a.name for a in args)

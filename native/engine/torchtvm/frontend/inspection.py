@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 import torch
 
@@ -19,7 +20,7 @@ from torchtvm.frontend.loader import is_exported, load_model
 
 
 def _input_info(module: torch.jit.ScriptModule) -> list[dict]:
-    schema = module.forward.schema
+    schema = module.forward.schema  # type: ignore[attr-defined]  # forward is a ScriptMethod; the stubs say Callable
     graph_inputs = list(module.graph.inputs())[1:]
     out = []
     for i, arg in enumerate(schema.arguments[1:]):
@@ -30,8 +31,9 @@ def _input_info(module: torch.jit.ScriptModule) -> list[dict]:
                 sizes = t.sizes()
                 if sizes is not None:
                     info["shape"] = list(sizes)
-                if t.dtype() is not None and t.dtype() in TORCH_TO_NAME:
-                    info["dtype"] = TORCH_TO_NAME[t.dtype()]
+                dt = t.dtype()
+                if dt is not None and dt in TORCH_TO_NAME:
+                    info["dtype"] = TORCH_TO_NAME[dt]
         out.append(info)
     return out
 
@@ -69,7 +71,7 @@ def default_specs(module: torch.jit.ScriptModule):
 def inspect_module(module: torch.jit.ScriptModule, specs=None) -> dict:
     params = list(module.parameters())
     buffers = list(module.buffers())
-    result = {
+    result: dict[str, Any] = {
         "inputs": _input_info(module),
         "ops": op_histogram(module),
         "parameters": {

@@ -16,6 +16,8 @@ int64 tensor against an int32 constant). Before translation this pass:
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import fx
 
@@ -46,6 +48,11 @@ def _small(v) -> bool:
     if isinstance(v, (list, tuple)):
         return all(_small(x) for x in v)
     return isinstance(v, (int, float, bool)) or v is None
+
+
+def _substitute(node: fx.Node, value: int | float | bool) -> Callable[[fx.Node], fx.node.Argument]:
+    """For map_arg: `node` becomes the literal `value`, every other argument stays."""
+    return lambda a: value if a is node else a
 
 
 def fold_constants(gm: fx.GraphModule) -> int:
@@ -94,9 +101,10 @@ def fold_constants(gm: fx.GraphModule) -> int:
         if not users:
             continue
         if isinstance(value, (int, float, bool)):
+            substitute = _substitute(node, value)
             for u in users:
-                u.args = fx.node.map_arg(u.args, lambda a: value if a is node else a)
-                u.kwargs = fx.node.map_arg(u.kwargs, lambda a: value if a is node else a)
+                u.args = fx.node.map_arg(u.args, substitute)
+                u.kwargs = fx.node.map_arg(u.kwargs, substitute)
             replaced += 1
         elif isinstance(value, torch.Tensor) and value.dim() == 0:
             if node.target is aten.scalar_tensor.default:

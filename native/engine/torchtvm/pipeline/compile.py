@@ -33,6 +33,7 @@ from torchtvm.pipeline import stages
 from torchtvm.pipeline.fallback import compile_fallback, fallback_hint
 from torchtvm.pipeline.stages import Run
 from torchtvm.tune.tuner import static_tuning_specs, tune
+from torchtvm.verify.reference import model_signature
 
 
 class CompiledModel:
@@ -60,8 +61,11 @@ class CompiledModel:
         return latency.time_tvm(self.runner, inputs)
 
     def export(self, path: str, run: Run) -> str:
+        """A drop-in replacement for the model: its own arguments in, its own output structure out
+        (one run of the model on sample inputs says what that structure is)."""
         ok = bool(run.result["verification"].get("ok", True))
-        return save_exported(path, self.lib_path, run.target(), run.specs, self.num_outputs, {"source_model": run.options.model, "verification_ok": ok, **_library_metadata(self.offloads)})
+        signature = model_signature(run.module, random_inputs(run.specs), run.specs)
+        return save_exported(path, self.lib_path, run.target(), run.specs, self.num_outputs, {"source_model": run.options.model, "verification_ok": ok, **_library_metadata(self.offloads)}, signature)
 
 
 def compile_model(params: dict, ctx: JobContext) -> dict:

@@ -131,9 +131,11 @@ def verify(run: Run, seed: int = 0, shapes: list | None = None) -> None:
     """Random inputs at every size set (default: the sample and each symbol's range), then edge values."""
     built = run.built
     assert built is not None
+    verification: dict[str, Any]
     if run.not_runnable:
-        verification = {"ok": False, "skipped": True, "outputs": [], "reason": run.not_runnable + " Verify it on a machine with that CPU."}
-        run.ctx.log(verification["reason"], "warning")
+        reason = run.not_runnable + " Verify it on a machine with that CPU."
+        verification = {"ok": False, "skipped": True, "outputs": [], "reason": reason}
+        run.ctx.log(reason, "warning")
     else:
         run.ctx.progress("verify", f"comparing {built.label} with PyTorch on random inputs")
         verification = verify_runner(run.module, built, run.specs, shapes or verification_shapes(run.specs), seed=seed, subject=built.subject)

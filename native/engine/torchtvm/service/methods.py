@@ -2,7 +2,8 @@
 
 The stages (TVM's compiler, MetaSchedule) are imported by the first job that needs them, not when
 the server starts: it answers `versions`, `cancel` and `shutdown` at once, and a failure while
-importing TVM becomes that job's error instead of a server that never starts.
+importing TVM becomes that job's error instead of a server that never starts. `versions` and
+`tuning_log` (QUICK_METHODS) are answered while a job runs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ def _inspect(params: dict, ctx: JobContext) -> dict:
 
     ctx.progress("inspect", f"inspecting {params.get('model')}")
     # inputs: specs to give the graph's ops their output shapes (the view asks again when they change).
-    return inspect_file(params.get("model"), params.get("inputs"))
+    # No model: "" reaches the loader's "No model file was given" exactly as None did.
+    return inspect_file(params.get("model") or "", params.get("inputs"))
 
 
 def _compile(params: dict, ctx: JobContext) -> dict:
@@ -42,12 +44,27 @@ def _versions(params: dict, ctx: JobContext) -> dict:
     return {"torch": torch.__version__, "tvm": tvm.__version__, "python": platform.python_version()}
 
 
+def _tuning_log(params: dict, ctx: JobContext) -> dict:
+    from torchtvm.common.errors import EngineError  # noqa: PLC0415
+    from torchtvm.tune.log import read_tuning_log  # noqa: PLC0415 - reads files only (no TVM)
+
+    work_dir = params.get("dir")
+    if not isinstance(work_dir, str) or not work_dir:
+        raise EngineError("bad_params", "tuning_log needs dir: the MetaSchedule work dir to read.")
+    return read_tuning_log(work_dir)
+
+
 METHODS: dict[str, Method] = {
     "inspect": _inspect,
     "compile": _compile,
     "tune": _tune,
     "versions": _versions,
+    "tuning_log": _tuning_log,
 }
+
+# Methods that touch no compiler state and answer in well under a second: the server runs each on
+# its own thread instead of queueing it behind the running job (rpc_server.Server).
+QUICK_METHODS = frozenset({"versions", "tuning_log"})
 
 
 def register(name: str, fn: Method) -> None:

@@ -28,8 +28,9 @@ PARAM_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "export_unverified": ((bool,), "true or false"),
     "edge_values": ((bool,), "true or false"),
     "tune_sizes": ((dict,), "an object of symbol sizes (name -> size)"),
+    "dir": ((str,), "a folder path"),
 }
-_RANGES = {"threads": (1, 4096), "trials": (0, 10_000_000), "trials_per_task": (0, 10_000_000), "trials_per_iter": (1, 100_000), "seed": (0, 2**63 - 1)}
+_RANGES: dict[str, tuple[int, int]] = {"threads": (1, 4096), "trials": (0, 10_000_000), "trials_per_task": (0, 10_000_000), "trials_per_iter": (1, 100_000), "seed": (0, 2**63 - 1)}
 
 
 def check_params(method: str, params: dict) -> None:
@@ -42,9 +43,11 @@ def check_params(method: str, params: dict) -> None:
         types, what = PARAM_TYPES[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise EngineError("bad_params", f"Parameter {key} of {method} must be {what}, not {type(value).__name__} {_short(value)}.")
-        if key in _RANGES and not (_RANGES[key][0] <= value <= _RANGES[key][1]):
+        if key in _RANGES:
             lo, hi = _RANGES[key]
-            raise EngineError("bad_params", f"Parameter {key} of {method} must be between {lo} and {hi}, not {_short(value)}.")
+            assert isinstance(value, int)  # every ranged parameter is typed _INT, checked just above
+            if not (lo <= value <= hi):
+                raise EngineError("bad_params", f"Parameter {key} of {method} must be between {lo} and {hi}, not {_short(value)}.")
         if isinstance(value, str) and ("\0" in value or len(value) > 4096):
             raise EngineError("bad_params", f"Parameter {key} of {method} is not a usable string (it holds a NUL byte or is over 4096 characters).")
 

@@ -5,7 +5,11 @@ Events    {"event", "job", "data"}       (job = the id of the request that runs)
 Special   {"id", "method": "cancel", "params": {"job": ID}} and {"method": "shutdown"}.
 
 One job runs at a time (TVM's compiler and MetaSchedule are not meant to share a process between
-jobs); others queue. Cancel is cooperative; the client kills the process if a job does not stop.
+jobs); others queue. Quick methods (methods.QUICK_METHODS: `versions`, `tuning_log`), which touch no
+compiler state, each run on a short-lived thread of their own instead, so reading a tuning log never
+waits behind a tune. Cancel is cooperative; the client kills the process if a job does not stop.
+Shutdown cancels what is queued or running and waits (10 s at most) for the running job and the
+quick methods to reply.
 """
 
 from __future__ import annotations
@@ -16,20 +20,23 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 
 from torchtvm.common.errors import Cancelled, EngineError
 from torchtvm.common.progress import JobContext
-from torchtvm.service.methods import METHODS
+from torchtvm.service.methods import METHODS, QUICK_METHODS
 from torchtvm.service.params import check_params
 
 
 class Server:
-    def __init__(self, out):
+    def __init__(self, out) -> None:
         self._out = out
         self._lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
         self._jobs: dict[str, JobContext] = {}
+        self._quick: set[threading.Thread] = set()
+        self._quick_lock = threading.Lock()
 
     def send(self, obj: dict) -> None:
         try:
@@ -46,23 +53,42 @@ class Server:
             item = self._queue.get()
             if item is None:
                 return
-            req_id, method, params = item
-            ctx = self._jobs[req_id]
+            self._run(*item)
+
+    def _start_quick(self, req_id, method: str, params: dict) -> None:
+        """Runs a quick method on a thread of its own, beside the job queue."""
+
+        def run():
             try:
-                if ctx.cancelled:
-                    raise Cancelled()
-                fn = METHODS.get(method)
-                if fn is None:
-                    raise EngineError("unknown_method", f"The engine has no method {method[:80]!r}; use one of {', '.join(sorted(METHODS))}.")
-                check_params(method, params)
-                result = fn(params, ctx)
-                self.send({"id": req_id, "result": _public(result)})
-            except EngineError as e:
-                self.send({"id": req_id, "error": e.to_json()})
-            except Exception as e:  # a bug or an unexpected library error: keep the trace as detail
-                self.send({"id": req_id, "error": {"code": "internal", "message": f"The engine failed unexpectedly: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}", "detail": traceback.format_exc()}})
+                self._run(req_id, method, params)
             finally:
-                self._jobs.pop(req_id, None)
+                with self._quick_lock:
+                    self._quick.discard(threading.current_thread())
+
+        t = threading.Thread(target=run, name=f"torchtvm-{method}", daemon=True)
+        with self._quick_lock:
+            self._quick.add(t)
+        t.start()
+
+    def _run(self, req_id, method: str, params: dict) -> None:
+        """Runs one request and sends its reply (a result or an error); the job queue's worker and the
+        quick methods' threads both come here."""
+        ctx = self._jobs[req_id]
+        try:
+            if ctx.cancelled:
+                raise Cancelled()
+            fn = METHODS.get(method)
+            if fn is None:
+                raise EngineError("unknown_method", f"The engine has no method {method[:80]!r}; use one of {', '.join(sorted(METHODS))}.")
+            check_params(method, params)
+            result = fn(params, ctx)
+            self.send({"id": req_id, "result": _public(result)})
+        except EngineError as e:
+            self.send({"id": req_id, "error": e.to_json()})
+        except Exception as e:  # a bug or an unexpected library error: keep the trace as detail
+            self.send({"id": req_id, "error": {"code": "internal", "message": f"The engine failed unexpectedly: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}", "detail": traceback.format_exc()}})
+        finally:
+            self._jobs.pop(req_id, None)
 
     def serve(self, inp) -> None:
         worker = threading.Thread(target=self._worker, daemon=True)
@@ -91,13 +117,24 @@ class Server:
             if req_id in self._jobs:
                 self.send({"id": req_id, "error": {"code": "bad_request", "message": f"A job with id {req_id!r} is already queued or running; give each request its own id."}})
                 continue
-            ctx = JobContext(req_id, lambda ev, data, rid=req_id: self.send({"event": ev, "job": rid, "data": data}))
+            def events(ev: str, data: dict, rid=req_id) -> None:  # rid: this request's id, bound now
+                self.send({"event": ev, "job": rid, "data": data})
+
+            ctx = JobContext(req_id, events)
             self._jobs[req_id] = ctx
-            self._queue.put((req_id, method, params))
+            if method in QUICK_METHODS:
+                self._start_quick(req_id, method, params)
+            else:
+                self._queue.put((req_id, method, params))
         for ctx in list(self._jobs.values()):
             ctx.cancel()
         self._queue.put(None)
+        deadline = time.monotonic() + 10
         worker.join(timeout=10)
+        with self._quick_lock:
+            quick = list(self._quick)
+        for t in quick:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 MAX_ID_LENGTH = 200

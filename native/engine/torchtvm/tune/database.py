@@ -10,6 +10,7 @@ the default schedule's time), for the log reader and for resumes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -56,22 +57,36 @@ def _finish_journal(work_dir: str) -> None:
     os.unlink(jpath)
 
 
-def _read_lines(path: str) -> list[str]:
+def read_lines(path: str) -> list[str]:
+    """The file's non-blank lines ([] when it does not exist); undecodable bytes become U+FFFD. Only
+    "\n" ends a line, as in MetaSchedule's reader (a stray "\r" does not split one)."""
     if not os.path.exists(path):
         return []
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
         text = f.read()
     # MetaSchedule numbers workloads by their non-blank lines; so does this (and the log reader).
     return [l for l in text.split("\n") if l.strip()]
 
 
-def _valid_workload(o) -> bool:
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def valid_workload(o) -> bool:
+    """A workload line: [hash, base64 module] (Workload.as_json)."""
     return isinstance(o, list) and len(o) == 2 and isinstance(o[0], (str, int)) and not isinstance(o[0], bool) and isinstance(o[1], str)
 
 
-def _valid_record(o) -> bool:
-    # [workload index, [trace, run_secs | null, target, args_info]] (TuningRecord.as_json)
-    if not (isinstance(o, list) and len(o) == 2 and isinstance(o[0], int) and not isinstance(o[0], bool) and isinstance(o[1], list)):
+def valid_record_shape(o) -> bool:
+    """The outside of a record line: [workload index, [...]]."""
+    return isinstance(o, list) and len(o) == 2 and is_int(o[0]) and isinstance(o[1], list)
+
+
+def valid_record(o) -> bool:
+    """A record line: [workload index, [trace, run_secs | null, target, args_info]]
+    (TuningRecord.as_json). The repair keeps exactly these, and the log reader (tune/log.py) counts
+    exactly these as records."""
+    if not valid_record_shape(o):
         return False
     rec = o[1]
     if len(rec) < 4:
@@ -80,7 +95,8 @@ def _valid_record(o) -> bool:
     return run_secs is None or (isinstance(run_secs, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in run_secs))
 
 
-def _parse(line: str):
+def parse_line(line: str):
+    """One database line as JSON; None when it is not JSON."""
     try:
         return json.loads(line)
     except (ValueError, RecursionError):
@@ -101,9 +117,9 @@ def repair(work_dir: str) -> dict:
     "renumbered_records", "backup", "message"} (message None when nothing was wrong)."""
     _finish_journal(work_dir)
     wpath, rpath = os.path.join(work_dir, WORKLOAD_FILE), os.path.join(work_dir, RECORD_FILE)
-    wlines, rlines = _read_lines(wpath), _read_lines(rpath)
-    bad_w = [i for i, l in enumerate(wlines) if not _valid_workload(_parse(l))]
-    report = {"dropped_lines": 0, "dropped_workloads": len(bad_w), "dropped_records": 0, "orphaned_records": 0, "renumbered_records": 0, "backup": None, "message": None}
+    wlines, rlines = read_lines(wpath), read_lines(rpath)
+    bad_w = [i for i, l in enumerate(wlines) if not valid_workload(parse_line(l))]
+    report: dict[str, int | str | None] = {"dropped_lines": 0, "dropped_workloads": len(bad_w), "dropped_records": 0, "orphaned_records": 0, "renumbered_records": 0, "backup": None, "message": None}
     if bad_w and len(bad_w) * 2 > len(wlines) and len(wlines) > 2:
         raise EngineError(
             "bad_database",
@@ -111,7 +127,8 @@ def repair(work_dir: str) -> dict:
             "nothing was changed. Use another --work-dir, or move these files away.",
         )
     # old workload index -> new index (None: damaged)
-    remap, shift = {}, 0
+    remap: dict[int, int | None] = {}
+    shift = 0
     bad_set = set(bad_w)
     for i in range(len(wlines)):
         if i in bad_set:
@@ -120,8 +137,8 @@ def repair(work_dir: str) -> dict:
             remap[i] = i - shift
     good_records, dropped_r, orphaned, renumbered = [], 0, 0, 0
     for line in rlines:
-        o = _parse(line)
-        if not _valid_record(o):
+        o = parse_line(line)
+        if not valid_record(o):
             dropped_r += 1
             continue
         new = remap.get(o[0]) if 0 <= o[0] < len(wlines) else None
@@ -170,24 +187,34 @@ def read_sidecar(work_dir: str) -> dict:
         with open(os.path.join(work_dir, SIDECAR), encoding="utf-8") as f:
             data = json.load(f)
         return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
 
 
 def write_sidecar(work_dir: str, entries: dict, model: str | None, target: dict) -> None:
     data = read_sidecar(work_dir)
-    tasks = data.get("workloads") if isinstance(data.get("workloads"), dict) else {}
+    workloads = data.get("workloads")
+    tasks = workloads if isinstance(workloads, dict) else {}
     tasks.update(entries)
     data.update({"format": 1, "workloads": tasks, "model": model, "target": target, "updated": time.time()})
     _atomic_write(os.path.join(work_dir, SIDECAR), json.dumps(data, indent=1))
 
 
+def _secs(v) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # an integer too large for a float
+        return math.inf if v > 0 else -math.inf
+
+
 def run_ms(run_secs) -> float | None:
-    """Median-free mean of a record's run_secs in ms; None for a failed trial."""
-    vals = [float(v) for v in (run_secs or [])]
-    if not vals or any(v >= FAILED_SECS * 0.99 for v in vals):
+    """Median-free mean of a record's run_secs in ms; None for a failed trial: no times, a time of
+    FAILED_SECS, or times no real run gives (negative, not finite, a mean that overflows)."""
+    vals = [_secs(v) for v in (run_secs or [])]
+    if not vals or any(not math.isfinite(v) or v < 0 or v >= FAILED_SECS * 0.99 for v in vals):
         return None
-    return sum(vals) / len(vals) * 1e3
+    mean = sum(vals) / len(vals) * 1e3
+    return mean if math.isfinite(mean) else None
 
 
 def target_key(target) -> str:
@@ -200,12 +227,13 @@ def target_key(target) -> str:
         return str(target)
 
 
-def scan(database, task_mods, task_of: dict, target_key: str):
+def scan(database, task_mods, task_of: dict, key: str):
     """Sort the database's records: this model's kernels on this target (counted per task, with
     the best latency), other kernels, and this model's kernels tuned for another target."""
     import tvm_ffi
 
-    existing, best = [0] * len(task_mods), [None] * len(task_mods)
+    existing = [0] * len(task_mods)
+    best: list[float | None] = [None] * len(task_mods)
     matched, foreign, mismatched = [], 0, 0
     which: dict = {}
     for rec in database.get_all_tuning_records():
@@ -217,7 +245,7 @@ def scan(database, task_mods, task_of: dict, target_key: str):
         if i is None:
             foreign += 1
             continue
-        if target_key(rec.target) != target_key:
+        if target_key(rec.target) != key:
             mismatched += 1
             continue
         existing[i] += 1

@@ -38,7 +38,8 @@ class SearchState:
 
     def beats_default(self, i: int, ms: float | None) -> bool:
         """Whether a record timed `ms` is applied to task i: only when it beats the default schedule."""
-        return ms is not None and (self.defaults[i] is None or ms < self.defaults[i])
+        default = self.defaults[i]
+        return ms is not None and (default is None or ms < default)
 
     def applied(self, i: int) -> float | None:
         """What the build will run for task i: its best record if that beats the default schedule."""

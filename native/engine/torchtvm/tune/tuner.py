@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import tvm_ffi
 from tvm.s_tir import meta_schedule as ms
@@ -54,16 +54,107 @@ from torchtvm.tune.search import (
 )
 
 
+@dataclass
+class _Tasks:
+    """The model's tuning tasks, by index: MetaSchedule's extracted tasks and what is read off them."""
+
+    extracted: list
+    names: list[str] = field(init=False)
+    weights: list[int] = field(init=False)
+    mods: list = field(init=False)
+    hashes: list[str] = field(init=False)
+    index_of: dict[str, int] = field(init=False)  # workload hash -> first task with it
+
+    def __post_init__(self):
+        self.names = [t.task_name for t in self.extracted]
+        self.weights = [int(t.weight) for t in self.extracted]
+        self.mods = [t.dispatched[0] for t in self.extracted]
+        self.hashes = [str(tvm_ffi.structural_hash(m)) for m in self.mods]
+        self.index_of = {}
+        for i, h in enumerate(self.hashes):
+            self.index_of.setdefault(h, i)
+
+
+class _Pools:
+    """MetaSchedule's builder and runner, made only when something is measured: starting the
+    builder's worker pool takes seconds, and a resume with nothing left to measure needs neither."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._builder = self._runner = None
+
+    def builder(self):
+        if self._builder is None:
+            self._builder = ms.builder.LocalBuilder(max_workers=self.workers, timeout_sec=60.0, initializer=worker_initializer())
+        return self._builder
+
+    def runner(self):
+        if self._runner is None:
+            self._runner = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))
+        return self._runner
+
+
 def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, info: TargetInfo, options: CompileOptions, threads: int, ctx: JobContext):
     """Tune `imported` (imported at static sizes and kept in `cache`; `reused`: it came from there,
     the import having started at `t_import`) for `info` in `options.work_dir`, with `options.trials`
     as the work dir's total budget. Returns (a database of the records to build with, the report
     that becomes the result's `tuning`)."""
-    work_dir, trials, per_task = options.work_dir, options.trials, options.trials_per_task
+    work_dir = options.work_dir
     assert work_dir is not None
+    tasks, tasks_reused = _extract_tasks(imported, cache, info, ctx)
+    import_s = time.perf_counter() - t_import
+    if reused:
+        ctx.log(f"Reused the imported model{' and its ' + str(len(tasks.names)) + ' tuning tasks' if tasks_reused else ''} kept in the work dir "
+                f"(the model file and input specs are unchanged): nothing was imported again ({import_s:.1f} s).")
+    database, repair_report = _open_database(work_dir, ctx)
+
+    # What the database already holds, per task and target.
+    existing, best, _, foreign, mismatched = scan(database, tasks.mods, tasks.index_of, target_key(info.target))
+    resumed = sum(existing)
+    notes = _resume_notes(foreign, mismatched, resumed, info)
+    for n in notes:
+        ctx.log(n, "warn")
+    if resumed:
+        ctx.log(f"Resuming from {resumed} record(s) in {work_dir}.")
+
+    pools = _Pools(max(1, min(threads, os.cpu_count() or 1)))
+    state = SearchState(ctx, tasks.names, tasks.weights, existing, best, options.trials, options.trials_per_task)
+    _time_baselines(state, tasks, imported, info, pools, options, ctx)
+    ctx.check_cancelled()
+    tune_s = _search(state, tasks, database, pools, existing, resumed, options, ctx)
+    report = {
+        "trials": state.total,
+        "new_trials": state.new_trials,
+        "budget": options.trials,
+        "trials_per_task": options.trials_per_task,
+        "tasks": [
+            {"id": i, "name": n, "weight": w, "trials": state.trials[i], "errors": state.errors[i], "best_ms": state.best[i],
+             "default_ms": state.defaults[i], "library_ms": state.library[i], "applied": "record" if state.beats_default(i, state.best[i]) else "default"}
+            for i, (n, w) in enumerate(zip(tasks.names, tasks.weights))
+        ],
+        "estimated_ms": state.estimate(),
+        "measured_ms": None,  # the pipeline fills it in after the build is measured
+        "work_dir": work_dir,
+        "resumed_records": resumed,
+        # Whether the imported model and its tasks came from the work dir (a resume), and how long
+        # getting them took.
+        "import": {"reused": reused, "tasks_reused": tasks_reused, "seconds": round(import_s, 3), "cache": cache.dir},
+        "repaired_lines": repair_report["dropped_lines"],
+        "repair": {k: v for k, v in repair_report.items() if v},
+        "ignored_records": {"other_kernels": foreign, "other_target": mismatched},
+        "notes": notes,
+        "tune_s": round(tune_s, 3),
+        "wall_s": None,  # the whole job, filled in by the pipeline
+        "curve": state.curve,
+    }
+    return _records_to_apply(database, tasks, state, info), report
+
+
+def _extract_tasks(imported: Imported, cache: ImportCache, info: TargetInfo, ctx: JobContext) -> tuple[_Tasks, bool]:
+    """The model's tuning tasks, kept in the work dir's import cache. Returns (tasks, reused)."""
     key = target_key(info.target)
     extracted = cache.load_tasks(key)
-    tasks_reused = extracted is not None
+    reused = extracted is not None
     if extracted is None:
         ctx.progress("tune", f"extracting tuning tasks for {info.kind}")
         # The kernels exactly as `build` hands them to the database: in the layout every placement
@@ -74,31 +165,21 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
             cache.save_tasks(key, extracted, ctx.log)
     if not extracted:
         raise EngineError("no_tasks", "The model has no kernels MetaSchedule can tune; compile it without --trials.")
-    import_s = time.perf_counter() - t_import
-    if reused:
-        ctx.log(f"Reused the imported model{' and its ' + str(len(extracted)) + ' tuning tasks' if tasks_reused else ''} kept in the work dir "
-                f"(the model file and input specs are unchanged): nothing was imported again ({import_s:.1f} s).")
+    return _Tasks(extracted), reused
 
+
+def _open_database(work_dir: str, ctx: JobContext):
+    """The work dir's database, repaired first (database.repair). Returns (database, repair report)."""
     repair_report = repair(work_dir)
-    repaired = repair_report["dropped_lines"]
     if repair_report["message"]:
         ctx.log(repair_report["message"], "warn")
     try:
-        database = ms.database.JSONDatabase(work_dir=work_dir, module_equality="structural")
+        return ms.database.JSONDatabase(work_dir=work_dir, module_equality="structural"), repair_report
     except Exception as e:
         raise EngineError("bad_database", f"The tuning database in {work_dir} cannot be read: {first_error_line(str(e))}. Use another --work-dir or remove the files.", str(e)) from e
 
-    names = [t.task_name for t in extracted]
-    weights = [int(t.weight) for t in extracted]
-    task_mods = [t.dispatched[0] for t in extracted]
-    hashes = [str(tvm_ffi.structural_hash(m)) for m in task_mods]
-    task_of = {}
-    for i, h in enumerate(hashes):
-        task_of.setdefault(h, i)
 
-    # What the database already holds, per task and target.
-    existing, best, matched_records, foreign, mismatched = scan(database, task_mods, task_of, target_key(info.target))
-    resumed = sum(existing)
+def _resume_notes(foreign: int, mismatched: int, resumed: int, info: TargetInfo) -> list[str]:
     notes = []
     if foreign and not resumed:
         notes.append(f"The work dir holds {foreign} record(s) for other kernels (another model?); none match this model, so none are applied.")
@@ -106,66 +187,56 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
         notes.append(f"{foreign} record(s) in the work dir are for kernels this model does not have; they are ignored.")
     if mismatched:
         notes.append(f"{mismatched} record(s) were tuned for another target than {info.kind} {info.mcpu or ''}".rstrip() + "; they are not applied.")
-    for n in notes:
-        ctx.log(n, "warn")
-    if resumed:
-        ctx.log(f"Resuming from {resumed} record(s) in {work_dir}.")
+    return notes
 
-    workers = max(1, min(threads, os.cpu_count() or 1))
-    # Made only when something is measured: starting the builder's worker pool takes seconds, and a
-    # resume with nothing left to measure (or a tuned export) needs neither.
-    pools: dict = {}
 
-    def local_builder():
-        if "builder" not in pools:
-            pools["builder"] = ms.builder.LocalBuilder(max_workers=workers, timeout_sec=60.0, initializer=worker_initializer())
-        return pools["builder"]
-
-    def runner():
-        if "runner" not in pools:
-            pools["runner"] = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))
-        return pools["runner"]
-
-    # The baseline each record must beat: the kernel under the default CPU schedule (a few random
-    # MetaSchedule samples are often slower). Measured once per work dir and target, kept in the sidecar.
-    state = SearchState(ctx, names, weights, existing, best, trials, per_task)
+def _time_baselines(state: SearchState, tasks: _Tasks, imported: Imported, info: TargetInfo, pools: _Pools, options: CompileOptions, ctx: JobContext) -> None:
+    """What each record must beat: the kernel under the default CPU schedule (a few random
+    MetaSchedule samples are often slower), measured once per work dir and target and kept in the
+    sidecar; and the library call an op would otherwise run. Emits `tune.tasks`."""
+    work_dir = options.work_dir
+    assert work_dir is not None
+    key = target_key(info.target)
     if info.kind == "llvm":
-        key = target_key(info.target)
         cached = read_sidecar(work_dir).get("workloads") or {}
-        defaults = [(cached.get(h) or {}).get("default_ms") if (cached.get(h) or {}).get("default_target") == key else None for h in hashes]
+        defaults = [(cached.get(h) or {}).get("default_ms") if (cached.get(h) or {}).get("default_target") == key else None for h in tasks.hashes]
         if any(d is None for d in defaults):
-            ctx.progress("tune", f"timing the default schedule of {len(names)} kernel(s) (the baseline records must beat)")
-            measured = measure_defaults(task_mods, info, local_builder(), runner())
+            ctx.progress("tune", f"timing the default schedule of {len(tasks.names)} kernel(s) (the baseline records must beat)")
+            measured = measure_defaults(tasks.mods, info, pools.builder(), pools.runner())
             defaults = [d if d is not None else m for d, m in zip(defaults, measured)]
-            missing = [n for n, d in zip(names, defaults) if d is None]
+            missing = [n for n, d in zip(tasks.names, defaults) if d is None]
             if missing:
                 ctx.log(f"Could not time the default schedule of {len(missing)} kernel(s) ({', '.join(missing[:3])}{'…' if len(missing) > 3 else ''}); "
                         "their best records are applied without that comparison.", "warn")
         state.defaults = defaults
     if builder.uses_library(info):
         ctx.progress("tune", "timing the library kernel of each op (tuning goes first to the kernels TVM keeps)")
-        for i, ms_ in _measure.task_library_ms(builder.prepare(imported.mod, info), info, _library.library_dtypes(info.features), hashes).items():
+        for i, ms_ in _measure.task_library_ms(builder.prepare(imported.mod, info), info, _library.library_dtypes(info.features), tasks.hashes).items():
             state.library[i] = ms_
-    sidecar = {h: {"name": n, "weight": w} for h, n, w in zip(hashes, names, weights)}
-    for h, d in zip(hashes, state.defaults):
+    sidecar: dict[str, dict] = {h: {"name": n, "weight": w} for h, n, w in zip(tasks.hashes, tasks.names, tasks.weights)}
+    for h, d in zip(tasks.hashes, state.defaults):
         if d is not None:
-            sidecar[h].update({"default_ms": d, "default_target": target_key(info.target)})
+            sidecar[h].update({"default_ms": d, "default_target": key})
     write_sidecar(work_dir, sidecar, options.model, info.to_json())
-    ctx.emit("tune.tasks", {"tasks": [{"id": i, "name": n, "weight": w, "default_ms": d, "library_ms": state.library[i]} for i, (n, w, d) in enumerate(zip(names, weights, state.defaults))]})
-    ctx.check_cancelled()
-    # Small batches: events flow, a cancel is seen between batches, and every task gets a share.
-    remaining = trials - resumed
+    ctx.emit("tune.tasks", {"tasks": [{"id": i, "name": n, "weight": w, "default_ms": d, "library_ms": state.library[i]} for i, (n, w, d) in enumerate(zip(tasks.names, tasks.weights, state.defaults))]})
+
+
+def _search(state: SearchState, tasks: _Tasks, database, pools: _Pools, existing: list[int], resumed: int, options: CompileOptions, ctx: JobContext) -> float:
+    """Measure what is left of the budget in small batches (events flow, a cancel is seen between
+    batches, and every task gets a share). Returns the seconds it took."""
+    work_dir, per_task = options.work_dir, options.trials_per_task
+    remaining = options.trials - resumed
     if per_task is not None:
         remaining = min(remaining, sum(max(0, per_task - e) for e in existing))
     tune_s = 0.0
     if remaining > 0:
-        ctx.progress("tune", f"tuning {len(names)} task(s): {remaining} trial(s) to go" + (f" after {resumed} from the database" if resumed else ""), 0.0)
+        ctx.progress("tune", f"tuning {len(tasks.names)} task(s): {remaining} trial(s) to go" + (f" after {resumed} from the database" if resumed else ""), 0.0)
         t0 = time.perf_counter()
         preload_tensor_intrin()
-        per_iter = options.trials_per_iter or max(1, min(16, remaining // len(names)))
+        per_iter = options.trials_per_iter or max(1, min(16, remaining // len(tasks.names)))
         reset_ms_logging()
-        contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, work_dir, num_threads=workers, seed=options.seed)
-        the_builder, scheduler, callback = make_hooks(state, local_builder(), workers)
+        contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(tasks.extracted, work_dir, num_threads=pools.workers, seed=options.seed)
+        the_builder, scheduler, callback = make_hooks(state, pools.builder(), pools.workers)
         try:
             ms.tune.tune_tasks(
                 tasks=contexts,
@@ -175,9 +246,9 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
                 max_trials_per_task=per_task or remaining,
                 num_trials_per_iter=per_iter,
                 builder=the_builder,
-                runner=runner(),
+                runner=pools.runner(),
                 database=database,
-                cost_model=ms.cost_model.XGBModel(num_tuning_cores=workers, tree_method="auto"),
+                cost_model=ms.cost_model.XGBModel(num_tuning_cores=pools.workers, tree_method="auto"),
                 measure_callbacks=[callback],
                 task_scheduler=scheduler,
             )
@@ -188,42 +259,19 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
         tune_s = time.perf_counter() - t0
     if ctx.cancelled:
         raise Cancelled(f"Tuning was cancelled; {state.total} trial(s) are kept in {work_dir}; run again with the same work dir to resume.")
+    return tune_s
 
-    # Rebuild with the records for this target only, and only those faster than the default schedule.
+
+def _records_to_apply(database, tasks: _Tasks, state: SearchState, info: TargetInfo):
+    """The records to build with: for this target only, and only those faster than the default schedule."""
     apply_db = ms.database.MemoryDatabase(module_equality="structural")
-    for rec in scan(database, task_mods, task_of, target_key(info.target))[2]:
-        task = task_of.get(str(tvm_ffi.structural_hash(rec.workload.mod)))
+    for rec in scan(database, tasks.mods, tasks.index_of, target_key(info.target))[2]:
+        task = tasks.index_of.get(str(tvm_ffi.structural_hash(rec.workload.mod)))
         if task is None or not state.beats_default(task, run_ms(rec.run_secs)):
             continue
         wl = apply_db.commit_workload(rec.workload.mod)
         apply_db.commit_tuning_record(ms.database.TuningRecord(rec.trace, wl, rec.run_secs, rec.target, rec.args_info))
-    est = state.estimate()
-    report = {
-        "trials": state.total,
-        "new_trials": state.new_trials,
-        "budget": trials,
-        "trials_per_task": per_task,
-        "tasks": [
-            {"id": i, "name": n, "weight": w, "trials": state.trials[i], "errors": state.errors[i], "best_ms": state.best[i],
-             "default_ms": state.defaults[i], "library_ms": state.library[i], "applied": "record" if state.beats_default(i, state.best[i]) else "default"}
-            for i, (n, w) in enumerate(zip(names, weights))
-        ],
-        "estimated_ms": est,
-        "measured_ms": None,  # the pipeline fills it in after the build is measured
-        "work_dir": work_dir,
-        "resumed_records": resumed,
-        # Whether the imported model and its tasks came from the work dir (a resume), and how long
-        # getting them took.
-        "import": {"reused": reused, "tasks_reused": tasks_reused, "seconds": round(import_s, 3), "cache": cache.dir},
-        "repaired_lines": repaired,
-        "repair": {k: v for k, v in repair_report.items() if v},
-        "ignored_records": {"other_kernels": foreign, "other_target": mismatched},
-        "notes": notes,
-        "tune_s": round(tune_s, 3),
-        "wall_s": None,  # the whole job, filled in by the pipeline
-        "curve": state.curve,
-    }
-    return apply_db, report
+    return apply_db
 
 
 def static_tuning_specs(specs, sizes=None):

@@ -5,7 +5,7 @@ huge, tiny, zeros), which are reported apart."""
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -30,7 +30,7 @@ def verification_shapes(specs) -> list[list[tuple[int, ...]]] | None:
     """Shape sets that exercise every symbolic dim: the sample size, each range's minimum, a middle
     value and its maximum (all symbols together, sharing one value per symbol across inputs), and
     with several symbols one mixed set (first symbol low, the others high). None when all static."""
-    syms = {}
+    syms: dict[str, SymDim] = {}
     for s in specs:
         for d in s.dims:
             if isinstance(d, SymDim):
@@ -92,7 +92,7 @@ def verify_edge_values(module, runner: Runner, specs) -> dict:
     the compiled code treats NaN/inf/extremes, not a wrong result on ordinary inputs."""
     cases = []
     for name, inputs in edge_cases(specs):
-        entry = {"case": name}
+        entry: dict[str, Any] = {"case": name}
         try:
             ref = run_reference(module, inputs, specs)
         except EngineError as e:

@@ -14,6 +14,7 @@ zeros) whose comparison is reported separately from the random-input verificatio
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -101,7 +102,7 @@ def compare(tvm_out: list[torch.Tensor], ref_out: list[torch.Tensor]) -> dict:
     outputs = []
     ok = len(tvm_out) == len(ref_out)
     for i, (a, r) in enumerate(zip(tvm_out, ref_out)):
-        entry = {"index": i, "shape": list(r.shape), "dtype": _dtype_name(r.dtype)}
+        entry: dict[str, Any] = {"index": i, "shape": list(r.shape), "dtype": _dtype_name(r.dtype)}
         if a.dtype != r.dtype:
             # A dtype change is a different result even when the values agree (x * 0.5 -> float64).
             entry.update(ok=False, max_abs=None, max_rel=None, tvm_dtype=_dtype_name(a.dtype), reason=f"dtype {_dtype_name(a.dtype)} from TVM, {_dtype_name(r.dtype)} from PyTorch")

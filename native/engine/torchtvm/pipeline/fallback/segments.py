@@ -19,6 +19,7 @@ fallback does for a submodule call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -29,6 +30,7 @@ from torchtvm.pipeline.fallback.torchscript import (
     TENSOR,
     TENSOR_LIST,
     Capture,
+    Compiled,
     Partitioned,
     compile_child,
     derive_specs,
@@ -168,7 +170,7 @@ def build_function(seg: Segment):
         raise EngineError("segment_failed", f"Value %{v.debugName()} used in {seg.name} is defined outside it.")
 
     for n in seg.nodes:
-        clone = g.createClone(n, lookup)
+        clone = g.createClone(n, lookup)  # type: ignore[attr-defined]  # torch._C.Graph binding missing from the stubs
         g.insertNode(clone)
         for o, no in zip(n.outputs(), clone.outputs()):
             env[o.unique()] = no
@@ -178,7 +180,7 @@ def build_function(seg: Segment):
     else:
         tup = g.createTuple(outs) if hasattr(g, "createTuple") else None
         if tup is None:
-            tup = g.create("prim::TupleConstruct", outs)
+            tup = g.create("prim::TupleConstruct", outs)  # type: ignore[call-arg]  # num_outputs defaults to 1 in the binding; the stub requires it
             tup.output().setType(torch._C.TupleType([o.type() for o in outs]))
         g.insertNode(tup)
         g.registerOutput(tup.output())
@@ -269,7 +271,8 @@ def partition_graph(module, specs: list[InputSpec], shape_sets, info, model_path
         n.destroy()
 
     # 2. compile and check each segment
-    report, compiled = [], {}
+    report: list[dict[str, Any]] = []
+    compiled: dict[str, tuple[Segment, Compiled]] = {}
     for seg in segments:
         check_cancelled()
         entry = {"name": seg.name, "where": seg.where, "ops": seg.ops, "compiled": False}
@@ -313,7 +316,7 @@ def partition_graph(module, specs: list[InputSpec], shape_sets, info, model_path
         next(e for e in report if e["name"] == seg.name)["torchscript_ms"] = round(ms, 4)
     share = min(1.0, seg_ms / whole_ms) if whole_ms > 0 else 0.0
     ops_compiled = sum(len(seg.ops) for seg, _c in compiled.values())
-    coverage = {
+    coverage: dict[str, Any] = {
         "level": "graph",
         "ops_total": ops_total,
         "ops_compiled": ops_compiled,

@@ -82,7 +82,7 @@ def derive_specs(path: str, captures: list[Capture], run_symbols: list[dict[str,
             raise EngineError("fallback_shapes", f"{path} is called with different dtypes for input {i + 1} from call to call.")
         if t0.dtype not in TORCH_TO_NAME:
             raise EngineError("fallback_shapes", f"{path} takes a {str(t0.dtype).replace('torch.', '')} tensor, which the compiler does not support.")
-        dims = []
+        dims: list[int | SymDim] = []
         for j in range(t0.dim()):
             values = tuple(int(c.tensors[i].shape[j]) for c in captures)
             if len(set(values)) == 1:
@@ -114,7 +114,7 @@ def derive_specs(path: str, captures: list[Capture], run_symbols: list[dict[str,
 @dataclass
 class Compiled:
     site_path: str
-    runtime_object: object
+    runtime_object: torch.ScriptObject  # a torch.classes.torchtvm.Module
     specs: list[InputSpec]
     num_outputs: int
     check: dict

@@ -1,6 +1,6 @@
 // libtorch C++: loading, inspecting and timing TorchScript models exactly as a C++ server would
-// (torch::jit::load, InferenceMode, forward). See engine.h for the boundary.
-#include "engine.h"
+// (torch::jit::load, InferenceMode, forward). See model_runner.h for the boundary.
+#include "model_runner.h"
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>

@@ -4,10 +4,11 @@
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { WorkbenchError } from '../../contract/errors.js';
+import { WorkbenchError, wireError } from '../../contract/errors.js';
+import { EngineJobEventSchema, isEngineJobEvent, type EngineJobEvent } from '../../contract/jobs.js';
+import { ENGINE_METHOD_RESULTS, EngineErrorReplySchema, EngineEventEnvelopeSchema, type EngineMethod, type EngineResultOf } from '../../contract/processes.js';
 import { bundledPython, paths } from '../paths.js';
 import { enginePython } from '../settings.js';
-import { type EngineEvent, EngineEventSchema, EngineReplySchema } from './protocol.js';
 
 export interface EngineClientOptions {
   /** Default: TORCHTVM_PYTHON, else the `python` setting, else the bundled .venv. */
@@ -19,11 +20,15 @@ export interface EngineClientOptions {
   onStderr?: (line: string) => void;
 }
 
+/** What the engine sends that does not match the contract fails the request it belongs to with this code. */
+export const BAD_ENGINE_REPLY = 'bad_engine_reply';
+
 interface Pending {
-  method: string;
-  resolve: (v: Record<string, unknown>) => void;
+  method: EngineMethod;
+  /** Checks the reply's result against the method's schema and resolves (or rejects with bad_engine_reply). */
+  settle: (result: unknown) => void;
   reject: (e: WorkbenchError) => void;
-  onEvent?: (e: EngineEvent) => void;
+  onEvent?: (e: EngineJobEvent) => void;
   cancelRequested: boolean;
   killTimer?: NodeJS.Timeout;
 }
@@ -56,7 +61,7 @@ export class EngineClient {
       throw new WorkbenchError('engine_missing', `The engine's Python (${this.opts.python}) is not installed; run "npm install" in ${paths.root}.`);
     }
     checkPython(this.opts.python, this.describeSource());
-    const proc = spawn(this.opts.python, ['-m', 'torchtvm.engine'], {
+    const proc = spawn(this.opts.python, ['-m', 'torchtvm.service'], {
       cwd: paths.engineDir,
       env: { ...process.env, PYTHONUNBUFFERED: '1', TORCHTVM_RUNTIME_LIB: process.env.TORCHTVM_RUNTIME_LIB ?? paths.runtimeLib, ...this.opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -65,8 +70,7 @@ export class EngineClient {
     this.stderrTail = [];
     createInterface({ input: proc.stdout }).on('line', (line) => this.onLine(line));
     createInterface({ input: proc.stderr }).on('line', (line) => {
-      this.stderrTail.push(line);
-      if (this.stderrTail.length > 40) this.stderrTail.shift();
+      this.keep(line);
       this.opts.onStderr?.(line);
     });
     proc.on('error', (err) => this.onExit(proc, null, null, err));
@@ -79,27 +83,80 @@ export class EngineClient {
     return { TORCHTVM_PYTHON: 'TORCHTVM_PYTHON', setting: 'the python setting', bundled: 'the bundled .venv', option: 'the engine options' }[this.pythonSource] ?? this.pythonSource;
   }
 
+  /**
+   * One line of the engine's stdout. Replies and job events are checked against the contract: one
+   * that does not match fails the request it belongs to with bad_engine_reply (naming the message and
+   * its first issues) and the engine is asked to stop that job. Events this workbench does not know
+   * (engine.ready, a newer engine's own) are ignored; lines that belong to no request are kept for
+   * the crash report.
+   */
   private onLine(line: string): void {
     let msg: unknown;
     try {
       msg = JSON.parse(line);
     } catch {
-      this.stderrTail.push(`[stdout] ${line}`);
+      this.keep(`[stdout] ${line}`);
       return;
     }
-    const ev = EngineEventSchema.safeParse(msg);
-    if (ev.success && 'event' in (msg as object)) {
-      if (ev.data.job) this.pending.get(ev.data.job)?.onEvent?.(ev.data);
+    if (!isRecord(msg)) {
+      this.keep(`[stdout, not an object] ${line}`);
       return;
     }
-    const reply = EngineReplySchema.safeParse(msg);
-    if (!reply.success || reply.data.id === null) return;
-    const p = this.pending.get(reply.data.id);
-    if (!p) return;
-    this.pending.delete(reply.data.id);
+    if ('event' in msg) {
+      this.onEventMessage(msg, line);
+      return;
+    }
+    const id = typeof msg.id === 'string' ? msg.id : null;
+    const p = id === null ? undefined : this.pending.get(id);
+    if (id === null || !p) {
+      // Cancel acknowledgements, and replies to requests already failed, have no one waiting.
+      if (!id?.startsWith('cancel-')) this.keep(`[stdout, no request waits for it] ${line}`);
+      return;
+    }
+    if ('error' in msg) {
+      const reply = EngineErrorReplySchema.safeParse(msg);
+      if (reply.success) this.finish(id, p, () => p.reject(new WorkbenchError(reply.data.error.code, reply.data.error.message, reply.data.error.detail)));
+      else this.failRequest(id, p, wireError(BAD_ENGINE_REPLY, `The engine's error reply to "${p.method}"`, reply.error, msg));
+    } else if ('result' in msg) {
+      this.finish(id, p, () => p.settle(msg.result));
+    } else {
+      this.failRequest(id, p, new WorkbenchError(BAD_ENGINE_REPLY, `The engine's reply to "${p.method}" has neither a result nor an error; the engine and the app are out of step: reinstall or update the workbench.`, line.slice(0, 2000)));
+    }
+  }
+
+  private onEventMessage(msg: Record<string, unknown>, line: string): void {
+    const job = typeof msg.job === 'string' ? msg.job : null;
+    const p = job === null ? undefined : this.pending.get(job);
+    const envelope = EngineEventEnvelopeSchema.safeParse(msg);
+    if (!envelope.success) {
+      if (job !== null && p) this.failRequest(job, p, wireError(BAD_ENGINE_REPLY, `The engine's event ${JSON.stringify(String(msg.event)).slice(0, 80)} for "${p.method}"`, envelope.error, msg));
+      else this.keep(`[stdout, bad event] ${line}`);
+      return;
+    }
+    if (job === null || !p || !isEngineJobEvent(envelope.data.event)) return;
+    const ev = EngineJobEventSchema.safeParse(envelope.data);
+    if (!ev.success) {
+      this.failRequest(job, p, wireError(BAD_ENGINE_REPLY, `The engine's ${envelope.data.event} event for "${p.method}"`, ev.error, msg));
+      return;
+    }
+    p.onEvent?.(ev.data);
+  }
+
+  private keep(line: string): void {
+    this.stderrTail.push(line.slice(0, 2000));
+    if (this.stderrTail.length > 40) this.stderrTail.shift();
+  }
+
+  private finish(id: string, p: Pending, settle: () => void): void {
+    this.pending.delete(id);
     clearTimeout(p.killTimer);
-    if ('error' in reply.data) p.reject(new WorkbenchError(reply.data.error.code, reply.data.error.message, reply.data.error.detail));
-    else p.resolve((reply.data.result ?? {}) as Record<string, unknown>);
+    settle();
+  }
+
+  /** Fails a request whose messages broke the contract, and asks the engine to stop that job. */
+  private failRequest(id: string, p: Pending, err: WorkbenchError): void {
+    this.finish(id, p, () => p.reject(err));
+    this.proc?.stdin.write(JSON.stringify({ id: `cancel-${id}`, method: 'cancel', params: { job: id } }) + '\n');
   }
 
   private onExit(proc: ChildProcessWithoutNullStreams, code: number | null, signal: NodeJS.Signals | null, err?: Error): void {
@@ -123,10 +180,13 @@ export class EngineClient {
     }
   }
 
-  /** Runs one engine method; `onEvent` receives its progress events. Resolves with the result. */
-  request(method: string, params: Record<string, unknown>, onEvent?: (e: EngineEvent) => void, id?: string): { id: string; done: Promise<Record<string, unknown>> } {
+  /**
+   * Runs one engine method; `onEvent` receives its job events (checked against the contract).
+   * Resolves with the result, checked against the method's schema (ENGINE_METHOD_RESULTS).
+   */
+  request<M extends EngineMethod>(method: M, params: Record<string, unknown>, onEvent?: (e: EngineJobEvent) => void, id?: string): { id: string; done: Promise<EngineResultOf<M>> } {
     const reqId = id ?? `r${this.nextId++}`;
-    const done = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const done = new Promise<EngineResultOf<M>>((resolve, reject) => {
       let proc: ChildProcessWithoutNullStreams;
       try {
         proc = this.start();
@@ -134,7 +194,12 @@ export class EngineClient {
         reject(WorkbenchError.from(e));
         return;
       }
-      this.pending.set(reqId, { method, resolve, reject, onEvent, cancelRequested: false });
+      const settle = (result: unknown) => {
+        const parsed = ENGINE_METHOD_RESULTS[method].safeParse(result);
+        if (parsed.success) resolve(parsed.data as EngineResultOf<M>);
+        else reject(wireError(BAD_ENGINE_REPLY, `The engine's result of "${method}"`, parsed.error, result));
+      };
+      this.pending.set(reqId, { method, settle, reject, onEvent, cancelRequested: false });
       proc.stdin.write(JSON.stringify({ id: reqId, method, params }) + '\n');
     });
     return { id: reqId, done };
@@ -175,18 +240,22 @@ export class EngineClient {
   }
 }
 
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 const checkedPythons = new Map<string, string | null>();
 
 /**
  * A Python other than the bundled .venv must have torch and apache-tvm of the pinned minor versions
- * (torchtvm.compat reads package metadata, imports neither, and answers in well under a second).
+ * (torchtvm.common.compat reads package metadata, imports neither, and answers in well under a second).
  * Checked once per path and process; an unfit Python is refused with the engine's sentence.
  */
 export function checkPython(python: string, source: string): void {
   if (python === bundledPython()) return;
   let problem = checkedPythons.get(python);
   if (problem === undefined) {
-    const r = spawnSync(python, ['-m', 'torchtvm.compat'], { cwd: paths.engineDir, encoding: 'utf8', timeout: 60000 });
+    const r = spawnSync(python, ['-m', 'torchtvm.common.compat'], { cwd: paths.engineDir, encoding: 'utf8', timeout: 60000 });
     try {
       const out = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as { ok: boolean; message: string | null };
       problem = out.ok ? null : (out.message ?? `The Python at ${python} cannot run the engine.`);

@@ -1,4 +1,4 @@
-// Names shared by the preload and the main process beyond the contract's two channels: the
+// Names shared by the preload and the main process beyond the two channels of api.ts: the
 // Electron-only helpers of window.workbench. No electron import here.
 export const MENU_CHANNEL = 'workbench:menu';
 

@@ -1,0 +1,58 @@
+// Job runners that the Python engine serves: inspect, compile (and tune, which compiles too).
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { CompileRequest, EngineJobEvent, ParsedJobRequest, TuneRequest } from '../../contract/jobs.js';
+import type { EngineMethod, EngineResultOf } from '../../contract/processes.js';
+import type { JobRunner, RunContext } from '../jobs.js';
+import { projectDir } from '../paths.js';
+import type { EngineClient } from './engine-client.js';
+
+function runOnEngine<M extends EngineMethod>(engine: EngineClient, method: M, params: Record<string, unknown>, ctx: RunContext): Promise<EngineResultOf<M>> {
+  // The engine's job events are checked by the client; the job manager adds the job id.
+  const forward = ({ job: _job, ...body }: EngineJobEvent) => ctx.emit(body);
+  const { id, done } = engine.request(method, params, forward, ctx.job);
+  ctx.signal.addEventListener('abort', () => engine.cancel(id), { once: true });
+  return done;
+}
+
+/**
+ * Request keys that app/core handles itself and never sends to the engine: `overwrite` and
+ * `create_parent` are checked before the build (output-paths.ts). Every other key of a compile or
+ * tune request is an engine parameter of the same name (test/node/contract-engine-params.test.ts
+ * checks them against the engine's parameter table).
+ */
+export const CORE_ONLY_REQUEST_KEYS = ['kind', 'overwrite', 'create_parent'] as const;
+
+/** Engine params for a compile or tune request: the request's own keys, absolute paths, the project folder as default. */
+export function compileParams(req: CompileRequest | TuneRequest): Record<string, unknown> {
+  const { kind, overwrite: _overwrite, create_parent: _createParent, ...params } = req;
+  const model = resolve(req.model);
+  const project = projectDir(model);
+  const out_dir = resolve(req.out_dir ?? join(project, 'builds', new Date().toISOString().replace(/[:.]/g, '-')));
+  mkdirSync(out_dir, { recursive: true });
+  return {
+    ...params,
+    model,
+    out_dir,
+    ...(req.export_path ? { export_path: resolve(req.export_path) } : {}),
+    ...(kind === 'tune' ? { work_dir: resolve(req.work_dir ?? join(project, 'tuning')) } : {}),
+  };
+}
+
+export function engineRunners(engine: EngineClient): Partial<Record<ParsedJobRequest['kind'], JobRunner>> {
+  return {
+    inspect: (req, ctx) => {
+      if (req.kind !== 'inspect') throw new Error(`the inspect runner got a ${req.kind} request`);
+      // inputs: the specs the graph view's per-op shapes are computed for.
+      return runOnEngine(engine, 'inspect', { model: resolve(req.model), ...(req.inputs?.length ? { inputs: req.inputs } : {}) }, ctx);
+    },
+    compile: (req, ctx) => {
+      if (req.kind !== 'compile') throw new Error(`the compile runner got a ${req.kind} request`);
+      return runOnEngine(engine, 'compile', compileParams(req), ctx);
+    },
+    tune: (req, ctx) => {
+      if (req.kind !== 'tune') throw new Error(`the tune runner got a ${req.kind} request`);
+      return runOnEngine(engine, 'tune', compileParams(req), ctx);
+    },
+  };
+}
