@@ -69,7 +69,7 @@ describe('bad input gets one sentence and a non-zero exit', () => {
       if (!killed && line.event === 'job.progress' && data?.stage === 'build') {
         killed = true;
         // the engine is the CLI's child python process
-        spawnSync('pkill', ['-KILL', '-P', String(cli.pid), '-f', 'torchtvm.engine']);
+        spawnSync('pkill', ['-KILL', '-P', String(cli.pid), '-f', 'torchtvm.service']);
       }
     });
     expect(killed).toBe(true);

@@ -21,11 +21,11 @@ export function pythonSnippet(path: string, inputs: string, rt: Runtime = FALLBA
 torch.ops.load_library(${JSON.stringify(rt.library)})
 # ... or run with PYTHONPATH=${rt.pythonPath} and \`import torchtvm\` instead.
 # To find the library again from a shell:
-#   PYTHONPATH=${rt.pythonPath} ${rt.python} -c "import torchtvm.runtime as r; print(r.library_path())"
+#   PYTHONPATH=${rt.pythonPath} ${rt.python} -c "import torchtvm.common.runtime_library as r; print(r.library_path())"
 
 model = torch.jit.load(${JSON.stringify(path)})
-outputs = model([${inputs}])   # List[Tensor] in, List[Tensor] out
-print(outputs[0].shape)`;
+y = model(${inputs})   # the original model's arguments in, its output structure out
+print(y.shape if isinstance(y, torch.Tensor) else [t.shape for t in y])`;
 }
 
 export function cppSnippet(path: string, inputs: string, rt: Runtime = FALLBACK_RUNTIME): string {
@@ -40,9 +40,10 @@ int main() {
     return 1;
   }
   torch::jit::Module model = torch::jit::load(${JSON.stringify(path)});
-  c10::List<at::Tensor> inputs({${inputs}});
-  auto outputs = model.forward({inputs}).toTensorList();
-  std::cout << outputs.get(0).sizes() << std::endl;
+  // The original model's arguments in, its output structure out (a tensor, or a tuple of them).
+  c10::IValue y = model.forward({${inputs}});
+  if (y.isTensor()) std::cout << y.toTensor().sizes() << std::endl;
+  else std::cout << y.toTuple()->elements().size() << " outputs" << std::endl;
 }`;
 }
 

@@ -6,9 +6,8 @@ import os
 
 import pytest
 import torch
-import torch.nn as nn
-
 from _export_helpers import replace_pickled_str, rewrite_state, run_fresh
+from torch import nn
 from torchtvm.common import runtime_library as runtime
 from torchtvm.common.progress import JobContext
 from torchtvm.deploy import export

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import torchtvm.frontend.importer as importer
-import torchtvm.pipeline as pipeline
+import torchtvm.pipeline.stages as stages
 from torchtvm.frontend import import_cache
 from torchtvm.common.progress import JobContext
 from torchtvm.pipeline.compile import tune_model
@@ -35,7 +35,7 @@ def imports(monkeypatch):
         return real(*a, **kw)
 
     monkeypatch.setattr(importer, "import_torchscript", counting)
-    monkeypatch.setattr(pipeline, "import_torchscript", counting)
+    monkeypatch.setattr(stages, "import_torchscript", counting)
     return calls
 
 

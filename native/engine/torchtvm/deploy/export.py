@@ -24,7 +24,7 @@ import json
 import linecache
 import os
 import tempfile
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 import torch
 
@@ -61,7 +61,7 @@ def library_bytes(library) -> bytes:
 
 
 def _versions() -> dict:
-    out = {"torch": torch.__version__}
+    out: dict[str, str] = {"torch": str(torch.__version__)}
     try:
         import tvm
 
@@ -129,11 +129,11 @@ class TVMModule(torch.nn.Module):
         if not torch.jit.is_scripting():
             # In Python, say what is wrong with the argument before torch's binding error does.
             _check_call(inputs)
-        return self.torchtvm_module.forward(inputs)
+        return self.torchtvm_module.forward(inputs)  # type: ignore[union-attr]
 
     @torch.jit.unused
     def metadata(self) -> dict:
-        return json.loads(self.torchtvm_module.metadata())
+        return json.loads(getattr(self, ATTR).metadata())
 
     @torch.jit.unused
     def _check_device(self, device) -> None:
@@ -234,17 +234,18 @@ def model_convention_class(arguments: list[str], outputs) -> type:
     )
     digest = hashlib.sha256(src_body.encode()).hexdigest()[:12]
     name = f"TVMModule_{digest}"
-    cls = _classes.get(name)
-    if cls is not None:
-        return cls
+    known = _classes.get(name)
+    if known is not None:
+        return known
     src = f"class {name}(TVMModule):\n" \
           f'    """A compiled model called as the model was: {", ".join(arguments) or "no arguments"} in, its output structure out."""\n\n' + src_body
     filename = f"<torchtvm-export-{digest}>"
     lines = src.splitlines(keepends=True)
     linecache.cache[filename] = (len(src), None, lines, filename)  # mtime None: never checked on disk
-    namespace = {"__name__": __name__, "torch": torch, "Tensor": torch.Tensor, "List": List, "Tuple": Tuple, "TVMModule": TVMModule, "_check_args": _check_args}
+    namespace: dict[str, Any] = {"__name__": __name__, "torch": torch, "Tensor": torch.Tensor, "List": List, "Tuple": Tuple, "TVMModule": TVMModule, "_check_args": _check_args}
     exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - our own generated source
-    cls = _classes[name] = namespace[name]
+    cls: type = namespace[name]
+    _classes[name] = cls
     return cls
 
 
