@@ -11,7 +11,9 @@ from __future__ import annotations
 import platform
 from typing import Callable
 
+from torchtvm.common.errors import EngineError
 from torchtvm.common.progress import JobContext
+from torchtvm.tune.log import read_tuning_log  # reads files only: no TVM
 
 Method = Callable[[dict, JobContext], dict]
 
@@ -45,9 +47,6 @@ def _versions(params: dict, ctx: JobContext) -> dict:
 
 
 def _tuning_log(params: dict, ctx: JobContext) -> dict:
-    from torchtvm.common.errors import EngineError  # noqa: PLC0415
-    from torchtvm.tune.log import read_tuning_log  # noqa: PLC0415 - reads files only (no TVM)
-
     work_dir = params.get("dir")
     if not isinstance(work_dir, str) or not work_dir:
         raise EngineError("bad_params", "tuning_log needs dir: the MetaSchedule work dir to read.")
