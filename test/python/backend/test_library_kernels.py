@@ -25,13 +25,13 @@ pytestmark = pytest.mark.skipif(not library.library_available(), reason="libtorc
 INFO = builder.resolve_target("llvm", 2)
 
 
-def build(model: nn.Module, example: tuple, placement: str = "library", dynamic_shapes=None, tmp_path=None):
-    """torch.export -> Relax -> build with `placement`; returns (runner, offloads)."""
+def build(model: nn.Module, example: tuple, placement: str = "library", dynamic_shapes=None, tmp_path=None, info=INFO):
+    """torch.export -> Relax -> build with `placement` for `info` (this CPU by default); returns (runner, offloads)."""
     ep = torch.export.export(model.eval(), example, dynamic_shapes=dynamic_shapes)
     with torch.no_grad():
         num_outputs = len(model(*example)) if isinstance(model(*example), (tuple, list)) else 1
     mod = import_program(ep, list(example), num_outputs).mod  # the engine's own import path
-    executable, offloads = builder.build_placed(mod, INFO, None, placement)
+    executable, offloads = builder.build_placed(mod, info, None, placement)
     if tmp_path is not None:  # run the exported library, as the runtime op does
         return TvmRunner.from_library(builder.export_library(executable, str(tmp_path / "m.so"))), offloads
     return TvmRunner(executable), offloads

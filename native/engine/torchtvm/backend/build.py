@@ -55,7 +55,6 @@ def legalize(mod, info: TargetInfo):
     """Fuse and legalize (the `zero` pipeline): plain TIR kernels, what MetaSchedule tunes."""
     from tvm import relax
 
-
     nan_semantics.install()  # relu, clamp, max/min, max-pool keep NaN as PyTorch does
     with info.target:  # type: ignore[attr-defined]  # a tvm Target (TargetInfo.target is typed object)
         mod = relax.transform.DecomposeOpsForInference()(mod)

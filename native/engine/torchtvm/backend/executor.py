@@ -64,7 +64,6 @@ def route_parallel_to_torch(path: str) -> bool:
     (native/runtime/src/library_kernels.cc); False when the runtime library is not built."""
     import tvm_ffi
 
-
     load_library()
     fn = tvm_ffi.get_global_func("torchtvm.route_parallel_to_torch", allow_missing=True)
     return bool(fn(path)) if fn is not None else False

@@ -48,7 +48,6 @@ def library_available() -> bool:
     """True when the runtime library (which registers the kernels) is loaded in this process."""
     import tvm_ffi
 
-
     load_library()
     return tvm_ffi.get_global_func("torchtvm.conv2d", allow_missing=True) is not None
 

@@ -53,7 +53,6 @@ def offload(mod, dtypes: set[str], kinds=WHOLE_OPS):
     offloads), the offloads as backend.library.Offload."""
     import tvm_ffi
 
-
     # A runtime library built before these kernels existed does not register them.
     kinds = [k for k in kinds if tvm_ffi.get_global_func(FUNCS[k], allow_missing=True) is not None]
     if not kinds:

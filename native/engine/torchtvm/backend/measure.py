@@ -54,7 +54,6 @@ def time_winograd(placed, offloads: list, rounds: int = 5, calls: int = 4) -> di
     import torch
     import tvm_ffi
 
-
     conv = tvm_ffi.get_global_func("torchtvm.conv2d")
     found = library.library_calls(placed, "torchtvm.conv2d")
     cases = {}
@@ -107,7 +106,6 @@ def task_library_ms(prepared, info, dtypes: set[str], task_hashes: list[str]) ->
     import tvm_ffi
     from tvm.s_tir import meta_schedule as ms
 
-
     ops = library.isolate(prepared, dtypes)
     index = {h: i for i, h in enumerate(task_hashes)}
     task_of_op = {}
@@ -129,7 +127,6 @@ def _time(ops: list, info, database, dtypes: set[str], kinds: tuple, rounds: int
     exports and loads it like a model, and returns each function's median time in ms."""
     import tvm
     from tvm.relax.utils import copy_with_new_vars
-
 
     if not ops:
         return {}

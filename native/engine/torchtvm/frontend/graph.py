@@ -239,7 +239,6 @@ def program_graph(ep, specs) -> dict:
     metadata, its symbolic dims under the names of the default input specs ('batch', '2*batch')."""
     import operator
 
-
     user = list(ep.graph_signature.user_inputs)
     # torch's symbols (s0, s1...) -> the spec names program_specs gave them, by position.
     rename: dict = {}

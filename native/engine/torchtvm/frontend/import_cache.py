@@ -93,7 +93,6 @@ class ImportCache:
         """The cached import as an `importer.Imported` (no ExportedProgram), or None."""
         import tvm
 
-
         meta = self._meta()
         if meta is None:
             return None

@@ -117,7 +117,6 @@ def _converter_fixes():
 def to_exported_program(module: torch.jit.ScriptModule, specs: list[InputSpec], sample: list[torch.Tensor]) -> torch.export.ExportedProgram:
     from torch._export.converter import TS2EPConverter
 
-
     with warnings.catch_warnings(), _converter_fixes(), tag_torchscript(module):
         warnings.simplefilter("ignore")
         try:

@@ -51,7 +51,6 @@ def tag_torchscript(module):
     same sequence, not a guess across different graphs)."""
     from torch._export import converter
 
-
     try:
         ours = [(n["op"], n["id"]) for n in model_graph(module)["nodes"] if n["op"] not in ("input", "output")]
     except Exception:

@@ -117,6 +117,7 @@ class Server:
             if req_id in self._jobs:
                 self.send({"id": req_id, "error": {"code": "bad_request", "message": f"A job with id {req_id!r} is already queued or running; give each request its own id."}})
                 continue
+
             def events(ev: str, data: dict, rid=req_id) -> None:  # rid: this request's id, bound now
                 self.send({"event": ev, "job": rid, "data": data})
 

@@ -16,6 +16,7 @@ from torchtvm.tune.database import run_ms
 
 CANCELLED_MSG = "torchtvm: skipped, the job was cancelled"
 
+
 class SearchState:
     """What the scheduler and the callback share: per-task counts, bests, cancellation."""
 
@@ -195,7 +196,6 @@ def measure_defaults(task_mods, info, local_builder, runner) -> list[float | Non
     from tvm.s_tir.meta_schedule.arg_info import ArgInfo
     from tvm.s_tir.meta_schedule.builder import BuilderInput
     from tvm.s_tir.meta_schedule.runner import RunnerInput
-
 
     rule = ParallelVectorize()
     inputs = []

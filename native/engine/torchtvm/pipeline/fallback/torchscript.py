@@ -39,6 +39,8 @@ def insert_forward_call(graph, self_v, attr: str, cls_type, inputs: list, before
     call.output().setType(TENSOR_LIST)
     call.insertBefore(before)
     return get, lst, call
+
+
 CAPTURE_LIST = torch._C.ListType(TENSOR_LIST)
 # Captured calls a compiled part is checked on (spread over all captures).
 CHECKS_PER_CHILD = 6
