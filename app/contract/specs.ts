@@ -49,40 +49,48 @@ export class SpecError extends Error {
   }
 }
 
-const SYMBOL = /^([A-Za-z_][A-Za-z0-9_]*)=(\d+)?\.\.(\d+)?$/;
+// A symbolic size: NAME=MIN..MAX, spaces allowed only around "=" and "..".
+const SYMBOL = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\d+)?\s*\.\.\s*(\d+)?$/;
 export const DIMS_HELP = 'comma-separated sizes such as 1,3,224,224 (a pasted [1, 3, 224, 224] or torch.Size([1, 3, 224, 224]) works too); a symbolic size is NAME=MIN..MAX, e.g. batch=1..64';
 
 /**
  * Parses a shape. Accepted: `1,3,224,224`, `[1, 3, 224, 224]`, `(1, 3, 224, 224)`,
  * `torch.Size([1, 3, 224, 224])`, and symbolic sizes written `NAME=MIN..MAX` (either bound may be
  * left out, `batch=..64`, but the `=..` may not: a bare word such as `abc` is refused because it is
- * far more often a typo than a wish for a dynamic size). Spaces between numbers without commas
- * ("1 3 32 32") are refused rather than guessed at. Throws a SpecError on the `dims` field.
+ * far more often a typo than a wish for a dynamic size). Nothing is guessed: sizes separated by
+ * spaces ("1 3 32 32", "batch=1..8 3 224 224"), other separators ("1x3", "1;3") and a trailing
+ * comma outside a pasted list ("1,3,224,": is a size missing?) are refused with the fix. A pasted
+ * Python list or tuple may end with a comma, as Python allows (`(8,)`). Throws a SpecError on the
+ * `dims` field.
  */
 export function parseDims(text: string): Dim[] {
   let t = text.trim();
   if (!t) throw new SpecError('dims', `give the dimensions: ${DIMS_HELP}.`);
   const size = /^torch\.Size\(\s*\[(.*)\]\s*\)$/s.exec(t);
+  const pasted = Boolean(size) || /^\[.*\]$/s.test(t) || /^\(.*\)$/s.test(t);
   if (size) t = size[1];
-  else if (/^\[.*\]$/s.test(t) || /^\(.*\)$/s.test(t)) t = t.slice(1, -1);
+  else if (pasted) t = t.slice(1, -1);
   t = t.trim();
   // An empty list is a scalar (torch.Size([])), but only when written as a list.
   if (!t) {
-    if (t !== text.trim()) return [];
+    if (pasted) return [];
     throw new SpecError('dims', `give the dimensions: ${DIMS_HELP}.`);
   }
-  const tokens = t.replace(/,\s*$/, '').split(',');
+  if (/,\s*$/.test(t)) {
+    if (!pasted) throw new SpecError('dims', `"${text.trim()}" ends with a comma: is a size missing? Write ${t.replace(/,\s*$/, '')} if not.`);
+    t = t.replace(/,\s*$/, '');
+  }
+  const tokens = t.split(',');
   return tokens.map((raw, i) => {
     const tok = raw.trim();
     if (!tok) throw new SpecError('dims', `"${text.trim()}" has an empty dimension (position ${i + 1}); use ${DIMS_HELP}.`);
-    if (/^\d+(\s+\d+)+$/.test(tok)) throw new SpecError('dims', `"${tok}" has spaces between sizes; separate dimensions with commas, e.g. ${tok.split(/\s+/).join(',')}.`);
     if (/^-?\d+$/.test(tok)) {
       const n = Number(tok);
       if (n < 1) throw new SpecError('dims', `dimension ${i + 1} is ${tok}; every size must be a positive integer (1 or more).`);
       if (!Number.isSafeInteger(n)) throw new SpecError('dims', `dimension ${i + 1} (${tok}) is too large.`);
       return n;
     }
-    const m = SYMBOL.exec(tok.replace(/\s+/g, ''));
+    const m = SYMBOL.exec(tok);
     if (m) {
       const d: SymDim = { name: m[1] };
       if (m[2] !== undefined) d.min = Number(m[2]);
@@ -92,6 +100,10 @@ export function parseDims(text: string): Dim[] {
       if (d.min !== undefined && d.max !== undefined && d.min > d.max) throw new SpecError('dims', `symbol ${d.name} has an empty range ${d.min}..${d.max}.`);
       return d;
     }
+    // Several sizes in one comma-separated slot: "1 3 32 32", "batch=1..8 3 224 224", "1x3x32".
+    const parts = tok.split(/\s+|[x×;*]/).filter(Boolean);
+    if (parts.length > 1 && parts.every((p) => /^\d+$/.test(p) || SYMBOL.test(p)))
+      throw new SpecError('dims', `"${tok}" holds ${parts.length} sizes without commas between them; separate dimensions with commas, e.g. ${parts.join(',')}.`);
     if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(tok)) throw new SpecError('dims', `dimension ${i + 1} "${tok}" is not a number; for a symbolic size give its range, e.g. ${tok}=1..64.`);
     throw new SpecError('dims', `dimension ${i + 1} "${tok}" is not a positive integer or a symbol like batch=1..64.`);
   });

@@ -30,6 +30,7 @@ describe('torchtvm compile', () => {
   it('prints stages, the verification and the latency table', async () => {
     const r = await runCli(['compile', join(models, 'two_inputs.pt'), '--input', 'a:2,3:float32', '--input', 'b:2,3:float32'], env);
     expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Inputs: a \[2, 3\] float32; b \[2, 3\] float32$/m); // shown back as parsed
     expect(r.stdout).toMatch(/import\s+[\d.]+ s/);
     expect(r.stdout).toMatch(/Verification against PyTorch: OK/);
     expect(r.stdout).toMatch(/TorchScript\s+[\d.]+ ms/);

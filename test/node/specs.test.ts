@@ -12,12 +12,22 @@ describe('input spec parser', () => {
     ['torch.Size([])', []],
     ['batch=1..8,3', [{ name: 'batch', min: 1, max: 8 }, 3]],
     ['batch=..64,7', [{ name: 'batch', max: 64 }, 7]],
+    ['batch = 1 .. 8, 3, 224, 224', [{ name: 'batch', min: 1, max: 8 }, 3, 224, 224]],
+    ['(8,)', [8]],
+    ['[1, 3, 224,]', [1, 3, 224]],
   ])('accepts %s', (text, dims) => {
     expect(parseDims(text)).toEqual(dims);
   });
 
   it.each([
     ['1 3 32 32', /commas, e\.g\. 1,3,32,32/],
+    // issue 22: these were taken as [batch=1..83224224] and as a 3-D shape
+    ['batch=1..8 3 224 224', /"batch=1\.\.8 3 224 224" holds 4 sizes without commas.*e\.g\. batch=1\.\.8,3,224,224/],
+    ['1,3,224,', /ends with a comma: is a size missing\? Write 1,3,224 if not/],
+    ['1,3 224,224', /"3 224" holds 2 sizes without commas/],
+    ['1x3x224x224', /holds 4 sizes without commas.*e\.g\. 1,3,224,224/],
+    ['1;3', /holds 2 sizes without commas/],
+    ['batch=1..8 3', /holds 2 sizes/],
     ['1,3,abc', /"abc" is not a number; for a symbolic size give its range, e\.g\. abc=1\.\.64/],
     ['1,0', /positive integer/],
     ['1,,3', /empty dimension/],

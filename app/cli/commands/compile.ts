@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { parseSpec, type InputSpec } from '../../contract/specs.js';
+import { formatDim, parseSpec, type InputSpec } from '../../contract/specs.js';
 import type { CompileResult, PlacedOp, Placement, TunedTask, TuningSummary } from '../../contract/results.js';
 import { parseJobResult, type JobEvent } from '../../contract/jobs.js';
 import type { CommandContext } from '../command.js';
@@ -191,6 +191,8 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     ...(values.force ? { overwrite: true } : {}),
     ...(values.mkdir ? { create_parent: true } : {}),
   };
+  // The shapes as the parser read them, before anything runs (a .pt2 without --input uses its own).
+  if (common.inputs.length) out.line(`Inputs: ${common.inputs.map((s) => `${s.name} [${s.dims.map(formatDim).join(', ')}] ${s.dtype}`).join('; ')}`);
   const outcome = trials !== undefined
     ? await runJob(wb, { ...base, kind: 'tune', trials, trials_per_task: trialsPerTask, work_dir: values['work-dir'], ...(tuneSizes ? { tune_sizes: tuneSizes } : {}) }, out, tuneView(trials, out))
     : await runJob(wb, { ...base, kind: 'compile' }, out);
