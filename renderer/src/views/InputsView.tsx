@@ -74,13 +74,6 @@ export function InputsView() {
           <button className="primary" onClick={() => (specs ? go('compile') : setTried(true))}>Next: compile →</button>
           {specs && <span className="ok">✓ {specs.length} input{specs.length > 1 ? 's' : ''} valid</span>}
         </div>
-        {specs && (
-          // What the compile will use, as the parser read it (a shape typed with spaces or a stray
-          // comma is refused above, never silently reinterpreted).
-          <p className="hint" data-testid="parsed-specs">
-            Compiles with {specs.map((s) => `${s.name} [${s.dims.map(formatDim).join(', ')}] ${s.dtype}`).join('; ')}.
-          </p>
-        )}
       </NeedsModel>
     </section>
   );
