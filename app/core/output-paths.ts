@@ -4,9 +4,10 @@
 // app's confirmation); a missing parent folder is an error unless the request says `create_parent`
 // (the CLI's --mkdir). Two jobs never write one path at once: each holds a lock file beside it for
 // the length of the job, and a second writer is refused with a sentence.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, accessSync, constants, type Stats } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, statSync, unlinkSync, writeFileSync, accessSync, constants, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
+import { writeFileAtomic } from './atomic-write.js';
 import { WorkbenchError } from '../contract/errors.js';
 import { workbenchHome } from './paths.js';
 
@@ -99,10 +100,7 @@ export function recordExport(file: string): void {
   const entries = [...reg.entries()].filter(([p]) => existsSync(p)).slice(-500);
   const path = registryPath();
   try {
-    mkdirSync(dirname(path), { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ format: 1, files: Object.fromEntries(entries) }, null, 1));
-    renameSync(tmp, path);
+    writeFileAtomic(path, JSON.stringify({ format: 1, files: Object.fromEntries(entries) }, null, 1));
   } catch {
     /* best effort: without the record, the next overwrite asks for a confirmation */
   }

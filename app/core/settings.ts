@@ -1,15 +1,8 @@
 // Small persistent state in the workbench home (recent models), written atomically.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from './atomic-write.js';
 import { bundledPython, workbenchHome } from './paths.js';
-
-/** Writes a file via a temp file in the same folder and a rename, so readers never see half of it. */
-export function writeFileAtomic(path: string, data: string | Buffer): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
 
 const recentFile = () => join(workbenchHome(), 'recent.json');
 
@@ -22,10 +15,21 @@ export function recentModels(): string[] {
   }
 }
 
-export function addRecentModel(path: string): void {
+/**
+ * Remembers a model that a job used. A convenience, so it never fails the job or the host: when the
+ * home cannot be written (a full disk, recent.json made a folder) it says so on stderr and goes on.
+ * Returns whether the list was written.
+ */
+export function addRecentModel(path: string): boolean {
   const abs = resolve(path);
   const list = [abs, ...recentModels().filter((p) => p !== abs)].slice(0, 10);
-  writeFileAtomic(recentFile(), JSON.stringify(list, null, 1));
+  try {
+    writeFileAtomic(recentFile(), JSON.stringify(list, null, 1));
+    return true;
+  } catch (e) {
+    console.warn(`Could not update the recent models in ${recentFile()} (${(e as Error).message}); the job's results are not affected.`);
+    return false;
+  }
 }
 
 // ---- workbench settings (settings.json in the workbench home) ------------------------------------

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Rectangle } from 'electron';
 import { workbenchHome } from '../core/paths.js';
-import { writeFileAtomic } from '../core/settings.js';
+import { writeFileAtomic } from '../core/atomic-write.js';
 
 export interface WindowState {
   x?: number;

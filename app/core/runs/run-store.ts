@@ -6,20 +6,14 @@
 //   <project>/runs/<job>/outcome.json   the outcome (result or error), written once at the end
 // Appends survive a kill at any moment: a torn last line is skipped when reading. Runs started by
 // this process are also held in memory, so replaying a running job never races its own writes.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { describeIssues, WorkbenchError } from '../../contract/errors.js';
 import { JobEventSchema, jobOutcomeSchema, upgradeStoredRequest, type JobEvent, type JobOutcome, type ParsedJobRequest } from '../../contract/jobs.js';
 import { JOB_ID, RunSummarySchema, type ModelRuns, type RunKind, type RunRecord, type RunSummary } from '../../contract/runs.js';
+import { writeFileAtomic } from '../atomic-write.js';
 import { projectDir } from '../paths.js';
 
-/** Writes via a temp file and a rename, so readers see the old or the new file, never half of one. */
-export function writeFileAtomic(file: string, data: string): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${Date.now().toString(36)}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
-}
 
 /** A JSON file's value; undefined when it is missing or not JSON. */
 function readJson(file: string): unknown {
