@@ -168,24 +168,41 @@ export const PlacedOpSchema = z.looseObject({
   /** What is fused into the call: bias, scale, add (residual), relu, relu6, gelu, silu, ... */
   epilogue: z.array(z.string()),
   func: z.string().optional(),
-  /** The library kernel's algorithm where it is not the default: 'winograd' (3x3 convolutions
-   * that per-op placement timed faster as Winograd than as oneDNN's direct convolution). */
-  algorithm: z.literal('winograd').optional(),
+  /** The library kernel's algorithm where it is not the default, because it timed faster here:
+   * 'winograd' (a 3x3 convolution), 'onednn' (a convolution by oneDNN in place of the runtime's
+   * own depthwise loop or small GEMM), 'torch' (an LSTM / GRU by torch's kernel). */
+  algorithm: z.enum(['winograd', 'onednn', 'torch']).optional(),
   where: z.enum(['library', 'tvm', 'torchscript']),
   /** Median time of the call inside a model run (library calls); null where not measured. */
   ms: msOrNull,
   /** ms as a share of the model's TVM p50. */
   share: z.number().nullable(),
-  /** Per-op placement (auto): the op timed alone, in the model's layout, as a library kernel, as
-   * TVM's tuned kernel (with a tuning database) and (3x3 convolutions) as the Winograd kernel;
-   * it runs where it was faster. */
-  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional() }).optional(),
+  /** Placement auto: the op timed alone, in the model's layout, as its default library call, as
+   * TVM's tuned kernel (with a tuning database) and by each other algorithm it has (ALGORITHMS);
+   * it runs where it was fastest. */
+  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional() }).optional(),
   /** The graph node (ModelGraph id, e.g. 'n12') the op came from, where the engine could follow it. */
   node: z.string().optional(),
   /** The graph nodes fused into the call (BatchNorm, residual add, activation). */
   fused: z.array(z.string()).optional(),
 });
 export type PlacedOp = z.output<typeof PlacedOpSchema>;
+
+/** How the CLI and the app name each candidate of alone_ms, in the order they list them. */
+export const CANDIDATE_LABELS: Record<string, string> = {
+  library: 'default',
+  tvm: 'tuned TVM',
+  winograd: 'Winograd',
+  onednn: 'oneDNN',
+  torch: "torch's kernel",
+};
+
+/** What each non-default library algorithm is, in a phrase. */
+export const ALGORITHM_LABELS: Record<NonNullable<PlacedOp['algorithm']>, string> = {
+  winograd: 'Winograd F(4×4, 3×3)',
+  onednn: "oneDNN's convolution (not the runtime's own loop)",
+  torch: "torch's kernel (not the runtime's recurrence)",
+};
 
 export const PlacementSchema = z.looseObject({
   mode: z.enum(['auto', 'library', 'tvm']),

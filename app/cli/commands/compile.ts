@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { formatDim, parseSpec, type InputSpec } from '../../contract/specs.js';
-import type { CompileResult, PlacedOp, Placement, TunedTask, TuningSummary } from '../../contract/results.js';
+import { CANDIDATE_LABELS, type CompileResult, type PlacedOp, type Placement, type TunedTask, type TuningSummary } from '../../contract/results.js';
 import { parseJobResult, type JobEvent } from '../../contract/jobs.js';
 import type { CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
@@ -79,14 +79,13 @@ function printPlacement(p: Placement, out: CommandContext['out']): void {
   if (p.ops.length) {
     // With per-op placement, each op's candidates timed alone: why it runs where it does.
     const alone = p.ops.some((o) => o.alone_ms);
-    const tuned = p.ops.some((o) => o.alone_ms?.tvm != null);
-    const wino = p.ops.some((o) => o.alone_ms?.winograd != null);
+    const columns = Object.keys(CANDIDATE_LABELS).filter((k) => p.ops.some((o) => o.alone_ms?.[k] != null));
     const aloneCell = (a: NonNullable<PlacedOp['alone_ms']>) =>
-      [a.library, ...(tuned ? [a.tvm] : []), ...(wino ? [a.winograd] : [])].map((ms) => (ms != null ? fmtMs(ms) : '-')).join(' / ');
+      columns.map((k) => (a[k] != null ? fmtMs(a[k] as number) : '-')).join(' / ');
     out.line(table(p.ops.map((o) => [o.name, o.kind, `[${o.shape.join(', ')}]`, o.epilogue.join('+') || '-', o.algorithm ? `${o.where} (${o.algorithm})` : o.where,
       o.ms != null ? fmtMs(o.ms) : '-', o.share != null ? `${(100 * o.share).toFixed(1)}%` : '-',
       ...(alone ? [o.alone_ms ? aloneCell(o.alone_ms) : '-'] : [])]),
-      ['op', 'kind', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? [`alone: ${['library', ...(tuned ? ['tuned TVM'] : []), ...(wino ? ['Winograd'] : [])].join(' / ')}`] : [])]));
+      ['op', 'kind', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? [`alone: ${columns.map((k) => CANDIDATE_LABELS[k]).join(' / ')}`] : [])]));
   }
 }
 

@@ -4,7 +4,10 @@
     m = torchtvm.compile(torch.jit.trace(model, x), {"input_infos": [("x", (1, 3, 224, 224))]})
 """
 
+from torchtvm.common import isa_cap as _isa_cap
 from torchtvm.common.errors import EngineError
+
+_isa_cap.apply_to_environment()  # before torch runs any kernel (oneDNN and ATen read it once)
 
 __all__ = ["EngineError", "compile"]
 

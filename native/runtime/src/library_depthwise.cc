@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "library_kernels.h"
@@ -20,14 +21,17 @@ struct DepthwiseGeometry {
 
 typedef float V16 __attribute__((vector_size(64)));
 
-V16 Load(const float* p) {
+__attribute__((always_inline)) inline V16 Load(const float* p) {
   V16 v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
 
-// Output rows [begin, end) of a flattened (n, oh); w is [kh * kw][C], C a multiple of 16, each
-// block of 16 channels one vector (one zmm on AVX-512). K > 0: a KxK kernel, its taps held in
+// Output rows [begin, end) of a flattened (n, oh); w is [kh * kw][C], each block of 16 channels one
+// vector (one zmm on AVX-512, two ymm on AVX2). When C is not a multiple of 16 the last block
+// starts at C - 16 and overlaps the one before: those channels are computed twice, to the same
+// values, so every block is a full vector (DepthwiseConv refuses the one case where that would be
+// wrong: a residual read from the output buffer itself). K > 0: a KxK kernel, its taps held in
 // registers across the row; K = 0: any kernel size. `other` may be `out` itself (TVM may run the
 // residual add in place): it is read before the output is written.
 template <int K>
@@ -36,9 +40,11 @@ __attribute__((always_inline)) inline void Rows(const float* __restrict__ x, con
                                                 const DepthwiseGeometry& g, int clamp, int64_t begin, int64_t end) {
   const int64_t C = g.C, kh = K ? K : g.kh, kw = K ? K : g.kw;
   const V16 zero{}, six = zero + 6.f;
+  const int64_t blocks = (C + 15) / 16;
   for (int64_t r = begin; r < end; ++r) {
     int64_t n = r / g.OH, oh = r % g.OH;
-    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      int64_t c0 = std::min(blk * 16, C - 16);
       V16 taps[K ? K * K : 1];
       if (K)
         for (int t = 0; t < K * K; ++t) taps[t] = Load(w + t * C + c0);
@@ -77,8 +83,11 @@ void DepthwiseRows(const float* __restrict__ x, const float* __restrict__ w, con
 bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
                    const tvm::ffi::Shape& a, int64_t unary) {
   int64_t C = x->shape[3];
-  if (ScalarTypeOf(x) != at::kFloat || C % 16 != 0 || a[6] != C || out->shape[3] != C || w->ndim != 4 || w->shape[0] != C || w->shape[1] != 1)
+  // C < 16 has no full vector; an in-place residual cannot take the overlapping last block.
+  bool overlap_unsafe = C % 16 != 0 && other != nullptr && DataOf(other) == DataOf(out);
+  if (ScalarTypeOf(x) != at::kFloat || C < 16 || overlap_unsafe || a[6] != C || out->shape[3] != C || w->ndim != 4 || w->shape[0] != C || w->shape[1] != 1)
     return false;
+  DebugDelay("depthwise");
   DepthwiseGeometry g{x->shape[1], x->shape[2], C, out->shape[1], out->shape[2], w->shape[2], w->shape[3],
                       a[0], a[1], a[2], a[3], a[4], a[5]};
   // The weight [C, 1, kh, kw] as [kh * kw][C], so that each tap's channels are contiguous.

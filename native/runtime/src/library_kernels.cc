@@ -40,6 +40,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cpu_isa.h"
 #include "library_kernels.h"
 
 namespace torchtvm {
@@ -94,14 +95,16 @@ at::Tensor CallBoxed(const c10::OperatorHandle& op, torch::jit::Stack stack) {
 
 // out = act(out) in place for relu (1) and relu6 (2), which oneDNN cannot fuse without dropping NaN
 // (it uses a max/min instruction): a NaN fails both comparisons and stays, as in eager PyTorch.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void ClampRange(float* __restrict__ p, int64_t n, bool six) {
+template <Isa>
+__attribute__((always_inline)) inline void ClampRangeBody(float* __restrict__ p, int64_t n, bool six) {
   if (six) {
     for (int64_t i = 0; i < n; ++i) p[i] = p[i] < 0.f ? 0.f : (p[i] > 6.f ? 6.f : p[i]);
   } else {
     for (int64_t i = 0; i < n; ++i) p[i] = p[i] < 0.f ? 0.f : p[i];
   }
 }
+
+TORCHTVM_ISA_DISPATCH(void, ClampRange, (float* __restrict__ p, int64_t n, bool six), (p, n, six))
 
 // `t` views a dense buffer in any dimension order, so a flat loop covers it.
 void ClampInPlace(at::Tensor& t, int64_t code) {
@@ -306,7 +309,8 @@ bool PointwiseAsGemm(const DLTensor* x, const DLTensor* w, const DLTensor* out, 
 
 // torchtvm.conv2d(x NHWC, w OIHW, [b], [other NHWC], attrs, out NHWC)
 // attrs = [stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, unary, has_bias, has_other,
-//          (algorithm: 0 oneDNN's direct convolution, 1 Winograd; absent in models exported before it)]
+//          (algorithm: 0 the default below, 1 Winograd, 2 oneDNN only (not the runtime's depthwise
+//           loop or a GEMM for a small 1x1); absent in models exported before it)]
 void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   int n = args.size();
@@ -332,17 +336,18 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   // rest use oneDNN's in-place form, which accumulates onto `out` (a sum post-op), so `out` first
   // holds the residual, or zeros.
   const DLTensor* other = has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr;
-  bool winograd = a.size() == 11 && a[10] == 1 && a[0] == 1 && a[1] == 1 && a[4] == 1 && a[5] == 1 && groups == 1 &&
+  int64_t algorithm = a.size() == 11 ? a[10] : 0;
+  bool winograd = algorithm == 1 && a[0] == 1 && a[1] == 1 && a[4] == 1 && a[5] == 1 && groups == 1 &&
                   WinogradApplies(x, w, out) && (!other || DataOf(other) != DataOf(out));
   if (winograd && WinogradConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a[2], a[3], code)) {
     if (code > 2) ApplyUnary(ot, code);
     return;
   }
-  if (groups > 1 && DepthwiseConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a, code)) {
+  if (algorithm != 2 && groups > 1 && DepthwiseConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a, code)) {
     if (code > 2) ApplyUnary(ot, code);
     return;
   }
-  if (PointwiseAsGemm(x, w, out, a, bias, other)) {
+  if (algorithm != 2 && PointwiseAsGemm(x, w, out, a, bias, other)) {
     ApplyUnary(ot, code);
     return;
   }
@@ -394,8 +399,8 @@ struct PoolGeometry {
 
 // Output rows [begin, end) of a flattened (n, oh). Cloned per ISA: the channel loop is the whole
 // cost, and AVX-512 / AVX2 run it 4-2x wider than the baseline SSE2 build.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void MaxPoolRows(const float* xp, float* yp, const PoolGeometry& g, int64_t begin, int64_t end) {
+template <Isa>
+__attribute__((always_inline)) inline void MaxPoolRowsBody(const float* xp, float* yp, const PoolGeometry& g, int64_t begin, int64_t end) {
   const int64_t C = g.C;
   for (int64_t r = begin; r < end; ++r) {
     int64_t n = r / g.OH, oh = r % g.OH;
@@ -415,6 +420,8 @@ void MaxPoolRows(const float* xp, float* yp, const PoolGeometry& g, int64_t begi
     }
   }
 }
+
+TORCHTVM_ISA_DISPATCH(void, MaxPoolRows, (const float* xp, float* yp, const PoolGeometry& g, int64_t begin, int64_t end), (xp, yp, g, begin, end))
 
 // Max pooling of a float32 NHWC buffer into TVM's: one pass, vectorized over channels, NaN
 // winning a window as in PyTorch. The window positions come from the output's size, so ceil mode
@@ -527,9 +534,33 @@ std::string LibrarySchema(const std::string& qualified) {
 
 const char* BuiltTorchVersion() { return TORCH_VERSION; }
 
+namespace {
+std::atomic<int64_t> g_delay_depthwise_us{0}, g_delay_recurrent_us{0};
+
+std::atomic<int64_t>* DelayOf(const std::string& name) {
+  if (name == "depthwise") return &g_delay_depthwise_us;
+  if (name == "recurrent") return &g_delay_recurrent_us;
+  return nullptr;
+}
+}  // namespace
+
+void DebugDelay(const char* name) {
+  int64_t us = DelayOf(name)->load(std::memory_order_relaxed);
+  if (us <= 0) return;
+  auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
 TVM_FFI_STATIC_INIT_BLOCK() {
   namespace refl = tvm::ffi::reflection;
   refl::GlobalDef()
+      .def("torchtvm.debug_delay_kernel",
+           [](std::string name, int64_t us) {
+             auto* d = DelayOf(name);
+             TORCH_CHECK(d != nullptr, "torchtvm.debug_delay_kernel: no own kernel named ", name);
+             d->store(us);
+           })
       .def_packed("torchtvm.conv2d", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.conv2d", Conv2d, a, rv); })
       .def_packed("torchtvm.linear", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.linear", Linear, a, rv); })
       .def_packed("torchtvm.matmul", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.matmul", Matmul, a, rv); })

@@ -92,4 +92,9 @@ const char* BuiltTorchVersion();
 void RunLibraryKernel(const char* name, void (*f)(tvm::ffi::PackedArgs, tvm::ffi::Any*),
                       tvm::ffi::PackedArgs args, tvm::ffi::Any* rv);
 
+// Tests only: spins `us` microseconds at each call of the runtime's own kernel `name` ("depthwise",
+// "recurrent"), set by torchtvm.debug_delay_kernel, so that a test can make one candidate slower
+// on purpose and watch placement choose another. One relaxed atomic load when unset.
+void DebugDelay(const char* name);
+
 }  // namespace torchtvm

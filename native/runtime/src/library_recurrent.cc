@@ -5,7 +5,8 @@
 //
 //   torchtvm.lstm(x, h0, c0, params..., attrs, out, h_n, c_n)
 //   torchtvm.gru(x, h0, params..., attrs, out, h_n)
-//   attrs = [has_biases, num_layers, bidirectional, batch_first]
+//   attrs = [has_biases, num_layers, bidirectional, batch_first(, algorithm: 0 the runtime's own
+//            recurrence where it applies, 1 torch's at::lstm / at::gru; absent before it)]
 //
 // params are the op's flat weight list, in torch's order (w_ih, w_hh[, b_ih, b_hh][, w_hr] per layer
 // and direction). float32 layers run Recurrent below, writing TVM's buffers directly; projections
@@ -24,6 +25,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu_isa.h"
 #include "library_kernels.h"
 
 namespace torchtvm {
@@ -43,7 +45,7 @@ RnnArgs Unpack(const char* name, ffi::PackedArgs args, int states) {
   int n = args.size(), at_attrs = n - 2 - states;
   TORCH_CHECK(at_attrs >= 1 + states + 2, name, " got ", n, " arguments; this is a torchtvm bug.");
   RnnArgs r{{}, {}, args[at_attrs].cast<ffi::Shape>(), {}};
-  TORCH_CHECK(r.attrs.size() == 4, name, " got ", r.attrs.size(), " attributes; this is a torchtvm bug.");
+  TORCH_CHECK(r.attrs.size() == 4 || r.attrs.size() == 5, name, " got ", r.attrs.size(), " attributes; this is a torchtvm bug.");
   for (int i = 0; i < at_attrs; ++i) {
     r.dl.push_back(args[i].cast<DLTensor*>());
     r.inputs.push_back(View(r.dl.back()));
@@ -75,8 +77,8 @@ __attribute__((always_inline)) inline float Tanh(float x) { return 1.0f - 2.0f /
 
 // One time step of one LSTM row (a batch element): gates = xg + hg + bias (i, f, g, o blocks of H),
 // c = f * c + i * g, h = o * tanh(c).
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void LstmRow(const float* __restrict__ xg, const float* __restrict__ hg, const float* __restrict__ bias,
+template <Isa>
+__attribute__((always_inline)) inline void LstmRowBody(const float* __restrict__ xg, const float* __restrict__ hg, const float* __restrict__ bias,
              float* __restrict__ c, float* __restrict__ h, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
     float i = Sigmoid(xg[j] + hg[j] + bias[j]);
@@ -89,9 +91,12 @@ void LstmRow(const float* __restrict__ xg, const float* __restrict__ hg, const f
   }
 }
 
+TORCHTVM_ISA_DISPATCH(void, LstmRow, (const float* __restrict__ xg, const float* __restrict__ hg, const float* __restrict__ bias,
+             float* __restrict__ c, float* __restrict__ h, int64_t H), (xg, hg, bias, c, h, H))
+
 // One GRU row: r, z from the sums; n = tanh(xn + b_in + r * (hn + b_hn)); h = n + z * (h_prev - n).
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void GruRow(const float* __restrict__ xg, const float* __restrict__ hg, const float* __restrict__ b_ih,
+template <Isa>
+__attribute__((always_inline)) inline void GruRowBody(const float* __restrict__ xg, const float* __restrict__ hg, const float* __restrict__ b_ih,
             const float* __restrict__ b_hh, const float* __restrict__ h_prev, float* __restrict__ h, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
     float r = Sigmoid(xg[j] + b_ih[j] + hg[j] + b_hh[j]);
@@ -100,6 +105,9 @@ void GruRow(const float* __restrict__ xg, const float* __restrict__ hg, const fl
     h[j] = n + z * (h_prev[j] - n);
   }
 }
+
+TORCHTVM_ISA_DISPATCH(void, GruRow, (const float* __restrict__ xg, const float* __restrict__ hg, const float* __restrict__ b_ih,
+            const float* __restrict__ b_hh, const float* __restrict__ h_prev, float* __restrict__ h, int64_t H), (xg, hg, b_ih, b_hh, h_prev, h, H))
 
 // Up to this many rows SmallGemm beats a BLAS call (whose packing costs ~15 us on a 3 x 128 x 512
 // product); beyond, BLAS's blocking and threads win.
@@ -126,6 +134,7 @@ void GemmABt(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const
 // previous step wrote it into the output sequence. Returns false where torch's own kernel is
 // needed (a projection, another dtype, an empty sequence).
 bool Recurrent(bool lstm, RnnArgs& r) {
+  DebugDelay("recurrent");
   int states = lstm ? 2 : 1;
   const at::Tensor& x = r.inputs[0];
   std::vector<at::Tensor> params(r.inputs.begin() + 1 + states, r.inputs.end());
@@ -194,10 +203,13 @@ bool Recurrent(bool lstm, RnnArgs& r) {
   return true;
 }
 
+// Whether the call asks for torch's kernel (placement timed it faster than the runtime's own).
+bool TorchAlgorithm(const RnnArgs& r) { return r.attrs.size() == 5 && r.attrs[4] == 1; }
+
 void Lstm(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   RnnArgs r = Unpack("torchtvm.lstm", args, 2);
-  if (Recurrent(true, r)) return;
+  if (!TorchAlgorithm(r) && Recurrent(true, r)) return;
   std::vector<at::Tensor> params(r.inputs.begin() + 3, r.inputs.end());
   auto [out, hy, cy] = at::lstm(r.inputs[0], {r.inputs[1], r.inputs[2]}, params, r.attrs[0] != 0, r.attrs[1], 0.0,
                                 false, r.attrs[2] != 0, r.attrs[3] != 0);
@@ -209,7 +221,7 @@ void Lstm(ffi::PackedArgs args, ffi::Any* rv) {
 void Gru(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   RnnArgs r = Unpack("torchtvm.gru", args, 1);
-  if (Recurrent(false, r)) return;
+  if (!TorchAlgorithm(r) && Recurrent(false, r)) return;
   std::vector<at::Tensor> params(r.inputs.begin() + 2, r.inputs.end());
   auto [out, hy] = at::gru(r.inputs[0], r.inputs[1], params, r.attrs[0] != 0, r.attrs[1], 0.0, false, r.attrs[2] != 0,
                            r.attrs[3] != 0);

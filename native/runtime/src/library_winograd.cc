@@ -22,6 +22,7 @@
 #include <mutex>
 #include <vector>
 
+#include "cpu_isa.h"
 #include "library_kernels.h"
 
 namespace torchtvm {
@@ -37,8 +38,8 @@ struct WinoGeometry {
 };
 
 // Tiles [begin, end) of the flattened (n, th, tw) into V [36][end - begin][C]: V = B^T d B per 16 channels.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void InputTransform(const float* __restrict__ x, float* __restrict__ V, const WinoGeometry& g, int64_t begin, int64_t end) {
+template <Isa>
+__attribute__((always_inline)) inline void InputTransformBody(const float* __restrict__ x, float* __restrict__ V, const WinoGeometry& g, int64_t begin, int64_t end) {
   for (int64_t t = begin; t < end; ++t) {
     int64_t n = t / (g.TH * g.TW), th = (t / g.TW) % g.TH, tw = t % g.TW;
     int64_t ih0 = th * 4 - g.ph, iw0 = tw * 4 - g.pw;
@@ -78,10 +79,12 @@ void InputTransform(const float* __restrict__ x, float* __restrict__ V, const Wi
   }
 }
 
+TORCHTVM_ISA_DISPATCH(void, InputTransform, (const float* __restrict__ x, float* __restrict__ V, const WinoGeometry& g, int64_t begin, int64_t end), (x, V, g, begin, end))
+
 // Tiles [begin, end) from M [36][end - begin][K] into out (NHWC): y = A^T m A + bias + other, then relu /
 // relu6 (clamp 1 / 2, NaN kept). Returns false when a value before the activation is not finite.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-bool OutputTransform(const float* __restrict__ M, const float* __restrict__ bias, const float* other, float* out,
+template <Isa>
+__attribute__((always_inline)) inline bool OutputTransformBody(const float* __restrict__ M, const float* __restrict__ bias, const float* other, float* out,
                      const WinoGeometry& g, int clamp, int64_t begin, int64_t end) {
   float bad[kCB] = {};
   for (int64_t t = begin; t < end; ++t) {
@@ -130,6 +133,9 @@ bool OutputTransform(const float* __restrict__ M, const float* __restrict__ bias
     if (bad[c] != 0.f) return false;
   return true;
 }
+
+TORCHTVM_ISA_DISPATCH(bool, OutputTransform, (const float* __restrict__ M, const float* __restrict__ bias, const float* other, float* out,
+                     const WinoGeometry& g, int clamp, int64_t begin, int64_t end), (M, bias, other, out, g, clamp, begin, end))
 
 // U [36][Cin][Cout] = G g G^T for each (out, in) channel pair, computed in double, each of the 36
 // packed for SmallGemm.

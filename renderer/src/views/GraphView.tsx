@@ -3,7 +3,7 @@
 // kernel, or TorchScript fallback), and heavy ops carry a bar for their share of the time.
 import dagre from '@dagrejs/dagre';
 import { useEffect, useMemo, useRef, useState, type PointerEvent as RPointerEvent, type WheelEvent as RWheelEvent } from 'react';
-import type { CompileResult, GraphNode, ModelGraph, PlacedOp } from '../../../app/contract/results.js';
+import { ALGORITHM_LABELS, CANDIDATE_LABELS, type CompileResult, type GraphNode, type ModelGraph, type PlacedOp } from '../../../app/contract/results.js';
 import { checkRows, go, graphShapesStatus, refreshGraphShapes } from '../actions.js';
 import { Empty, NeedsModel, fmtMs } from '../components.js';
 import { useStore } from '../store.js';
@@ -352,8 +352,8 @@ export function GraphView() {
                   </dd>
                   {!selPlace?.fused && selPlace?.op?.ms != null && <><dt>time</dt><dd>{fmtMs(selPlace.op.ms)}{selPlace.op.share != null ? ` · ${(selPlace.op.share * 100).toFixed(1)}% of the model's time` : ''}</dd></>}
                   {!selPlace?.fused && !!selPlace?.op?.epilogue?.length && <><dt>fuses</dt><dd>{selPlace.op.epilogue.join(', ')}</dd></>}
-                  {!selPlace?.fused && selPlace?.op?.algorithm === 'winograd' && <><dt>algorithm</dt><dd>Winograd F(4×4, 3×3), timed faster than the direct convolution</dd></>}
-                  {!selPlace?.fused && selPlace?.op?.alone_ms && <><dt>alone</dt><dd>{`${selPlace.op.alone_ms.winograd != null ? 'direct convolution' : 'library'} ${fmtMs(selPlace.op.alone_ms.library)}${selPlace.op.alone_ms.winograd != null ? ` · Winograd ${fmtMs(selPlace.op.alone_ms.winograd)}` : ''}${selPlace.op.alone_ms.tvm != null ? ` · tuned TVM ${fmtMs(selPlace.op.alone_ms.tvm)}` : ''}`}</dd></>}
+                  {!selPlace?.fused && selPlace?.op?.algorithm && <><dt>algorithm</dt><dd>{ALGORITHM_LABELS[selPlace.op.algorithm]}, timed faster than the default here</dd></>}
+                  {!selPlace?.fused && selPlace?.op?.alone_ms && <><dt>alone</dt><dd>{Object.keys(CANDIDATE_LABELS).filter((k) => selPlace.op!.alone_ms![k] != null).map((k) => `${CANDIDATE_LABELS[k]} ${fmtMs(selPlace.op!.alone_ms![k] as number)}`).join(' · ')}</dd></>}
                 </dl>
               </aside>
             )}

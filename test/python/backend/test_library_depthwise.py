@@ -88,3 +88,60 @@ def test_a_symbolic_batch_runs_one_module():
         x = torch.randn(n, 16, 7, 7)
         with torch.no_grad():
             torch.testing.assert_close(runner.run([x])[0], model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels,kernel", [(24, 3), (72, 3), (120, 5)])
+@pytest.mark.parametrize("residual", [False, True])
+def test_any_channel_count_matches_pytorch(channels, kernel, residual):
+    """Channels not in multiples of 16 (mobile nets' 72, 120, 200) run the same loop: the last
+    block overlaps the one before it."""
+    torch.manual_seed(3)
+    model, x = Depthwise(channels, F.relu6, residual, kernel_size=kernel, padding=kernel // 2), torch.randn(2, channels, 9, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(run(model, x).run([x])[0], model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_each_algorithm_matches_pytorch_and_a_slowed_own_kernel_loses_its_place(tmp_path, monkeypatch):
+    """Placement times the runtime's depthwise loop against oneDNN's convolution on the model's
+    shapes. Both agree with PyTorch; made slower on purpose (torchtvm.debug_delay_kernel), the
+    runtime's loop loses the op to oneDNN; the times are cached by the call's signature and the
+    machine, reused by the next build and not by a build with other threads or another ISA cap."""
+    import tvm_ffi
+
+    from torchtvm.backend import kernel_choices, measure
+
+    torch.manual_seed(4)
+    model, x = Depthwise(32, F.relu6), torch.randn(1, 32, 12, 12)
+    mod = import_program(torch.export.export(model.eval(), (x,)), [x], 1).mod
+    with torch.no_grad():
+        ref = model(x)
+    for algorithm in ("", "onednn"):
+        placed, offloads = builder.place(mod, INFO, "library")
+        ex = builder.compile_placed(library.use_algorithms(placed, offloads, {offloads[0].name: algorithm}), INFO)
+        torch.testing.assert_close(TvmRunner(ex).run([x])[0], ref, rtol=1e-5, atol=1e-5)
+        assert offloads[0].algorithm == algorithm
+
+    delay = tvm_ffi.get_global_func("torchtvm.debug_delay_kernel")
+    cache = kernel_choices.TimingCache(str(tmp_path / "timings.json"))
+    placed, offloads = builder.place(mod, INFO, "auto")
+    try:
+        delay("depthwise", 3000)
+        slowed = measure.time_library_calls(placed, offloads, rounds=1, calls=3, cache=cache)[offloads[0].name]
+    finally:
+        delay("depthwise", 0)
+    assert slowed.library_ms >= 3.0 and slowed.others_ms["onednn"] < 3.0 and slowed.algorithm == "onednn"
+    cache.save()
+    # Reused: the next build reads the slowed times instead of timing the (now fast) loop again.
+    again = measure.time_library_calls(placed, offloads, rounds=1, calls=3, cache=kernel_choices.TimingCache(cache.path))
+    assert again[offloads[0].name].library_ms == slowed.library_ms
+    # Not reused with other threads, nor under another ISA cap: the call is timed again.
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if threads > 1 else 2)
+        retimed = measure.time_library_calls(placed, offloads, rounds=1, calls=3, cache=kernel_choices.TimingCache(cache.path))
+    finally:
+        torch.set_num_threads(threads)
+    assert retimed[offloads[0].name].library_ms < 3.0
+    machine = kernel_choices.machine()
+    monkeypatch.setenv("TORCHTVM_MAX_CPU_ISA", "avx2")
+    assert kernel_choices.machine() != machine

@@ -157,3 +157,29 @@ def test_scripted_tagger_compiles_reports_and_loads_in_a_fresh_process(tmp_path)
     """)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
     assert os.path.getsize(exported) > 0
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
+def test_torchs_kernel_is_a_candidate_that_matches_and_wins_when_the_own_one_is_slow(cell):
+    """Each LSTM / GRU call is timed as the runtime's recurrence and as torch's kernel; both give
+    PyTorch's result, and the runtime's, made slower on purpose, loses the call to torch's."""
+    import tvm_ffi
+
+    from torchtvm.backend import measure
+
+    torch.manual_seed(5)
+    model, x = Rnn(cell, num_layers=2, bidirectional=True), torch.randn(7, 3, 8)
+    mod = import_program(torch.export.export(model.eval(), (x,)), [x], 3 if cell is nn.LSTM else 2).mod
+    for algorithm in ("", "torch"):
+        placed, offloads = builder.place(mod, INFO, "library")
+        ex = builder.compile_placed(library.use_algorithms(placed, offloads, {offloads[0].name: algorithm}), INFO)
+        agree(TvmRunner(ex), model, x)
+        assert offloads[0].algorithm == algorithm
+    delay = tvm_ffi.get_global_func("torchtvm.debug_delay_kernel")
+    placed, offloads = builder.place(mod, INFO, "auto")
+    try:
+        delay("recurrent", 3000)
+        timed = measure.time_library_calls(placed, offloads, rounds=1, calls=3)[offloads[0].name]
+    finally:
+        delay("recurrent", 0)
+    assert timed.library_ms >= 3.0 and timed.others_ms["torch"] < 3.0 and timed.algorithm == "torch"

@@ -113,7 +113,7 @@ def test_the_default_build_times_winograd_and_uses_it_only_where_faster(tmp_path
     x = torch.randn(1, 16, 24, 24)
     mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
     placed, offloads = builder.place(mod, INFO, "auto")
-    timed = measure.time_winograd(placed, offloads, rounds=2, calls=5)
+    timed = measure.time_library_calls(placed, offloads, rounds=2, calls=5)
     assert list(timed) == [offloads[0].name]  # the stride-2 conv has no Winograd form
     t = timed[offloads[0].name]
     assert t.library_ms > 0 and t.winograd_ms > 0 and t.tvm_ms is None and t.where == "library"
@@ -127,7 +127,8 @@ def test_the_default_build_times_winograd_and_uses_it_only_where_faster(tmp_path
     assert set(first["alone_ms"]) == {"library", "winograd"} and "alone_ms" not in strided
     chose = first["alone_ms"]["winograd"] < first["alone_ms"]["library"] * measure.MARGIN
     assert (first.get("algorithm") == "winograd") == chose and "algorithm" not in strided
-    assert placement["note"].startswith(f"auto: {int(chose)} of 1 3x3 convolution(s) as Winograd")
+    assert placement["note"].startswith("auto: 1 library call(s) timed every way they can run")
+    assert ("1 as Winograd (of 1 that can take it)" in placement["note"]) == chose
 
 
 def test_the_choice_follows_the_times():
@@ -153,6 +154,6 @@ def test_a_built_model_still_runs_right_after_the_timing_drops_the_weight_caches
         torch.testing.assert_close(runner.run([x, r])[0], model(x, r), rtol=1e-4, atol=1e-4)
     mod = import_program(torch.export.export(model.eval(), (x, r)), [x, r], 1).mod
     placed, offloads = builder.place(mod, INFO, "auto")
-    assert measure.time_winograd(placed, offloads, rounds=1, calls=2)
+    assert measure.time_library_calls(placed, offloads, rounds=1, calls=2)
     with torch.no_grad():
         torch.testing.assert_close(runner.run([x, r])[0], model(x, r), rtol=1e-4, atol=1e-4)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from torchtvm.backend import library, nan_semantics, recurrent
 from torchtvm.backend.cpu_schedule import ParallelVectorize
-from torchtvm.common import cpu_features
+from torchtvm.common import cpu_features, isa_cap
 from torchtvm.common.errors import EngineError
 
 # Features a generated x86 kernel can depend on (recorded in exported metadata, checked on load).
@@ -35,7 +35,8 @@ def resolve_target(name: str = "llvm", num_cores: int | None = None) -> TargetIn
     num_cores = num_cores or os.cpu_count() or 1
     if name in ("llvm", "cpu", "native"):
         mcpu = codegen.llvm_get_system_cpu()
-        target = Target({"kind": "llvm", "mcpu": mcpu, "num-cores": num_cores})
+        capped = isa_cap.target_mattr()  # TORCHTVM_MAX_CPU_ISA: this CPU without what is above the cap
+        target = Target({"kind": "llvm", "mcpu": mcpu, "num-cores": num_cores, **({"mattr": capped} if capped else {})})
         return TargetInfo(target, "llvm", mcpu, cpu_features.target_features(target))
     if name == "cuda":
         if not tvm.cuda(0).exist:

@@ -96,23 +96,36 @@ def _calls(value, func: str) -> bool:
     return _op_name(value) == "relax.call_dps_packed" and str(getattr(value.args[0], "global_symbol", "")) == func
 
 
-def use_winograd(mod, offloads: list, names: frozenset):
-    """`mod` (as offload placed it) with the convolutions in `names` switched to the runtime's
-    Winograd kernel, without planning the graph again. Marks their offloads; returns the module."""
+# The code of each library algorithm, by runtime function: the extra last attribute of its call
+# (native/runtime/src/library_kernels.cc Conv2d, library_recurrent.cc).
+ALGORITHM_CODES = {
+    "torchtvm.conv2d": {"winograd": 1, "onednn": 2},
+    "torchtvm.lstm": {"torch": 1},
+    "torchtvm.gru": {"torch": 1},
+}
+
+
+def use_algorithms(mod, offloads: list, choices: dict):
+    """`mod` (as offload placed it) with the calls named in `choices` ({op name: algorithm, one of
+    ALGORITHM_CODES}) given that algorithm, without planning the graph again. Marks their
+    offloads; returns the module."""
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
-    chosen = {o.name for o in offloads if o.name in names and o.winograd_ok}
+    func_of = {o.name: o.func for o in offloads}
+    chosen = {n: ALGORITHM_CODES[func_of[n]][a] for n, a in choices.items() if a and a in ALGORITHM_CODES.get(func_of.get(n, ""), {})}
 
     @mutator
     class Switch(PyExprMutator):
         def visit_var_binding_(self, binding):
             v = binding.value
-            if _name(binding.var) not in chosen or not _calls(v, "torchtvm.conv2d"):
+            name = _name(binding.var)
+            if name not in chosen or not _calls(v, func_of[name]):
                 return super().visit_var_binding_(binding)
             *args, attrs = v.args[1].fields
             args = [a if isinstance(a, _Constant) else self.visit_expr(a) for a in args]
-            # library_kernels.cc Conv2d: attribute 10, the algorithm
-            call = relax.op.call_dps_packed("torchtvm.conv2d", relax.Tuple(args + [relax.ShapeExpr([int(x) for x in attrs.values] + [1])]), out_ty=binding.var.ty)
+            ty = binding.var.ty
+            out_ty = list(ty.fields) if hasattr(ty, "fields") else ty  # LSTM / GRU: several outputs
+            call = relax.op.call_dps_packed(func_of[name], relax.Tuple(args + [relax.ShapeExpr([int(x) for x in attrs.values] + [chosen[name]])]), out_ty=out_ty)
             self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(call)))
 
     if not chosen:
@@ -121,7 +134,7 @@ def use_winograd(mod, offloads: list, names: frozenset):
     mod["main"] = Switch(mod).visit_expr(mod["main"])
     for o in offloads:
         if o.name in chosen:
-            o.algorithm = "winograd"
+            o.algorithm = choices[o.name]
     return mod
 
 

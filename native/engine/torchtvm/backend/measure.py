@@ -1,8 +1,9 @@
 """Per-operator placement, measured: each op the library could take is timed both ways (the library
 kernel, and TVM's kernel with the tuning database's schedule) in the layout the model runs it in,
-and goes where it is faster. A convolution the runtime's Winograd kernel can take is timed both
-ways as a library call (time_winograd, untuned builds too) and uses Winograd where that is faster
-than oneDNN's direct convolution.
+and goes where it is faster. A library call with more than one algorithm (a convolution as
+Winograd, as the runtime's depthwise loop or small GEMM, or as oneDNN's direct convolution; an
+LSTM / GRU as the runtime's recurrence or torch's kernel) is timed every way (time_library_calls,
+untuned builds too) and uses the fastest.
 
 For TVM's kernels, every candidate is a function of one module, built and exported once and
 loaded like the model (TVM's loops on torch's thread pool), then timed in interleaved rounds so
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torchtvm.backend import build as builder
 from torchtvm.backend import library
@@ -30,62 +31,123 @@ MARGIN = 0.95
 @dataclass
 class OpTiming:
     name: str
-    library_ms: float
+    library_ms: float  # the library call as the default build makes it
     tvm_ms: float | None  # None where TVM's kernel was not timed (an untuned build)
     winograd_ms: float | None = None  # the library call with the Winograd kernel, where it applies
+    # Other algorithms of the library call: "onednn" (a convolution without the runtime's own
+    # depthwise loop or small-GEMM path), "torch" (an LSTM / GRU by torch's kernel).
+    others_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def algorithm(self) -> str:
+        """The library algorithm that timed clearly fastest; "" for the default."""
+        times = {**self.others_ms, **({"winograd": self.winograd_ms} if self.winograd_ms is not None else {})}
+        best = min(times, key=lambda k: times[k], default=None)
+        return best if best is not None and times[best] < self.library_ms * MARGIN else ""
 
     @property
     def winograd(self) -> bool:
-        return self.winograd_ms is not None and self.winograd_ms < self.library_ms * MARGIN
+        return self.algorithm == "winograd"
+
+    @property
+    def best_library_ms(self) -> float:
+        a = self.algorithm
+        return self.library_ms if not a else (self.winograd_ms if a == "winograd" else self.others_ms[a])  # type: ignore[return-value]
 
     @property
     def where(self) -> str:
-        best_library = self.winograd_ms if self.winograd_ms is not None and self.winograd else self.library_ms
-        return "tvm" if self.tvm_ms is not None and self.tvm_ms < best_library * MARGIN else "library"
+        return "tvm" if self.tvm_ms is not None and self.tvm_ms < self.best_library_ms * MARGIN else "library"
 
 
-def time_winograd(placed, offloads: list, rounds: int = 5, calls: int = 4) -> dict[str, OpTiming]:
-    """For an untuned build: each static-shaped convolution of `placed` (a module offload placed)
-    that the Winograd kernel can take, its library call timed in this process both ways (oneDNN's
-    direct convolution, Winograd) on the model's weights and random activations, in interleaved
-    rounds. Only the kernels run (no TVM build): about a second for ResNet-18."""
+def _variants(o, call) -> dict[str, tuple]:
+    """The attribute tuples to time `o`'s call with: its default and each algorithm it can take."""
+    *inputs, attrs = call.args[1].fields
+    base = tuple(int(x) for x in attrs.values)
+    out = {"library": base}
+    if o.func == "torchtvm.conv2d":
+        if o.winograd_ok:
+            out["winograd"] = base + (library.ALGORITHM_CODES[o.func]["winograd"],)
+        w = library.static_shape(inputs[1])
+        # The runtime's own paths (library_kernels.cc Conv2d): a depthwise loop (groups > 1) and a
+        # GEMM for small 1x1 convolutions; elsewhere the default already is oneDNN.
+        if str(inputs[0].ty.dtype) == "float32" and w is not None and (base[6] > 1 or w[2:] == [1, 1]):
+            out["onednn"] = base + (library.ALGORITHM_CODES[o.func]["onednn"],)
+    elif o.func in ("torchtvm.lstm", "torchtvm.gru"):
+        out["torch"] = base + (library.ALGORITHM_CODES[o.func]["torch"],)
+    return out
+
+
+def time_library_calls(placed, offloads: list, rounds: int = 5, calls: int = 4, cache=None, budget_s: float = 60.0) -> dict[str, OpTiming]:
+    """For an untuned build: each static-shaped library call of `placed` (a module offload placed)
+    that has another algorithm (Winograd or oneDNN's direct convolution for a convolution, torch's
+    kernel for the runtime's own depthwise loop, small GEMM or LSTM / GRU recurrence), timed in
+    this process every way, on the model's weights and random activations, in interleaved rounds.
+    Only the kernels run (no TVM build): about a second for ResNet-18. Times found in `cache`
+    (kernel_choices.TimingCache) are not measured again; `budget_s` bounds the timing (calls left
+    when it runs out keep their default)."""
     import time
 
     import torch
     import tvm_ffi
 
-    conv = tvm_ffi.get_global_func("torchtvm.conv2d")
-    found = library.library_calls(placed, "torchtvm.conv2d")
-    cases = {}
+    from torchtvm.backend import kernel_choices
+
+    found = {name: call for f in library.ALGORITHM_CODES for name, call in library.library_calls(placed, f).items()}
+    machine = kernel_choices.machine() if cache is not None else {}
+    cases, known = {}, {}
     for o in offloads:
-        call = found.get(o.name) if o.winograd_ok else None
-        if call is None:
+        call = found.get(o.name)
+        if call is None or o.func not in library.ALGORITHM_CODES:
             continue
-        *inputs, attrs = call.args[1].fields
-        maybe_shapes = [library.static_shape(a) for a in inputs] + [library.static_shape(call)]
-        shapes = [s for s in maybe_shapes if s is not None]
-        if len(shapes) != len(maybe_shapes):
+        variants = _variants(o, call)
+        if len(variants) < 2:
+            continue
+        *inputs, _ = call.args[1].fields
+        maybe_shapes = [library.static_shape(a) for a in inputs]
+        out_types = list(call.ty.fields) if hasattr(call.ty, "fields") else [call.ty]
+        out_shapes = [[int(d.value) for d in t.shape.values] if all(hasattr(d, "value") for d in t.shape.values) else None for t in out_types]
+        if any(s is None for s in maybe_shapes + out_shapes):
             continue  # a symbolic shape: no size to time it at
-        consts = [library.constant_value(a) for a in inputs]  # the weights and bias; activations are random
-        args = [c if c is not None else torch.randn(s) for c, s in zip(consts, shapes)]
-        out = torch.empty(shapes[-1])
-        base = tuple(int(x) for x in attrs.values)
-        cases[o.name] = (args, out, {"lib": tvm_ffi.Shape(base), "wino": tvm_ffi.Shape(base + (1,))})
+        signature = {"func": o.func, "variants": {k: list(v) for k, v in variants.items()}, "inputs": [[s, str(a.ty.dtype)] for s, a in zip(maybe_shapes, inputs)], "outputs": out_shapes}
+        k = kernel_choices.key(signature, machine) if cache is not None else ""
+        hit = cache.get(k) if cache is not None else None
+        if hit is not None and set(hit) == set(variants):
+            known[o.name] = hit
+            continue
+        # the weights and biases (constants); activations and states are random
+        args = [library.constant_value(a) if library.constant_value(a) is not None else torch.randn(s).to(getattr(torch, str(a.ty.dtype))) for a, s in zip(inputs, maybe_shapes)]
+        outs = [torch.empty(s, dtype=getattr(torch, str(t.dtype))) for s, t in zip(out_shapes, out_types)]
+        func = tvm_ffi.get_global_func(o.func)
+        cases[o.name] = (func, args, outs, {name: tvm_ffi.Shape(v) for name, v in variants.items()}, k)
     times: dict[tuple, list[float]] = {}
-    for args, out, variants in cases.values():
+    for func, args, outs, variants, _ in cases.values():
         for a in variants.values():
-            conv(*args, a, out)  # the first call packs or transforms the weight
-    for _ in range(rounds):
-        for name, (args, out, variants) in cases.items():
+            func(*args, a, *outs)  # the first call packs or transforms the weight
+    deadline = time.perf_counter() + budget_s
+    for r in range(rounds):
+        if r > 0 and time.perf_counter() > deadline:
+            break
+        for name, (func, args, outs, variants, _) in cases.items():
             for kind, a in variants.items():
                 for _ in range(calls):
                     t0 = time.perf_counter()
-                    conv(*args, a, out)
+                    func(*args, a, *outs)
                     times.setdefault((name, kind), []).append((time.perf_counter() - t0) * 1e3)
     # The weights packed here are this module's constants, not the built model's copies.
     tvm_ffi.get_global_func("torchtvm.library_clear_caches")()
-    low = {k: statistics.quantiles(v, n=10)[0] if len(v) >= 10 else min(v) for k, v in times.items()}
-    return {name: OpTiming(name, low[(name, "lib")], None, low[(name, "wino")]) for name in cases}
+    result: dict[str, dict[str, float]] = dict(known)
+    for name, (_, _, _, variants, k) in cases.items():
+        # A low quantile: on a busy machine the median measures the load (see _time).
+        low = {kind: (statistics.quantiles(v, n=10)[0] if len(v) >= 10 else min(v)) for kind in variants if (v := times.get((name, kind)))}
+        if set(low) == set(variants):
+            result[name] = low
+            if cache is not None:
+                cache.put(k, low)
+    return {name: _timing(name, t) for name, t in result.items()}
+
+
+def _timing(name: str, t: dict[str, float]) -> OpTiming:
+    return OpTiming(name, t["library"], None, t.get("winograd"), {k: v for k, v in t.items() if k not in ("library", "winograd")})
 
 
 def measure_ops(prepared, info, database, dtypes: set[str], rounds: int = 3, calls: int = 10) -> dict[str, OpTiming]:

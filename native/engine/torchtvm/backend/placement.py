@@ -13,10 +13,10 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torchtvm.backend import build as builder
-from torchtvm.backend import library, measure
+from torchtvm.backend import kernel_choices, library, measure
 from torchtvm.backend.build import TargetInfo
 from torchtvm.backend.executor import TvmRunner
 from torchtvm.common.progress import JobContext
@@ -108,7 +108,7 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
         t = measured.get(o.name)
         if not t:
             return {}
-        ms = {"library": t.library_ms, "tvm": t.tvm_ms, "winograd": t.winograd_ms}
+        ms = {"library": t.library_ms, "tvm": t.tvm_ms, "winograd": t.winograd_ms, **t.others_ms}
         return {"alone_ms": {k: v for k, v in ms.items() if v is not None}}
 
     for i, o in enumerate(offloads):
@@ -148,9 +148,9 @@ def export_metadata(offloads: list) -> dict | None:
 
 def build_with_placement(mod, specs, info: TargetInfo, database, placement: str, ctx: JobContext):
     """Build with the placement asked for. `auto` builds the default: library kernels wherever they
-    exist, and Winograd for the 3x3 convolutions where it times faster than oneDNN's direct
-    convolution (each timed alone, in this process, on the model's weights: about a second for
-    ResNet-18). With a tuning database, `auto` also places each op where it measures faster (the
+    exist, each call with the algorithm that times fastest here (Winograd or oneDNN's direct
+    convolution, the runtime's own loops or torch's kernels; each timed alone, in this process, on
+    the model's weights, about a second for ResNet-18, cached across builds). With a tuning database, `auto` also places each op where it measures faster (the
     library kernel, or TVM's tuned kernel, timed alone in the model's layout), then times that
     build against the default and keeps the faster, so tuning never makes the model slower.
     Returns (executable, offloads, choice (how auto decided, or None), {op name: OpTiming})."""
@@ -160,30 +160,31 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     # One prepared graph (BatchNorm folded, NHWC) for the default build and the per-op timing.
     prepared = builder.prepare(mod, info)
     placed, offloads = builder.offload_prepared(prepared, info)
-    wino_timed = {}
-    if any(o.winograd_ok for o in offloads):
-        ctx.progress("build", "timing the 3x3 convolutions as Winograd and as oneDNN's direct convolution")
-        wino_timed = measure.time_winograd(placed, offloads)
-        ctx.check_cancelled()
-    winograd = frozenset(name for name, t in wino_timed.items() if t.winograd)
-    default_ex = builder.compile_placed(library.use_winograd(placed, offloads, winograd), info, database)
-    wino_note = f"{len(winograd)} of {len(wino_timed)} 3x3 convolution(s) as Winograd, where it timed more than 5% faster than oneDNN's direct convolution"
+    cache = kernel_choices.TimingCache()
+    ctx.progress("build", "timing each library call's algorithms on this machine (Winograd, oneDNN, torch's kernels, the runtime's own)")
+    lib_timed = measure.time_library_calls(placed, offloads, cache=cache)
+    cache.save(ctx.log)
+    ctx.check_cancelled()
+    algorithms = {name: t.algorithm for name, t in lib_timed.items() if t.algorithm}
+    default_ex = builder.compile_placed(library.use_algorithms(placed, offloads, algorithms), info, database)
+    lib_note = _algorithms_note(lib_timed, offloads)
     if database is None:
-        return default_ex, offloads, ({"note": f"auto: {wino_note}"} if wino_timed else None), wino_timed
+        return default_ex, offloads, ({"note": f"auto: {lib_note}"} if lib_timed else None), lib_timed
 
     ctx.progress("build", "timing each op as a library kernel and as TVM's tuned kernel")
     measured = measure.measure_ops(prepared, info, database, library.library_dtypes(info.features))
-    # A convolution Winograd can take keeps the times that chose its algorithm (both candidates timed
-    # the same way, so the default's choice and this report agree).
-    measured = {name: measure.OpTiming(name, wino_timed[name].library_ms, t.tvm_ms, wino_timed[name].winograd_ms) if name in wino_timed else t for name, t in measured.items()}
+    # A call with several algorithms keeps the times that chose its algorithm (all timed the same
+    # way, so the default's choice and this report agree).
+    measured = {name: replace(lib_timed[name], tvm_ms=t.tvm_ms) if name in lib_timed else t for name, t in measured.items()}
     ctx.check_cancelled()
     in_tvm = frozenset(name for name, t in measured.items() if t.where == "tvm")
     if not in_tvm:
-        note = f"auto: each of the {len(measured)} op(s) timed faster (or within 5%) as a library kernel than as a tuned TVM kernel; {wino_note}"
+        note = f"auto: each of the {len(measured)} op(s) timed faster (or within 5%) as a library kernel than as a tuned TVM kernel; {lib_note}"
         return default_ex, offloads, {"note": note, "kept": False}, measured
     moved = f"{len(in_tvm)} op(s) in TVM's tuned kernels"
     ctx.progress("build", f"building with {moved}, to compare with the default")
-    mixed_ex, mixed_offloads = builder.build_placed(mod, info, database, "library", keep_in_tvm=in_tvm, winograd=winograd)
+    mixed, mixed_offloads = builder.offload_prepared(prepared, info, keep_in_tvm=in_tvm)
+    mixed_ex = builder.compile_placed(library.use_algorithms(mixed, mixed_offloads, {n: a for n, a in algorithms.items() if n not in in_tvm}), info, database)
     sample = random_inputs(specs)
     runs: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="torchtvm-placement-") as tmp:
@@ -196,12 +197,27 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     ctx.check_cancelled()
     kept = timings["per_op"] < timings["library"]
     note = (
-        f"auto {'kept' if kept else 'dropped'} the per-op placement ({moved}; {wino_note}): "
+        f"auto {'kept' if kept else 'dropped'} the per-op placement ({moved}; {lib_note}): "
         f"{timings['per_op']:.3f} ms against {timings['library']:.3f} ms for the default (fastest of 10 interleaved runs)"
     )
     ctx.log(note)
     choice = {"note": note, "kept": kept, "per_op_ms": timings["per_op"], "library_ms": timings["library"]}
     return (mixed_ex, mixed_offloads, choice, measured) if kept else (default_ex, offloads, choice, measured)
+
+
+_ALGORITHM_WORDS = {"winograd": "as Winograd", "onednn": "as oneDNN's convolution in place of the runtime's own loop", "torch": "as torch's kernel in place of the runtime's recurrence"}
+
+
+def _algorithms_note(timed: dict, offloads: list) -> str:
+    """How the library calls' algorithms were chosen, in one sentence."""
+    if not timed:
+        return "no library call has another algorithm to time"
+    chosen = [t.algorithm for t in timed.values() if t.algorithm]
+    wino_ok = sum(1 for o in offloads if o.winograd_ok and o.name in timed)
+    parts = [f"{chosen.count(a)} {_ALGORITHM_WORDS[a]}" + (f" (of {wino_ok} that can take it)" if a == "winograd" else "") for a in _ALGORITHM_WORDS if a in chosen]
+    if not parts:
+        parts = ["each kept its default"]
+    return f"{len(timed)} library call(s) timed every way they can run, here: {'; '.join(parts)} (an algorithm replaces the default only when more than 5% faster)"
 
 
 def placement_report(mod, info: TargetInfo, placement: str, offloads: list, runner: TvmRunner, specs, total_ms, measured: dict) -> tuple[dict, list]:

@@ -103,7 +103,7 @@ def expand(mod):
             if kind is None:
                 return super().visit_var_binding_(binding)
             args = [self.visit_expr(a) for a in binding.value.args[1].fields]
-            attrs = [int(v) for v in args[-1].values]
+            attrs = [int(v) for v in args[-1].values][:4]  # the algorithm (5th) is not TVM's concern
             states = 2 if kind == "lstm" else 1
             result = _unroll(self.builder_, kind, args[0], args[1 : 1 + states], args[1 + states : -1], attrs)
             self.set_var_remap(binding.var, result)

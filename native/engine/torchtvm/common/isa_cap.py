@@ -1,0 +1,77 @@
+"""TORCHTVM_MAX_CPU_ISA=avx2|avx512: build, run and time as if this CPU had at most that ISA.
+
+One switch caps the three places code is chosen by CPU features, so that an AVX-512 machine can
+build, test and benchmark what an AVX2 desktop runs:
+- the runtime's own kernels (native/runtime/src/cpu_isa.cc reads the same variable);
+- PyTorch's kernels: oneDNN (`ONEDNN_MAX_CPU_ISA`) and ATen's vectorized loops (`ATEN_CPU_CAPABILITY`),
+  which both read their variable once, at first use, so `apply_to_environment` runs when torchtvm
+  is imported, before any kernel;
+- TVM's code: the target of a build for this CPU drops the features above the cap (`mattr`).
+A cap never adds features the CPU lacks.
+"""
+
+from __future__ import annotations
+
+import os
+
+from torchtvm.common.errors import EngineError
+
+ENV = "TORCHTVM_MAX_CPU_ISA"
+LEVELS = ("avx2", "avx512")
+
+# What each cap sets for torch's kernels, unless the user set those variables themselves.
+_ONEDNN = {"avx2": "AVX2", "avx512": "AVX512_CORE_FP16"}  # no AMX above the avx512 cap
+_ATEN = {"avx2": "avx2", "avx512": "avx512"}
+# LLVM features a build for this CPU turns off under each cap (turning off avx512f / amx-tile
+# turns off every feature that depends on it). The AVX2-class VNNI and IFMA extensions are off
+# too: the AVX2 desktops the cap stands for (Zen 2-4, Skylake) lack them.
+_MATTR_OFF = {
+    "avx2": ["-avx512f", "-amx-tile", "-avxvnni", "-avxifma", "-avxvnniint8", "-avxneconvert", "-avxvnniint16"],
+    "avx512": ["-amx-tile"],
+}
+
+
+def cap() -> str | None:
+    """The cap asked for, or None; an unknown value is refused with the fix."""
+    value = os.environ.get(ENV, "").strip().lower()
+    if not value:
+        return None
+    if value not in LEVELS:
+        raise EngineError("bad_isa_cap", f"{ENV}={os.environ[ENV]!r} is not one of {', '.join(LEVELS)}: set it to one of those, or unset it to use every feature of this CPU.")
+    return value
+
+
+def apply_to_environment() -> None:
+    """Sets oneDNN's and ATen's caps from ours (before torch runs a kernel). A bad value is left
+    for `cap()` to report where a job can say so."""
+    try:
+        level = cap()
+    except EngineError:
+        return
+    if level is None:
+        return
+    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", _ONEDNN[level])
+    os.environ.setdefault("ATEN_CPU_CAPABILITY", _ATEN[level])
+
+
+def target_mattr() -> list[str]:
+    """The `mattr` entries a build for this CPU adds under the cap (none without one)."""
+    level = cap()
+    return list(_MATTR_OFF[level]) if level else []
+
+
+def describe() -> dict:
+    """What runs under the cap, for build reports and the benchmark tables: the cap, the runtime
+    kernels' ISA, and torch's."""
+    import torch
+    import tvm_ffi
+
+    from torchtvm.common.runtime_library import load_library
+
+    load_library()
+    kernel_isa = tvm_ffi.get_global_func("torchtvm.kernel_isa", allow_missing=True)
+    return {
+        "cap": cap(),
+        "runtime_kernels": str(kernel_isa()) if kernel_isa is not None else None,
+        "torch": str(torch.backends.cpu.get_cpu_capability()).lower(),
+    }
