@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // `npm test`: lint and type checks (ESLint with the layer rules, tsc for app/ and renderer/, ruff,
-// mypy and import-linter for the engine), then the engine's pytest suite, the Node suite (core, CLI,
-// addon) and the e2e suite (browser mode in Chromium, and the Electron window where its binary is
+// mypy and import-linter for the engine), then the engine's pytest suite, its kernel tests again
+// under TORCHTVM_MAX_CPU_ISA=avx2 (on an AVX-512 CPU), the Node suite (core, CLI, addon) and the e2e suite (browser mode in Chromium, and the Electron window where its binary is
 // installed). Every suite runs even if an earlier one fails; the exit code is the first failure's.
 //
-// `node scripts/test.mjs [lint] [python] [node] [e2e]` runs only the named suites.
+// `node scripts/test.mjs [lint] [python] [kernels-avx2] [node] [e2e]` runs only the named suites.
 //
 // The summary says what was not tested: counts come from the runners' own reports (vitest's JSON
 // reporter, pytest's JUnit XML), skips are counted by cause (pytest: by reason), and a suite whose
@@ -47,8 +47,8 @@ function electronBinary() {
 // even 0, as a request for colour).
 const { FORCE_COLOR: _forceColor, ...env } = process.env;
 env.NO_COLOR = '1';
-function exec(cmd, args, cwd = root) {
-  const r = spawnSync(cmd, args, { cwd, stdio: 'inherit', env });
+function exec(cmd, args, cwd = root, extraEnv = {}) {
+  const r = spawnSync(cmd, args, { cwd, stdio: 'inherit', env: { ...env, ...extraEnv } });
   if (r.error) console.error(`could not run ${cmd}: ${r.error.message}`);
   return r.status ?? 1;
 }
@@ -99,10 +99,10 @@ function lint() {
 
 const unescapeXml = (s) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d))).replace(/&amp;/g, '&');
 
-function pytest() {
-  const xml = join(reports, 'pytest.xml');
+function pytest(report = 'pytest.xml', paths = ['test/python'], extraEnv = {}) {
+  const xml = join(reports, report);
   rmSync(xml, { force: true });
-  const code = exec(python, ['-m', 'pytest', '-q', '-rs', `--junitxml=${xml}`, 'test/python']);
+  const code = exec(python, ['-m', 'pytest', '-q', '-rs', `--junitxml=${xml}`, ...paths], root, extraEnv);
   if (!existsSync(xml)) return { code: code || 1, passed: 0, failed: 1, skipped: 0, detail: 'pytest wrote no report' };
   const text = readFileSync(xml, 'utf8');
   let tests = 0, failed = 0, skipped = 0;
@@ -121,6 +121,18 @@ function pytest() {
   // A run that failed without a failing test (collection error, crash) still counts as a failure.
   if (code !== 0 && failed === 0) failed = 1;
   return { code, passed: tests - failed - skipped, failed, skipped, detail: '', extra: lines };
+}
+
+// The kernel tests again with TORCHTVM_MAX_CPU_ISA=avx2: on an AVX-512 machine they then run the
+// code an AVX2 desktop runs (the runtime's kernels, oneDNN, ATen and TVM's target all capped).
+const KERNEL_TESTS = ['test/python/backend', 'test/python/common/test_isa_cap.py'];
+
+function pytestAvx2() {
+  const flags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  if (!/\bavx512f\b/.test(flags)) {
+    return { code: 0, passed: 0, failed: 0, skipped: 0, detail: 'not run: this CPU has no AVX-512, so the python suite already ran the AVX2 code' };
+  }
+  return pytest('pytest-avx2.xml', KERNEL_TESTS, { TORCHTVM_MAX_CPU_ISA: 'avx2' });
 }
 
 // ---- vitest -----------------------------------------------------------------------------------------
@@ -169,7 +181,8 @@ function vitestSuite(project) {
 
 const suites = [
   ['lint', lint],
-  ['python', pytest],
+  ['python', () => pytest()],
+  ['kernels-avx2', pytestAvx2],
   ['node', () => vitestSuite('node')],
   ['e2e', () => vitestSuite('e2e')],
 ];
@@ -196,7 +209,7 @@ for (const [name, fn] of suites) {
     if (r.code === 0) r.code = 1;
   }
   for (const k of Object.keys(total)) total[k] += r[k];
-  const counts = name === 'lint' ? r.detail : `${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped${r.detail ? ` (${r.detail})` : ''}`;
+  const counts = name === 'lint' || (r.passed + r.failed + r.skipped === 0 && r.detail) ? r.detail : `${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped${r.detail ? ` (${r.detail})` : ''}`;
   lines.push(`${name}: ${r.code === 0 ? 'passed' : `FAILED (exit ${r.code})`} in ${secs} s: ${counts}`, ...(r.extra ?? []));
   if (r.code !== 0 && exit === 0) exit = r.code;
 }
