@@ -20,11 +20,15 @@ def prepare(mod, convert_layout: bool):
         relax.transform.FoldConstant(),
     ]
     mod = tvm.transform.Sequential(seq)(mod)
+    if convert_layout and _has_op(mod, "relax.nn.conv1d"):
+        # A 1-D convolution is a 2-D one over a height of 1: so it gets the library's kernels
+        # (oneDNN, fused epilogues, NHWC) instead of TVM's default schedule.
+        mod = tvm.transform.Sequential([_Conv1dAsConv2d(), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()])(mod)
     if not convert_layout or not _has_op(mod, "relax.nn.conv2d"):
         return mod
     # ConvertLayout has no layout rule for clip (it would transpose back to NCHW around every
     # relu6): express clip as maximum/minimum, which it does move to NHWC.
-    nhwc = [_ClipToMinMax(), relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()]
+    nhwc = [_ClipToMinMax(), _PositiveAxes(), relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()]
     try:
         return tvm.transform.Sequential(nhwc)(mod)
     except Exception:  # TVM's layout pass fails on some graphs: keep NCHW (convolutions stay in TVM)
@@ -37,6 +41,75 @@ def _has_op(mod, name: str) -> bool:
         if isinstance(func, relax.Function):
             relax.analysis.post_order_visit(func, lambda e: found.append(1) if op_name(e) == name else None)
     return bool(found)
+
+
+# Reductions and squeeze whose axes ConvertLayout remaps: it fails (std::bad_alloc) on negative
+# axes, as an adaptive 1-D pool decomposes to (mean over [-1, -2], squeeze [-2]).
+_AXIS_OPS = {"relax.mean": relax.op.mean, "relax.sum": relax.op.sum, "relax.max": relax.op.max, "relax.min": relax.op.min, "relax.prod": relax.op.prod}
+
+
+def _PositiveAxes():
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    @mutator
+    class Mutator(PyExprMutator):
+        def visit_call_(self, op):
+            call = self.visit_expr_post_order(op)
+            name = op_name(call)
+            if name not in _AXIS_OPS and name != "relax.squeeze":
+                return call
+            axes = call.attrs.axis
+            ndim = getattr(call.args[0].ty, "ndim", -1)
+            if axes is None or ndim < 0 or all(int(a) >= 0 for a in axes):
+                return call
+            fixed = [int(a) % ndim for a in axes]
+            if name == "relax.squeeze":
+                return relax.op.squeeze(call.args[0], fixed)
+            return _AXIS_OPS[name](call.args[0], fixed, bool(call.attrs.keepdims))
+
+    @tvm.transform.module_pass(opt_level=0, name="PositiveAxes")
+    def transform(mod, ctx):
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                mod[gv] = Mutator(mod).visit_expr(func)
+        return mod
+
+    return transform
+
+
+def _Conv1dAsConv2d():
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    @mutator
+    class Mutator(PyExprMutator):
+        def visit_call_(self, op):
+            call = self.visit_expr_post_order(op)
+            if op_name(call) != "relax.nn.conv1d":
+                return call
+            a = call.attrs
+            if str(a.data_layout) != "NCW" or str(a.kernel_layout) != "OIW" or str(a.out_layout) != "NCW":
+                return call
+            x, w = call.args
+            pad = [int(p) for p in a.padding]
+            y = relax.op.nn.conv2d(
+                relax.op.expand_dims(x, [2]),
+                relax.op.expand_dims(w, [2]),
+                strides=[1, int(a.strides[0])],
+                padding=[0, pad[0], 0, pad[-1]],
+                dilation=[1, int(a.dilation[0])],
+                groups=int(a.groups),
+                out_dtype=str(a.out_dtype) or "",
+            )
+            return relax.op.squeeze(y, [2])
+
+    @tvm.transform.module_pass(opt_level=0, name="Conv1dAsConv2d")
+    def transform(mod, ctx):
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                mod[gv] = Mutator(mod).visit_expr(func)
+        return mod
+
+    return transform
 
 
 def _ClipToMinMax():
