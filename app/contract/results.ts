@@ -172,6 +172,8 @@ export const PlacedOpSchema = z.looseObject({
    * 'winograd' (a 3x3 convolution), 'onednn' (a convolution by oneDNN in place of the runtime's
    * own depthwise loop or small GEMM), 'torch' (an LSTM / GRU by torch's kernel). */
   algorithm: z.enum(['winograd', 'onednn', 'torch']).optional(),
+  /** A torchtvm.aten call: the ATen op PyTorch runs for it (it timed faster than TVM's kernel). */
+  aten: z.string().optional(),
   where: z.enum(['library', 'tvm', 'torchscript']),
   /** Median time of the call inside a model run (library calls); null where not measured. */
   ms: msOrNull,

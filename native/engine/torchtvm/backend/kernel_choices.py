@@ -66,6 +66,16 @@ def machine() -> dict:
     }
 
 
+def busy() -> bool:
+    """Whether something else competes for the CPU now (the load average beyond this process's
+    threads): timings taken then measure the load, and are used for this build but not kept."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return False
+    return load > (os.cpu_count() or 1) + 0.75
+
+
 def key(signature: dict, machine_info: dict) -> str:
     text = json.dumps({"call": signature, "machine": machine_info}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -78,6 +88,7 @@ class TimingCache:
         self.path = path or os.path.join(home(), FILE)
         self.entries: dict[str, dict[str, float]] = {}
         self.dirty = False
+        self.added: list[str] = []
         if not enabled():
             return
         try:
@@ -96,7 +107,16 @@ class TimingCache:
             return
         self.entries.pop(k, None)
         self.entries[k] = times  # newest last
+        self.added.append(k)
         self.dirty = True
+
+    def forget_added(self) -> int:
+        """Drops what this build timed (taken on a busy machine); returns how many."""
+        n = 0
+        for k in self.added:
+            n += self.entries.pop(k, None) is not None
+        self.added = []
+        return n
 
     def save(self, log=None) -> None:
         """Writes the file; a home that cannot be written costs the next build its timing, not

@@ -186,35 +186,77 @@ def task_library_ms(prepared, info, dtypes: set[str], task_hashes: list[str]) ->
 
 def _time(ops: list, info, database, dtypes: set[str], kinds: tuple, rounds: int, calls: int) -> dict[str, float]:
     """Builds `kinds` of each op ("tvm": its own bindings, "lib": offloaded) into one module,
-    exports and loads it like a model, and returns each function's median time in ms."""
+    exports and loads it like a model, and returns each function's low-quantile time in ms."""
     import tvm
     from tvm.relax.utils import copy_with_new_vars
 
-    if not ops:
-        return {}
-    mod = tvm.IRModule()
+    funcs = {}
     for i, (op, func) in enumerate(ops):
         if "tvm" in kinds:
-            mod[f"tvm_{i}"] = copy_with_new_vars(func).with_attr("global_symbol", f"tvm_{i}")
+            funcs[f"tvm_{i}"] = copy_with_new_vars(func)
         if "lib" in kinds:
             offloaded, _ = library.offload(tvm.IRModule({"main": copy_with_new_vars(func)}), dtypes)
-            mod[f"lib_{i}"] = offloaded["main"].with_attr("global_symbol", f"lib_{i}")
+            funcs[f"lib_{i}"] = offloaded["main"]
+    return time_functions(funcs, info, database, rounds, calls)
+
+
+def time_functions(funcs: dict, info, database, rounds: int, calls: int) -> dict[str, float]:
+    """Builds the relax functions `funcs` ({name: function}) into one module (TVM's kernels with the
+    database's schedules where it has them), exports and loads it like a model, times each in
+    interleaved rounds and returns {name: low-quantile ms}."""
+    import tvm
+
+    if not funcs:
+        return {}
+    mod = tvm.IRModule()
+    for name, func in funcs.items():
+        mod[name] = func.with_attr("global_symbol", name)
     executable = tvm.compile(builder.lower(mod, info, database), target=info.target)
     with tempfile.TemporaryDirectory(prefix="torchtvm-ops-") as tmp:
         runner = TvmRunner.from_library(builder.export_library(executable, os.path.join(tmp, "ops.so")))
     times: dict[str, list[float]] = {}
-    args = [runner.to_tvm([_sample(p) for p in func.params]) for _, func in ops]
+    args = {name: runner.to_tvm([_sample(p) for p in func.params]) for name, func in funcs.items()}
     # One call per sample: TVM's evaluator with number > 1 reported library calls many times
     # slower than one call at a time does (seen here; the model's own timing uses number=1 too).
     for _ in range(rounds):
-        for i in range(len(ops)):
-            for kind in kinds:
-                f = runner.vm.time_evaluator(f"{kind}_{i}", runner.dev, number=1, repeat=calls, min_repeat_ms=0)
-                times.setdefault(f"{kind}_{i}", []).extend(r * 1e3 for r in f(*args[i]).results)
+        for name in funcs:
+            f = runner.vm.time_evaluator(name, runner.dev, number=1, repeat=calls, min_repeat_ms=0)
+            times.setdefault(name, []).extend(r * 1e3 for r in f(*args[name]).results)
     # A low quantile, not the median: on a busy machine a parallel region can wait a whole
     # scheduler slice for a descheduled thread (library calls then read 8 or 16 ms), and what is
     # compared here is the kernels, not the load.
     return {k: statistics.quantiles(v, n=10)[0] if len(v) >= 10 else min(v) for k, v in times.items()}
+
+
+def time_aten_ops(placed, info, database, cache=None, rounds: int = 3, calls: int = 10) -> dict[str, OpTiming]:
+    """Each op of `placed` that PyTorch's kernel can run (library_aten.aten_calls), timed as TVM's
+    kernel (with the database's schedule, or the default one) and as the ATen call, alone, on its
+    model's shapes and weights. Times in `cache` are reused (keyed by the op, its shapes and the
+    machine). Returns {op name: OpTiming} (library_ms: the ATen call)."""
+    from torchtvm.backend import kernel_choices, library_aten
+
+    calls_found = library_aten.aten_calls(placed)
+    machine = kernel_choices.machine() if cache is not None else {}
+    known: dict[str, dict[str, float]] = {}
+    funcs, keys = {}, {}
+    for i, c in enumerate(calls_found):
+        signature = {"aten": c.op, "template": c.template, "tvm": str(c.expr.attrs), "inputs": [[library_aten.shape_json_of(a.ty), str(a.ty.dtype)] for a in c.expr.args if hasattr(a.ty, "shape")], "tuned": database is not None}
+        k = kernel_choices.key(signature, machine) if cache is not None and database is None else ""
+        hit = cache.get(k) if k else None
+        if hit is not None and set(hit) == {"library", "tvm"}:
+            known[c.name] = hit
+            continue
+        funcs[f"tvm_{i}"] = library_aten.standalone(c, as_aten=False)
+        funcs[f"aten_{i}"] = library_aten.standalone(c, as_aten=True)
+        keys[i] = k
+    times = time_functions(funcs, info, database, rounds, calls)
+    out = {name: OpTiming(name, t["library"], t["tvm"]) for name, t in known.items()}
+    for i, k in keys.items():
+        t = {"library": times[f"aten_{i}"], "tvm": times[f"tvm_{i}"]}
+        out[calls_found[i].name] = OpTiming(calls_found[i].name, t["library"], t["tvm"])
+        if k:
+            cache.put(k, t)
+    return out
 
 
 def _sample(param):

@@ -23,7 +23,11 @@ class Offload:
     # this build gives it that kernel (per-op placement does, where it timed faster).
     winograd_ok: bool = False
     algorithm: str = ""
+    # A torchtvm.aten call: the ATen op it runs ("aten::group_norm").
+    aten: str = ""
 
     def to_json(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "shape": self.shape, "epilogue": self.epilogue, "func": self.func}
+        if self.aten:
+            out["aten"] = self.aten
         return {**out, "algorithm": self.algorithm} if self.algorithm else out

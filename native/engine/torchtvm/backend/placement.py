@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass, replace
 
 from torchtvm.backend import build as builder
-from torchtvm.backend import kernel_choices, library, measure
+from torchtvm.backend import kernel_choices, library, library_aten, measure
 from torchtvm.backend.build import TargetInfo
 from torchtvm.backend.executor import TvmRunner
+from torchtvm.backend.library_attention import in_call_order
+from torchtvm.backend.offload import Offload
 from torchtvm.common.progress import JobContext
 from torchtvm.common.specs import random_inputs
 
@@ -50,6 +52,11 @@ SOURCE_OPS: dict[str, list[str]] = {
     "max_pool2d": ["aten::max_pool2d", "aten::max_pool2d_with_indices"],
     "lstm": ["aten::lstm"],
     "gru": ["aten::gru"],
+    # ops PyTorch's kernel can take through torchtvm.aten (library_aten.py)
+    "group_norm": ["aten::group_norm", "aten::native_group_norm"],
+    "instance_norm": ["aten::instance_norm"],
+    "avg_pool2d": ["aten::avg_pool2d"],
+    "conv_transpose2d": ["aten::conv_transpose2d", "aten::_convolution", "aten::convolution"],
 }
 
 
@@ -139,7 +146,7 @@ def export_metadata(offloads: list) -> dict | None:
 
     schema = tvm_ffi.get_global_func("torchtvm.library_schema")
     funcs = sorted({o.func for o in offloads})
-    ops = sorted({op for f in funcs for op in LIBRARY_OPS.get(f, [])})
+    ops = sorted({op for f in funcs for op in LIBRARY_OPS.get(f, [])} | {o.aten for o in offloads if o.aten})
     return {"torch": torch.__version__, "functions": funcs, "ops": {op: str(schema(op)) for op in ops}}
 
 
@@ -163,28 +170,47 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     cache = kernel_choices.TimingCache()
     ctx.progress("build", "timing each library call's algorithms on this machine (Winograd, oneDNN, torch's kernels, the runtime's own)")
     lib_timed = measure.time_library_calls(placed, offloads, cache=cache)
-    cache.save(ctx.log)
     ctx.check_cancelled()
+    # PyTorch's kernel for the ops the runtime has none for (GroupNorm, pooling, transposed
+    # convolution...), against TVM's kernel (tuned where the database has it).
+    aten_timed: dict = {}
+    if library_aten.aten_calls(placed):
+        ctx.progress("build", "timing the ops without a library kernel as TVM's kernel and as PyTorch's")
+        aten_timed = measure.time_aten_ops(placed, info, database, cache=cache)
+        ctx.check_cancelled()
+    if kernel_choices.busy() and cache.forget_added():
+        ctx.log(f"the machine was busy (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores) while the kernels were timed: their times choose this build's kernels but are not cached", "warn")
+    cache.save(ctx.log)
+    to_aten = frozenset(n for n, t in aten_timed.items() if t.tvm_ms is not None and t.library_ms < t.tvm_ms * measure.MARGIN)
     algorithms = {name: t.algorithm for name, t in lib_timed.items() if t.algorithm}
-    default_ex = builder.compile_placed(library.use_algorithms(placed, offloads, algorithms), info, database)
-    lib_note = _algorithms_note(lib_timed, offloads)
+
+    def finish_placing(module, module_offloads, skip=frozenset()):
+        """The library calls' algorithms and the ATen calls applied; offloads in call order."""
+        module = library.use_algorithms(module, module_offloads, {n: a for n, a in algorithms.items() if n not in skip})
+        module, aten_offloads = library_aten.offload(module, to_aten)
+        return module, in_call_order(module, list(module_offloads) + aten_offloads)
+
+    default_placed, offloads = finish_placing(placed, offloads)
+    default_ex = builder.compile_placed(default_placed, info, database)
+    lib_note = _algorithms_note(lib_timed, offloads) + _aten_note(aten_timed, to_aten)
+    timed = {**lib_timed, **aten_timed}
     if database is None:
-        return default_ex, offloads, ({"note": f"auto: {lib_note}"} if lib_timed else None), lib_timed
+        return default_ex, offloads, ({"note": f"auto: {lib_note}"} if timed else None), timed
 
     ctx.progress("build", "timing each op as a library kernel and as TVM's tuned kernel")
     measured = measure.measure_ops(prepared, info, database, library.library_dtypes(info.features))
     # A call with several algorithms keeps the times that chose its algorithm (all timed the same
     # way, so the default's choice and this report agree).
-    measured = {name: replace(lib_timed[name], tvm_ms=t.tvm_ms) if name in lib_timed else t for name, t in measured.items()}
+    measured = {**aten_timed, **{name: replace(lib_timed[name], tvm_ms=t.tvm_ms) if name in lib_timed else t for name, t in measured.items()}}
     ctx.check_cancelled()
-    in_tvm = frozenset(name for name, t in measured.items() if t.where == "tvm")
+    in_tvm = frozenset(name for name, t in measured.items() if t.where == "tvm" and name not in aten_timed)
     if not in_tvm:
         note = f"auto: each of the {len(measured)} op(s) timed faster (or within 5%) as a library kernel than as a tuned TVM kernel; {lib_note}"
         return default_ex, offloads, {"note": note, "kept": False}, measured
     moved = f"{len(in_tvm)} op(s) in TVM's tuned kernels"
     ctx.progress("build", f"building with {moved}, to compare with the default")
-    mixed, mixed_offloads = builder.offload_prepared(prepared, info, keep_in_tvm=in_tvm)
-    mixed_ex = builder.compile_placed(library.use_algorithms(mixed, mixed_offloads, {n: a for n, a in algorithms.items() if n not in in_tvm}), info, database)
+    mixed, mixed_offloads = finish_placing(*builder.offload_prepared(prepared, info, keep_in_tvm=in_tvm), skip=in_tvm)
+    mixed_ex = builder.compile_placed(mixed, info, database)
     sample = random_inputs(specs)
     runs: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="torchtvm-placement-") as tmp:
@@ -208,6 +234,12 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
 _ALGORITHM_WORDS = {"winograd": "as Winograd", "onednn": "as oneDNN's convolution in place of the runtime's own loop", "torch": "as torch's kernel in place of the runtime's recurrence"}
 
 
+def _aten_note(timed: dict, chosen: frozenset) -> str:
+    if not timed:
+        return ""
+    return f"; {len(timed)} op(s) without a library kernel timed as TVM's kernel and as PyTorch's: {len(chosen)} run PyTorch's (more than 5% faster), {len(timed) - len(chosen)} TVM's"
+
+
 def _algorithms_note(timed: dict, offloads: list) -> str:
     """How the library calls' algorithms were chosen, in one sentence."""
     if not timed:
@@ -229,4 +261,6 @@ def placement_report(mod, info: TargetInfo, placement: str, offloads: list, runn
     # The ops the library could take that stayed in TVM (all of them under --placement tvm).
     taken = {o.name for o in offloads}
     candidates = [c for c in library.candidates(mod) if c.name not in taken] if info.kind == "llvm" else []
+    # Ops PyTorch's kernel was timed for and TVM's kernel kept (they have times to show).
+    candidates += [Offload(c.name, c.kind, library_aten.shape_json_of(c.out_ty), [], "", [c.name]) for c in library_aten.aten_calls(builder.prepare(mod, info)) if c.name in measured and c.name not in taken]
     return report(placement, offloads, candidates, profile, total_ms, measured), list(offloads) + list(candidates)

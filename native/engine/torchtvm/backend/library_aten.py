@@ -1,0 +1,212 @@
+"""PyTorch's own kernel as a candidate for ops the runtime has no kernel of its own for: each such
+op can become a `torchtvm.aten` call (native/runtime/src/library_aten.cc), which runs the ATen op
+through torch's dispatcher on TVM's buffers. Placement times the call against TVM's kernel for the
+op (measure.time_aten_ops) and keeps the faster; nothing here decides by itself.
+
+Each entry of _CONVERTERS maps a Relax op to its ATen op and boxed arguments in schema order
+(the template library_aten.cc reads). A buffer in channels-last order is passed as a permuted view,
+in the layout the ATen op expects, and its output written back through the same view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tvm import relax
+from tvm.ir.expr import StringImm  # relax string literals live in tvm.ir since 0.27
+
+from torchtvm.backend.offload import Offload
+from torchtvm.backend.relax_ir import dtype_of, op_name, shape_json, var_name
+
+FUNC = "torchtvm.aten"
+_DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass
+class AtenCall:
+    """One op of the graph as it would run as an ATen call."""
+
+    name: str  # the var its binding defines (the op's name in the placement report)
+    kind: str  # group_norm | instance_norm | avg_pool2d | conv_transpose2d ...
+    op: str  # the ATen op ("aten::group_norm")
+    template: str  # library_aten.cc's template
+    tensors: list  # the Relax tensor arguments, in template order
+    out_ty: object
+    expr: object  # the op's call as TVM runs it
+    # The elementwise ops after it that TVM fuses into its kernel (an activation): timed with both
+    # candidates, so that TVM's fused kernel is weighed against the ATen call plus their kernel.
+    epilogue: list = field(default_factory=list)  # (var, value) bindings
+
+
+def _t(perm=None) -> str:
+    return "T" if perm is None or perm == list(range(len(perm))) else "T:" + ",".join(str(p) for p in perm)
+
+
+def _ints(values) -> str:
+    return "L" + ",".join(str(int(v)) for v in values)
+
+
+def _channels_first(ndim: int, axis: int) -> list[int]:
+    """The permutation that views a buffer with channels at `axis` as [N, C, ...]."""
+    return [0, axis] + [d for d in range(1, ndim) if d != axis]
+
+
+def _layout_perm(layout: str) -> list[int]:
+    """The permutation that views a buffer in a 2-D data layout ("NHWC") as NCHW."""
+    return [layout.index(c) for c in "NCHW"]
+
+
+def _norm(call, kind: str):
+    a = call.attrs
+    x, gamma, beta = call.args
+    ndim = len(shape_json(x))
+    c = int(a.channel_axis) % ndim
+    axes = sorted(int(v) % ndim for v in a.axes)
+    if axes != [d for d in range(ndim) if d not in (0, c)]:
+        return None
+    perm = _channels_first(ndim, c)
+    weight = "T" if bool(a.scale) else "N"
+    bias = "T" if bool(a.center) else "N"
+    tensors = [x] + ([gamma] if a.scale else []) + ([beta] if a.center else [])
+    eps = f"f{float(a.epsilon)!r}"
+    if kind == "group_norm":
+        args = [_t(perm), f"i{int(a.num_groups)}", weight, bias, eps, "b0"]
+        return "aten::group_norm", args, tensors, [perm]
+    # instance_norm(input, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, cudnn_enabled)
+    return "aten::instance_norm", [_t(perm), weight, bias, "N", "N", "b1", "f0.1", eps, "b0"], tensors, [perm]
+
+
+def _avg_pool2d(call, kind: str):
+    a = call.attrs
+    pad = [int(p) for p in a.padding]
+    if any(int(d) != 1 for d in a.dilation) or pad[0] != pad[2] or pad[1] != pad[3] or str(a.out_layout) != str(a.layout):
+        return None
+    perm = _layout_perm(str(a.layout))
+    # avg_pool2d(self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    args = [_t(perm), _ints(a.pool_size), _ints(a.strides), _ints(pad[:2]), f"b{int(bool(a.ceil_mode))}", f"b{int(bool(a.count_include_pad))}", "N"]
+    return "aten::avg_pool2d", args, [call.args[0]], [perm]
+
+
+def _conv_transpose2d(call, kind: str):
+    a = call.attrs
+    pad = [int(p) for p in a.padding]
+    if str(a.kernel_layout) != "IOHW" or pad[0] != pad[2] or pad[1] != pad[3] or str(a.out_layout) != str(a.data_layout):
+        return None
+    perm = _layout_perm(str(a.data_layout))
+    x, w = call.args
+    # conv_transpose2d.input(input, weight, bias, stride, padding, output_padding, groups, dilation)
+    args = [_t(perm), "T", "N", _ints(a.strides), _ints(pad[:2]), _ints(a.output_padding), f"i{int(a.groups)}", _ints(a.dilation)]
+    return "aten::conv_transpose2d.input", args, [x, w], [perm]
+
+
+_CONVERTERS = {
+    "relax.nn.group_norm": ("group_norm", _norm),
+    "relax.nn.instance_norm": ("instance_norm", _norm),
+    "relax.nn.avg_pool2d": ("avg_pool2d", _avg_pool2d),
+    "relax.nn.conv2d_transpose": ("conv_transpose2d", _conv_transpose2d),
+}
+
+
+# Elementwise ops TVM fuses after a reduction like GroupNorm (the epilogues of _epilogue).
+_ELEMENTWISE = {"relax.nn.relu", "relax.nn.gelu", "relax.nn.gelu_tanh", "relax.nn.silu", "relax.sigmoid", "relax.tanh", "relax.clip", "relax.maximum", "relax.minimum", "relax.add", "relax.multiply"}
+
+
+def _epilogue(bindings: list, i: int, uses: dict) -> list:
+    """The elementwise bindings that consume binding i's value alone (used once each), in order."""
+    out = []
+    var = bindings[i].var
+    for b in bindings[i + 1 :]:
+        v = b.value
+        if uses.get(var, 0) != 1 or op_name(v) not in _ELEMENTWISE or not v.args[0].same_as(var):
+            break
+        if any(isinstance(a, relax.Var) for a in v.args[1:]):
+            break  # a second tensor operand from elsewhere (a residual): not this op's epilogue
+        out.append((b.var, v))
+        var = b.var
+    return out
+
+
+def aten_calls(mod) -> list[AtenCall]:
+    """The ops of `main` that can run as an ATen call (static shapes, float dtypes), in binding order."""
+    from torchtvm.backend.relax_ir import free_vars
+
+    out = []
+    bindings = [b for block in mod["main"].body.blocks for b in block.bindings]
+    uses: dict = {}
+    for b in bindings:
+        for v in free_vars(b.value):
+            uses[v] = uses.get(v, 0) + 1
+    for v in free_vars(mod["main"].body.body):
+        uses[v] = uses.get(v, 0) + 1
+    for i, b in enumerate(bindings):
+        call = b.value
+        entry = _CONVERTERS.get(op_name(call) or "")
+        if entry is None or dtype_of(call) not in _DTYPES:
+            continue
+        if not all(isinstance(d, int) for d in shape_json(call)) or any(not all(isinstance(d, int) for d in shape_json(t)) for t in call.args if hasattr(t.ty, "shape")):
+            continue
+        kind, convert = entry
+        got = convert(call, kind)
+        if got is None:
+            continue
+        op, args, tensors, outs = got
+        template = ";".join(args) + "|" + ";".join(",".join(str(p) for p in perm) if perm != list(range(len(perm))) else "" for perm in outs)
+        out.append(AtenCall(var_name(b.var), kind, op, template, tensors, b.var.ty, call, _epilogue(bindings, i, uses)))
+    return out
+
+
+def emit(call: AtenCall):
+    """The `torchtvm.aten` call that computes `call`'s op."""
+    args = [StringImm(call.op), StringImm(call.template), *call.tensors]
+    return relax.op.call_dps_packed(FUNC, relax.Tuple(args), out_ty=call.out_ty)
+
+
+def offload(mod, names: frozenset) -> tuple[object, list[Offload]]:
+    """`mod` with the ops named in `names` (from aten_calls) as ATen calls. Returns (module,
+    offloads)."""
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    calls = {c.name: c for c in aten_calls(mod) if c.name in names}
+    if not calls:
+        return mod, []
+
+    @mutator
+    class Rewrite(PyExprMutator):
+        def visit_var_binding_(self, binding):
+            c = calls.get(var_name(binding.var))
+            if c is None:
+                return super().visit_var_binding_(binding)
+            c.tensors = [self.visit_expr(t) for t in c.tensors]
+            self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(emit(c))))
+
+    mod = mod.clone()
+    mod["main"] = Rewrite(mod).visit_expr(mod["main"])
+    offloads = [Offload(c.name, c.kind, shape_json_of(c.out_ty), [], FUNC, [c.name], aten=c.op) for c in calls.values()]
+    return mod, offloads
+
+
+def shape_json_of(ty) -> list:
+    return [int(v) if hasattr(v, "value") else str(v) for v in ty.shape.values]
+
+
+def standalone(call: AtenCall, as_aten: bool):
+    """The op alone, as a relax.Function of its non-constant inputs (its weights stay constants):
+    TVM's op, or the ATen call; for timing one against the other."""
+    from dataclasses import replace
+
+    free = [a for a in call.expr.args if isinstance(a, relax.Var)]
+    params = [relax.Var(f"p{i}", v.ty) for i, v in enumerate(free)]
+    remap = dict(zip(free, params))
+    bb = relax.BlockBuilder()
+    with bb.function("main", params):
+        with bb.dataflow():
+            if as_aten:
+                value = emit(replace(call, tensors=[remap.get(t, t) for t in call.tensors]))
+            else:
+                value = relax.Call(call.expr.op, [remap.get(a, a) for a in call.expr.args], call.expr.attrs)
+            last = bb.emit(value)
+            for var, ew in call.epilogue:
+                remap[var] = last = bb.emit(relax.Call(ew.op, [last, *ew.args[1:]], ew.attrs))
+            out = bb.emit_output(last)
+        bb.emit_func_output(out)
+    return bb.get()["main"]

@@ -1,0 +1,103 @@
+"""PyTorch's own kernel as a candidate for ops without a library kernel (backend/library_aten.py,
+native/runtime/src/library_aten.cc): each op the converter takes runs as a torchtvm.aten call that
+matches PyTorch (NaN and inf included) in the layout the graph has it (channels-last buffers as
+permuted views); placement times it against TVM's kernel and the report shows both."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from torchtvm.backend import build as builder
+from torchtvm.backend import library, library_aten, measure
+from torchtvm.backend.executor import TvmRunner
+from torchtvm.frontend.importer import import_program
+
+pytestmark = pytest.mark.skipif(not library.library_available(), reason="libtorchtvm_runtime.so is not built")
+
+INFO = builder.resolve_target("llvm", 2)
+
+
+class Net(nn.Module):
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)  # puts the graph in NHWC (a library conv)
+        self.gn = nn.GroupNorm(4, 16)
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1)
+        self.conv1d = nn.Conv1d(3, 8, 5)
+        self.gn1d = nn.GroupNorm(2, 8)
+
+    def forward(self, x):
+        if self.kind == "group_norm_1d":
+            return torch.relu(self.gn1d(self.conv1d(x)))
+        y = torch.relu(self.conv(x))
+        if self.kind == "group_norm":
+            return self.gn(y)
+        if self.kind == "avg_pool2d":
+            return self.pool(y)
+        return self.up(y)
+
+
+CASES = {
+    "group_norm": ((2, 3, 10, 9), "aten::group_norm"),
+    "group_norm_1d": ((2, 3, 40), "aten::group_norm"),
+    "avg_pool2d": ((1, 3, 11, 12), "aten::avg_pool2d"),
+    "conv_transpose2d": ((1, 3, 7, 6), "aten::conv_transpose2d.input"),
+}
+
+
+def build_as_aten(model, x):
+    mod = import_program(torch.export.export(model.eval(), (x,)), [x], 1).mod
+    placed, _ = builder.place(mod, INFO, "library")
+    calls = library_aten.aten_calls(placed)
+    placed, offloads = library_aten.offload(placed, frozenset(c.name for c in calls))
+    return TvmRunner(builder.compile_placed(placed, INFO)), offloads, placed
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_each_op_as_an_aten_call_matches_pytorch_with_nan_and_inf(kind):
+    torch.manual_seed(0)
+    shape, op = CASES[kind]
+    model, x = Net(kind), torch.randn(*shape)
+    runner, offloads, _ = build_as_aten(model, x)
+    assert [o.aten for o in offloads] == [op] and offloads[0].func == "torchtvm.aten"
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([x])[0], model(x), rtol=1e-4, atol=1e-4)
+        x[0, 1].view(-1)[3] = math.nan
+        x[-1, 2].view(-1)[-2] = math.inf
+        got, ref = runner.run([x])[0], model(x)
+    assert torch.equal(got.isnan(), ref.isnan()) and torch.equal(got.isinf(), ref.isinf())
+    finite = torch.isfinite(ref)
+    torch.testing.assert_close(got[finite], ref[finite], rtol=1e-4, atol=1e-4)
+
+
+def test_placement_times_both_and_the_report_shows_them(tmp_path):
+    from torchtvm.common.progress import JobContext
+    from torchtvm.pipeline.compile import compile_model
+
+    torch.manual_seed(1)
+    model, x = Net("group_norm_1d"), torch.randn(2, 3, 40)
+    path = str(tmp_path / "net.pt")
+    torch.jit.save(torch.jit.trace(model.eval(), x), path)
+    params = {"model": path, "inputs": [{"name": "x", "dims": [2, 3, 40]}], "out_dir": str(tmp_path / "build"), "measure": False, "edge_values": False}
+    placement = compile_model(params, JobContext("test"))["placement"]
+    (gn,) = [o for o in placement["ops"] if o["kind"] == "group_norm"]
+    times = gn["alone_ms"]
+    assert times["library"] > 0 and times["tvm"] > 0
+    to_aten = times["library"] < times["tvm"] * measure.MARGIN
+    assert gn["where"] == ("library" if to_aten else "tvm") and (gn.get("aten") == "aten::group_norm") == to_aten
+    assert "without a library kernel timed as TVM's kernel and as PyTorch's" in placement["note"]
+
+
+def test_an_export_with_aten_calls_records_their_schemas_and_loads(tmp_path):
+    from torchtvm.backend.placement import export_metadata
+
+    torch.manual_seed(2)
+    _, offloads, _ = build_as_aten(Net("conv_transpose2d"), torch.randn(1, 3, 7, 6))
+    meta = export_metadata(offloads)
+    assert "torchtvm.aten" in meta["functions"] and meta["ops"]["aten::conv_transpose2d.input"].startswith("aten::conv_transpose2d.input(")
