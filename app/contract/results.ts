@@ -264,8 +264,29 @@ export const CompileResultSchema = z.looseObject({
   fallback: z.looseObject({ reason: z.string(), code: z.string() }).optional(),
   /** Fallback: what got compiled and what stayed in TorchScript. */
   coverage: CompileCoverageSchema.optional(),
-  /** Same process, same threads; ratio = TVM p50 / TorchScript p50 (null when TorchScript's p50 is 0). */
-  latency_ms: z.looseObject({ torch: LatencyStatsSchema, tvm: LatencyStatsSchema, ratio: z.number().nullable() }).optional(),
+  /** Same process, same threads, interleaved rounds; ratio = TVM p50 / TorchScript p50 (null
+   * when TorchScript's p50 is 0). The baseline a build must not be slower than is TorchScript
+   * frozen (torch.jit.freeze + optimize_for_inference) where the model freezes; baseline_ratio =
+   * TVM p50 / the baseline's p50. Records written before the baseline existed lack those fields. */
+  latency_ms: z.looseObject({
+    torch: LatencyStatsSchema,
+    tvm: LatencyStatsSchema,
+    ratio: z.number().nullable(),
+    torch_frozen: LatencyStatsSchema.optional(),
+    baseline: z.string().optional(),
+    baseline_ratio: z.number().nullable().optional(),
+    baseline_note: z.string().optional(),
+  }).optional(),
+  /** Present when the build is slower than its baseline (by more than 3%): by how much, and the
+   * kernels that take most of its time. */
+  slower: z.looseObject({
+    ratio: z.number(),
+    baseline: z.string(),
+    tvm_ms: z.number(),
+    baseline_ms: z.number(),
+    costliest: z.array(z.looseObject({ kernel: z.string(), ms: z.number(), calls: z.number(), share: z.number() })),
+    message: z.string(),
+  }).optional(),
   /** Where each heavy op runs (library kernel or TVM) and, for library calls, how long it takes. */
   placement: PlacementSchema.optional(),
   /** Why an export was not written (verification failed or could not run). */

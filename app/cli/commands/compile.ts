@@ -4,6 +4,7 @@ import { CANDIDATE_LABELS, type CompileResult, type PlacedOp, type Placement, ty
 import { parseJobResult, type JobEvent } from '../../contract/jobs.js';
 import type { CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
+import { fmtSpeedup } from '../../contract/format.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
@@ -57,13 +58,16 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
     for (const c of ev.cases.filter((c) => !c.ok)) out.line(`  ${c.case}: ${c.reason ?? (c.outputs ?? []).filter((o) => !o.ok).map((o) => `output #${o.index}: ${o.reason ?? 'differs'}`).join('; ')}`);
   }
   if (r.latency_ms) {
-    const { torch, tvm, ratio } = r.latency_ms;
-    out.line('\nLatency (same process, same threads):');
+    const l = r.latency_ms;
+    const base = l.torch_frozen ?? l.torch;
+    out.line(`\nLatency (same process, same threads, interleaved rounds; baseline ${l.baseline ?? 'TorchScript'}):`);
     out.line(table([
-      ['TorchScript', fmtMs(torch.p50), fmtMs(torch.p90), torch.runs, '1.00x'],
-      ['TVM', fmtMs(tvm.p50), fmtMs(tvm.p90), tvm.runs, ratio !== null ? `${ratio.toFixed(2)}x` : '-'],
-    ], ['', 'p50', 'p90', 'runs', 'vs torch']));
+      ['TorchScript', fmtMs(l.torch.p50), fmtMs(l.torch.p90), String(l.torch.runs), l.torch_frozen ? fmtSpeedup(base.p50, l.torch.p50) : 'baseline'],
+      ...(l.torch_frozen ? [['TorchScript frozen', fmtMs(l.torch_frozen.p50), fmtMs(l.torch_frozen.p90), String(l.torch_frozen.runs), 'baseline']] : []),
+      ['TVM', fmtMs(l.tvm.p50), fmtMs(l.tvm.p90), String(l.tvm.runs), fmtSpeedup(base.p50, l.tvm.p50)],
+    ], ['', 'p50', 'p90', 'runs', 'vs baseline']));
   }
+  if (r.slower) out.line(`\nSLOWER: ${r.slower.message}`);
   if (r.placement) printPlacement(r.placement, out);
   out.line(`\nWrote: ${Object.entries(r.files).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 }

@@ -7,7 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from torchtvm.backend import library, nan_semantics, recurrent
+from torchtvm.backend import library, nan_semantics, recurrent, vector_math
 from torchtvm.backend.cpu_schedule import ParallelVectorize
 from torchtvm.common import cpu_features, isa_cap
 from torchtvm.common.errors import EngineError
@@ -57,6 +57,7 @@ def legalize(mod, info: TargetInfo):
     from tvm import relax
 
     nan_semantics.install()  # relu, clamp, max/min, max-pool keep NaN as PyTorch does
+    vector_math.install()  # GELU's erf as arithmetic that vectorizes, not a libm call per element
     with info.target:  # type: ignore[attr-defined]  # a tvm Target (TargetInfo.target is typed object)
         mod = relax.transform.DecomposeOpsForInference()(mod)
         mod = relax.transform.CanonicalizeBindings()(mod)

@@ -1,4 +1,8 @@
-"""Latency of the TorchScript model and the TVM module, in the same process and thread count."""
+"""Latency of the TorchScript model and the TVM module, in the same process and thread count.
+
+`compare` times several runners in interleaved rounds after a real warm-up (TorchScript's
+profiling executor optimizes only after a few runs; a baseline timed during that phase made builds
+look 100x faster than they were), so that a burst of load hits every runner alike."""
 
 from __future__ import annotations
 
@@ -37,6 +41,50 @@ def time_torch(module, inputs: list[torch.Tensor], repeat: int | None = None, wa
             module(*inputs)
             samples.append((time.perf_counter() - t0) * 1e3)
     return summarize(samples)
+
+
+def torch_runs(module, inputs: list[torch.Tensor], repeat: int) -> list[float]:
+    """`repeat` timed calls of a torch module, in ms."""
+    samples = []
+    with torch.no_grad():
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            module(*inputs)
+            samples.append((time.perf_counter() - t0) * 1e3)
+    return samples
+
+
+def frozen_torchscript(module):
+    """The model as TorchScript frozen for inference (torch.jit.freeze + optimize_for_inference):
+    the fastest way PyTorch itself runs it, the baseline a build must not be slower than.
+    (module, None), or (None, why not) where it cannot be frozen."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        return None, "not TorchScript"
+    try:
+        with torch.no_grad():
+            return torch.jit.optimize_for_inference(torch.jit.freeze(module.eval())), None
+    except Exception as e:  # a module freezing cannot take (an attribute it mutates, ...)
+        return None, f"torch.jit.freeze failed: {str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__}"
+
+
+def compare(timers: dict, budget_ms: float = 4000.0, rounds: int = 5, warmup_ms: float = 300.0) -> dict[str, dict]:
+    """Times each of `timers` ({name: f(repeat) -> [ms per call]}) in `rounds` interleaved rounds
+    after a warm-up of at least 5 calls and `warmup_ms` each; returns {name: summarize(...)}. The
+    calls per round are sized so the whole comparison takes about `budget_ms`."""
+    per_call: dict[str, float] = {}
+    for name, f in timers.items():
+        samples = f(5)
+        while sum(samples) < warmup_ms and len(samples) < 2000:
+            samples += f(max(1, len(samples)))
+        per_call[name] = max(statistics.median(samples[-5:]), 1e-3)
+    share = budget_ms / (rounds * max(len(timers), 1))
+    calls = {name: int(max(3, min(200, share // ms))) for name, ms in per_call.items()}
+    runs: dict[str, list[float]] = {name: [] for name in timers}
+    for r in range(rounds):
+        order = list(timers)[r % len(timers):] + list(timers)[: r % len(timers)]  # rotated per round
+        for name in order:
+            runs[name] += timers[name](calls[name])
+    return {name: summarize(v) for name, v in runs.items()}
 
 
 def time_tvm(runner, inputs: list[torch.Tensor], repeat: int | None = None) -> dict:

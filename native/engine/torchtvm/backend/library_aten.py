@@ -11,6 +11,7 @@ in the layout the ATen op expects, and its output written back through the same 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from tvm import relax
 from tvm.ir.expr import StringImm  # relax string literals live in tvm.ir since 0.27
@@ -31,8 +32,8 @@ class AtenCall:
     op: str  # the ATen op ("aten::group_norm")
     template: str  # library_aten.cc's template
     tensors: list  # the Relax tensor arguments, in template order
-    out_ty: object
-    expr: object  # the op's call as TVM runs it
+    out_ty: Any
+    expr: Any  # the op's call as TVM runs it (a relax.Call)
     # The elementwise ops after it that TVM fuses into its kernel (an activation): timed with both
     # candidates, so that TVM's fused kernel is weighed against the ATen call plus their kernel.
     epilogue: list = field(default_factory=list)  # (var, value) bindings

@@ -181,7 +181,8 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     if kernel_choices.busy() and cache.forget_added():
         ctx.log(f"the machine was busy (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores) while the kernels were timed: their times choose this build's kernels but are not cached", "warn")
     cache.save(ctx.log)
-    to_aten = frozenset(n for n, t in aten_timed.items() if t.tvm_ms is not None and t.library_ms < t.tvm_ms * measure.MARGIN)
+    # PyTorch's kernel where clearly faster, or where TVM's kernel did not build.
+    to_aten = frozenset(n for n, t in aten_timed.items() if t.tvm_ms is None or t.library_ms < t.tvm_ms * measure.MARGIN)
     algorithms = {name: t.algorithm for name, t in lib_timed.items() if t.algorithm}
 
     def finish_placing(module, module_offloads, skip=frozenset()):
@@ -209,7 +210,8 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
         return default_ex, offloads, {"note": note, "kept": False}, measured
     moved = f"{len(in_tvm)} op(s) in TVM's tuned kernels"
     ctx.progress("build", f"building with {moved}, to compare with the default")
-    mixed, mixed_offloads = finish_placing(*builder.offload_prepared(prepared, info, keep_in_tvm=in_tvm), skip=in_tvm)
+    mixed, mixed_offloads = builder.offload_prepared(prepared, info, keep_in_tvm=in_tvm)
+    mixed, mixed_offloads = finish_placing(mixed, mixed_offloads, skip=in_tvm)
     mixed_ex = builder.compile_placed(mixed, info, database)
     sample = random_inputs(specs)
     runs: dict[str, list[float]] = {}

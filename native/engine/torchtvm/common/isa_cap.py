@@ -3,8 +3,8 @@
 One switch caps the three places code is chosen by CPU features, so that an AVX-512 machine can
 build, test and benchmark what an AVX2 desktop runs:
 - the runtime's own kernels (native/runtime/src/cpu_isa.cc reads the same variable);
-- PyTorch's kernels: oneDNN (`ONEDNN_MAX_CPU_ISA`) and ATen's vectorized loops (`ATEN_CPU_CAPABILITY`),
-  which both read their variable once, at first use, so `apply_to_environment` runs when torchtvm
+- PyTorch's kernels: oneDNN (`ONEDNN_MAX_CPU_ISA`), MKL (`MKL_ENABLE_INSTRUCTIONS`) and ATen's
+  vectorized loops (`ATEN_CPU_CAPABILITY`), which all read their variable once, at first use, so `apply_to_environment` runs when torchtvm
   is imported, before any kernel;
 - TVM's code: the target of a build for this CPU drops the features above the cap (`mattr`).
 A cap never adds features the CPU lacks.
@@ -22,6 +22,7 @@ LEVELS = ("avx2", "avx512")
 # What each cap sets for torch's kernels, unless the user set those variables themselves.
 _ONEDNN = {"avx2": "AVX2", "avx512": "AVX512_CORE_FP16"}  # no AMX above the avx512 cap
 _ATEN = {"avx2": "avx2", "avx512": "avx512"}
+_MKL = {"avx2": "AVX2", "avx512": "AVX512"}  # torch's MKL GEMMs (MKL_ENABLE_INSTRUCTIONS)
 # LLVM features a build for this CPU turns off under each cap (turning off avx512f / amx-tile
 # turns off every feature that depends on it). The AVX2-class VNNI and IFMA extensions are off
 # too: the AVX2 desktops the cap stands for (Zen 2-4, Skylake) lack them.
@@ -52,6 +53,7 @@ def apply_to_environment() -> None:
         return
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", _ONEDNN[level])
     os.environ.setdefault("ATEN_CPU_CAPABILITY", _ATEN[level])
+    os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", _MKL[level])
 
 
 def target_mattr() -> list[str]:

@@ -14,8 +14,8 @@ import time
 import torch
 
 from torchtvm.backend import build as builder
-from torchtvm.backend import latency
 from torchtvm.backend.executor import TvmRunner
+from torchtvm.backend.kernel_profile import profile_kernels
 from torchtvm.backend.placement import (
     build_with_placement,
     export_metadata,
@@ -57,8 +57,15 @@ class CompiledModel:
     def run(self, inputs):
         return self.runner.run(inputs)
 
-    def time(self, inputs) -> dict:
-        return latency.time_tvm(self.runner, inputs)
+    def time_runs(self, inputs, repeat: int) -> list[float]:
+        return self.runner.time_ms(inputs, repeat=repeat)
+
+    def costliest(self, inputs, n: int = 3) -> list[dict]:
+        """The kernels that take most of a run (TVM's fused kernels by name, library calls by
+        function), with their share of the profiled run."""
+        kernels = profile_kernels(self.runner, inputs)
+        total = sum(k.ms for k in kernels) or 1.0
+        return [{"kernel": k.name, "ms": k.ms, "calls": k.calls, "share": k.ms / total} for k in kernels[:n]]
 
     def export(self, path: str, run: Run) -> str:
         """A drop-in replacement for the model: its own arguments in, its own output structure out
@@ -115,8 +122,13 @@ def compile_run(options: CompileOptions, ctx: JobContext) -> Run:
         "threads": run.threads,
         "files": {"library": built.lib_path},
     })
+    t = Timer()
     stages.verify(run)
+    run.timings_s["verify"] = t.seconds
+    t = Timer()
     stages.measure(run, random_inputs(run.specs))
+    run.timings_s["measure"] = t.seconds
+    t = Timer()
     if not run.not_runnable:
         total_ms = run.result.get("latency_ms", {}).get("tvm", {}).get("p50")
         rep, placed = placement_report(run.imported.mod, info, options.placement, built.offloads, built.runner, run.specs, total_ms, built.measured)
@@ -126,8 +138,11 @@ def compile_run(options: CompileOptions, ctx: JobContext) -> Run:
             rep["note"] = choice.pop("note")
             if choice:
                 rep["per_op"] = choice
+    run.timings_s["report"] = t.seconds
     stages.finish(run)
+    t = Timer()
     stages.export(run)
+    run.timings_s["export"] = t.seconds
     if tuning is not None:
         tuning["measured_ms"] = (run.result.get("latency_ms") or {}).get("tvm", {}).get("p50")
         tuning["wall_s"] = round(time.perf_counter() - t_start, 3)

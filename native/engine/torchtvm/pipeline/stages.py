@@ -57,7 +57,9 @@ class Built(Protocol):
 
     def run(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]: ...
 
-    def time(self, inputs: list[torch.Tensor]) -> dict: ...
+    def time_runs(self, inputs: list[torch.Tensor], repeat: int) -> list[float]: ...
+
+    def costliest(self, inputs: list[torch.Tensor], n: int = 3) -> list[dict]: ...
 
     def export(self, path: str, run: Run) -> str: ...
 
@@ -146,18 +148,56 @@ def verify(run: Run, seed: int = 0, shapes: list | None = None) -> None:
     run.ctx.check_cancelled()
 
 
+# A build slower than its baseline by more than this (p50) is reported as slower: below it, two
+# runs of the same code differ by as much.
+SLOWER_MARGIN = 1.03
+
+
 def measure(run: Run, sample: list[torch.Tensor]) -> None:
-    """TorchScript's and the build's latency, on the same inputs, in this process and thread count."""
+    """The build's latency against PyTorch's, on the same inputs, in this process and thread count,
+    in interleaved rounds: TorchScript as loaded, TorchScript frozen (the baseline: the fastest way
+    PyTorch runs the model), and the build. A build slower than the baseline says so, by how much,
+    and which kernels cost it."""
     built = run.built
     assert built is not None
     if not run.options.measure or run.not_runnable:
         return
-    run.ctx.progress("measure", "measuring latency (PyTorch)", 0.0)
-    torch_lat = latency.time_torch(runnable(run.module), sample)
+    run.ctx.progress("measure", "measuring latency: PyTorch, PyTorch frozen and the build, in interleaved rounds", 0.0)
+    model = runnable(run.module)
+    frozen, why_not = latency.frozen_torchscript(run.module)
+    timers = {"torch": lambda n: latency.torch_runs(model, sample, n)}
+    if frozen is not None:
+        timers["torch_frozen"] = lambda n: latency.torch_runs(frozen, sample, n)
+    timers["tvm"] = lambda n: built.time_runs(sample, n)
+    stats = latency.compare(timers)
     run.ctx.check_cancelled()
-    run.ctx.progress("measure", f"measuring latency ({built.short})", 0.5)
-    tvm_lat = built.time(sample)
-    run.result["latency_ms"] = {"torch": torch_lat, "tvm": tvm_lat, "ratio": tvm_lat["p50"] / torch_lat["p50"] if torch_lat["p50"] > 0 else None}
+    base_key = "torch_frozen" if frozen is not None else "torch"
+    baseline = "TorchScript frozen" if frozen is not None else ("PyTorch eager" if is_exported(run.module) else "TorchScript")
+    torch_lat, tvm_lat, base_lat = stats["torch"], stats["tvm"], stats[base_key]
+    ratio = tvm_lat["p50"] / base_lat["p50"] if base_lat["p50"] > 0 else None
+    result: dict[str, Any] = {
+        "torch": torch_lat,
+        "tvm": tvm_lat,
+        "ratio": tvm_lat["p50"] / torch_lat["p50"] if torch_lat["p50"] > 0 else None,
+        "baseline": baseline,
+        "baseline_ratio": ratio,
+    }
+    if frozen is not None:
+        result["torch_frozen"] = stats["torch_frozen"]
+    elif why_not and not is_exported(run.module):
+        result["baseline_note"] = f"TorchScript as loaded ({why_not})"
+    run.result["latency_ms"] = result
+    if ratio is not None and ratio > SLOWER_MARGIN:
+        costly = built.costliest(sample)
+        where = "; ".join(f"{k['kernel']} {k['ms']:.3f} ms ({100 * k['share']:.0f}%)" for k in costly)
+        sentence = (
+            f"This build is {ratio:.2f}x slower than the model you brought, run as {baseline} "
+            f"({tvm_lat['p50']:.3f} ms against {base_lat['p50']:.3f} ms, p50, same process and threads)"
+            + (f". Most of its time: {where}" if where else "")
+            + ". Try tuning (--trials), or keep the model in PyTorch."
+        )
+        run.result["slower"] = {"ratio": ratio, "baseline": baseline, "tvm_ms": tvm_lat["p50"], "baseline_ms": base_lat["p50"], "costliest": costly, "message": sentence}
+        run.ctx.log(sentence, "warn")
 
 
 def finish(run: Run) -> None:

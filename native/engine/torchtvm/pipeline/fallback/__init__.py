@@ -43,8 +43,11 @@ class PartitionedModel:
     def run(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         return run_reference(self.part.module, inputs, self.specs)
 
-    def time(self, inputs: list[torch.Tensor]) -> dict:
-        return latency.time_torch(self.part.module, inputs)
+    def time_runs(self, inputs: list[torch.Tensor], repeat: int) -> list[float]:
+        return latency.torch_runs(self.part.module, inputs, repeat)
+
+    def costliest(self, inputs: list[torch.Tensor], n: int = 3) -> list[dict]:
+        return []  # TorchScript runs the parts between the compiled ones: no per-kernel profile
 
     def export(self, path: str, run: Run) -> str:
         return save_scripted(self.part.module, path)
