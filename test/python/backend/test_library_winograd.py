@@ -37,9 +37,8 @@ class Conv3x3(nn.Module):
 def build_winograd(model, inputs):
     """Build with every convolution Winograd can take given that kernel; returns (runner, offloads)."""
     mod = import_program(torch.export.export(model.eval(), inputs), list(inputs), 1).mod
-    _, planned = builder.place(mod, INFO, "library")
-    names = frozenset(o.name for o in planned if o.winograd_ok)
-    executable, offloads = builder.build_placed(mod, INFO, None, "library", winograd=names)
+    placed, offloads = builder.place(mod, INFO, "library")
+    executable = builder.compile_placed(library.use_algorithms(placed, offloads, {o.name: "winograd" for o in offloads if o.winograd_ok}), INFO)
     return TvmRunner(executable), offloads
 
 
@@ -101,7 +100,8 @@ def test_winograd_is_offered_only_where_the_kernel_applies(cin, cout, conv):
     mod = import_program(torch.export.export(model.eval(), (x,)), [x], 1).mod
     _, planned = builder.place(mod, INFO, "library")
     assert len(planned) == 1 and not planned[0].winograd_ok
-    _, offloads = builder.build_placed(mod, INFO, None, "library", winograd=frozenset([planned[0].name]))
+    placed, offloads = builder.place(mod, INFO, "library")
+    library.use_algorithms(placed, offloads, {o.name: "winograd" for o in offloads if o.winograd_ok})
     assert offloads[0].algorithm == ""
 
 

@@ -76,10 +76,11 @@ def prepare(mod, info: TargetInfo):
     return library.prepare(mod, convert_layout=True) if uses_library(info) else mod
 
 
-def place(mod, info: TargetInfo, placement: str = "auto", keep_in_tvm=frozenset(), winograd=frozenset()):
+def place(mod, info: TargetInfo, placement: str = "auto", keep_in_tvm=frozenset()):
     """Give conv2d / linear / matmul chains to the library kernels (oneDNN, MKL) where placement
-    allows, except the ops in `keep_in_tvm`; the convolutions in `winograd` use the runtime's
-    Winograd kernel. Returns (module, offloads): the offloads say which ops run in the library."""
+    allows, except the ops in `keep_in_tvm`, each call with its default algorithm
+    (library.use_algorithms switches them). Returns (module, offloads): the offloads say which ops
+    run in the library."""
 
     if placement not in library.PLACEMENTS:
         raise EngineError("bad_placement", f"Placement {placement!r} is not one of {', '.join(library.PLACEMENTS)}.")
@@ -90,13 +91,13 @@ def place(mod, info: TargetInfo, placement: str = "auto", keep_in_tvm=frozenset(
     mod = prepare(mod, info)
     if placement == "tvm":
         return _unrolled_rnns(mod), []
-    return offload_prepared(mod, info, keep_in_tvm, winograd)
+    return offload_prepared(mod, info, keep_in_tvm)
 
 
-def offload_prepared(prepared, info: TargetInfo, keep_in_tvm=frozenset(), winograd=frozenset()):
+def offload_prepared(prepared, info: TargetInfo, keep_in_tvm=frozenset()):
     """place's library step, for a module `prepare` already made (placement auto or library)."""
 
-    return library.offload(prepared, library.library_dtypes(info.features), keep_in_tvm=keep_in_tvm, winograd=winograd)
+    return library.offload(prepared, library.library_dtypes(info.features), keep_in_tvm=keep_in_tvm)
 
 
 def _unrolled_rnns(mod):
@@ -133,10 +134,10 @@ def build(mod, info: TargetInfo, database=None, placement: str = "auto"):
     return build_placed(mod, info, database, placement)[0]
 
 
-def build_placed(mod, info: TargetInfo, database=None, placement: str = "auto", keep_in_tvm=frozenset(), winograd=frozenset()):
+def build_placed(mod, info: TargetInfo, database=None, placement: str = "auto", keep_in_tvm=frozenset()):
     """Build; returns (executable, offloads)."""
     try:
-        placed, offloads = place(mod, info, placement, keep_in_tvm, winograd)
+        placed, offloads = place(mod, info, placement, keep_in_tvm)
     except EngineError:
         raise
     except Exception as e:

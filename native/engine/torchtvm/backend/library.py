@@ -61,20 +61,16 @@ def library_dtypes(features) -> set[str]:
 
 
 @_whole_ops
-def offload(mod, dtypes: set[str], kinds=KINDS, keep_in_tvm=frozenset(), winograd=frozenset()):
+def offload(mod, dtypes: set[str], kinds=KINDS, keep_in_tvm=frozenset()):
     """Rewrite every offloadable chain in `main` to a library call, except the ops named in
-    `keep_in_tvm` (placement measured them faster as TVM's kernels); the convolutions named in
-    `winograd` use the runtime's Winograd kernel. Returns (module, offloads)."""
+    `keep_in_tvm` (placement measured them faster as TVM's kernels). Each call gets its default
+    algorithm (use_algorithms switches them). Returns (module, offloads)."""
     func = mod["main"]
     plan = _Planner(dtypes, kinds)
     plan.visit_expr(func)
     if keep_in_tvm:
         plan.ordered = [c for c in plan.ordered if c.report.name not in keep_in_tvm]
         plan.chains = {c.head: c for c in plan.ordered}
-    for c in plan.ordered:
-        if c.report.name in winograd and c.report.winograd_ok:
-            c.attrs = c.attrs + [1]  # library_kernels.cc Conv2d: attribute 10, the algorithm
-            c.report.algorithm = "winograd"
     if not plan.chains:
         return mod, []
     new_func = _rewriter()(mod, plan.chains).visit_expr(func)

@@ -154,7 +154,7 @@ def _timing(name: str, t: dict[str, float]) -> OpTiming:
 def measure_ops(prepared, info, database, dtypes: set[str], rounds: int = 3, calls: int = 10) -> dict[str, OpTiming]:
     """Times every static-shaped library candidate of `prepared` (a module after
     library.prepare) as a library call and as TVM's kernel. Returns {op name: OpTiming}; Winograd's
-    times (time_winograd) are the caller's to add."""
+    times (time_library_calls) are the caller's to add."""
 
     ops = library.isolate(prepared, dtypes)
     times = _time(ops, info, database, dtypes, ("tvm", "lib"), rounds, calls)
