@@ -183,6 +183,9 @@ export const PlacedOpSchema = z.looseObject({
    * TVM's tuned kernel (with a tuning database) and by each other algorithm it has (ALGORITHMS);
    * it runs where it was fastest. */
   alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional() }).optional(),
+  /** The submodule the op belongs to (its graph node's scope, e.g. 'layer2.0.conv2'), where the
+   * model's graph records it: how the report names the row. */
+  scope: z.string().optional(),
   /** The graph node (ModelGraph id, e.g. 'n12') the op came from, where the engine could follow it. */
   node: z.string().optional(),
   /** The graph nodes fused into the call (BatchNorm, residual add, activation). */

@@ -92,6 +92,7 @@ def test_placement_times_both_and_the_report_shows_them(tmp_path):
     to_aten = times["library"] < times["tvm"] * measure.MARGIN
     assert gn["where"] == ("library" if to_aten else "tvm") and (gn.get("aten") == "aten::group_norm") == to_aten
     assert "without a library kernel timed as TVM's kernel and as PyTorch's" in placement["note"]
+    assert gn.get("scope") == "gn1d"  # the row is named by its place in the model
 
 
 def test_an_export_with_aten_calls_records_their_schemas_and_loads(tmp_path):

@@ -2,6 +2,7 @@
 
 import torch
 
+from torchtvm.frontend.graph import model_graph
 from torchtvm.frontend.inspection import inspect_module
 
 
@@ -169,3 +170,38 @@ def test_a_pt2_program_has_a_graph_with_its_symbolic_shapes_and_placement_identi
     assert [nodes[f]["op"] for f in by_node["conv2d"]["fused"]] == ["aten::batch_norm", "aten::relu"]
     assert [nodes[f]["op"] for f in by_node["conv2d_1"]["fused"]] == ["aten::add", "aten::relu"]
     assert nodes[next(o["node"] for o in ops if o["kind"] == "linear")]["op"] == "aten::linear"
+
+
+def test_scopes_of_a_converted_graph_are_module_paths():
+    """After the TorchScript-to-export conversion the graph names scopes "Class::attr/..."; the
+    graph (and the placement report's rows) show them as paths such as layer1.0.conv2."""
+    import torch.nn as nn
+
+    from torchtvm.common.specs import parse_specs
+    from torchtvm.frontend.importer import import_torchscript
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv2(x)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer1 = nn.Sequential(Block(), Block())
+
+        def forward(self, x):
+            return self.layer1(x)
+
+    x = torch.randn(1, 4, 6, 6)
+    module = torch.jit.trace(Net().eval(), x)
+    buf = __import__("io").BytesIO()
+    torch.jit.save(module, buf)
+    buf.seek(0)
+    loaded = torch.jit.load(buf)  # a saved model keeps no scopes; the conversion adds them
+    import_torchscript(loaded, parse_specs([{"name": "x", "dims": [1, 4, 6, 6]}]))
+    convs = [n for n in model_graph(loaded)["nodes"] if n["op"] == "aten::_convolution"]
+    assert [n.get("scope") for n in convs] == ["layer1.0.conv2", "layer1.1.conv2"]

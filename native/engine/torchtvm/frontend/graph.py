@@ -30,12 +30,21 @@ def _value_info(v) -> dict:
 
 
 def _scope(node) -> str | None:
-    # Traced graphs name the submodule a node came from: "__module.layer1/__module.layer1.0.conv1".
+    """The submodule path a node came from ("layer1.0.conv1"). Traced graphs name it as
+    "__module.layer1/__module.layer1.0.conv1" (the last part is the path); graphs that went through
+    TorchScript-to-export conversion as "ResNet::/Sequential::layer1/BasicBlock::0/Conv2d::conv1"
+    (the path is the attribute names, one per part)."""
     name = node.scopeName()
     if not name:
         return None
-    last = name.split("/")[-1]
-    return last[len("__module."):] if last.startswith("__module.") else last
+    parts = name.split("/")
+    last = parts[-1]
+    if last.startswith("__module."):
+        return last[len("__module."):]
+    if "::" in last:
+        path = ".".join(p.split("::", 1)[1] for p in parts if "::" in p and p.split("::", 1)[1])
+        return path or None
+    return last
 
 
 def model_graph(module: torch.jit.ScriptModule) -> dict:

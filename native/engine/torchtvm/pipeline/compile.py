@@ -26,6 +26,7 @@ from torchtvm.common.options import CompileOptions
 from torchtvm.common.progress import JobContext, Timer
 from torchtvm.common.specs import random_inputs
 from torchtvm.deploy.export import save_exported
+from torchtvm.frontend.graph import model_graph
 from torchtvm.frontend.import_cache import ImportCache
 from torchtvm.frontend.loader import is_exported
 from torchtvm.frontend.provenance import op_nodes, source_graph
@@ -132,7 +133,7 @@ def compile_run(options: CompileOptions, ctx: JobContext) -> Run:
     if not run.not_runnable:
         total_ms = run.result.get("latency_ms", {}).get("tvm", {}).get("p50")
         rep, placed = placement_report(run.imported.mod, info, options.placement, built.offloads, built.runner, run.specs, total_ms, built.measured)
-        run.result["placement"] = rep = _with_graph_nodes(rep, run.imported, placed)
+        run.result["placement"] = rep = _with_graph_nodes(rep, run.imported, placed, run.module)
         choice = dict(built.choice or {})
         if choice:
             rep["note"] = choice.pop("note")
@@ -219,15 +220,18 @@ def _fallback(run: Run, error: EngineError, import_s: float) -> Run:
     return run
 
 
-def _with_graph_nodes(rep: dict, imported, placed: list) -> dict:
-    """Each placed op names the node of the model's graph it came from (`node`) and the nodes
-    fused into its call (`fused`), so that the graph view colours ops by identity."""
+def _with_graph_nodes(rep: dict, imported, placed: list, module=None) -> dict:
+    """Each placed op names the node of the model's graph it came from (`node`), the nodes fused
+    into its call (`fused`) and, where the graph records it, the submodule it belongs to (`scope`,
+    e.g. layer2.0.conv2), so that the graph view colours ops by identity and the report names
+    rows by their place in the model rather than by the last op fused into them."""
     sources = getattr(imported, "sources", None)
     if not sources:
         return rep
     try:
         feeds, ops = source_graph(imported.mod, sources)
         by_name = {o.name: o for o in placed}
+        scopes = _scopes(module)
         for op in rep.get("ops", []):
             o = by_name.get(op.get("name"))
             if o is None or not getattr(o, "vars", None):
@@ -235,11 +239,20 @@ def _with_graph_nodes(rep: dict, imported, placed: list) -> dict:
             node, fused = op_nodes(o.kind, o.vars, sources, feeds, ops)
             if node is not None:
                 op["node"] = node
+                if node in scopes:
+                    op["scope"] = scopes[node]
             if fused:
                 op["fused"] = fused
     except Exception:  # the graph view falls back to matching by kind and order
         pass
     return rep
+
+
+def _scopes(module) -> dict[str, str]:
+    """Graph node id -> submodule path, where the TorchScript graph records it (traced models)."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        return {}
+    return {n["id"]: n["scope"] for n in model_graph(module)["nodes"] if n.get("scope")}
 
 
 def _library_metadata(offloads: list) -> dict:
