@@ -195,8 +195,11 @@ export type PlacedOp = z.output<typeof PlacedOpSchema>;
 
 /** How the CLI and the app name each candidate of alone_ms, in the order they list them. */
 export const CANDIDATE_LABELS: Record<string, string> = {
-  library: 'default',
-  tvm: 'tuned TVM',
+  // the library call as the default build makes it (for an op without a library kernel of its
+  // own: PyTorch's kernel through torchtvm.aten)
+  library: 'library',
+  // TVM's kernel: tuned where the database has a record, else the default schedule
+  tvm: 'TVM',
   winograd: 'Winograd',
   onednn: 'oneDNN',
   torch: "torch's kernel",
