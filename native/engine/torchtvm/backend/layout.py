@@ -103,11 +103,17 @@ def _FoldWithNumpy():
             return np.squeeze(x, tuple(ints(attrs.axis)) if attrs.axis is not None else None)
         return None
 
-    @tvm.transform.module_pass(opt_level=0, name="FoldWithNumpy")
+    return _function_pass(Mutator, "FoldWithNumpy")
+
+
+def _function_pass(mutator_cls, name: str):
+    """A module pass that runs `mutator_cls` (a PyExprMutator) over every Relax function."""
+
+    @tvm.transform.module_pass(opt_level=0, name=name)
     def transform(mod, ctx):
         for gv, func in list(mod.functions_items()):
             if isinstance(func, relax.Function):
-                mod[gv] = Mutator(mod).visit_expr(func)
+                mod[gv] = mutator_cls(mod).visit_expr(func)
         return mod
 
     return transform
@@ -145,14 +151,7 @@ def _PositiveAxes():
                 return relax.op.squeeze(call.args[0], fixed)
             return _AXIS_OPS[name](call.args[0], fixed, bool(call.attrs.keepdims))
 
-    @tvm.transform.module_pass(opt_level=0, name="PositiveAxes")
-    def transform(mod, ctx):
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                mod[gv] = Mutator(mod).visit_expr(func)
-        return mod
-
-    return transform
+    return _function_pass(Mutator, "PositiveAxes")
 
 
 def _Conv1dAsConv2d():
@@ -180,14 +179,7 @@ def _Conv1dAsConv2d():
             )
             return relax.op.squeeze(y, [2])
 
-    @tvm.transform.module_pass(opt_level=0, name="Conv1dAsConv2d")
-    def transform(mod, ctx):
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                mod[gv] = Mutator(mod).visit_expr(func)
-        return mod
-
-    return transform
+    return _function_pass(Mutator, "Conv1dAsConv2d")
 
 
 def _ClipToMinMax():
@@ -209,11 +201,4 @@ def _ClipToMinMax():
                 out = relax.op.minimum(out, relax.const(hi, dt))
             return out
 
-    @tvm.transform.module_pass(opt_level=0, name="ClipToMinMax")
-    def transform(mod, ctx):
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                mod[gv] = Mutator(mod).visit_expr(func)
-        return mod
-
-    return transform
+    return _function_pass(Mutator, "ClipToMinMax")
