@@ -289,28 +289,87 @@ void GemmInto(at::Tensor& o2, const at::Tensor& x2, const at::Tensor& wt, const 
   }
 }
 
+// MKL's packed GEMM: the weight packed once for one M, then sgemm_compute straight into TVM's
+// buffer. It is what torch's mkl_linear (Inductor's frozen float32 linear) runs, and for few rows
+// it can run 2x faster than sgemm (a transformer's 8 tokens against a 768x3072 weight); elsewhere
+// it is slower, so placement times it against the plain GEMM. libtorch_cpu exports MKL's CBLAS
+// symbols when torch is built with MKL; looked up at run time, so a torch without them keeps
+// the plain GEMM.
+struct PackedGemmApi {
+  size_t (*get_size)(int identifier, int m, int n, int k);
+  void (*pack)(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src, int ld, float* dest);
+  void (*compute)(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda, const float* b,
+                  int ldb, float beta, float* c, int ldc);
+};
+
+const PackedGemmApi* PackedGemm() {
+  static const std::optional<PackedGemmApi> api = []() -> std::optional<PackedGemmApi> {
+    void* lib = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
+    if (!lib) return std::nullopt;
+    PackedGemmApi f{reinterpret_cast<decltype(f.get_size)>(dlsym(lib, "cblas_sgemm_pack_get_size")),
+                    reinterpret_cast<decltype(f.pack)>(dlsym(lib, "cblas_sgemm_pack")),
+                    reinterpret_cast<decltype(f.compute)>(dlsym(lib, "cblas_sgemm_compute"))};
+    dlclose(lib);
+    if (!f.get_size || !f.pack || !f.compute) return std::nullopt;
+    return f;
+  }();
+  return api ? &*api : nullptr;
+}
+
+// o2 = x2 @ B + bias + other by the packed GEMM, where B is `w` [K, N], or its transpose when
+// `w_is_nk` (a 1x1 convolution's [N, K] weight); false where it does not apply (no MKL, not
+// float32, not dense, a size past MKL's 32-bit ints), leaving o2 untouched.
+bool PackedGemmInto(at::Tensor& o2, const at::Tensor& x2, const DLTensor* w, bool w_is_nk,
+                    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& other2) {
+  constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+  const PackedGemmApi* api = PackedGemm();
+  int64_t m = x2.size(0), k = x2.size(1), cols = o2.size(1);
+  constexpr int64_t kMax = std::numeric_limits<int>::max();
+  if (!api || x2.scalar_type() != at::kFloat || ScalarTypeOf(w) != at::kFloat || !x2.is_contiguous() ||
+      !o2.is_contiguous() || m == 0 || m > kMax || k > kMax || cols > kMax)
+    return false;
+  at::Tensor packed = Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {m, k, cols, int64_t(w_is_nk)}}, [&] {
+    size_t bytes = api->get_size(kBMatrix, int(m), int(cols), int(k));
+    at::Tensor buf = at::empty({int64_t(bytes / sizeof(float)) + 1}, at::kFloat);
+    api->pack(kRowMajor, kBMatrix, w_is_nk ? kTrans : kNoTrans, int(m), int(cols), int(k), 1.0f,
+              static_cast<const float*>(DataOf(w)), int(w_is_nk ? k : cols), buf.data_ptr<float>());
+    return buf;
+  });
+  // As GemmInto: o2 first holds bias + other, and the product accumulates onto it.
+  float beta = 1.0f;
+  if (other2 && bias) at::add_out(o2, *other2, *bias);
+  else if (bias) o2.copy_(bias->expand(o2.sizes()));
+  else if (other2) { if (other2->data_ptr() != o2.data_ptr()) o2.copy_(*other2); }
+  else beta = 0.0f;
+  api->compute(kRowMajor, kNoTrans, kPacked, int(m), int(cols), int(k), x2.data_ptr<float>(), int(k),
+               packed.data_ptr<float>(), int(cols), beta, o2.data_ptr<float>(), int(cols));
+  return true;
+}
+
 // A small 1x1 convolution (stride 1, no padding, one group) over NHWC is a GEMM over the rows of
 // pixels: MKL runs it into TVM's buffer at a fraction of oneDNN's per-call cost (16-26 us against
 // 38-60 us for the depthwise net's pointwise convolutions). Large ones stay with oneDNN, which
-// is as fast or faster there.
+// is as fast or faster there, unless placement timed MKL's packed GEMM (`packed`) faster.
 bool PointwiseAsGemm(const DLTensor* x, const DLTensor* w, const DLTensor* out, const ffi::Shape& a,
-                     const std::optional<at::Tensor>& bias, const DLTensor* other) {
+                     const std::optional<at::Tensor>& bias, const DLTensor* other, bool packed) {
   constexpr int64_t kMaxMacs = int64_t(1) << 24;
   bool pointwise = w->shape[2] == 1 && w->shape[3] == 1 && a[0] == 1 && a[1] == 1 && a[2] == 0 && a[3] == 0 && a[6] == 1;
   if (!pointwise || ScalarTypeOf(x) != at::kFloat) return false;
   int64_t rows = x->shape[0] * x->shape[1] * x->shape[2], cin = x->shape[3], cout = out->shape[3];
-  if (rows * cin * cout > kMaxMacs) return false;
-  at::Tensor o2 = View(out).view({rows, cout});
+  if (!packed && rows * cin * cout > kMaxMacs) return false;
+  at::Tensor o2 = View(out).view({rows, cout}), x2 = View(x).view({rows, cin});
   std::optional<at::Tensor> other2;
   if (other) other2 = View(other).view({rows, cout});
-  GemmInto(o2, View(x).view({rows, cin}), View(w).view({cout, cin}).t(), bias, other2);
+  if (packed && PackedGemmInto(o2, x2, w, true, bias, other2)) return true;
+  GemmInto(o2, x2, View(w).view({cout, cin}).t(), bias, other2);
   return true;
 }
 
 // torchtvm.conv2d(x NHWC, w OIHW, [b], [other NHWC], attrs, out NHWC)
 // attrs = [stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, unary, has_bias, has_other,
 //          (algorithm: 0 the default below, 1 Winograd, 2 oneDNN only (not the runtime's depthwise
-//           loop or a GEMM for a small 1x1); absent in models exported before it)]
+//           loop or a GEMM for a small 1x1), 3 MKL's packed GEMM for a 1x1; absent in models
+//           exported before it)]
 void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   int n = args.size();
@@ -347,7 +406,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
     if (code > 2) ApplyUnary(ot, code);
     return;
   }
-  if (algorithm != 2 && PointwiseAsGemm(x, w, out, a, bias, other)) {
+  if (algorithm != 2 && PointwiseAsGemm(x, w, out, a, bias, other, algorithm == 3)) {
     ApplyUnary(ot, code);
     return;
   }
@@ -362,12 +421,13 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
 }
 
 // torchtvm.linear(x [..., K], wt [K, N], [b [N]], [other [..., N]], attrs, out [..., N])
-// attrs = [unary, has_bias, has_other]. out = act(x @ wt + b + other), written in place by MKL.
+// attrs = [unary, has_bias, has_other, (algorithm: 0 MKL's sgemm, 1 its packed GEMM; absent in
+// models exported before it)]. out = act(x @ wt + b + other), written in place by MKL.
 void Linear(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   int n = args.size();
   ffi::Shape a = args[n - 2].cast<ffi::Shape>();
-  TORCH_CHECK(a.size() == 3, "torchtvm.linear got ", a.size(), " attributes; this is a torchtvm bug.");
+  TORCH_CHECK(a.size() == 3 || a.size() == 4, "torchtvm.linear got ", a.size(), " attributes; this is a torchtvm bug.");
   bool has_bias = a[1] != 0, has_other = a[2] != 0;
   TORCH_CHECK(n == 4 + int(has_bias) + int(has_other), "torchtvm.linear got ", n,
               " arguments for its attributes; this is a torchtvm bug.");
@@ -379,7 +439,8 @@ void Linear(ffi::PackedArgs args, ffi::Any* rv) {
   std::optional<at::Tensor> bias, other;
   if (has_bias) bias = View(args[2].cast<DLTensor*>());
   if (has_other) other = View(args[2 + int(has_bias)].cast<DLTensor*>()).reshape({-1, cols});
-  GemmInto(o2, x2, wt, bias, other);
+  bool packed = a.size() == 4 && a[3] == 1 && PackedGemmInto(o2, x2, args[1].cast<DLTensor*>(), false, bias, other);
+  if (!packed) GemmInto(o2, x2, wt, bias, other);
   ApplyUnary(o2, a[0]);
 }
 
@@ -581,6 +642,8 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       })
       // Whether convolutions without a residual use the direct path; returns what it was.
       .def("torchtvm.library_direct_conv", [](bool on) { return g_direct_conv.exchange(on); })
+      // Whether algorithm "packed" runs MKL's packed GEMM here (else the plain GEMM): for tests.
+      .def("torchtvm.library_has_packed_gemm", []() { return PackedGemm() != nullptr; })
       .def("torchtvm.library_clear_caches", []() { MemoGeneration().fetch_add(1); })
       // How many of torch's threads one parallel loop of the runtime reaches (its kernels' loops
       // and TVM's go the same way): 1 with several threads set means a build without OpenMP.

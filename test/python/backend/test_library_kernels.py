@@ -375,3 +375,70 @@ def test_max_pool_runs_pytorchs_kernel_and_keeps_nan(conv, pool):
         runner, _ = build(model, (x,))
         got, ref = runner.run([x])[0], model(x)
         assert torch.equal(got.isnan(), ref.isnan()) and got.isnan().any()
+
+
+class LinearAct(nn.Module):
+    def __init__(self, k: int, n: int, bias: bool, residual: bool, act):
+        super().__init__()
+        self.fc, self.residual, self.act = nn.Linear(k, n, bias=bias), residual, act
+
+    def forward(self, x, r):
+        y = self.fc(x)
+        return self.act(y + r if self.residual else y)
+
+
+def build_packed(model, inputs):
+    """Build with every linear and 1x1 convolution given MKL's packed GEMM ("packed")."""
+    mod = import_program(torch.export.export(model.eval(), inputs), list(inputs), 1).mod
+    placed, offloads = builder.place(mod, INFO, "library")
+    choices = {o.name: "packed" for o in offloads if o.kind in ("linear", "conv2d")}
+    return TvmRunner(builder.compile_placed(library.use_algorithms(placed, offloads, choices), INFO)), offloads
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("act", ["none", "relu", "gelu"])
+def test_mkl_packed_gemm_matches_pytorch_with_nan_and_inf(bias, residual, act):
+    """Algorithm "packed" (a linear's or a 1x1 convolution's weight packed once for MKL's
+    sgemm_compute, writing into TVM's buffer): the same numbers as PyTorch, non-finite values too."""
+    import tvm_ffi
+
+    if not tvm_ffi.get_global_func("torchtvm.library_has_packed_gemm")():
+        pytest.skip("this torch exports no MKL packed GEMM: the algorithm falls back to the plain GEMM")
+    torch.manual_seed(5)
+    model = LinearAct(48, 40, bias, residual, ACTIVATIONS[act][0])
+    x, r = torch.randn(3, 7, 48), torch.randn(3, 7, 40)
+    x[0, 0, 3], x[1, 2, 5], r[2, 6, 1] = float("nan"), float("inf"), float("-inf")
+    runner, offloads = build_packed(model, (x, r))
+    assert [o.algorithm for o in offloads] == ["packed"]
+    with torch.no_grad():
+        ref = model(x, r)
+    for _ in range(2):  # the second call reuses the packed weight
+        torch.testing.assert_close(runner.run([x, r])[0], ref, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+    conv = Pointwise(24, 40, bias, residual).eval()
+    xc, rc = torch.randn(2, 24, 5, 6), torch.randn(2, 40, 5, 6)
+    xc[1, 3, 2, 2] = float("nan")
+    runner, offloads = build_packed(conv, (xc, rc))
+    assert [o.algorithm for o in offloads] == ["packed"]
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([xc, rc])[0], conv(xc, rc), rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
+def test_placement_times_the_packed_gemm_for_linears_and_pointwise_convs():
+    """Every linear and 1x1 convolution with a constant weight has the packed GEMM as a timed
+    candidate; it replaces the default only when clearly faster."""
+    from torchtvm.backend import measure
+
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(16, 32, 1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.Flatten(), nn.Linear(32 * 36, 10)).eval()
+    x = torch.randn(1, 16, 6, 6)
+    mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
+    placed, offloads = builder.place(mod, INFO, "auto")
+    timed = measure.time_library_calls(placed, offloads, rounds=2, calls=5)
+    assert [o.kind for o in offloads] == ["conv2d", "conv2d", "linear"]
+    assert "packed" not in timed[offloads[1].name].others_ms  # a 3x3 convolution is no GEMM
+    for o in (offloads[0], offloads[2]):
+        t = timed[o.name]
+        assert set(t.others_ms) >= {"packed"}, o.kind
+        assert (t.algorithm == "packed") == (min(t.others_ms.values()) == t.others_ms["packed"] and t.others_ms["packed"] < t.library_ms * measure.MARGIN)

@@ -179,3 +179,24 @@ def test_tuning_with_a_symbolic_dim(tmp_path):
     with pytest.raises(EngineError) as e:
         tune_model({**params, "tune_sizes": {"batch": 9}}, JobContext("t"))
     assert e.value.code == "bad_tune_sizes" and "1..8" in e.value.message
+
+
+def test_traced_encoder_fast_path_projects_qkv_in_one_gemm(tmp_path):
+    """A TransformerEncoderLayer traced under no_grad records torch's fused fast path
+    (aten::_transformer_encoder_layer_fwd). Its decomposition projects q, k and v with one GEMM, as
+    the fast path does, and the attention reads them where they lie: one [.., 3d] linear, no
+    three [.., d] ones, and the result matches PyTorch's."""
+    torch.manual_seed(13)
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True).eval()
+    x = torch.randn(2, 6, 32)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(layer, (x,), check_trace=False)
+    assert "aten::_transformer_encoder_layer_fwd" in str(traced.inlined_graph)
+    path = str(tmp_path / "enc.pt")
+    traced.save(path)
+    r = _compile(path, str(tmp_path), [{"name": "x", "dims": [2, 6, 32]}], placement="library")
+    assert r["verification"]["ok"], r["verification"]
+    linears = [o["shape"][-1] for o in r["placement"]["ops"] if o["kind"] == "linear"]
+    assert sorted(linears) == [32, 32, 64, 96], linears
+    assert [o["kind"] for o in r["placement"]["ops"]].count("attention") == 1

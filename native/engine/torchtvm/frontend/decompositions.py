@@ -25,11 +25,16 @@ def _native_mha(query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, pr
     b, tgt, _ = query.shape
     src = key.shape[1]
     hd = embed_dim // num_head
-    wq, wk, wv = qkv_weight.chunk(3)
-    bq, bk, bv = qkv_bias.chunk(3)
-    q = F.linear(query, wq, bq).view(b, tgt, num_head, hd).transpose(1, 2)
-    k = F.linear(key, wk, bk).view(b, src, num_head, hd).transpose(1, 2)
-    v = F.linear(value, wv, bv).view(b, src, num_head, hd).transpose(1, 2)
+    if query is key and key is value:
+        # Self-attention: one GEMM for the three projections, as the fast path runs it.
+        qkv = F.linear(query, qkv_weight, qkv_bias).view(b, tgt, 3, num_head, hd).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # selects, which the attention reads as strided views
+    else:
+        wq, wk, wv = qkv_weight.chunk(3)
+        bq, bk, bv = qkv_bias.chunk(3)
+        q = F.linear(query, wq, bq).view(b, tgt, num_head, hd).transpose(1, 2)
+        k = F.linear(key, wk, bk).view(b, src, num_head, hd).transpose(1, 2)
+        v = F.linear(value, wv, bv).view(b, src, num_head, hd).transpose(1, 2)
     scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
     if mask is not None:
         # mask_type 0: attention mask (L, S); 1: key padding mask (B, S); 2: already (B, H, L, S)-broadcastable.
