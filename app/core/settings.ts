@@ -1,18 +1,25 @@
 // Small persistent state in the workbench home (recent models), written atomically.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
 import { bundledPython, workbenchHome } from './paths.js';
+import { readRegularFile } from './read-file.js';
+
+/** A small JSON file of the home; undefined when missing, not a regular file, over 1 MB or not JSON. */
+function readSmallJson(file: string): unknown {
+  try {
+    const { text, truncated } = readRegularFile(file, 1 << 20);
+    return truncated ? undefined : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 
 const recentFile = () => join(workbenchHome(), 'recent.json');
 
 export function recentModels(): string[] {
-  try {
-    const list = JSON.parse(readFileSync(recentFile(), 'utf8'));
-    return Array.isArray(list) ? list.filter((p): p is string => typeof p === 'string' && existsSync(p)) : [];
-  } catch {
-    return [];
-  }
+  const list = readSmallJson(recentFile());
+  return Array.isArray(list) ? list.filter((p): p is string => typeof p === 'string' && existsSync(p)) : [];
 }
 
 /**
@@ -42,12 +49,8 @@ export interface WorkbenchSettings {
 const settingsFile = () => join(workbenchHome(), 'settings.json');
 
 export function readSettings(): WorkbenchSettings {
-  try {
-    const s = JSON.parse(readFileSync(settingsFile(), 'utf8'));
-    return s && typeof s === 'object' && !Array.isArray(s) ? (s as WorkbenchSettings) : {};
-  } catch {
-    return {};
-  }
+  const s = readSmallJson(settingsFile());
+  return s && typeof s === 'object' && !Array.isArray(s) ? (s as WorkbenchSettings) : {};
 }
 
 /** Merges `patch` into the settings; an undefined or empty value removes the key. */

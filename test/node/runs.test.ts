@@ -2,6 +2,7 @@
 // in its model's project folder; a fresh store (a restarted app) lists them and marks the ones that
 // were running as interrupted.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import type { CompileResult, TuneResult } from '../../app/contract/results.js';
 import { JobManager } from '../../app/core/jobs.js';
 import { RunStore } from '../../app/core/runs/run-store.js';
 import { projectDir } from '../../app/core/paths.js';
+import { NotARegularFile, readRegularFile } from '../../app/core/read-file.js';
 
 describe('run store', () => {
   const home = mkdtempSync(join(tmpdir(), 'torchtvm-runs-'));
@@ -107,6 +109,29 @@ describe('run store', () => {
     const rec = new RunStore().get(model, job);
     expect(rec.outcome).toMatchObject({ state: 'failed', error: { code: 'bad_run_record' } });
     expect(rec.outcome?.state === 'failed' && rec.outcome.error.message).toMatch(/verification\.ok: /);
+  });
+
+  it('reads a FIFO or a folder put in place of a record as missing, without blocking', () => {
+    const job = 'compile-9-fifo1';
+    const dir = join(projectDir(model), 'runs', job);
+    mkdirSync(dir, { recursive: true });
+    const request = { kind: 'compile', model, inputs, target: 'llvm', measure: true };
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ job, kind: 'compile', state: 'succeeded', model, startedAt: 1, request, events: 0 }));
+    // A FIFO blocks a plain read until a writer comes: this test would hang, not fail, before.
+    execFileSync('mkfifo', [join(dir, 'events.jsonl'), join(dir, 'outcome.json')]);
+    const rec = new RunStore().get(model, job);
+    expect(rec.events).toEqual([]);
+    expect(rec.outcome).toBeNull();
+  });
+
+  it('keeps the newest events of a log past its size limit, and their lines whole', () => {
+    const file = join(home, 'big.jsonl');
+    const line = JSON.stringify({ event: 'log', job: 'x', data: { level: 'info', message: 'y'.repeat(100) } }) + '\n';
+    writeFileSync(file, line.repeat(10));
+    const { text, truncated } = readRegularFile(file, line.length * 3 + 5);
+    expect(truncated).toBe(true);
+    expect(text.split('\n').slice(1, -1)).toEqual([line.trimEnd(), line.trimEnd(), line.trimEnd()]);
+    expect(() => readRegularFile(home, 10)).toThrow(NotARegularFile);
   });
 
   it('refuses job ids that are not job ids', () => {

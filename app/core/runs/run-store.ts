@@ -6,19 +6,26 @@
 //   <project>/runs/<job>/outcome.json   the outcome (result or error), written once at the end
 // Appends survive a kill at any moment: a torn last line is skipped when reading. Runs started by
 // this process are also held in memory, so replaying a running job never races its own writes.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { describeIssues, WorkbenchError } from '../../contract/errors.js';
 import { JobEventSchema, jobOutcomeSchema, upgradeStoredRequest, type JobEvent, type JobOutcome, type ParsedJobRequest } from '../../contract/jobs.js';
 import { JOB_ID, RunSummarySchema, type ModelRuns, type RunKind, type RunRecord, type RunSummary } from '../../contract/runs.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { projectDir } from '../paths.js';
+import { readRegularFile } from '../read-file.js';
 
 
-/** A JSON file's value; undefined when it is missing or not JSON. */
+// A summary, request or outcome is a few kB; more is not a record the workbench wrote.
+const MAX_RECORD_BYTES = 16 << 20;
+// The newest events of a run whose log outgrew this (a tune of many thousands of trials) are kept.
+const MAX_EVENTS_BYTES = 64 << 20;
+
+/** A JSON file's value; undefined when it is missing, not a regular file, too large or not JSON. */
 function readJson(file: string): unknown {
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    const { text, truncated } = readRegularFile(file, MAX_RECORD_BYTES);
+    return truncated ? undefined : JSON.parse(text);
   } catch {
     return undefined;
   }
@@ -26,9 +33,16 @@ function readJson(file: string): unknown {
 
 /** Reads events.jsonl, skipping a line torn by a kill mid-append and any line that is not a job event of the contract. */
 function readEvents(file: string): JobEvent[] {
-  if (!existsSync(file)) return [];
+  let lines: string[];
+  try {
+    const { text, truncated } = readRegularFile(file, MAX_EVENTS_BYTES);
+    lines = text.split('\n');
+    if (truncated) lines.shift(); // the tail starts inside a line
+  } catch {
+    return []; // missing, or not a file the workbench wrote
+  }
   const out: JobEvent[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
+  for (const line of lines) {
     if (!line.trim()) continue;
     try {
       const e = JobEventSchema.safeParse(JSON.parse(line));

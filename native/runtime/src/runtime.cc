@@ -106,7 +106,8 @@ static std::string CpuinfoName(const std::string& llvm_name) {
       {"avx512fp16", "avx512_fp16"},   {"avx512vbmi2", "avx512_vbmi2"},
       {"avx512bitalg", "avx512_bitalg"}, {"avx512vpopcntdq", "avx512_vpopcntdq"},
       {"avxvnni", "avx_vnni"},         {"bmi", "bmi1"},
-      {"lzcnt", "abm"}};
+      {"lzcnt", "abm"},               {"avx512vp2intersect", "avx512_vp2intersect"},
+      {"pclmul", "pclmulqdq"},         {"sha", "sha_ni"}};
   auto it = renamed.find(s);
   return it == renamed.end() ? s : it->second;
 }

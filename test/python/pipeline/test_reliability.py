@@ -60,6 +60,36 @@ def test_custom_target_records_the_features_of_that_target():
     assert "avx2" in mattr.features
 
 
+def test_features_a_vm_hides_are_left_out_of_the_build_for_this_machine(monkeypatch):
+    """LLVM names this CPU's model and gives its features; a VM may hide some (CPUID masked): the
+    build for this machine must not use them, or it would be refused by its own check (or SIGILL)."""
+    from torchtvm.common import cpu_features
+
+    full = builder.resolve_target("llvm", 2)
+    hide = [f for f in ("sha", "avx2") if f in full.features]
+    if not hide or not cpu_features.host_flags():
+        pytest.skip("this CPU reports neither SHA nor AVX2, or no /proc/cpuinfo")
+    shown = cpu_features.host_flags() - {cpu_features.X86_FEATURES[f] for f in hide}
+    monkeypatch.setattr(cpu_features, "host_flags", lambda: shown)
+    info = builder.resolve_target("llvm", 2)
+    assert not set(hide) & set(info.features) and cpu_features.missing_on_host(info.features) == []
+
+
+def test_amd_only_features_are_recorded_and_a_bdver4_build_is_never_run_here(tmp_path):
+    """mcpu=bdver4 (AMD Excavator) makes LLVM emit FMA4 and XOP, which no Intel CPU and no Zen has:
+    they are among the features recorded and checked, so the build is refused, not run (SIGILL)."""
+    info = builder.resolve_target('{"kind": "llvm", "mcpu": "bdver4"}', 2)
+    assert {"fma4", "xop", "tbm", "sse4a"} <= set(info.features)
+    if {"fma4", "xop"} <= host_cpu_flags():
+        pytest.skip("this CPU has FMA4 and XOP (a Bulldozer): code for bdver4 runs here")
+    spec = [{"name": "x", "dims": [2, 8], "dtype": "float32"}]
+    out = str(tmp_path / "bdver4.pt")
+    r = _compile(str(tmp_path), Scale(), (torch.randn(2, 8),), spec, target='{"kind": "llvm", "mcpu": "bdver4"}', export_path=out)
+    v = r["verification"]
+    assert v["skipped"] and "which this CPU lacks" in v["reason"] and "fma4" in v["reason"]
+    assert not os.path.exists(out) and "Not exported" in r["export_skipped"]
+
+
 class Scale(nn.Module):
     def forward(self, x):
         return torch.relu(x) * 2

@@ -136,6 +136,54 @@ def test_not_a_zip(tmp_path):
     assert "not a zip" in fails("not_a_zip", lambda: METHODS["inspect"]({"model": str(p)}, JobContext()))
 
 
+def _inspect_within(path: str, seconds: float = 30.0):
+    """inspect `path` on a thread: a read that never ends (a device, a FIFO) fails the test instead
+    of hanging the suite."""
+    import threading
+
+    out: dict = {}
+
+    def go():
+        try:
+            out["result"] = METHODS["inspect"]({"model": path}, JobContext())
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            out["error"] = e
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"inspect {path} did not return within {seconds} s"
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_special_files_are_refused_without_reading_them(tmp_path, kind):
+    """/dev/zero never ends and a FIFO blocks its reader until a writer comes: a model path must be
+    a regular file, checked before anything reads it."""
+    if kind == "device":
+        path = "/dev/zero"
+    else:
+        path = str(tmp_path / "pipe.pt")
+        os.mkfifo(path)
+    msg = fails("not_a_file", lambda: _inspect_within(path))
+    assert "not a regular file" in msg and "torch.jit.save" in msg
+
+
+def test_empty_and_cut_short_archives_say_so(tmp_path):
+    empty = tmp_path / "empty.pt2"
+    empty.write_bytes(b"")
+    assert "is empty (0 bytes)" in fails("empty_file", lambda: _inspect_within(str(empty)))
+    whole = save(tmp_path, LinearGelu(), torch.randn(4, 16))
+    for name in ("cut.pt", "cut.pt2"):
+        cut = tmp_path / name
+        data = open(whole, "rb").read()
+        cut.write_bytes(data[: len(data) // 2])
+        msg = fails("damaged_archive", lambda: _inspect_within(str(cut)))
+        assert "cut short" in msg and "not a TorchScript file" not in msg
+
+
 def test_state_dict_is_not_torchscript(tmp_path):
     p = str(tmp_path / "sd.pt")
     torch.save(LinearGelu().state_dict(), p)

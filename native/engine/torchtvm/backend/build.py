@@ -37,6 +37,11 @@ def resolve_target(name: str = "llvm", num_cores: int | None = None) -> TargetIn
         mcpu = codegen.llvm_get_system_cpu()
         capped = isa_cap.target_mattr()  # TORCHTVM_MAX_CPU_ISA: this CPU without what is above the cap
         target = Target({"kind": "llvm", "mcpu": mcpu, "num-cores": num_cores, **({"mattr": capped} if capped else {})})
+        # LLVM gives the CPU model's features; a VM may hide some of them (AVX-512, SHA...): the
+        # code for this machine must not use what its CPUID does not report.
+        hidden = cpu_features.missing_on_host(cpu_features.target_features(target))
+        if hidden:
+            target = Target({"kind": "llvm", "mcpu": mcpu, "num-cores": num_cores, "mattr": list(capped or []) + [f"-{f}" for f in hidden]})
         return TargetInfo(target, "llvm", mcpu, cpu_features.target_features(target))
     if name == "cuda":
         if not tvm.cuda(0).exist:

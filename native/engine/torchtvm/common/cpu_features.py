@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import platform
 
-# x86 features generated code can depend on: LLVM name -> /proc/cpuinfo flag. Only features that
-# /proc/cpuinfo reports are listed, so a check never refuses a module for a name it cannot see.
+# x86 features generated code can depend on: LLVM name -> /proc/cpuinfo flag, Intel's and AMD's
+# (an unlisted one, such as FMA4 before, is neither recorded nor checked: code for mcpu=bdver4 ran
+# and died with SIGILL). Only features that /proc/cpuinfo reports are listed, so a check never
+# refuses a module for a name it cannot see.
 # Keep in sync with CpuinfoName in native/runtime/src/runtime.cc.
 X86_FEATURES = {
     "sse4.1": "sse4_1",
@@ -44,6 +46,22 @@ X86_FEATURES = {
     "amx-tile": "amx_tile",
     "amx-int8": "amx_int8",
     "amx-bf16": "amx_bf16",
+    "amx-fp16": "amx_fp16",
+    "avx512er": "avx512er",  # Xeon Phi
+    "avx512pf": "avx512pf",
+    "avx512vp2intersect": "avx512_vp2intersect",
+    "gfni": "gfni",
+    "vaes": "vaes",
+    "vpclmulqdq": "vpclmulqdq",
+    "pclmul": "pclmulqdq",
+    "aes": "aes",
+    "sha": "sha_ni",
+    "adx": "adx",
+    # AMD only: Bulldozer's four-operand FMA and XOP, TBM, and SSE4a (mcpu=bdver*, btver*, znver*)
+    "fma4": "fma4",
+    "xop": "xop",
+    "tbm": "tbm",
+    "sse4a": "sse4a",
 }
 
 

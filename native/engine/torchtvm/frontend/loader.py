@@ -9,6 +9,7 @@ A `.pt2` from `torch.export.save` holds a graph (models/*.json) and weights; an 
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 import zipfile
 
@@ -19,7 +20,8 @@ from torchtvm.common.errors import EngineError
 
 
 def pt2_kind(path: str) -> str | None:
-    """"exported" for a torch.export.save archive, "aoti" for an AOTInductor package, else None."""
+    """"exported" for a torch.export.save archive, "aoti" for an AOTInductor package, else None
+    (a regular file only: see _check_file)."""
     if not path or not os.path.isfile(path) or not zipfile.is_zipfile(path):
         return None
     with zipfile.ZipFile(path) as z:
@@ -34,6 +36,8 @@ def pt2_kind(path: str) -> str | None:
 def load_exported(path: str) -> torch.export.ExportedProgram:
     _check_file(path)
     kind = pt2_kind(path)
+    if kind is None and _cut_short(path):
+        raise _damaged(path)
     if kind == "aoti":
         raise EngineError(
             "aoti_package",
@@ -67,21 +71,48 @@ def runnable(model):
 
 
 def _check_file(path: str) -> None:
+    """A model path must name a regular file: reading a device (/dev/zero) never ends, and opening
+    a FIFO waits for a writer forever."""
     if not path:
         raise EngineError("file_not_found", "No model file was given; pass the path of a TorchScript .pt or a torch.export .pt2 file.")
-    if not os.path.exists(path):
-        raise EngineError("file_not_found", f"{path} does not exist; check the path.")
-    if os.path.isdir(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise EngineError("file_not_found", f"{path} does not exist; check the path.") from None
+    except OSError as e:
+        raise EngineError("not_readable", f"{path} cannot be read ({e.strerror}); check the path and its permissions.") from None
+    if stat.S_ISDIR(st.st_mode):
         raise EngineError("not_a_file", f"{path} is a folder; give the path of a TorchScript .pt or a torch.export .pt2 file.")
+    if not stat.S_ISREG(st.st_mode):
+        raise EngineError(
+            "not_a_file",
+            f"{path} is not a regular file (a device, FIFO or socket); give the path of a model saved with torch.jit.save or torch.export.save.",
+        )
+    if st.st_size == 0:
+        raise EngineError("empty_file", f"{path} is empty (0 bytes); save the model again with torch.jit.save or torch.export.save.")
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _cut_short(path: str) -> bool:
+    """A file that starts as a zip archive but has no readable directory: truncated or damaged."""
+    with open(path, "rb") as f:
+        return f.read(4) == _ZIP_MAGIC and not zipfile.is_zipfile(path)
+
+
+def _damaged(path: str) -> EngineError:
+    return EngineError(
+        "damaged_archive",
+        f"{path} starts as a model archive (zip) but its end is missing or damaged: the file was probably cut short while "
+        "being copied or saved. Copy or save it again (torch.jit.save for a .pt, torch.export.save for a .pt2).",
+    )
 
 
 def load_torchscript(path: str) -> torch.jit.ScriptModule:
-    if not path:
-        raise EngineError("file_not_found", "No model file was given; pass the path of a TorchScript .pt file.")
-    if not os.path.exists(path):
-        raise EngineError("file_not_found", f"{path} does not exist; check the path.")
-    if os.path.isdir(path):
-        raise EngineError("not_a_file", f"{path} is a folder; give the path of a TorchScript .pt file.")
+    _check_file(path)
+    if _cut_short(path):
+        raise _damaged(path)
     if not zipfile.is_zipfile(path):
         raise EngineError(
             "not_a_zip",
