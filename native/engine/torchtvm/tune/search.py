@@ -36,6 +36,9 @@ class SearchState:
         # Per task that is one library candidate's kernel: the library call's ms. The build runs
         # whichever is faster (per-op placement), so that is all a tuned record can be worth.
         self.library: list[float | None] = [None] * len(names)
+        # Set when a batch's records did not reach the database file (a full disk): tuning stops.
+        self.write_error: str | None = None
+        self.lost = 0  # trials measured but not recorded
 
     def beats_default(self, i: int, ms: float | None) -> bool:
         """Whether a record timed `ms` is applied to task i: only when it beats the default schedule."""
@@ -59,7 +62,28 @@ class SearchState:
         return sum(w * v for w, v in zip(self.weights, per_task))
 
 
-def make_hooks(state: SearchState, builder_impl, workers: int):
+def _appended(path: str, since: int) -> tuple[int, bool]:
+    """The lines appended to `path` past byte `since`, and whether the file ends a line."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(since)
+            tail = f.read()
+    except OSError:
+        return 0, False
+    return tail.count(b"\n"), tail.endswith(b"\n") or not tail
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str):
+    """MetaSchedule's builder, task scheduler and measure callback for `state`; `records_path` is
+    the JSON database's tuning-record file, which the callback checks after every batch: TVM
+    appends to it through an ofstream whose failures (ENOSPC) it never checks."""
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
@@ -106,7 +130,7 @@ def make_hooks(state: SearchState, builder_impl, workers: int):
                 t = ts.tasks_[i]
                 if not t.is_terminated and t.runner_futures is not None:
                     ts.join_running_task(i)
-            stop = state.ctx.cancelled or (state.budget is not None and state.total >= state.budget)
+            stop = state.ctx.cancelled or state.write_error is not None or (state.budget is not None and state.total >= state.budget)
             alive = []
             for i in range(n):
                 if ts.tasks_[i].is_terminated:
@@ -151,7 +175,21 @@ def make_hooks(state: SearchState, builder_impl, workers: int):
                 c = [measure_candidates[i] for i in keep]
                 b = [builder_results[i] for i in keep]
                 r = [runner_results[i] for i in keep]
-                for cb in (self.add, self.update, self.remove):
+                before = _size(records_path)
+                self.add.apply(task_scheduler, task_id, c, b, r)
+                lines, whole = _appended(records_path, before)
+                if lines < len(keep) or not whole:
+                    free = shutil.disk_usage(os.path.dirname(records_path) or ".").free
+                    why = "the disk is full" if free < (1 << 20) else f"only {lines} of {len(keep)} records reached the file"
+                    state.write_error = f"{why} ({free // 1024} KiB free)"
+                    state.lost += len(keep)
+                    try:
+                        os.truncate(records_path, before)  # no torn line left for the next run
+                    except OSError:
+                        pass  # the repair on the next open skips it
+                    self.remove.apply(task_scheduler, task_id, measure_candidates, builder_results, runner_results)
+                    return  # not counted as trials: they are not in the database
+                for cb in (self.update, self.remove):
                     cb.apply(task_scheduler, task_id, c, b, r)
             else:
                 self.remove.apply(task_scheduler, task_id, measure_candidates, builder_results, runner_results)

@@ -236,7 +236,8 @@ def _search(state: SearchState, tasks: _Tasks, database, pools: _Pools, existing
         per_iter = options.trials_per_iter or max(1, min(16, remaining // len(tasks.names)))
         reset_ms_logging()
         contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(tasks.extracted, work_dir, num_threads=pools.workers, seed=options.seed)
-        the_builder, scheduler, callback = make_hooks(state, pools.builder(), pools.workers)
+        records_path = os.path.join(work_dir, "database_tuning_record.json")  # JSONDatabase's
+        the_builder, scheduler, callback = make_hooks(state, pools.builder(), pools.workers, records_path)
         try:
             ms.tune.tune_tasks(
                 tasks=contexts,
@@ -257,6 +258,13 @@ def _search(state: SearchState, tasks: _Tasks, database, pools: _Pools, existing
                 raise Cancelled(f"Tuning was cancelled; {state.total} trial(s) are kept in {work_dir}.") from e
             raise EngineError("tune_failed", f"MetaSchedule failed: {first_error_line(str(e))}. The {state.total} trial(s) so far are kept in {work_dir}.", str(e)) from e
         tune_s = time.perf_counter() - t0
+        if state.write_error is not None:
+            raise EngineError(
+                "database_write_failed",
+                f"Tuning stopped: the records of {state.lost} trial(s) could not be written to {records_path}: {state.write_error}. "
+                f"The {state.new_trials} trial(s) recorded before are kept in {work_dir}. Free some disk space (or pass another --work-dir) "
+                "and run again with the same work dir to resume.",
+            )
     if ctx.cancelled:
         raise Cancelled(f"Tuning was cancelled; {state.total} trial(s) are kept in {work_dir}; run again with the same work dir to resume.")
     return tune_s
