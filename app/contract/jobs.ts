@@ -42,6 +42,10 @@ export const CompileRequestSchema = z.object({
    * or `tvm` (TVM's own kernels only, for comparison).
    */
   placement: z.enum(['auto', 'library', 'tvm']).optional(),
+  /** Export although verification failed or could not run here (a build for another CPU): the CLI's --export-unverified. */
+  export_unverified: z.boolean().optional(),
+  /** Export although the edge-value pass (NaN, inf, -0.0, huge and tiny inputs) found outputs that differ from PyTorch's: the CLI's --accept-edge-mismatch. */
+  accept_edge_mismatch: z.boolean().optional(),
   /**
    * The user confirmed replacing export_path although it is the source model or a file the workbench
    * did not write (the CLI's --force). Without it such a job is refused before building

@@ -392,10 +392,15 @@ export function tunedWorkDir(s: State = get()): string | null {
 }
 
 /**
- * Exports to the path on the Export page. `create_parent` and `overwrite` are the user's answers to
- * a refusal (a missing folder, a file the workbench did not write), never defaults.
+ * Exports to the path on the Export page. `create_parent`, `overwrite`, `export_unverified` and
+ * `accept_edge_mismatch` are the user's answers to a refusal (a missing folder, a file the
+ * workbench did not write, a build that failed verification or differs at edge values), never
+ * defaults.
  */
-export async function exportModel(tuned = get().exportTuned, confirm: { create_parent?: boolean; overwrite?: boolean } = {}): Promise<void> {
+export async function exportModel(
+  tuned = get().exportTuned,
+  confirm: { create_parent?: boolean; overwrite?: boolean; export_unverified?: boolean; accept_edge_mismatch?: boolean } = {},
+): Promise<void> {
   const s = get();
   const { specs } = checkRows(s.inputs);
   const path = s.exportPath.trim() || s.project?.defaults.export_path || '';

@@ -19,7 +19,7 @@ const CORE_ONLY = ['kind', 'overwrite', 'create_parent'];
 /** Engine parameters that are not compile/tune request fields: options the app does not offer
  * (Python API and tests only), and the parameters of other methods (tuning_log's `dir`, the
  * WorkbenchApi readTuningLog argument of the same name). */
-const ENGINE_ONLY = ['seed', 'export_unverified', 'edge_values', 'dir'];
+const ENGINE_ONLY = ['seed', 'edge_values', 'dir'];
 
 /** Where the engine's parameter table lives: after the service restructure, then before it. */
 const PARAM_MODULES = ['torchtvm.service.params', 'torchtvm.service.methods', 'torchtvm.methods'];

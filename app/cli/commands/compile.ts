@@ -8,7 +8,7 @@ import { fmtSpeedup } from '../../contract/format.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used)';
+  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used)';
 
 export const compileOptions = {
   input: { type: 'string', multiple: true },
@@ -20,6 +20,8 @@ export const compileOptions = {
   fallback: { type: 'boolean' },
   strict: { type: 'boolean' },
   placement: { type: 'string' },
+  'export-unverified': { type: 'boolean' },
+  'accept-edge-mismatch': { type: 'boolean' },
   'tune-size': { type: 'string', multiple: true },
   trials: { type: 'string' },
   'trials-per-task': { type: 'string' },
@@ -191,6 +193,8 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     measure: !values['no-measure'],
     ...(values.strict ? { strict: true } : {}),
     ...(values.placement ? { placement: values.placement as 'auto' | 'library' | 'tvm' } : {}),
+    ...(values['export-unverified'] ? { export_unverified: true } : {}),
+    ...(values['accept-edge-mismatch'] ? { accept_edge_mismatch: true } : {}),
     ...(values.force ? { overwrite: true } : {}),
     ...(values.mkdir ? { create_parent: true } : {}),
   };

@@ -9,6 +9,7 @@
 // Links libtorch, libtvm_runtime (+ libtvm_runtime_extra: contrib kernels the VM calls by name,
 // e.g. tvm.contrib.sort.topk) and libtvm_ffi only; never TVM's compiler (LLVM symbol clashes).
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/DLConvertor.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
@@ -489,6 +490,14 @@ class Module : public torch::CustomClassHolder {
       TORCH_CHECK(t.defined(), "Input ", spec.name, " is undefined.");
       TORCH_CHECK(t.device().is_cpu(), "Input ", spec.name, " is on ", t.device().str(),
                   " but the TVM module was compiled for cpu; move the input with .cpu().");
+      TORCH_CHECK(t.layout() == at::kStrided, "Input ", spec.name, " is a ", t.layout(),
+                  " tensor, but the TVM module reads dense ones; pass ", spec.name, ".to_dense().");
+      // An output without a grad_fn would stop gradients silently: refuse, as the module has no
+      // backward.
+      TORCH_CHECK(!(t.requires_grad() && at::GradMode::is_enabled()), "Input ", spec.name,
+                  " requires grad, but the TVM module computes no gradients (its outputs would silently "
+                  "cut the graph). Call it under torch.no_grad() or torch.inference_mode(), or pass ",
+                  spec.name, ".detach().");
       auto want = DtypeTable().at(spec.dtype);
       TORCH_CHECK(t.scalar_type() == want, "Input ", spec.name, " should have dtype ", spec.dtype,
                   " but was given ", DtypeName(t.scalar_type()), ".");

@@ -159,7 +159,23 @@ export function ExportView() {
         )}
         {!specs && <p className="warn">Fix the <button className="link" onClick={() => go('inputs')}>input specs</button> first.</p>}
         <JobStatus jobId={exportJob} what="Export" explain={(e) => (PATH_REFUSALS.has(e.code) ? <ExportRefusal error={e} path={exportPath.trim()} defaultPath={project?.defaults.export_path} /> : null)} />
-        {exported ? (
+        {exported && !exported.files.exported ? (
+          <div className="error-box refusal" role="alert" data-testid="export-skipped">
+            <p>
+              <b>Nothing was written.</b> {(exported.export_skipped ?? 'The build was not exported.').replace(/ ?\(?[Pp]ass --export-unverified.*$| Pass --accept-edge-mismatch.*$/, '')}
+            </p>
+            <p className="hint">Export anyway only if you accept that difference: the model will not compute what PyTorch computes for such inputs.</p>
+            <div className="row">
+              <button className="danger" data-testid="export-anyway" onClick={() => void exportModel(undefined, exported.verification.ok ? { accept_edge_mismatch: true } : { export_unverified: true })}>
+                Export anyway
+              </button>
+            </div>
+            <details>
+              <summary>Verification of the build</summary>
+              <ResultTables r={exported} />
+            </details>
+          </div>
+        ) : exported ? (
           <>
             <p className="ok copy-row" data-testid="export-done">
               Wrote <code>{out}</code> <CopyButton text={out} label="Copy path" />

@@ -210,6 +210,43 @@ def test_nan_and_inf_propagate_as_in_pytorch(tmp_path):
     json.dumps(r["verification"], allow_nan=False)
 
 
+class SignOfZero(nn.Module):
+    def forward(self, x):
+        return 1 / torch.relu(x), 1 / x.clamp(0, 1), 1 / F.relu6(x), 1 / F.hardtanh(x, 0.0, 1.0), 1 / torch.clamp_min(x, 0.0)
+
+
+def test_the_sign_of_zero_survives_relu_and_clamp_as_in_pytorch(tmp_path):
+    """PyTorch's relu and clamp return x itself where it is not below the bound, so 1/relu(-0.0) is
+    -inf; max(-0.0, 0) may give +0.0, and +inf then."""
+    spec = [{"name": "x", "dims": [2, 37], "dtype": "float32"}]
+    run = _compile_run(str(tmp_path), SignOfZero(), (torch.randn(2, 37),), spec)
+    x = torch.randn(2, 37)
+    x[0, ::3] = -0.0
+    x[1, ::2] = 0.0
+    x[1, 1] = math.nan
+    got, want = TvmRunner(run.built.executable).run([x]), SignOfZero()(x)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert torch.equal(torch.isnan(g), torch.isnan(w)), f"output {i}: NaN positions differ"
+        assert torch.equal(g[~torch.isnan(w)], w[~torch.isnan(w)]), f"output {i}: {g[0, :6]} against {w[0, :6]}"
+    assert run.result["verification"]["edge_values"]["ok"], run.result["verification"]["edge_values"]["failed"]
+
+
+def test_an_edge_value_mismatch_blocks_the_export_unless_accepted(tmp_path, monkeypatch):
+    """Ordinary inputs agree, edge values (NaN, inf, -0.0...) do not: no silent export. The pass
+    itself is stood in for (this engine's kernels agree on every edge case it tries)."""
+    from torchtvm.pipeline import stages
+
+    failed = {"ok": False, "cases": [{"case": "negative_zero", "ok": False}], "failed": ["negative_zero"]}
+    monkeypatch.setattr(stages, "verify_edge_values", lambda *a: failed)
+    spec = [{"name": "x", "dims": [2, 8], "dtype": "float32"}]
+    out = str(tmp_path / "edge.pt")
+    r = _compile(str(tmp_path), Scale(), (torch.randn(2, 8),), spec, export_path=out)
+    assert r["verification"]["ok"] and not os.path.exists(out)
+    assert "edge values (negative_zero)" in r["export_skipped"] and "--accept-edge-mismatch" in r["export_skipped"]
+    r = _compile(str(tmp_path), Scale(), (torch.randn(2, 8),), spec, export_path=out, accept_edge_mismatch=True)
+    assert os.path.exists(out) and "export_skipped" not in r
+
+
 # ---- 3. output ownership and input views --------------------------------------------------------
 
 class Owns(nn.Module):
@@ -272,6 +309,26 @@ def test_neg_view_inputs_match_pytorch(owns_export):
         torch.testing.assert_close(g, w)
     for g, w in zip(TvmRunner(run.built.executable).run([neg]), module(-base)):
         torch.testing.assert_close(g, w)
+
+
+def test_inputs_that_need_grad_or_are_sparse_are_refused_with_a_sentence(owns_export):
+    """The module has no backward: an input that requires grad would give outputs that silently cut
+    the graph, so it is refused unless gradients are off. A sparse input is named, not a crash."""
+    _, out, _ = owns_export
+    runtime.load_library()
+    m = torch.jit.load(out)
+    x = torch.randn(2, 3, requires_grad=True)
+    with pytest.raises(RuntimeError) as e:
+        m(x)
+    assert "Input x requires grad" in str(e.value) and "torch.no_grad()" in str(e.value)
+    with torch.no_grad():
+        assert len(m(x)) == 5
+    with torch.inference_mode():
+        assert len(m(x)) == 5
+    assert len(m(x.detach())) == 5
+    with pytest.raises(RuntimeError) as e:
+        m(torch.randn(2, 3).to_sparse())
+    assert "Input x is a Sparse tensor" in str(e.value) and "to_dense()" in str(e.value)
 
 
 def test_python_call_with_a_non_tensor_is_a_sentence(owns_export):

@@ -3,7 +3,7 @@
 TVM lowers relu to max(x, 0), clamp to max(min(x, hi), lo), maximum/minimum to tir.Max/Min and
 max-pooling and max/min reductions to a tir.Max/Min reducer. LLVM turns tir.Max into a compare and
 select, so a NaN operand is replaced by the other one: relu(NaN) = 0, and a NaN in a pooling window
-vanishes unless it comes last. PyTorch propagates NaN through all of them. `install()` replaces
+vanishes unless it comes last. PyTorch propagates NaN through all of them, and its relu and clamp keep -0.0. `install()` replaces
 those ops' legalizations (FLegalize at a higher level than TVM's own) for floating-point tensors
 with the same computation plus a NaN test: elementwise ops stay one select per element (vectorised
 like the original); pooling and reductions add a second pass that marks windows holding a NaN.
@@ -69,21 +69,28 @@ def _register() -> None:
         # TIR has no isnan for bfloat16: test the value as float32 (a NaN stays a NaN in any cast).
         return tir.Select(tir.isnan(tir.Cast("float32", v)), v, other)
 
-    # relu(x) = NaN if x is NaN, else max(x, 0)
+    # relu(x) = x < 0 ? 0 : x, as PyTorch computes it: NaN stays NaN (the test is false) and so
+    # does -0.0 (1 / relu(-0.0) is -inf in PyTorch; max(-0.0, 0) may give +0.0).
     def relu(bb, call, orig):
         def f(x):
             zero = tir.const(0, x.dtype)
-            return te.compute(x.shape, lambda *i: nan_or(x(*i), tir.Max(x(*i), zero)), name="compute", tag="elemwise")
+            return te.compute(x.shape, lambda *i: tir.Select(x(*i) < zero, zero, x(*i)), name="compute", tag="elemwise")
 
         return bb.call_te(f, call.args[0], primfunc_name_hint="relu")
 
     override("relax.nn.relu", relu)
 
-    # clip(x, lo, hi) keeps NaN as PyTorch's clamp does
+    # clip(x, lo, hi) = min(max(x, lo), hi) with std::max / std::min as PyTorch's clamp: t = x < lo
+    # ? lo : x, then hi < t ? hi : t. NaN and -0.0 pass through; lo > hi gives hi.
     def clip(bb, call, orig):
         def f(x, lo, hi):
             lo, hi = _as(lo, x.dtype), _as(hi, x.dtype)
-            return te.compute(x.shape, lambda *i: nan_or(x(*i), tir.Max(tir.Min(x(*i), hi), lo)), name="compute", tag="elemwise")
+
+            def body(*i):
+                t = tir.Select(x(*i) < lo, lo, x(*i))
+                return tir.Select(hi < t, hi, t)
+
+            return te.compute(x.shape, body, name="compute", tag="elemwise")
 
         return bb.call_te(f, call.args[0], call.args[1], call.args[2], primfunc_name_hint="clip")
 

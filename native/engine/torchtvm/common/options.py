@@ -37,6 +37,8 @@ class CompileOptions:
     fallback_level: str = "graph"
     export_path: str | None = None
     export_unverified: bool = False
+    # Export although the edge-value pass (NaN, inf, -0.0, huge, tiny inputs) found a difference.
+    accept_edge_mismatch: bool = False
     # Tuning: trials > 0 makes a tune; the rest only matters then.
     trials: int = 0
     trials_per_task: int | None = None
@@ -80,6 +82,7 @@ class CompileOptions:
             fallback_level=level,
             export_path=params.get("export_path") or None,
             export_unverified=bool(params.get("export_unverified")),
+            accept_edge_mismatch=bool(params.get("accept_edge_mismatch")),
         )
         if not tune:
             return opts

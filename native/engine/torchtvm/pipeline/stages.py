@@ -217,7 +217,17 @@ def export(run: Run) -> None:
     if not verification.get("ok", True) and not run.options.export_unverified:
         # A mismatch blocks a silent export; the caller can insist with export_unverified.
         why = verification["reason"] if verification.get("skipped") else f"{built.label}'s outputs differ from PyTorch's beyond tolerance"
-        run.result["export_skipped"] = f"Not exported: {why} (pass export_unverified to export anyway)."
+        run.result["export_skipped"] = f"Not exported: {why} (pass --export-unverified, or export_unverified=True from Python, to export anyway)."
+        run.ctx.log(run.result["export_skipped"], "warning")
+        return
+    edge = verification.get("edge_values") or {}
+    if not edge.get("ok", True) and not (run.options.accept_edge_mismatch or run.options.export_unverified):
+        # Ordinary inputs agree, inputs with NaN, inf, -0.0, huge or tiny values do not: a silent
+        # difference a user must accept knowingly.
+        run.result["export_skipped"] = (
+            f"Not exported: on inputs with edge values ({', '.join(edge.get('failed') or [])}) {built.label}'s outputs differ from PyTorch's "
+            "(verification.edge_values says where). Pass --accept-edge-mismatch, or accept_edge_mismatch=True from Python, to export anyway."
+        )
         run.ctx.log(run.result["export_skipped"], "warning")
         return
     run.ctx.progress("export", f"writing {built.artifact} to {path}")

@@ -37,6 +37,7 @@ from torchtvm.common.specs import SymDim
 from torchtvm.frontend.import_cache import ImportCache
 from torchtvm.frontend.importer import Imported
 from torchtvm.tune.database import (
+    RECORD_FILE,
     read_sidecar,
     repair,
     run_ms,
@@ -236,7 +237,7 @@ def _search(state: SearchState, tasks: _Tasks, database, pools: _Pools, existing
         per_iter = options.trials_per_iter or max(1, min(16, remaining // len(tasks.names)))
         reset_ms_logging()
         contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(tasks.extracted, work_dir, num_threads=pools.workers, seed=options.seed)
-        records_path = os.path.join(work_dir, "database_tuning_record.json")  # JSONDatabase's
+        records_path = os.path.join(str(work_dir), RECORD_FILE)  # where JSONDatabase appends
         the_builder, scheduler, callback = make_hooks(state, pools.builder(), pools.workers, records_path)
         try:
             ms.tune.tune_tasks(
