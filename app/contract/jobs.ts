@@ -8,19 +8,22 @@ import { InputSpecSchema } from './specs.js';
 const path = z.string().min(1).max(4096);
 const target = z.string().min(1).max(2000).default('llvm');
 const threads = z.number().int().min(1).max(1024).optional();
+/** The most inputs a model may be described with: the engine's limit too (common/specs.py MAX_INPUTS). */
+export const MAX_INPUTS = 1024;
+const inputSpecs = z.array(InputSpecSchema).max(MAX_INPUTS, `at most ${MAX_INPUTS} inputs can be described`);
 
 export const InspectRequestSchema = z.object({
   kind: z.literal('inspect'),
   model: path,
   /** Input specs to run the model on (fake tensors) so that the graph's ops show their output shapes and dtypes; without them, the model's own where it states them. */
-  inputs: z.array(InputSpecSchema).max(64).optional(),
+  inputs: inputSpecs.optional(),
 });
 
 export const CompileRequestSchema = z.object({
   kind: z.literal('compile'),
   model: path,
   /** One spec per model input; may be empty for a torch.export .pt2, whose own shapes, dynamic dims and ranges are then used. */
-  inputs: z.array(InputSpecSchema).max(64),
+  inputs: inputSpecs,
   target,
   threads,
   /** Where the build and its artifacts go; defaults to the model's project folder. */
@@ -73,7 +76,7 @@ export const BenchRequestSchema = z.object({
   model: path,
   /** Interleave with a second model and report the ratio of medians. */
   vs: path.optional(),
-  inputs: z.array(InputSpecSchema).max(64).optional(),
+  inputs: inputSpecs.optional(),
   warmup: z.number().int().min(0).max(10000).default(10),
   iterations: z.number().int().min(1).max(1000000).default(100),
   threads,

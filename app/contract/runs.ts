@@ -25,6 +25,9 @@ export const RunSummarySchema = z.object({
   error: z.string().optional(),
   /** How many events the run recorded. */
   events: z.number().int(),
+  /** Set when the summary (run.json) could not be read: the run was rebuilt from its request,
+   * events and outcome, and this says so. */
+  damaged: z.string().optional(),
 });
 export type RunSummary = z.output<typeof RunSummarySchema>;
 

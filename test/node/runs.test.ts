@@ -111,6 +111,20 @@ describe('run store', () => {
     expect(rec.outcome?.state === 'failed' && rec.outcome.error.message).toMatch(/verification\.ok: /);
   });
 
+  it('shows a run whose run.json is damaged, rebuilt from its request, events and outcome', () => {
+    const job = 'compile-10-mh4k2x1a';
+    const dir = join(projectDir(model), 'runs', job);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'request.json'), JSON.stringify({ kind: 'compile', model, inputs, target: 'llvm', measure: true }));
+    writeFileSync(join(dir, 'events.jsonl'), JSON.stringify({ event: 'log', job, data: { level: 'info', message: 'hello' } }) + '\n');
+    writeFileSync(join(dir, 'outcome.json'), JSON.stringify({ state: 'succeeded', job, result: built }));
+    writeFileSync(join(dir, 'run.json'), '{"job": "compile-10-mh4k2x1a", "st'); // cut short
+    const listed = new RunStore().list(model).runs.find((r) => r.job === job);
+    expect(listed).toMatchObject({ job, kind: 'compile', state: 'succeeded', events: 1, startedAt: parseInt('mh4k2x1a', 36) });
+    expect(listed?.damaged).toMatch(/run\.json\) is missing or damaged/);
+    expect(new RunStore().get(model, job).outcome).toMatchObject({ state: 'succeeded' });
+  });
+
   it('reads a FIFO or a folder put in place of a record as missing, without blocking', () => {
     const job = 'compile-9-fifo1';
     const dir = join(projectDir(model), 'runs', job);

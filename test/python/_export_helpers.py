@@ -148,6 +148,27 @@ def replace_pickled_str(data: bytes, old: bytes, new: bytes) -> bytes:
     raise AssertionError("no BINUNICODE opcode before the string")
 
 
+def reseal(data: bytes) -> bytes:
+    """A pickled state whose metadata was edited, with the metadata's digest computed again (as a
+    deliberate editor would: what the runtime must still survive)."""
+    import hashlib
+    import re
+
+    m = re.search(rb'"integrity_sha256": "([0-9a-f]{64})"', data)
+    assert m, "no metadata digest in the pickle"
+    # the metadata is the BINUNICODE string around the digest
+    start = data.rfind(b"X", 0, m.start())
+    while True:
+        (n,) = struct.unpack("<I", data[start + 1:start + 5])
+        if start + 5 + n >= m.end():
+            break
+        start = data.rfind(b"X", 0, start)
+    text = data[start + 5:start + 5 + n]
+    zeroed = text.replace(m.group(1), b"0" * 64)
+    digest = hashlib.sha256(zeroed).hexdigest().encode()
+    return data[:start + 5] + text.replace(m.group(1), digest) + data[start + 5 + n:]
+
+
 def host_cpu_flags() -> set[str]:
     with open("/proc/cpuinfo") as f:
         for line in f:

@@ -9,7 +9,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { describeIssues, WorkbenchError } from '../../contract/errors.js';
-import { JobEventSchema, jobOutcomeSchema, upgradeStoredRequest, type JobEvent, type JobOutcome, type ParsedJobRequest } from '../../contract/jobs.js';
+import { JobEventSchema, jobOutcomeSchema, JobRequestSchema, upgradeStoredRequest, type JobEvent, type JobOutcome, type ParsedJobRequest } from '../../contract/jobs.js';
 import { JOB_ID, RunSummarySchema, type ModelRuns, type RunKind, type RunRecord, type RunSummary } from '../../contract/runs.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { projectDir } from '../paths.js';
@@ -169,11 +169,36 @@ export class RunStore {
     }
   }
 
+  /**
+   * A run whose run.json is missing or damaged, rebuilt from what is intact: its request, events
+   * and outcome (marked `damaged`, so that it is shown, not lost). Null without a readable request.
+   */
+  private rebuild(dir: string, model: string, job: string): RunSummary | null {
+    const request = JobRequestSchema.safeParse(upgradeStoredRequest(readJson(join(dir, 'request.json'))));
+    const kind = request.success ? runKind(request.data) : null;
+    if (!request.success || !kind) return null;
+    const outcome = readOutcome(dir, job, request.data.kind);
+    // Job ids end with their start time in base 36 (JOB_ID).
+    const startedAt = parseInt(job.slice(job.lastIndexOf('-') + 1), 36) || 0;
+    return {
+      job,
+      kind,
+      state: outcome?.state ?? 'interrupted',
+      model,
+      startedAt,
+      request: request.data,
+      ...(outcome?.state === 'failed' ? { error: outcome.error.message } : {}),
+      events: readEvents(join(dir, 'events.jsonl')).length,
+      damaged: `Its summary (${join(dir, 'run.json')}) is missing or damaged: this run was rebuilt from its request, events and outcome.`,
+    };
+  }
+
   /** A run from disk; one that says it is running but is not live here was interrupted. */
   private readDisk(model: string, job: string): RunSummary | null {
     const dir = join(this.runsDir(model), job);
-    const s = readSummary(dir);
-    if (!s || s.job !== job) return null;
+    const read = readSummary(dir);
+    const s = read && read.job === job ? read : this.live.has(job) ? null : this.rebuild(dir, model, job);
+    if (!s) return null;
     if (!this.live.has(job) && (s.state === 'running' || s.state === 'queued')) {
       const outcome = readOutcome(dir, job, s.request.kind);
       return outcome ? { ...s, state: outcome.state } : { ...s, state: 'interrupted' };

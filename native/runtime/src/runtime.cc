@@ -12,7 +12,10 @@
 #include <ATen/core/grad_mode.h>
 #include <ATen/DLConvertor.h>
 #include <ATen/Parallel.h>
+#include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,7 +28,9 @@
 #include <tvm/ffi/extra/module.h>
 #include <tvm/ffi/function.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -44,7 +49,7 @@ namespace torchtvm {
 namespace ffi = tvm::ffi;
 
 // Version 1: state = (metadata JSON, library bytes); metadata["format_version"] == 1.
-constexpr int64_t kFormatVersion = 1;
+constexpr int64_t kFormatVersion = 2;
 // TVM allocates with 64-byte alignment and its kernels may assume it (aligned vector loads).
 constexpr size_t kAlignment = 64;
 // VirtualMachine allocator kinds (tvm/runtime/vm.py): 1 naive, 2 pooled.
@@ -153,12 +158,112 @@ static ffi::Array<ffi::Any> AsArray(const ffi::Any& v, const char* what) {
   return *a;
 }
 
+// ---- what is checked before anything is parsed or loaded ------------------------------------
+
+constexpr size_t kMaxMetadataBytes = size_t(16) << 20;
+constexpr int kMaxMetadataDepth = 64;  // tvm-ffi's JSON parser recurses once per level
+constexpr char kIntegrityKey[] = "\"integrity_sha256\": \"";
+
+// How deeply a JSON text nests (brackets outside strings).
+static int JsonDepth(const std::string& s) {
+  int depth = 0, worst = 0;
+  bool in_string = false, escaped = false;
+  for (char c : s) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      worst = std::max(worst, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return worst;
+}
+
+// The metadata's digest as recorded, and as computed: SHA-256 of its text with the recorded value
+// zeroed (deploy/export.py seal_metadata does the same). The metadata holds the library's own
+// SHA-256, so this binds the whole export: an edit of either is refused. Empty when not recorded.
+static std::pair<std::string, std::string> MetadataDigest(const std::string& meta) {
+  size_t at = meta.find(kIntegrityKey);
+  if (at == std::string::npos) return {"", ""};
+  TORCH_CHECK(meta.find(kIntegrityKey, at + 1) == std::string::npos,
+              "The exported model's metadata is damaged: it records its digest twice.");
+  size_t v = at + std::strlen(kIntegrityKey);
+  TORCH_CHECK(v + 64 < meta.size() && meta[v + 64] == '"',
+              "The exported model's metadata is damaged: its digest is not a SHA-256.");
+  std::string zeroed = meta;
+  zeroed.replace(v, 64, std::string(64, '0'));
+  return {meta.substr(v, 64), Sha256Hex(zeroed.data(), zeroed.size())};
+}
+
+// The embedded library must be a whole shared object for this machine before dlopen maps it: a
+// truncated one (segments past its end) kills the process with SIGBUS, another architecture's
+// fails with a message no user can act on.
+static void CheckElf(const std::string& lib) {
+  const uint64_t n = lib.size();
+  auto damaged = [](const char* what) {
+    TORCH_CHECK(false, "The compiled library embedded in this model ", what,
+                "; the .pt file was damaged or modified. Re-export the model.");
+  };
+  if (n < sizeof(Elf64_Ehdr) || std::memcmp(lib.data(), ELFMAG, SELFMAG) != 0) damaged("is not an ELF shared library");
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, lib.data(), sizeof eh);
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB) damaged("is not a 64-bit little-endian ELF file");
+#if defined(__x86_64__)
+  constexpr uint16_t kMachine = EM_X86_64;
+  constexpr const char* kArch = "x86_64";
+#elif defined(__aarch64__)
+  constexpr uint16_t kMachine = EM_AARCH64;
+  constexpr const char* kArch = "aarch64";
+#else
+  constexpr uint16_t kMachine = 0;
+  constexpr const char* kArch = "this architecture";
+#endif
+  TORCH_CHECK(kMachine == 0 || eh.e_machine == kMachine, "The compiled library embedded in this model is for another "
+              "architecture (ELF machine ", eh.e_machine, "), not ", kArch, "; compile the model for this machine.");
+  if (eh.e_type != ET_DYN) damaged("is not a shared library");
+  auto fits = [n](uint64_t off, uint64_t count, uint64_t size) { return off <= n && count <= (n - off) / size; };
+  if (eh.e_phentsize != sizeof(Elf64_Phdr) || !fits(eh.e_phoff, eh.e_phnum, sizeof(Elf64_Phdr))) damaged("has a damaged program header table");
+  if (eh.e_shnum != 0 && (eh.e_shentsize != sizeof(Elf64_Shdr) || !fits(eh.e_shoff, eh.e_shnum, sizeof(Elf64_Shdr))))
+    damaged("is cut short (its section table lies past its end)");
+  for (uint16_t i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    std::memcpy(&ph, lib.data() + eh.e_phoff + i * sizeof(Elf64_Phdr), sizeof ph);
+    if (ph.p_type != PT_NULL && !fits(ph.p_offset, ph.p_filesz, 1)) damaged("is cut short (a segment lies past its end)");
+  }
+}
+
 // ---- temp file for the library ------------------------------------------------------------
+
+// Private copies are named torchtvm-<pid>-XXXXXX.so: one left by a process that died inside dlopen
+// (a signal, no chance to unlink it) is removed by the next load, once that pid is gone.
+static void RemoveStaleCopies(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    int pid = 0, used = 0;
+    if (std::sscanf(e->d_name, "torchtvm-%d-%*6[A-Za-z0-9].so%n", &pid, &used) < 1 || used == 0 ||
+        e->d_name[used] != '\0' || pid <= 0)
+      continue;
+    std::string path = dir + "/" + e->d_name;
+    struct stat st;
+    if (kill(pid, 0) != 0 && errno == ESRCH && lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        st.st_uid == getuid())
+      ::unlink(path.c_str());
+  }
+  closedir(d);
+}
 
 // Write bytes to a private (0600) file, returning its path; the caller removes it after dlopen.
 static std::string WritePrivateTemp(const std::string& bytes) {
   const char* tmpdir = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/torchtvm-XXXXXX.so";
+  std::string dir = tmpdir && *tmpdir ? tmpdir : "/tmp";
+  RemoveStaleCopies(dir);
+  std::string tmpl = dir + "/torchtvm-" + std::to_string(getpid()) + "-XXXXXX.so";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   int fd = mkstemps(buf.data(), 3);
@@ -338,6 +443,10 @@ class Module : public torch::CustomClassHolder {
   }
 
   void ParseAndCheck(bool check_cpu) {
+    TORCH_CHECK(metadata_json_.size() <= kMaxMetadataBytes, "The exported model's metadata is ",
+                metadata_json_.size(), " bytes, more than any export holds; the .pt file is damaged.");
+    TORCH_CHECK(JsonDepth(metadata_json_) <= kMaxMetadataDepth, "The exported model's metadata nests "
+                "deeper than ", kMaxMetadataDepth, " levels, which no export does; the .pt file is damaged.");
     ffi::String err;
     ffi::Any root = ffi::json::Parse(ffi::String(metadata_json_), &err);
     TORCH_CHECK(err.empty(), "The exported model's metadata is not valid JSON (", std::string(err),
@@ -351,6 +460,13 @@ class Module : public torch::CustomClassHolder {
                 "; load it with a newer libtorchtvm_runtime.so (upgrade torchtvm).");
     TORCH_CHECK(version >= 1, "The exported model declares an invalid format version ", version,
                 "; the .pt file is damaged.");
+    // From version 2 the metadata carries its own digest (version 1 exports predate it).
+    auto [recorded, computed] = MetadataDigest(metadata_json_);
+    TORCH_CHECK(!recorded.empty() || version < 2, "The exported model's metadata has no digest; the .pt "
+                "file is damaged or was edited. Re-export the model.");
+    TORCH_CHECK(recorded == computed, "The exported model's metadata was modified after export (its digest "
+                "is ", computed, " but it records ", recorded, "); the .pt file was damaged or edited. "
+                "Re-export the model.");
 
     // 2. integrity of the compiled code
     std::string want = AsStr(Get(meta, "library_sha256"), "library_sha256");
@@ -358,6 +474,7 @@ class Module : public torch::CustomClassHolder {
     TORCH_CHECK(want == got, "The compiled library embedded in this model is corrupted: its "
                 "SHA-256 is ", got, " but the model records ", want,
                 ". Re-export the model; the .pt file was damaged or modified.");
+    if (!library_.empty()) CheckElf(library_);
 
     // 3. target and CPU features
     std::string device = Has(meta, "device") ? AsStr(Get(meta, "device"), "device") : "cpu";

@@ -31,7 +31,10 @@ export function RunsList({ kinds, action }: { kinds?: RunSummary['kind'][]; acti
           {runs.slice(0, 30).map((r) => (
             <tr key={r.job} data-job={r.job} data-state={r.state}>
               <td>{r.kind}</td>
-              <td><span className={`state ${r.state}`} title={r.error}>{r.state}</span></td>
+              <td>
+                <span className={`state ${r.state}`} title={r.error}>{r.state}</span>
+                {r.damaged && <span className="state damaged" title={r.damaged} data-testid="run-damaged">damaged</span>}
+              </td>
               <td>{when(r.startedAt)}</td>
               <td>{r.finishedAt ? fmtDuration(r.finishedAt - r.startedAt) : r.state === 'running' ? '…' : '–'}</td>
               <td className="wrap">{what(r)}{r.error ? <div className="hint">{r.error}</div> : null}</td>

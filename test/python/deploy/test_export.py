@@ -87,7 +87,7 @@ def test_metadata_is_embedded_and_inspectable(exported):
     folder, result = exported("multi_input")
     m = torch.jit.load(result["files"]["exported"])
     meta = runtime.exported_metadata(m)
-    assert meta["format_version"] == 1
+    assert meta["format_version"] == 2
     assert meta["num_outputs"] == 1
     assert meta["inputs"][0]["dims"][0] == {"name": "batch", "min": 1, "max": 8}
     assert meta["versions"]["torch"] == torch.__version__ and meta["versions"]["tvm"]

@@ -184,6 +184,19 @@ def test_empty_and_cut_short_archives_say_so(tmp_path):
         assert "cut short" in msg and "not a TorchScript file" not in msg
 
 
+def test_a_bad_target_is_refused_before_the_model_is_loaded(tmp_path, monkeypatch):
+    """--target "llvm -mcpu=znver4" (the old string form) was refused after an 8 s import."""
+    from torchtvm.pipeline import stages
+
+    def never(run):
+        raise AssertionError("the model was loaded before the target was checked")
+
+    monkeypatch.setattr(stages, "load", never)
+    path = save(tmp_path, LinearGelu(), torch.randn(4, 16))
+    msg = fails("bad_target", lambda: compile_(path, [spec("x", [4, 16])], tmp_path, target="llvm -mcpu=znver4"))
+    assert "llvm -mcpu=znver4" in msg
+
+
 def test_state_dict_is_not_torchscript(tmp_path):
     p = str(tmp_path / "sd.pt")
     torch.save(LinearGelu().state_dict(), p)

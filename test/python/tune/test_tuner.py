@@ -166,41 +166,11 @@ def test_repair_drops_only_bad_lines(tmp_path):
     assert repair_database(str(wd)) == 0
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 16 MiB tmpfs at tmp_path/disk, where this process may mount one (root on Linux); skipped
-    with the reason elsewhere."""
-    where = tmp_path / "disk"
-    where.mkdir()
-    if sys.platform != "linux" or os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root on Linux")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        yield str(where)
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
-def _fill(folder: str) -> None:
-    """Writes a file into `folder` until its disk has no byte left."""
-    fd = os.open(os.path.join(folder, "filler"), os.O_WRONLY | os.O_CREAT)
-    try:
-        for size in (65536, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-
-
 def test_a_full_disk_stops_tuning_with_a_sentence_and_keeps_every_record_written(model, small_disk):
     """TVM appends records through an unchecked ofstream: on a full disk they were lost while the
     tune reported success. The first batch that does not reach the file stops tuning and fails the
     job, and what was written before stays readable."""
+    from conftest import fill_disk
     from torchtvm.common.errors import EngineError
 
     wd = os.path.join(small_disk, "wd")
@@ -211,7 +181,7 @@ def test_a_full_disk_stops_tuning_with_a_sentence_and_keeps_every_record_written
         if ev == "tune.trial":
             seen.append(data)
             if len(seen) == 2:
-                _fill(small_disk)  # the disk fills up mid-tune
+                fill_disk(small_disk)  # the disk fills up mid-tune
 
     ctx._sink = sink
     params = {"model": model, "inputs": INPUTS, "trials": 12, "trials_per_iter": 2, "work_dir": wd, "threads": 2, "measure": False, "out_dir": os.path.join(small_disk, "build")}

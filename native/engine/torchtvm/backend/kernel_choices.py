@@ -17,6 +17,8 @@ import json
 import os
 import platform
 
+from torchtvm.common.atomic_write import write_text_atomic
+
 # Entries beyond this many are dropped, oldest first: a home that compiles many models stays small.
 MAX_ENTRIES = 4000
 FILE = "kernel-timings.json"
@@ -124,17 +126,10 @@ class TimingCache:
         if not self.dirty:
             return
         items = list(self.entries.items())[-MAX_ENTRIES:]
-        tmp = f"{self.path}.tmp-{os.getpid()}"
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(dict(items), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, json.dumps(dict(items)))
             self.dirty = False
         except OSError as e:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
             if log is not None:
                 log(f"kernel timings not cached ({e.strerror or e}): the next build times its library calls again", "warn")

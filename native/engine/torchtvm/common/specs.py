@@ -28,7 +28,7 @@ TORCH_TO_NAME = {v: k for k, v in DTYPES.items()}
 DEFAULT_SYM_MAX = 4096
 # Limits that keep a malformed spec from costing more than a sentence.
 MAX_RANK = 16
-MAX_INPUTS = 1024
+MAX_INPUTS = 1024  # the contract's too (app/contract/jobs.ts MAX_INPUTS)
 MAX_DIM = 1 << 40
 
 

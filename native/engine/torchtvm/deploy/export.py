@@ -33,7 +33,9 @@ from torchtvm.common import runtime_library as runtime
 from torchtvm.common.cpu_features import missing_on_host
 from torchtvm.common.errors import EngineError
 
-FORMAT_VERSION = 1  # the runtime reads versions up to its own; new metadata keys need no bump
+FORMAT_VERSION = 2  # the runtime reads versions up to its own; new metadata keys need no bump
+# (2: the metadata carries its own digest, integrity_sha256, which the runtime requires)
+_UNSEALED = "0" * 64
 # Name of the attribute holding the custom-class object; runtime.exported_metadata looks for it.
 ATTR = "torchtvm_module"
 # metadata["calling_convention"]: absent (every export older than the key) means "list".
@@ -100,14 +102,23 @@ def make_metadata(lib: bytes, info, specs, num_outputs: int, extra: dict | None 
     return meta
 
 
+def seal_metadata(meta: dict) -> str:
+    """The metadata as the export stores it: JSON text carrying its own SHA-256, computed over the
+    text with that value zeroed (the runtime checks it the same way, runtime.cc MetadataDigest).
+    With the library's SHA-256 inside, this binds the whole export: an edit of either is refused."""
+    text = json.dumps({**meta, "integrity_sha256": _UNSEALED})
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return text.replace(f'"integrity_sha256": "{_UNSEALED}"', f'"integrity_sha256": "{digest}"', 1)
+
+
 def make_runtime_object(lib: bytes, meta: dict):
     """The torch.classes.torchtvm.Module holding (and already loading) the compiled code."""
     _require_runtime()
     data = torch.frombuffer(bytearray(lib), dtype=torch.uint8) if lib else torch.empty(0, dtype=torch.uint8)
     if _built_for_another_cpu(meta):
         # Code for a CPU this one is not: hold it for saving, never load it here (SIGILL).
-        return torch.classes.torchtvm.Module.for_export(json.dumps(meta), data)
-    return torch.classes.torchtvm.Module(json.dumps(meta), data)
+        return torch.classes.torchtvm.Module.for_export(seal_metadata(meta), data)
+    return torch.classes.torchtvm.Module(seal_metadata(meta), data)
 
 
 def _built_for_another_cpu(meta: dict) -> bool:

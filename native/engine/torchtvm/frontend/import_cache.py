@@ -26,6 +26,7 @@ import os
 import shutil
 import time
 
+from torchtvm.common.atomic_write import write_text_atomic
 from torchtvm.frontend.importer import Imported
 
 CACHE_DIR = "workbench_import"
@@ -59,13 +60,6 @@ def file_sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 class ImportCache:
@@ -113,9 +107,9 @@ class ImportCache:
 
         try:
             os.makedirs(self.dir, exist_ok=True)
-            _write(os.path.join(self.dir, "relax.json"), tvm.ir.save_json(imported.mod))
+            write_text_atomic(os.path.join(self.dir, "relax.json"), tvm.ir.save_json(imported.mod))
             # meta.json last: an entry without it was cut short and is never read.
-            _write(os.path.join(self.dir, "meta.json"), json.dumps({**self.fields, "model": os.path.abspath(self.model_path), "num_outputs": imported.num_outputs, "sources": getattr(imported, "sources", None) or {}, "saved": time.time()}, indent=1))
+            write_text_atomic(os.path.join(self.dir, "meta.json"), json.dumps({**self.fields, "model": os.path.abspath(self.model_path), "num_outputs": imported.num_outputs, "sources": getattr(imported, "sources", None) or {}, "saved": time.time()}, indent=1))
             self._prune()
         except Exception as e:  # a full disk must not fail the tune
             if log:
@@ -154,7 +148,7 @@ class ImportCache:
         if self._meta() is None:  # only beside a complete import
             return
         try:
-            _write(self._tasks_path(target_key), tvm.ir.save_json(list(tasks)))
+            write_text_atomic(self._tasks_path(target_key), tvm.ir.save_json(list(tasks)))
         except Exception as e:
             if log:
                 log(f"Could not keep the tuning tasks in {self.dir} ({e}); the next resume extracts them again.", "warn")

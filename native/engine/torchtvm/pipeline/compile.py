@@ -91,6 +91,7 @@ def compile_run(options: CompileOptions, ctx: JobContext) -> Run:
     the in-process products (`.built`: the executable or the partitioned TorchScript)."""
     t_start = time.perf_counter()
     run = Run(options, ctx, stages.set_threads(options.threads))
+    run.target()  # a target that is not one fails now, not after the load and the import
     stages.load(run)
     tuning = None
     import_cache = None

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 
+from torchtvm.common.atomic_write import write_text_atomic
 from torchtvm.common.errors import EngineError
 
 FAILED_SECS = 1e10  # MetaSchedule's run_secs for a failed trial
@@ -24,15 +25,6 @@ RECORD_FILE = "database_tuning_record.json"
 
 
 # ---- database files -----------------------------------------------------------------------------
-
-def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
 
 def repair_database(work_dir: str) -> int:
     """Repair the work dir's database (see repair); return how many lines were dropped."""
@@ -167,7 +159,7 @@ def repair(work_dir: str) -> dict:
             f.flush()
             os.fsync(f.fileno())
         moves.append((tmp, path))
-    _atomic_write(os.path.join(work_dir, _REPAIR_JOURNAL), json.dumps(moves))
+    write_text_atomic(os.path.join(work_dir, _REPAIR_JOURNAL), json.dumps(moves))
     _finish_journal(work_dir)
     parts = []
     if bad_w:
@@ -197,7 +189,7 @@ def write_sidecar(work_dir: str, entries: dict, model: str | None, target: dict)
     tasks = workloads if isinstance(workloads, dict) else {}
     tasks.update(entries)
     data.update({"format": 1, "workloads": tasks, "model": model, "target": target, "updated": time.time()})
-    _atomic_write(os.path.join(work_dir, SIDECAR), json.dumps(data, indent=1))
+    write_text_atomic(os.path.join(work_dir, SIDECAR), json.dumps(data, indent=1))
 
 
 def _secs(v) -> float:
