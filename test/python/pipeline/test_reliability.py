@@ -90,6 +90,20 @@ def test_amd_only_features_are_recorded_and_a_bdver4_build_is_never_run_here(tmp
     assert not os.path.exists(out) and "Not exported" in r["export_skipped"]
 
 
+def test_a_target_of_another_architecture_names_the_cross_toolchain(tmp_path):
+    """An aarch64 target on an x86 machine: LLVM compiles, the host's linker refuses the object.
+    The message named g++ and the disk; it names the cross toolchain now."""
+    import platform
+
+    if platform.machine() != "x86_64":
+        pytest.skip("written for an x86_64 host")
+    spec = [{"name": "x", "dims": [2, 8], "dtype": "float32"}]
+    with pytest.raises(EngineError) as e:
+        _compile(str(tmp_path), Scale(), (torch.randn(2, 8),), spec, target='{"kind": "llvm", "mtriple": "aarch64-linux-gnu"}')
+    assert e.value.code == "cross_link", e.value.message
+    assert "cross toolchain" in e.value.message and "aarch64-linux-gnu-g++" in e.value.message
+
+
 class Scale(nn.Module):
     def forward(self, x):
         return torch.relu(x) * 2

@@ -193,3 +193,25 @@ def test_a_full_disk_stops_tuning_with_a_sentence_and_keeps_every_record_written
     assert 2 <= len(records) < 12
     for line in records:
         json.loads(line)  # whole lines only
+
+
+def test_a_tune_that_runs_out_of_candidates_says_so(tmp_path):
+    """An elementwise model has few schedules: MetaSchedule stops long before a 16-trial budget.
+    The tune used to report success with 1 trial and no word; it says why now."""
+    import torch
+
+    class Elementwise(torch.nn.Module):
+        def forward(self, x):
+            return torch.relu(x) * 2 + 1
+
+    path = str(tmp_path / "elementwise.pt")
+    torch.jit.save(torch.jit.trace(Elementwise(), torch.randn(4, 32)), path)
+    events = []
+    ctx = JobContext("t", lambda ev, data: events.append((ev, data)))
+    params = {"model": path, "inputs": INPUTS, "trials": 16, "work_dir": str(tmp_path / "wd"), "threads": 2, "measure": False, "out_dir": str(tmp_path / "build")}
+    t = tune_model(params, ctx)["tuning"]
+    if t["trials"] >= 16:
+        pytest.skip("MetaSchedule found 16 candidates for this kernel here")
+    note = [n for n in t["notes"] if n.startswith("Tuning ended after")]
+    assert note and f"after {t['trials']} of 16 trial(s)" in note[0] and "no new candidate" in note[0]
+    assert any(ev == "log" and d.get("message") == note[0] for ev, d in events)

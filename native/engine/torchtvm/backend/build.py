@@ -3,8 +3,10 @@ optional application of a tuning database, and export of the shared library."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 from dataclasses import dataclass
 
 from torchtvm.backend import library, nan_semantics, recurrent, vector_math
@@ -174,5 +176,27 @@ def export_library(executable, path: str) -> str:
     except Exception as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise EngineError("export_failed", f"Could not write the compiled library to {path}: {str(e).strip().splitlines()[-1][:300]}. A C++ compiler (g++) is needed and the disk must have space.", str(e)) from e
+        raise _link_failed(path, e) from e
     return path
+
+
+def _link_failed(path: str, e: Exception) -> EngineError:
+    """Why writing the library failed, in the words that send the user to the fix."""
+    text = str(e)
+    last = text.strip().splitlines()[-1][:300] if text.strip() else type(e).__name__
+    # Another architecture's object: the host's linker refuses it ("Relocations in generic ELF",
+    # "file in wrong format", "incompatible target").
+    foreign = re.search(r"Relocations in generic ELF \(EM: (\d+)\)|file in wrong format|incompatible with|error adding symbols: file format not recognized", text)
+    if foreign:
+        return EngineError(
+            "cross_link",
+            f"TVM compiled the model for another architecture, and this machine's linker cannot make a library of it ({last}). "
+            "Building for another CPU architecture needs that architecture's cross toolchain (for aarch64: aarch64-linux-gnu-g++, "
+            "passed to TVM as its cc); or compile on a machine of that architecture.",
+            text,
+        )
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left on device" in text:
+        return EngineError("disk_full", f"Could not write the compiled library to {path}: the disk is full. Free some disk space and compile again.", text)
+    if "g++" in text and ("not found" in text or "No such file" in text):
+        return EngineError("no_compiler", f"Could not link the compiled library: a C++ compiler (g++) is needed and none was found ({last}). Install g++ (apt-get install g++).", text)
+    return EngineError("export_failed", f"Could not write the compiled library to {path}: {last}.", text)

@@ -123,6 +123,10 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
     _time_baselines(state, tasks, imported, info, pools, options, ctx)
     ctx.check_cancelled()
     tune_s = _search(state, tasks, database, pools, existing, resumed, options, ctx)
+    short = _ended_early(state, options)
+    if short:
+        notes.append(short)
+        ctx.log(short, "warn")
     report = {
         "trials": state.total,
         "new_trials": state.new_trials,
@@ -149,6 +153,22 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
         "curve": state.curve,
     }
     return _records_to_apply(database, tasks, state, info), report
+
+
+def _ended_early(state: SearchState, options: CompileOptions) -> str | None:
+    """Why the search stopped before its budget, when it did (not cancelled, no write error): every
+    task's candidates ran out. MetaSchedule then simply returns; a tune reported 1 trial of 16 as a
+    success without a word."""
+    budget = options.trials
+    if options.trials_per_task is not None:
+        budget = min(budget, options.trials_per_task * len(state.names))
+    if state.total >= budget:
+        return None
+    return (
+        f"Tuning ended after {state.total} of {budget} trial(s): MetaSchedule found no new candidate for any task "
+        f"({len(state.names)} task(s); small or elementwise kernels have few distinct schedules, and each was measured). "
+        "More trials would measure nothing new."
+    )
 
 
 def _extract_tasks(imported: Imported, cache: ImportCache, info: TargetInfo, ctx: JobContext) -> tuple[_Tasks, bool]:
