@@ -8,7 +8,7 @@ import { fmtSpeedup } from '../../contract/format.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used)';
+  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used; nor does a model that takes no inputs)';
 
 export const compileOptions = {
   input: { type: 'string', multiple: true },
@@ -32,8 +32,9 @@ export const compileOptions = {
   verbose: { type: 'boolean' },
 } as const;
 
-export function parseCommon(values: { input?: string[]; threads?: string }, model?: string): { inputs: InputSpec[]; threads?: number } {
-  if (!values.input?.length && !model?.endsWith('.pt2')) throw new Error('give at least one --input NAME:DIMS:DTYPE, e.g. --input x:1,3,224,224:float32');
+export function parseCommon(values: { input?: string[]; threads?: string }): { inputs: InputSpec[]; threads?: number } {
+  // Without --input, a .pt2 uses its own specs, and a model that takes no inputs needs none; the
+  // engine names the inputs a model takes when they are missing.
   const inputs = (values.input ?? []).map(parseSpec);
   let threads: number | undefined;
   if (values.threads !== undefined) {
@@ -173,7 +174,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   let trialsPerTask: number | undefined;
   let tuneSizes: Record<string, number> | undefined;
   try {
-    common = parseCommon(values, positionals[0]);
+    common = parseCommon(values);
     tuneSizes = parseTuneSizes(values['tune-size']);
     trials = positiveInt(values.trials, '--trials');
     trialsPerTask = positiveInt(values['trials-per-task'], '--trials-per-task');

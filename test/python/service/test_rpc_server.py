@@ -197,6 +197,28 @@ def test_a_bad_target_is_refused_before_the_model_is_loaded(tmp_path, monkeypatc
     assert "llvm -mcpu=znver4" in msg
 
 
+def test_a_model_without_inputs_compiles_and_one_with_inputs_names_them(tmp_path):
+    class Constant(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(3))
+
+        def forward(self):
+            return self.w * 2
+
+    path = str(tmp_path / "constant.pt")
+    module = torch.jit.script(Constant())
+    module.save(path)
+    out = str(tmp_path / "constant_tvm.pt")
+    result, _ = compile_(path, [], tmp_path, export_path=out)
+    assert result["verification"]["ok"] and result["files"]["exported"] == out
+    torch.testing.assert_close(torch.jit.load(out)(), module())
+    # a model that takes inputs, given none: the sentence names them and says how
+    other = save(tmp_path, LinearGelu(), torch.randn(4, 16), name="lg.pt")
+    msg = fails("input_count", lambda: compile_(other, [], tmp_path))
+    assert "takes 1 input(s) (x) but 0 were described" in msg and "--input x:1,3,224,224:float32" in msg
+
+
 def test_state_dict_is_not_torchscript(tmp_path):
     p = str(tmp_path / "sd.pt")
     torch.save(LinearGelu().state_dict(), p)

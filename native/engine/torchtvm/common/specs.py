@@ -174,7 +174,7 @@ def check_fits(specs: list[InputSpec]) -> None:
 
 
 def parse_specs(objs) -> list[InputSpec]:
-    if not isinstance(objs, list) or not objs:
+    if not isinstance(objs, list):
         raise _bad("Give at least one input spec (name, dims, dtype).")
     if len(objs) > MAX_INPUTS:
         raise _bad(f"{len(objs)} input specs is more than the {MAX_INPUTS} supported.")

@@ -53,7 +53,8 @@ def check_inputs(module: torch.jit.ScriptModule, specs: list[InputSpec]) -> None
         want = str(len(args)) if len(required) == len(args) else f"{len(required)} to {len(args)}"
         raise EngineError(
             "input_count",
-            f"The model takes {want} input(s) ({names}) but {len(specs)} were described; give one input spec per argument.",
+            f"The model takes {want} input(s) ({names}) but {len(specs)} were described; give one input spec per argument"
+            + (" (name, shape and dtype: in the CLI, --input x:1,3,224,224:float32)." if not specs else "."),
         )
 
 
