@@ -474,7 +474,6 @@ class Module : public torch::CustomClassHolder {
     TORCH_CHECK(want == got, "The compiled library embedded in this model is corrupted: its "
                 "SHA-256 is ", got, " but the model records ", want,
                 ". Re-export the model; the .pt file was damaged or modified.");
-    if (!library_.empty()) CheckElf(library_);
 
     // 3. target and CPU features
     std::string device = Has(meta, "device") ? AsStr(Get(meta, "device"), "device") : "cpu";
@@ -533,15 +532,20 @@ class Module : public torch::CustomClassHolder {
       std::string op = AsStr(kv.first, "a library op");
       std::string want = AsStr(kv.second, "a library op schema");
       std::string have = LibrarySchema(op);
+      // torch.__version__ carries a local build tag (2.15.0+cu132) that TORCH_VERSION does not:
+      // the same release with another op schema is another build of it, and is named so.
+      std::string running = BuiltTorchVersion();
+      std::string release = built.substr(0, built.find('+'));
+      std::string here = release == running && built != running ? "another build of torch " + running : "torch " + running;
       TORCH_CHECK(have == want, "This model calls PyTorch's ", op, " as torch ", built,
-                  " defines it, but this process runs torch ", BuiltTorchVersion(), ", where it ",
+                  " defines it, but this process runs ", here, ", where it ",
                   have.empty() ? std::string("does not exist") : "is " + have,
-                  ". Re-export the model with torch ", BuiltTorchVersion(),
-                  " (or load it with torch ", built, ").");
+                  ". Re-export the model with the torch of this process (or load it with torch ", built, ").");
     }
   }
 
   void Load() {
+    CheckElf(library_);  // after every metadata check: those say more when both fail
     std::string path = WritePrivateTemp(library_);
     try {
       ffi::Module lib = ffi::Module::LoadFromFile(ffi::String(path));

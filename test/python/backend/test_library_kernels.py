@@ -251,14 +251,22 @@ def test_exported_library_model_runs_in_a_fresh_process(tmp_path):
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
 
 
-def test_load_refuses_library_ops_of_another_torch():
+@pytest.mark.parametrize("other", ["2.99.0", "build"])
+def test_load_refuses_library_ops_of_another_torch(other):
     lib = b"not loaded: the check comes first"
     spec = [{"name": "x", "dims": [1, 4], "dtype": "float32"}]
-    meta = make_metadata(lib, INFO, spec, 1, {"library_kernels": {"torch": "2.99.0", "functions": ["torchtvm.conv2d"], "ops": {"mkldnn::_convolution_pointwise": "mkldnn::_convolution_pointwise(Tensor X) -> Tensor Y"}}})
+    release = torch.__version__.split("+")[0]
+    # another release, or the same release built otherwise (a local tag: +cu132)
+    recorded = "2.99.0" if other == "2.99.0" else f"{release}+other"
+    meta = make_metadata(lib, INFO, spec, 1, {"library_kernels": {"torch": recorded, "functions": ["torchtvm.conv2d"], "ops": {"mkldnn::_convolution_pointwise": "mkldnn::_convolution_pointwise(Tensor X) -> Tensor Y"}}})
     with pytest.raises(RuntimeError) as e:
         make_runtime_object(lib, meta)
     msg = str(e.value)
-    assert "torch 2.99.0" in msg and torch.__version__.split("+")[0] in msg and "Re-export" in msg
+    assert f"as torch {recorded} defines it" in msg and "Re-export" in msg
+    if other == "build":
+        assert f"this process runs another build of torch {release}" in msg
+    else:
+        assert f"this process runs torch {release}," in msg
 
 
 def test_half_precision_goes_to_the_library_only_with_cpu_support():
