@@ -47,6 +47,12 @@ export const CompileRequestSchema = z.object({
   placement: z.enum(['auto', 'library', 'tvm']).optional(),
   /** Export although verification failed or could not run here (a build for another CPU): the CLI's --export-unverified. */
   export_unverified: z.boolean().optional(),
+  /**
+   * The folders the job may write in, checked again by the engine at each write (a folder swapped
+   * for a symlink after the job started must not take the export outside). Set by `torchtvm serve`
+   * to its own allowed folders, replacing any a client sent; absent elsewhere (nothing restricted).
+   */
+  write_roots: z.array(path).max(64).optional(),
   /** Export although the edge-value pass (NaN, inf, -0.0, huge and tiny inputs) found outputs that differ from PyTorch's: the CLI's --accept-edge-mismatch. */
   accept_edge_mismatch: z.boolean().optional(),
   /**

@@ -63,10 +63,14 @@ export function writeRoots(given?: string[]): string[] {
   return [...new Set([...roots, workbenchHome()].map((r) => realPathOfTarget(r)))];
 }
 
-/** Refuses a startJob request that would write outside the allowed roots, naming the path and the roots. */
-export function checkWritePaths(args: unknown[], roots: string[]): void {
+/**
+ * Refuses a startJob request that would write outside the allowed roots, naming the path and the
+ * roots; returns the arguments with the roots attached to a compile or tune request, for the engine
+ * to check again at each write (a client's own write_roots are replaced, never trusted).
+ */
+export function checkWritePaths(args: unknown[], roots: string[]): unknown[] {
   const parsed = JobRequestSchema.safeParse(args[0]);
-  if (!parsed.success) return; // refused by the job manager with its own sentence
+  if (!parsed.success) return args; // refused by the job manager with its own sentence
   const req = parsed.data;
   for (const [p, what] of [
     [req.kind === 'compile' || req.kind === 'tune' ? req.export_path : undefined, 'export path'],
@@ -82,6 +86,8 @@ export function checkWritePaths(args: unknown[], roots: string[]): void {
       );
     }
   }
+  const raw = args[0] as Record<string, unknown>;
+  return req.kind === 'compile' || req.kind === 'tune' ? [{ ...raw, write_roots: roots }, ...args.slice(1)] : args;
 }
 
 export interface RunningServer {
@@ -247,8 +253,8 @@ function serveClient(ws: WebSocket, api: WorkbenchApi, roots: string[]): void {
       return;
     }
     try {
-      const { method, args } = validateCall(msg.method, msg.args);
-      if (method === 'startJob') checkWritePaths(args, roots);
+      const { method, args: given } = validateCall(msg.method, msg.args);
+      const args = method === 'startJob' ? checkWritePaths(given, roots) : given;
       const fn = api[method] as (...a: unknown[]) => Promise<unknown>;
       const result = await fn.apply(api, args);
       send({ type: 'result', id: msg.id, ok: true, result });

@@ -13,9 +13,10 @@ import { startServer, type RunningServer } from '../../app/server/server.js';
 // A stand-in for app/core, enough to see calls arrive and events leave (the e2e tests use the real one).
 const listeners = new Set<(e: JobEvent) => void>();
 const calls: string[] = [];
+const started: unknown[] = [];
 const api: WorkbenchApi = {
   info: async () => (calls.push('info'), { version: '0', versions: {}, exampleModel: null, platform: 'test', host: 'browser' }),
-  startJob: async () => (calls.push('startJob'), { job: 'inspect-1' }),
+  startJob: async (req) => (calls.push('startJob'), started.push(req), { job: 'inspect-1' }),
   cancelJob: async () => ({ cancelled: false }),
   waitJob: async ({ job }) => ({ state: 'cancelled', job }),
   listJobs: async () => [],
@@ -133,7 +134,7 @@ describe('browser-mode server', () => {
 
   it('refuses calls that would write outside the allowed roots (symbolic links resolved)', async () => {
     const { ws } = await openWs(`ws://127.0.0.1:${srv.port}/api`, { Authorization: `Bearer ${srv.token}` });
-    const job = (extra: Record<string, string>) => ({ type: 'call', id: 7, method: 'startJob', args: [{ kind: 'tune', trials: 1, model: join(top, 'm.pt'), inputs: [{ name: 'x', dims: [1], dtype: 'float32' }], ...extra }] });
+    const job = (extra: Record<string, unknown>) => ({ type: 'call', id: 7, method: 'startJob', args: [{ kind: 'tune', trials: 1, model: join(top, 'm.pt'), inputs: [{ name: 'x', dims: [1], dtype: 'float32' }], ...extra }] });
     const before = calls.length;
     for (const extra of [{ export_path: '/etc/cron.d/x.pt' }, { export_path: join(top, 'allowed', 'etc-link', 'x.pt') }, { export_path: join(top, 'allowed', '..', 'x.pt') }, { out_dir: '/var/tmp/ttvm-out' }, { work_dir: '/' }] as Array<Record<string, string>>) {
       const r = (await call(ws, job(extra))) as { ok: boolean; error: { code: string; message: string } };
@@ -142,8 +143,11 @@ describe('browser-mode server', () => {
       expect(r.error.message).toMatch(/is outside the folders this server may write to \(.*allowed.*\); choose a path inside one of them, or restart `torchtvm serve` with --allow-root DIR/);
     }
     expect(calls.length).toBe(before);
-    expect(await call(ws, job({ export_path: join(top, 'allowed', 'sub', 'x.pt') }))).toMatchObject({ ok: true });
+    expect(await call(ws, job({ export_path: join(top, 'allowed', 'sub', 'x.pt'), write_roots: ['/'] }))).toMatchObject({ ok: true });
     expect(calls.at(-1)).toBe('startJob');
+    // The job carries the server's own folders for the engine to check again at each write; the
+    // client's are replaced.
+    expect((started.at(-1) as { write_roots: string[] }).write_roots).toEqual(srv.roots);
     ws.close();
   });
 

@@ -219,6 +219,26 @@ def test_a_model_without_inputs_compiles_and_one_with_inputs_names_them(tmp_path
     assert "takes 1 input(s) (x) but 0 were described" in msg and "--input x:1,3,224,224:float32" in msg
 
 
+def test_writes_stay_inside_the_roots_the_server_passed_even_through_a_swapped_folder(tmp_path):
+    """`torchtvm serve` checks a job's paths when it starts and passes its folders on: the engine
+    resolves each write's folder again at the moment of writing. A folder of the export path that is
+    (now) a symlink to somewhere outside is refused, and nothing lands there."""
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    (allowed / "exports").symlink_to(outside, target_is_directory=True)  # swapped after the check
+    path = save(tmp_path, LinearGelu(), torch.randn(4, 16))
+    params = {"out_dir": str(allowed / "build"), "export_path": str(allowed / "exports" / "m_tvm.pt"), "write_roots": [str(allowed)]}
+    msg = fails("path_not_allowed", lambda: compile_(path, [spec("x", [4, 16])], tmp_path, **params))
+    assert "outside the folders this server may write to" in msg and str(outside) in msg
+    assert list(outside.iterdir()) == []
+    # the same job with the folder as it was checked: written
+    (allowed / "exports").unlink()
+    (allowed / "exports").mkdir()
+    result, _ = compile_(path, [spec("x", [4, 16])], tmp_path, **params)
+    assert result["files"]["exported"] == str(allowed / "exports" / "m_tvm.pt")
+
+
 def test_state_dict_is_not_torchscript(tmp_path):
     p = str(tmp_path / "sd.pt")
     torch.save(LinearGelu().state_dict(), p)

@@ -39,6 +39,9 @@ class CompileOptions:
     export_unverified: bool = False
     # Export although the edge-value pass (NaN, inf, -0.0, huge, tiny inputs) found a difference.
     accept_edge_mismatch: bool = False
+    # Folders this job may write in, checked again at each write (common/write_roots.py): set by
+    # `torchtvm serve`; None elsewhere.
+    write_roots: list[str] | None = None
     # Tuning: trials > 0 makes a tune; the rest only matters then.
     trials: int = 0
     trials_per_task: int | None = None
@@ -83,6 +86,7 @@ class CompileOptions:
             export_path=params.get("export_path") or None,
             export_unverified=bool(params.get("export_unverified")),
             accept_edge_mismatch=bool(params.get("accept_edge_mismatch")),
+            write_roots=[str(r) for r in params["write_roots"]] if params.get("write_roots") else None,
         )
         if not tune:
             return opts

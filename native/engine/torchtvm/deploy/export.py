@@ -30,6 +30,7 @@ import torch
 
 from torchtvm.backend.build import export_library
 from torchtvm.common import runtime_library as runtime
+from torchtvm.common import write_roots
 from torchtvm.common.cpu_features import missing_on_host
 from torchtvm.common.errors import EngineError
 
@@ -306,6 +307,7 @@ def save_scripted(module: torch.jit.ScriptModule, path: str) -> str:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
+        write_roots.check(path, "export path")  # resolved again, just before the file is put there
         os.replace(tmp, path)
     except BaseException as e:
         if fd >= 0:

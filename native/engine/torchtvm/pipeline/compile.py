@@ -21,6 +21,7 @@ from torchtvm.backend.placement import (
     export_metadata,
     placement_report,
 )
+from torchtvm.common import write_roots
 from torchtvm.common.errors import EngineError
 from torchtvm.common.options import CompileOptions
 from torchtvm.common.progress import JobContext, Timer
@@ -90,6 +91,11 @@ def compile_run(options: CompileOptions, ctx: JobContext) -> Run:
     """Run every stage; the returned `Run` holds the result (`.result`, what the RPC replies) and
     the in-process products (`.built`: the executable or the partitioned TorchScript)."""
     t_start = time.perf_counter()
+    with write_roots.allowed(options.write_roots):
+        return _compile_run(options, ctx, t_start)
+
+
+def _compile_run(options: CompileOptions, ctx: JobContext, t_start: float) -> Run:
     run = Run(options, ctx, stages.set_threads(options.threads))
     run.target()  # a target that is not one fails now, not after the load and the import
     stages.load(run)
@@ -200,7 +206,9 @@ def _build(run: Run) -> CompiledModel:
     ctx.progress("build", f"building for {info.kind} ({info.mcpu or 'default cpu'})")
     executable, offloads, choice, measured = build_with_placement(run.imported.mod, run.specs, info, run.database, run.options.placement, ctx)
     os.makedirs(run.options.out_dir, exist_ok=True)
-    lib_path = builder.export_library(executable, os.path.join(run.options.out_dir, "model.so"))
+    lib_path = os.path.join(run.options.out_dir, "model.so")
+    write_roots.check(lib_path, "build folder")
+    lib_path = builder.export_library(executable, lib_path)
     run.timings_s["build"] = t.seconds
     ctx.check_cancelled()
     return CompiledModel(executable, lib_path, offloads, choice, measured, run)

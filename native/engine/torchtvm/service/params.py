@@ -27,6 +27,7 @@ PARAM_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "strict": ((bool,), "true or false"),
     "export_unverified": ((bool,), "true or false"),
     "accept_edge_mismatch": ((bool,), "true or false"),
+    "write_roots": ((list,), "a list of folder paths"),
     "edge_values": ((bool,), "true or false"),
     "tune_sizes": ((dict,), "an object of symbol sizes (name -> size)"),
     "dir": ((str,), "a folder path"),
