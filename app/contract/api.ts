@@ -24,6 +24,8 @@ export const JobSummarySchema = z.object({
   state: JobStateSchema,
   startedAt: z.number(),
   label: z.string(),
+  /** Its time limit: past it the job is stopped and fails with timed_out. */
+  timeoutS: z.number().optional(),
 });
 export type JobSummary = z.output<typeof JobSummarySchema>;
 

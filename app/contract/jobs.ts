@@ -12,9 +12,15 @@ const threads = z.number().int().min(1).max(1024).optional();
 export const MAX_INPUTS = 1024;
 const inputSpecs = z.array(InputSpecSchema).max(MAX_INPUTS, `at most ${MAX_INPUTS} inputs can be described`);
 
+/** A job's time limit when its request names none, by kind (seconds): past it the job is stopped and fails with timed_out. */
+export const DEFAULT_TIMEOUT_S = { inspect: 600, compile: 3600, tune: 24 * 3600, bench: 3600 } as const;
+/** Seconds a job may run before it is stopped (default: DEFAULT_TIMEOUT_S of its kind); the CLI's --timeout. */
+const timeout_s = z.number().int().min(1).max(7 * 24 * 3600).optional();
+
 export const InspectRequestSchema = z.object({
   kind: z.literal('inspect'),
   model: path,
+  timeout_s,
   /** Input specs to run the model on (fake tensors) so that the graph's ops show their output shapes and dtypes; without them, the model's own where it states them. */
   inputs: inputSpecs.optional(),
 });
@@ -22,6 +28,7 @@ export const InspectRequestSchema = z.object({
 export const CompileRequestSchema = z.object({
   kind: z.literal('compile'),
   model: path,
+  timeout_s,
   /** One spec per model input; may be empty for a torch.export .pt2, whose own shapes, dynamic dims and ranges are then used. */
   inputs: inputSpecs,
   target,
@@ -80,6 +87,7 @@ export const TuneRequestSchema = CompileRequestSchema.extend({
 export const BenchRequestSchema = z.object({
   kind: z.literal('bench'),
   model: path,
+  timeout_s,
   /** Interleave with a second model and report the ratio of medians. */
   vs: path.optional(),
   inputs: inputSpecs.optional(),

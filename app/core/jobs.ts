@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type { JobSummary } from '../contract/api.js';
 import { describeIssues, WorkbenchError } from '../contract/errors.js';
-import { type JobEvent, type JobEventBody, type JobOutcome, JobRequestSchema, type JobResult, type JobState, type ParsedJobRequest } from '../contract/jobs.js';
+import { DEFAULT_TIMEOUT_S, type JobEvent, type JobEventBody, type JobOutcome, JobRequestSchema, type JobResult, type JobState, type ParsedJobRequest } from '../contract/jobs.js';
 
 export interface RunContext {
   job: string;
@@ -59,7 +59,16 @@ export class JobManager {
     if (!runner) throw new WorkbenchError('unsupported', `This workbench cannot run ${request.kind} jobs here.`);
     const job = `${request.kind}-${++this.counter}-${Date.now().toString(36)}`;
     const abort = new AbortController();
-    const summary: JobSummary = { job, kind: request.kind, state: 'running', startedAt: Date.now(), label: request.model };
+    const timeoutS = request.timeout_s ?? DEFAULT_TIMEOUT_S[request.kind];
+    const summary: JobSummary = { job, kind: request.kind, state: 'running', startedAt: Date.now(), label: request.model, timeoutS };
+    // Past its time limit a job is cancelled (the engine stops it as it stops any cancel) and fails
+    // with timed_out: a hung read or a runaway tune never holds the workbench forever.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, timeoutS * 1000);
+    timer.unref();
     const setState = (state: JobState) => {
       summary.state = state;
       this.emit({ event: 'job.state', job, data: { state, kind: request.kind } });
@@ -75,6 +84,10 @@ export class JobManager {
         return abort.signal.aborted ? { state: 'cancelled', job, result } : { state: 'succeeded', job, result };
       } catch (err) {
         const e = WorkbenchError.from(err);
+        if (timedOut) {
+          setState('failed');
+          return { state: 'failed', job, error: timedOutError(request.kind, timeoutS).toJSON() };
+        }
         if (abort.signal.aborted || e.code === 'cancelled') {
           setState('cancelled');
           return { state: 'cancelled', job };
@@ -84,6 +97,7 @@ export class JobManager {
       }
     })();
     const outcome = run.then((o) => {
+      clearTimeout(timer);
       this.observer?.finished(job, o);
       return o;
     });
@@ -107,6 +121,14 @@ export class JobManager {
   list(): JobSummary[] {
     return [...this.jobs.values()].map((r) => ({ ...r.summary }));
   }
+}
+
+function timedOutError(kind: string, seconds: number): WorkbenchError {
+  const limit = seconds % 3600 === 0 ? `${seconds / 3600} h` : seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
+  return new WorkbenchError(
+    'timed_out',
+    `The ${kind} job ran past its time limit (${limit}) and was stopped. If it needs longer, give it more: --timeout SECONDS in the CLI, timeout_s in a request.`,
+  );
 }
 
 /** The request's kind for a sentence about a request that did not parse ('' when it has none). */

@@ -14,7 +14,7 @@ import { compileParams, CORE_ONLY_REQUEST_KEYS } from '../../app/core/engine-cli
 import { paths } from '../../app/core/paths.js';
 
 /** Request fields app/core handles itself and never sends to the engine (checked before the build, output-paths.ts). */
-const CORE_ONLY = ['kind', 'overwrite', 'create_parent'];
+const CORE_ONLY = ['kind', 'overwrite', 'create_parent', 'timeout_s'];
 
 /** Engine parameters that are not compile/tune request fields: options the app does not offer
  * (Python API and tests only), and the parameters of other methods (tuning_log's `dir`, the

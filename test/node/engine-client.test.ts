@@ -69,6 +69,21 @@ describe('EngineClient', () => {
 });
 
 describe('Workbench jobs', () => {
+  it('stops a job past its time limit and fails it with timed_out, and the engine serves the next one', async () => {
+    const wb = createWorkbench({ host: 'test' });
+    const t0 = Date.now();
+    const { job } = await wb.startJob({ kind: 'compile', model: join(models, 'mlp.pt'), inputs: mlpSpec, out_dir: join(models, 'build-timeout'), timeout_s: 1 });
+    expect((await wb.listJobs()).find((j) => j.job === job)?.timeoutS).toBe(1);
+    const outcome = await wb.waitJob({ job });
+    expect(outcome.state).toBe('failed');
+    expect(outcome.state === 'failed' && outcome.error).toMatchObject({ code: 'timed_out' });
+    expect(outcome.state === 'failed' && outcome.error.message).toMatch(/ran past its time limit \(1 s\) and was stopped.*--timeout SECONDS/);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    const next = await wb.startJob({ kind: 'inspect', model: join(models, 'mlp.pt') });
+    expect((await wb.waitJob(next)).state).toBe('succeeded');
+    await wb.close();
+  });
+
   it('runs a job through the manager with state events and an outcome', async () => {
     const wb = createWorkbench({ host: 'test' });
     const states: string[] = [];

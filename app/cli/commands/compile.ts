@@ -8,7 +8,7 @@ import { fmtSpeedup } from '../../contract/format.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used; nor does a model that takes no inputs)';
+  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--timeout SECONDS] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used; nor does a model that takes no inputs)';
 
 export const compileOptions = {
   input: { type: 'string', multiple: true },
@@ -21,6 +21,7 @@ export const compileOptions = {
   strict: { type: 'boolean' },
   placement: { type: 'string' },
   'export-unverified': { type: 'boolean' },
+  timeout: { type: 'string' },
   'accept-edge-mismatch': { type: 'boolean' },
   'tune-size': { type: 'string', multiple: true },
   trials: { type: 'string' },
@@ -171,12 +172,14 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   if (positionals.length !== 1) return fail(`give one model file: ${usage}`);
   let common;
   let trials: number | undefined;
+  let timeout: number | undefined;
   let trialsPerTask: number | undefined;
   let tuneSizes: Record<string, number> | undefined;
   try {
     common = parseCommon(values);
     tuneSizes = parseTuneSizes(values['tune-size']);
     trials = positiveInt(values.trials, '--trials');
+    timeout = positiveInt(values.timeout, '--timeout');
     trialsPerTask = positiveInt(values['trials-per-task'], '--trials-per-task');
     if (trials === undefined && (trialsPerTask !== undefined || values['work-dir'] !== undefined || tuneSizes)) throw new Error('--trials-per-task, --tune-size and --work-dir need --trials N');
     if (values.strict && values.fallback) throw new Error('--strict and --fallback contradict each other (fallback is the default)');
@@ -195,6 +198,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     ...(values.strict ? { strict: true } : {}),
     ...(values.placement ? { placement: values.placement as 'auto' | 'library' | 'tvm' } : {}),
     ...(values['export-unverified'] ? { export_unverified: true } : {}),
+    ...(timeout !== undefined ? { timeout_s: timeout } : {}),
     ...(values['accept-edge-mismatch'] ? { accept_edge_mismatch: true } : {}),
     ...(values.force ? { overwrite: true } : {}),
     ...(values.mkdir ? { create_parent: true } : {}),

@@ -21,11 +21,11 @@ function runOnEngine<M extends EngineMethod>(engine: EngineClient, method: M, pa
  * tune request is an engine parameter of the same name (test/node/contract-engine-params.test.ts
  * checks them against the engine's parameter table).
  */
-export const CORE_ONLY_REQUEST_KEYS = ['kind', 'overwrite', 'create_parent'] as const;
+export const CORE_ONLY_REQUEST_KEYS = ['kind', 'overwrite', 'create_parent', 'timeout_s'] as const;
 
 /** Engine params for a compile or tune request: the request's own keys, absolute paths, the project folder as default. */
 export function compileParams(req: CompileRequest | TuneRequest): Record<string, unknown> {
-  const { kind, overwrite: _overwrite, create_parent: _createParent, ...params } = req;
+  const { kind, overwrite: _overwrite, create_parent: _createParent, timeout_s: _timeout, ...params } = req;
   const model = resolve(req.model);
   const project = projectDir(model);
   const out_dir = resolve(req.out_dir ?? join(project, 'builds', new Date().toISOString().replace(/[:.]/g, '-')));
