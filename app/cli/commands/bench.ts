@@ -2,19 +2,13 @@ import { parseArgs } from 'node:util';
 import { parseSpec, type InputSpec } from '../../contract/specs.js';
 import { parseJobResult } from '../../contract/jobs.js';
 import type { BenchResult } from '../../contract/results.js';
-import type { CommandContext } from '../command.js';
+import { intFlag, type CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
   'torchtvm bench MODEL.pt [--vs OTHER.pt] [--input NAME:DIMS:DTYPE[:LO..HI] …] [--iterations N] [--warmup N] [--threads T] [--json]';
 
-function positiveInt(name: string, text: string | undefined, min: number): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer of at least ${min}, not "${text}"`);
-  return n;
-}
 
 export async function run(argv: string[], { wb, out, fail }: CommandContext): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -35,9 +29,9 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   let iterations: number | undefined, warmup: number | undefined, threads: number | undefined;
   try {
     inputs = values.input?.map(parseSpec);
-    iterations = positiveInt('iterations', values.iterations, 1);
-    warmup = positiveInt('warmup', values.warmup, 0);
-    threads = positiveInt('threads', values.threads, 1);
+    iterations = intFlag('iterations', values.iterations);
+    warmup = intFlag('warmup', values.warmup, 0);
+    threads = intFlag('threads', values.threads);
   } catch (e) {
     return fail((e as Error).message, EXIT.usage);
   }

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { formatDim, parseSpec, type InputSpec } from '../../contract/specs.js';
 import { CANDIDATE_LABELS, type CompileResult, type PlacedOp, type Placement, type TunedTask, type TuningSummary } from '../../contract/results.js';
 import { parseJobResult, type JobEvent } from '../../contract/jobs.js';
-import type { CommandContext } from '../command.js';
+import { intFlag, type CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
 import { fmtSpeedup } from '../../contract/format.js';
 import { EXIT, runJob } from '../run-job.js';
@@ -37,12 +37,7 @@ export function parseCommon(values: { input?: string[]; threads?: string }): { i
   // Without --input, a .pt2 uses its own specs, and a model that takes no inputs needs none; the
   // engine names the inputs a model takes when they are missing.
   const inputs = (values.input ?? []).map(parseSpec);
-  let threads: number | undefined;
-  if (values.threads !== undefined) {
-    threads = Number(values.threads);
-    if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, not "${values.threads}"`);
-  }
-  return { inputs, threads };
+  return { inputs, threads: intFlag('threads', values.threads) };
 }
 
 export function printCompileResult(r: CompileResult, out: CommandContext['out']): void {
@@ -116,12 +111,6 @@ function parseTuneSizes(items: string[] | undefined): Record<string, number> | u
   return out;
 }
 
-function positiveInt(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, not "${v}"`);
-  return n;
-}
 
 type TaskRow = Pick<TunedTask, 'id' | 'name' | 'weight' | 'trials' | 'errors' | 'best_ms' | 'default_ms' | 'library_ms' | 'applied'>;
 
@@ -178,9 +167,9 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   try {
     common = parseCommon(values);
     tuneSizes = parseTuneSizes(values['tune-size']);
-    trials = positiveInt(values.trials, '--trials');
-    timeout = positiveInt(values.timeout, '--timeout');
-    trialsPerTask = positiveInt(values['trials-per-task'], '--trials-per-task');
+    trials = intFlag('trials', values.trials);
+    timeout = intFlag('timeout', values.timeout);
+    trialsPerTask = intFlag('trials-per-task', values['trials-per-task']);
     if (trials === undefined && (trialsPerTask !== undefined || values['work-dir'] !== undefined || tuneSizes)) throw new Error('--trials-per-task, --tune-size and --work-dir need --trials N');
     if (values.strict && values.fallback) throw new Error('--strict and --fallback contradict each other (fallback is the default)');
     if (values.placement !== undefined && !['auto', 'library', 'tvm'].includes(values.placement)) throw new Error(`--placement must be auto, library or tvm, not "${values.placement}"`);
