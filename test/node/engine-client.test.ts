@@ -68,6 +68,28 @@ describe('EngineClient', () => {
   });
 });
 
+describe('EngineClient killing a job that will not stop', () => {
+  it('sends the requests queued behind it to a fresh engine instead of failing them', async () => {
+    const engine = new EngineClient({ cancelGraceMs: 50 });
+    try {
+      let queued: { id: string; done: Promise<unknown> } | undefined;
+      const first = engine.request('compile', { model: join(models, 'mlp.pt'), inputs: mlpSpec, out_dir: join(models, 'build-kill') }, (e) => {
+        if (!queued && (e.data as { stage?: string }).stage === 'import') {
+          queued = engine.request('inspect', { model: join(models, 'mlp.pt') });
+          engine.cancel(first.id); // the import does not look at cancel within 50 ms: killed
+        }
+      });
+      const before = await first.done.catch((e) => e);
+      expect(before.code).toBe('cancelled');
+      expect(queued).toBeDefined();
+      const inspected = (await queued!.done) as { inputs: unknown[] };
+      expect(inspected.inputs).toHaveLength(1);
+    } finally {
+      engine.close();
+    }
+  });
+});
+
 describe('Workbench jobs', () => {
   it('stops a job past its time limit and fails it with timed_out, and the engine serves the next one', async () => {
     const wb = createWorkbench({ host: 'test' });

@@ -25,6 +25,8 @@ export const BAD_ENGINE_REPLY = 'bad_engine_reply';
 
 interface Pending {
   method: EngineMethod;
+  /** The request's line, kept to send it again to a fresh engine (see onExit). */
+  line: string;
   /** Checks the reply's result against the method's schema and resolves (or rejects with bad_engine_reply). */
   settle: (result: unknown) => void;
   reject: (e: WorkbenchError) => void;
@@ -38,6 +40,8 @@ export class EngineClient {
   private pending = new Map<string, Pending>();
   private nextId = 1;
   private stderrTail: string[] = [];
+  /** The engine this client killed because a cancelled job would not stop. */
+  private killedForCancel?: ChildProcessWithoutNullStreams;
   private readonly opts: Required<Omit<EngineClientOptions, 'onStderr' | 'env'>> & EngineClientOptions;
 
   private pythonSource: string;
@@ -163,9 +167,15 @@ export class EngineClient {
     if (this.proc !== proc) return;
     this.proc = undefined;
     const how = err ? err.message : signal ? `signal ${signal}` : `exit code ${code}`;
+    // Killed by us to stop a cancelled job that would not stop: the requests queued behind it did
+    // nothing wrong, so they go to a fresh engine instead of failing with the kill.
+    const forCancel = this.killedForCancel === proc;
+    this.killedForCancel = undefined;
+    const resend: Array<[string, Pending]> = [];
     for (const [id, p] of this.pending) {
       clearTimeout(p.killTimer);
       if (p.cancelRequested) p.reject(new WorkbenchError('cancelled', 'The job was cancelled.'));
+      else if (forCancel) resend.push([id, p]);
       else
         p.reject(
           new WorkbenchError(
@@ -177,6 +187,14 @@ export class EngineClient {
           ),
         );
       this.pending.delete(id);
+    }
+    for (const [id, p] of resend) {
+      try {
+        this.start().stdin.write(p.line);
+        this.pending.set(id, p);
+      } catch (e) {
+        p.reject(WorkbenchError.from(e));
+      }
     }
   }
 
@@ -199,8 +217,9 @@ export class EngineClient {
         if (parsed.success) resolve(parsed.data as EngineResultOf<M>);
         else reject(wireError(BAD_ENGINE_REPLY, `The engine's result of "${method}"`, parsed.error, result));
       };
-      this.pending.set(reqId, { method, settle, reject, onEvent, cancelRequested: false });
-      proc.stdin.write(JSON.stringify({ id: reqId, method, params }) + '\n');
+      const line = JSON.stringify({ id: reqId, method, params }) + '\n';
+      this.pending.set(reqId, { method, line, settle, reject, onEvent, cancelRequested: false });
+      proc.stdin.write(line);
     });
     return { id: reqId, done };
   }
@@ -213,7 +232,10 @@ export class EngineClient {
     this.proc.stdin.write(JSON.stringify({ id: `cancel-${id}`, method: 'cancel', params: { job: id } }) + '\n');
     const proc = this.proc;
     p.killTimer = setTimeout(() => {
-      if (this.pending.has(id) && this.proc === proc) proc.kill('SIGKILL');
+      if (this.pending.has(id) && this.proc === proc) {
+        this.killedForCancel = proc;
+        proc.kill('SIGKILL');
+      }
     }, this.opts.cancelGraceMs);
     return true;
   }
