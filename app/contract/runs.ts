@@ -28,6 +28,8 @@ export const RunSummarySchema = z.object({
   /** Set when the summary (run.json) could not be read: the run was rebuilt from its request,
    * events and outcome, and this says so. */
   damaged: z.string().optional(),
+  /** The process that runs it (written when it starts): a run another live process owns is running, not interrupted. */
+  owner: z.object({ pid: z.number().int(), host: z.string() }).optional(),
 });
 export type RunSummary = z.output<typeof RunSummarySchema>;
 

@@ -2,8 +2,8 @@
 // in its model's project folder; a fresh store (a restarted app) lists them and marks the ones that
 // were running as interrupted.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawn } from 'node:child_process';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CompileResult, TuneResult } from '../../app/contract/results.js';
@@ -123,6 +123,24 @@ describe('run store', () => {
     expect(listed).toMatchObject({ job, kind: 'compile', state: 'succeeded', events: 1, startedAt: parseInt('mh4k2x1a', 36) });
     expect(listed?.damaged).toMatch(/run\.json\) is missing or damaged/);
     expect(new RunStore().get(model, job).outcome).toMatchObject({ state: 'succeeded' });
+  });
+
+  it('lists a run another live process owns as running, and counts the events of an interrupted one', async () => {
+    const job = 'compile-11-mh4k2x1b';
+    const dir = join(projectDir(model), 'runs', job);
+    mkdirSync(dir, { recursive: true });
+    const other = spawn('sleep', ['30']);
+    try {
+      const request = { kind: 'compile', model, inputs, target: 'llvm', measure: true };
+      writeFileSync(join(dir, 'run.json'), JSON.stringify({ job, kind: 'compile', state: 'running', model, startedAt: 1, request, events: 0, owner: { pid: other.pid, host: hostname() } }));
+      const line = JSON.stringify({ event: 'log', job, data: { level: 'info', message: 'x' } }) + '\n';
+      writeFileSync(join(dir, 'events.jsonl'), line.repeat(6));
+      expect(new RunStore().list(model).runs.find((r) => r.job === job)).toMatchObject({ state: 'running' });
+    } finally {
+      other.kill('SIGKILL');
+      await new Promise((r) => other.once('exit', r));
+    }
+    expect(new RunStore().list(model).runs.find((r) => r.job === job)).toMatchObject({ state: 'interrupted', events: 6 });
   });
 
   it('reads a FIFO or a folder put in place of a record as missing, without blocking', () => {

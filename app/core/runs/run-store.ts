@@ -7,6 +7,7 @@
 // Appends survive a kill at any moment: a torn last line is skipped when reading. Runs started by
 // this process are also held in memory, so replaying a running job never races its own writes.
 import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { describeIssues, WorkbenchError } from '../../contract/errors.js';
 import { JobEventSchema, jobOutcomeSchema, JobRequestSchema, upgradeStoredRequest, type JobEvent, type JobOutcome, type ParsedJobRequest } from '../../contract/jobs.js';
@@ -81,6 +82,17 @@ function readOutcome(dir: string, job: string, kind: ParsedJobRequest['kind']): 
   return { state: 'failed', job, error: new WorkbenchError('bad_run_record', `The outcome of run ${job} (${file}) cannot be read: ${describeIssues(parsed.error)}.`).toJSON() };
 }
 
+/** Whether the process that owns a run is alive on this machine (another one's cannot be asked). */
+function ownerAlive(owner: RunSummary['owner']): boolean {
+  if (!owner || owner.host !== hostname() || owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+  }
+}
+
 /** The run kind users see: an export is a compile that writes a .pt. */
 export function runKind(request: ParsedJobRequest): RunKind | null {
   if (request.kind === 'inspect') return null;
@@ -119,7 +131,7 @@ export class RunStore {
     if (!kind) return;
     const model = resolve(request.model);
     const dir = join(this.runsDir(model), job);
-    const summary: RunSummary = { job, kind, state: 'running', model, startedAt, request, events: 0 };
+    const summary: RunSummary = { job, kind, state: 'running', model, startedAt, request, events: 0, owner: { pid: process.pid, host: hostname() } };
     const run: LiveRun = { dir, summary, events: [], outcome: null };
     try {
       writeFileAtomic(join(dir, 'request.json'), JSON.stringify(request, null, 1));
@@ -201,7 +213,11 @@ export class RunStore {
     if (!s) return null;
     if (!this.live.has(job) && (s.state === 'running' || s.state === 'queued')) {
       const outcome = readOutcome(dir, job, s.request.kind);
-      return outcome ? { ...s, state: outcome.state } : { ...s, state: 'interrupted' };
+      if (outcome) return { ...s, state: outcome.state };
+      // Running in another live process (a CLI beside the app): its own, not interrupted.
+      if (ownerAlive(s.owner)) return s;
+      // Its summary was last written at a state change: the events on disk are what it recorded.
+      return { ...s, state: 'interrupted', events: Math.max(s.events, readEvents(join(dir, 'events.jsonl')).length) };
     }
     return s;
   }
