@@ -1,5 +1,5 @@
 // Property-based fuzzing (fast-check) of everything that parses outside input on the Node side: the
-// input-spec parser, the tuning-log reader, the IPC/WebSocket call validator (validateCall) and the
+// input-spec parser, the tuning-log reader, the run-record reader, the IPC/WebSocket call validator (validateCall) and the
 // browser-mode server's message handling over a real socket. The properties: no crash (only the
 // documented error type escapes), no hang (every input answers within HANG_MS), every failure a
 // sentence, and what is accepted is well formed.
@@ -18,6 +18,9 @@ import { JobRequestSchema } from '../../app/contract/jobs.js';
 import { formatSpec, InputSpecSchema, parseSpec, parseSpecFields } from '../../app/contract/specs.js';
 import { EngineClient } from '../../app/core/engine-client/engine-client.js';
 import { readTuningLog } from '../../app/core/tuning/tuning-log.js';
+import { projectDir } from '../../app/core/paths.js';
+import { RunStore } from '../../app/core/runs/run-store.js';
+import { RunRecordSchema, RunSummarySchema } from '../../app/contract/runs.js';
 import { startServer } from '../../app/server/server.js';
 import { tmpHome } from './helpers.js';
 
@@ -309,6 +312,72 @@ const args = fc.oneof(
   fc.anything(),
   fc.constant(Object.create(null)),
 );
+
+describe('fuzz: the run-record reader', () => {
+  const home = mkdtempSync(join(tmpdir(), 'torchtvm-fuzz-runs-'));
+  const model = join(home, 'm.pt');
+  const job = 'compile-1-abcdef12';
+  let dir = ''; // in the project folder of `home`, once TORCHTVM_HOME points there
+  const request = { kind: 'compile', model, inputs: [{ name: 'x', dims: [2], dtype: 'float32' }], target: 'llvm', measure: true };
+  const summary = { job, kind: 'compile', state: 'succeeded', model, startedAt: 1, request, events: 1 };
+  const event = { event: 'log', job, data: { level: 'info', message: 'hello' } };
+  const outcome = { state: 'failed', job, error: { code: 'x', message: 'It failed.' } };
+  /** A record file: a valid one, a valid one edited by one character, JSON of another shape, junk, a folder, or nothing. */
+  const recordFile = (valid: unknown) =>
+    fc.oneof(
+      fc.constant(JSON.stringify(valid)),
+      mutate(fc.constant(JSON.stringify(valid))),
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.record({ ...Object.fromEntries(Object.keys(valid as object).map((k) => [k, fc.jsonValue()])) }).map((v) => JSON.stringify({ ...(valid as object), ...v })),
+      junk,
+      fc.constantFrom('<folder>', '<missing>'),
+    );
+  const eventsFile = fc.array(fc.oneof(fc.constant(JSON.stringify(event)), mutate(fc.constant(JSON.stringify(event))), fc.jsonValue().map((v) => JSON.stringify(v)), junk), { maxLength: 8 }).map((ls) => ls.join('\n'));
+  const put = (name: string, text: string) => {
+    const f = join(dir, name);
+    rmSync(f, { recursive: true, force: true });
+    if (text === '<folder>') mkdirSync(f);
+    else if (text !== '<missing>') writeFileSync(f, text);
+  };
+
+  it(`RunStore list and get: ${RUNS} generated run folders, no crash, a damaged record shown as damaged or left out, every run well formed`, async () => {
+    const t = tally('run-record reader');
+    const saved = process.env.TORCHTVM_HOME;
+    process.env.TORCHTVM_HOME = home;
+    try {
+      dir = join(projectDir(model), 'runs', job);
+      mkdirSync(dir, { recursive: true });
+      await fc.assert(
+        fc.asyncProperty(recordFile(summary), recordFile(request), recordFile(outcome), eventsFile, async (run, req, out, events) => {
+          put('run.json', run);
+          put('request.json', req);
+          put('outcome.json', out);
+          put('events.jsonl', events);
+          await judge(t, { run, req, out, events }, () => {
+            const listed = new RunStore().list(model).runs;
+            for (const r of listed) if (!RunSummarySchema.safeParse(r).success) return `listed a run the contract refuses: ${show(r)}`;
+            if (!listed.length) {
+              try {
+                new RunStore().get(model, job);
+              } catch (e) {
+                return e instanceof WorkbenchError && isSentence(e.message) ? 'refused' : `get threw ${(e as Error)?.message}`;
+              }
+              return 'get returned a run that list left out';
+            }
+            const rec = new RunStore().get(model, job);
+            return RunRecordSchema.safeParse(rec).success ? 'accepted' : `a record the contract refuses: ${show(rec)}`;
+          });
+        }),
+        params,
+      );
+    } finally {
+      if (saved === undefined) delete process.env.TORCHTVM_HOME;
+      else process.env.TORCHTVM_HOME = saved;
+    }
+    expect(t.crashes, t.examples.join('\n')).toBe(0);
+    expect(t.hangs).toBe(0);
+  });
+});
 
 describe('fuzz: the call validator', () => {
   it(`validateCall: ${RUNS} calls, only WorkbenchError(bad_request) with a sentence escapes, accepted calls match their schema, no prototype pollution`, async () => {
