@@ -17,7 +17,8 @@ export type JobRunner = (request: ParsedJobRequest, ctx: RunContext) => Promise<
 
 /** Told about every job's start and end (the run store keeps them on disk); events come through onEvent. */
 export interface JobObserver {
-  started(job: string, request: ParsedJobRequest, startedAt: number): void;
+  /** Returns a warning for the job's log when its record could not be written. */
+  started(job: string, request: ParsedJobRequest, startedAt: number): string | void;
   finished(job: string, outcome: JobOutcome): void;
 }
 
@@ -74,10 +75,11 @@ export class JobManager {
       this.emit({ event: 'job.state', job, data: { state, kind: request.kind } });
     };
     const ctx: RunContext = { job, signal: abort.signal, emit: (e) => this.emit({ ...e, job }) };
-    this.observer?.started(job, request, summary.startedAt);
+    const warning = this.observer?.started(job, request, summary.startedAt);
     const run = (async (): Promise<JobOutcome> => {
       await Promise.resolve(); // let the caller subscribe before the first event
       setState('running');
+      if (warning) this.emit({ event: 'log', job, data: { level: 'warn', message: warning } });
       try {
         const result = await runner(request, ctx);
         setState(abort.signal.aborted ? 'cancelled' : 'succeeded');

@@ -143,6 +143,20 @@ describe('run store', () => {
     expect(new RunStore().list(model).runs.find((r) => r.job === job)).toMatchObject({ state: 'interrupted', events: 6 });
   });
 
+  it('a run whose record cannot be written still runs, and its log says so', async () => {
+    const other = join(home, 'unwritable.pt');
+    const runsDir = join(projectDir(other), 'runs');
+    mkdirSync(projectDir(other), { recursive: true });
+    writeFileSync(runsDir, 'a file where the runs folder goes');
+    const store = new RunStore();
+    const jobs = new JobManager({ compile: async () => ({ ...built, model: other }) }, store);
+    const logs: string[] = [];
+    jobs.onEvent((e) => e.event === 'log' && logs.push(e.data.message));
+    const job = jobs.start({ kind: 'compile', model: other, inputs });
+    expect((await jobs.wait(job)).state).toBe('succeeded');
+    expect(logs.some((m) => m.startsWith("This run's record could not be written to") && m.includes('it will not be listed after a restart'))).toBe(true);
+  });
+
   it('reads a FIFO or a folder put in place of a record as missing, without blocking', () => {
     const job = 'compile-9-fifo1';
     const dir = join(projectDir(model), 'runs', job);

@@ -126,20 +126,21 @@ export class RunStore {
   }
 
   /** Called when a job starts (before its first event). Inspect jobs are not runs. */
-  started(job: string, request: ParsedJobRequest, startedAt: number): void {
+  started(job: string, request: ParsedJobRequest, startedAt: number): string | void {
     const kind = runKind(request);
     if (!kind) return;
     const model = resolve(request.model);
     const dir = join(this.runsDir(model), job);
     const summary: RunSummary = { job, kind, state: 'running', model, startedAt, request, events: 0, owner: { pid: process.pid, host: hostname() } };
     const run: LiveRun = { dir, summary, events: [], outcome: null };
+    this.live.set(job, run);
     try {
       writeFileAtomic(join(dir, 'request.json'), JSON.stringify(request, null, 1));
       writeFileAtomic(join(dir, 'run.json'), JSON.stringify(summary));
-    } catch {
-      // A project folder that cannot be written must not stop the job; the run is kept in memory.
+    } catch (e) {
+      // The job's own results do not depend on its record: it runs, and says the record is missing.
+      return `This run's record could not be written to ${dir} (${(e as Error).message}): the job runs, but it will not be listed after a restart. Free some disk space or make the project folder writable.`;
     }
-    this.live.set(job, run);
   }
 
   event(e: JobEvent): void {
