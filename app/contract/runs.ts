@@ -48,6 +48,8 @@ export const RunRecordSchema = z.object({
   /** Every event so far, in order: replaying them rebuilds the chart and the tables. */
   events: z.array(JobEventSchema),
   outcome: JobOutcomeSchema.nullable(),
+  /** How many of its oldest events were left out (a log past 50,000 events): the newest are kept. */
+  events_dropped: z.number().int().optional(),
 });
 export type RunRecord = z.output<typeof RunRecordSchema>;
 

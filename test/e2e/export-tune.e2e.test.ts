@@ -104,6 +104,31 @@ describe.skipIf(!hasChromium())('export refusals and tune feedback (browser mode
     await page.screenshot({ path: shotPath('export-02-created-and-exported'), fullPage: true });
   }, LONG);
 
+  it('says a build it did not export was not written, why, and exports it only when asked', async () => {
+    // A build for AMD Excavator (FMA4, XOP): never run here, so not verified, so not exported.
+    const flags = spawnSync('grep', ['-m1', '^flags', '/proc/cpuinfo'], { encoding: 'utf8' }).stdout;
+    if (/\bfma4\b/.test(flags)) return; // a Bulldozer runs it: nothing to refuse here
+    const out = join(dir, 'bdver4.tvm.pt');
+    await nav('compile');
+    await page.getByLabel('Target').fill('{"kind": "llvm", "mcpu": "bdver4"}');
+    await nav('export');
+    await page.getByLabel('Export path').fill(out);
+    await page.click('[data-testid=export-button]');
+    const skipped = page.locator('[data-testid=export-skipped]');
+    await skipped.waitFor({ timeout: LONG });
+    const text = (await skipped.textContent())!;
+    expect(text).toMatch(/Nothing was written\. Not exported: .*fma4.*which this CPU lacks/);
+    expect(text).not.toMatch(/pass --export-unverified|export_unverified/);
+    expect(await page.locator('[data-testid=export-done]').count()).toBe(0);
+    expect(existsSync(out)).toBe(false);
+    await shots('export-03-not-exported');
+    await page.click('[data-testid=export-anyway]');
+    await page.waitForSelector('[data-testid=export-done]', { timeout: LONG });
+    expect(existsSync(out)).toBe(true);
+    await nav('compile');
+    await page.getByLabel('Target').fill('llvm');
+  }, LONG);
+
   it('shows elapsed time and an ETA while tuning, and "Cancelling…" at once', async () => {
     await nav('tune');
     await page.getByLabel('Trial budget').fill('150');

@@ -353,18 +353,18 @@ describe('fuzz: the run-record reader', () => {
           put('request.json', req);
           put('outcome.json', out);
           put('events.jsonl', events);
-          await judge(t, { run, req, out, events }, () => {
+          await judge(t, { run, req, out, events }, async () => {
             const listed = new RunStore().list(model).runs;
             for (const r of listed) if (!RunSummarySchema.safeParse(r).success) return `listed a run the contract refuses: ${show(r)}`;
             if (!listed.length) {
               try {
-                new RunStore().get(model, job);
+                await new RunStore().get(model, job);
               } catch (e) {
                 return e instanceof WorkbenchError && isSentence(e.message) ? 'refused' : `get threw ${(e as Error)?.message}`;
               }
               return 'get returned a run that list left out';
             }
-            const rec = new RunStore().get(model, job);
+            const rec = await new RunStore().get(model, job);
             return RunRecordSchema.safeParse(rec).success ? 'accepted' : `a record the contract refuses: ${show(rec)}`;
           });
         }),

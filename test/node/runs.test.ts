@@ -53,14 +53,14 @@ describe('run store', () => {
     expect(live.runs[0]).toMatchObject({ job: tune, kind: 'tune', state: 'running' });
     expect(live.defaults.work_dir).toBe(join(projectDir(model), 'tuning'));
     expect(live.defaults.export_path).toBe(join(projectDir(model), 'exports', 'm.tvm.pt'));
-    const mid = store.get(model, tune);
+    const mid = await store.get(model, tune);
     expect(mid.events.filter((e) => e.event === 'tune.trial')).toHaveLength(3);
     expect(mid.outcome).toBeNull();
 
     // A restarted app: the run was running when its process stopped.
     const restarted = new RunStore();
     expect(restarted.list(model).runs[0]).toMatchObject({ job: tune, state: 'interrupted' });
-    expect(restarted.get(model, tune).events.filter((e) => e.event === 'tune.trial').map((e) => (e.data as { trial: number }).trial)).toEqual([1, 2, 3]);
+    expect((await restarted.get(model, tune)).events.filter((e) => e.event === 'tune.trial').map((e) => (e.data as { trial: number }).trial)).toEqual([1, 2, 3]);
 
     release();
     expect((await jobs.wait(tune)).state).toBe('succeeded');
@@ -73,12 +73,12 @@ describe('run store', () => {
     expect(readdirSync(dir).sort()).toEqual(['events.jsonl', 'outcome.json', 'request.json', 'run.json']);
     expect(JSON.parse(readFileSync(join(dir, 'outcome.json'), 'utf8'))).toMatchObject({ state: 'succeeded', result: { tuning: { trials: 3 } } });
     expect(JSON.parse(readFileSync(join(dir, 'request.json'), 'utf8'))).toMatchObject({ kind: 'tune', trials: 3, measure: true });
-    expect(new RunStore().get(model, tune).outcome).toMatchObject({ state: 'succeeded', result: { tuning: { trials: 3 } } });
+    expect((await new RunStore().get(model, tune)).outcome).toMatchObject({ state: 'succeeded', result: { tuning: { trials: 3 } } });
     expect(readdirSync(dir).some((f) => f.endsWith('.tmp'))).toBe(false);
     expect(existsSync(join(projectDir(model), 'exports'))).toBe(true);
   });
 
-  it('reads run records written before the wire was snake_case (camelCase request keys)', () => {
+  it('reads run records written before the wire was snake_case (camelCase request keys)', async () => {
     const job = 'tune-7-old1';
     const dir = join(projectDir(model), 'runs', job);
     mkdirSync(dir, { recursive: true });
@@ -89,29 +89,29 @@ describe('run store', () => {
     writeFileSync(join(dir, 'outcome.json'), JSON.stringify({ state: 'succeeded', job, result: tuned }));
     const listed = new RunStore().list(model).runs.find((r) => r.job === job);
     expect(listed?.request).toEqual({ kind: 'tune', model, inputs, target: 'llvm', measure: true, trials: 5, trials_per_task: 2, trials_per_iter: 4, work_dir: join(home, 'old-tuning'), export_path: join(home, 'old.pt'), out_dir: join(home, 'old-build'), create_parent: true, tune_sizes: { batch: 4 } });
-    const rec = new RunStore().get(model, job);
+    const rec = await new RunStore().get(model, job);
     expect(rec.summary.request).toMatchObject({ work_dir: join(home, 'old-tuning') });
     // An event that is not one of the contract's is skipped, like a torn line.
     expect(rec.events).toEqual([{ event: 'log', job, data: { level: 'info', message: 'hello' } }]);
     expect(rec.outcome).toMatchObject({ state: 'succeeded', result: { tuning: { trials: 3 } } });
     // A summary without its request (an older layout) takes it from request.json.
     writeFileSync(join(dir, 'run.json'), JSON.stringify({ job, kind: 'export', state: 'succeeded', model, startedAt: 1, events: 1 }));
-    expect(new RunStore().get(model, job).summary.request).toMatchObject({ kind: 'tune', export_path: join(home, 'old.pt') });
+    expect((await new RunStore().get(model, job)).summary.request).toMatchObject({ kind: 'tune', export_path: join(home, 'old.pt') });
   });
 
-  it('turns an outcome that does not match the contract into a failed outcome naming the issues', () => {
+  it('turns an outcome that does not match the contract into a failed outcome naming the issues', async () => {
     const job = 'compile-8-old2';
     const dir = join(projectDir(model), 'runs', job);
     mkdirSync(dir, { recursive: true });
     const request = { kind: 'compile', model, inputs, target: 'llvm', measure: true };
     writeFileSync(join(dir, 'run.json'), JSON.stringify({ job, kind: 'compile', state: 'succeeded', model, startedAt: 1, request, events: 0 }));
     writeFileSync(join(dir, 'outcome.json'), JSON.stringify({ state: 'succeeded', job, result: { ...built, verification: { ok: 'yes' } } }));
-    const rec = new RunStore().get(model, job);
+    const rec = await new RunStore().get(model, job);
     expect(rec.outcome).toMatchObject({ state: 'failed', error: { code: 'bad_run_record' } });
     expect(rec.outcome?.state === 'failed' && rec.outcome.error.message).toMatch(/verification\.ok: /);
   });
 
-  it('shows a run whose run.json is damaged, rebuilt from its request, events and outcome', () => {
+  it('shows a run whose run.json is damaged, rebuilt from its request, events and outcome', async () => {
     const job = 'compile-10-mh4k2x1a';
     const dir = join(projectDir(model), 'runs', job);
     mkdirSync(dir, { recursive: true });
@@ -122,7 +122,7 @@ describe('run store', () => {
     const listed = new RunStore().list(model).runs.find((r) => r.job === job);
     expect(listed).toMatchObject({ job, kind: 'compile', state: 'succeeded', events: 1, startedAt: parseInt('mh4k2x1a', 36) });
     expect(listed?.damaged).toMatch(/run\.json\) is missing or damaged/);
-    expect(new RunStore().get(model, job).outcome).toMatchObject({ state: 'succeeded' });
+    expect((await new RunStore().get(model, job)).outcome).toMatchObject({ state: 'succeeded' });
   });
 
   it('lists a run another live process owns as running, and counts the events of an interrupted one', async () => {
@@ -157,7 +157,7 @@ describe('run store', () => {
     expect(logs.some((m) => m.startsWith("This run's record could not be written to") && m.includes('it will not be listed after a restart'))).toBe(true);
   });
 
-  it('reads a FIFO or a folder put in place of a record as missing, without blocking', () => {
+  it('reads a FIFO or a folder put in place of a record as missing, without blocking', async () => {
     const job = 'compile-9-fifo1';
     const dir = join(projectDir(model), 'runs', job);
     mkdirSync(dir, { recursive: true });
@@ -165,12 +165,12 @@ describe('run store', () => {
     writeFileSync(join(dir, 'run.json'), JSON.stringify({ job, kind: 'compile', state: 'succeeded', model, startedAt: 1, request, events: 0 }));
     // A FIFO blocks a plain read until a writer comes: this test would hang, not fail, before.
     execFileSync('mkfifo', [join(dir, 'events.jsonl'), join(dir, 'outcome.json')]);
-    const rec = new RunStore().get(model, job);
+    const rec = await new RunStore().get(model, job);
     expect(rec.events).toEqual([]);
     expect(rec.outcome).toBeNull();
   });
 
-  it('keeps the newest events of a log past its size limit, and their lines whole', () => {
+  it('keeps the newest events of a log past its size limit, and their lines whole', async () => {
     const file = join(home, 'big.jsonl');
     const line = JSON.stringify({ event: 'log', job: 'x', data: { level: 'info', message: 'y'.repeat(100) } }) + '\n';
     writeFileSync(file, line.repeat(10));
@@ -180,7 +180,27 @@ describe('run store', () => {
     expect(() => readRegularFile(home, 10)).toThrow(NotARegularFile);
   });
 
-  it('refuses job ids that are not job ids', () => {
-    expect(() => new RunStore().get(model, 'tune-1-zz')).toThrow(/There is no run/);
+  it('streams a long event log: the newest 50,000 events, the count of the rest, other clients served meanwhile', async () => {
+    const job = 'compile-12-mh4k2x1c';
+    const dir = join(projectDir(model), 'runs', job);
+    mkdirSync(dir, { recursive: true });
+    const request = { kind: 'compile', model, inputs, target: 'llvm', measure: true };
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ job, kind: 'compile', state: 'succeeded', model, startedAt: 1, request, events: 60_000 }));
+    const lines: string[] = [];
+    for (let i = 0; i < 60_000; i++) lines.push(JSON.stringify({ event: 'log', job, data: { level: 'info', message: `line ${i}` } }));
+    writeFileSync(join(dir, 'events.jsonl'), lines.join('\n') + '\n{"event": "log", "jo'); // and a torn last line
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const rec = await new RunStore().get(model, job);
+    clearInterval(timer);
+    expect(rec.events).toHaveLength(50_000);
+    expect(rec.events_dropped).toBe(10_000);
+    expect(rec.events[0]).toMatchObject({ data: { message: 'line 10000' } });
+    expect(rec.events.at(-1)).toMatchObject({ data: { message: 'line 59999' } });
+    expect(ticks).toBeGreaterThan(0); // the event loop ran while the log was read
+  });
+
+  it('refuses job ids that are not job ids', async () => {
+    await expect(new RunStore().get(model, 'tune-1-zz')).rejects.toThrow(/There is no run/);
   });
 });

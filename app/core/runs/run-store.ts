@@ -6,7 +6,9 @@
 //   <project>/runs/<job>/outcome.json   the outcome (result or error), written once at the end
 // Appends survive a kill at any moment: a torn last line is skipped when reading. Runs started by
 // this process are also held in memory, so replaying a running job never races its own writes.
-import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { appendFileSync, constants, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { describeIssues, WorkbenchError } from '../../contract/errors.js';
@@ -19,7 +21,7 @@ import { readRegularFile } from '../read-file.js';
 
 // A summary, request or outcome is a few kB; more is not a record the workbench wrote.
 const MAX_RECORD_BYTES = 16 << 20;
-// The newest events of a run whose log outgrew this (a tune of many thousands of trials) are kept.
+// Counting a run's events for the list reads at most this much of its log (the newest part).
 const MAX_EVENTS_BYTES = 64 << 20;
 
 /** A JSON file's value; undefined when it is missing, not a regular file, too large or not JSON. */
@@ -53,6 +55,43 @@ function readEvents(file: string): JobEvent[] {
     }
   }
   return out;
+}
+
+/**
+ * A run's events, streamed line by line and never read whole (a log of hundreds of MB must neither
+ * exhaust memory nor stall other clients): the newest `keep` of them, and how many older ones were
+ * left out. A torn last line or one outside the contract is skipped; a FIFO or a folder reads as
+ * empty.
+ */
+async function streamEvents(file: string, keep = MAX_MEMORY_EVENTS): Promise<{ events: JobEvent[]; dropped: number }> {
+  let fh;
+  try {
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch {
+    return { events: [], dropped: 0 };
+  }
+  try {
+    if (!(await fh.stat()).isFile()) return { events: [], dropped: 0 };
+    const events: JobEvent[] = [];
+    let dropped = 0;
+    const trim = () => {
+      if (events.length > keep) dropped += events.splice(0, events.length - keep).length;
+    };
+    for await (const line of createInterface({ input: fh.createReadStream({ encoding: 'utf8', autoClose: false }), crlfDelay: Infinity })) {
+      if (!line.trim()) continue;
+      try {
+        const e = JobEventSchema.safeParse(JSON.parse(line));
+        if (e.success) events.push(e.data);
+      } catch {
+        /* a torn last line */
+      }
+      if (events.length >= 2 * keep) trim();
+    }
+    trim();
+    return { events, dropped };
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
@@ -247,7 +286,7 @@ export class RunStore {
     return { project: projectDir(abs), defaults, runs };
   }
 
-  get(model: string, job: string): RunRecord {
+  async get(model: string, job: string): Promise<RunRecord> {
     // The id names a folder: never let it climb out of runs/.
     if (!JOB_ID.test(job)) throw new WorkbenchError('bad_request', `"${job}" is not a job id.`);
     const abs = resolve(model);
@@ -259,6 +298,7 @@ export class RunStore {
     if (!summary) throw new WorkbenchError('unknown_run', `There is no run ${job} for ${abs}.`);
     const dir = join(this.runsDir(abs), job);
     const outcome = live ? live.outcome : readOutcome(dir, job, summary.request.kind);
-    return { summary, events: readEvents(join(dir, 'events.jsonl')), outcome };
+    const { events, dropped } = await streamEvents(join(dir, 'events.jsonl'));
+    return { summary, events, outcome, ...(dropped ? { events_dropped: dropped } : {}) };
   }
 }
