@@ -3,7 +3,7 @@
 // folder; opening a model (or reloading the page, or reconnecting) restores the latest run of each
 // kind from there: finished ones show their results, running ones are reattached (their recorded
 // events replay, then the live ones follow, and Cancel works).
-import { parseJobResult, type JobOutcome, type JobRequest } from '../../app/contract/jobs.js';
+import { DEFAULT_TIMEOUT_S, parseJobResult, type JobOutcome, type JobRequest } from '../../app/contract/jobs.js';
 import type { InspectResult } from '../../app/contract/results.js';
 import type { RunKind, RunSummary } from '../../app/contract/runs.js';
 import { formatDim, InputSpecSchema, parseSpecFields, type InputSpec, type SpecField } from '../../app/contract/specs.js';
@@ -126,7 +126,8 @@ async function runJob(request: JobRequest, kind: RunKind, reset: Partial<State> 
     return outcome;
   }
   const jobs = { ...get().jobs };
-  jobs[job] = { ...(jobs[job] ?? { logs: [], stage: '', message: '' }), id: job, kind: request.kind, state: jobs[job]?.state ?? 'running', startedAt: Date.now() } as JobView;
+  const timeoutS = request.timeout_s ?? DEFAULT_TIMEOUT_S[request.kind];
+  jobs[job] = { ...(jobs[job] ?? { logs: [], stage: '', message: '' }), id: job, kind: request.kind, state: jobs[job]?.state ?? 'running', startedAt: Date.now(), timeoutS } as JobView;
   set({ [slot]: job, jobs, ...reset } as never);
   void refreshRuns(model);
   return watch(job, kind, model);
@@ -381,7 +382,7 @@ export async function tune(resume: boolean): Promise<void> {
   const { specs } = checkRows(s.inputs);
   if (!specs || !s.modelPath) return;
   const reset: Partial<State> = resume ? { tuneResult: null } : { tuneResult: null, trials: [], tasks: {} };
-  await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, ...(Number(s.tunePerRound) >= 1 ? { trials_per_iter: Math.min(64, Math.floor(Number(s.tunePerRound))) } : {}), ...(s.tuneWorkDir.trim() ? { work_dir: s.tuneWorkDir.trim() } : {}) }, 'tune', reset);
+  await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, timeout_s: Math.max(60, Math.round(s.tuneLimitH * 3600)), ...(Number(s.tunePerRound) >= 1 ? { trials_per_iter: Math.min(64, Math.floor(Number(s.tunePerRound))) } : {}), ...(s.tuneWorkDir.trim() ? { work_dir: s.tuneWorkDir.trim() } : {}) }, 'tune', reset);
 }
 
 /** The work dir of this model's latest successful tune, if any: a tuned export builds from its database. */

@@ -54,7 +54,7 @@ export function fmtDuration(ms: number): string {
  * "about"). A view that measures a better rate (trials per second as they arrive) passes `endsAt`,
  * when it expects the work to end (a Date.now() time).
  */
-export function Elapsed({ startedAt, fraction, endsAt }: { startedAt?: number; fraction?: number; endsAt?: number }) {
+export function Elapsed({ startedAt, fraction, endsAt, limitS }: { startedAt?: number; fraction?: number; endsAt?: number; limitS?: number }) {
   const now = useNow(startedAt !== undefined);
   if (startedAt === undefined) return null;
   const elapsed = now - startedAt;
@@ -62,6 +62,7 @@ export function Elapsed({ startedAt, fraction, endsAt }: { startedAt?: number; f
   return (
     <span className="elapsed" data-testid="elapsed">
       {fmtDuration(elapsed)} elapsed{eta !== null ? ` · about ${fmtDuration(eta)} left` : ''}
+      {limitS !== undefined && <span className="limit" title="Past its time limit the job is stopped (Tune page: Time limit; CLI: --timeout SECONDS)"> · limit {fmtDuration(limitS * 1000)}</span>}
     </span>
   );
 }
@@ -94,7 +95,7 @@ export function JobStatus({ jobId, what, fraction, explain }: { jobId?: string; 
           <div className="job-line">
             <span className="stage">{job.cancelRequested ? 'Cancelling…' : job.stage || 'starting'}</span>
             <span className="message">{job.cancelRequested ? `${what} stops after the step in progress; finished work is kept.` : job.message || `${what} is starting…`}</span>
-            <Elapsed startedAt={job.startedAt} fraction={frac} />
+            <Elapsed startedAt={job.startedAt} fraction={frac} limitS={job.timeoutS} />
             <button onClick={() => cancel(job.id)} disabled={job.cancelRequested} data-testid="job-cancel">{job.cancelRequested ? 'Cancelling…' : 'Cancel'}</button>
           </div>
           <ProgressBar fraction={frac} label={`${what} progress`} />

@@ -2,9 +2,9 @@
 // the store in one update per animation frame, so thousands of tuning trials stay cheap.
 import { create } from 'zustand';
 import type { AppInfo } from '../../app/contract/api.js';
-import type { JobEvent, JobOutcome } from '../../app/contract/jobs.js';
 import type { BenchResult, CompileResult, InspectResult, TuningLog } from '../../app/contract/results.js';
 import type { ModelRuns } from '../../app/contract/runs.js';
+import { DEFAULT_TIMEOUT_S, type JobEvent, type JobOutcome } from '../../app/contract/jobs.js';
 import type { ConnectionStatus } from './transport/index.js';
 
 export type View = 'model' | 'graph' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export';
@@ -32,6 +32,8 @@ export interface JobView {
   outcome?: JobOutcome;
   /** When it started (from its run record after a reload), for elapsed time and ETA. */
   startedAt?: number;
+  /** Its time limit in seconds (the request's timeout_s, or its kind's default). */
+  timeoutS?: number;
   /** Cancel was pressed: show "Cancelling…" at once, before the job confirms. */
   cancelRequested?: boolean;
   /** A tune's first trial number (total_trials): trials before it came from the database, so the ETA counts from it. */
@@ -100,6 +102,8 @@ export interface State {
   tuneBudget: number;
   /** Candidates per search round; '' lets the engine choose (up to 16). Smaller rounds show trials sooner. */
   tunePerRound: string;
+  /** The tune's time limit in hours (its request's timeout_s): past it the tune is stopped. */
+  tuneLimitH: number;
   tuneWorkDir: string;
   trials: TrialPoint[];
   tasks: Record<number, TaskRow>;
@@ -136,6 +140,7 @@ export const initialState: State = {
   compile: null,
   tuneBudget: 64,
   tunePerRound: '',
+  tuneLimitH: DEFAULT_TIMEOUT_S.tune / 3600,
   tuneWorkDir: '',
   trials: [],
   tasks: {},

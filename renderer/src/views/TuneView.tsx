@@ -186,7 +186,7 @@ export function useTrialRateEta(job: string | undefined, done: number, budget: n
 }
 
 export function TuneView() {
-  const { tuneJob, jobs, trials, tasks, tuneBudget, tunePerRound, tuneWorkDir, tuneResult, inputs, project } = useStore();
+  const { tuneJob, jobs, trials, tasks, tuneBudget, tunePerRound, tuneLimitH, tuneWorkDir, tuneResult, inputs, project } = useStore();
   const defaultWorkDir = project?.defaults.work_dir ?? '';
   const job = tuneJob ? jobs[tuneJob] : undefined;
   const running = job ? ['running', 'queued'].includes(job.state) : false;
@@ -214,6 +214,9 @@ export function TuneView() {
           <label title="Candidates measured per search round. Trials arrive on the chart a round at a time: smaller rounds stream sooner, larger ones search a little more efficiently.">
             Per round <input type="number" min={1} max={64} value={tunePerRound} placeholder="auto" onChange={(e) => set({ tunePerRound: e.target.value })} aria-label="Trials per round" style={{ width: '5em' }} />
           </label>
+          <label title="Past this the tune is stopped and fails with timed_out; finished trials are kept in the work dir.">
+            Time limit (h) <input type="number" min={0.1} max={168} step={0.5} value={tuneLimitH} onChange={(e) => set({ tuneLimitH: Math.min(168, Math.max(0.1, Number(e.target.value) || 24)) })} aria-label="Time limit in hours" style={{ width: '5em' }} />
+          </label>
           <button className="primary" data-testid="tune-start" disabled={running || !specs} onClick={() => void tune(false)}>Start tuning</button>
           <button disabled={!running || job?.cancelRequested} onClick={() => void cancel(tuneJob)} data-testid="tune-cancel">{job?.cancelRequested && running ? 'Cancelling…' : 'Cancel'}</button>
           <button disabled={running || !specs || !job} onClick={() => void tune(true)} title="Continue from the tuning database: finished trials are kept, and the imported model is reused when the model file and input specs are unchanged">Resume</button>
@@ -232,7 +235,7 @@ export function TuneView() {
             <div className="job-line">
               <span className="stage">{job?.cancelRequested ? 'Cancelling…' : job?.stage || 'tuning'}</span>
               <span className="message">{job?.cancelRequested ? 'stops after the trials being measured; every finished trial is kept' : `${done} / ${tuneBudget} trials${last?.est ? ` · estimated ${fmtMs(last.est)}` : ''}${job?.message && !(job.stage === 'tune' && ownTrials) ? ` · ${job.message}` : ''}`}</span>
-              <Elapsed startedAt={job?.startedAt} fraction={etaFraction} endsAt={liveEta} />
+              <Elapsed startedAt={job?.startedAt} fraction={etaFraction} endsAt={liveEta} limitS={job?.timeoutS} />
             </div>
             <ProgressBar fraction={progress} label="Tuning progress" />
             {job && <LogPanel job={job} />}
