@@ -215,3 +215,31 @@ def test_a_tune_that_runs_out_of_candidates_says_so(tmp_path):
     note = [n for n in t["notes"] if n.startswith("Tuning ended after")]
     assert note and f"after {t['trials']} of 16 trial(s)" in note[0] and "no new candidate" in note[0]
     assert any(ev == "log" and d.get("message") == note[0] for ev, d in events)
+
+
+def test_a_work_dir_swapped_for_a_symlink_mid_tune_is_refused_before_anything_lands_outside(model, tmp_path):
+    """`torchtvm serve` passes the folders a job may write in; TVM appends records by name, so the
+    tuner checks the work dir again before each batch's records go to the database."""
+    from torchtvm.common.errors import EngineError
+
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    wd = allowed / "wd"
+    ctx = JobContext("t")
+    seen = []
+
+    def sink(ev, data):
+        if ev == "tune.trial":
+            seen.append(data)
+            if len(seen) == 2:  # swapped mid-tune: the work dir now leads outside
+                os.rename(wd, allowed / "wd-before")
+                os.symlink(outside, wd, target_is_directory=True)
+
+    ctx._sink = sink
+    params = {"model": model, "inputs": INPUTS, "trials": 12, "trials_per_iter": 2, "work_dir": str(wd), "threads": 2, "measure": False,
+              "out_dir": str(allowed / "build"), "write_roots": [str(allowed)]}
+    with pytest.raises(EngineError) as e:
+        tune_model(params, ctx)
+    assert e.value.code == "path_not_allowed" and "tuning work dir" in e.value.message
+    assert list(outside.iterdir()) == []

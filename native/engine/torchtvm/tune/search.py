@@ -10,7 +10,8 @@ import os
 import shutil
 
 from torchtvm.backend.cpu_schedule import ParallelVectorize
-from torchtvm.common.errors import first_error_line
+from torchtvm.common import write_roots
+from torchtvm.common.errors import EngineError, first_error_line
 from torchtvm.common.progress import JobContext
 from torchtvm.tune.database import run_ms
 
@@ -39,6 +40,9 @@ class SearchState:
         # Set when a batch's records did not reach the database file (a full disk): tuning stops.
         self.write_error: str | None = None
         self.lost = 0  # trials measured but not recorded
+        # Set when the work dir now resolves outside the folders the job may write in (a folder
+        # swapped for a symlink mid-tune): tuning stops before writing there, and this is raised.
+        self.refusal: EngineError | None = None
 
     def beats_default(self, i: int, ms: float | None) -> bool:
         """Whether a record timed `ms` is applied to task i: only when it beats the default schedule."""
@@ -130,7 +134,7 @@ def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str
                 t = ts.tasks_[i]
                 if not t.is_terminated and t.runner_futures is not None:
                     ts.join_running_task(i)
-            stop = state.ctx.cancelled or state.write_error is not None or (state.budget is not None and state.total >= state.budget)
+            stop = state.ctx.cancelled or state.write_error is not None or state.refusal is not None or (state.budget is not None and state.total >= state.budget)
             alive = []
             for i in range(n):
                 if ts.tasks_[i].is_terminated:
@@ -175,6 +179,12 @@ def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str
                 c = [measure_candidates[i] for i in keep]
                 b = [builder_results[i] for i in keep]
                 r = [runner_results[i] for i in keep]
+                try:
+                    write_roots.check(records_path, "tuning work dir")
+                except EngineError as e:
+                    state.refusal = e
+                    self.remove.apply(task_scheduler, task_id, measure_candidates, builder_results, runner_results)
+                    return
                 before = _size(records_path)
                 self.add.apply(task_scheduler, task_id, c, b, r)
                 lines, whole = _appended(records_path, before)

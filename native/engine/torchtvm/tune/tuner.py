@@ -31,6 +31,7 @@ from torchtvm.backend import library as _library
 from torchtvm.backend import measure as _measure
 from torchtvm.backend.build import TargetInfo
 from torchtvm.common.errors import Cancelled, EngineError, first_error_line
+from torchtvm.common import write_roots
 from torchtvm.common.options import CompileOptions
 from torchtvm.common.progress import JobContext
 from torchtvm.common.specs import SymDim
@@ -107,6 +108,7 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
     if reused:
         ctx.log(f"Reused the imported model{' and its ' + str(len(tasks.names)) + ' tuning tasks' if tasks_reused else ''} kept in the work dir "
                 f"(the model file and input specs are unchanged): nothing was imported again ({import_s:.1f} s).")
+    write_roots.check(os.path.join(work_dir, RECORD_FILE), "tuning work dir")
     database, repair_report = _open_database(work_dir, ctx)
 
     # What the database already holds, per task and target.
@@ -279,6 +281,8 @@ def _search(state: SearchState, tasks: _Tasks, database, pools: _Pools, existing
                 raise Cancelled(f"Tuning was cancelled; {state.total} trial(s) are kept in {work_dir}.") from e
             raise EngineError("tune_failed", f"MetaSchedule failed: {first_error_line(str(e))}. The {state.total} trial(s) so far are kept in {work_dir}.", str(e)) from e
         tune_s = time.perf_counter() - t0
+        if state.refusal is not None:
+            raise state.refusal
         if state.write_error is not None:
             raise EngineError(
                 "database_write_failed",
