@@ -30,8 +30,8 @@ from torchtvm.backend import build as builder
 from torchtvm.backend import library as _library
 from torchtvm.backend import measure as _measure
 from torchtvm.backend.build import TargetInfo
-from torchtvm.common.errors import Cancelled, EngineError, first_error_line
 from torchtvm.common import write_roots
+from torchtvm.common.errors import Cancelled, EngineError, first_error_line
 from torchtvm.common.options import CompileOptions
 from torchtvm.common.progress import JobContext
 from torchtvm.common.specs import SymDim
