@@ -37,3 +37,15 @@ describe('validateCall', () => {
     expect(() => validateCall(method, args)).toThrow();
   });
 });
+
+describe('input count', () => {
+  it('takes as many inputs as the engine does (1,024), and says the limit past it', async () => {
+    const { JobRequestSchema, MAX_INPUTS } = await import('../../app/contract/jobs.js');
+    const specs = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `x${i}`, dims: [1], dtype: 'float32' }));
+    expect(MAX_INPUTS).toBe(1024);
+    expect(JobRequestSchema.safeParse({ kind: 'compile', model: 'm.pt', inputs: specs(200) }).success).toBe(true);
+    const r = JobRequestSchema.safeParse({ kind: 'compile', model: 'm.pt', inputs: specs(1025) });
+    expect(r.success).toBe(false);
+    expect(JSON.stringify(r.error?.issues)).toContain('at most 1024 inputs can be described');
+  });
+});
