@@ -374,7 +374,7 @@ export async function compile(): Promise<void> {
   const { specs } = checkRows(s.inputs);
   if (!specs || !s.modelPath) return;
   // The previous good result stays on screen until this build succeeds.
-  await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target }, 'compile');
+  await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, timeout_s: Math.round(s.compileLimitMin * 60) }, 'compile');
 }
 
 export async function tune(resume: boolean): Promise<void> {
@@ -411,7 +411,7 @@ export async function exportModel(
   // than that, so nothing new is measured and the build applies the records.
   const request: JobRequest = workDir
     ? { kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: 1, work_dir: workDir, export_path: path, measure: false, ...confirm }
-    : { kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, export_path: path, measure: false, ...confirm };
+    : { kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, export_path: path, measure: false, timeout_s: Math.round(s.compileLimitMin * 60), ...confirm };
   await runJob(request, 'export', { exported: null, exportPath: path });
 }
 

@@ -104,6 +104,8 @@ export interface State {
   tunePerRound: string;
   /** The tune's time limit in hours (its request's timeout_s): past it the tune is stopped. */
   tuneLimitH: number;
+  /** The time limit of compiles and exports, in minutes (their requests' timeout_s). */
+  compileLimitMin: number;
   tuneWorkDir: string;
   trials: TrialPoint[];
   tasks: Record<number, TaskRow>;
@@ -141,6 +143,7 @@ export const initialState: State = {
   tuneBudget: 64,
   tunePerRound: '',
   tuneLimitH: DEFAULT_TIMEOUT_S.tune / 3600,
+  compileLimitMin: DEFAULT_TIMEOUT_S.compile / 60,
   tuneWorkDir: '',
   trials: [],
   tasks: {},

@@ -7,7 +7,7 @@ import { fmtMs, table } from '../output.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm bench MODEL.pt [--vs OTHER.pt] [--input NAME:DIMS:DTYPE[:LO..HI] …] [--iterations N] [--warmup N] [--threads T] [--json]';
+  'torchtvm bench MODEL.pt [--vs OTHER.pt] [--input NAME:DIMS:DTYPE[:LO..HI] …] [--iterations N] [--warmup N] [--threads T] [--timeout SECONDS] [--json]';
 
 
 export async function run(argv: string[], { wb, out, fail }: CommandContext): Promise<number> {
@@ -20,25 +20,27 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
       iterations: { type: 'string', short: 'n' },
       warmup: { type: 'string' },
       threads: { type: 'string' },
+      timeout: { type: 'string' },
       json: { type: 'boolean' },
       verbose: { type: 'boolean' },
     },
   });
   if (positionals.length !== 1) return fail(`give one model file: ${usage}`, EXIT.usage);
   let inputs: InputSpec[] | undefined;
-  let iterations: number | undefined, warmup: number | undefined, threads: number | undefined;
+  let iterations: number | undefined, warmup: number | undefined, threads: number | undefined, timeout: number | undefined;
   try {
     inputs = values.input?.map(parseSpec);
     iterations = intFlag('iterations', values.iterations);
     warmup = intFlag('warmup', values.warmup, 0);
     threads = intFlag('threads', values.threads);
+    timeout = intFlag('timeout', values.timeout);
   } catch (e) {
     return fail((e as Error).message, EXIT.usage);
   }
   const model = positionals[0];
   let shownAt = 0;
   const total = iterations ?? 100;
-  const outcome = await runJob(wb, { kind: 'bench', model, vs: values.vs, inputs, iterations, warmup, threads }, out, (e) => {
+  const outcome = await runJob(wb, { kind: 'bench', model, vs: values.vs, inputs, iterations, warmup, threads, ...(timeout !== undefined ? { timeout_s: timeout } : {}) }, out, (e) => {
     if (e.event !== 'bench.sample') return;
     const now = Date.now();
     if (now - shownAt < 500) return; // a status line twice a second is plenty

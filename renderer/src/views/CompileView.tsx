@@ -51,7 +51,7 @@ export function ResultTables({ r }: { r: CompileResult }) {
 }
 
 export function CompileView() {
-  const { compileJob, compile: result, compileFrom, jobs, target, inputs } = useStore();
+  const { compileJob, compile: result, compileFrom, jobs, target, compileLimitMin, inputs } = useStore();
   const stale = result && compileFrom && compileFrom !== compileJob;
   const running = compileJob ? ['running', 'queued'].includes(jobs[compileJob]?.state ?? '') : false;
   const { specs } = validateRows(inputs);
@@ -62,6 +62,9 @@ export function CompileView() {
         <div className="row">
           <label>
             Target <input value={target} onChange={(e) => set({ target: e.target.value })} aria-label="Target" />
+          </label>
+          <label title="Past this a compile or an export is stopped and fails with timed_out.">
+            Time limit (min) <input type="number" min={1} max={1440} value={compileLimitMin} onChange={(e) => set({ compileLimitMin: Math.min(1440, Math.max(1, Number(e.target.value) || 60)) })} aria-label="Compile time limit in minutes" style={{ width: '5em' }} />
           </label>
           <button className="primary" data-testid="compile-button" disabled={running || !specs} onClick={() => void compile()}>
             {running ? 'Compiling…' : 'Compile & verify'}
