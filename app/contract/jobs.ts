@@ -13,7 +13,7 @@ export const MAX_INPUTS = 1024;
 const inputSpecs = z.array(InputSpecSchema).max(MAX_INPUTS, `at most ${MAX_INPUTS} inputs can be described`);
 
 /** A job's time limit when its request names none, by kind (seconds): past it the job is stopped and fails with timed_out. */
-export const DEFAULT_TIMEOUT_S = { inspect: 600, compile: 3600, tune: 24 * 3600, bench: 3600 } as const;
+export const DEFAULT_TIMEOUT_S = { inspect: 600, compile: 3600, tune: 24 * 3600, export: 600, bench: 3600 } as const;
 /** Seconds a job may run before it is stopped (default: DEFAULT_TIMEOUT_S of its kind); the CLI's --timeout. */
 const timeout_s = z.number().int().min(1).max(7 * 24 * 3600).optional();
 
@@ -84,6 +84,25 @@ export const TuneRequestSchema = CompileRequestSchema.extend({
   tune_sizes: z.record(z.string(), z.number().int().min(1)).optional(),
 });
 
+/**
+ * Exports a build (a build folder that a compile or tune wrote): its packaged .pt is copied to
+ * export_path byte for byte; nothing is imported, placed or built again. The result is the build's
+ * own result (verification, latency, placement) with files.exported, or export_skipped.
+ */
+export const ExportRequestSchema = z.object({
+  kind: z.literal('export'),
+  /** The model the build was made from (the run belongs to it; the export may not replace it). */
+  model: path,
+  build: path,
+  export_path: path,
+  timeout_s,
+  export_unverified: z.boolean().optional(),
+  accept_edge_mismatch: z.boolean().optional(),
+  overwrite: z.boolean().optional(),
+  create_parent: z.boolean().optional(),
+  write_roots: z.array(path).max(64).optional(),
+});
+
 export const BenchRequestSchema = z.object({
   kind: z.literal('bench'),
   model: path,
@@ -100,6 +119,7 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
   InspectRequestSchema,
   CompileRequestSchema,
   TuneRequestSchema,
+  ExportRequestSchema,
   BenchRequestSchema,
 ]);
 export type JobRequest = z.input<typeof JobRequestSchema>;
@@ -108,6 +128,7 @@ export type JobKind = JobRequest['kind'];
 export type InspectRequest = z.output<typeof InspectRequestSchema>;
 export type CompileRequest = z.output<typeof CompileRequestSchema>;
 export type TuneRequest = z.output<typeof TuneRequestSchema>;
+export type ExportRequest = z.output<typeof ExportRequestSchema>;
 export type BenchRequest = z.output<typeof BenchRequestSchema>;
 
 /**
@@ -161,6 +182,8 @@ export const TrialDataSchema = z.looseObject({
   error: z.string().nullable().optional(),
   best_ms: z.number().nullable(),
   estimated_total_ms: z.number().nullable(),
+  /** The engine's clock (Unix seconds) when the trial was recorded: the ETA uses this run's own rate. */
+  time_s: z.number().optional(),
 });
 export type TrialData = z.output<typeof TrialDataSchema>;
 
@@ -174,8 +197,16 @@ export const TasksDataSchema = z.looseObject({
       default_ms: z.number().nullable().optional(),
       /** The op's library kernel timed alone, where it has one. */
       library_ms: z.number().nullable().optional(),
+      /** Records of this task already in the work dir (a resume), and the best of them. */
+      records: z.number().int().optional(),
+      best_ms: z.number().nullable().optional(),
     }),
   ),
+  /** The work dir's total trial budget, and the records it already held when this run started. */
+  budget: z.number().int().optional(),
+  resumed_records: z.number().int().optional(),
+  /** The estimate before this run's first trial (a resume: where the run it resumed ended). */
+  estimated_ms: z.number().nullable().optional(),
 });
 
 export const BenchSampleDataSchema = z.object({
@@ -227,6 +258,7 @@ export const JOB_RESULT_SCHEMAS = {
   inspect: InspectResultSchema,
   compile: CompileResultSchema,
   tune: TuneResultSchema,
+  export: CompileResultSchema,
   bench: BenchResultSchema,
 } as const;
 export type JobResultOf<K extends JobKind> = z.output<(typeof JOB_RESULT_SCHEMAS)[K]>;

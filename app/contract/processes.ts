@@ -69,6 +69,8 @@ export const ENGINE_METHOD_RESULTS = {
   versions: EngineVersionsSchema,
   /** The tuning-log reader (torchtvm/tune/log.py), params {dir}: answered beside a running job. */
   tuning_log: TuningLogSchema,
+  /** Copies a build's package to export_path (torchtvm/deploy/builds.py), params {build, export_path, …}: answered beside a running job. */
+  export_build: CompileResultSchema,
 } as const;
 export type EngineMethod = keyof typeof ENGINE_METHOD_RESULTS;
 export type EngineResultOf<M extends EngineMethod> = z.output<(typeof ENGINE_METHOD_RESULTS)[M]>;

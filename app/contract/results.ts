@@ -260,6 +260,24 @@ export const TargetInfoSchema = z.looseObject({
   target: z.unknown().optional(),
 });
 
+/**
+ * A build's identity (engine deploy/builds.py): compile and tune write a build folder holding the
+ * library, the packaged .pt (model.pt) and build.json; `id` is the first 12 hex digits of the
+ * package's SHA-256. An export copies that package byte for byte.
+ */
+export const BuildInfoSchema = z.looseObject({
+  id: z.string(),
+  sha256: z.string(),
+  library_sha256: z.string().nullable(),
+  dir: z.string(),
+  package: z.string(),
+  created_at: z.string(),
+  tuned: z.boolean(),
+  /** A partly compiled model (TorchScript around compiled parts). */
+  partial: z.boolean(),
+});
+export type BuildInfo = z.output<typeof BuildInfoSchema>;
+
 export const CompileResultSchema = z.looseObject({
   model: z.string(),
   inputs: z.array(InputSpecSchema),
@@ -268,7 +286,9 @@ export const CompileResultSchema = z.looseObject({
   timings_s: z.looseObject({ import: z.number(), build: z.number() }),
   verification: VerificationSchema,
   threads: int,
-  files: z.looseObject({ library: z.string().optional(), partitioned: z.string().optional(), exported: z.string().optional() }),
+  /** The build this result describes (absent in results of older versions and of the seed API). */
+  build: BuildInfoSchema.optional(),
+  files: z.looseObject({ library: z.string().optional(), partitioned: z.string().optional(), package: z.string().optional(), record: z.string().optional(), exported: z.string().optional() }),
   /** Module-level fallback: why the whole model did not import (code and sentence). */
   fallback: z.looseObject({ reason: z.string(), code: z.string() }).optional(),
   /** Fallback: what got compiled and what stayed in TorchScript. */

@@ -132,11 +132,11 @@ function ownerAlive(owner: RunSummary['owner']): boolean {
   }
 }
 
-/** The run kind users see: an export is a compile that writes a .pt. */
+/** The run kind users see: an export copies a build, or is a compile that writes a .pt. */
 export function runKind(request: ParsedJobRequest): RunKind | null {
   if (request.kind === 'inspect') return null;
   // An export is a compile (or a tune that builds from its database) that writes a .pt.
-  if ((request.kind === 'compile' || request.kind === 'tune') && request.export_path) return 'export';
+  if (request.kind === 'export' || ((request.kind === 'compile' || request.kind === 'tune') && request.export_path)) return 'export';
   return request.kind;
 }
 

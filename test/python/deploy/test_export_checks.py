@@ -78,7 +78,7 @@ def test_newer_format_version_is_refused_with_both_versions(pt, tmp_path):
 
 
 def test_out_of_disk_leaves_no_partial_file(pt, tmp_path, monkeypatch):
-    from torchtvm.deploy import export
+    from torchtvm.deploy import builds, export
     from torchtvm.common.errors import EngineError
 
     m = torch.jit.load(pt)
@@ -88,7 +88,7 @@ def test_out_of_disk_leaves_no_partial_file(pt, tmp_path, monkeypatch):
         f.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(export, "_write_bytes", full)
+    monkeypatch.setattr(builds, "_write_bytes", full)
     with pytest.raises(EngineError) as e:
         export.save_scripted(m, str(dest))
     assert e.value.code == "export_failed" and "No space left on device" in e.value.message

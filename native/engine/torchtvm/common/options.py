@@ -36,6 +36,9 @@ class CompileOptions:
     fallback: bool = True
     fallback_level: str = "graph"
     export_path: str | None = None
+    # Package the build in out_dir (model.pt and build.json, deploy/builds.py): what exports copy.
+    # The seed API, which returns the module in memory, turns it off.
+    package: bool = True
     export_unverified: bool = False
     # Export although the edge-value pass (NaN, inf, -0.0, huge, tiny inputs) found a difference.
     accept_edge_mismatch: bool = False

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import json
 import linecache
 import os
@@ -30,9 +31,9 @@ import torch
 
 from torchtvm.backend.build import export_library
 from torchtvm.common import runtime_library as runtime
-from torchtvm.common import write_roots
 from torchtvm.common.cpu_features import missing_on_host
 from torchtvm.common.errors import EngineError
+from torchtvm.deploy.builds import write_bytes_atomic
 
 FORMAT_VERSION = 2  # the runtime reads versions up to its own; new metadata keys need no bump
 # (2: the metadata carries its own digest, integrity_sha256, which the runtime requires)
@@ -283,41 +284,12 @@ def exported_module(library, info, specs, num_outputs: int, extra_metadata: dict
     return cls(make_runtime_object(lib, meta), meta["device"])
 
 
-def _write_bytes(f, data: bytes) -> None:
-    # One place for the write, so tests can simulate a full disk.
-    f.write(data)
-
-
 def save_scripted(module: torch.jit.ScriptModule, path: str) -> str:
-    """torch.jit.save to `path` atomically: a temp file in the same folder, then os.replace.
-
-    On failure (e.g. the disk is full) no partial file is left behind."""
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".torchtvm-", suffix=".pt.tmp", dir=folder)
-    try:
-        import io
-
-        buf = io.BytesIO()
-        torch.jit.save(module, buf)
-        with os.fdopen(fd, "wb") as f:
-            fd = -1
-            _write_bytes(f, buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        write_roots.check(path, "export path")  # resolved again, just before the file is put there
-        os.replace(tmp, path)
-    except BaseException as e:
-        if fd >= 0:
-            os.close(fd)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise EngineError("export_failed", f"Could not write the exported model to {path}: {e.strerror or e}. Free some disk space or choose another folder; nothing was written.", str(e)) from e
-        raise
-    return path
+    """torch.jit.save to `path` atomically (builds.write_bytes_atomic): on failure (e.g. the disk is
+    full) no partial file is left behind."""
+    buf = io.BytesIO()
+    torch.jit.save(module, buf)
+    return write_bytes_atomic(path, buf.getvalue())
 
 
 def save_exported(path: str, library, info, specs, num_outputs: int, extra_metadata: dict | None = None, signature: dict | None = None) -> str:

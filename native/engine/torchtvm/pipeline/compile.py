@@ -42,6 +42,7 @@ class CompiledModel:
     """The whole model compiled by TVM (library kernels placed inside it): the build stage's product."""
 
     label, subject, short, artifact = "TVM", "The compiled module", "TVM", "the deployable model"
+    partial = False
 
     def __init__(self, executable, lib_path: str, offloads: list, choice: dict | None, measured: dict, run: Run):
         self.executable, self.lib_path, self.offloads, self.choice, self.measured = executable, lib_path, offloads, choice, measured
@@ -148,13 +149,16 @@ def _compile_run(options: CompileOptions, ctx: JobContext, t_start: float) -> Ru
                 rep["per_op"] = choice
     run.timings_s["report"] = t.seconds
     stages.finish(run)
-    t = Timer()
-    stages.export(run)
-    run.timings_s["export"] = t.seconds
     if tuning is not None:
         tuning["measured_ms"] = (run.result.get("latency_ms") or {}).get("tvm", {}).get("p50")
         tuning["wall_s"] = round(time.perf_counter() - t_start, 3)
         run.result["tuning"] = tuning
+    t = Timer()
+    stages.package(run)
+    run.timings_s["package"] = t.seconds
+    t = Timer()
+    stages.export(run)
+    run.timings_s["export"] = t.seconds
     return run
 
 

@@ -24,6 +24,7 @@ from torchtvm.common.errors import EngineError
 from torchtvm.common.options import CompileOptions
 from torchtvm.common.progress import JobContext
 from torchtvm.common.specs import InputSpec
+from torchtvm.deploy import builds
 from torchtvm.frontend.import_cache import ImportCache
 from torchtvm.frontend.importer import Imported, import_torchscript, program_specs
 from torchtvm.frontend.loader import is_exported, load_model, runnable
@@ -54,6 +55,8 @@ class Built(Protocol):
     short: str
     artifact: str
     num_outputs: int
+    # A partly compiled model (TorchScript around compiled parts) rather than one compiled module.
+    partial: bool
 
     def run(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]: ...
 
@@ -208,27 +211,34 @@ def finish(run: Run) -> None:
         run.result["latency_ms"] = json_safe(run.result["latency_ms"])
 
 
+def package(run: Run) -> None:
+    """The build as an artifact (deploy/builds.py): its deployable .pt packaged once in the build
+    folder, after verification and measurement, and build.json naming it by its SHA-256 with the
+    result. An export copies that file: what was verified and measured is what is deployed."""
+    built = run.built
+    if built is None or not run.options.package:
+        return
+    out_dir = run.options.out_dir
+    run.ctx.progress("package", f"packaging {built.artifact} in {out_dir}")
+    os.makedirs(out_dir, exist_ok=True)
+    pkg = built.export(os.path.join(out_dir, builds.PACKAGE), run)
+    files = run.result["files"]
+    files["package"] = pkg
+    run.result["build"] = builds.build_info(out_dir, pkg, files.get("library"), tuned=run.database is not None, partial=built.partial)
+    files["record"] = builds.write_record(out_dir, run.result["build"], run.result)
+
+
 def export(run: Run) -> None:
     path = run.options.export_path
     built = run.built
     if not path or built is None:
         return
-    verification = run.result["verification"]
-    if not verification.get("ok", True) and not run.options.export_unverified:
-        # A mismatch blocks a silent export; the caller can insist with export_unverified.
-        why = verification["reason"] if verification.get("skipped") else f"{built.label}'s outputs differ from PyTorch's beyond tolerance"
-        run.result["export_skipped"] = f"Not exported: {why} (pass --export-unverified, or export_unverified=True from Python, to export anyway)."
-        run.ctx.log(run.result["export_skipped"], "warning")
-        return
-    edge = verification.get("edge_values") or {}
-    if not edge.get("ok", True) and not (run.options.accept_edge_mismatch or run.options.export_unverified):
-        # Ordinary inputs agree, inputs with NaN, inf, -0.0, huge or tiny values do not: a silent
-        # difference a user must accept knowingly.
-        run.result["export_skipped"] = (
-            f"Not exported: on inputs with edge values ({', '.join(edge.get('failed') or [])}) {built.label}'s outputs differ from PyTorch's "
-            "(verification.edge_values says where). Pass --accept-edge-mismatch, or accept_edge_mismatch=True from Python, to export anyway."
-        )
-        run.ctx.log(run.result["export_skipped"], "warning")
+    o = run.options
+    refusal = builds.export_refusal(run.result["verification"], built.label, o.export_unverified, o.accept_edge_mismatch)
+    if refusal:
+        run.result["export_skipped"] = refusal
+        run.ctx.log(refusal, "warning")
         return
     run.ctx.progress("export", f"writing {built.artifact} to {path}")
-    run.result["files"]["exported"] = built.export(path, run)
+    build = run.result.get("build")
+    run.result["files"]["exported"] = builds.copy_package(build, path) if build else built.export(path, run)

@@ -2,8 +2,8 @@
 
 The stages (TVM's compiler, MetaSchedule) are imported by the first job that needs them, not when
 the server starts: it answers `versions`, `cancel` and `shutdown` at once, and a failure while
-importing TVM becomes that job's error instead of a server that never starts. `versions` and
-`tuning_log` (QUICK_METHODS) are answered while a job runs.
+importing TVM becomes that job's error instead of a server that never starts. `versions`,
+`tuning_log` and `export_build` (QUICK_METHODS: files only, no TVM) are answered while a job runs.
 """
 
 from __future__ import annotations
@@ -39,6 +39,19 @@ def _tune(params: dict, ctx: JobContext) -> dict:
     return tune_model(params, ctx)
 
 
+def _export_build(params: dict, ctx: JobContext) -> dict:
+    """Copy a build's packaged .pt to export_path (deploy/builds.py): no import, no build."""
+    from torchtvm.common import write_roots  # noqa: PLC0415 - see the module docstring
+    from torchtvm.deploy.builds import export_build  # noqa: PLC0415
+
+    build, path = params.get("build"), params.get("export_path")
+    if not isinstance(build, str) or not build or not isinstance(path, str) or not path:
+        raise EngineError("bad_params", "export_build needs build (a build folder) and export_path (the .pt to write).")
+    ctx.progress("export", f"copying the build in {build} to {path}")
+    with write_roots.allowed(params.get("write_roots")):
+        return export_build(build, path, bool(params.get("export_unverified")), bool(params.get("accept_edge_mismatch")))
+
+
 def _versions(params: dict, ctx: JobContext) -> dict:
     import torch  # noqa: PLC0415 - see the module docstring
     import tvm  # noqa: PLC0415
@@ -59,11 +72,12 @@ METHODS: dict[str, Method] = {
     "tune": _tune,
     "versions": _versions,
     "tuning_log": _tuning_log,
+    "export_build": _export_build,
 }
 
 # Methods that touch no compiler state and answer in well under a second: the server runs each on
 # its own thread instead of queueing it behind the running job (rpc_server.Server).
-QUICK_METHODS = frozenset({"versions", "tuning_log"})
+QUICK_METHODS = frozenset({"versions", "tuning_log", "export_build"})
 
 
 def register(name: str, fn: Method) -> None:

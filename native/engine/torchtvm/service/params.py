@@ -31,6 +31,7 @@ PARAM_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "edge_values": ((bool,), "true or false"),
     "tune_sizes": ((dict,), "an object of symbol sizes (name -> size)"),
     "dir": ((str,), "a folder path"),
+    "build": ((str,), "a build folder path"),
 }
 _RANGES: dict[str, tuple[int, int]] = {"threads": (1, 4096), "trials": (0, 10_000_000), "trials_per_task": (0, 10_000_000), "trials_per_iter": (1, 100_000), "seed": (0, 2**63 - 1)}
 

@@ -5,7 +5,7 @@ Events    {"event", "job", "data"}       (job = the id of the request that runs)
 Special   {"id", "method": "cancel", "params": {"job": ID}} and {"method": "shutdown"}.
 
 One job runs at a time (TVM's compiler and MetaSchedule are not meant to share a process between
-jobs); others queue. Quick methods (methods.QUICK_METHODS: `versions`, `tuning_log`), which touch no
+jobs); others queue. Quick methods (methods.QUICK_METHODS: `versions`, `tuning_log`, `export_build`), which touch no
 compiler state, each run on a short-lived thread of their own instead, so reading a tuning log never
 waits behind a tune. Cancel is cooperative; the client kills the process if a job does not stop.
 Shutdown cancels what is queued or running and waits (10 s at most) for the running job and the

@@ -76,7 +76,7 @@ def compile(jit_module, option: dict):  # noqa: A001 - the seed's name
         # The seed's contract is the whole model or an error naming what does not import, so no
         # fallback here (a partly compiled model keeps the model's own calling convention).
         options = CompileOptions.from_params({"model": model_path, **({"inputs": specs} if specs else {}), "out_dir": export_dir, "target": target,
-                                              "threads": option.get("threads"), "measure": trials > 0, "fallback": False})
+                                              "threads": option.get("threads"), "measure": trials > 0, "fallback": False}).replace(package=False)
         if trials > 0:
             options = options.replace(trials=trials, work_dir=_work_dir(option, export_dir))
         run = compile_run(options, JobContext("seed"))

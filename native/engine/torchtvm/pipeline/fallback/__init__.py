@@ -32,6 +32,7 @@ class PartitionedModel:
     """The model's TorchScript with its compiled parts calling TVM: the fallback build's product."""
 
     label, subject, short, artifact = "the partly compiled model", "The partly compiled model", "partly compiled", "the partly compiled model"
+    partial = True
 
     def __init__(self, part: Partitioned, specs, num_outputs: int):
         self.part, self.specs, self.num_outputs = part, specs, num_outputs
@@ -102,4 +103,5 @@ def compile_fallback(run: Run, import_error: EngineError, import_s: float) -> No
     run.result["files"]["partitioned"] = save_scripted(part.module, os.path.join(options.out_dir, "model_partitioned.pt"))
     stages.measure(run, random_inputs(specs, sets[0]))
     stages.finish(run)
+    stages.package(run)
     stages.export(run)
