@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { AppInfo, WorkbenchApi } from '../contract/api.js';
 import { JobRequestSchema, type JobRequest } from '../contract/jobs.js';
-import { EngineClient, type EngineClientOptions } from './engine-client/engine-client.js';
+import { EnginePool, type EnginePoolOptions } from './engine-client/engine-pool.js';
 import { engineRunners } from './engine-client/engine-runners.js';
 import { type JobRunner, JobManager } from './jobs.js';
 import { prepareOutputs, recordExport } from './output-paths.js';
@@ -14,20 +14,22 @@ import { readTuningLog } from './tuning/tuning-log.js';
 
 export interface WorkbenchOptions {
   host: string;
-  engine?: EngineClientOptions;
+  /** The engines' options: the Python, the cancel grace, how many run jobs at once (maxEngines). */
+  engine?: EnginePoolOptions;
   /** Extra or replacement runners (the bench host registers 'bench'). */
   runners?: Partial<Record<string, JobRunner>>;
 }
 
 export interface Workbench extends WorkbenchApi {
-  readonly engine: EngineClient;
+  /** The Python engines: each job on one of its own, so an inspection never waits behind a tune. */
+  readonly engine: EnginePool;
   readonly jobs: JobManager;
   readonly runs: RunStore;
   close(): Promise<void>;
 }
 
 export function createWorkbench(opts: WorkbenchOptions): Workbench {
-  const engine = new EngineClient(opts.engine);
+  const engine = new EnginePool(opts.engine);
   const runs = new RunStore();
   const jobs = new JobManager({ ...engineRunners(engine), ...opts.runners }, runs);
   // Subscribed before any job starts, so every event of every run reaches its events.jsonl.
@@ -49,7 +51,7 @@ export function createWorkbench(opts: WorkbenchOptions): Workbench {
     async startJob(request: JobRequest) {
       // Where a compile or tune writes is checked (and locked) before anything is built.
       const parsed = JobRequestSchema.safeParse(request);
-      const writes = parsed.success && (parsed.data.kind === 'compile' || parsed.data.kind === 'tune') ? parsed.data : null;
+      const writes = parsed.success && (parsed.data.kind === 'compile' || parsed.data.kind === 'tune' || parsed.data.kind === 'export') ? parsed.data : null;
       const release = writes ? prepareOutputs(writes) : () => {};
       let job: string;
       try {
@@ -78,7 +80,7 @@ export function createWorkbench(opts: WorkbenchOptions): Workbench {
     async listJobs() {
       return jobs.list();
     },
-    // The engine reads the work dir (beside a running job, not queued behind it).
+    // An engine reads the work dir (beside a running job, not queued behind it).
     readTuningLog: ({ dir }) => readTuningLog(engine, dir),
     async listRuns({ model }) {
       return runs.list(model);

@@ -5,9 +5,9 @@ import type { CompileRequest, EngineJobEvent, ParsedJobRequest, TuneRequest } fr
 import type { EngineMethod, EngineResultOf } from '../../contract/processes.js';
 import type { JobRunner, RunContext } from '../jobs.js';
 import { projectDir } from '../paths.js';
-import type { EngineClient } from './engine-client.js';
+import type { EngineRequests } from './engine-pool.js';
 
-function runOnEngine<M extends EngineMethod>(engine: EngineClient, method: M, params: Record<string, unknown>, ctx: RunContext): Promise<EngineResultOf<M>> {
+function runOnEngine<M extends EngineMethod>(engine: EngineRequests, method: M, params: Record<string, unknown>, ctx: RunContext): Promise<EngineResultOf<M>> {
   // The engine's job events are checked by the client; the job manager adds the job id.
   const forward = ({ job: _job, ...body }: EngineJobEvent) => ctx.emit(body);
   const { id, done } = engine.request(method, params, forward, ctx.job);
@@ -39,7 +39,7 @@ export function compileParams(req: CompileRequest | TuneRequest): Record<string,
   };
 }
 
-export function engineRunners(engine: EngineClient): Partial<Record<ParsedJobRequest['kind'], JobRunner>> {
+export function engineRunners(engine: EngineRequests): Partial<Record<ParsedJobRequest['kind'], JobRunner>> {
   return {
     inspect: (req, ctx) => {
       if (req.kind !== 'inspect') throw new Error(`the inspect runner got a ${req.kind} request`);

@@ -4,11 +4,11 @@
 // skipped and counted; not_found, not_a_tuning_dir and unreadable come back as WorkbenchErrors.
 import { resolve } from 'node:path';
 import type { TuningLog } from '../../contract/results.js';
-import type { EngineClient } from '../engine-client/engine-client.js';
+import type { EngineRequests } from '../engine-client/engine-pool.js';
 
 export type { TuningLog, TuningTask } from '../../contract/results.js';
 
 /** The engine's reading of a work dir; a relative `dir` is taken from this process's working folder. */
-export function readTuningLog(engine: EngineClient, dir: string): Promise<TuningLog> {
+export function readTuningLog(engine: EngineRequests, dir: string): Promise<TuningLog> {
   return engine.request('tuning_log', { dir: resolve(dir) }).done;
 }
