@@ -6,13 +6,14 @@ import { benchRunner } from '../core/bench/bench-host.js';
 import * as bench from './commands/bench.js';
 import * as compile from './commands/compile.js';
 import * as config from './commands/config.js';
+import * as exportBuild from './commands/export.js';
 import * as inspect from './commands/inspect.js';
 import * as log from './commands/log.js';
 import * as serve from './commands/serve.js';
 import { Output } from './output.js';
 import { EXIT } from './run-job.js';
 
-const COMMANDS: Record<string, Command> = { inspect, compile, serve, bench, log, config };
+const COMMANDS: Record<string, Command> = { inspect, compile, export: exportBuild, serve, bench, log, config };
 
 function help(): string {
   return ['TorchTVM Workbench: compile, tune and export TorchScript models with Apache TVM.', '', 'Usage:', ...Object.values(COMMANDS).map((c) => `  ${c.usage}`), '', 'Loading a .pt runs code from it: only open files you trust.'].join('\n');

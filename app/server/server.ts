@@ -73,7 +73,7 @@ export function checkWritePaths(args: unknown[], roots: string[]): unknown[] {
   if (!parsed.success) return args; // refused by the job manager with its own sentence
   const req = parsed.data;
   for (const [p, what] of [
-    [req.kind === 'compile' || req.kind === 'tune' ? req.export_path : undefined, 'export path'],
+    [req.kind === 'compile' || req.kind === 'tune' || req.kind === 'export' ? req.export_path : undefined, 'export path'],
     [req.kind === 'compile' || req.kind === 'tune' ? req.out_dir : undefined, 'build folder'],
     [req.kind === 'tune' ? req.work_dir : undefined, 'tuning work dir'],
   ] as const) {
@@ -87,7 +87,7 @@ export function checkWritePaths(args: unknown[], roots: string[]): unknown[] {
     }
   }
   const raw = args[0] as Record<string, unknown>;
-  return req.kind === 'compile' || req.kind === 'tune' ? [{ ...raw, write_roots: roots }, ...args.slice(1)] : args;
+  return req.kind === 'compile' || req.kind === 'tune' || req.kind === 'export' ? [{ ...raw, write_roots: roots }, ...args.slice(1)] : args;
 }
 
 export interface RunningServer {

@@ -7,6 +7,7 @@ import { DEFAULT_TIMEOUT_S, parseJobResult, type JobOutcome, type JobRequest } f
 import type { InspectResult } from '../../app/contract/results.js';
 import type { RunKind, RunSummary } from '../../app/contract/runs.js';
 import { formatDim, InputSpecSchema, parseSpecFields, type InputSpec, type SpecField } from '../../app/contract/specs.js';
+import { availableBuilds, selectedBuild } from './builds.js';
 import { hold, release } from './events.js';
 import type { HostBridge } from './transport/index.js';
 import { finishJob, forgetSeen, get, set, type InputRow, type JobView, type State, type View } from './store.js';
@@ -98,7 +99,7 @@ function applyOutcome(kind: RunKind, job: string, outcome: JobOutcome, model: st
     if (r) set({ benchResult: r });
     return;
   }
-  // An export is a compile, or a tune that builds from its database.
+  // An export copies a build (its result is the build's), or is a compile that writes a .pt.
   const r = resultOf(kind === 'tune' ? 'tune' : 'compile', job, outcome.result);
   if (!r) return;
   if (kind === 'compile') set({ compile: r, compileFrom: job });
@@ -346,7 +347,7 @@ async function restoreRun(model: string, run: RunSummary): Promise<void> {
       ? { trials: [], tasks: {}, tuneResult: null, tuneBudget: req.trials, tuneWorkDir: req.work_dir ?? '', tunePerRound: req.trials_per_iter !== undefined ? String(req.trials_per_iter) : '' }
       : run.kind === 'bench' && req.kind === 'bench'
         ? { benchSamples: {}, benchResult: null, benchIterations: req.iterations, benchVs: req.vs ?? get().benchVs }
-        : run.kind === 'export' && (req.kind === 'compile' || req.kind === 'tune')
+        : run.kind === 'export' && (req.kind === 'compile' || req.kind === 'tune' || req.kind === 'export')
           ? { exported: null, exportPath: req.export_path ?? get().exportPath }
           : {};
   forgetSeen(job);
@@ -385,34 +386,25 @@ export async function tune(resume: boolean): Promise<void> {
   await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, timeout_s: Math.max(60, Math.round(s.tuneLimitH * 3600)), ...(Number(s.tunePerRound) >= 1 ? { trials_per_iter: Math.min(64, Math.floor(Number(s.tunePerRound))) } : {}), ...(s.tuneWorkDir.trim() ? { work_dir: s.tuneWorkDir.trim() } : {}) }, 'tune', reset);
 }
 
-/** The work dir of this model's latest successful tune, if any: a tuned export builds from its database. */
-export function tunedWorkDir(s: State = get()): string | null {
-  const run = s.project?.runs.find((r) => r.kind === 'tune' && r.state === 'succeeded');
-  if (!run || !s.project) return null;
-  return (run.request.kind === 'tune' ? run.request.work_dir : undefined) ?? s.project.defaults.work_dir;
-}
-
 /**
- * Exports to the path on the Export page. `create_parent`, `overwrite`, `export_unverified` and
- * `accept_edge_mismatch` are the user's answers to a refusal (a missing folder, a file the
- * workbench did not write, a build that failed verification or differs at edge values), never
- * defaults.
+ * Exports to the path on the Export page: the selected build (builds.ts) is copied as it was
+ * verified and measured; with no build for the current inputs and target, a compile makes one and
+ * exports it. `create_parent`, `overwrite`, `export_unverified` and `accept_edge_mismatch` are the
+ * user's answers to a refusal (a missing folder, a file the workbench did not write, a build that
+ * failed verification or differs at edge values), never defaults.
  */
-export async function exportModel(
-  tuned = get().exportTuned,
-  confirm: { create_parent?: boolean; overwrite?: boolean; export_unverified?: boolean; accept_edge_mismatch?: boolean } = {},
-): Promise<void> {
+export async function exportModel(confirm: { create_parent?: boolean; overwrite?: boolean; export_unverified?: boolean; accept_edge_mismatch?: boolean } = {}): Promise<void> {
   const s = get();
   const { specs } = checkRows(s.inputs);
   const path = s.exportPath.trim() || s.project?.defaults.export_path || '';
-  if (!specs || !s.modelPath || !path) return;
-  const workDir = tuned ? tunedWorkDir(s) : null;
-  // A tuned export is a tune job with a budget of 1: the database already holds more records
-  // than that, so nothing new is measured and the build applies the records.
-  const request: JobRequest = workDir
-    ? { kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: 1, work_dir: workDir, export_path: path, measure: false, ...confirm }
-    : { kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, export_path: path, measure: false, timeout_s: Math.round(s.compileLimitMin * 60), ...confirm };
-  await runJob(request, 'export', { exported: null, exportPath: path });
+  if (!s.modelPath || !path) return;
+  const chosen = selectedBuild(s, availableBuilds(s, specs));
+  if (chosen) {
+    await runJob({ kind: 'export', model: s.modelPath, build: chosen.result.build.dir, export_path: path, ...confirm }, 'export', { exported: null, exportPath: path });
+    return;
+  }
+  if (!specs) return;
+  await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, export_path: path, measure: false, timeout_s: Math.round(s.compileLimitMin * 60), ...confirm }, 'export', { exported: null, exportPath: path });
 }
 
 export async function bench(): Promise<void> {

@@ -6,6 +6,7 @@ import type { BenchResult, CompileResult, InspectResult, TuningLog } from '../..
 import type { ModelRuns } from '../../app/contract/runs.js';
 import { DEFAULT_TIMEOUT_S, type JobEvent, type JobOutcome } from '../../app/contract/jobs.js';
 import type { ConnectionStatus } from './transport/index.js';
+import type { BuildChoice } from './builds.js';
 
 export type View = 'model' | 'graph' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export';
 export const VIEWS: Array<{ id: View; label: string; key: string }> = [
@@ -117,8 +118,8 @@ export interface State {
   benchResult: BenchResult | null;
   exportJob?: string;
   exportPath: string;
-  /** Build the export from this model's tuning database (when it has one). */
-  exportTuned: boolean;
+  /** The build the Export page exports and the graph view colours (builds.ts). */
+  buildChoice: BuildChoice;
   exported: CompileResult | null;
   runs: TuningRun[];
   /** Set when the connection came back after a loss (a notice, cleared after a while). */
@@ -153,7 +154,7 @@ export const initialState: State = {
   benchSamples: {},
   benchResult: null,
   exportPath: '',
-  exportTuned: true,
+  buildChoice: 'auto',
   exported: null,
   runs: [],
 };

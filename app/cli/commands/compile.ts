@@ -5,6 +5,7 @@ import { parseJobResult, type JobEvent } from '../../contract/jobs.js';
 import { intFlag, type CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
 import { fmtSpeedup } from '../../contract/format.js';
+import { describeBuild } from '../../contract/builds.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
@@ -69,6 +70,7 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
   if (r.slower) out.line(`\nSLOWER: ${r.slower.message}`);
   if (r.placement) printPlacement(r.placement, out);
   out.line(`\nWrote: ${Object.entries(r.files).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (r.build) out.line(`Build ${describeBuild(r.build)}: export it again with \`torchtvm export ${r.build.dir} -o OUT.pt\` (a copy of this build, nothing rebuilt).`);
 }
 
 function printPlacement(p: Placement, out: CommandContext['out']): void {

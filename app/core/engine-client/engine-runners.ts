@@ -54,5 +54,11 @@ export function engineRunners(engine: EngineRequests): Partial<Record<ParsedJobR
       if (req.kind !== 'tune') throw new Error(`the tune runner got a ${req.kind} request`);
       return runOnEngine(engine, 'tune', compileParams(req), ctx);
     },
+    // A build's package copied as it is: answered beside a running job (a quick method).
+    export: (req, ctx) => {
+      if (req.kind !== 'export') throw new Error(`the export runner got a ${req.kind} request`);
+      const { kind: _kind, model: _model, overwrite: _o, create_parent: _c, timeout_s: _t, ...params } = req;
+      return runOnEngine(engine, 'export_build', { ...params, build: resolve(req.build), export_path: resolve(req.export_path) }, ctx);
+    },
   };
 }

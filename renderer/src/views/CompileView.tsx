@@ -1,3 +1,4 @@
+import { describeBuild } from '../../../app/contract/builds.js';
 import type { CompileResult } from '../../../app/contract/results.js';
 import { compile, go, validateRows } from '../actions.js';
 import { Empty, JobStatus, NeedsModel, Table, fmtMs, fmtSpeedup } from '../components.js';
@@ -7,6 +8,11 @@ import { set, useStore } from '../store.js';
 export function ResultTables({ r }: { r: CompileResult }) {
   return (
     <>
+      {r.build && (
+        <p className="build-id" data-testid="result-build" title={`SHA-256 ${r.build.sha256}; library ${r.build.library_sha256 ?? '–'}`}>
+          Build <b>{describeBuild(r.build)}</b>: every figure below is this build's, and exporting it writes this build, byte for byte.
+        </p>
+      )}
       <div className={r.verification.ok ? 'banner ok' : 'banner bad'} data-testid="verification-banner">
         {r.verification.ok ? '✓ Verification OK: TVM matches PyTorch within tolerance.' : '✗ MISMATCH: TVM does not match PyTorch within tolerance. Do not deploy this build.'}
       </div>
@@ -42,6 +48,7 @@ export function ResultTables({ r }: { r: CompileResult }) {
       )}
       <h3>Build</h3>
       <Table head={['', '']} rows={[
+        ...(r.build ? [['build', <span key="b">{describeBuild(r.build)} <code>{r.build.dir}</code></span>]] : []),
         ['target', `${r.target.kind} (${r.target.mcpu ?? 'default cpu'})`],
         ['import / build', `${r.timings_s.import.toFixed(1)} s / ${r.timings_s.build.toFixed(1)} s`],
         ...Object.entries(r.files).map(([k, v]) => [k, <code key={k}>{String(v)}</code>]),

@@ -2,7 +2,10 @@ import type { ReactNode } from 'react';
 import type { AppInfo } from '../../../app/contract/api.js';
 import type { ErrorInfo } from '../../../app/contract/errors.js';
 import type { CompileResult } from '../../../app/contract/results.js';
-import { checkRows, exportModel, go, tunedWorkDir } from '../actions.js';
+import { describeBuild } from '../../../app/contract/builds.js';
+import { fmtMs } from '../../../app/contract/format.js';
+import { checkRows, exportModel, go } from '../actions.js';
+import { availableBuilds, buildSource, selectedBuild, type BuildEntry } from '../builds.js';
 import { CopyButton, Empty, JobStatus, NeedsModel } from '../components.js';
 import { set, useStore } from '../store.js';
 import { ResultTables } from './CompileView.js';
@@ -81,14 +84,14 @@ function ExportRefusal({ error, path, defaultPath }: { error: ErrorInfo; path: s
         <b>The folder <code>{folder}</code> does not exist</b>, so nothing was exported. Folders are never created without asking, so that a mistyped path does not leave new folders behind.
       </>
     );
-    action = <button className="primary" data-testid="export-create-folder" onClick={() => void exportModel(undefined, { create_parent: true })}>Create folder and export</button>;
+    action = <button className="primary" data-testid="export-create-folder" onClick={() => void exportModel({ create_parent: true })}>Create folder and export</button>;
   } else if (error.code === 'export_exists') {
     text = (
       <>
         <b>A file is already at <code>{error.detail || path}</code></b>, and it was not written by TorchTVM Workbench, so it was left alone. Replace it, or choose another file name.
       </>
     );
-    action = <button className="danger" data-testid="export-replace" onClick={() => void exportModel(undefined, { overwrite: true })}>Replace the file and export</button>;
+    action = <button className="danger" data-testid="export-replace" onClick={() => void exportModel({ overwrite: true })}>Replace the file and export</button>;
   } else if (error.code === 'export_is_source') {
     text = (
       <>
@@ -112,14 +115,24 @@ function ExportRefusal({ error, path, defaultPath }: { error: ErrorInfo; path: s
   );
 }
 
+/** "0.081 ms p50, verified" for a build's line in the picker. */
+function buildFacts(b: BuildEntry): string {
+  const r = b.result;
+  const p50 = r.latency_ms?.tvm.p50;
+  const v = r.verification;
+  return `${p50 !== undefined ? `${fmtMs(p50)} p50, ` : ''}${v.skipped ? 'not verified here' : v.ok ? 'verified' : 'differs from PyTorch'}`;
+}
+
 export function ExportView() {
-  const { exportPath, exportJob, exported, jobs, inputs, project, info, exportTuned } = useStore();
-  const tunedDir = tunedWorkDir(useStore.getState());
+  const state = useStore();
+  const { exportPath, exportJob, exported, jobs, inputs, project, info } = state;
   const running = exportJob ? ['running', 'queued'].includes(jobs[exportJob]?.state ?? '') : false;
   const outcome = exportJob ? jobs[exportJob]?.outcome : undefined;
   // A refused path goes away as soon as the path is edited: it was about the old one.
   const refusedPath = outcome?.state === 'failed' && PATH_REFUSALS.has(outcome.error.code);
   const { specs } = checkRows(inputs);
+  const builds = availableBuilds(state, specs);
+  const chosen = selectedBuild(state, builds);
   const out = exported?.files.exported ?? exportPath;
   const rt = info?.runtime ?? FALLBACK_RUNTIME;
   const example = (specs ?? []).map((s) => {
@@ -135,22 +148,27 @@ export function ExportView() {
         <p className="hint">One <code>.pt</code> holding the compiled code, the weights and the metadata: any PyTorch process loads it like any TorchScript model. It is verified against PyTorch before it is written. </p>
         <div className="row">
           <input className="grow" value={exportPath} onChange={(e) => set({ exportPath: e.target.value, ...(refusedPath ? { exportJob: undefined } : {}) })} aria-label="Export path" placeholder={project?.defaults.export_path ?? '/path/to/model.tvm.pt'} />
-          <button className="primary" data-testid="export-button" disabled={running || !specs} onClick={() => void exportModel()}>
+          <button className="primary" data-testid="export-button" disabled={running || (!specs && !chosen)} onClick={() => void exportModel()}>
             {running ? 'Exporting…' : 'Export (Ctrl/Cmd+E)'}
           </button>
         </div>
-        <div className="export-mode" data-testid="export-mode">
-          {tunedDir && (
-            <label>
-              <input type="checkbox" checked={exportTuned} onChange={(e) => set({ exportTuned: e.target.checked })} aria-label="Use the tuning database" /> Use the tuning records in <code>{tunedDir}</code>
+        <fieldset className="export-mode" data-testid="export-mode">
+          <legend>Build to export</legend>
+          {builds.map((b) => (
+            <label key={b.key} data-testid={`export-choice-${b.key}`}>
+              <input type="radio" name="export-build" checked={chosen?.key === b.key} onChange={() => set({ buildChoice: b.key })} /> <b>{describeBuild(b.result.build)}</b> <span className="hint">({buildSource(b.key)}; {buildFacts(b)})</span>
+              {!b.current && <span className="warn"> made for other inputs or another target</span>}
             </label>
-          )}
+          ))}
+          <label data-testid="export-choice-new">
+            <input type="radio" name="export-build" checked={!chosen} onChange={() => set({ buildChoice: 'new' })} /> A new untuned build for the inputs and target on screen
+          </label>
           <p className="hint" data-testid="export-kind">
-            {tunedDir && exportTuned
-              ? 'Tuned build (nothing new is measured), placement auto: the faster of the library-kernel build and the tuned TVM build is kept.'
-              : `Untuned build, placement auto: library kernels (oneDNN, MKL) where they exist, TVM's default schedules elsewhere.${tunedDir ? '' : ' Tune this model first (Tune page) to export a tuned build.'}`}
+            {chosen
+              ? `Exports build ${chosen.result.build.id} as it was verified and measured: its package is copied byte for byte, nothing is imported or built again.`
+              : `Untuned build, placement auto: library kernels (oneDNN, MKL) where they exist, TVM's default schedules elsewhere. It is compiled and verified now, then written.${builds.some((b) => b.result.build.tuned) ? '' : ' Tune this model first (Tune page) to export a tuned build.'}`}
           </p>
-        </div>
+        </fieldset>
         {project && (
           <p className="hint" data-testid="export-default">
             Default: <code>{project.defaults.export_path}</code> (this model's project folder).{' '}
@@ -166,7 +184,7 @@ export function ExportView() {
             </p>
             <p className="hint">Export anyway only if you accept that difference: the model will not compute what PyTorch computes for such inputs.</p>
             <div className="row">
-              <button className="danger" data-testid="export-anyway" onClick={() => void exportModel(undefined, exported.verification.ok ? { accept_edge_mismatch: true } : { export_unverified: true })}>
+              <button className="danger" data-testid="export-anyway" onClick={() => void exportModel(exported.verification.ok ? { accept_edge_mismatch: true } : { export_unverified: true })}>
                 Export anyway
               </button>
             </div>
@@ -180,7 +198,7 @@ export function ExportView() {
             <p className="ok copy-row" data-testid="export-done">
               Wrote <code>{out}</code> <CopyButton text={out} label="Copy path" />
             </p>
-            <p data-testid="export-build">Build: <b>{buildLabel(exported)}</b></p>
+            <p data-testid="export-build">Build: <b>{exported.build ? describeBuild(exported.build) : 'unnamed'}</b> <span className="hint">({buildLabel(exported)})</span></p>
             <div className="snippets">
               <div>
                 <div className="snippet-head"><h3>Python</h3><CopyButton text={py} /></div>

@@ -3,10 +3,12 @@
 // kernel, or TorchScript fallback), and heavy ops carry a bar for their share of the time.
 import dagre from '@dagrejs/dagre';
 import { useEffect, useMemo, useRef, useState, type PointerEvent as RPointerEvent, type WheelEvent as RWheelEvent } from 'react';
+import { describeBuild } from '../../../app/contract/builds.js';
 import { ALGORITHM_LABELS, CANDIDATE_LABELS, type CompileResult, type GraphNode, type ModelGraph, type PlacedOp } from '../../../app/contract/results.js';
 import { checkRows, go, graphShapesStatus, refreshGraphShapes } from '../actions.js';
 import { Empty, NeedsModel, fmtMs } from '../components.js';
 import { useStore } from '../store.js';
+import { graphBuild } from '../builds.js';
 
 export type Where = 'library' | 'tvm' | 'torchscript';
 /**
@@ -145,9 +147,10 @@ export function layoutGraph(graph: ModelGraph, inputShapes: Record<string, strin
 }
 
 export function GraphView() {
-  const { inspect, compile, tuneResult, exported, inputs } = useStore();
-  // The most recent build of this model: export, tuned, or plain compile.
-  const result = exported ?? tuneResult ?? compile;
+  const state = useStore();
+  const { inspect, inputs } = state;
+  // The build selected on the Export page (the newest for these inputs by default): see builds.ts.
+  const result = graphBuild(state, checkRows(inputs).specs);
   const graph = inspect?.graph;
   // Input nodes show the shapes the user gave (TorchScript does not keep them).
   const inputShapes = useMemo(() => {
@@ -277,6 +280,11 @@ export function GraphView() {
               <button onClick={fitAll}>Fit all</button>
             </div>
             <div className="graph-legend" data-testid="graph-legend">
+              {result?.build && (
+                <span className="legend-item" data-testid="graph-build">
+                  Placement of build <b>{describeBuild(result.build)}</b> <button className="link" onClick={() => go('export')}>choose another</button>
+                </span>
+              )}
               {result ? (
                 (Object.keys(WHERE_COLOR) as Where[]).map((w) => (
                   <span key={w} className="legend-item"><span className="swatch bar" style={{ background: WHERE_COLOR[w] }} />{WHERE_LABEL[w]} ({counts[w] - fusedCounts[w]} op{counts[w] - fusedCounts[w] === 1 ? '' : 's'}{fusedCounts[w] ? ` + ${fusedCounts[w]} fused` : ''}{groupShare[w] != null ? `; ${(groupShare[w]! * 100).toFixed(0)}% of the time` : ''})</span>
