@@ -83,7 +83,8 @@ export function LogPanel({ job }: { job: JobView }) {
  * `explain` may turn a failure the view knows (a refused export path, say) into its own words and
  * buttons; when it returns nothing, the error's own sentence is shown.
  */
-export function JobStatus({ jobId, what, fraction, explain }: { jobId?: string; what: string; fraction?: number; explain?: (error: ErrorInfo) => ReactNode | null }) {
+/** `quietSuccess`: the view says itself what a success came to (an export that wrote nothing is not "finished"). */
+export function JobStatus({ jobId, what, fraction, explain, quietSuccess }: { jobId?: string; what: string; fraction?: number; explain?: (error: ErrorInfo) => ReactNode | null; quietSuccess?: boolean }) {
   const job: JobView | undefined = useStore((s) => (jobId ? s.jobs[jobId] : undefined));
   if (!job) return null;
   const running = job.state === 'running' || job.state === 'queued';
@@ -101,7 +102,7 @@ export function JobStatus({ jobId, what, fraction, explain }: { jobId?: string; 
           <ProgressBar fraction={frac} label={`${what} progress`} />
         </>
       )}
-      {job.state === 'succeeded' && <p className="ok">✓ {what} finished.</p>}
+      {job.state === 'succeeded' && !quietSuccess && <p className="ok">✓ {what} finished.</p>}
       {job.state === 'cancelled' && <p className="warn">{what} was cancelled.</p>}
       {job.state === 'failed' && job.outcome?.state === 'failed' && (explain?.(job.outcome.error) ?? <ErrorBox message={job.outcome.error.message} detail={job.outcome.error.detail} code={job.outcome.error.code} />)}
       <LogPanel job={job} />

@@ -176,13 +176,19 @@ export function ExportView() {
           </p>
         )}
         {!specs && <p className="warn">Fix the <button className="link" onClick={() => go('inputs')}>input specs</button> first.</p>}
-        <JobStatus jobId={exportJob} what="Export" explain={(e) => (PATH_REFUSALS.has(e.code) ? <ExportRefusal error={e} path={exportPath.trim()} defaultPath={project?.defaults.export_path} /> : null)} />
+        <JobStatus jobId={exportJob} what="Export" quietSuccess explain={(e) => (PATH_REFUSALS.has(e.code) ? <ExportRefusal error={e} path={exportPath.trim()} defaultPath={project?.defaults.export_path} /> : null)} />
         {exported && !exported.files.exported ? (
           <div className="error-box refusal" role="alert" data-testid="export-skipped">
             <p>
               <b>Nothing was written.</b> {(exported.export_skipped ?? 'The build was not exported.').replace(/ ?\(?[Pp]ass --export-unverified.*$| Pass --accept-edge-mismatch.*$/, '')}
             </p>
-            <p className="hint">Export anyway only if you accept that difference: the model will not compute what PyTorch computes for such inputs.</p>
+            <p className="hint">
+              {exported.verification.skipped
+                ? 'Export anyway only to run it on a machine with that CPU, and verify it there before serving it.'
+                : exported.verification.ok
+                  ? 'Export anyway only if you accept that difference: the model will not compute what PyTorch computes for such inputs.'
+                  : 'Export anyway only to investigate: this build does not compute what PyTorch computes.'}
+            </p>
             <div className="row">
               <button className="danger" data-testid="export-anyway" onClick={() => void exportModel(exported.verification.ok ? { accept_edge_mismatch: true } : { export_unverified: true })}>
                 Export anyway
