@@ -378,6 +378,9 @@ export const BenchResultSchema = z.looseObject({
   vs_stats: BenchStatsSchema.optional(),
   /** p50(model) / p50(vs): below 1 means the model is faster than the one it is compared with. */
   ratio: z.number().optional(),
+  /** SHA-256 of each file benchmarked: an export's is its build's id (BuildInfo.sha256), as exports are copies of a build's package. */
+  model_sha256: z.string().optional(),
+  vs_sha256: z.string().optional(),
 });
 export type BenchResult = z.output<typeof BenchResultSchema>;
 

@@ -2,8 +2,9 @@
 // process, one fresh child per request, so that a crash there fails that request with a sentence and
 // leaves the caller running. Under Electron, app/main passes a spawner built on utilityProcess.fork;
 // elsewhere child_process.fork is used.
+import { createHash } from 'node:crypto';
 import { fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
@@ -307,6 +308,9 @@ export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner 
       inputs: r.inputs,
       inputs_from: r.inputs_from,
       stats: side(0),
+      // Which build each file is: an export is a byte-for-byte copy of its build's package.
+      model_sha256: await sha256File(req.model),
+      ...(req.vs ? { vs_sha256: await sha256File(req.vs) } : {}),
     };
     if (req.vs) {
       result.vs_stats = side(1);
@@ -314,4 +318,14 @@ export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner 
     }
     return result;
   };
+}
+
+async function sha256File(file: string): Promise<string | undefined> {
+  try {
+    const h = createHash('sha256');
+    for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+    return h.digest('hex');
+  } catch {
+    return undefined; // benchmarked, so readable a moment ago: a file removed since has no hash to show
+  }
 }
