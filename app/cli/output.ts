@@ -2,6 +2,7 @@
 // the events, then one last line {"result": …} or {"error": {code, message}}).
 import type { ErrorInfo } from '../contract/errors.js';
 import type { JobEvent } from '../contract/jobs.js';
+import { fmtMs as fmtTime } from '../contract/format.js';
 
 export class Output {
   private lastProgress = '';
@@ -63,13 +64,13 @@ export function table(rows: Array<Array<string | number>>, header?: string[]): s
   const all = header ? [header, ...rows] : rows;
   const cells = all.map((r) => r.map((c) => String(c)));
   const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) => r.map((c, i) => (/^[-+]?[\d.]+(e[-+]?\d+)?( ?(ms|s|x|%))?$/.test(c) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const fmt = (r: string[]) => r.map((c, i) => (/^[-+]?[\d.]+(e[-+]?\d+)?( ?(ms|µs|ns|s|x|×|%))?$/.test(c) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   const lines = cells.map(fmt);
   if (header) lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
   return lines.join('\n');
 }
 
+/** A time with its unit (ms, µs, ns, s): the app's formatter (app/contract/format.ts), '-' for none. */
 export function fmtMs(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '-';
-  return ms >= 100 ? `${ms.toFixed(1)} ms` : ms >= 1 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(4)} ms`;
+  return fmtTime(ms, '-');
 }

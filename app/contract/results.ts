@@ -4,6 +4,7 @@
 // keys listed here are checked. Keys starting with "_" are in-process values the engine never sends.
 import { z } from 'zod';
 import { InputSpecSchema } from './specs.js';
+import { TuneRunSchema } from './tune-record.js';
 
 const ms = z.number();
 const msOrNull = z.number().nullable();
@@ -137,9 +138,13 @@ export const TuningSummarySchema = z.looseObject({
   trials_per_task: int.nullable().optional(),
   tasks: z.array(TunedTaskSchema),
   estimated_ms: msOrNull,
+  /** The estimate when this run started, before its first trial (a resume: where the run it resumed ended). */
+  first_estimate_ms: msOrNull.optional(),
   measured_ms: msOrNull.optional(),
   work_dir: z.string(),
   resumed_records: int,
+  /** This run's record, as the engine keeps it in the work dir (tune/runs.py). */
+  run: TuneRunSchema.optional(),
   /** Whether the imported model and its tasks came from the work dir (a resume), and how long getting them took. */
   import: z.looseObject({ reused: z.boolean(), tasks_reused: z.boolean(), seconds: z.number(), cache: z.string().nullable().optional() }).optional(),
   repaired_lines: int.optional(),
@@ -224,6 +229,10 @@ export const PlacementSchema = z.looseObject({
   library_ms: msOrNull,
   tvm_ms: msOrNull,
   total_ms: msOrNull,
+  /** The profiled run's own median: the parts are its shares, scaled to total_ms (parts_of 'p50'),
+   * so that they add up to the total shown; 'profiled run' when nothing was measured. */
+  profiled_ms: ms.optional(),
+  parts_of: z.enum(['p50', 'profiled run']).optional(),
   /** How auto placed the ops: which convolutions run as Winograd and, with a tuning database, whether
    * moving ops to TVM beat the default. */
   note: z.string().optional(),
@@ -300,6 +309,8 @@ export const CompileResultSchema = z.looseObject({
   latency_ms: z.looseObject({
     torch: LatencyStatsSchema,
     tvm: LatencyStatsSchema,
+    /** The sizes of the symbolic dims the latencies were measured at ({batch: 1}). */
+    sizes: z.record(z.string(), int).optional(),
     ratio: z.number().nullable(),
     torch_frozen: LatencyStatsSchema.optional(),
     baseline: z.string().optional(),
@@ -394,6 +405,9 @@ export const TuningLogTaskSchema = z.looseObject({
   records: int,
   failures: int,
   best_ms: msOrNull,
+  /** The default schedule's and the library kernel's times the tune kept in the work dir (estimate). */
+  default_ms: msOrNull.optional(),
+  library_ms: msOrNull.optional(),
   /** Best-so-far after each record, in file order (null until one succeeds). */
   curve: z.array(msOrNull),
 });
@@ -404,12 +418,15 @@ export const TuningLogSchema = z.looseObject({
   tasks: z.array(TuningLogTaskSchema),
   records: int,
   failures: int,
-  /** Σ weight × best over tasks with a weight and a best; null when any weighted task has none. */
+  /** The tune's estimate (tune/estimate.py): Σ weight × (best record or default schedule, or the
+   * library kernel where faster) over the tasks the workbench weighed; null when one has no time. */
   estimated_ms: msOrNull,
   skipped: z.looseObject({ workload_lines: int, record_lines: int, reasons: z.array(z.string()) }),
   targets: z.array(z.string()),
   model: z.string().nullable(),
   named_by: z.enum(['workbench', 'parsed', 'index']),
+  /** The workbench's record of each tuning run in this work dir, oldest first (absent: older engines). */
+  runs: z.array(TuneRunSchema).optional(),
 });
 export type TuningLog = z.output<typeof TuningLogSchema>;
 

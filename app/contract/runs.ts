@@ -3,6 +3,7 @@
 // a reload, a reconnect or a restart, reattach to the ones still running.
 import { z } from 'zod';
 import { JobEventSchema, JobOutcomeSchema, JobRequestSchema } from './jobs.js';
+import { TuneRunSchema } from './tune-record.js';
 
 /** `interrupted`: the run was running when the process that ran it stopped (its engine went with it). */
 export const RunStateSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted']);
@@ -30,6 +31,8 @@ export const RunSummarySchema = z.object({
   damaged: z.string().optional(),
   /** The process that runs it (written when it starts): a run another live process owns is running, not interrupted. */
   owner: z.object({ pid: z.number().int(), host: z.string() }).optional(),
+  /** A tune: its record (trials this run and in all, budget, first and best estimate), from its events and result. */
+  tune: TuneRunSchema.optional(),
 });
 export type RunSummary = z.output<typeof RunSummarySchema>;
 

@@ -6,6 +6,7 @@
 import { DEFAULT_TIMEOUT_S, parseJobResult, type JobOutcome, type JobRequest } from '../../app/contract/jobs.js';
 import type { InspectResult } from '../../app/contract/results.js';
 import type { RunKind, RunSummary } from '../../app/contract/runs.js';
+import { emptyTuneRecord } from '../../app/contract/tune-record.js';
 import { formatDim, InputSpecSchema, parseSpecFields, type InputSpec, type SpecField } from '../../app/contract/specs.js';
 import { availableBuilds, selectedBuild } from './builds.js';
 import { hold, release } from './events.js';
@@ -344,7 +345,7 @@ async function restoreRun(model: string, run: RunSummary): Promise<void> {
   const req = run.request;
   const reset: Partial<State> =
     run.kind === 'tune' && req.kind === 'tune'
-      ? { trials: [], tasks: {}, tuneResult: null, tuneBudget: req.trials, tuneWorkDir: req.work_dir ?? '', tunePerRound: req.trials_per_iter !== undefined ? String(req.trials_per_iter) : '' }
+      ? { trials: [], tasks: {}, tuneRecord: emptyTuneRecord(req.trials), tuneResult: null, tuneBudget: req.trials, tuneWorkDir: req.work_dir ?? '', tunePerRound: req.trials_per_iter !== undefined ? String(req.trials_per_iter) : '' }
       : run.kind === 'bench' && req.kind === 'bench'
         ? { benchSamples: {}, benchResult: null, benchIterations: req.iterations, benchVs: req.vs ?? get().benchVs }
         : run.kind === 'export' && (req.kind === 'compile' || req.kind === 'tune' || req.kind === 'export')
@@ -378,11 +379,14 @@ export async function compile(): Promise<void> {
   await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, timeout_s: Math.round(s.compileLimitMin * 60) }, 'compile');
 }
 
-export async function tune(resume: boolean): Promise<void> {
+/** Start and Resume send the same request (the budget counts the work dir's records either way). */
+export async function tune(_resume: boolean): Promise<void> {
   const s = get();
   const { specs } = checkRows(s.inputs);
   if (!specs || !s.modelPath) return;
-  const reset: Partial<State> = resume ? { tuneResult: null } : { tuneResult: null, trials: [], tasks: {} };
+  // A resume is a new run with its own record (it starts where the last ended): live and reopened
+  // alike, the page shows this run's trials and figures.
+  const reset: Partial<State> = { tuneResult: null, trials: [], tasks: {}, tuneRecord: emptyTuneRecord(s.tuneBudget) };
   await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, timeout_s: Math.max(60, Math.round(s.tuneLimitH * 3600)), ...(Number(s.tunePerRound) >= 1 ? { trials_per_iter: Math.min(64, Math.floor(Number(s.tunePerRound))) } : {}), ...(s.tuneWorkDir.trim() ? { work_dir: s.tuneWorkDir.trim() } : {}) }, 'tune', reset);
 }
 

@@ -1,6 +1,7 @@
 // Small shared pieces: progress bars, job status with readable errors, empty states, tables.
 import { useEffect, useState, type ReactNode } from 'react';
 import type { ErrorInfo } from '../../app/contract/errors.js';
+import { fmtDuration } from '../../app/contract/format.js';
 import { useStore, type JobView } from './store.js';
 import { cancel } from './actions.js';
 
@@ -39,14 +40,6 @@ export function useNow(active = true): number {
     return () => clearInterval(t);
   }, [active]);
   return now;
-}
-
-export function fmtDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${String(s % 60).padStart(2, '0')} s`;
-  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
 }
 
 /**
@@ -110,7 +103,8 @@ export function JobStatus({ jobId, what, fraction, explain, quietSuccess }: { jo
   );
 }
 
-export { fmtSpeedup } from '../../app/contract/format.js';
+// One formatter of times, durations and comparisons for the app and the CLI (app/contract/format.ts).
+export { fmtDuration, fmtMs, fmtSpeedup } from '../../app/contract/format.js';
 
 export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
   const [done, setDone] = useState<'ok' | 'fail' | null>(null);
@@ -154,15 +148,6 @@ export function Table({ head, rows, testId }: { head: ReactNode[]; rows: ReactNo
 }
 
 /** Milliseconds in the unit that reads best: 12.3 ms, 850 µs, 42 ns. */
-export function fmtMs(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
-  if (ms >= 100) return `${ms.toFixed(1)} ms`;
-  if (ms >= 1) return `${ms.toFixed(2)} ms`;
-  const us = ms * 1000;
-  if (us >= 1) return `${us >= 100 ? us.toFixed(0) : us >= 10 ? us.toFixed(1) : us.toFixed(2)} µs`;
-  return `${(us * 1000).toFixed(0)} ns`;
-}
-
 export function fmtBytes(b: number): string {
   return b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)} MiB` : b >= 1024 ? `${(b / 1024).toFixed(1)} KiB` : `${b} B`;
 }

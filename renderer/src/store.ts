@@ -6,6 +6,7 @@ import type { BenchResult, CompileResult, InspectResult, TuningLog } from '../..
 import type { ModelRuns } from '../../app/contract/runs.js';
 import { DEFAULT_TIMEOUT_S, type JobEvent, type JobOutcome } from '../../app/contract/jobs.js';
 import type { ConnectionStatus } from './transport/index.js';
+import { emptyTuneRecord, foldTuneEvents, type TuneRecord } from '../../app/contract/tune-record.js';
 import type { BuildChoice } from './builds.js';
 
 export type View = 'model' | 'graph' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export';
@@ -110,6 +111,8 @@ export interface State {
   tuneWorkDir: string;
   trials: TrialPoint[];
   tasks: Record<number, TaskRow>;
+  /** The shown tune's record (app/contract/tune-record.ts): trial counts, budget, first and best estimate, ETA. */
+  tuneRecord: TuneRecord;
   tuneResult: CompileResult | null;
   benchJob?: string;
   benchVs: string;
@@ -148,6 +151,7 @@ export const initialState: State = {
   tuneWorkDir: '',
   trials: [],
   tasks: {},
+  tuneRecord: emptyTuneRecord(),
   tuneResult: null,
   benchVs: '',
   benchIterations: 200,
@@ -186,6 +190,7 @@ export function applyEvents(events: JobEvent[]): void {
   let trials: TrialPoint[] | undefined;
   let tasks: Record<number, TaskRow> | undefined;
   let benchSamples: Record<string, BenchSample[]> | undefined;
+  const tuneEvents: JobEvent[] = [];
   const touch = (id: string): JobView => {
     const j = jobs[id];
     const copy: JobView = j ? { ...j } : { id, kind: id.split('-')[0], state: 'running', stage: '', message: '', logs: [] };
@@ -215,6 +220,7 @@ export function applyEvents(events: JobEvent[]): void {
       }
       case 'tune.tasks': {
         if (e.job !== s.tuneJob) break;
+        tuneEvents.push(e);
         tasks ??= { ...s.tasks };
         for (const t of e.data.tasks) tasks[t.id] = { id: t.id, name: t.name, weight: t.weight, trials: tasks[t.id]?.trials ?? 0, errors: tasks[t.id]?.errors ?? 0, best: tasks[t.id]?.best ?? null, defaultMs: t.default_ms ?? null };
         break;
@@ -223,6 +229,7 @@ export function applyEvents(events: JobEvent[]): void {
         if (e.job !== s.tuneJob) break;
         const d = e.data;
         if (!firstTime(e.job, d.total_trials)) break;
+        tuneEvents.push(e);
         if (jobs[e.job]?.firstTrial === undefined) touch(e.job).firstTrial = d.total_trials;
         trials ??= s.trials.slice();
         trials.push({ n: d.total_trials, task: d.task_id, latency: d.latency_ms, best: d.best_ms, est: d.estimated_total_ms });
@@ -241,7 +248,8 @@ export function applyEvents(events: JobEvent[]): void {
       }
     }
   }
-  set({ jobs, ...(trials ? { trials } : {}), ...(tasks ? { tasks } : {}), ...(benchSamples ? { benchSamples } : {}) });
+  const tuneRecord = tuneEvents.length ? foldTuneEvents(s.tuneRecord, tuneEvents) : undefined;
+  set({ jobs, ...(trials ? { trials } : {}), ...(tasks ? { tasks } : {}), ...(tuneRecord ? { tuneRecord } : {}), ...(benchSamples ? { benchSamples } : {}) });
 }
 
 export function finishJob(id: string, outcome: JobOutcome): void {

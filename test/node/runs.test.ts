@@ -78,6 +78,29 @@ describe('run store', () => {
     expect(existsSync(join(projectDir(model), 'exports'))).toBe(true);
   });
 
+  it('lists a tune by what it did, from its record: a cancelled run of 24 did 9', async () => {
+    const store = new RunStore();
+    const jobs = new JobManager(
+      {
+        tune: async (_req, ctx) => {
+          ctx.emit({ event: 'tune.tasks', data: { tasks: [{ id: 0, name: 'dense', weight: 1, default_ms: 2 }], budget: 24, resumed_records: 0, estimated_ms: 2 } });
+          for (let i = 1; i <= 9; i++) ctx.emit({ event: 'tune.trial', data: { task_id: 0, task_name: 'dense', trial: i, total_trials: i, latency_ms: 1 + 1 / i, best_ms: 1 + 1 / i, estimated_total_ms: 1 + 1 / i } });
+          await new Promise((_r, reject) => ctx.signal.addEventListener('abort', () => reject(Object.assign(new Error('cancelled'), { code: 'cancelled' }))));
+          return tuned;
+        },
+      },
+      store,
+    );
+    jobs.onEvent((e) => store.event(e));
+    const tune = jobs.start({ kind: 'tune', model, inputs, trials: 24 });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(store.list(model).runs.find((r) => r.job === tune)?.tune).toMatchObject({ state: 'running', budget: 24, trials: 9, total: 9 });
+    jobs.cancel(tune);
+    expect((await jobs.wait(tune)).state).toBe('cancelled');
+    const listed = new RunStore().list(model).runs.find((r) => r.job === tune)!;
+    expect(listed.tune).toMatchObject({ state: 'cancelled', budget: 24, resumed: 0, trials: 9, total: 9, first_estimate_ms: 2, estimate_ms: 1 + 1 / 9 });
+  });
+
   it('reads run records written before the wire was snake_case (camelCase request keys)', async () => {
     const job = 'tune-7-old1';
     const dir = join(projectDir(model), 'runs', job);

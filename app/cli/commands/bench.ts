@@ -4,6 +4,7 @@ import { parseJobResult } from '../../contract/jobs.js';
 import type { BenchResult } from '../../contract/results.js';
 import { intFlag, type CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
+import { compareLatency } from '../../contract/format.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
@@ -59,11 +60,13 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   ];
   const header = ['model', 'min', 'p50', 'p90', 'p99', 'mean', 'stddev', 'runs'];
   if (r.vs && r.vs_stats) {
-    out.line(table([row(model, r.stats, `${(r.ratio ?? NaN).toFixed(2)}x`), row(r.vs === model ? `${r.vs} (again)` : r.vs, r.vs_stats, '1.00x')], [...header, 'p50 ratio']));
-    if (r.ratio !== undefined) {
-      const pct = Math.abs(1 - r.ratio) * 100;
-      out.line(`\n${model}'s median is ${r.ratio.toFixed(3)}x ${r.vs === model ? 'that of its second copy' : `${r.vs}'s`} (${r.ratio < 1 ? `${pct.toFixed(1)}% faster` : r.ratio > 1 ? `${pct.toFixed(1)}% slower` : 'the same'}).`);
-    }
+    // The same comparison the Benchmark page shows: the second model against the first ("1.65×
+    // faster"), or a warning where the spread can explain the difference.
+    const vsName = r.vs === model ? `${r.vs} (again)` : r.vs;
+    const cmp = compareLatency(r.stats, r.vs_stats, { baselineLabel: model, candidateLabel: vsName });
+    out.line(table([row(model, r.stats, 'baseline'), row(vsName, r.vs_stats, cmp.text)], [...header, `vs ${model.split('/').pop()}`]));
+    if (cmp.warning) out.warn(cmp.warning);
+    else if (cmp.ratio !== null) out.line(`\n${vsName}: ${cmp.kind === 'same' ? 'the same speed as' : `${cmp.text} than`} ${model} (p50 ${fmtMs(r.vs_stats.p50)} against ${fmtMs(r.stats.p50)}).`);
   } else {
     out.line(table([row(model, r.stats)], header));
   }

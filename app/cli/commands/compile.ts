@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
 import { formatDim, parseSpec, type InputSpec } from '../../contract/specs.js';
-import { CANDIDATE_LABELS, type CompileResult, type PlacedOp, type Placement, type TunedTask, type TuningSummary } from '../../contract/results.js';
+import { CANDIDATE_LABELS, type CompileResult, type PlacedOp, type Placement, type TuningSummary } from '../../contract/results.js';
 import { parseJobResult, type JobEvent } from '../../contract/jobs.js';
 import { intFlag, type CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
-import { fmtSpeedup } from '../../contract/format.js';
+import { fmtDuration, fmtSizes, latencyRows } from '../../contract/format.js';
+import { emptyTuneRecord, etaSeconds, foldTuneEvents, RUNS_AS_LABELS, runOfSummary, taskShares, tasksOfSummary, tuneLine, type TuneRecord } from '../../contract/tune-record.js';
 import { describeBuild } from '../../contract/builds.js';
 import { EXIT, runJob } from '../run-job.js';
 
@@ -58,14 +59,13 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
     for (const c of ev.cases.filter((c) => !c.ok)) out.line(`  ${c.case}: ${c.reason ?? (c.outputs ?? []).filter((o) => !o.ok).map((o) => `output #${o.index}: ${o.reason ?? 'differs'}`).join('; ')}`);
   }
   if (r.latency_ms) {
+    // The rows, their names and the verdict on each ratio are the app's (app/contract/format.ts).
     const l = r.latency_ms;
-    const base = l.torch_frozen ?? l.torch;
-    out.line(`\nLatency (same process, same threads, interleaved rounds; baseline ${l.baseline ?? 'TorchScript'}):`);
-    out.line(table([
-      ['TorchScript', fmtMs(l.torch.p50), fmtMs(l.torch.p90), String(l.torch.runs), l.torch_frozen ? fmtSpeedup(base.p50, l.torch.p50) : 'baseline'],
-      ...(l.torch_frozen ? [['TorchScript frozen', fmtMs(l.torch_frozen.p50), fmtMs(l.torch_frozen.p90), String(l.torch_frozen.runs), 'baseline']] : []),
-      ['TVM', fmtMs(l.tvm.p50), fmtMs(l.tvm.p90), String(l.tvm.runs), fmtSpeedup(base.p50, l.tvm.p50)],
-    ], ['', 'p50', 'p90', 'runs', 'vs baseline']));
+    const at = fmtSizes(l.sizes);
+    out.line(`\nLatency, p50 of timed calls after warm-up${at ? ` ${at}` : ''} (same process, same threads, interleaved rounds; baseline ${l.baseline ?? 'TorchScript'}):`);
+    const rows = latencyRows(l);
+    out.line(table(rows.map((x) => [x.label, fmtMs(x.stats.p50), fmtMs(x.stats.p90), String(x.stats.runs ?? '-'), x.baseline ? 'baseline' : x.vs!.warning ? `${x.vs!.text} (?)` : x.vs!.text]), ['', 'p50', 'p90', 'runs', 'vs baseline']));
+    for (const x of rows) if (x.vs?.warning) out.line(`Warning: ${x.vs.warning}`);
   }
   if (r.slower) out.line(`\nSLOWER: ${r.slower.message}`);
   if (r.placement) printPlacement(r.placement, out);
@@ -80,6 +80,10 @@ function printPlacement(p: Placement, out: CommandContext['out']): void {
     (p.tvm_ms != null ? `; TVM's kernels and the VM (everything else) ${fmtMs(p.tvm_ms)}` : '') +
     (p.ops.length > lib.length ? `; ${p.ops.length - lib.length} heavy op(s) in TVM` : '');
   out.line(head);
+  // The parts come from a profiled run (slower than the p50: profiling costs time): its shares,
+  // scaled so that they add up to the total shown.
+  if (p.parts_of === 'p50' && p.profiled_ms != null && p.total_ms != null) out.line(`(Shares of a profiled run of ${fmtMs(p.profiled_ms)}, scaled to the measured p50 of ${fmtMs(p.total_ms)}.)`);
+  else if (p.parts_of === 'profiled run' && p.profiled_ms != null) out.line(`(Times of a profiled run of ${fmtMs(p.profiled_ms)}; the model was not measured.)`);
   if (p.note) out.line(p.note);
   if (p.ops.length) {
     // With per-op placement, each op's candidates timed alone: why it runs where it does.
@@ -114,47 +118,39 @@ function parseTuneSizes(items: string[] | undefined): Record<string, number> | u
 }
 
 
-type TaskRow = Pick<TunedTask, 'id' | 'name' | 'weight' | 'trials' | 'errors' | 'best_ms' | 'default_ms' | 'library_ms' | 'applied'>;
-
-/** Live tuning view: one status line (bar, trials, estimate) rewritten in place on a terminal. */
+/**
+ * Live tuning view: one status line (bar, trials, estimate, ETA) rewritten in place on a terminal,
+ * from the run's record (app/contract/tune-record.ts), folded from its events as the app folds them.
+ */
 export function tuneView(budget: number, out: CommandContext['out']): (e: JobEvent) => void {
-  const tasks = new Map<number, TaskRow>();
+  let rec: TuneRecord = emptyTuneRecord(budget);
   return (e) => {
-    if (e.event === 'tune.tasks') {
-      for (const t of e.data.tasks) tasks.set(t.id, { ...t, trials: 0, errors: 0, best_ms: null });
-    } else if (e.event === 'tune.trial') {
-      const d = e.data;
-      const row = tasks.get(d.task_id) ?? { id: d.task_id, name: d.task_name, weight: 1, trials: 0, errors: 0, best_ms: null };
-      row.trials = d.trial;
-      if (d.error) row.errors += 1;
-      row.best_ms = d.best_ms;
-      tasks.set(d.task_id, row);
-      const frac = Math.min(1, d.total_trials / budget);
-      const bar = '#'.repeat(Math.round(frac * 20)).padEnd(20, '.');
-      const est = d.estimated_total_ms !== null ? fmtMs(d.estimated_total_ms) : '-';
-      const last = d.error ? `error (${d.error.slice(0, 40)})` : d.latency_ms !== null ? fmtMs(d.latency_ms) : '-';
-      out.progress(`[tune] [${bar}] ${d.total_trials}/${budget}  est ${est}  task ${d.task_id} ${d.task_name.slice(0, 28)} #${d.trial} ${last} best ${d.best_ms !== null ? fmtMs(d.best_ms) : '-'}`);
-    }
+    if (e.event !== 'tune.tasks' && e.event !== 'tune.trial') return;
+    rec = foldTuneEvents(rec, [e]);
+    if (e.event !== 'tune.trial') return;
+    const d = e.data;
+    const frac = Math.min(1, rec.total / (rec.budget ?? budget));
+    const bar = '#'.repeat(Math.round(frac * 20)).padEnd(20, '.');
+    const last = d.error ? `error (${d.error.slice(0, 40)})` : fmtMs(d.latency_ms);
+    const eta = etaSeconds(rec);
+    out.progress(`[tune] [${bar}] ${rec.total}/${rec.budget ?? budget}  est ${fmtMs(rec.estimate_ms)}${eta !== null ? `  about ${fmtDuration(eta * 1000)} left` : ''}  task ${d.task_id} ${d.task_name.slice(0, 28)} #${d.trial} ${last} best ${fmtMs(d.best_ms)}`);
   };
 }
 
-export function printTuning(t: TuningSummary, out: CommandContext['out']): void {
-  const tasks: TaskRow[] = t.tasks;
-  const est = t.estimated_ms;
-  out.line(`\nTuning: ${t.trials} trial(s) (${t.new_trials} new, ${t.resumed_records} from the database) in ${t.work_dir}`);
-  // Per task the build runs the best record when it beats the default schedule, else the default;
-  // and a library candidate's op runs its library kernel where that is faster (per-op placement).
-  const kernel = (r: TaskRow) => (r.applied === 'default' ? (r.default_ms ?? null) : r.best_ms);
-  const ran = (r: TaskRow) => (r.library_ms != null && (kernel(r) == null || r.library_ms < kernel(r)!) ? r.library_ms : kernel(r));
-  const total = tasks.reduce((s, r) => s + (ran(r) ?? 0) * r.weight, 0) || 1;
-  const ms = (v: number | null | undefined) => (v !== null && v !== undefined ? fmtMs(v) : '-');
+export function printTuning(t: TuningSummary, out: CommandContext['out'], latency?: CompileResult['latency_ms']): void {
+  const run = runOfSummary(t);
+  out.line(`\nTuning in ${t.work_dir}: ${tuneLine(run, t.measured_ms, '-')}`);
+  // Per task: the time the build runs it at (best record, default schedule, or the library kernel
+  // where faster) and its share of the same estimate as the line above (the Tune page's table).
+  const { rows, library } = taskShares(tasksOfSummary(t));
   out.line(
     table(
-      tasks.map((r) => [r.id, r.name.slice(0, 40), r.weight, r.trials, r.errors, ms(r.best_ms), ms(r.default_ms), r.applied ?? '-', ms(r.library_ms), ran(r) !== null ? `${(((ran(r) ?? 0) * r.weight * 100) / total).toFixed(0)}%` : '-']),
-      ['#', 'task', 'weight', 'trials', 'errors', 'best trial', 'default', 'built with', 'library', 'share'],
+      rows.map((r) => [r.task.id, r.task.name.slice(0, 40), r.task.weight, r.task.trials, r.task.errors, fmtMs(r.task.best_ms), fmtMs(r.task.default_ms), fmtMs(r.task.library_ms), r.as ? RUNS_AS_LABELS[r.as] : '-', r.share !== null ? `${(100 * r.share).toFixed(1)}%` : '-']),
+      ['#', 'task', 'weight', 'trials', 'errors', 'best trial', 'default', 'library', 'runs as', 'share'],
     ),
   );
-  out.line(`Estimated end-to-end: ${est !== null && est !== undefined ? fmtMs(est) : '-'}; measured: ${typeof t.measured_ms === 'number' ? fmtMs(t.measured_ms) : '-'}`);
+  if (library.tasks) out.line(`Library kernels (not tuned): ${library.tasks} task(s), ${fmtMs(library.ms)}${library.share !== null ? `, ${(100 * library.share).toFixed(1)}% of the estimate` : ''}.`);
+  out.line(`Estimated end-to-end (sum of kernels, not a measurement): ${fmtMs(t.estimated_ms)}; measured (the tuned build, p50${fmtSizes(latency?.sizes) ? ` ${fmtSizes(latency?.sizes)}` : ''}): ${fmtMs(t.measured_ms)}`);
   for (const n of t.notes) out.line(`Note: ${n}`);
 }
 
@@ -204,7 +200,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   const r: CompileResult = parseJobResult(trials !== undefined ? 'tune' : 'compile', outcome.result);
   out.result(r);
   printCompileResult(r, out);
-  if (r.tuning) printTuning(r.tuning, out);
+  if (r.tuning) printTuning(r.tuning, out, r.latency_ms);
   if (r.verification.skipped) {
     out.line('\nThe build was not verified on this machine: verify it on the CPU it was compiled for before deploying it.');
     return EXIT.failed;

@@ -14,6 +14,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { describeIssues, WorkbenchError } from '../../contract/errors.js';
 import { JobEventSchema, jobOutcomeSchema, JobRequestSchema, upgradeStoredRequest, type JobEvent, type JobOutcome, type ParsedJobRequest } from '../../contract/jobs.js';
 import { JOB_ID, RunSummarySchema, type ModelRuns, type RunKind, type RunRecord, type RunSummary } from '../../contract/runs.js';
+import { emptyTuneRecord, foldTuneEvents, runOf, runOfSummary, type TuneRecord } from '../../contract/tune-record.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { projectDir } from '../paths.js';
 import { readRegularFile } from '../read-file.js';
@@ -152,7 +153,19 @@ interface LiveRun {
   summary: RunSummary;
   events: JobEvent[];
   outcome: JobOutcome | null;
+  /** A tune's record, folded from its events as the app folds them (summary.tune). */
+  tune?: TuneRecord;
+  savedAt?: number;
 }
+
+/** A tune's record from its recorded events (an interrupted or rebuilt run), else undefined. */
+function tuneOfEvents(request: ParsedJobRequest, events: JobEvent[], state: string): RunSummary['tune'] {
+  if (request.kind !== 'tune' || request.export_path) return undefined;
+  return runOf(foldTuneEvents(emptyTuneRecord(request.trials), events), state);
+}
+
+/** How often a running tune's summary (trial counts, estimate) is rewritten at most, in ms. */
+const TUNE_SUMMARY_EVERY_MS = 2000;
 
 /** Live runs keep at most this many events in memory; the file keeps them all. */
 const MAX_MEMORY_EVENTS = 50_000;
@@ -192,6 +205,11 @@ export class RunStore {
     } catch {
       /* kept in memory */
     }
+    if (run.summary.kind === 'tune' && (e.event === 'tune.trial' || e.event === 'tune.tasks') && run.summary.request.kind === 'tune') {
+      run.tune = foldTuneEvents(run.tune ?? emptyTuneRecord(run.summary.request.trials), [e]);
+      run.summary.tune = runOf(run.tune, 'running');
+      if (Date.now() - (run.savedAt ?? 0) >= TUNE_SUMMARY_EVERY_MS) this.saveSummary(run);
+    }
     if (e.event === 'job.state' && e.data.state !== run.summary.state) {
       run.summary.state = e.data.state;
       this.saveSummary(run);
@@ -205,6 +223,13 @@ export class RunStore {
     run.summary.state = outcome.state;
     run.summary.finishedAt = Date.now();
     if (outcome.state === 'failed') run.summary.error = outcome.error.message;
+    if (run.summary.kind === 'tune') {
+      // A finished tune's figures are its result's (the engine's record); a cancelled or failed
+      // one's, what its events recorded (the trials it did, not its budget).
+      const tuning = outcome.state === 'succeeded' ? (outcome.result as { tuning?: Parameters<typeof runOfSummary>[0] } | undefined)?.tuning : undefined;
+      if (tuning) run.summary.tune = { ...runOfSummary(tuning), state: 'succeeded' };
+      else if (run.tune) run.summary.tune = runOf(run.tune, outcome.state);
+    }
     try {
       writeFileAtomic(join(run.dir, 'outcome.json'), JSON.stringify(outcome));
     } catch {
@@ -214,6 +239,7 @@ export class RunStore {
   }
 
   private saveSummary(run: LiveRun): void {
+    run.savedAt = Date.now();
     try {
       writeFileAtomic(join(run.dir, 'run.json'), JSON.stringify(run.summary));
     } catch {
@@ -232,6 +258,8 @@ export class RunStore {
     const outcome = readOutcome(dir, job, request.data.kind);
     // Job ids end with their start time in base 36 (JOB_ID).
     const startedAt = parseInt(job.slice(job.lastIndexOf('-') + 1), 36) || 0;
+    const events = readEvents(join(dir, 'events.jsonl'));
+    const tune = tuneOfEvents(request.data, events, outcome?.state ?? 'interrupted');
     return {
       job,
       kind,
@@ -240,7 +268,8 @@ export class RunStore {
       startedAt,
       request: request.data,
       ...(outcome?.state === 'failed' ? { error: outcome.error.message } : {}),
-      events: readEvents(join(dir, 'events.jsonl')).length,
+      ...(tune ? { tune } : {}),
+      events: events.length,
       damaged: `Its summary (${join(dir, 'run.json')}) is missing or damaged: this run was rebuilt from its request, events and outcome.`,
     };
   }
@@ -257,7 +286,9 @@ export class RunStore {
       // Running in another live process (a CLI beside the app): its own, not interrupted.
       if (ownerAlive(s.owner)) return s;
       // Its summary was last written at a state change: the events on disk are what it recorded.
-      return { ...s, state: 'interrupted', events: Math.max(s.events, readEvents(join(dir, 'events.jsonl')).length) };
+      const events = readEvents(join(dir, 'events.jsonl'));
+      const tune = tuneOfEvents(s.request, events, 'interrupted');
+      return { ...s, state: 'interrupted', events: Math.max(s.events, events.length), ...(tune ? { tune } : {}) };
     }
     return s;
   }

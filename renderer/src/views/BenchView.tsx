@@ -2,7 +2,8 @@ import { useMemo } from 'react';
 import { Bar, BarChart, CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { fmtAxisMs, histogram, LegendItems, logTicks, seriesColor } from '../charts.js';
 import { bench, cancel } from '../actions.js';
-import { Empty, JobStatus, NeedsModel, Table, fmtMs, fmtSpeedup } from '../components.js';
+import { Empty, JobStatus, NeedsModel, Table, fmtMs } from '../components.js';
+import { compareLatency } from '../../../app/contract/format.js';
 import { set, useStore, type BenchSample } from '../store.js';
 
 function pct(sorted: number[], p: number): number {
@@ -25,7 +26,7 @@ export function spreadWarning(s: { p50: number; p90: number; min: number; n: num
 }
 
 export function BenchView() {
-  const { modelPath, benchVs, benchIterations, benchJob, benchSamples, jobs } = useStore();
+  const { modelPath, benchVs, benchIterations, benchJob, benchSamples, benchResult, jobs } = useStore();
   const running = benchJob ? ['running', 'queued'].includes(jobs[benchJob]?.state ?? '') : false;
   const models = Object.keys(benchSamples);
   const data = useMemo(() => {
@@ -39,11 +40,18 @@ export function BenchView() {
     });
     return [...rows.values()].sort((a, b) => a.i - b.i);
   }, [benchSamples]);
+  // Once the run is over, its result's statistics (the ones `torchtvm bench` prints); while it
+  // runs, the samples so far.
+  const final = !running && benchResult && benchResult.vs !== benchResult.model ? new Map([[benchResult.model, benchResult.stats], ...(benchResult.vs && benchResult.vs_stats ? [[benchResult.vs, benchResult.vs_stats] as const] : [])]) : null;
   const stats = models.map((m) => {
+    const f = final?.get(m);
+    if (f) return { m, n: f.runs, p50: f.p50, p90: f.p90, p99: f.p99 ?? NaN, min: f.min };
     const v = benchSamples[m].map((s) => s.ms).sort((a, b) => a - b);
     return { m, n: v.length, p50: pct(v, 50), p90: pct(v, 90), p99: pct(v, 99), min: v[0] };
   });
-  const base = stats[0]?.p50;
+  // Each model against the first, as the CLI states it: "1.65× faster", or a warning where the
+  // runs' spread can explain the difference (or the ratio is implausible), never a bold guess.
+  const vs = stats.map((s, k) => (k === 0 ? null : compareLatency(stats[0], s, { baselineLabel: stats[0].m.split('/').pop(), candidateLabel: s.m.split('/').pop() })));
   const cancelling = running && !!jobs[benchJob!]?.cancelRequested;
   // Samples so far over iterations × models: the bar and the ETA (the warm-up is not counted).
   const expected = benchIterations * Math.max(models.length, benchVs.trim() ? 2 : 1);
@@ -95,7 +103,15 @@ export function BenchView() {
               </div>
             </div>
             <LegendItems items={models.map((m, k) => ({ label: m.split('/').pop() ?? m, color: seriesColor(k), kind: 'bar' as const, title: m }))} />
-            <Table testId="bench-table" head={['model', 'runs', 'p50', 'p90', 'p99', 'min', 'p90 / p50', 'vs first']} rows={stats.map((s, k) => [s.m.split('/').pop(), s.n, fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), fmtMs(s.min), `${(s.p90 / s.p50).toFixed(2)}×`, k === 0 ? 'baseline' : <b key="r" data-testid="bench-ratio">{fmtSpeedup(base, s.p50)}</b>])} />
+            <Table testId="bench-table" head={['model', 'runs', 'p50', 'p90', 'p99', 'min', 'p90 / p50', 'vs first']} rows={stats.map((s, k) => {
+              const c = vs[k];
+              return [s.m.split('/').pop(), s.n, fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), fmtMs(s.min), `${(s.p90 / s.p50).toFixed(2)}×`, !c ? 'baseline' : c.strong ? <b key="r" data-testid="bench-ratio">{c.text}</b> : <span key="r" className="warn" data-testid="bench-ratio" data-verdict={c.kind} title={c.warning ?? undefined}>{c.text}</span>];
+            })} />
+            {!running && vs.map((c, k) => (c?.warning ? (
+              <div key={`w${k}`} className="banner warn" data-testid="ratio-warning" data-verdict={c.kind}>
+                {c.warning} <button onClick={() => void bench()} data-testid="measure-again">Measure again</button>
+              </div>
+            ) : null))}
             {stats.map((s) => {
               const w = spreadWarning(s);
               return w ? <p key={s.m} className="banner warn" data-testid="spread-warning">{s.m.split('/').pop()}: {w}</p> : null;

@@ -6,6 +6,7 @@ import type { TuningLog } from '../../../app/contract/results.js';
 import { set, useStore, type TuningRun } from '../store.js';
 import { fmtAxisMs, LegendItems, seriesColor } from '../charts.js';
 import { RunsList } from './RunsList.js';
+import { placedMs, RUNS_AS_LABELS, taskShares, tasksOfLog, tuneFigures } from '../../../app/contract/tune-record.js';
 
 type Curve = Array<{ n: number; ms: number }>;
 
@@ -16,9 +17,11 @@ function runTasks(data: TuningLog): LogTask[] {
 }
 
 /**
- * A run's best-so-far curve. For one task: its own curve. For the whole model: Σ weight × best over
- * tasks, with the tasks' records interleaved in proportion to their counts (the database keeps
- * per-task order only), drawn once every task has a best.
+ * A run's best-so-far curve. For one task: its own curve. For the whole model: the tune's estimate
+ * (Σ weight × each task's time as the build runs it: best record or default schedule, or the
+ * library kernel where faster; placedMs) over the tasks the workbench weighed, with the tasks'
+ * records interleaved in proportion to their counts (the database keeps per-task order only),
+ * drawn once every task has a time. Its last point is the log's estimate, the Tune page's.
  */
 export function runCurve(data: TuningLog, task: number | 'model', maxPoints = 400): Curve {
   const tasks = runTasks(data);
@@ -29,22 +32,55 @@ export function runCurve(data: TuningLog, task: number | 'model', maxPoints = 40
   }
   const total = tasks.reduce((a, t) => a + t.curve.length, 0);
   const stride = Math.max(1, Math.ceil(total / maxPoints));
+  // A work dir made elsewhere has no weights: every task counts once.
+  const weighed = tasks.some((t) => t.weight !== null) ? tasks.filter((t) => t.weight !== null) : tasks;
   const out: Curve = [];
   for (let i = stride; i <= total + stride - 1; i += stride) {
     const step = Math.min(i, total);
     let sum = 0;
     let complete = true;
-    for (const t of tasks) {
+    for (const t of weighed) {
       const k = Math.round((step * t.curve.length) / total);
       const best = k > 0 ? t.curve[k - 1] : null;
-      if (best === null) complete = false;
-      else sum += best * (t.weight ?? 1);
+      const { ms } = placedMs({ best_ms: best, default_ms: t.default_ms ?? null, library_ms: t.library_ms ?? null });
+      if (ms === null) complete = false;
+      else sum += ms * (t.weight ?? 1);
     }
     if (complete) out.push({ n: step, ms: sum });
   }
   return out;
 }
 
+
+/** One work dir: its runs (the records the Tune page and the CLI show), then its tasks, as the Tune page's table. */
+function LogCard({ run: r }: { run: TuningRun }) {
+  const shares = new Map(taskShares(tasksOfLog(r.data)).rows.map((x) => [x.task.id, x]));
+  const runs = r.data.runs ?? [];
+  return (
+    <div className="card" data-testid="log-card">
+      <h3>{r.dir}</h3>
+      <p className="hint">{r.data.records} records, {r.data.failures} failed · estimated end-to-end (sum of kernels, an estimate) <b data-testid="log-estimate">{fmtMs(r.data.estimated_ms)}</b>{r.data.model ? ` · model ${r.data.model}` : ''}</p>
+      {runs.length > 0 && (
+        <Table
+          testId="log-runs"
+          head={['run', 'state', 'trials', 'this run', 'first estimate', 'estimate', 'measured']}
+          rows={runs.map((x, i) => {
+            const f = tuneFigures(x);
+            return [x.id ?? String(i + 1), x.state ?? '–', f.trials, f.split, f.first, f.best, f.measured];
+          })}
+        />
+      )}
+      <Table
+        testId="log-tasks"
+        head={['task', 'weight', 'records', 'failures', 'best', 'default schedule', 'library kernel', 'runs as', 'share of the estimate']}
+        rows={runTasks(r.data).map((t) => {
+          const x = shares.get(t.workload);
+          return [t.name, t.weight ?? '–', t.records, t.failures, fmtMs(t.best_ms), fmtMs(t.default_ms), fmtMs(t.library_ms), x?.as ? RUNS_AS_LABELS[x.as] : '–', x?.share != null ? `${(100 * x.share).toFixed(1)}%` : '–'];
+        })}
+      />
+    </div>
+  );
+}
 
 export function LogsView() {
   const runs = useStore((s) => s.runs);
@@ -113,14 +149,8 @@ export function LogsView() {
             </ResponsiveContainer>
             <LegendItems items={shown.map((r, k) => ({ label: r.dir.split('/').slice(-2).join('/'), color: seriesColor(k), kind: 'line' as const, title: r.dir }))} />
           </div>
-          <p className="hint">The log reader's number is an estimate from the database: each task's best record × its weight, summed. It can differ from the Tune page's live estimate (which also counts a kernel's default schedule when no record beats it) and from the measured latency of a build (which includes everything between kernels).</p>
-          {shown.map((r) => (
-            <div key={r.dir} className="card">
-              <h3>{r.dir}</h3>
-              <p className="hint">{r.data.records} records, {r.data.failures} failed · estimated end-to-end (sum of best records) {fmtMs(r.data.estimated_ms)}{r.data.model ? ` · model ${r.data.model}` : ''}</p>
-              <Table testId="log-tasks" head={['task', 'weight', 'records', 'failures', 'best']} rows={runTasks(r.data).map((t) => [t.name, t.weight ?? '–', t.records, t.failures, fmtMs(t.best_ms)])} />
-            </div>
-          ))}
+          <p className="hint">The estimate is the Tune page&apos;s: Σ weight × each kernel&apos;s time as the build runs it (its best record, or its default schedule, or the library kernel where faster), from the times the tune kept in the work dir. It is an estimate, not a measurement: a build&apos;s measured latency includes everything between kernels.</p>
+          {shown.map((r) => <LogCard key={r.dir} run={r} />)}
         </>
       )}
     </section>

@@ -1,5 +1,6 @@
 // The open model's runs (compile, tune, bench, export), newest first, from its project folder.
 import type { RunSummary } from '../../../app/contract/runs.js';
+import { tuneFigures } from '../../../app/contract/tune-record.js';
 import { fmtDuration } from '../components.js';
 import { useStore } from '../store.js';
 
@@ -11,7 +12,8 @@ function when(t: number): string {
 function what(r: RunSummary): string {
   const q = r.request;
   if (r.kind === 'export' && (q.kind === 'compile' || q.kind === 'tune')) return `→ ${q.export_path ?? ''}`;
-  if (q.kind === 'tune') return `${q.trials} trials${q.work_dir ? ` · work dir ${q.work_dir}` : ''}`;
+  // A tune's record (what it did), not its request's budget: a cancelled run of 24 did 9.
+  if (q.kind === 'tune') return `${r.tune ? `${tuneFigures(r.tune).trials} trials (${tuneFigures(r.tune).split}) · estimated ${tuneFigures(r.tune).best}` : `budget ${q.trials} trials`}${q.work_dir ? ` · work dir ${q.work_dir}` : ''}`;
   if (q.kind === 'bench') return `${q.iterations} iterations${q.vs ? ` · vs ${q.vs.split('/').pop()}` : ''}`;
   return q.kind === 'compile' ? `target ${q.target}` : '';
 }

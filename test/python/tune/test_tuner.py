@@ -47,7 +47,7 @@ def test_tune_events_and_result(model, tmp_path):
     tasks = [d for e, d in events if e == "tune.tasks"]
     assert len(tasks) == 1 and len(tasks[0]["tasks"]) == 2
     trials = [d for e, d in events if e == "tune.trial"]
-    assert len(trials) == result["tuning"]["new_trials"] >= 8
+    assert len(trials) == result["tuning"]["new_trials"] == 8  # the budget is exact
     for tid in {d["task_id"] for d in trials}:
         bests = [d["best_ms"] for d in trials if d["task_id"] == tid and d["best_ms"] is not None]
         assert bests == sorted(bests, reverse=True), "best-so-far must never rise"
@@ -108,7 +108,7 @@ def test_cancel_then_resume_reuses_records(model, tmp_path):
     # The budget counts the records already there: only the rest is measured.
     assert tuning["new_trials"] == len([1 for e, _ in events if e == "tune.trial"])
     assert kept + tuning["new_trials"] == len(_records(wd)) == tuning["trials"]
-    assert tuning["new_trials"] <= 16 - kept + 15  # at most one batch over the budget
+    assert tuning["new_trials"] == 16 - kept  # exactly the rest of the budget, never a batch over
     # Again with the budget used up: nothing is measured, records are applied.
     again, events, _ = _run(model, wd, trials=tuning["trials"])
     assert again["tuning"]["new_trials"] == 0 and not [1 for e, _ in events if e == "tune.trial"]

@@ -1,8 +1,9 @@
 """Latency of the TorchScript model and the TVM module, in the same process and thread count.
 
-`compare` times several runners in interleaved rounds after a real warm-up (TorchScript's
-profiling executor optimizes only after a few runs; a baseline timed during that phase made builds
-look 100x faster than they were), so that a burst of load hits every runner alike."""
+`compare` times several runners in interleaved rounds after the same warm-up for each (until its
+calls stop getting faster: TorchScript's profiling executor optimizes only after a few runs, and a
+baseline timed during that phase made a build look 745x faster than it was), so that a burst of
+load hits every runner alike. Latency is the p50 of the timed calls, reported with its spread."""
 
 from __future__ import annotations
 
@@ -67,24 +68,45 @@ def frozen_torchscript(module):
         return None, f"torch.jit.freeze failed: {str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__}"
 
 
+def warm_up(f, warmup_ms: float = 300.0, max_ms: float = 5000.0) -> list[float]:
+    """Calls `f(n)` (-> [ms per call]) until its calls stop getting faster: at least 6 calls and
+    `warmup_ms`, and then until the last 3 calls' median is no more than 20% below the 3 before
+    (TorchScript's profiling executor and oneDNN's first calls are slow for a while), within
+    `max_ms`. Every runner of a comparison gets this same warm-up. Returns the warm-up's samples."""
+    samples = f(6)
+    while len(samples) < 4000 and sum(samples) < max_ms:
+        settled = sum(samples) >= warmup_ms and statistics.median(samples[-3:]) >= 0.8 * statistics.median(samples[-6:-3])
+        if settled:
+            break
+        samples += f(max(3, len(samples) // 2))
+    return samples
+
+
 def compare(timers: dict, budget_ms: float = 4000.0, rounds: int = 5, warmup_ms: float = 300.0) -> dict[str, dict]:
     """Times each of `timers` ({name: f(repeat) -> [ms per call]}) in `rounds` interleaved rounds
-    after a warm-up of at least 5 calls and `warmup_ms` each; returns {name: summarize(...)}. The
-    calls per round are sized so the whole comparison takes about `budget_ms`."""
+    after the same warm-up (warm_up); returns {name: summarize(...)}. The calls per round are sized
+    so the whole comparison takes about `budget_ms`. A runner whose first round is still much slower
+    than its later ones (it was not warm yet) has that round left out, as every runner would."""
     per_call: dict[str, float] = {}
     for name, f in timers.items():
-        samples = f(5)
-        while sum(samples) < warmup_ms and len(samples) < 2000:
-            samples += f(max(1, len(samples)))
+        samples = warm_up(f, warmup_ms)
         per_call[name] = max(statistics.median(samples[-5:]), 1e-3)
     share = budget_ms / (rounds * max(len(timers), 1))
     calls = {name: int(max(3, min(200, share // ms))) for name, ms in per_call.items()}
-    runs: dict[str, list[float]] = {name: [] for name in timers}
+    runs: dict[str, list[list[float]]] = {name: [] for name in timers}
     for r in range(rounds):
         order = list(timers)[r % len(timers):] + list(timers)[: r % len(timers)]  # rotated per round
         for name in order:
-            runs[name] += timers[name](calls[name])
-    return {name: summarize(v) for name, v in runs.items()}
+            runs[name].append(timers[name](calls[name]))
+    return {name: summarize(_warm_rounds(v)) for name, v in runs.items()}
+
+
+def _warm_rounds(rounds: list[list[float]]) -> list[float]:
+    """The samples of every round, less leading rounds whose median is over 1.5x the median of the
+    rounds after them (still warming up)."""
+    while len(rounds) > 2 and statistics.median(rounds[0]) > 1.5 * statistics.median([x for r in rounds[1:] for x in r]):
+        rounds = rounds[1:]
+    return [x for r in rounds for x in r]
 
 
 def time_tvm(runner, inputs: list[torch.Tensor], repeat: int | None = None) -> dict:

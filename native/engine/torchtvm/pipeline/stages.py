@@ -23,11 +23,12 @@ from torchtvm.common import cpu_features
 from torchtvm.common.errors import EngineError
 from torchtvm.common.options import CompileOptions
 from torchtvm.common.progress import JobContext
-from torchtvm.common.specs import InputSpec
+from torchtvm.common.specs import InputSpec, SymDim
 from torchtvm.deploy import builds
 from torchtvm.frontend.import_cache import ImportCache
 from torchtvm.frontend.importer import Imported, import_torchscript, program_specs
 from torchtvm.frontend.loader import is_exported, load_model, runnable
+from torchtvm.tune import runs as _tune_runs
 from torchtvm.verify.checks import (
     verification_shapes,
     verify_edge_values,
@@ -184,23 +185,39 @@ def measure(run: Run, sample: list[torch.Tensor]) -> None:
         "ratio": tvm_lat["p50"] / torch_lat["p50"] if torch_lat["p50"] > 0 else None,
         "baseline": baseline,
         "baseline_ratio": ratio,
+        # The sizes of the symbolic dims these latencies were measured at (a symbolic batch is
+        # timed at one size: the numbers say which).
+        "sizes": _symbol_sizes(run.specs, sample),
     }
     if frozen is not None:
         result["torch_frozen"] = stats["torch_frozen"]
     elif why_not and not is_exported(run.module):
         result["baseline_note"] = f"TorchScript as loaded ({why_not})"
     run.result["latency_ms"] = result
+    if run.options.trials and run.options.work_dir:
+        # A tune's build: its measured latency goes into the run's record in the work dir too.
+        _tune_runs.note_measured(run.options.work_dir, run.ctx.job_id, tvm_lat["p50"])
     if ratio is not None and ratio > SLOWER_MARGIN:
         costly = built.costliest(sample)
         where = "; ".join(f"{k['kernel']} {k['ms']:.3f} ms ({100 * k['share']:.0f}%)" for k in costly)
         sentence = (
-            f"This build is {ratio:.2f}x slower than the model you brought, run as {baseline} "
+            f"This build is {ratio:.2f}× slower than the model you brought, run as {baseline} "
             f"({tvm_lat['p50']:.3f} ms against {base_lat['p50']:.3f} ms, p50, same process and threads)"
             + (f". Most of its time: {where}" if where else "")
             + ". Try tuning (--trials), or keep the model in PyTorch."
         )
         run.result["slower"] = {"ratio": ratio, "baseline": baseline, "tvm_ms": tvm_lat["p50"], "baseline_ms": base_lat["p50"], "costliest": costly, "message": sentence}
         run.ctx.log(sentence, "warn")
+
+
+def _symbol_sizes(specs: list[InputSpec], sample: list[torch.Tensor]) -> dict[str, int]:
+    """{symbol: size} of the symbolic dims in `sample` (what a latency was measured at)."""
+    sizes: dict[str, int] = {}
+    for spec, t in zip(specs, sample):
+        for d, n in zip(spec.dims, getattr(t, "shape", ())):
+            if isinstance(d, SymDim):
+                sizes.setdefault(d.name, int(n))
+    return sizes
 
 
 def finish(run: Run) -> None:

@@ -3,7 +3,10 @@ tasks, record counts, best latency, failures and best-so-far curves (the RPC met
 shown by `torchtvm log` and the app's tuning view).
 
 It counts records by database.py's rules (valid_workload, valid_record, run_ms), the ones the repair
-that a resume runs first applies, so the log and a resumed tune agree on which records are usable.
+that a resume runs first applies, so the log and a resumed tune agree on which records are usable;
+its estimate is the tune's (tune/estimate.py: best record or default schedule, or the library kernel
+where faster, from the times the sidecar keeps), and it lists the work dir's run records (runs.py),
+so it shows the same numbers as the Tune page and the CLI for the same work dir.
 Damaged lines are skipped and counted, never fatal. Reads files only: it imports neither TVM nor
 torch, so the server answers it while a job runs (rpc_server.QUICK_METHODS).
 """
@@ -18,6 +21,7 @@ import os
 import re
 
 from torchtvm.common.errors import EngineError
+from torchtvm.tune import estimate as _estimate
 from torchtvm.tune.database import (
     RECORD_FILE,
     WORKLOAD_FILE,
@@ -28,6 +32,7 @@ from torchtvm.tune.database import (
     valid_record_shape,
     valid_workload,
 )
+from torchtvm.tune.runs import read_runs
 
 MAX_REASONS = 10
 # TVM's JSON graph keeps a PrimFunc's global symbol as a string node after its key.
@@ -58,6 +63,10 @@ def _sidecar(work_dir: str) -> tuple[str | None, dict[str, dict]]:
                 entry["name"] = name
             if isinstance(weight, (int, float)) and not isinstance(weight, bool) and _finite(weight):
                 entry["weight"] = weight
+            for k in ("default_ms", "library_ms"):
+                t = v.get(k)
+                if isinstance(t, (int, float)) and not isinstance(t, bool) and _finite(t) and t > 0:
+                    entry[k] = float(t)
             workloads[h] = entry
     return (model if isinstance(model, str) else None), workloads
 
@@ -140,7 +149,8 @@ def read_tuning_log(work_dir: str) -> dict:
             name = parsed_name(b64)
             if name and named_by == "index":
                 named_by = "parsed"
-        tasks.append({"workload": i, "hash": h, "name": name or f"workload {i}", "weight": known.get("weight"), "records": 0, "failures": 0, "best_ms": None, "curve": []})
+        tasks.append({"workload": i, "hash": h, "name": name or f"workload {i}", "weight": known.get("weight"), "records": 0, "failures": 0, "best_ms": None,
+                      "default_ms": known.get("default_ms"), "library_ms": known.get("library_ms"), "curve": []})
 
     targets: dict[str, None] = {}  # insertion-ordered set
     records = failures = 0
@@ -173,14 +183,10 @@ def read_tuning_log(work_dir: str) -> dict:
             task["best_ms"] = ms
         task["curve"].append(task["best_ms"])
 
+    # The tune's estimate over this model's tasks (those the workbench weighed): the same
+    # definition as the Tune page's, from the default schedules and library times it kept.
     weighted = [t for t in tasks if t["weight"] is not None]
-    estimated = None
-    if weighted and all(t["best_ms"] is not None for t in weighted):
-        try:
-            total = sum(t["weight"] * t["best_ms"] for t in weighted)
-            estimated = total if math.isfinite(total) else None  # absurd weights give no estimate
-        except OverflowError:
-            estimated = None
+    estimated = _estimate.estimate([t["weight"] for t in weighted], [t["best_ms"] for t in weighted], [t["default_ms"] for t in weighted], [t["library_ms"] for t in weighted]) if weighted else None
     return {
         "dir": d,
         "tasks": tasks,
@@ -191,5 +197,7 @@ def read_tuning_log(work_dir: str) -> dict:
         "targets": list(targets),
         "model": model,
         "named_by": named_by,
+        # One record per tuning run the workbench made here, oldest first (runs.py).
+        "runs": read_runs(d),
     }
 

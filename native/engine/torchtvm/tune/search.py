@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from typing import Callable
 
 from torchtvm.backend.cpu_schedule import ParallelVectorize
 from torchtvm.common import write_roots
 from torchtvm.common.errors import EngineError, first_error_line
 from torchtvm.common.progress import JobContext
+from torchtvm.tune import estimate as _estimate
 from torchtvm.tune.database import run_ms
 
 CANCELLED_MSG = "torchtvm: skipped, the job was cancelled"
+# A candidate past the budget (the work dir's total, or a task's share) is not built, measured or
+# recorded: MetaSchedule proposes a whole batch, and the budget is exact, never exceeded.
+OVER_BUDGET_MSG = "torchtvm: skipped, over the trial budget"
+SKIPPED = (CANCELLED_MSG, OVER_BUDGET_MSG)
 
 
 class SearchState:
@@ -43,27 +50,35 @@ class SearchState:
         # Set when the work dir now resolves outside the folders the job may write in (a folder
         # swapped for a symlink mid-tune): tuning stops before writing there, and this is raised.
         self.refusal: EngineError | None = None
+        # The task whose batch is being built (the scheduler's latest pick), for the budget check.
+        self.current: int | None = None
+        # Called after every measured batch (the run's record in the work dir is rewritten).
+        self.on_batch: Callable[[], None] | None = None
+
+    def room(self, task: int | None) -> int | None:
+        """How many more trials the budget allows (the work dir's total, and `task`'s share when
+        trials_per_task is set); None when unbounded."""
+        left = None if self.budget is None else self.budget - self.total
+        if self.per_task is not None and task is not None:
+            share = self.per_task - self.trials[task]
+            left = share if left is None else min(left, share)
+        return None if left is None else max(0, left)
 
     def beats_default(self, i: int, ms: float | None) -> bool:
         """Whether a record timed `ms` is applied to task i: only when it beats the default schedule."""
-        default = self.defaults[i]
-        return ms is not None and (default is None or ms < default)
+        return _estimate.beats_default(ms, self.defaults[i])
 
     def applied(self, i: int) -> float | None:
         """What the build will run for task i: its best record if that beats the default schedule."""
-        return self.best[i] if self.beats_default(i, self.best[i]) else self.defaults[i]
+        return _estimate.applied(self.best[i], self.defaults[i])
 
     def placed(self, i: int) -> float | None:
-        """What the build is expected to run for task i: its applied kernel, or the library call
-        where that is faster."""
-        a, lib = self.applied(i), self.library[i]
-        return a if lib is None or a is None else min(a, lib)
+        """What the build is expected to run for task i (tune/estimate.py)."""
+        return _estimate.placed(self.best[i], self.defaults[i], self.library[i])
 
     def estimate(self) -> float | None:
-        per_task = [self.placed(i) for i in range(len(self.names))]
-        if any(v is None for v in per_task):
-            return None
-        return sum(w * v for w, v in zip(self.weights, per_task))
+        """Σ weight x placed time (tune/estimate.py: the log reader's definition too)."""
+        return _estimate.estimate(self.weights, self.best, self.defaults, self.library)
 
 
 def _appended(path: str, since: int) -> tuple[int, bool]:
@@ -109,13 +124,18 @@ def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str
             self.chunk = chunk
 
         def build(self, build_inputs):
+            # The scheduler joins every batch before it picks the next, so one batch is in flight:
+            # what the budget still allows is known here, and the rest of the batch is skipped.
+            room = state.room(state.current)
+            n = len(build_inputs) if room is None else min(room, len(build_inputs))
             out = []
-            for i in range(0, len(build_inputs), self.chunk):
-                part = build_inputs[i:i + self.chunk]
+            for i in range(0, n, self.chunk):
+                part = build_inputs[i:min(n, i + self.chunk)]
                 if state.ctx.cancelled:
                     out.extend(BuilderResult(None, CANCELLED_MSG) for _ in part)
                 else:
                     out.extend(self.inner.build(part))
+            out.extend(BuilderResult(None, OVER_BUDGET_MSG) for _ in build_inputs[n:])
             return out
 
     @derived_object
@@ -145,6 +165,10 @@ def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str
                     alive.append(i)
             if not alive:
                 return -1
+            state.current = self.pick(alive)
+            return state.current
+
+        def pick(self, alive: list[int]) -> int:
             untried = [i for i in alive if state.trials[i] == 0]
             if untried:
                 return untried[0]
@@ -174,7 +198,7 @@ def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str
             self.remove = RemoveBuildArtifact()
 
         def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
-            keep = [i for i, b in enumerate(builder_results) if not (b.error_msg and str(b.error_msg) == CANCELLED_MSG)]
+            keep = [i for i, b in enumerate(builder_results) if not (b.error_msg and str(b.error_msg) in SKIPPED)]
             if keep:
                 c = [measure_candidates[i] for i in keep]
                 b = [builder_results[i] for i in keep]
@@ -230,9 +254,12 @@ def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str
                     "error": err,
                     "best_ms": state.best[task_id],
                     "estimated_total_ms": est,
+                    "time_s": time.time(),
                 }
                 state.curve.append({"total_trials": state.total, "estimated_ms": est})
                 state.ctx.emit("tune.trial", data)
+            if keep and state.on_batch is not None:
+                state.on_batch()
 
     del ms
     return CancellableBuilder(builder_impl, workers), WorkbenchScheduler(), TrialEvents()

@@ -12,7 +12,13 @@ Why a custom task scheduler and measure callback instead of `tune_relax` (search
 - resume: MetaSchedule 0.27's evolutionary search does not treat database records as measured
   (a TODO in evolutionary_search.cc), so the budget counts existing records: `trials` is the total
   for the work dir, and a task's records count towards `trials_per_task`. The database's best
-  records still seed the search, so tuning continues from where it stopped.
+  records still seed the search, so tuning continues from where it stopped;
+- the budget is exact: MetaSchedule proposes whole batches, and the candidates of a batch past the
+  budget are skipped (never built, measured or recorded);
+- one record per run (runs.py): budget, the records it started from, its own trials, its first and
+  best estimate, kept in the work dir after every batch. The library times and default schedules
+  the estimate counts are timed once per work dir and target (sidecar), so a resume's estimate
+  starts where the run it resumed ended and moves only with tuned kernels.
 
 The work dir's files and their repair are database.py's.
 """
@@ -37,6 +43,7 @@ from torchtvm.common.progress import JobContext
 from torchtvm.common.specs import SymDim
 from torchtvm.frontend.import_cache import ImportCache
 from torchtvm.frontend.importer import Imported
+from torchtvm.tune import runs as _runs
 from torchtvm.tune.database import (
     RECORD_FILE,
     read_sidecar,
@@ -123,8 +130,21 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
     pools = _Pools(max(1, min(threads, os.cpu_count() or 1)))
     state = SearchState(ctx, tasks.names, tasks.weights, existing, best, options.trials, options.trials_per_task)
     _time_baselines(state, tasks, imported, info, pools, options, ctx)
-    ctx.check_cancelled()
-    tune_s = _search(state, tasks, database, pools, existing, resumed, options, ctx)
+    record = _start_record(state, resumed, options, ctx)
+    ctx.emit("tune.tasks", {
+        "tasks": [{"id": i, "name": n, "weight": w, "default_ms": d, "library_ms": state.library[i], "records": state.trials[i], "best_ms": state.best[i]}
+                  for i, (n, w, d) in enumerate(zip(tasks.names, tasks.weights, state.defaults))],
+        "budget": options.trials,
+        "resumed_records": resumed,
+        "estimated_ms": record["first_estimate_ms"],
+    })
+    try:
+        ctx.check_cancelled()
+        tune_s = _search(state, tasks, database, pools, existing, resumed, options, ctx)
+    except BaseException as e:
+        _save_record(record, state, work_dir, "cancelled" if isinstance(e, Cancelled) else "failed")
+        raise
+    _save_record(record, state, work_dir, "tuned")
     short = _ended_early(state, options)
     if short:
         notes.append(short)
@@ -140,9 +160,12 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
             for i, (n, w) in enumerate(zip(tasks.names, tasks.weights))
         ],
         "estimated_ms": state.estimate(),
+        "first_estimate_ms": record["first_estimate_ms"],
         "measured_ms": None,  # the pipeline fills it in after the build is measured
         "work_dir": work_dir,
         "resumed_records": resumed,
+        # This run's record in the work dir (runs.py): the figures every view shows.
+        "run": dict(record),
         # Whether the imported model and its tasks came from the work dir (a resume), and how long
         # getting them took.
         "import": {"reused": reused, "tasks_reused": tasks_reused, "seconds": round(import_s, 3), "cache": cache.dir},
@@ -155,6 +178,36 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
         "curve": state.curve,
     }
     return _records_to_apply(database, tasks, state, info), report
+
+
+def _start_record(state: SearchState, resumed: int, options: CompileOptions, ctx: JobContext) -> dict:
+    """This run's record (runs.py), written to the work dir before the first trial and after every
+    batch. Its id is the job's (numbered when the same id ran before, as Python API calls do)."""
+    work_dir = options.work_dir
+    assert work_dir is not None
+    taken = {r.get("id") for r in _runs.read_runs(work_dir)}
+    run_id, n = ctx.job_id, 1
+    while run_id in taken:
+        n += 1
+        run_id = f"{ctx.job_id}#{n}"
+    record = _runs.new_run(run_id, options.trials, options.trials_per_task, resumed, state.estimate())
+    state.on_batch = lambda: _save_record(record, state, work_dir, "running")
+    _save_record(record, state, work_dir, "running")
+    return record
+
+
+def _save_record(record: dict, state: SearchState, work_dir: str, run_state: str) -> None:
+    """Rewrites the run's record; a run with nothing to measure (its budget already met, as a tuned
+    export's is) keeps none in the work dir."""
+    if record["budget"] is not None and record["budget"] <= record["resumed"]:
+        return
+    record.update(state=run_state, trials=state.new_trials, total=state.total, errors=sum(state.errors), estimate_ms=state.estimate())
+    if run_state != "running":
+        record["ended_at"] = time.time()
+    try:
+        _runs.write_run(work_dir, record)
+    except OSError:
+        pass  # the record is a report: a full disk stops the tune through its records, not this
 
 
 def _ended_early(state: SearchState, options: CompileOptions) -> str | None:
@@ -215,8 +268,8 @@ def _resume_notes(foreign: int, mismatched: int, resumed: int, info: TargetInfo)
 
 def _time_baselines(state: SearchState, tasks: _Tasks, imported: Imported, info: TargetInfo, pools: _Pools, options: CompileOptions, ctx: JobContext) -> None:
     """What each record must beat: the kernel under the default CPU schedule (a few random
-    MetaSchedule samples are often slower), measured once per work dir and target and kept in the
-    sidecar; and the library call an op would otherwise run. Emits `tune.tasks`."""
+    MetaSchedule samples are often slower), and the library call an op would otherwise run; both
+    measured once per work dir and target and kept in the sidecar."""
     work_dir = options.work_dir
     assert work_dir is not None
     key = target_key(info.target)
@@ -232,16 +285,25 @@ def _time_baselines(state: SearchState, tasks: _Tasks, imported: Imported, info:
                 ctx.log(f"Could not time the default schedule of {len(missing)} kernel(s) ({', '.join(missing[:3])}{'…' if len(missing) > 3 else ''}); "
                         "their best records are applied without that comparison.", "warn")
         state.defaults = defaults
-    if builder.uses_library(info):
-        ctx.progress("tune", "timing the library kernel of each op (tuning goes first to the kernels TVM keeps)")
-        for i, ms_ in _measure.task_library_ms(builder.prepare(imported.mod, info), info, _library.library_dtypes(info.features), tasks.hashes).items():
-            state.library[i] = ms_
+    library_known = builder.uses_library(info)
+    if library_known:
+        # Timed once per work dir and target, like the default schedules: timing them again on a
+        # resume moved the estimate at a trial that had changed nothing.
+        cached = read_sidecar(work_dir).get("workloads") or {}
+        kept = [(cached.get(h) or {}) for h in tasks.hashes]
+        if all(k.get("library_target") == key for k in kept):
+            state.library = [k.get("library_ms") if isinstance(k.get("library_ms"), (int, float)) else None for k in kept]
+        else:
+            ctx.progress("tune", "timing the library kernel of each op (tuning goes first to the kernels TVM keeps)")
+            for i, ms_ in _measure.task_library_ms(builder.prepare(imported.mod, info), info, _library.library_dtypes(info.features), tasks.hashes).items():
+                state.library[i] = ms_
     sidecar: dict[str, dict] = {h: {"name": n, "weight": w} for h, n, w in zip(tasks.hashes, tasks.names, tasks.weights)}
-    for h, d in zip(tasks.hashes, state.defaults):
+    for h, d, lib in zip(tasks.hashes, state.defaults, state.library):
         if d is not None:
             sidecar[h].update({"default_ms": d, "default_target": key})
+        if library_known:
+            sidecar[h].update({"library_ms": lib, "library_target": key})
     write_sidecar(work_dir, sidecar, options.model, info.to_json())
-    ctx.emit("tune.tasks", {"tasks": [{"id": i, "name": n, "weight": w, "default_ms": d, "library_ms": state.library[i]} for i, (n, w, d) in enumerate(zip(tasks.names, tasks.weights, state.defaults))]})
 
 
 def _search(state: SearchState, tasks: _Tasks, database, pools: _Pools, existing: list[int], resumed: int, options: CompileOptions, ctx: JobContext) -> float:
