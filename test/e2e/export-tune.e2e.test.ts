@@ -7,7 +7,8 @@
 //   model kept in the work dir (its engine log, in a collapsible panel, says so).
 // Screenshots of the refusal and of the tune mid-run, light and dark, 1024×700 and 1920×1080.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -65,7 +66,7 @@ describe.skipIf(!hasChromium())('export refusals and tune feedback (browser mode
     await page.click('[data-testid=export-button]');
     await page.waitForSelector('[data-testid=export-done], [data-testid=job-compile][data-state=failed]', { timeout: LONG });
     expect(existsSync(path)).toBe(true);
-    expect(await page.textContent('[data-testid=export-build]')).toMatch(/^Build: untuned; placement auto/);
+    expect(await page.textContent('[data-testid=export-build]')).toMatch(/^Build: untuned · \d{4}-\d\d-\d\d \d\d:\d\d · [0-9a-f]{12} \(untuned; placement auto/);
     expect(await page.locator('button.copy').count()).toBeGreaterThanOrEqual(3); // the path and both snippets
     const py = (await page.textContent('[data-testid=python-snippet]'))!;
     const cpp = (await page.textContent('[data-testid=cpp-snippet]'))!;
@@ -166,4 +167,34 @@ describe.skipIf(!hasChromium())('export refusals and tune feedback (browser mode
     await page.screenshot({ path: shotPath('tune-02-resumed-log'), fullPage: true });
     expect(pageErrors).toEqual([]);
   }, 2 * LONG);
+
+  it('exports the tuned build the Tune page shows, byte for byte, without building again', async () => {
+    const tuned = (await page.textContent('[data-testid=result-build]'))!;
+    const id = /· ([0-9a-f]{12})/.exec(tuned)![1];
+    await nav('export');
+    const choice = page.locator('[data-testid=export-choice-tuned]');
+    expect(await choice.textContent()).toContain(id);
+    expect(await choice.locator('input').isChecked()).toBe(true); // the newest build for these inputs
+    expect(await page.textContent('[data-testid=export-kind]')).toContain(`Exports build ${id} as it was verified and measured`);
+    const out = join(dir, 'tuned.tvm.pt');
+    await page.getByLabel('Export path').fill(out);
+    const t0 = Date.now();
+    await page.click('[data-testid=export-button]');
+    await page.waitForSelector('[data-testid=export-done]', { timeout: 120_000 });
+    const took = Date.now() - t0;
+    expect(await page.textContent('[data-testid=export-build]')).toContain(id);
+    // The file is the build's package: its SHA-256 starts with the build's id.
+    const sum = createHash('sha256').update(readFileSync(out)).digest('hex');
+    expect(sum.slice(0, 12)).toBe(id);
+    // The export job ran no stage of a build: its recorded events show only the copy.
+    const runs = readdirSync(join(dir, 'home'), { recursive: true, encoding: 'utf8' }).filter((f) => /runs\/export-[^/]+\/events\.jsonl$/.test(f));
+    const newest = runs.map((f) => join(dir, 'home', f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+    const stages = readFileSync(newest, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; data: { stage?: string } }).filter((e) => e.event === 'job.progress').map((e) => e.data.stage);
+    expect(stages).toEqual(['export']);
+    expect(took).toBeLessThan(60_000);
+    await shots('export-04-tuned-build');
+    await nav('graph');
+    expect(await page.textContent('[data-testid=graph-build]')).toContain(id);
+    await page.screenshot({ path: shotPath('export-05-graph-of-the-build') });
+  }, LONG);
 });
