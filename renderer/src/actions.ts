@@ -290,8 +290,8 @@ const INSPECT_KEY = 'torchtvm.inspect';
 
 /**
  * Brings back the model that was open before a reload or a restart. Its runs are reattached at
- * once, without waiting for a fresh inspection: the engine may be busy with the very tune being
- * reattached, and the inspection would queue behind it. The last inspection shows meanwhile.
+ * once, without waiting for a fresh inspection: a fresh one starts an engine of its own beside the
+ * running jobs (seconds), or waits when all engines are busy. The last inspection shows meanwhile.
  */
 export async function restoreSession(model: string): Promise<void> {
   let cached: InspectResult | null = null;
