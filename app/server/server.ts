@@ -63,6 +63,23 @@ export function writeRoots(given?: string[]): string[] {
   return [...new Set([...roots, workbenchHome()].map((r) => realPathOfTarget(r)))];
 }
 
+/** `p` as one shell word. */
+const shellWord = (p: string) => (/^[\w@%+=:,./-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`);
+
+/**
+ * The refusal of a write outside the allowed folders: names them, and how to allow another one (the
+ * command to restart with, keeping the folders allowed now). After "; choose" it stands alone: the
+ * app's Export page shows that part under its own heading.
+ */
+export function notAllowed(what: string, roots: string[]): string {
+  const home = realPathOfTarget(workbenchHome()); // always allowed, never needs --allow-root
+  const keep = [...roots.filter((r) => r !== home).map(shellWord), 'NEW_FOLDER'];
+  return (
+    `${what} is outside the folders this server may write to; choose a path inside one of the folders it may write to: ${roots.join(', ')}. ` +
+    `To allow another folder, restart the server with it added: \`torchtvm serve ${keep.map((r) => `--allow-root ${r}`).join(' ')}\` (or with TORCHTVM_ALLOWED_ROOTS=${keep.join(delimiter)} set).`
+  );
+}
+
 /**
  * Refuses a startJob request that would write outside the allowed roots, naming the path and the
  * roots; returns the arguments with the roots attached to a compile or tune request, for the engine
@@ -80,10 +97,7 @@ export function checkWritePaths(args: unknown[], roots: string[]): unknown[] {
     if (typeof p !== 'string') continue;
     const real = realPathOfTarget(p);
     if (!roots.some((r) => isInside(real, r))) {
-      throw new WorkbenchError(
-        'path_not_allowed',
-        `The ${what} ${resolve(p)} is outside the folders this server may write to (${roots.join(', ')}); choose a path inside one of them, or restart \`torchtvm serve\` with --allow-root DIR (or TORCHTVM_ALLOWED_ROOTS).`,
-      );
+      throw new WorkbenchError('path_not_allowed', notAllowed(`The ${what} ${resolve(p)}`, roots));
     }
   }
   const raw = args[0] as Record<string, unknown>;

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { exportModel, go } from './actions.js';
-import { set, useStore, VIEWS, type Theme, type View } from './store.js';
+import { get, set, useStore, VIEWS, type Theme, type View } from './store.js';
 import { BenchView } from './views/BenchView.js';
 import { CompileView } from './views/CompileView.js';
 import { ExportView } from './views/ExportView.js';
@@ -18,6 +18,7 @@ function useShortcuts() {
     const onKey = (e: KeyboardEvent) => {
       if (!(e.ctrlKey || e.metaKey) || e.altKey) return;
       const k = e.key.toLowerCase();
+      if (k === 'e' && get().connection.status === 'refused') return; // read-only: the export would only fail
       if (k === 'o') {
         e.preventDefault();
         go('model');
@@ -66,8 +67,38 @@ function ConnectionBanner() {
   return null;
 }
 
+/**
+ * A tab without a valid access token (opened by typing the address, from a bookmark, or a token from
+ * an earlier server) cannot reach app/core: the page is read-only. It says so, and how to get a
+ * link that works, and every control of the page is disabled (the <fieldset> in App), so that no
+ * button offers what would only fail.
+ */
+function AccessBanner() {
+  const connection = useStore((s) => s.connection);
+  const modelPath = useStore((s) => s.modelPath);
+  if (connection.status !== 'refused') return null;
+  const port = location.port || '80';
+  return (
+    <div className="banner warn access" role="alert" data-testid="access-banner">
+      <p><b>Read-only: this tab cannot reach the workbench server, so every button on the page is disabled.</b> {withCode(connection.why ?? '')}</p>
+      <p>
+        To get a link that works, open the URL that <code>torchtvm serve</code> printed when it started, <code className="url">http://127.0.0.1:{port}/#token=…</code>, in this tab.
+        The token after <code>#token=</code> is the password, and only the tab that opened the link keeps it (no cookie), so other tabs and bookmarks do not have it.
+        If that terminal is gone, stop the server (Ctrl-C) and start <code>torchtvm serve --port {port}</code> again: it prints a new link.
+      </p>
+      {modelPath && <p className="hint">The model shown is what this browser had open last, from its own storage; it may be out of date.</p>}
+    </div>
+  );
+}
+
+/** A sentence with `quoted` parts shown as code. */
+function withCode(text: string): React.ReactNode[] {
+  return text.split('`').map((part, i) => (i % 2 ? <code key={i}>{part}</code> : part));
+}
+
 export function App() {
   const { view, theme, modelPath, openingPath, info, mode } = useStore();
+  const readOnly = useStore((s) => s.connection.status === 'refused');
   useShortcuts();
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
@@ -85,7 +116,7 @@ export function App() {
   }, []);
   const Page = PAGES[view];
   return (
-    <div className="app">
+    <div className="app" data-readonly={readOnly ? '1' : undefined}>
       <nav className="sidebar" aria-label="Workbench sections">
         <div className="brand">
           <b>TorchTVM</b> Workbench
@@ -105,9 +136,13 @@ export function App() {
         </div>
       </nav>
       <main>
+        <AccessBanner />
         <ConnectionBanner />
         {modelPath && <div className="model-bar" title={modelPath}>Model: <code>{modelPath}</code>{openingPath && openingPath !== modelPath ? <> · opening <code>{openingPath}</code>…</> : null}</div>}
-        <Page />
+        {/* Read-only (no valid token): a disabled fieldset disables every control of every page at once. */}
+        <fieldset className="page" disabled={readOnly} data-testid="page">
+          <Page />
+        </fieldset>
       </main>
     </div>
   );

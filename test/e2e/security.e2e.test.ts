@@ -3,10 +3,12 @@
 // only, and the token is unreadable from any other local port (two servers side by side, one page).
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, launchChromium, pageUrl, serve, shotPath, tempDir, type Served } from './helpers.js';
+import { hasChromium, launchChromium, makeTinyModel, pageUrl, serve, shotPath, tempDir, TINY_DIMS, type Served } from './helpers.js';
 import { spawnSync } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 describe.skipIf(!hasChromium())('security (browser mode, Chromium)', () => {
@@ -61,7 +63,8 @@ describe.skipIf(!hasChromium())('security (browser mode, Chromium)', () => {
     const res = (await p.goto(`${origin}/`))!;
     expect(res.status()).toBe(200);
     expect(res.headers()['set-cookie']).toBeUndefined();
-    await p.waitForFunction(() => document.body.innerText.includes('refused the access token'), undefined, { timeout: 15_000 });
+    await p.waitForSelector('[data-testid=access-banner]', { timeout: 15_000 });
+    expect(await p.textContent('[data-testid=access-banner]')).toContain('This tab has no access token');
     await p.screenshot({ path: shotPath('20-security-no-token') });
     await ctx.close();
   });
@@ -187,6 +190,101 @@ describe.skipIf(!hasChromium())('security (browser mode, Chromium)', () => {
     const ss = spawnSync('ss', ['-ltnH', `sport = :${server.port}`], { encoding: 'utf8' });
     if (ss.status === 0 && ss.stdout.trim()) {
       for (const line of ss.stdout.trim().split('\n')) expect(line).toContain(`127.0.0.1:${server.port}`);
+    }
+  });
+
+  // These open models (inspect jobs): after the test above that expects the server to have run no job yet.
+  it('makes a tab without a token read-only: a banner says how to get a link that works, and no button that would fail is enabled', async () => {
+    // The issue's case: the workbench is open with its token in one tab (a model open), and a second
+    // tab is opened from the address bar. It shares the first one's localStorage (the last model and
+    // its inspection) but not its sessionStorage (the token).
+    const dir = tempDir('torchtvm-sec-ro-');
+    const model = makeTinyModel(dir);
+    const ctx = await browser.newContext({ viewport: { width: 1024, height: 700 } });
+    try {
+      const withToken = await ctx.newPage();
+      await withToken.goto(server.url);
+      await withToken.fill('#model-path', model);
+      await withToken.press('#model-path', 'Enter');
+      await withToken.waitForFunction((m) => document.querySelector('.model-bar code')?.textContent === m, model, { timeout: 120_000 });
+      expect(await withToken.locator('[data-testid=access-banner]').count()).toBe(0);
+      const errors: string[] = [];
+      const p = await ctx.newPage();
+      p.on('pageerror', (e) => errors.push(String(e)));
+      await p.goto(`http://127.0.0.1:${server.port}/`);
+      await p.waitForSelector('[data-testid=access-banner]');
+      const banner = (await p.textContent('[data-testid=access-banner]'))!;
+      expect(banner).toContain('Read-only');
+      expect(banner).toContain('This tab has no access token');
+      // How to get a link that works: the URL serve printed, with the token in its fragment.
+      expect(banner).toContain(`http://127.0.0.1:${server.port}/#token=`);
+      expect(banner).toContain('torchtvm serve');
+      expect(banner).toContain('every button on the page is disabled');
+      // The model this browser had open is shown (from its own storage), read-only.
+      await p.waitForFunction((m) => document.querySelector('.model-bar code')?.textContent === m, model, { timeout: 30_000 });
+      const enabled = () => p.locator('main').evaluate((m) => [...m.querySelectorAll('button, input, select, textarea')].filter((e) => !e.matches(':disabled')).map((e) => e.outerHTML.slice(0, 120)));
+      const isDisabled = (sel: string) => p.locator(sel).evaluate((e) => e.matches(':disabled'));
+      for (const view of ['model', 'graph', 'inputs', 'compile', 'tune', 'logs', 'bench', 'export']) {
+        await p.click(`nav [data-view="${view}"]`);
+        await p.waitForSelector(`nav [data-view="${view}"][aria-current=page]`);
+        expect({ view, enabled: await enabled() }).toEqual({ view, enabled: [] });
+      }
+      await p.click('nav [data-view="compile"]');
+      expect(await isDisabled('[data-testid=compile-button]')).toBe(true);
+      await p.click('nav [data-view="tune"]');
+      expect(await isDisabled('[data-testid=tune-start]')).toBe(true);
+      await p.click('nav [data-view="export"]');
+      expect(await isDisabled('[data-testid=export-button]')).toBe(true);
+      // Ctrl+E (export) does nothing either: no job was started, so no refusal to show.
+      await p.keyboard.press('Control+e');
+      await p.waitForTimeout(300);
+      expect(await p.locator('[data-testid=export-refusal], .error-box').count()).toBe(0);
+      // Navigation and the theme still work: they need no server.
+      expect(await p.locator('nav button:disabled').count()).toBe(0);
+      for (const [w, h] of [[1024, 700], [1920, 1080]]) {
+        await p.setViewportSize({ width: w, height: h });
+        for (const theme of ['light', 'dark']) {
+          await p.evaluate((t) => document.documentElement.setAttribute('data-theme', t), theme);
+          await p.screenshot({ path: shotPath(`22-security-read-only-${theme}-${w}x${h}`) });
+        }
+      }
+      expect(errors).toEqual([]);
+      // The tab with the token is unaffected.
+      expect(await withToken.locator('[data-testid=access-banner]').count()).toBe(0);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('refuses an export outside the allowed folders with a message that names them and how to add one', async () => {
+    const dir = tempDir('torchtvm-sec-roots-');
+    const model = makeTinyModel(dir);
+    const ctx = await browser.newContext({ viewport: { width: 1024, height: 700 } });
+    try {
+      const p = await ctx.newPage();
+      await p.goto(server.url);
+      await p.fill('#model-path', model);
+      await p.press('#model-path', 'Enter');
+      await p.waitForFunction((m) => document.querySelector('.model-bar code')?.textContent === m, model, { timeout: 120_000 });
+      await p.click('nav [data-view="inputs"]');
+      await p.getByLabel('input 0 dims').fill(TINY_DIMS); // a saved TorchScript model keeps no input shapes
+      await p.click('nav [data-view="export"]');
+      const outside = '/var/tmp/torchtvm-not-allowed/model_tvm.pt'; // the server may write under the temp folder and its home only
+      await p.getByLabel('Export path').fill(outside);
+      await p.click('[data-testid=export-button]');
+      const refusal = p.locator('[data-testid=export-refusal][data-code=path_not_allowed]');
+      await refusal.waitFor({ timeout: 60_000 });
+      const text = (await refusal.textContent())!;
+      expect(text).toContain(outside);
+      expect(text).toContain(realpathSync(tmpdir())); // the allowed folder, named
+      expect(text).toContain('--allow-root');
+      expect(text).toContain('TORCHTVM_ALLOWED_ROOTS');
+      for (const theme of ['light', 'dark']) {
+        await p.evaluate((t) => document.documentElement.setAttribute('data-theme', t), theme);
+        await p.screenshot({ path: shotPath(`23-security-export-not-allowed-${theme}-1024x700`) });
+      }
+    } finally {
+      await ctx.close();
     }
   });
 });

@@ -2,7 +2,7 @@
 // loopback only, CSP, validated messages, writes only inside the allowed roots.
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -140,7 +140,9 @@ describe('browser-mode server', () => {
       const r = (await call(ws, job(extra))) as { ok: boolean; error: { code: string; message: string } };
       expect(r.ok).toBe(false);
       expect(r.error.code).toBe('path_not_allowed');
-      expect(r.error.message).toMatch(/is outside the folders this server may write to \(.*allowed.*\); choose a path inside one of them, or restart `torchtvm serve` with --allow-root DIR/);
+      // The refusal names the folders it may write to, and how to add one (keeping those).
+      expect(r.error.message).toContain(`is outside the folders this server may write to; choose a path inside one of the folders it may write to: ${srv.roots.join(', ')}.`);
+      expect(r.error.message).toContain(`To allow another folder, restart the server with it added: \`torchtvm serve --allow-root ${srv.roots[0]} --allow-root NEW_FOLDER\` (or with TORCHTVM_ALLOWED_ROOTS=${srv.roots[0]}${delimiter}NEW_FOLDER set).`);
     }
     expect(calls.length).toBe(before);
     expect(await call(ws, job({ export_path: join(top, 'allowed', 'sub', 'x.pt'), write_roots: ['/'] }))).toMatchObject({ ok: true });

@@ -37,3 +37,8 @@ export function takeToken(): string {
 export function tokenProtocols(token: string): string[] {
   return /^[A-Za-z0-9_-]{1,200}$/.test(token) ? [WS_PROTOCOL, `${TOKEN_PROTOCOL}${token}`] : [WS_PROTOCOL];
 }
+
+/** Why a tab without a token is read-only (the page's banner says how to get a link that works). */
+export const NO_TOKEN = 'This tab has no access token: it was not opened from the link that `torchtvm serve` printed (a typed address, a bookmark or a new tab carries none).';
+/** Why a tab whose token the server refused is read-only. */
+export const REFUSED_TOKEN = 'The server refused this tab\'s access token: it is from another run of `torchtvm serve` (each start makes a new one), or was mistyped.';

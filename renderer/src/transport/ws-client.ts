@@ -3,6 +3,7 @@
 import { validateCall, type ApiMethod } from '../../../app/contract/api.js';
 import type { ErrorInfo } from '../../../app/contract/errors.js';
 import type { JobEvent } from '../../../app/contract/jobs.js';
+import { REFUSED_TOKEN } from './token.js';
 import type { HostBridge } from './types.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
@@ -19,9 +20,14 @@ const CALL_WAIT_MS = 15_000;
 /** Reconnect backoff: 0.5 s, 1 s, 2 s, then every 4 s. */
 const backoff = (attempt: number) => Math.min(4000, 500 * 2 ** attempt);
 
-export type WsStatus = 'connecting' | 'open' | 'closed' | 'reconnecting';
+export type WsStatus = 'connecting' | 'open' | 'closed' | 'reconnecting' | 'refused';
 
-export function createWsClient(url: string, onStatus: (s: WsStatus, why?: string) => void, onReconnect?: () => void, protocols: string[] = []): HostBridge {
+/**
+ * `noToken`: the tab has no token (the sentence saying so). Then no socket is opened at all (the
+ * server would only refuse it): the status is 'refused' at once and every call fails with that
+ * sentence, so the page never looks usable, even for a moment.
+ */
+export function createWsClient(url: string, onStatus: (s: WsStatus, why?: string) => void, onReconnect?: () => void, protocols: string[] = [], noToken?: string): HostBridge {
   const pending = new Map<number, Pending>();
   const listeners = new Set<(e: JobEvent) => void>();
   let nextId = 1;
@@ -30,7 +36,7 @@ export function createWsClient(url: string, onStatus: (s: WsStatus, why?: string
   let everOpened = false;
   let attempt = 0;
   let refused = false;
-  let waiters: Array<() => void> = [];
+  let waiters: Array<(refusal?: Error) => void> = [];
   let lastWhy: string | undefined;
 
   // A lost connection is retried by itself (the server may be restarting, the laptop waking up);
@@ -54,14 +60,16 @@ export function createWsClient(url: string, onStatus: (s: WsStatus, why?: string
       const wasOpen = isOpen;
       isOpen = false;
       refused = ev.code === 4401;
-      const why = refused
-        ? 'The server refused the access token: open the URL that `torchtvm serve` printed.'
-        : `Lost the connection to the workbench server (${ev.code}); reconnecting by itself${wasOpen ? '' : ' (is `torchtvm serve` still running?)'}…`;
+      const why = refused ? REFUSED_TOKEN : `Lost the connection to the workbench server (${ev.code}); reconnecting by itself${wasOpen ? '' : ' (is `torchtvm serve` still running?)'}…`;
       lastWhy = why;
-      onStatus('closed', why);
-      for (const p of pending.values()) p.reject(new ApiError('disconnected', refused ? why : 'The connection to the workbench server was lost before it answered; it reconnects by itself, then try again.'));
+      onStatus(refused ? 'refused' : 'closed', why);
+      for (const p of pending.values()) p.reject(refused ? new ApiError('access_refused', why) : new ApiError('disconnected', 'The connection to the workbench server was lost before it answered; it reconnects by itself, then try again.'));
       pending.clear();
-      if (!refused) setTimeout(connect, backoff(attempt++));
+      if (refused) {
+        // Calls waiting for the socket fail now, with the reason, rather than after a timeout.
+        waiters.forEach((w) => w(new ApiError('access_refused', why)));
+        waiters = [];
+      } else setTimeout(connect, backoff(attempt++));
     });
     ws.addEventListener('message', (m) => {
       const msg = JSON.parse(String(m.data)) as ServerMessage;
@@ -75,21 +83,26 @@ export function createWsClient(url: string, onStatus: (s: WsStatus, why?: string
       }
     });
   };
-  connect();
+  if (noToken) {
+    refused = true;
+    lastWhy = noToken;
+    onStatus('refused', noToken);
+  } else connect();
 
   /** Resolves once the socket is open; a call made while reconnecting waits a little rather than failing at once. */
   const whenOpen = () =>
     isOpen
       ? Promise.resolve()
       : new Promise<void>((resolve, reject) => {
-          if (refused) return reject(new ApiError('disconnected', 'The server refused the access token: open the URL that `torchtvm serve` printed.'));
+          if (refused) return reject(new ApiError('access_refused', lastWhy ?? REFUSED_TOKEN));
           const t = setTimeout(() => {
             waiters = waiters.filter((w) => w !== go);
             reject(new ApiError('disconnected', 'The workbench server is not reachable; the app keeps trying to reconnect. Is `torchtvm serve` still running?'));
           }, CALL_WAIT_MS);
-          const go = () => {
+          const go = (refusal?: Error) => {
             clearTimeout(t);
-            resolve();
+            if (refusal) reject(refusal);
+            else resolve();
           };
           waiters.push(go);
         });

@@ -40,5 +40,6 @@ def check(path: str, what: str) -> None:
         raise EngineError(
             "path_not_allowed",
             f"The {what} {path} now resolves to {folder}, outside the folders this server may write to ({', '.join(roots)}): "
-            "a folder on its way was replaced (a symbolic link?) after the job started. Nothing was written there; choose a path inside one of those folders.",
+            "a folder on its way was replaced (a symbolic link?) after the job started. Nothing was written; "
+            "choose a path inside one of them (`torchtvm serve --allow-root DIR` allows more).",
         )
