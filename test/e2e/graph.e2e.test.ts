@@ -5,7 +5,9 @@
 // Screenshots in both themes at 1024×700 and 1920×1080 go to test-artifacts/screenshots/.
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, openSession, shotPath, type Session } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { hasChromium, openSession, PYTHON, shotPath, type Session } from './helpers.js';
 
 const LONG = 8 * 60_000;
 const NODES = '[data-testid=graph-view] .graph-node';
@@ -25,6 +27,35 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
 
   const nav = (view: string) => page.click(`nav [data-view="${view}"]`);
   const whereOf = (op: string) => page.locator(`${NODES}[data-op="${op}"]`).evaluateAll((els) => els.map((e) => e.getAttribute('data-where')));
+
+  /** Screenshots of the page as it is, in both themes at 1024×700 and 1920×1080. */
+  async function plainShots(name: string) {
+    for (const [w, h] of [[1024, 700], [1920, 1080]]) {
+      await page.setViewportSize({ width: w, height: h });
+      for (const theme of ['light', 'dark']) {
+        await page.evaluate((t) => document.documentElement.setAttribute('data-theme', t), theme);
+        await page.screenshot({ path: shotPath(`${name}-${theme}-${w}x${h}`) });
+      }
+    }
+    await page.evaluate(() => document.documentElement.setAttribute('data-theme', 'light'));
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }
+
+  /** The selected op lies inside the graph's box and not under the details panel. */
+  async function selectedInView(): Promise<{ inside: boolean; covered: boolean }> {
+    const where = () => {
+      const box = document.querySelector('[data-testid=graph-view]')!.getBoundingClientRect();
+      const node = document.querySelector('[data-testid=graph-view] .graph-node.selected')!.getBoundingClientRect();
+      const panel = document.querySelector('[data-testid=graph-selected]')!.getBoundingClientRect();
+      return {
+        inside: node.left >= box.left && node.right <= box.right && node.top >= box.top && node.bottom <= box.bottom,
+        covered: node.right > panel.left && node.left < panel.right && node.bottom > panel.top && node.top < panel.bottom,
+      };
+    };
+    // The view pans after the panel is drawn (and after a resize): give it a few frames.
+    await page.waitForTimeout(250);
+    return page.evaluate(where);
+  }
 
   async function shots(name: string) {
     for (const [w, h] of [[1024, 700], [1920, 1080]]) {
@@ -65,7 +96,53 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     // Shapes are searchable, typed with an x as on a keyboard: max-pool and layer1's ops.
     await page.getByLabel('Search the graph').fill('1x64x56x56');
     expect(Number((await page.textContent('[data-testid=graph-matches]'))!.split(' ')[0])).toBeGreaterThan(10);
+    // Module paths are searchable too, by prefix: all of layer2 (its two blocks and the
+    // downsample), or one block. A saved model keeps no scope names; the engine reads each op's
+    // module hierarchy instead.
+    const matches = async (q: string) => {
+      await page.getByLabel('Search the graph').fill(q);
+      return Number((await page.textContent('[data-testid=graph-matches]'))!.split(' ')[0]);
+    };
+    expect(await matches('layer2')).toBe(16); // layer2.0: 2 convs, 2 BNs, 2 ReLUs, downsample conv+BN, add; layer2.1: the same without the downsample
+    expect(await matches('layer2.1')).toBe(7);
+    expect(await matches('layer2.1.conv')).toBe(2);
+    await page.getByLabel('Search the graph').press('Enter');
+    expect(await page.textContent('[data-testid=graph-selected]')).toContain('layer2.1.conv1');
     await shots('graph-01-resnet18-shapes');
+    // Clicking an op shows its details beside it, never over it: at 1024 px the panel takes almost
+    // half the box, so the view pans the op clear of it. The graph is dragged right first, so that
+    // the first convolution lies where the panel opens (the box's top right).
+    await page.setViewportSize({ width: 1024, height: 700 });
+    await page.getByLabel('Search the graph').fill('');
+    await page.getByLabel('Close the details').click();
+    await page.getByText('Fit width').click();
+    const gb = (await page.locator('[data-testid=graph-view]').boundingBox())!;
+    const conv = page.locator(`${NODES}[data-op="aten::_convolution"]`).first();
+    const before = (await conv.boundingBox())!;
+    const dx = gb.x + gb.width - 40 - (before.x + before.width);
+    await page.mouse.move(gb.x + 15, gb.y + gb.height - 15);
+    await page.mouse.down();
+    await page.mouse.move(gb.x + 15 + dx / 2, gb.y + gb.height - 15);
+    await page.mouse.move(gb.x + 15 + dx, gb.y + gb.height - 15);
+    await page.mouse.up();
+    const under = (await conv.boundingBox())!;
+    expect(under.x + under.width).toBeGreaterThan(gb.x + gb.width - 0.45 * gb.width); // where the panel will be
+    await conv.click();
+    expect(await selectedInView()).toEqual({ inside: true, covered: false });
+    await page.screenshot({ path: shotPath('graph-04-resnet18-selected-light-1024x700') });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // The Model page names every op in full (the longest is aten::adaptive_avg_pool2d), and the
+    // Inputs page's dtype select shows its whole value, at 1024 px as at 1920.
+    await nav('model');
+    await page.setViewportSize({ width: 1024, height: 700 });
+    const cut = await page.locator('.histogram .bar-label').evaluateAll((els) => els.filter((e) => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().height > 24).map((e) => e.textContent));
+    expect(cut).toEqual([]);
+    await plainShots('graph-05-resnet18-model-page');
+    await nav('inputs');
+    await page.setViewportSize({ width: 1024, height: 700 });
+    expect(await page.getByLabel('input 0 dtype').evaluate((e) => e.getBoundingClientRect().width)).toBeGreaterThanOrEqual(100);
+    await plainShots('graph-06-resnet18-inputs-page');
+    await nav('graph');
   }, LONG);
 
   it('compiles (placement auto, no tuning) and colours each op by where it runs, matched by identity', async (ctx) => {
@@ -105,9 +182,57 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
       await page.setViewportSize({ width: w, height: h });
       for (const theme of ['light', 'dark']) {
         await page.evaluate((t) => document.documentElement.setAttribute('data-theme', t), theme);
+        // The selected op stays in view, clear of the panel, when the window is resized.
+        expect(await selectedInView()).toEqual({ inside: true, covered: false });
         await page.screenshot({ path: shotPath(`graph-03-resnet18-winograd-details-${theme}-${w}x${h}`) });
       }
     }
+    await page.setViewportSize({ width: 1280, height: 900 });
+    expect(s.pageErrors).toEqual([]);
+  }, LONG);
+
+  it('opens a torch.export .pt2 with a dynamic batch: the Model page shows its own specs, and its graph is searchable by module path', async () => {
+    const pt2 = join(s.dir, 'blocks.pt2');
+    const code = `
+import sys, torch
+class Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(32, 64)
+        self.fc2 = torch.nn.Linear(64, 32)
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Sequential(Block(), Block())
+        self.head = torch.nn.Linear(32, 10)
+    def forward(self, x):
+        return self.head(self.encoder(x.view(-1, 16, 32)))
+ep = torch.export.export(Net().eval(), (torch.randn(4, 16, 32),), dynamic_shapes=({0: torch.export.Dim('b', min=1, max=64)},))
+torch.export.save(ep, sys.argv[1])
+`;
+    const made = spawnSync(PYTHON, ['-c', code, pt2], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    await nav('model');
+    await page.fill('#model-path', pt2);
+    await page.press('#model-path', 'Enter');
+    await page.waitForFunction((m) => document.querySelector('.model-bar code')?.textContent === m, pt2, { timeout: 120_000 });
+    // Its own spec: the dynamic batch under its name and range, never "?".
+    const row = await page.locator('[data-testid=inspection] table').first().locator('tbody tr').first().textContent();
+    expect(row).toContain('[batch=1..64, 16, 32]');
+    expect(row).toContain('float32');
+    expect(row).not.toContain('?');
+    await plainShots('graph-07-pt2-model-page');
+    // The graph knows each op's module path (torch.export's nn_module_stack): search by prefix.
+    await nav('graph');
+    await page.waitForSelector(NODES, { timeout: 30_000 });
+    await page.getByLabel('Search the graph').fill('encoder');
+    expect(await page.textContent('[data-testid=graph-matches]')).toBe('6 matches'); // two blocks of fc1, relu, fc2
+    await page.getByLabel('Search the graph').fill('encoder.1.fc');
+    expect(await page.textContent('[data-testid=graph-matches]')).toBe('2 matches');
+    await page.getByLabel('Search the graph').press('Enter');
+    expect(await page.textContent('[data-testid=graph-selected]')).toContain('encoder.1.fc1');
     expect(s.pageErrors).toEqual([]);
   }, LONG);
 });

@@ -91,10 +91,11 @@ function printPlacement(p: Placement, out: CommandContext['out']): void {
     const columns = Object.keys(CANDIDATE_LABELS).filter((k) => p.ops.some((o) => o.alone_ms?.[k] != null));
     const aloneCell = (a: NonNullable<PlacedOp['alone_ms']>) =>
       columns.map((k) => (a[k] != null ? fmtMs(a[k] as number) : '-')).join(' / ');
-    out.line(table(p.ops.map((o) => [o.scope ? `${o.scope} (${o.name})` : o.name, o.kind, `[${o.shape.join(', ')}]`, o.epilogue.join('+') || '-', o.algorithm ? `${o.where} (${o.algorithm})` : o.where,
+    // Each op by its kind and where it is in the model (module path), not by its Relax binding name.
+    out.line(table(p.ops.map((o) => [o.kind, o.scope ?? (o.node ? '(top level)' : '-'), `[${o.shape.join(', ')}]`, o.epilogue.join('+') || '-', o.algorithm ? `${o.where} (${o.algorithm})` : o.where,
       o.ms != null ? fmtMs(o.ms) : '-', o.share != null ? `${(100 * o.share).toFixed(1)}%` : '-',
       ...(alone ? [o.alone_ms ? aloneCell(o.alone_ms) : '-'] : [])]),
-      ['op', 'kind', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? [`alone: ${columns.map((k) => CANDIDATE_LABELS[k]).join(' / ')}`] : [])]));
+      ['op', 'module', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? [`alone: ${columns.map((k) => CANDIDATE_LABELS[k]).join(' / ')}`] : [])]));
   }
 }
 

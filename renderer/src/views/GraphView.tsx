@@ -2,9 +2,9 @@
 // pan and search. After a compile, each op is coloured by where it runs (library kernel, TVM
 // kernel, or TorchScript fallback), and heavy ops carry a bar for their share of the time.
 import dagre from '@dagrejs/dagre';
-import { useEffect, useMemo, useRef, useState, type PointerEvent as RPointerEvent, type WheelEvent as RWheelEvent } from 'react';
-import { describeBuild } from '../../../app/contract/builds.js';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as RPointerEvent, type WheelEvent as RWheelEvent } from 'react';
 import { ALGORITHM_LABELS, CANDIDATE_LABELS, type CompileResult, type GraphNode, type ModelGraph, type PlacedOp } from '../../../app/contract/results.js';
+import { describeBuild } from '../../../app/contract/builds.js';
 import { checkRows, go, graphShapesStatus, refreshGraphShapes } from '../actions.js';
 import { Empty, NeedsModel, fmtMs } from '../components.js';
 import { useStore } from '../store.js';
@@ -116,23 +116,63 @@ interface Laid {
   node: GraphNode;
   label: string;
   sub: string;
+  /** label and sub as drawn: whole unless longer than the widest node. */
+  shownLabel: string;
+  shownSub: string;
 }
 
 const NODE_H = 42;
-const SUB_MAX = 48;
+/** A node is as wide as its op name and shape need, up to this; past it the text is cut with "…" (the node's tooltip and the details panel show it whole). */
+const NODE_W_MAX = 460;
+const NODE_PAD = 24;
+const LABEL_FONT = '600 12px system-ui, sans-serif';
+const SUB_FONT = '10.5px ui-monospace, monospace';
+
+let measureCtx: CanvasRenderingContext2D | null | undefined;
+/** The drawn width of `text` in `font` (a canvas measures it as the SVG draws it); an estimate where no canvas is available. */
+function textWidth(text: string, font: string, perChar: number): number {
+  if (measureCtx === undefined) {
+    try {
+      measureCtx = typeof document === 'undefined' ? null : document.createElement('canvas').getContext('2d');
+    } catch {
+      measureCtx = null;
+    }
+  }
+  if (!measureCtx) return text.length * perChar;
+  measureCtx.font = font;
+  // A little slack: the SVG may resolve the font family slightly wider than the canvas did.
+  return measureCtx.measureText(text).width * 1.06 + 2;
+}
+
+/** `text` cut with "…" to fit `max` pixels in `font` (unchanged when it fits). */
+function fitText(text: string, font: string, perChar: number, max: number): string {
+  if (textWidth(text, font, perChar) <= max) return text;
+  let lo = 1;
+  let hi = text.length - 1;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (textWidth(`${text.slice(0, mid)}…`, font, perChar) <= max) lo = mid;
+    else hi = mid - 1;
+  }
+  return `${text.slice(0, lo)}…`;
+}
 
 export function layoutGraph(graph: ModelGraph, inputShapes: Record<string, string>): { nodes: Laid[]; edges: Array<{ from: string; to: string; points: Array<{ x: number; y: number }> }>; width: number; height: number } {
   const g = new dagre.graphlib.Graph();
   g.setGraph({ rankdir: 'TB', nodesep: 18, ranksep: 26, marginx: 20, marginy: 20 });
   g.setDefaultEdgeLabel(() => ({}));
-  const labels = new Map<string, { label: string; sub: string }>();
+  const labels = new Map<string, { label: string; sub: string; shownLabel: string; shownSub: string }>();
   graph.nodes.forEach((n, i) => {
     const label = n.op === 'input' ? `input ${n.name ?? i}` : n.op === 'output' ? 'output' : short(n.op);
     const own = shapeText(n.outputs?.[0]);
     const sub = n.op === 'input' ? (graph.shapes_for ? own : '') || inputShapes[n.id] || own : own || (n.scope ?? '');
-    labels.set(n.id, { label, sub });
-    // Wide enough for both lines (12px semibold label, 10.5px monospace shapes), so nothing is cut.
-    const w = Math.max(96, Math.min(340, Math.max(7.4 * label.length, 6.5 * Math.min(sub.length, SUB_MAX)) + 26));
+    // Wide enough for both lines (12px semibold op name, 10.5px monospace shape), measured, so
+    // that nothing is cut short of the widest node.
+    const room = NODE_W_MAX - NODE_PAD;
+    const shownLabel = fitText(label, LABEL_FONT, 7.6, room);
+    const shownSub = fitText(sub, SUB_FONT, 6.6, room);
+    labels.set(n.id, { label, sub, shownLabel, shownSub });
+    const w = Math.max(96, Math.min(NODE_W_MAX, Math.max(textWidth(shownLabel, LABEL_FONT, 7.6), textWidth(shownSub, SUB_FONT, 6.6)) + NODE_PAD));
     g.setNode(n.id, { width: w, height: NODE_H });
   });
   for (const n of graph.nodes) for (const src of n.inputs) if (g.hasNode(src)) g.setEdge(src, n.id);
@@ -211,6 +251,36 @@ export function GraphView() {
     fitted.current = key;
     fitWidth();
   }, [laid]);
+
+  // The details panel floats over the graph's top right: a selected op must not end up under it
+  // (at 1024 px it takes almost half the box), nor out of view after the window is resized. After
+  // each selection and resize, the view pans just enough to show the op in the part of the box the
+  // panel leaves free; the user's own panning afterwards is left alone.
+  const panel = useRef<HTMLElement>(null);
+  const [boxSize, setBoxSize] = useState('');
+  const hasGraph = !!laid;
+  useEffect(() => {
+    const el = box.current;
+    if (!el || typeof ResizeObserver === 'undefined') return;
+    const ro = new ResizeObserver(() => setBoxSize(`${el.clientWidth}x${el.clientHeight}`));
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, [hasGraph]);
+  useLayoutEffect(() => {
+    const el = box.current;
+    const nodeEl = selected && el ? el.querySelector(`[data-id="${CSS.escape(selected)}"]`) : null;
+    if (!el || !nodeEl) return;
+    const b = el.getBoundingClientRect();
+    const r = nodeEl.getBoundingClientRect();
+    const p = panel.current?.getBoundingClientRect();
+    const M = 12;
+    const shift = (lo: number, hi: number, a: number, z: number) => (z - a > hi - lo ? (lo + hi) / 2 - (a + z) / 2 : a < lo ? lo - a : z > hi ? hi - z : 0);
+    const dy = shift(b.top + M, b.bottom - M, r.top, r.bottom);
+    // Beside the panel only where the op, once moved, lies at the panel's height.
+    const besidePanel = p && r.bottom + dy > p.top - M && r.top + dy < p.bottom + M;
+    const dx = shift(b.left + M, besidePanel ? p.left - 2 * M : b.right - M, r.left, r.right);
+    if (Math.abs(dx) >= 1 || Math.abs(dy) >= 1) setView((v) => ({ ...v, x: v.x + dx, y: v.y + dy }));
+  }, [selected, boxSize]);
 
   const focus = (id: string) => {
     const n = laid?.nodes.find((x) => x.id === id);
@@ -326,8 +396,8 @@ export function GraphView() {
                         <title>{`${n.node.op}${n.node.scope ? ` (${n.node.scope})` : ''}${n.sub ? `\n${n.sub}` : ''}${p ? `\nruns on: ${WHERE_LABEL[p.where]}${root ? `, fused into ${short(root.node.op)}'s call` : ''}${!p.fused && p.op?.ms != null ? `, ${fmtMs(p.op.ms)}` : ''}${!p.fused && p.op?.share != null ? `, ${(p.op.share * 100).toFixed(1)}% of the time` : ''}` : ''}`}</title>
                         {/* A fused op (it runs inside another op's call) is a tint of its colour with a border of it. */}
                         <rect width={n.w} height={n.h} rx={n.node.op === 'input' || n.node.op === 'output' ? 18 : 5} style={fill ? { fill: p?.fused ? `color-mix(in srgb, ${fill} 24%, var(--panel))` : fill, stroke: hit ? '#f0b400' : selected === n.id ? 'var(--text)' : fill, strokeWidth: hit || selected === n.id ? 3 : p?.fused ? 1.5 : 1 } : undefined} />
-                        <text x={n.w / 2} y={n.sub ? 16 : 25} textAnchor="middle" className="graph-label">{n.label}</text>
-                        {n.sub && <text x={n.w / 2} y={31} textAnchor="middle" className="graph-sub">{n.sub.length > SUB_MAX ? `${n.sub.slice(0, SUB_MAX - 1)}…` : n.sub}</text>}
+                        <text x={n.w / 2} y={n.sub ? 16 : 25} textAnchor="middle" className="graph-label">{n.shownLabel}</text>
+                        {n.sub && <text x={n.w / 2} y={31} textAnchor="middle" className="graph-sub">{n.shownSub}</text>}
                         {timed && <rect className="share-bar" x={4} y={n.h - 6} width={Math.max(3, (n.w - 8) * Math.min(1, p!.op!.share! / maxShare))} height={3} rx={1.5} />}
                       </g>
                     );
@@ -337,7 +407,7 @@ export function GraphView() {
             </div>
             {sel && (
               // Beside the graph, as Netron's sidebar: it stays in view at any window size.
-              <aside className="graph-details" data-testid="graph-selected" aria-label="Op details">
+              <aside className="graph-details" data-testid="graph-selected" aria-label="Op details" ref={panel}>
                 <div className="graph-details-head">
                   <h3 title={sel.node.op}>{sel.node.op}</h3>
                   <button className="link" onClick={() => setSelected(null)} aria-label="Close the details">✕</button>

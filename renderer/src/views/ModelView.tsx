@@ -1,4 +1,6 @@
-import { useEffect, useRef, useState, type DragEvent } from 'react';
+import { useEffect, useRef, useState, type DragEvent, type ReactNode } from 'react';
+import { formatDim } from '../../../app/contract/specs.js';
+import type { InspectResult } from '../../../app/contract/results.js';
 import { getApi, go, openModel } from '../actions.js';
 import { Empty, JobStatus, Table, fmtBytes } from '../components.js';
 import { useStore } from '../store.js';
@@ -20,8 +22,19 @@ function metaValue(v: unknown): React.ReactNode {
   return Object.entries(v as Record<string, unknown>).map(([k, x]) => <div key={k}><span className="hint">{k}:</span> {typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x)}</div>);
 }
 
+/**
+ * An input's shape as the model states it: a .pt2's own spec (symbolic dims as their names and
+ * ranges, batch=1..64), a traced graph's recorded sizes, or a note that TorchScript kept none.
+ */
+function inputShape(i: InspectResult['inputs'][number]): ReactNode {
+  if (i.spec) return <code className="shape" title={i.spec.dims.some((d) => typeof d !== 'number') ? 'A symbolic dimension serves every size in its range' : undefined}>[{i.spec.dims.map(formatDim).join(', ')}]</code>;
+  if (i.shape) return <code className="shape">[{i.shape.join(', ')}]</code>;
+  return <span className="hint" title="The TorchScript file does not record this input's shape: give it on the Inputs page">not recorded</span>;
+}
+
 export function ModelView() {
   const { modelPath, inspect, inspectJob, recent, info, mode, openingPath, jobs } = useStore();
+  const readOnly = useStore((s) => s.connection.status === 'refused');
   const [path, setPath] = useState(openingPath ?? modelPath);
   // A model opened from elsewhere (a reload restoring the session, the menu) shows its path here.
   useEffect(() => setPath(openingPath ?? modelPath), [modelPath, openingPath]);
@@ -35,6 +48,7 @@ export function ModelView() {
     setDrag(false);
     const file = e.dataTransfer.files[0];
     if (!file) return;
+    if (readOnly) return setDropMsg('This tab is read-only (see the banner above): it cannot open models.');
     if (!/\.pt2?$/i.test(file.name)) return setDropMsg(`${file.name} is not a .pt or .pt2 file: drop a TorchScript model saved with torch.jit.save or a program saved with torch.export.save.`);
     const p = getApi().pathForFile?.(file);
     if (!p) return setDropMsg(`The browser does not reveal where ${file.name} lives: type its path above instead (drag-and-drop works in the desktop app).`);
@@ -99,7 +113,7 @@ export function ModelView() {
         <div className="grid2" data-testid="inspection">
           <div className="card">
             <h3>Inputs</h3>
-            <Table head={['name', 'type', 'shape', 'dtype']} rows={inspect.inputs.map((i) => [i.name, i.type, i.shape ? `[${i.shape.join(', ')}]` : '?', i.dtype ?? '?'])} />
+            <Table head={['name', 'type', 'shape', 'dtype']} rows={inspect.inputs.map((i) => [i.name, i.type, inputShape(i), i.spec?.dtype ?? i.dtype ?? <span className="hint">not recorded</span>])} />
             <p className="hint">Check or set the input shapes on the <button className="link" onClick={() => go('inputs')}>Inputs</button> page{inspect.exported ? ' (pre-filled from the specs embedded in this export)' : ''}.</p>
             <h3>Parameters</h3>
             <p>

@@ -78,3 +78,38 @@ def test_source_ops_cover_the_recurrent_kinds():
     ts, ex = _graph_ops(Recurrent(), (torch.randn(2, 3, 8),))
     for kind in recurrent.FUNCS:
         assert set(SOURCE_OPS[kind]) & ts and set(SOURCE_OPS[kind]) & ex, (kind, sorted(ts), sorted(ex))
+
+
+def test_report_shows_symbolic_shapes_in_the_users_words():
+    """TVM prints a symbolic dim as "s67 * T.int64(16)" (torch.export's symbol, TIR's constants);
+    the report shows it as "16·batch": the symbol under the input spec's name, constants plain."""
+    from torchtvm.backend.offload import Offload
+    from torchtvm.backend.placement import readable_dim, symbol_names
+    from torchtvm.common.specs import parse_specs
+
+    names = {"s67": "batch", "s9": "seq"}
+    assert readable_dim("s67 * T.int64(16)", names) == "16·batch"
+    assert readable_dim("T.int64(16) * s67", names) == "16·batch"
+    assert readable_dim("s67 // T.int64(2)", names) == "batch/2"
+    assert readable_dim("s67 * s9", names) == "batch·seq"
+    assert readable_dim("s5 * T.int64(4)", names) == "4·s5"  # a symbol no spec names keeps TVM's name
+    assert readable_dim(64, names) == 64
+    rep = placement.report("library", [], [Offload("view_16", "linear", ["s67 * T.int64(16)", 64])], None, 1.0, names=names)
+    assert rep["ops"][0]["shape"] == ["16·batch", 64]
+    assert rep["ops"][0]["name"] == "view_16"  # the op's identity is unchanged
+
+    class Lin(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(32, 8)
+
+        def forward(self, x):
+            return self.fc(x.view(-1, 32))
+
+    x = torch.randn(4, 16, 32)
+    ep = torch.export.export(Lin().eval(), (x,), dynamic_shapes=({0: torch.export.Dim("b", min=1, max=64)},))
+    mod = import_program(ep, [x], 1).mod
+    specs = parse_specs([{"name": "x", "dims": [{"name": "batch", "min": 1, "max": 64}, 16, 32]}])
+    assert list(symbol_names(mod, specs).values()) == ["batch"]
+    ops = library.candidates(mod)
+    assert [[readable_dim(d, symbol_names(mod, specs)) for d in o.shape] for o in ops if o.kind == "linear"] == [["16·batch", 8]]

@@ -2,7 +2,7 @@
 
 import torch
 
-from torchtvm.frontend.graph import model_graph
+from torchtvm.frontend.graph import model_graph, program_graph
 from torchtvm.frontend.inspection import inspect_module
 
 
@@ -205,3 +205,63 @@ def test_scopes_of_a_converted_graph_are_module_paths():
     import_torchscript(loaded, parse_specs([{"name": "x", "dims": [1, 4, 6, 6]}]))
     convs = [n for n in model_graph(loaded)["nodes"] if n["op"] == "aten::_convolution"]
     assert [n.get("scope") for n in convs] == ["layer1.0.conv2", "layer1.1.conv2"]
+
+
+def test_a_saved_model_has_module_paths_without_conversion():
+    """A saved and loaded model keeps no scope names, but its inlined graph knows each node's module
+    hierarchy: the graph view can search "layer1" or "layer1.0" before anything is compiled."""
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            return torch.relu(self.conv(x)) + x
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer1 = nn.Sequential(Block(), Block())
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(self.layer1(x).mean(dim=(2, 3)))
+
+    buf = __import__("io").BytesIO()
+    torch.jit.save(torch.jit.trace(Net().eval(), torch.randn(1, 4, 6, 6)), buf)
+    buf.seek(0)
+    nodes = model_graph(torch.jit.load(buf))["nodes"]
+    by_op = lambda op: [n.get("scope") for n in nodes if n["op"] == op]  # noqa: E731
+    assert by_op("aten::_convolution") == ["layer1.0.conv", "layer1.1.conv"]
+    assert by_op("aten::add") == ["layer1.0", "layer1.1"]  # the block's own op: the block's path
+    assert by_op("aten::linear") == ["fc"]
+    assert by_op("aten::mean") == [None]  # the top level's own ops have no path
+
+
+def test_a_program_graph_has_module_paths():
+    """torch.export programs carry each node's module stack: the innermost is its path."""
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return torch.relu(self.fc1(x))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(Block(), Block())
+
+        def forward(self, x):
+            return self.encoder(x) * 2
+
+    ep = torch.export.export(Net().eval(), (torch.randn(2, 8),))
+    nodes = program_graph(ep, [])["nodes"]
+    assert [n.get("scope") for n in nodes if n["op"] == "aten::linear"] == ["encoder.0.fc1", "encoder.1.fc1"]
+    assert [n.get("scope") for n in nodes if n["op"] == "aten::relu"] == ["encoder.0", "encoder.1"]
+    assert [n.get("scope") for n in nodes if n["op"] == "aten::mul"] == [None]

@@ -10,6 +10,7 @@ share is the rest of the run: the model's measured latency minus the library cal
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -21,8 +22,9 @@ from torchtvm.backend.build import TargetInfo
 from torchtvm.backend.executor import TvmRunner
 from torchtvm.backend.library_attention import in_call_order
 from torchtvm.backend.offload import Offload
+from torchtvm.backend.relax_ir import shape_of
 from torchtvm.common.progress import JobContext
-from torchtvm.common.specs import random_inputs
+from torchtvm.common.specs import SymDim, random_inputs
 
 # The torch ops the library kernels call, per registered function (native/runtime/src/library_kernels.cc).
 LIBRARY_OPS = {
@@ -97,11 +99,46 @@ def profile_library(run, repeat: int = 10) -> Profile | None:
     return Profile([statistics.median(v) for v in per_call], funcs, statistics.median(runs), max(statistics.median(rests), 0.0))
 
 
-def report(placement: str, offloads: list, candidates: list, profile: Profile | None, total_ms: float | None, measured: dict | None = None) -> dict:
+# ---- shapes as the user reads them ----------------------------------------------------------------
+
+_INT_IMM = re.compile(r"T\.u?int(?:8|16|32|64)\((-?\d+)\)")
+_NAME = re.compile(r"\b[A-Za-z_]\w*\b")
+_TIMES_CONST = re.compile(r"([A-Za-z_]\w*) \* (\d+)\b")
+
+
+def symbol_names(mod, specs) -> dict[str, str]:
+    """TVM's names of the model's symbolic dims ("s67", torch.export's) -> the names the input specs
+    give them ("batch"), matched by position in the Relax main function's inputs."""
+    try:
+        params = list(mod["main"].params)
+    except Exception:
+        return {}
+    names: dict[str, str] = {}
+    for param, spec in zip(params, specs or []):
+        for v, d in zip(shape_of(param) or [], getattr(spec, "dims", ())):
+            if isinstance(d, SymDim) and not hasattr(v, "value") and getattr(v, "name", None):
+                names.setdefault(str(v.name), d.name)
+    return names
+
+
+def readable_dim(d, names: dict[str, str] | None = None):
+    """A dim as the report shows it: a number, or a symbolic one in the user's words: TVM's
+    "s67 * T.int64(16)" becomes "16·batch" (the symbol under its spec name, constants plain)."""
+    if not isinstance(d, str):
+        return d
+    text = _INT_IMM.sub(r"\1", d)
+    if names:
+        text = _NAME.sub(lambda m: names.get(m.group(0), m.group(0)), text)
+    text = _TIMES_CONST.sub(r"\2·\1", text)
+    return text.replace(" * ", "·").replace(" // ", "/")
+
+
+def report(placement: str, offloads: list, candidates: list, profile: Profile | None, total_ms: float | None, measured: dict | None = None, names: dict[str, str] | None = None) -> dict:
     """`offloads`: the ops given to the library (backend.library.Offload), in run order;
     `candidates`: ops the library could take but that stayed in TVM; `profile`: the library calls
     timed in model runs (same order as offloads); `total_ms`: the model's measured p50;
-    `measured`: per-op placement's timings of each op alone (backend.measure.OpTiming by name).
+    `measured`: per-op placement's timings of each op alone (backend.measure.OpTiming by name);
+    `names`: TVM's symbol names -> the input specs' (`symbol_names`), for readable shapes.
 
     Shares are of the profiled runs' median, so that the library and TVM shares add up; `tvm_ms`
     is the rest of those runs (TVM's kernels and the VM's own work)."""
@@ -110,6 +147,10 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
     timed = profile if profile is not None and profile.funcs == [o.func for o in offloads] and profile.run_ms > 0 else None
     ops = []
     measured = measured or {}
+
+    def op_json(o) -> dict:
+        out = o.to_json()
+        return {**out, "shape": [readable_dim(d, names) for d in out.get("shape") or []]}
 
     def alone(o) -> dict:
         t = measured.get(o.name)
@@ -121,9 +162,9 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
     for i, o in enumerate(offloads):
         ms = timed.calls_ms[i] if timed is not None else None
         share = ms / timed.run_ms if timed is not None and ms is not None else None
-        ops.append({**o.to_json(), "where": "library", "ms": ms, "share": share, **alone(o)})
+        ops.append({**op_json(o), "where": "library", "ms": ms, "share": share, **alone(o)})
     for o in candidates:
-        ops.append({**o.to_json(), "where": "tvm", "ms": None, "share": None, **alone(o)})
+        ops.append({**op_json(o), "where": "tvm", "ms": None, "share": None, **alone(o)})
     return {
         "mode": placement,
         "ops": ops,
@@ -265,4 +306,4 @@ def placement_report(mod, info: TargetInfo, placement: str, offloads: list, runn
     candidates = [c for c in library.candidates(mod) if c.name not in taken] if info.kind == "llvm" else []
     # Ops PyTorch's kernel was timed for and TVM's kernel kept (they have times to show).
     candidates += [Offload(c.name, c.kind, library_aten.shape_json_of(c.out_ty), [], "", [c.name]) for c in library_aten.aten_calls(builder.prepare(mod, info)) if c.name in measured and c.name not in taken]
-    return report(placement, offloads, candidates, profile, total_ms, measured), list(offloads) + list(candidates)
+    return report(placement, offloads, candidates, profile, total_ms, measured, symbol_names(mod, specs)), list(offloads) + list(candidates)

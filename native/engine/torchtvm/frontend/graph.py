@@ -4,6 +4,8 @@ provenance.py names the same nodes, so the compiler's placement can be drawn on 
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from torchtvm.common.specs import TORCH_TO_NAME, SymDim
@@ -29,14 +31,23 @@ def _value_info(v) -> dict:
     return info
 
 
+_HIERARCHY_PART = re.compile(r"([^.()]+)\([^()]*\)")
+
+
 def _scope(node) -> str | None:
     """The submodule path a node came from ("layer1.0.conv1"). Traced graphs name it as
     "__module.layer1/__module.layer1.0.conv1" (the last part is the path); graphs that went through
     TorchScript-to-export conversion as "ResNet::/Sequential::layer1/BasicBlock::0/Conv2d::conv1"
-    (the path is the attribute names, one per part)."""
+    (the path is the attribute names, one per part). A saved and loaded model keeps no scope names,
+    but its inlined graph knows each node's module hierarchy: "layer1(Sequential).0(BasicBlock).conv1(Conv2d)"."""
     name = node.scopeName()
     if not name:
-        return None
+        try:
+            hierarchy = node.getModuleHierarchy()
+        except Exception:  # older torch, or a node without an inlined call stack
+            return None
+        path = ".".join(_HIERARCHY_PART.findall(hierarchy or ""))
+        return path or None
     parts = name.split("/")
     last = parts[-1]
     if last.startswith("__module."):
@@ -242,6 +253,19 @@ def _fx_op(t) -> str:
     return t._schema.name if isinstance(t, torch._ops.OpOverload) else getattr(t, "__name__", str(t))
 
 
+def _fx_scope(n) -> str | None:
+    """The submodule path of a torch.export node ("layer1.0.conv1"): the innermost entry of its
+    nn_module_stack, written as an attribute path ("L['self'].layer1[0]" becomes "layer1.0")."""
+    stack = n.meta.get("nn_module_stack") or {}
+    for path, _ in reversed(list(stack.values())):
+        if not isinstance(path, str) or not path:
+            continue
+        path = re.sub(r"^L\[['\"]self['\"]\]\.?", "", path)
+        path = re.sub(r"\[['\"]?([^'\"\]]+)['\"]?\]", r".\1", path).replace("._modules.", ".").strip(".")
+        return path or None
+    return None
+
+
 def program_graph(ep, specs) -> dict:
     """A torch.export program's ops as the graph view's DAG. Node ids are the FX node names (which
     the compiler's placement report names too); shapes and dtypes come from the program's own
@@ -302,7 +326,11 @@ def program_graph(ep, specs) -> dict:
         if len(nodes) >= GRAPH_NODE_LIMIT:
             truncated = True
             continue
-        nodes.append({"id": n.name, "op": _fx_op(n.target), "inputs": srcs, "outputs": info(n.meta.get("val"))})
+        node = {"id": n.name, "op": _fx_op(n.target), "inputs": srcs, "outputs": info(n.meta.get("val"))}
+        scope = _fx_scope(n)
+        if scope:
+            node["scope"] = scope
+        nodes.append(node)
         producer[n] = [n.name]
     if not nodes or nodes[-1]["op"] != "output":
         nodes.append({"id": "out", "op": "output", "inputs": [], "outputs": []})

@@ -27,7 +27,7 @@ from torchtvm.common.options import CompileOptions
 from torchtvm.common.progress import JobContext, Timer
 from torchtvm.common.specs import random_inputs
 from torchtvm.deploy.export import save_exported
-from torchtvm.frontend.graph import model_graph
+from torchtvm.frontend.graph import model_graph, program_graph
 from torchtvm.frontend.import_cache import ImportCache
 from torchtvm.frontend.loader import is_exported
 from torchtvm.frontend.provenance import op_nodes, source_graph
@@ -262,10 +262,15 @@ def _with_graph_nodes(rep: dict, imported, placed: list, module=None) -> dict:
 
 
 def _scopes(module) -> dict[str, str]:
-    """Graph node id -> submodule path, where the TorchScript graph records it (traced models)."""
-    if not isinstance(module, torch.jit.ScriptModule):
+    """Graph node id -> submodule path, where the graph records it (TorchScript's module hierarchy,
+    a torch.export program's nn_module_stack)."""
+    if isinstance(module, torch.jit.ScriptModule):
+        graph = model_graph(module)
+    elif is_exported(module):
+        graph = program_graph(module, [])
+    else:
         return {}
-    return {n["id"]: n["scope"] for n in model_graph(module)["nodes"] if n.get("scope")}
+    return {n["id"]: n["scope"] for n in graph["nodes"] if n.get("scope")}
 
 
 def _library_metadata(offloads: list) -> dict:
