@@ -68,6 +68,9 @@ const PATH_REFUSALS = new Set(['folder_missing', 'export_exists', 'export_is_sou
 
 const parentOf = (p: string) => p.replace(/[/\\]+[^/\\]*$/, '') || '/';
 
+/** A sentence with `backticked` commands shown as code. */
+const withCode = (text: string) => text.split('`').map((part, i) => (i % 2 ? <code key={i}>{part}</code> : part));
+
 /**
  * A refused export in the app's words, with the button that answers it: create the missing folder,
  * replace a file the workbench did not write, or go back to the default path. Other failures keep
@@ -101,7 +104,7 @@ function ExportRefusal({ error, path, defaultPath }: { error: ErrorInfo; path: s
   } else if (error.code === 'path_not_allowed') {
     text = (
       <>
-        <b>This server may not write to <code>{path}</code>.</b> {error.message.replace(/^.*?; choose/, 'Choose')}
+        <b>This server may not write to <code>{path}</code>.</b> {withCode(error.message.replace(/^.*?; choose/, 'Choose'))}
       </>
     );
   } else {
