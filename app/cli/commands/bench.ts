@@ -65,8 +65,8 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     const vsName = r.vs === model ? `${r.vs} (again)` : r.vs;
     const cmp = compareLatency(r.stats, r.vs_stats, { baselineLabel: model, candidateLabel: vsName });
     out.line(table([row(model, r.stats, 'baseline'), row(vsName, r.vs_stats, cmp.text)], [...header, `vs ${model.split('/').pop()}`]));
+    if (cmp.ratio !== null) out.line(`\n${vsName}: ${cmp.kind === 'same' ? 'the same speed as' : `${cmp.text} than`} ${model} at p50 (${fmtMs(r.vs_stats.p50)} against ${fmtMs(r.stats.p50)})${cmp.warning ? ', within what the noise explains: see the warning' : ''}.`);
     if (cmp.warning) out.warn(cmp.warning);
-    else if (cmp.ratio !== null) out.line(`\n${vsName}: ${cmp.kind === 'same' ? 'the same speed as' : `${cmp.text} than`} ${model} (p50 ${fmtMs(r.vs_stats.p50)} against ${fmtMs(r.stats.p50)}).`);
   } else {
     out.line(table([row(model, r.stats)], header));
   }

@@ -141,7 +141,10 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
     `names`: TVM's symbol names -> the input specs' (`symbol_names`), for readable shapes.
 
     Shares are of the profiled runs' median, so that the library and TVM shares add up; `tvm_ms`
-    is the rest of those runs (TVM's kernels and the VM's own work)."""
+    is the rest of those runs (TVM's kernels and the VM's own work). The profiled runs are slower
+    than the measured p50 (profiling costs time, and they are fewer): so that the parts add up to
+    the total shown beside them, each part is its share of the profiled run times `total_ms`
+    (`parts_of` says so; `profiled_ms` keeps the profiled run's own median)."""
     # Calls are matched to ops by run order; a mismatch (which would misattribute times) leaves
     # the ops untimed instead.
     timed = profile if profile is not None and profile.funcs == [o.func for o in offloads] and profile.run_ms > 0 else None
@@ -159,20 +162,32 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
         ms = {"library": t.library_ms, "tvm": t.tvm_ms, "winograd": t.winograd_ms, **t.others_ms}
         return {"alone_ms": {k: v for k, v in ms.items() if v is not None}}
 
+    # Parts as shares of the profiled run, scaled to the measured p50 (or the profiled run's own
+    # median when nothing was measured).
+    scale = total_ms / timed.run_ms if timed is not None and total_ms else 1.0
     for i, o in enumerate(offloads):
-        ms = timed.calls_ms[i] if timed is not None else None
-        share = ms / timed.run_ms if timed is not None and ms is not None else None
+        share = timed.calls_ms[i] / timed.run_ms if timed is not None else None
+        ms = share * timed.run_ms * scale if timed is not None and share is not None else None
         ops.append({**op_json(o), "where": "library", "ms": ms, "share": share, **alone(o)})
     for o in candidates:
         ops.append({**op_json(o), "where": "tvm", "ms": None, "share": None, **alone(o)})
+    lib_ms: float | None
+    tvm_ms: float | None
+    if timed is not None:
+        lib_share = min(1.0, sum(timed.calls_ms) / timed.run_ms)
+        whole = total_ms if total_ms else timed.run_ms
+        lib_ms, tvm_ms = lib_share * whole, (1.0 - lib_share) * whole
+    else:
+        lib_ms, tvm_ms = (0.0 if not offloads else None), (total_ms if not offloads else None)
     return {
         "mode": placement,
         "ops": ops,
         "library_ops": len(offloads),
         "tvm_ops": len(candidates),
-        "library_ms": sum(timed.calls_ms) if timed is not None else (0.0 if not offloads else None),
-        "tvm_ms": timed.rest_ms if timed is not None else (total_ms if not offloads else None),
+        "library_ms": lib_ms,
+        "tvm_ms": tvm_ms,
         "total_ms": total_ms,
+        **({"profiled_ms": timed.run_ms, "parts_of": "p50" if total_ms else "profiled run"} if timed is not None else {}),
         "source_ops": {k: list(v) for k, v in SOURCE_OPS.items()},
     }
 
