@@ -5,6 +5,9 @@ import { cancel, go, tune, validateRows } from '../actions.js';
 import { Elapsed, Empty, JobStatus, LogPanel, NeedsModel, ProgressBar, Table, fmtMs } from '../components.js';
 import { set, useStore, type TaskRow, type TrialPoint } from '../store.js';
 import { ResultTables } from './CompileView.js';
+import { MeasuredLatency } from './MeasuredLatency.js';
+import { fmtSizes } from '../../../app/contract/format.js';
+import { etaSeconds, RUNS_AS_LABELS, taskShares, tuneFigures, type TuneRecord, type TuneTask } from '../../../app/contract/tune-record.js';
 import { recordRedraw } from '../testhooks.js';
 
 export const MAX_CHART_POINTS = 600;
@@ -145,64 +148,58 @@ const TrialChartSvg = memo(function TrialChartSvg({ data, log, names, taskIds }:
   );
 });
 
-function TaskTable({ tasks }: { tasks: TaskRow[] }) {
-  // What the build runs per task: the best record when it beats the default schedule.
-  const applied = (t: TaskRow) => (t.best !== null && (t.defaultMs === null || t.best < t.defaultMs) ? t.best : t.defaultMs);
-  const total = tasks.reduce((a, t) => a + (applied(t) ?? 0) * t.weight, 0);
+/**
+ * Per task: the time the build runs it at (its best record, its default schedule, or the op's
+ * library kernel where faster, as the estimate counts it) and its share of that same estimate, so
+ * the shares add up to the headline; the library kernels' part in a row of its own.
+ */
+function TaskTable({ tasks }: { tasks: TuneTask[] }) {
+  const { rows, total, library } = taskShares(tasks);
+  const pct = (v: number | null) => (v !== null ? `${(v * 100).toFixed(1)}%` : '–');
   return (
-    <Table
-      testId="task-table"
-      head={['task', 'weight', 'share of time', 'trials', 'errors', 'best trial', 'default schedule']}
-      rows={tasks.map((t) => {
-        const a = applied(t);
-        return [t.name || `task ${t.id}`, t.weight, total > 0 && a !== null ? `${(((a * t.weight) / total) * 100).toFixed(1)}%` : '–', t.trials, t.errors, fmtMs(t.best), fmtMs(t.defaultMs)];
-      })}
-    />
+    <>
+      <Table
+        testId="task-table"
+        head={['task', 'weight', 'runs as', 'time', 'share of the estimate', 'trials', 'errors', 'best trial', 'default schedule', 'library kernel']}
+        rows={rows.map((r) => [r.task.name || `task ${r.task.id}`, r.task.weight, r.as ? RUNS_AS_LABELS[r.as] : '–', fmtMs(r.ms), pct(r.share), r.task.trials, r.task.errors, fmtMs(r.task.best_ms), fmtMs(r.task.default_ms), fmtMs(r.task.library_ms)])}
+      />
+      <p className="hint" data-testid="task-table-total">
+        Shares are of the estimate, {fmtMs(total)} (Σ weight × time as the build runs it).
+        {library.tasks > 0 && <> Library kernels (not tuned): {library.tasks} task{library.tasks > 1 ? 's' : ''}, {fmtMs(library.ms)}, {pct(library.share)} of it: trials there pay off only once a kernel beats the library&apos;s.</>}
+      </p>
+    </>
   );
 }
 
 /**
- * Time left at the rate trials arrived while this page watched (the last few minutes): the setup
- * before the first trial (import, timing the default schedules) and trials replayed after a
- * reload do not count. Returns when it should end (Date.now() time), or undefined until two
- * observations a few seconds apart.
+ * When the run should end (a Date.now() time): this run's own trial rate (engine clock, from the
+ * end of its first batch), counted from when its latest trial arrived here. Undefined until two
+ * batches are in. Resumed records and replayed events do not count.
  */
-export function useTrialRateEta(job: string | undefined, done: number, budget: number): number | undefined {
-  const seen = useRef<{ job?: string; marks: Array<{ t: number; n: number }> }>({ marks: [] });
-  const now = performance.now();
-  if (seen.current.job !== job) seen.current = { job, marks: [] };
-  const marks = seen.current.marks;
-  if (job && done > 0 && (!marks.length || marks[marks.length - 1].n !== done)) {
-    marks.push({ t: now, n: done });
-    while (marks.length > 2 && now - marks[1].t > 5 * 60_000) marks.shift();
-  }
-  if (!job || marks.length < 2 || done >= budget) return undefined;
-  const a = marks[0];
-  const b = marks[marks.length - 1];
-  if (b.t - a.t < 3000 || b.n <= a.n) return undefined;
-  const perMs = (b.n - a.n) / (b.t - a.t);
-  // As a clock time, so that the countdown runs between trials too.
-  return Date.now() + (budget - done) / perMs - (now - b.t);
+export function useRecordEta(rec: TuneRecord): number | undefined {
+  const arrived = useRef<{ t: number | null; at: number }>({ t: null, at: 0 });
+  const t = rec.rate?.t ?? null;
+  if (arrived.current.t !== t) arrived.current = { t, at: Date.now() };
+  const eta = etaSeconds(rec);
+  return eta === null ? undefined : arrived.current.at + eta * 1000;
 }
 
 export function TuneView() {
-  const { tuneJob, jobs, trials, tasks, tuneBudget, tunePerRound, tuneLimitH, tuneWorkDir, tuneResult, inputs, project } = useStore();
+  const { tuneJob, jobs, trials, tasks, tuneRecord: rec, tuneBudget, tunePerRound, tuneLimitH, tuneWorkDir, tuneResult, inputs, project } = useStore();
   const defaultWorkDir = project?.defaults.work_dir ?? '';
   const job = tuneJob ? jobs[tuneJob] : undefined;
   const running = job ? ['running', 'queued'].includes(job.state) : false;
   const { specs } = validateRows(inputs);
-  const taskRows = useMemo(() => Object.values(tasks).sort((a, b) => a.id - b.id), [tasks]);
-  const last = trials[trials.length - 1];
-  const done = last?.n ?? 0;
-  const first = trials.find((t) => t.est !== null)?.est ?? null;
-  // Progress counts every record in the work dir (the budget is the work dir's total); the ETA only
-  // this job's own trials, so a resume does not promise the rest in no time.
-  const progress = done ? Math.min(1, done / tuneBudget) : job?.fraction;
-  const before = job?.firstTrial !== undefined ? job.firstTrial - 1 : 0;
-  const etaFraction = done > before && tuneBudget > before ? Math.min(1, (done - before) / (tuneBudget - before)) : undefined;
-  // Once trials are streaming, the engine's "N trial(s) to go" from the start is stale: the counts say it.
-  const ownTrials = job?.firstTrial !== undefined;
-  const liveEta = useTrialRateEta(running ? tuneJob : undefined, done, tuneBudget);
+  // Every figure below is the run's record (app/contract/tune-record.ts): the CLI and the log
+  // reader show the same. A resume is a new run: its own trials, starting from where the last ended.
+  const taskRows = useMemo(() => Object.values(rec.tasks).sort((a, b) => a.id - b.id), [rec.tasks]);
+  const figures = tuneFigures(rec, tuneResult?.tuning?.measured_ms ?? tuneResult?.latency_ms?.tvm.p50);
+  const budget = rec.budget ?? tuneBudget;
+  const progress = rec.trials ? Math.min(1, rec.total / budget) : job?.fraction;
+  // The ETA counts this run's trials only (never the resumed records).
+  const etaFraction = rec.trials > 0 && budget > rec.resumed ? Math.min(1, rec.trials / (budget - rec.resumed)) : undefined;
+  const liveEta = useRecordEta(rec);
+  const at = fmtSizes(tuneResult?.latency_ms?.sizes);
   return (
     <section>
       <h2>Tune</h2>
@@ -234,7 +231,7 @@ export function TuneView() {
           <div className="job-status">
             <div className="job-line">
               <span className="stage">{job?.cancelRequested ? 'Cancelling…' : job?.stage || 'tuning'}</span>
-              <span className="message">{job?.cancelRequested ? 'stops after the trials being measured; every finished trial is kept' : `${done} / ${tuneBudget} trials${last?.est ? ` · estimated ${fmtMs(last.est)}` : ''}${job?.message && !(job.stage === 'tune' && ownTrials) ? ` · ${job.message}` : ''}`}</span>
+              <span className="message">{job?.cancelRequested ? 'stops after the trials being measured; every finished trial is kept' : `${figures.trials} trials (${figures.split})${rec.estimate_ms !== null ? ` · estimated ${figures.best}` : ''}${job?.message && !(job.stage === 'tune' && rec.trials > 0) ? ` · ${job.message}` : ''}`}</span>
               <Elapsed startedAt={job?.startedAt} fraction={etaFraction} endsAt={liveEta} limitS={job?.timeoutS} />
             </div>
             <ProgressBar fraction={progress} label="Tuning progress" />
@@ -242,16 +239,16 @@ export function TuneView() {
           </div>
         )}
         {!running && <JobStatus jobId={tuneJob} what="Tuning" />}
-        {trials.length > 0 ? (
+        {trials.length > 0 || rec.total > 0 ? (
           <>
             <div className="stats">
-              <div><span>trials</span><b data-testid="trial-count">{trials.length}</b></div>
-              <div title="Σ weight × best kernel time: the tuner's estimate from per-kernel timings, not a measurement of the whole model"><span>estimated end-to-end (sum of kernels)</span><b data-testid="tune-estimate">{fmtMs(last?.est)}</b></div>
-              <div><span>first estimate</span><b>{fmtMs(first)}</b></div>
-              {tuneResult?.latency_ms && <div title="The tuned build run end to end after verification"><span>measured end-to-end (tuned build)</span><b>{fmtMs(tuneResult.latency_ms.tvm.p50)}</b></div>}
-              <div><span>errors</span><b>{taskRows.reduce((a, t) => a + t.errors, 0)}</b></div>
+              <div title="Records of this model in the work dir, against the budget (the budget counts the records already there)"><span>trials ({figures.split})</span><b data-testid="trial-count" data-budget={budget}>{rec.total}</b> <small>of {budget}</small></div>
+              <div title="The estimate before this run's first trial: the default schedules and library kernels (and, on a resume, where the run it resumed ended)"><span>first estimate</span><b data-testid="tune-first-estimate">{figures.first}</b></div>
+              <div title="Σ weight × each kernel's time as the build runs it: the tuner's estimate from per-kernel timings, not a measurement of the whole model"><span>estimated end-to-end (sum of kernels, an estimate)</span><b data-testid="tune-estimate">{figures.best}</b></div>
+              {tuneResult?.latency_ms && <div title="The tuned build run end to end after verification: the p50 of timed calls after warm-up"><span>measured end-to-end, p50{at ? ` ${at}` : ''}</span><b data-testid="tune-measured">{figures.measured}</b> <small>p90 {fmtMs(tuneResult.latency_ms.tvm.p90)}</small></div>}
+              <div><span>errors (this run)</span><b>{rec.errors}</b></div>
             </div>
-            <TrialChart points={trials} tasks={tasks} />
+            {trials.length > 0 ? <TrialChart points={trials} tasks={tasks} /> : <p className="hint">This run measured no trial: the work dir already held {rec.total} record(s) against a budget of {budget}. Raise the budget to tune further.</p>}
           </>
         ) : (
           !running && (
@@ -269,7 +266,9 @@ export function TuneView() {
         {tuneResult && (
           <>
             <h3>Tuned build</h3>
-            <ResultTables r={tuneResult} />
+            {/* The latency with its verdict (MeasuredLatency) in place of ResultTables' own table. */}
+            <ResultTables r={{ ...tuneResult, latency_ms: undefined, slower: undefined }} />
+            <MeasuredLatency r={tuneResult} />
           </>
         )}
       </NeedsModel>
