@@ -50,8 +50,22 @@ export function logTicks(lo: number, hi: number): { ticks: number[]; domain: [nu
   }
   // Over a wide range, powers of ten only: 1-2-5 ticks would crowd the axis.
   const thin = ticks.length > 7 ? ticks.filter((t) => Math.abs(Math.log10(t) - Math.round(Math.log10(t))) < 1e-9) : ticks;
+  // Over a narrow range (an estimate that moved by a few %), 1-2-5 ticks leave one or none: round steps.
+  if (ticks.length < 3) return { ticks: stepTicks(domain[0], domain[1]), domain };
   return { ticks: thin.length >= 2 ? thin : ticks, domain };
 }
+
+/** About `n` round ticks (steps of 1, 2 or 5 × 10^k) inside [lo, hi]. */
+export function stepTicks(lo: number, hi: number, n = 4): number[] {
+  const raw = (hi - lo) / n;
+  if (!(raw > 0)) return [lo];
+  const e = 10 ** Math.floor(Math.log10(raw));
+  const step = ([1, 2, 5].find((m) => m * e >= raw) ?? 10) * e;
+  const out: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi * (1 + 1e-12); t += step) out.push(+t.toPrecision(6));
+  return out;
+}
+
 
 /** Round integer ticks (multiples of 1, 2, 5 × 10^k) over [lo, hi]: trial numbers read 100, 200, not 101, 201. */
 export function intTicks(lo: number, hi: number, max = 8): number[] {
