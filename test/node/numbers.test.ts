@@ -80,6 +80,17 @@ describe('the formatters (app/contract/format.ts), shared by the CLI and the app
     expect(library.ms).toBeCloseTo(0.6, 12);
   });
 
+  it('gives the estimate axis round ticks even when the estimate moved by a few %', async () => {
+    // charts.tsx reaches the store, which reads the theme from localStorage when it loads.
+    (globalThis as { localStorage?: unknown }).localStorage ??= { getItem: () => null, setItem: () => undefined };
+    const { logTicks } = await import('../../renderer/src/charts.js');
+    // 129 µs to 120 µs on a log axis: one 1-2-5 tick (or none) before; round steps now.
+    const { ticks, domain } = logTicks(0.12, 0.129);
+    expect(ticks.length).toBeGreaterThanOrEqual(3);
+    expect(ticks.every((t) => t >= domain[0] && t <= domain[1])).toBe(true);
+    expect(logTicks(0.001, 10).ticks).toEqual([0.001, 0.01, 0.1, 1, 10]);
+  });
+
   it('estimates the time left from this run\'s own trials, never from resumed records', () => {
     const ev = (n: number, t: number): JobEvent => ({ event: 'tune.trial', job: 'tune-1-a', data: { task_id: 0, task_name: 'k', trial: n, total_trials: 100 + n, latency_ms: 1, best_ms: 1, estimated_total_ms: 1, time_s: t } });
     const start: JobEvent = { event: 'tune.tasks', job: 'tune-1-a', data: { tasks: [{ id: 0, name: 'k', weight: 1, default_ms: 2, records: 100, best_ms: 1.5 }], budget: 300, resumed_records: 100, estimated_ms: 1.5 } };
