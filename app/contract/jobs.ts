@@ -63,6 +63,12 @@ export const CompileRequestSchema = z.object({
   /** Export although the edge-value pass (NaN, inf, -0.0, huge and tiny inputs) found outputs that differ from PyTorch's: the CLI's --accept-edge-mismatch. */
   accept_edge_mismatch: z.boolean().optional(),
   /**
+   * Compare each op of the build with PyTorch's value for the same node, node by node, on the
+   * verification's random inputs (result: op_comparison): the CLI's --compare-ops. On request only;
+   * it runs the model once more in PyTorch and the build once under the VM's instrument hook.
+   */
+  compare_ops: z.boolean().optional(),
+  /**
    * The user confirmed replacing export_path although it is the source model or a file the workbench
    * did not write (the CLI's --force). Without it such a job is refused before building
    * (error codes export_is_source, export_exists).

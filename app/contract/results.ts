@@ -287,6 +287,49 @@ export const BuildInfoSchema = z.looseObject({
 });
 export type BuildInfo = z.output<typeof BuildInfoSchema>;
 
+/** One kernel call of a build against PyTorch's value for the same node (compare_ops). */
+export const OpComparisonRowSchema = z.looseObject({
+  /** The value's name in the compiled graph: for a library call, the placement report's op name. */
+  op: z.string(),
+  /** The placement kind of a library call (conv2d, linear, ...), else the node's aten op (relu, mean, view, ...). */
+  kind: z.string(),
+  /** The graph node (ModelGraph id) it came from, its submodule, and the nodes fused into the call. */
+  node: z.string().optional(),
+  scope: z.string().optional(),
+  fused: z.array(z.string()).optional(),
+  where: z.enum(['library', 'tvm']),
+  /** What the VM called: a fused TVM kernel (PrimFunc) or a runtime function (torchtvm.conv2d). */
+  kernel: z.string(),
+  /** PyTorch's shape and dtype of the value (the model's layout). */
+  shape: z.array(int),
+  dtype: z.string(),
+  /** 'channels-last': the build keeps it NHWC; compared after moving the channels back. */
+  layout: z.string().optional(),
+  max_abs: metric,
+  max_rel: metric,
+  /** Positions where one side has NaN or an infinity (of either sign) and the other has not. */
+  nan_inf_mismatches: int,
+  ok: z.boolean(),
+  atol: z.number().optional(),
+  rtol: z.number().optional(),
+  reason: z.string().optional(),
+});
+export type OpComparisonRow = z.output<typeof OpComparisonRowSchema>;
+
+export const OpComparisonSchema = z.looseObject({
+  /** In run order: errors propagate, so the first op past the tolerance is the one to look at. */
+  ops: z.array(OpComparisonRowSchema),
+  /** The `op` of the first row past the tolerance, or null when every op is within it. */
+  first_failing: z.string().nullable(),
+  tolerance: z.looseObject({ rule: z.string(), by_dtype: z.record(z.string(), z.looseObject({ atol: z.number(), rtol: z.number() })) }).optional(),
+  /** Kernel calls no node of the model computes (layout transforms a pass added), with why. */
+  unmapped: z.array(z.looseObject({ kernel: z.string(), where: z.string(), value: z.string().nullable().optional(), reason: z.string() })).optional(),
+  /** The input shapes both sides ran at. */
+  inputs: z.array(z.array(int)).optional(),
+  note: z.string(),
+});
+export type OpComparison = z.output<typeof OpComparisonSchema>;
+
 export const CompileResultSchema = z.looseObject({
   model: z.string(),
   inputs: z.array(InputSpecSchema),
@@ -329,6 +372,8 @@ export const CompileResultSchema = z.looseObject({
   }).optional(),
   /** Where each heavy op runs (library kernel or TVM) and, for library calls, how long it takes. */
   placement: PlacementSchema.optional(),
+  /** Each op of the build against PyTorch's value for the same node: only when compare_ops was asked. */
+  op_comparison: OpComparisonSchema.optional(),
   /** Why an export was not written (verification failed or could not run). */
   export_skipped: z.string().optional(),
   /** A tune job's summary (present on tune results only). */

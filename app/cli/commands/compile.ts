@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { formatDim, parseSpec, type InputSpec } from '../../contract/specs.js';
-import { CANDIDATE_LABELS, type CompileResult, type PlacedOp, type Placement, type TuningSummary } from '../../contract/results.js';
+import { CANDIDATE_LABELS, type CompileResult, type OpComparison, type PlacedOp, type Placement, type TuningSummary } from '../../contract/results.js';
 import { parseJobResult, type JobEvent } from '../../contract/jobs.js';
 import { intFlag, type CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
@@ -10,7 +10,7 @@ import { describeBuild } from '../../contract/builds.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--timeout SECONDS] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used; nor does a model that takes no inputs)';
+  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--compare-ops] [--timeout SECONDS] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used; nor does a model that takes no inputs)';
 
 export const compileOptions = {
   input: { type: 'string', multiple: true },
@@ -25,6 +25,7 @@ export const compileOptions = {
   'export-unverified': { type: 'boolean' },
   timeout: { type: 'string' },
   'accept-edge-mismatch': { type: 'boolean' },
+  'compare-ops': { type: 'boolean' },
   'tune-size': { type: 'string', multiple: true },
   trials: { type: 'string' },
   'trials-per-task': { type: 'string' },
@@ -69,6 +70,7 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
   }
   if (r.slower) out.line(`\nSLOWER: ${r.slower.message}`);
   if (r.placement) printPlacement(r.placement, out);
+  if (r.op_comparison) printOpComparison(r.op_comparison, out);
   out.line(`\nWrote: ${Object.entries(r.files).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (r.build) out.line(`Build ${describeBuild(r.build)}: export it again with \`torchtvm export ${r.build.dir} -o OUT.pt\` (a copy of this build, nothing rebuilt).`);
 }
@@ -97,6 +99,22 @@ function printPlacement(p: Placement, out: CommandContext['out']): void {
       ...(alone ? [o.alone_ms ? aloneCell(o.alone_ms) : '-'] : [])]),
       ['op', 'module', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? [`alone: ${columns.map((k) => CANDIDATE_LABELS[k]).join(' / ')}`] : [])]));
   }
+}
+
+/** --compare-ops: each op against PyTorch's value for the same node, in run order, the first one past the tolerance named above the table. */
+function printOpComparison(c: OpComparison, out: CommandContext['out']): void {
+  const num = (v: number | string | null | undefined) => (typeof v === 'number' ? v.toExponential(2) : v ?? '-');
+  const name = (o: OpComparison['ops'][number]) => `${o.kind} ${o.scope ?? (o.node ? '(top level)' : o.op)}`;
+  const tol = Object.entries(c.tolerance?.by_dtype ?? {}).map(([dt, t]) => `${dt} atol ${t.atol} + rtol ${t.rtol} × the tensor's largest magnitude`).join('; ');
+  out.line(`\nPer-op comparison with PyTorch (${c.ops.length} op(s), in run order${tol ? `; tolerance ${tol}` : ''}):`);
+  const first = c.ops.find((o) => o.op === c.first_failing);
+  if (first) out.line(`FIRST OP PAST THE TOLERANCE: ${name(first)} (${first.op}, ${first.where}: ${first.kernel})${first.reason ? `: ${first.reason}` : ''}`);
+  else if (c.ops.length) out.line('Every op is within tolerance.');
+  if (c.ops.length) {
+    out.line(table(c.ops.map((o) => [name(o), o.where, `[${o.shape.join(', ')}]${o.layout === 'channels-last' ? ' (NHWC)' : ''}`, num(o.max_abs), num(o.max_rel), String(o.nan_inf_mismatches), o.ok ? 'ok' : 'FAIL']),
+      ['op', 'where', 'shape', 'max abs', 'max rel', 'NaN/inf', '']));
+  }
+  out.line(c.note);
 }
 
 function printCoverage(r: CompileResult, out: CommandContext['out']): void {
@@ -188,6 +206,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     ...(values['export-unverified'] ? { export_unverified: true } : {}),
     ...(timeout !== undefined ? { timeout_s: timeout } : {}),
     ...(values['accept-edge-mismatch'] ? { accept_edge_mismatch: true } : {}),
+    ...(values['compare-ops'] ? { compare_ops: true } : {}),
     ...(values.force ? { overwrite: true } : {}),
     ...(values.mkdir ? { create_parent: true } : {}),
   };

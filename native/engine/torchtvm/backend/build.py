@@ -153,13 +153,17 @@ def build_placed(mod, info: TargetInfo, database=None, placement: str = "auto", 
 
 
 def compile_placed(placed, info: TargetInfo, database=None):
-    """Lower and compile a placed module (see place)."""
+    """Lower and compile a placed module (see place). The executable keeps the placed module
+    (`placed`: the IR shares its constants) for mapping its kernel calls back to the model's ops
+    on request (backend/kernel_calls.py)."""
     import tvm
 
     try:
-        return tvm.compile(lower(placed, info, database), target=info.target)
+        executable = tvm.compile(lower(placed, info, database), target=info.target)
     except Exception as e:
         raise _build_failed(info, e) from e
+    executable.placed = placed
+    return executable
 
 
 def _build_failed(info: TargetInfo, e: Exception) -> EngineError:

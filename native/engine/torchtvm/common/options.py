@@ -32,6 +32,9 @@ class CompileOptions:
     placement: str = "auto"
     measure: bool = True
     edge_values: bool = True
+    # Compare each op of the build with PyTorch's value for the same node (verify/per_op.py): on
+    # request only, never in the default build.
+    compare_ops: bool = False
     # When the whole model does not import: compile what does and leave the rest in TorchScript.
     fallback: bool = True
     fallback_level: str = "graph"
@@ -83,6 +86,7 @@ class CompileOptions:
             placement=placement,
             measure=params.get("measure", True) is not False,
             edge_values=params.get("edge_values", True) is not False,
+            compare_ops=params.get("compare_ops") is True,
             # `strict: true` and `fallback: false` both ask for all or nothing.
             fallback=not params.get("strict") and params.get("fallback") is not False,
             fallback_level=level,

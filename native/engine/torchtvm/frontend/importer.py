@@ -42,6 +42,9 @@ class Imported:
     num_outputs: int
     # Relax var name -> the node of the model's graph it came from (provenance.py), for placement.
     sources: dict = field(default_factory=dict)
+    # Relax var name -> [FX node name, index]: the var holding each FX node's value (provenance.py
+    # node_outputs), for comparing each op with PyTorch (verify/per_op.py).
+    outputs: dict = field(default_factory=dict)
 
 
 def check_inputs(module: torch.jit.ScriptModule, specs: list[InputSpec]) -> None:
@@ -245,10 +248,11 @@ def import_program(ep: torch.export.ExportedProgram, sample: list[torch.Tensor],
     try:
 
         with _half_precision_accumulates_in_own_dtype(), pytorch_binary_dtypes():
-            mod, sources = translate(ep, {**CUSTOM_CONVERTERS, **recurrent.CONVERTERS})
+            outputs: dict = {}
+            mod, sources = translate(ep, {**CUSTOM_CONVERTERS, **recurrent.CONVERTERS}, outputs)
     except Exception as e:
         raise EngineError("import_failed", f"TVM could not import the model: {torch_error_summary(e)}.", str(e)) from e
-    return Imported(mod=mod, program=ep, sample_inputs=sample, num_outputs=num_outputs, sources=sources)
+    return Imported(mod=mod, program=ep, sample_inputs=sample, num_outputs=num_outputs, sources=sources, outputs=outputs)
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import re
 import threading
 
 from torchtvm.frontend.graph import PLUMBING, model_graph
@@ -110,9 +111,11 @@ def tag_program(ep) -> None:
             _tag(n, n.name)
 
 
-def translate(ep, custom_convert_map):
+def translate(ep, custom_convert_map, outputs: dict | None = None):
     """TVM's `from_exported_program`, recording which FX node each Relax binding came from.
-    Returns (IRModule, {relax var name: graph node id})."""
+    Returns (IRModule, {relax var name: graph node id}). `outputs`, when given, receives which
+    Relax var holds each FX node's value: {var name: [FX node name, index]}, index -1 for the
+    node's whole value, i for element i of a node that gives a tuple (node_outputs)."""
     from tvm import relax
     from tvm.relax.frontend.torch.exported_program_translator import (
         ExportedProgramImporter,
@@ -152,7 +155,47 @@ def translate(ep, custom_convert_map):
     finally:
         relax.BlockBuilder.emit = orig_emit
         _state.node = None
+    if outputs is not None:
+        try:
+            outputs.update(node_outputs(importer.env, mod))
+        except Exception:  # per-op comparison then maps nothing; the import is unaffected
+            pass
     return mod, sources
+
+
+def node_outputs(env: dict, mod) -> dict[str, list]:
+    """{Relax var name: [FX node name, index]} from the importer's env (FX node -> the Relax
+    expression of its value): the var that holds each node's value (index -1), or element i of a
+    tuple value (index i). Other vars a node's translation emits hold intermediate values."""
+    from tvm import relax
+
+    tuples = {var_name(b.var): b.value for block in mod["main"].body.blocks for b in block.bindings if isinstance(b.value, relax.Tuple)}
+    out: dict[str, list] = {}
+
+    def add(var, value: list) -> None:
+        # A var the importer emitted without a name (Relax's own "lv3") is no FX node's, and
+        # passes after the import name their new bindings alike: leave it out.
+        name = var_name(var)
+        if not _AUTO_NAME.match(name) or name == value[0]:
+            out.setdefault(name, value)
+
+    # A node whose value is one tensor names its var before a node giving a tuple of which the
+    # importer kept one element (BatchNorm's, read by the getitem after it).
+    nodes = [n for n in env if getattr(n, "op", None) == "call_function"]
+    nodes.sort(key=lambda n: isinstance(n.meta.get("val"), (tuple, list)))
+    for node in nodes:
+        expr = env[node]
+        if isinstance(expr, relax.Var):
+            add(expr, [node.name, -1])
+            expr = tuples.get(var_name(expr), expr)
+        if isinstance(expr, relax.Tuple):
+            for i, f in enumerate(expr.fields):
+                if isinstance(f, relax.Var):
+                    add(f, [node.name, i])
+    return out
+
+
+_AUTO_NAME = re.compile(r"^(lv|gv)\d*(_\d+)*$")
 
 
 def var_name(var) -> str:

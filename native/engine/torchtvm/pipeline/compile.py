@@ -15,6 +15,7 @@ import torch
 
 from torchtvm.backend import build as builder
 from torchtvm.backend.executor import TvmRunner
+from torchtvm.backend.kernel_calls import kernel_calls
 from torchtvm.backend.kernel_profile import profile_kernels
 from torchtvm.backend.placement import (
     build_with_placement,
@@ -35,6 +36,7 @@ from torchtvm.pipeline import stages
 from torchtvm.pipeline.fallback import compile_fallback, fallback_hint
 from torchtvm.pipeline.stages import Run
 from torchtvm.tune.tuner import static_tuning_specs, tune
+from torchtvm.verify.per_op import compare_ops
 from torchtvm.verify.reference import model_signature
 
 
@@ -69,6 +71,10 @@ class CompiledModel:
         kernels = profile_kernels(self.runner, inputs)
         total = sum(k.ms for k in kernels) or 1.0
         return [{"kernel": k.name, "ms": k.ms, "calls": k.calls, "share": k.ms / total} for k in kernels[:n]]
+
+    def kernel_calls(self, info) -> list:
+        """Each kernel call of the build in run order, with the values it computes (per-op comparison)."""
+        return kernel_calls(self.executable.placed, info)
 
     def export(self, path: str, run: Run) -> str:
         """A drop-in replacement for the model: its own arguments in, its own output structure out
@@ -148,6 +154,10 @@ def _compile_run(options: CompileOptions, ctx: JobContext, t_start: float) -> Ru
             if choice:
                 rep["per_op"] = choice
     run.timings_s["report"] = t.seconds
+    if options.compare_ops:
+        t = Timer()
+        _compare_ops(run)
+        run.timings_s["compare_ops"] = t.seconds
     stages.finish(run)
     if tuning is not None:
         tuning["measured_ms"] = (run.result.get("latency_ms") or {}).get("tvm", {}).get("p50")
@@ -223,6 +233,8 @@ def _fallback(run: Run, error: EngineError, import_s: float) -> Run:
     in TorchScript; strict asks for all or nothing. A .pt2 has no TorchScript graph to fall back to."""
     if not run.options.fallback or is_exported(run.module):
         raise EngineError(error.code, error.message + ("" if is_exported(run.module) else fallback_hint()), error.detail) from error
+    if run.options.compare_ops:
+        run.result["op_comparison"] = {"ops": [], "first_failing": None, "note": "Not compared: the per-op comparison needs the whole model compiled as one module, and part of this one stays in TorchScript."}
     try:
         compile_fallback(run, error, import_s)
     except EngineError as fe:
@@ -271,6 +283,25 @@ def _scopes(module) -> dict[str, str]:
     else:
         return {}
     return {n["id"]: n["scope"] for n in graph["nodes"] if n.get("scope")}
+
+
+def _compare_ops(run: Run) -> None:
+    """On request (compare_ops): each kernel call of the build against PyTorch's value for the same
+    node (verify/per_op.py), as `op_comparison` in the result."""
+    if run.not_runnable:
+        run.result["op_comparison"] = {"ops": [], "first_failing": None, "note": f"Not compared: {run.not_runnable}"}
+        return
+    run.ctx.progress("compare_ops", "comparing each op's output with PyTorch's, node by node")
+    reference = run.imported
+    if reference is not None and reference.program is None:
+        # An import kept in a tuning work dir holds no program: import again (the same names).
+        reference, _ = stages.import_model(run, run.specs)
+    try:
+        run.result["op_comparison"] = compare_ops(run, _scopes(run.module), reference)
+    except Exception as e:  # the build and its verification stand; the comparison says why it is missing
+        run.ctx.log(f"The per-op comparison failed: {type(e).__name__}: {e}", "warn")
+        run.result["op_comparison"] = {"ops": [], "first_failing": None, "note": f"Not compared: {type(e).__name__}: {str(e)[:300]}"}
+    run.ctx.check_cancelled()
 
 
 def _library_metadata(offloads: list) -> dict:

@@ -29,6 +29,7 @@ PARAM_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "accept_edge_mismatch": ((bool,), "true or false"),
     "write_roots": ((list,), "a list of folder paths"),
     "edge_values": ((bool,), "true or false"),
+    "compare_ops": ((bool,), "true or false"),
     "tune_sizes": ((dict,), "an object of symbol sizes (name -> size)"),
     "dir": ((str,), "a folder path"),
     "build": ((str,), "a build folder path"),
