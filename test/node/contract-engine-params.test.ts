@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { CompileRequestSchema, TuneRequestSchema, type TuneRequest } from '../../app/contract/jobs.js';
+import { CompileRequestSchema, ExportRequestSchema, TuneRequestSchema, type TuneRequest } from '../../app/contract/jobs.js';
 import { compileParams, CORE_ONLY_REQUEST_KEYS } from '../../app/core/engine-client/engine-runners.js';
 import { paths } from '../../app/core/paths.js';
 
@@ -58,9 +58,9 @@ function pythonType(schema: z.ZodType): string {
   throw new Error(`no Python type for a ${s.def.type} field`);
 }
 
-/** Forwarded compile/tune request fields -> Python type name. */
+/** Forwarded compile/tune/export request fields -> Python type name. */
 function contractFields(): Record<string, string> {
-  const shape = { ...CompileRequestSchema.shape, ...TuneRequestSchema.shape };
+  const shape = { ...CompileRequestSchema.shape, ...TuneRequestSchema.shape, ...ExportRequestSchema.shape };
   return Object.fromEntries(Object.entries(shape).filter(([k]) => !CORE_ONLY.includes(k)).map(([k, v]) => [k, pythonType(v)]));
 }
 
@@ -74,7 +74,7 @@ describe('contract vs engine parameters', () => {
     expect([...CORE_ONLY_REQUEST_KEYS].sort()).toEqual([...CORE_ONLY].sort());
   });
 
-  it('every forwarded compile/tune request field is an engine parameter of the same type', () => {
+  it('every forwarded compile/tune/export request field is an engine parameter of the same type', () => {
     const fields = contractFields();
     const missing = Object.keys(fields).filter((k) => !(k in engine.table));
     expect(missing, `contract fields the engine (${engine.module}.PARAM_TYPES) does not know`).toEqual([]);
