@@ -287,6 +287,8 @@ export const BuildInfoSchema = z.looseObject({
 });
 export type BuildInfo = z.output<typeof BuildInfoSchema>;
 
+const TensorSummarySchema = z.looseObject({ min: metric, max: metric, mean: metric, std: metric, nonfinite: int });
+
 /** One kernel call of a build against PyTorch's value for the same node (compare_ops). */
 export const OpComparisonRowSchema = z.looseObject({
   /** The value's name in the compiled graph: for a library call, the placement report's op name. */
@@ -312,6 +314,12 @@ export const OpComparisonRowSchema = z.looseObject({
   ok: z.boolean(),
   atol: z.number().optional(),
   rtol: z.number().optional(),
+  /** The largest finite magnitude of PyTorch's tensor: the row is within tolerance when max_abs <= atol + rtol x scale. */
+  scale: metric.optional(),
+  /** Both tensors' min, max, mean and standard deviation over their finite values, and how many values are not finite. */
+  stats: z.looseObject({ reference: TensorSummarySchema, build: TensorSummarySchema }).optional(),
+  /** The absolute difference where both are finite: counts in equal bins from 0 to max (16 bins). */
+  diff_histogram: z.looseObject({ max: z.number(), counts: z.array(int) }).optional(),
   reason: z.string().optional(),
 });
 export type OpComparisonRow = z.output<typeof OpComparisonRowSchema>;

@@ -171,3 +171,29 @@ def test_compare_tensor_layout_nan_and_dtype():
     assert not e["ok"] and "shape" in e["reason"]
     ints = torch.arange(6)
     assert compare_tensor(ints.clone(), ints)["ok"] and not compare_tensor(ints + 1, ints)["ok"]
+
+
+def test_compare_tensor_gives_both_tensors_statistics_and_a_histogram_of_the_difference():
+    torch.manual_seed(0)
+    r = torch.randn(1, 4, 6, 6)
+    a = r.clone()
+    a[0, 0, 0, :4] += torch.tensor([1e-5, 2e-5, 4e-5, 8e-5])
+    a[0, 1, 0, 0] = float("nan")
+    # Channels-last in the build: the statistics are of the value in the model's layout.
+    e = compare_tensor(a.permute(0, 2, 3, 1).contiguous(), r)
+    assert e["layout"] == "channels-last"
+    ref, built = e["stats"]["reference"], e["stats"]["build"]
+    assert ref["nonfinite"] == 0 and built["nonfinite"] == 1
+    assert ref["min"] == pytest.approx(float(r.min())) and ref["max"] == pytest.approx(float(r.max()))
+    assert ref["mean"] == pytest.approx(float(r.double().mean())) and ref["std"] == pytest.approx(float(r.double().std(unbiased=False)))
+    finite = a[torch.isfinite(a)].double()
+    assert built["mean"] == pytest.approx(float(finite.mean()))
+    h = e["diff_histogram"]
+    # Over the positions where both are finite: 143 values, 4 of them off (none in the first bin); the largest in the last.
+    assert len(h["counts"]) == 16 and sum(h["counts"]) == r.numel() - 1
+    assert h["max"] == pytest.approx(e["max_abs"]) and h["max"] == pytest.approx(8e-5, rel=1e-3)
+    assert h["counts"][-1] == 1 and h["counts"][0] == r.numel() - 1 - 4
+    # The row keeps the scale its tolerance is taken against (atol + rtol x scale).
+    assert e["scale"] == pytest.approx(float(r.abs().max()))
+    same = compare_tensor(r.clone(), r)
+    assert same["diff_histogram"] == {"max": 0.0, "counts": [r.numel()] + [0] * 15}

@@ -12,7 +12,8 @@ Both sides run on the verification's random inputs (seed 0):
 Each call is compared with its node's value under verify/compare.py's rule and tolerances (by dtype,
 against the reference tensor's own scale; NaN and infinity positions must match). A channels-last
 value (the library path runs convolutions in NHWC, backend/layout.py) is compared after moving its
-channels back to the model's layout. Errors propagate: once an op is off, the ops after it see its
+channels back to the model's layout. Each row also carries both tensors' statistics and a histogram
+of their absolute difference (tensor_stats), for the graph view's details. Errors propagate: once an op is off, the ops after it see its
 error too, so the first failing op in run order is the one to look at.
 
 Only on request: it runs the program once more in PyTorch and the build once under the hook, and
@@ -127,7 +128,8 @@ def _candidates(a: torch.Tensor, r: torch.Tensor) -> list[tuple[torch.Tensor, st
 
 def compare_tensor(a: torch.Tensor, r: torch.Tensor) -> dict:
     """One op's output `a` against PyTorch's `r`: verify/compare.py's rule, in the reference's
-    layout where `a` is channels-last (the layout giving the smaller error where both fit)."""
+    layout where `a` is channels-last (the layout giving the smaller error where both fit), with
+    the `scale` the tolerance is taken against and both tensors' statistics (tensor_stats)."""
     entry: dict[str, Any] = {"shape": list(r.shape), "dtype": str(r.dtype).replace("torch.", "")}
     if a.dtype != r.dtype:
         return {**entry, "ok": False, "max_abs": None, "max_rel": None, "nan_inf_mismatches": 0, "reason": f"dtype {str(a.dtype).replace('torch.', '')} in the build, {entry['dtype']} in PyTorch"}
@@ -135,13 +137,13 @@ def compare_tensor(a: torch.Tensor, r: torch.Tensor) -> dict:
     if not cands:
         return {**entry, "ok": False, "max_abs": None, "max_rel": None, "nan_inf_mismatches": 0, "reason": f"shape {list(a.shape)} in the build, {list(r.shape)} in PyTorch"}
     best: dict | None = None
+    best_t = a
     for t, layout in cands:
         e: dict[str, Any] = {}
         if r.dtype.is_floating_point:
             _compare_float(t, r, e)
             e["nan_inf_mismatches"] = e.pop("nan_mismatches") + e.pop("inf_mismatches")
-            for k in ("scale", "nonfinite_in_reference"):
-                e.pop(k, None)
+            e.pop("nonfinite_in_reference", None)
         else:
             mism = int((t != r).sum())
             e = {"max_abs": float((t.long() - r.long()).abs().max()) if r.numel() else 0.0, "max_rel": 0.0 if mism == 0 else 1.0, "nan_inf_mismatches": 0, "ok": mism == 0}
@@ -150,9 +152,41 @@ def compare_tensor(a: torch.Tensor, r: torch.Tensor) -> dict:
         if layout:
             e["layout"] = layout
         if best is None or _worse(best, e):
-            best = e
+            best, best_t = e, t
     assert best is not None
-    return {**entry, **best}
+    return {**entry, **best, **tensor_stats(best_t, r)}
+
+
+HISTOGRAM_BINS = 16
+
+
+def _summary(x: torch.Tensor) -> dict[str, Any]:
+    """min, max, mean and standard deviation of `x`'s finite values, and how many are not finite."""
+    x = x.detach().double().flatten()
+    f = x[torch.isfinite(x)]
+    out: dict[str, Any] = {"nonfinite": int(x.numel() - f.numel())}
+    if not f.numel():
+        return {**out, "min": None, "max": None, "mean": None, "std": None}
+    return {**out, "min": float(f.min()), "max": float(f.max()), "mean": float(f.mean()), "std": float(f.std(unbiased=False))}
+
+
+def tensor_stats(a: torch.Tensor, r: torch.Tensor) -> dict[str, Any]:
+    """Both tensors' statistics (`stats`: the reference's and the build's min, max, mean, std over
+    their finite values) and a histogram of the absolute difference where both are finite
+    (`diff_histogram`: HISTOGRAM_BINS equal bins from 0 to `max`, the largest difference), for the
+    graph view's details. `a` is already in the reference's shape and layout."""
+    a64, r64 = a.detach().double().reshape(r.shape), r.detach().double()
+    both = torch.isfinite(a64) & torch.isfinite(r64)
+    diff = (a64[both] - r64[both]).abs()
+    hi = float(diff.max()) if diff.numel() else 0.0
+    if hi > 0:
+        counts = [int(c) for c in torch.histc(diff, bins=HISTOGRAM_BINS, min=0.0, max=hi)]
+    else:
+        counts = [int(diff.numel())] + [0] * (HISTOGRAM_BINS - 1)
+    return {
+        "stats": {"reference": _summary(r64), "build": _summary(a64)},
+        "diff_histogram": {"max": hi, "counts": counts},
+    }
 
 
 def _worse(a: dict, b: dict) -> bool:
