@@ -14,7 +14,9 @@ import json
 import os
 import time
 
+from torchtvm.common import write_roots
 from torchtvm.common.atomic_write import write_text_atomic
+from torchtvm.common.errors import EngineError
 
 RUNS_FILE = "workbench_runs.json"
 # Older runs beyond this many are dropped from the file (the database keeps every record).
@@ -33,10 +35,14 @@ def read_runs(work_dir: str) -> list[dict]:
 
 
 def write_run(work_dir: str, record: dict) -> None:
-    """Adds or replaces (by id) one run's record."""
+    """Adds or replaces (by id) one run's record. Raises EngineError path_not_allowed where the work
+    dir now resolves outside the job's folders (a folder swapped for a symlink mid-tune), OSError
+    where it cannot be written."""
+    path = os.path.join(work_dir, RUNS_FILE)
+    write_roots.check(path, "tuning work dir")
     runs = [r for r in read_runs(work_dir) if r.get("id") != record.get("id")]
     runs.append(record)
-    write_text_atomic(os.path.join(work_dir, RUNS_FILE), json.dumps({"format": 1, "runs": runs[-MAX_RUNS:]}, indent=1))
+    write_text_atomic(path, json.dumps({"format": 1, "runs": runs[-MAX_RUNS:]}, indent=1))
 
 
 def new_run(run_id: str, budget: int | None, per_task: int | None, resumed: int, first_estimate: float | None) -> dict:
@@ -66,6 +72,6 @@ def note_measured(work_dir: str, run_id: str, measured_ms: float | None) -> None
             r.update(measured_ms=measured_ms, state="measured")
             try:
                 write_run(work_dir, r)
-            except OSError:
+            except (OSError, EngineError):
                 pass  # the record is a report; the build does not depend on it
             return

@@ -206,8 +206,10 @@ def _save_record(record: dict, state: SearchState, work_dir: str, run_state: str
         record["ended_at"] = time.time()
     try:
         _runs.write_run(work_dir, record)
-    except OSError:
-        pass  # the record is a report: a full disk stops the tune through its records, not this
+    except (OSError, EngineError):
+        # The record is a report: a full disk, or a work dir swapped for a link outside the job's
+        # folders, stops the tune through its records (search.py), never through this.
+        pass
 
 
 def _ended_early(state: SearchState, options: CompileOptions) -> str | None:
