@@ -130,6 +130,8 @@ describe.skipIf(!hasChromium())('workbench in Chromium (browser mode, real engin
     }
     expect(state, msg ?? '').toBe('succeeded');
     expect(await page.locator('[data-testid=bench-table] tbody tr').count()).toBe(2);
+    // The exported file is named as the build it copies (its SHA-256 is the build's).
+    expect(await page.textContent('[data-testid=bench-builds]')).toMatch(/tiny\.tvm\.pt: build (un)?tuned · .* · [0-9a-f]{12}/);
   }, LONG);
 
   it('opens a tuning work dir and compares runs (if the log reader is wired)', async (ctx) => {

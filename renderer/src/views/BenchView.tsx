@@ -1,9 +1,12 @@
 import { useMemo } from 'react';
 import { Bar, BarChart, CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { fmtAxisMs, histogram, LegendItems, logTicks, seriesColor } from '../charts.js';
-import { bench, cancel } from '../actions.js';
+import { bench, cancel, checkRows } from '../actions.js';
+import { availableBuilds } from '../builds.js';
 import { Empty, JobStatus, NeedsModel, Table, fmtMs } from '../components.js';
+import { describeBuild } from '../../../app/contract/builds.js';
 import { compareLatency } from '../../../app/contract/format.js';
+import type { BenchResult } from '../../../app/contract/results.js';
 import { set, useStore, type BenchSample } from '../store.js';
 
 function pct(sorted: number[], p: number): number {
@@ -23,6 +26,23 @@ export function spreadWarning(s: { p50: number; p90: number; min: number; n: num
   if (s.p90 / s.p50 > MAX_P90_OVER_P50) return `p90 is ${(s.p90 / s.p50).toFixed(1)}× p50: the runs were noisy (a busy machine?). Compare medians with care, or rerun on a quieter machine.`;
   if (s.p50 / s.min > MAX_P50_OVER_MIN) return `The fastest run is ${(s.p50 / s.min).toFixed(1)}× faster than the median: the machine was busy for most runs, so the median overstates the latency.`;
   return null;
+}
+
+/** Which build each benchmarked file is: an export is a copy of its build's package, so its SHA-256 is the build's. */
+function BenchedBuilds({ r }: { r: BenchResult }) {
+  const state = useStore();
+  const builds = availableBuilds(state, checkRows(state.inputs).specs);
+  const files = [[r.model, r.model_sha256], [r.vs, r.vs_sha256]] as const;
+  const lines = files.flatMap(([file, sha]) => {
+    if (!file || !sha) return [];
+    const b = builds.find((x) => x.result.build.sha256 === sha);
+    return [
+      <li key={file}>
+        <code>{file.split('/').pop()}</code>: {b ? <>build <b>{describeBuild(b.result.build)}</b></> : <>SHA-256 {sha.slice(0, 12)}{file === r.vs ? ' (not one of the builds this page shows)' : ''}</>}
+      </li>,
+    ];
+  });
+  return lines.length ? <ul className="hint" data-testid="bench-builds">{lines}</ul> : null;
 }
 
 export function BenchView() {
@@ -107,6 +127,7 @@ export function BenchView() {
               const c = vs[k];
               return [s.m.split('/').pop(), s.n, fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), fmtMs(s.min), `${(s.p90 / s.p50).toFixed(2)}×`, !c ? 'baseline' : c.strong ? <b key="r" data-testid="bench-ratio">{c.text}</b> : <span key="r" className="warn" data-testid="bench-ratio" data-verdict={c.kind} title={c.warning ?? undefined}>{c.text}</span>];
             })} />
+            {!running && benchResult && <BenchedBuilds r={benchResult} />}
             {!running && vs.map((c, k) => (c?.warning ? (
               <div key={`w${k}`} className="banner warn" data-testid="ratio-warning" data-verdict={c.kind}>
                 {c.warning} <button onClick={() => void bench()} data-testid="measure-again">Measure again</button>
