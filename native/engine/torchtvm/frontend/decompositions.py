@@ -5,11 +5,23 @@
 decomposition for either and TVM no importer, so traced attention models stopped there. These
 re-express them with linear / matmul / softmax / layer_norm, the ops the fast path fuses; they are
 added to torch's default table (which covers sdpa, RNN cells, upsample_*, group_norm...).
+
+Negative indices are made non-negative here too. TVM imports `aten.select.int` (`x[:, -1]`,
+`x[-1]`, `torch.select`) as `take(x, const(index), axis)` and `aten.index.Tensor` with one index
+tensor (`x[:, [-1, 0]]`) as `take(x, index, axis)`; its take runs in "fast" mode, which reads
+`base + index` unchecked, so a negative index reads memory before the tensor (garbage, different on
+every run). torch allows an index in [-size, size), so each negative one becomes `index + size`,
+with the dim's symbolic size where it has one. Left alone: slices (`x[:, -3:]`, `narrow` with a
+negative start), whose negative bounds TVM's strided_slice counts from the end as torch does;
+`index_put` (`y[:, idx] = v`), whose TVM kernel adds the size to a negative index itself; and
+torch's own `_unsafe_index` (upsample_*, padding), whose indices torch computes in range.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -71,12 +83,80 @@ def _transformer_encoder_layer(src, embed_dim, num_heads, qkv_weight, qkv_bias, 
     return F.layer_norm(x + feed_forward(x), shape, norm_weight_2, norm_bias_2, eps)
 
 
+# Set while an op below re-emits `index.Tensor` whose indices need no mapping (per thread: the
+# service may import in more than one).
+_emitting = threading.local()
+
+
+@contextlib.contextmanager
+def _emitting_index_op():
+    outer = getattr(_emitting, "on", False)
+    _emitting.on = True
+    try:
+        yield
+    finally:
+        _emitting.on = outer
+
+
+def _select_nonnegative(x, dim, index):
+    """`select.int` with a negative index -> the same element counted from the front."""
+    if not isinstance(index, int) or index >= 0:
+        return NotImplemented  # traced as is (also the select.int emitted below)
+    size = x.shape[dim]
+    if isinstance(size, int):
+        return aten.select.int(x, dim, index + size)
+    # A symbolic size: TVM's select takes only a literal index, and a slice from s - 1 to s gets a
+    # shape TVM cannot simplify (if_then_else, which fails the build). Indexing with a 0-d tensor
+    # holding s - 1 (computed from the shape at run time) drops the dim as select does.
+    at = aten.scalar_tensor.default(size + index, dtype=torch.int64)
+    with _emitting_index_op():
+        return aten.index.Tensor(x, [None] * (dim % x.dim()) + [at])
+
+
+def _nonnegative_indices(x, indices):
+    """`indices` of `index.Tensor` with each integer index tensor mapped to
+    `where(i < 0, i + size, i)` of the dim it indexes; None where there is nothing to change.
+    A boolean mask indexes as many dims as it has."""
+    out, dim, changed = [], 0, False
+    for idx in indices:
+        if idx is None:
+            out.append(None)
+            dim += 1
+        elif idx.dtype in (torch.bool, torch.uint8):
+            out.append(idx)
+            dim += idx.dim()
+        else:
+            out.append(torch.where(idx < 0, idx + x.shape[dim], idx))
+            dim += 1
+            changed = True
+    return out if changed else None
+
+
+def _index_nonnegative(x, indices):
+    fixed = None if getattr(_emitting, "on", False) else _nonnegative_indices(x, indices)
+    if fixed is None:
+        return NotImplemented
+    with _emitting_index_op():
+        return aten.index.Tensor(x, fixed)
+
+
+def _unsafe_index(x, indices):
+    """torch's own decomposition (`index`), without the mapping above: torch emits `_unsafe_index`
+    only with indices it computed in range (upsample_*, reflection/replication padding)."""
+    with _emitting_index_op():
+        return aten.index.Tensor(x, indices)
+
+
 def table() -> dict:
-    """torch's default decomposition table plus the fast-path ops above, without the RNN layers:
-    LSTM and GRU stay whole, for the library (backend/recurrent.py imports them)."""
+    """torch's default decomposition table plus the fast-path ops and the negative indices above,
+    without the RNN layers: LSTM and GRU stay whole, for the library (backend/recurrent.py imports
+    them)."""
     t = torch.export.default_decompositions()
     t[aten._native_multi_head_attention.default] = _native_mha
     t[aten._transformer_encoder_layer_fwd.default] = _transformer_encoder_layer
+    t[aten.select.int] = _select_nonnegative
+    t[aten.index.Tensor] = _index_nonnegative
+    t[aten._unsafe_index.Tensor] = _unsafe_index
     for op in (aten.lstm.input, aten.gru.input):
         t.pop(op, None)
     return t
