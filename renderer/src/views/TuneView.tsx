@@ -160,8 +160,8 @@ function TaskTable({ tasks }: { tasks: TuneTask[] }) {
     <>
       <Table
         testId="task-table"
-        head={['task', 'weight', 'runs as', 'time', 'share of the estimate', 'trials', 'errors', 'best trial', 'default schedule', 'library kernel']}
-        rows={rows.map((r) => [r.task.name || `task ${r.task.id}`, r.task.weight, r.as ? RUNS_AS_LABELS[r.as] : '–', fmtMs(r.ms), pct(r.share), r.task.trials, r.task.errors, fmtMs(r.task.best_ms), fmtMs(r.task.default_ms), fmtMs(r.task.library_ms)])}
+        head={['task', 'weight', 'trials', 'errors', 'best trial', 'default schedule', 'library kernel', 'runs as', 'share of the estimate']}
+        rows={rows.map((r) => [r.task.name || `task ${r.task.id}`, r.task.weight, r.task.trials, r.task.errors, fmtMs(r.task.best_ms), fmtMs(r.task.default_ms), fmtMs(r.task.library_ms), r.as ? RUNS_AS_LABELS[r.as] : '–', pct(r.share)])}
       />
       <p className="hint" data-testid="task-table-total">
         Shares are of the estimate, {fmtMs(total)} (Σ weight × time as the build runs it).
