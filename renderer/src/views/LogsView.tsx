@@ -60,6 +60,7 @@ function LogCard({ run: r }: { run: TuningRun }) {
     <div className="card" data-testid="log-card">
       <h3>{r.dir}</h3>
       <p className="hint">{r.data.records} records, {r.data.failures} failed · estimated end-to-end (sum of kernels, an estimate) <b data-testid="log-estimate">{fmtMs(r.data.estimated_ms)}</b>{r.data.model ? ` · model ${r.data.model}` : ''}</p>
+      {runs.length > 0 && <h4>Runs (the workbench&apos;s record of each)</h4>}
       {runs.length > 0 && (
         <Table
           testId="log-runs"
@@ -70,6 +71,7 @@ function LogCard({ run: r }: { run: TuningRun }) {
           })}
         />
       )}
+      <h4>Tasks</h4>
       <Table
         testId="log-tasks"
         head={['task', 'weight', 'records', 'failures', 'best', 'default schedule', 'library kernel', 'runs as', 'share of the estimate']}
