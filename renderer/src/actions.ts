@@ -379,6 +379,18 @@ export async function compile(): Promise<void> {
   await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, timeout_s: Math.round(s.compileLimitMin * 60) }, 'compile');
 }
 
+/**
+ * Compares each op of a new build with PyTorch (the graph view's error mode): a compile for the
+ * current inputs and target with `compare_ops`, on demand only (never part of the default build)
+ * and not measured. Its result becomes the compile result, so the graph view colours it by error.
+ */
+export async function compareOps(): Promise<void> {
+  const s = get();
+  const { specs } = checkRows(s.inputs);
+  if (!specs || !s.modelPath) return;
+  await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, compare_ops: true, measure: false, timeout_s: Math.round(s.compileLimitMin * 60) }, 'compile');
+}
+
 /** Start and Resume send the same request (the budget counts the work dir's records either way). */
 export async function tune(_resume: boolean): Promise<void> {
   const s = get();

@@ -6,7 +6,10 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fmtMs } from '../../app/contract/format.js';
+import type { CompileResult } from '../../app/contract/results.js';
 import { hasChromium, openSession, PYTHON, shotPath, type Session } from './helpers.js';
 
 const LONG = 8 * 60_000;
@@ -57,13 +60,36 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     return page.evaluate(where);
   }
 
-  async function shots(name: string) {
+  /**
+   * The model's succeeded compile runs as the workbench recorded them (the engine's result, as the
+   * CLI's --json prints it), oldest first.
+   */
+  function compileRuns(): Array<{ job: string; request: { compare_ops?: boolean }; result: CompileResult }> {
+    const projects = join(s.dir, 'home', 'projects');
+    const out: Array<{ job: string; request: { compare_ops?: boolean }; result: CompileResult; at: number }> = [];
+    for (const p of existsSync(projects) ? readdirSync(projects) : []) {
+      const runs = join(projects, p, 'runs');
+      for (const job of existsSync(runs) ? readdirSync(runs) : []) {
+        const file = join(runs, job, 'outcome.json');
+        if (!job.startsWith('compile-') || !existsSync(file)) continue;
+        const outcome = JSON.parse(readFileSync(file, 'utf8')) as { state: string; result: CompileResult };
+        const run = JSON.parse(readFileSync(join(runs, job, 'run.json'), 'utf8')) as { startedAt: number };
+        if (outcome.state === 'succeeded') out.push({ job, request: JSON.parse(readFileSync(join(runs, job, 'request.json'), 'utf8')), result: outcome.result, at: run.startedAt });
+      }
+    }
+    return out.sort((a, b) => a.at - b.at);
+  }
+
+  const colourBy = (mode: string) => page.click(`[data-testid=colour-by] [data-mode=${mode}]`);
+
+  /** `query`: what to search for (Enter selects and centres the first match). */
+  async function shots(name: string, query = 'max_pool2d') {
     for (const [w, h] of [[1024, 700], [1920, 1080]]) {
       await page.setViewportSize({ width: w, height: h });
       for (const theme of ['light', 'dark']) {
         await page.evaluate((t) => document.documentElement.setAttribute('data-theme', t), theme);
         // Centre the first max-pool: the stem, the first residual block and its skip edge show.
-        await page.getByLabel('Search the graph').fill('max_pool2d');
+        await page.getByLabel('Search the graph').fill(query);
         await page.getByLabel('Search the graph').press('Enter');
         await page.waitForTimeout(200);
         await page.screenshot({ path: shotPath(`${name}-${theme}-${w}x${h}`) });
@@ -191,6 +217,112 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     expect(s.pageErrors).toEqual([]);
   }, LONG);
 
+  it("colours by time (a heat scale in ms, as the placement report's times) and sorts the per-op table", async (ctx) => {
+    if (!(await page.locator(`${NODES}[data-placed]`).count()) && !(await page.locator(`${NODES}[data-where]`).count())) ctx.skip();
+    // The build the graph shows is the compile's, as the engine reported it.
+    const [compiled] = compileRuns();
+    expect(compiled.request.compare_ops).toBeUndefined();
+    const ops = compiled.result.placement!.ops;
+    const timed = ops.filter((o) => o.ms !== null);
+    const slowest = timed.reduce((a, b) => (b.ms! > a.ms! ? b : a));
+    const fastest = timed.reduce((a, b) => (b.ms! < a.ms! ? b : a));
+    // Placement first (the default): the legend of where ops run.
+    expect(await page.getAttribute('[data-testid=graph-legend]', 'data-mode')).toBe('placement');
+    expect(await page.getAttribute('[data-testid=colour-by] [data-mode=placement]', 'aria-checked')).toBe('true');
+    await colourBy('time');
+    expect(await page.getAttribute('[data-testid=graph-legend]', 'data-mode')).toBe('time');
+    // The legend runs from the fastest op's time to the slowest's, in ms, in 5 steps.
+    const legend = page.locator('[data-testid=time-legend]');
+    expect(Number(await legend.getAttribute('data-max-ms'))).toBeCloseTo(slowest.ms!, 9);
+    expect(Number(await legend.getAttribute('data-min-ms'))).toBeCloseTo(fastest.ms!, 9);
+    const steps = await legend.locator('.heat-step').allTextContents();
+    expect(steps).toHaveLength(5);
+    expect(steps[4]).toBe(fmtMs(slowest.ms!));
+    expect(steps[0]).toBe(fmtMs(fastest.ms!));
+    // Each timed op carries its time and a colour of the scale; the slowest has the darkest.
+    const slowNode = page.locator(`${NODES}[data-id="${slowest.node}"]`);
+    expect(Number(await slowNode.getAttribute('data-ms'))).toBeCloseTo(slowest.ms!, 9);
+    expect(await slowNode.evaluate((e) => e.classList.contains('ink-light'))).toBe(true);
+    // Ops without a time of their own are greyed, and the legend says why.
+    for (const op of ['aten::adaptive_avg_pool2d', 'aten::flatten']) expect(await page.locator(`${NODES}[data-op="${op}"].muted`).count()).toBe(1);
+    expect(await page.textContent('[data-testid=time-untimed]')).toMatch(/grey: no time of its own \(2 ops\)/);
+    await shots('graph-08-resnet18-time');
+    // The table, sorted by time (largest first), starts with the slowest op; a click on its row
+    // selects it in the graph, in view and clear of the details panel.
+    const table = page.locator('[data-testid=op-table]');
+    expect(await table.locator('tbody tr').count()).toBe(24); // 20 convs, max pool, avg pool, flatten, fc; BN, ReLU and adds are fused
+    await table.locator('th button[data-sort=ms]').click();
+    expect(await table.locator('th:has(button[data-sort=ms])').getAttribute('aria-sort')).toBe('descending');
+    const first = table.locator('tbody tr').first();
+    expect(await first.getAttribute('data-id')).toBe(slowest.node);
+    expect(await first.locator('td').nth(3).textContent()).toBe(fmtMs(slowest.ms!));
+    const times = await table.locator('tbody tr td[data-ms]').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-ms'))));
+    expect(times).toEqual([...times].sort((a, b) => b - a));
+    await page.setViewportSize({ width: 1024, height: 700 });
+    await table.locator('tbody tr').nth(1).click();
+    const second = await table.locator('tbody tr').nth(1).getAttribute('data-id');
+    expect(await page.getAttribute(`${NODES}.selected`, 'data-id')).toBe(second);
+    expect(await selectedInView()).toEqual({ inside: true, covered: false });
+    await page.screenshot({ path: shotPath('graph-09-resnet18-table-row-selected-light-1024x700') });
+    await first.click();
+    expect(await page.getAttribute(`${NODES}.selected`, 'data-id')).toBe(slowest.node);
+    expect(await page.textContent('[data-testid=graph-selected]')).toContain(fmtMs(slowest.ms!));
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // Sorted the other way, the slowest op is the last of the timed ones.
+    await table.locator('th button[data-sort=ms]').click();
+    expect(await table.locator('tbody tr td[data-ms]').last().evaluate((e) => e.closest('tr')!.getAttribute('data-id'))).toBe(slowest.node);
+    expect(s.pageErrors).toEqual([]);
+  }, LONG);
+
+  it('colours by error after comparing each op with PyTorch on demand: ResNet-18 has no op past the tolerance', async (ctx) => {
+    if (!compileRuns().length) ctx.skip();
+    await colourBy('error');
+    expect(await page.getAttribute('[data-testid=graph-legend]', 'data-mode')).toBe('error');
+    // The compile did not compare ops (never in the default build): the mode offers to.
+    const offer = page.locator('[data-testid=compare-offer]');
+    expect(await offer.textContent()).toMatch(/no per-op comparison.*on demand only, never in the default build/);
+    await plainShots('graph-10-resnet18-error-offer');
+    await page.click('[data-testid=compare-ops]');
+    await page.waitForSelector('[data-testid=error-legend], [data-testid=compare-offer] .error-box', { timeout: LONG });
+    const runs = compileRuns();
+    const compared = runs[runs.length - 1];
+    expect(compared.request.compare_ops).toBe(true);
+    const oc = compared.result.op_comparison!;
+    expect(oc.ops.length).toBeGreaterThan(20);
+    expect(oc.first_failing).toBeNull();
+    // The graph now shows the compared build, its legend and table as the engine reported them.
+    expect(await page.textContent('[data-testid=graph-build]')).toContain(compared.result.build!.id);
+    const legend = page.locator('[data-testid=error-legend]');
+    expect(await legend.getAttribute('data-failing')).toBe('0');
+    expect(Number(await legend.getAttribute('data-compared'))).toBe(oc.ops.length);
+    expect(await page.textContent('[data-testid=first-failing]')).toContain('Every op within the tolerance');
+    const summary = page.locator('[data-testid=op-table-summary]');
+    expect(Number(await summary.getAttribute('data-rows'))).toBeGreaterThan(0);
+    expect(await summary.getAttribute('data-failing')).toBe('0');
+    expect(await page.locator('[data-testid=op-table] tbody td[data-ok]').count()).toBeGreaterThan(20);
+    expect(await page.locator('[data-testid=op-table] tbody td[data-ok=false]').count()).toBe(0);
+    // Every convolution was compared, each within its tolerance; no op is outlined as the first failing.
+    expect(await page.locator(`${NODES}[data-op="aten::_convolution"]`).evaluateAll((els) => els.map((e) => e.getAttribute('data-error')))).toEqual(Array(20).fill('ok'));
+    expect(await page.locator(`${NODES} .first-outline`).count()).toBe(0);
+    // A convolution's details: its error, both tensors' statistics and the histogram of the difference.
+    await page.getByLabel('Search the graph').fill('layer1.0.conv1');
+    await page.getByLabel('Search the graph').press('Enter');
+    const details = page.locator('[data-testid=graph-selected]');
+    expect(await details.locator('[data-testid=node-error]').textContent()).toMatch(/within tolerance · max abs [\d.e+-]+ · max rel [\d.e+-]+ · [\d.<]+% of the tolerance/);
+    expect(await details.locator('[data-testid=tensor-stats] tbody tr').count()).toBe(4);
+    expect(await details.locator('[data-testid=diff-histogram] rect.bin').count()).toBe(16);
+    await shots('graph-11-resnet18-error', 'layer1.0.conv1');
+    // Sorted by error, the largest share of the tolerance comes first.
+    const table = page.locator('[data-testid=op-table]');
+    await table.locator('th button[data-sort=error]').click();
+    const worst = oc.ops.reduce((a, b) => ((b.max_abs as number) / (b.atol! + b.rtol! * (b.scale as number)) > (a.max_abs as number) / (a.atol! + a.rtol! * (a.scale as number)) ? b : a));
+    expect(await table.locator('tbody tr').first().getAttribute('data-id')).toBe(worst.node);
+    // Back to placement: the compared build's placement, as the default mode shows it.
+    await colourBy('placement');
+    expect(await page.locator(`${NODES}[data-op="aten::_convolution"][data-where=library]`).count()).toBe(20);
+    expect(s.pageErrors).toEqual([]);
+  }, LONG);
+
   it('opens a torch.export .pt2 with a dynamic batch: the Model page shows its own specs, and its graph is searchable by module path', async () => {
     const pt2 = join(s.dir, 'blocks.pt2');
     const code = `
@@ -233,6 +365,75 @@ torch.export.save(ep, sys.argv[1])
     expect(await page.textContent('[data-testid=graph-matches]')).toBe('2 matches');
     await page.getByLabel('Search the graph').press('Enter');
     expect(await page.textContent('[data-testid=graph-selected]')).toContain('encoder.1.fc1');
+    expect(s.pageErrors).toEqual([]);
+  }, LONG);
+
+  it('a composite TorchScript node (a traced TransformerEncoderLayer, one node) shows every one of its calls with its time', async () => {
+    // Traced without grad, the layer is one aten::_transformer_encoder_layer_fwd node; the build
+    // runs it as several calls (projections, attention, feed-forward), each naming that node.
+    const enc = join(s.dir, 'encoder.pt');
+    const code = `
+import sys, torch
+torch.manual_seed(0)
+layer = torch.nn.TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=128, batch_first=True).eval()
+with torch.no_grad():
+    torch.jit.trace(layer, torch.randn(2, 16, 64)).save(sys.argv[1])
+`;
+    const made = spawnSync(PYTHON, ['-c', code, enc], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    await nav('model');
+    await page.fill('#model-path', enc);
+    await page.press('#model-path', 'Enter');
+    await page.waitForFunction((m) => document.querySelector('.model-bar code')?.textContent === m, enc, { timeout: 120_000 });
+    await nav('inputs');
+    await page.getByLabel('input 0 dims').fill('2,16,64');
+    await nav('compile');
+    await page.click('[data-testid=compile-button]');
+    await page.waitForSelector('[data-testid=verification-banner], .error-box', { timeout: LONG });
+    expect(await page.textContent('[data-testid=verification-banner]')).toContain('Verification OK');
+    await nav('graph');
+    await colourBy('placement');
+    const node = page.locator(`${NODES}[data-op="aten::_transformer_encoder_layer_fwd"]`);
+    await page.waitForFunction(() => !!document.querySelector('[data-testid=graph-view] .graph-node[data-op="aten::_transformer_encoder_layer_fwd"][data-where]'), null, { timeout: 30_000 });
+    const runs = compileRuns().filter((r) => r.result.model === enc);
+    const result = runs[runs.length - 1].result;
+    const id = (await node.getAttribute('data-id'))!;
+    const calls = result.placement!.ops.filter((o) => o.node === id);
+    expect(calls.length).toBeGreaterThan(1);
+    expect(Number(await node.getAttribute('data-calls'))).toBe(calls.length);
+    await node.click();
+    const details = page.locator('[data-testid=graph-selected]');
+    const rows = details.locator('[data-testid=node-calls] tr');
+    expect(await rows.count()).toBe(calls.length);
+    expect(await rows.evaluateAll((els) => els.map((e) => e.querySelector('td.num')!.textContent))).toEqual(calls.map((c) => fmtMs(c.ms)));
+    const total = calls.reduce((a, c) => a + (c.ms ?? 0), 0);
+    expect(await details.textContent()).toContain(`${fmtMs(total)}`);
+    expect(await page.locator(`[data-testid=op-table] tbody tr[data-id="${id}"] td[data-ms]`).textContent()).toBe(fmtMs(total));
+    // Coloured by where most of its time runs; where its calls run in several places, the node
+    // says so (a striped top, and "mostly" in its details).
+    const byWhere = new Map<string, number>();
+    for (const c of calls) byWhere.set(c.where, (byWhere.get(c.where) ?? 0) + (c.ms ?? 0));
+    const majority = [...byWhere].sort((a, b) => b[1] - a[1])[0][0];
+    expect(await node.getAttribute('data-where')).toBe(majority);
+    expect(await node.getAttribute('data-mixed')).toBe(byWhere.size > 1 ? '1' : null);
+    await shots('graph-12-encoder-composite', '_transformer');
+    // Compared with PyTorch, its details list the kernels the placement report does not (TVM's own,
+    // such as its layer norms) after its timed calls: every kernel the comparison found in it.
+    await colourBy('error');
+    await page.click('[data-testid=compare-ops]');
+    await page.waitForSelector('[data-testid=error-legend], [data-testid=compare-offer] .error-box', { timeout: LONG });
+    expect(await page.getAttribute('[data-testid=error-legend]', 'data-failing')).toBe('0');
+    const after = compileRuns().filter((r) => r.result.model === enc);
+    const compared = after[after.length - 1].result;
+    const kernels = compared.op_comparison!.ops.filter((o) => o.node === id).map((o) => o.op);
+    const placedNames = compared.placement!.ops.filter((o) => o.node === id).map((o) => o.name);
+    await page.getByLabel('Search the graph').fill('_transformer');
+    await page.getByLabel('Search the graph').press('Enter');
+    const listed = await details.locator('[data-testid=node-calls] tr code').allTextContents();
+    expect(listed).toEqual([...placedNames, ...kernels.filter((k) => !placedNames.includes(k))]);
+    expect(new Set(listed)).toEqual(new Set([...kernels, ...placedNames]));
+    await shots('graph-13-encoder-composite-error', '_transformer');
+    await colourBy('placement');
     expect(s.pageErrors).toEqual([]);
   }, LONG);
 });
