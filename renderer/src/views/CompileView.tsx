@@ -1,8 +1,8 @@
 import { describeBuild } from '../../../app/contract/builds.js';
 import type { CompileResult } from '../../../app/contract/results.js';
 import { compile, go, validateRows } from '../actions.js';
-import { Empty, JobStatus, NeedsModel, Table, fmtMs, fmtSpeedup } from '../components.js';
-import { spreadWarning } from './BenchView.js';
+import { Empty, JobStatus, NeedsModel, Table } from '../components.js';
+import { MeasuredLatency } from './MeasuredLatency.js';
 import { set, useStore } from '../store.js';
 
 export function ResultTables({ r }: { r: CompileResult }) {
@@ -25,27 +25,7 @@ export function ResultTables({ r }: { r: CompileResult }) {
       {r.verification.checks && r.verification.checks.length > 1 && (
         <p className="hint">Checked at {r.verification.checks.length} input sizes: {r.verification.checks.map((c) => c.input_shapes.map((s) => `[${s.join('×')}]`).join(' ')).join(', ')}.</p>
       )}
-      {r.latency_ms && (
-        <>
-          <h3>Measured latency ({r.threads} thread{r.threads > 1 ? 's' : ''}, same process)</h3>
-          <p className="hint">Measured: the whole model run end to end after verification, in interleaved rounds with PyTorch (not the tuner's estimate, which sums per-kernel timings). The baseline is the fastest way PyTorch runs the model.</p>
-          <Table
-            testId="latency-table"
-            head={['', 'p50', 'p90', 'min', 'runs', `vs ${r.latency_ms.baseline ?? 'TorchScript'}`]}
-            rows={[
-              ['TorchScript', fmtMs(r.latency_ms.torch.p50), fmtMs(r.latency_ms.torch.p90), fmtMs(r.latency_ms.torch.min), r.latency_ms.torch.runs, r.latency_ms.torch_frozen ? fmtSpeedup(r.latency_ms.torch_frozen.p50, r.latency_ms.torch.p50) : 'baseline'],
-              ...(r.latency_ms.torch_frozen ? [['TorchScript frozen', fmtMs(r.latency_ms.torch_frozen.p50), fmtMs(r.latency_ms.torch_frozen.p90), fmtMs(r.latency_ms.torch_frozen.min), r.latency_ms.torch_frozen.runs, 'baseline']] : []),
-              ['TVM', fmtMs(r.latency_ms.tvm.p50), fmtMs(r.latency_ms.tvm.p90), fmtMs(r.latency_ms.tvm.min), r.latency_ms.tvm.runs, <b key="x" data-testid="speedup">{fmtSpeedup((r.latency_ms.torch_frozen ?? r.latency_ms.torch).p50, r.latency_ms.tvm.p50)}</b>],
-            ]}
-          />
-          {r.slower && <p className="banner warn" data-testid="slower-banner">{r.slower.message}</p>}
-          {(['torch', 'tvm'] as const).map((k) => {
-            const st = r.latency_ms![k];
-            const w = spreadWarning({ p50: st.p50, p90: st.p90, min: st.min, n: st.runs });
-            return w ? <p key={k} className="banner warn" data-testid="spread-warning">{k === 'tvm' ? 'TVM' : 'TorchScript'}: {w}</p> : null;
-          })}
-        </>
-      )}
+      <MeasuredLatency r={r} />
       <h3>Build</h3>
       <Table head={['', '']} rows={[
         ...(r.build ? [['build', <span key="b">{describeBuild(r.build)} <code>{r.build.dir}</code></span>]] : []),

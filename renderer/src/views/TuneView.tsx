@@ -5,7 +5,6 @@ import { cancel, go, tune, validateRows } from '../actions.js';
 import { Elapsed, Empty, JobStatus, LogPanel, NeedsModel, ProgressBar, Table, fmtMs } from '../components.js';
 import { set, useStore, type TaskRow, type TrialPoint } from '../store.js';
 import { ResultTables } from './CompileView.js';
-import { MeasuredLatency } from './MeasuredLatency.js';
 import { fmtSizes } from '../../../app/contract/format.js';
 import { etaSeconds, RUNS_AS_LABELS, taskShares, tuneFigures, type TuneRecord, type TuneTask } from '../../../app/contract/tune-record.js';
 import { recordRedraw } from '../testhooks.js';
@@ -266,9 +265,7 @@ export function TuneView() {
         {tuneResult && (
           <>
             <h3>Tuned build</h3>
-            {/* The latency with its verdict (MeasuredLatency) in place of ResultTables' own table. */}
-            <ResultTables r={{ ...tuneResult, latency_ms: undefined, slower: undefined }} />
-            <MeasuredLatency r={tuneResult} />
+            <ResultTables r={tuneResult} />
           </>
         )}
       </NeedsModel>
