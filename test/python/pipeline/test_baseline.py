@@ -38,7 +38,8 @@ def test_the_baseline_is_torchscript_frozen_timed_with_the_build(tmp_path):
     lat = compile_tagger(tmp_path)["latency_ms"]
     assert lat["baseline"] == "TorchScript frozen" and lat["torch_frozen"]["p50"] > 0
     assert lat["baseline_ratio"] == pytest.approx(lat["tvm"]["p50"] / lat["torch_frozen"]["p50"])
-    assert min(lat["torch"]["runs"], lat["torch_frozen"]["runs"], lat["tvm"]["runs"]) >= 15  # 5 rounds of at least 3
+    # 5 rounds of at least 3 calls; leading rounds still warming up are left out (at least 2 stay)
+    assert min(lat["torch"]["runs"], lat["torch_frozen"]["runs"], lat["tvm"]["runs"]) >= 6
 
 
 def test_a_slower_build_says_by_how_much_and_where_its_time_goes(tmp_path):
@@ -53,5 +54,5 @@ def test_a_slower_build_says_by_how_much_and_where_its_time_goes(tmp_path):
     slower = res["slower"]
     assert slower["ratio"] > 1.5 and slower["baseline"] == "TorchScript frozen"
     assert slower["costliest"][0]["kernel"] == "torchtvm.lstm" and slower["costliest"][0]["share"] > 0.5
-    assert slower["message"].startswith(f"This build is {slower['ratio']:.2f}x slower than the model you brought, run as TorchScript frozen")
+    assert slower["message"].startswith(f"This build is {slower['ratio']:.2f}× slower than the model you brought, run as TorchScript frozen")
     assert "torchtvm.lstm" in slower["message"]
