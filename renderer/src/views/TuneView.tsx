@@ -1,151 +1,11 @@
-import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
-import { CartesianGrid, ComposedChart, Line, ResponsiveContainer, Scatter, Tooltip, XAxis, YAxis } from 'recharts';
-import { EST_COLOR, fmtAxisMs, intTicks, LegendItems, LOG_RANGE, logTicks, seriesColor, span } from '../charts.js';
+import { useMemo, useRef } from 'react';
+import { TrialChart } from '../charts.js';
 import { cancel, go, tune, validateRows } from '../actions.js';
 import { Elapsed, Empty, JobStatus, LogPanel, NeedsModel, ProgressBar, Table, fmtMs } from '../components.js';
-import { set, useStore, type TaskRow, type TrialPoint } from '../store.js';
+import { set, useStore } from '../store.js';
 import { ResultTables } from './CompileView.js';
 import { fmtSizes } from '../../../app/contract/format.js';
 import { etaSeconds, RUNS_AS_LABELS, taskShares, tuneFigures, type TuneRecord, type TuneTask } from '../../../app/contract/tune-record.js';
-import { recordRedraw } from '../testhooks.js';
-
-export const MAX_CHART_POINTS = 600;
-/** The chart redraws at most this often while trials stream in; counters and tables update every frame. */
-export const CHART_INTERVAL_MS = 250;
-/**
- * A redraw may take at most this share of the time: on a slow or busy machine the interval grows
- * with the measured cost of the last redraw, so streaming trials never turns into one long frame
- * after another (the counters and tables still update every frame).
- */
-const CHART_BUDGET = 0.1;
-
-/** The latest value, but at most one change per `ms` (the last change always lands). */
-export function useThrottled<T>(value: T, ms: number): T {
-  const [shown, setShown] = useState(value);
-  const last = useRef(0);
-  useEffect(() => {
-    const wait = last.current + ms - performance.now();
-    if (wait <= 0) {
-      last.current = performance.now();
-      setShown(value);
-      return;
-    }
-    const t = setTimeout(() => {
-      last.current = performance.now();
-      setShown(value);
-    }, wait);
-    return () => clearTimeout(t);
-  }, [value, ms]);
-  return shown;
-}
-
-/** Keeps at most `max` points: per bucket the fastest trial (the lower envelope is what matters) and the latest curves. */
-export function downsample(points: TrialPoint[], max = MAX_CHART_POINTS): TrialPoint[] {
-  if (points.length <= max) return points;
-  const stride = Math.ceil(points.length / max);
-  const out: TrialPoint[] = [];
-  for (let i = 0; i < points.length; i += stride) {
-    let pick = points[i];
-    const end = Math.min(points.length, i + stride);
-    for (let k = i + 1; k < end; k++) {
-      const p = points[k];
-      if (p.latency !== null && (pick.latency === null || p.latency < pick.latency)) pick = p;
-    }
-    const last = points[end - 1];
-    out.push({ ...pick, n: last.n, best: last.best, est: last.est });
-  }
-  return out;
-}
-
-export const TrialChart = memo(function TrialChart({ points: live, tasks }: { points: TrialPoint[]; tasks: Record<number, TaskRow> }) {
-  const cost = useRef(0);
-  const points = useThrottled(live, Math.max(CHART_INTERVAL_MS, cost.current / CHART_BUDGET));
-  const renderStart = performance.now();
-  const drawn = useRef<TrialPoint[] | null>(null);
-  useLayoutEffect(() => {
-    // The cost of drawing this set of points (render + commit of the recharts tree).
-    if (drawn.current !== points) {
-      cost.current = performance.now() - renderStart;
-      recordRedraw(cost.current);
-    }
-    drawn.current = points;
-  });
-  const data = useMemo(() => downsample(points), [points]);
-  const [scale, setScale] = useState<'auto' | 'log' | 'linear'>('auto');
-  // Task names change rarely; the chart only needs them for the legend and the tooltip.
-  // `tasks` is a new object on every batch (trial counts change); keyed on the names alone, so the
-  // chart below is not redrawn for every batch of trials.
-  const namesKey = Object.values(tasks).map((t) => `${t.id}\u0000${t.name}`).join('\u0001');
-  const names = useMemo(() => Object.fromEntries(Object.values(tasks).map((t) => [t.id, t.name || `task ${t.id}`])), [namesKey]); // eslint-disable-line react-hooks/exhaustive-deps
-  const taskIds = useMemo(() => [...new Set([...Object.keys(names).map(Number), ...data.map((p) => p.task)])].sort((a, b) => a - b), [names, data]);
-  const lat = useMemo(() => span(data.map((p) => p.latency)), [data]);
-  const log = scale === 'log' || (scale === 'auto' && lat !== null && lat.hi / lat.lo > LOG_RANGE);
-  return (
-    <div className="chart" data-testid="tune-chart" data-points={points.length} data-scale={log ? 'log' : 'linear'}>
-      <div className="chart-head">
-        <label>
-          Latency axis{' '}
-          <select aria-label="Latency axis scale" value={scale} onChange={(e) => setScale(e.target.value as typeof scale)}>
-            <option value="auto">auto ({lat && lat.hi / lat.lo > LOG_RANGE ? 'log' : 'linear'})</option>
-            <option value="log">log</option>
-            <option value="linear">linear</option>
-          </select>
-        </label>
-      </div>
-      <TrialChartSvg data={data} log={log} names={names} taskIds={taskIds} />
-      <LegendItems items={[...taskIds.map((t) => ({ label: names[t] ?? `task ${t}`, color: seriesColor(t), kind: 'dot' as const })), { label: 'estimated end-to-end, best so far (right axis)', color: EST_COLOR, kind: 'line' as const }]} />
-      {points.length > MAX_CHART_POINTS && <p className="hint">{points.length.toLocaleString('en-US')} trials, drawn as {data.length} (the fastest per bucket).</p>}
-    </div>
-  );
-});
-
-function Dot(props: unknown) {
-  const { cx, cy, fill } = props as { cx?: number; cy?: number; fill?: string };
-  return cx === undefined || cy === undefined ? <g /> : <circle className="trial-dot" cx={cx} cy={cy} r={3} fill={fill} fillOpacity={0.75} />;
-}
-
-function TrialTooltip({ active, payload, names }: { active?: boolean; payload?: Array<{ payload?: TrialPoint }>; names: Record<number, string> }) {
-  const p = active ? payload?.[0]?.payload : undefined;
-  if (!p) return null;
-  return (
-    <div className="chart-tooltip" data-testid="trial-tooltip">
-      <b style={{ color: seriesColor(p.task) }}>{names[p.task] ?? `task ${p.task}`}</b>
-      trial {p.n}: {p.latency === null ? 'failed' : fmtMs(p.latency)}
-      <br />
-      best so far for this task: {fmtMs(p.best)}
-      {p.est !== null && <><br />estimated end-to-end: {fmtMs(p.est)}</>}
-    </div>
-  );
-}
-
-/** The recharts tree, redrawn only when the (throttled, downsampled) data changes. */
-const TrialChartSvg = memo(function TrialChartSvg({ data, log, names, taskIds }: { data: TrialPoint[]; log: boolean; names: Record<number, string>; taskIds: number[] }) {
-  const byTask = useMemo(() => {
-    const m = new Map<number, TrialPoint[]>();
-    for (const p of data) if (p.latency !== null && p.latency > 0) (m.get(p.task) ?? m.set(p.task, []).get(p.task)!).push(p);
-    return m;
-  }, [data]);
-  const estData = useMemo(() => data.filter((p) => p.est !== null), [data]);
-  const latSpan = span(data.map((p) => p.latency));
-  const estSpan = span(data.map((p) => p.est));
-  const left = log && latSpan ? logTicks(latSpan.lo, latSpan.hi) : null;
-  const right = log && estSpan ? logTicks(estSpan.lo, estSpan.hi) : null;
-  return (
-    <ResponsiveContainer width="100%" height={340}>
-      <ComposedChart margin={{ top: 8, right: 12, bottom: 24, left: 12 }}>
-        <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-        <XAxis dataKey="n" type="number" domain={['dataMin', 'dataMax']} ticks={data.length ? intTicks(data[0].n, data[data.length - 1].n) : undefined} padding={{ left: 6, right: 6 }} allowDecimals={false} stroke="var(--muted)" height={36} label={{ value: 'trial (all tasks, in the order measured)', position: 'insideBottom', offset: -14, fill: 'var(--muted)', fontSize: 12 }} />
-        <YAxis yAxisId="task" dataKey="latency" width={78} stroke="var(--muted)" scale={log ? 'log' : 'auto'} domain={left ? left.domain : [0, 'auto']} ticks={left?.ticks} allowDataOverflow={!!left} tickFormatter={fmtAxisMs} label={{ value: `kernel latency${log ? ' (log)' : ''}`, angle: -90, position: 'insideLeft', offset: -2, fill: 'var(--muted)', fontSize: 12, style: { textAnchor: 'middle' } }} />
-        <YAxis yAxisId="total" dataKey="est" orientation="right" width={78} stroke={EST_COLOR} scale={log ? 'log' : 'auto'} domain={right ? right.domain : [0, 'auto']} ticks={right?.ticks} allowDataOverflow={!!right} tickFormatter={fmtAxisMs} label={{ value: 'model, estimated', angle: 90, position: 'insideRight', offset: -2, fill: EST_COLOR, fontSize: 12, style: { textAnchor: 'middle' } }} />
-        <Tooltip content={<TrialTooltip names={names} />} cursor={{ stroke: 'var(--border)' }} isAnimationActive={false} />
-        {taskIds.map((t) => (
-          <Scatter key={t} yAxisId="task" name={names[t] ?? `task ${t}`} data={byTask.get(t) ?? []} dataKey="latency" fill={seriesColor(t)} isAnimationActive={false} shape={Dot} />
-        ))}
-        <Line yAxisId="total" data={estData} name="estimated end-to-end" dataKey="est" stroke={EST_COLOR} strokeWidth={2} dot={false} type="stepAfter" isAnimationActive={false} connectNulls />
-      </ComposedChart>
-    </ResponsiveContainer>
-  );
-});
 
 /**
  * Per task: the time the build runs it at (its best record, its default schedule, or the op's
@@ -247,7 +107,7 @@ export function TuneView() {
               {tuneResult?.latency_ms && <div title="The tuned build run end to end after verification: the p50 of timed calls after warm-up"><span>measured end-to-end, p50{at ? ` ${at}` : ''}</span><b data-testid="tune-measured">{figures.measured}</b> <small>p90 {fmtMs(tuneResult.latency_ms.tvm.p90)}</small></div>}
               <div><span>errors (this run)</span><b>{rec.errors}</b></div>
             </div>
-            {trials.length > 0 ? <TrialChart points={trials} tasks={tasks} /> : <p className="hint">This run measured no trial: the work dir already held {rec.total} record(s) against a budget of {budget}. Raise the budget to tune further.</p>}
+            {trials.length > 0 ? <TrialChart points={trials} tasks={tasks} budget={budget} /> : <p className="hint">This run measured no trial: the work dir already held {rec.total} record(s) against a budget of {budget}. Raise the budget to tune further.</p>}
           </>
         ) : (
           !running && (
