@@ -134,7 +134,6 @@ export type JobKind = JobRequest['kind'];
 export type InspectRequest = z.output<typeof InspectRequestSchema>;
 export type CompileRequest = z.output<typeof CompileRequestSchema>;
 export type TuneRequest = z.output<typeof TuneRequestSchema>;
-export type ExportRequest = z.output<typeof ExportRequestSchema>;
 export type BenchRequest = z.output<typeof BenchRequestSchema>;
 
 /**
