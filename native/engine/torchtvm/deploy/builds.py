@@ -24,6 +24,7 @@ import tempfile
 from torchtvm.common import write_roots
 from torchtvm.common.atomic_write import write_text_atomic
 from torchtvm.common.errors import EngineError
+from torchtvm.common.file_hash import file_sha256
 
 RECORD = "build.json"
 PACKAGE = "model.pt"
@@ -32,21 +33,13 @@ RECORD_FORMAT = 1
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_info(out_dir: str, package: str, library: str | None, tuned: bool, partial: bool) -> dict:
     """The build's identity as results carry it (`result.build`)."""
-    digest = sha256_file(package)
+    digest = file_sha256(package)
     return {
         "id": digest[:12],
         "sha256": digest,
-        "library_sha256": sha256_file(library) if library and os.path.isfile(library) else None,
+        "library_sha256": file_sha256(library) if library and os.path.isfile(library) else None,
         "dir": os.path.abspath(out_dir),
         "package": os.path.abspath(package),
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -27,6 +27,7 @@ import shutil
 import time
 
 from torchtvm.common.atomic_write import write_text_atomic
+from torchtvm.common.file_hash import file_sha256
 from torchtvm.frontend.importer import Imported
 
 CACHE_DIR = "workbench_import"
@@ -52,14 +53,6 @@ def engine_fingerprint() -> str:
                         h.update(f.read())
         _fingerprint = h.hexdigest()
     return _fingerprint
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ImportCache:
