@@ -321,6 +321,9 @@ export const OpComparisonRowSchema = z.looseObject({
   /** The absolute difference where both are finite: counts in equal bins from 0 to max (16 bins). */
   diff_histogram: z.looseObject({ max: z.number(), counts: z.array(int) }).optional(),
   reason: z.string().optional(),
+  /** The call's median time alone (ms, a few runs under a hook that reads the clock around each
+   * call): TVM's kernels as well as library calls. On the first row of a call with several outputs. */
+  ms: ms.optional(),
 });
 export type OpComparisonRow = z.output<typeof OpComparisonRowSchema>;
 

@@ -108,4 +108,18 @@ describe('time and error scales', () => {
     const rows = opRows(graph, placeNodes(graph, result([])), e);
     expect(sortRows(rows, 'error', 'desc').map((r) => r.id)).toEqual(['n3', 'n2', 'n4', 'n1']); // n4 shares n2's call; n1 was not compared
   });
+
+  it("times a TVM node by its kernel calls in the per-op comparison; the placement report's time comes first", () => {
+    const row = (op: string, node: string, where: 'tvm' | 'library', ms?: number, fused?: string[]) => ({ op, kind: 'linear', node, where, kernel: 'k', shape: [1], dtype: 'float32', max_abs: 0, max_rel: 0, nan_inf_mismatches: 0, ok: true, ...(ms !== undefined ? { ms } : {}), ...(fused ? { fused } : {}) });
+    const oc: OpComparison = { ops: [row('a', 'n2', 'library', 0.5), row('b', 'n3', 'tvm', 0.03, ['n4']), row('c', 'n3', 'tvm', 0.01), row('d', 'n1', 'tvm')], first_failing: null, note: '' };
+    const e = nodeErrors(oc);
+    const placed = placeNodes(graph, result([op('head', 'linear', 'library', 0.05, { node: 'n2' })]));
+    expect(nodeTime(placed.get('n2'), e.get('n2'))).toMatchObject({ ms: 0.05 }); // the in-model time, not the alone one
+    expect(nodeTime(placed.get('n2'), e.get('n2')).from).toBeUndefined();
+    expect(nodeTime(placed.get('n3'), e.get('n3')).ms).toBeCloseTo(0.04, 12); // both of its calls
+    expect(nodeTime(placed.get('n3'), e.get('n3')).from).toBe('comparison');
+    expect(nodeTime(placed.get('n4'), e.get('n4')).ms).toBeNull(); // fused into n3's kernel: no time of its own
+    expect(nodeTime(placed.get('n1'), e.get('n1')).ms).toBeNull(); // compared, not timed
+    expect(opRows(graph, placed, e).find((r) => r.id === 'n3')!.ms).toBeCloseTo(0.04, 12);
+  });
 });

@@ -111,8 +111,8 @@ function printOpComparison(c: OpComparison, out: CommandContext['out']): void {
   if (first) out.line(`FIRST OP PAST THE TOLERANCE: ${name(first)} (${first.op}, ${first.where}: ${first.kernel})${first.reason ? `: ${first.reason}` : ''}`);
   else if (c.ops.length) out.line('Every op is within tolerance.');
   if (c.ops.length) {
-    out.line(table(c.ops.map((o) => [name(o), o.where, `[${o.shape.join(', ')}]${o.layout === 'channels-last' ? ' (NHWC)' : ''}`, num(o.max_abs), num(o.max_rel), String(o.nan_inf_mismatches), o.ok ? 'ok' : 'FAIL']),
-      ['op', 'where', 'shape', 'max abs', 'max rel', 'NaN/inf', '']));
+    out.line(table(c.ops.map((o) => [name(o), o.where, `[${o.shape.join(', ')}]${o.layout === 'channels-last' ? ' (NHWC)' : ''}`, o.ms !== undefined ? fmtMs(o.ms) : '-', num(o.max_abs), num(o.max_rel), String(o.nan_inf_mismatches), o.ok ? 'ok' : 'FAIL']),
+      ['op', 'where', 'shape', 'time', 'max abs', 'max rel', 'NaN/inf', '']));
   }
   out.line(c.note);
 }

@@ -235,11 +235,11 @@ export function GraphView() {
   const times = useMemo(() => {
     const m = new Map<string, number>();
     placement.forEach((p, id) => {
-      const t = nodeTime(p).ms;
+      const t = nodeTime(p, errors.get(id)).ms;
       if (t !== null) m.set(id, t);
     });
     return m;
-  }, [placement]);
+  }, [placement, errors]);
   const heat = useMemo(() => heatScale([...times.values()]), [times]);
   const [mode, setModeState] = useState<ColourMode>(savedMode);
   const setMode = (m: ColourMode) => {
@@ -382,6 +382,7 @@ export function GraphView() {
   }
   const opNodes = laid ? laid.nodes.filter((n) => n.node.op !== 'input' && n.node.op !== 'output') : [];
   const untimed = opNodes.filter((n) => !placement.get(n.id)?.fused && !times.has(n.id)).length;
+  const timedByComparison = opNodes.filter((n) => nodeTime(placement.get(n.id), errors.get(n.id)).from === 'comparison').length;
   const notCompared = opNodes.filter((n) => !errors.has(n.id)).length;
   const firstRow = comparison?.first_failing ? comparison.ops.find((o) => o.op === comparison.first_failing) : undefined;
   const firstNode = firstRow?.node ? byId.get(firstRow.node) : undefined;
@@ -417,7 +418,7 @@ export function GraphView() {
 
   const selErr = selected ? errors.get(selected) : undefined;
   const shownRow = selErr ? (selErr.rows.find((r) => r.op === statsRow) ?? selErr.worst) : undefined;
-  const selTime = nodeTime(selPlace);
+  const selTime = nodeTime(selPlace, selErr);
   // A composite node's kernels that the placement report does not list (TVM's own, such as its layer
   // norms), where the per-op comparison found them.
   const selOtherKernels = selPlace?.calls && selErr && !selErr.fused ? selErr.rows.filter((r) => !selPlace.calls!.some((c) => c.name === r.op)) : [];
@@ -464,6 +465,11 @@ export function GraphView() {
             <span key={i} className="heat-step"><span className="swatch bar" style={{ background: st.color }} />{fmtMs(st.ms)}</span>
           ))}
         </span>
+        {timedByComparison > 0 && (
+          <span className="legend-item" data-testid="time-from-comparison">
+            {timedByComparison} TVM op{timedByComparison === 1 ? '' : 's'} timed by the per-op comparison (each kernel call alone)
+          </span>
+        )}
         {untimed > 0 && (
           <span className="legend-item" data-testid="time-untimed">
             <span className="swatch bar untimed-swatch" />
@@ -577,8 +583,8 @@ export function GraphView() {
                     const hit = matches.has(n.id);
                     const paint = paintOf(n.id, n.node.op);
                     const root = rootOf(p);
-                    const t = nodeTime(p);
                     const e = errors.get(n.id);
+                    const t = nodeTime(p, e);
                     const timed = mode !== 'error' && t.share !== null && maxShare > 0;
                     const first = mode === 'error' && !!e?.first;
                     const fill = paint.fill ? (paint.tint ? tintOf(paint.fill) : paint.fill) : undefined;
@@ -638,7 +644,7 @@ export function GraphView() {
                       'not compiled yet'
                     )}
                   </dd>
-                  {selTime.ms !== null && <><dt>time</dt><dd>{fmtMs(selTime.ms)}{selTime.share !== null ? ` · ${(selTime.share * 100).toFixed(1)}% of the model's time` : ''}{(selPlace?.calls?.length ?? 0) > 1 ? ` (its ${selPlace!.calls!.length} calls)` : ''}</dd></>}
+                  {selTime.ms !== null && <><dt>time</dt><dd>{fmtMs(selTime.ms)}{selTime.share !== null ? ` · ${(selTime.share * 100).toFixed(1)}% of the model's time` : ''}{(selPlace?.calls?.length ?? 0) > 1 ? ` (its ${selPlace!.calls!.length} calls)` : ''}{selTime.from === 'comparison' ? ' (its kernel alone, timed by the per-op comparison)' : ''}</dd></>}
                   {(selPlace?.calls?.length ?? 0) > 1 && (
                     <>
                       <dt>calls</dt>

@@ -142,12 +142,21 @@ function markFused(node: GraphNode, placed: PlacedOp, consumers: Map<string, Gra
   }
 }
 
-/** A node's own time: its calls' together (a fused node has none of its own: it is in its root's call). */
-export function nodeTime(p: NodePlacement | undefined): { ms: number | null; share: number | null } {
-  if (!p || p.fused || !p.calls?.length) return { ms: null, share: null };
-  const ms = p.calls.filter((c) => c.ms !== null);
-  const share = p.calls.filter((c) => c.share !== null);
-  return { ms: ms.length ? ms.reduce((s, c) => s + c.ms!, 0) : null, share: share.length ? share.reduce((s, c) => s + c.share!, 0) : null };
+/**
+ * A node's own time: its calls' together, as the placement report timed them inside a model run;
+ * where it has none (TVM's kernels, which the report times together), the per-op comparison's time
+ * of the kernel calls that compute the node (each call alone). A fused node has none of its own: it
+ * is in its root's call.
+ */
+export function nodeTime(p: NodePlacement | undefined, err?: NodeError): { ms: number | null; share: number | null; from?: 'comparison' } {
+  if (!p || p.fused) return { ms: null, share: null };
+  const calls = p.calls ?? [];
+  const ms = calls.filter((c) => c.ms !== null);
+  const share = calls.filter((c) => c.share !== null);
+  if (ms.length) return { ms: ms.reduce((s, c) => s + c.ms!, 0), share: share.length ? share.reduce((s, c) => s + c.share!, 0) : null };
+  const timed = err && !err.fused ? err.rows.filter((r) => r.ms !== undefined) : [];
+  if (timed.length) return { ms: timed.reduce((s, r) => s + r.ms!, 0), share: null, from: 'comparison' };
+  return { ms: null, share: null };
 }
 
 // ---- error (a compile with compare_ops) ----
@@ -299,7 +308,7 @@ export function opRows(graph: ModelGraph, placement: Map<string, NodePlacement>,
     if (n.op === 'input' || n.op === 'output') return;
     const p = placement.get(n.id);
     if (p?.fused) return;
-    const t = nodeTime(p);
+    const t = nodeTime(p, errors.get(n.id));
     rows.push({ id: n.id, order, op: short(n.op), fusedOps: fusedOf.get(n.id) ?? [], scope: n.scope, where: p?.where, mix: p?.mix, ms: t.ms, share: t.share, err: errors.get(n.id) });
   });
   return rows;

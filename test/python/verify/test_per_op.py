@@ -113,6 +113,8 @@ def test_tvm_kernels_are_mapped_through_fusion(small_model, tmp_path):
     assert [o["kind"] for o in ops] == ["relu", "relu", "max_pool2d_with_indices", "view", "addmm"]
     assert ops[0]["kernel"].startswith("fused_conv2d") and ops[0]["fused"]
     assert ops[1]["scope"] == "conv2"  # the residual block's kernel: by the conv fused into it
+    # Every kernel call is timed alone (TVM's kernels too, not only library calls), once per call.
+    assert all(o["ms"] > 0 for o in ops), [o.get("ms") for o in ops]
 
 
 @needs_library

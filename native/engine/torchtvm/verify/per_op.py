@@ -13,7 +13,9 @@ Each call is compared with its node's value under verify/compare.py's rule and t
 against the reference tensor's own scale; NaN and infinity positions must match). A channels-last
 value (the library path runs convolutions in NHWC, backend/layout.py) is compared after moving its
 channels back to the model's layout. Each row also carries both tensors' statistics and a histogram
-of their absolute difference (tensor_stats), for the graph view's details. Errors propagate: once an op is off, the ops after it see its
+of their absolute difference (tensor_stats), for the graph view's details, and the call's own time
+(time_calls: the median of a few runs under a hook that only reads the clock), so that TVM's kernels
+have a time as library calls do. Errors propagate: once an op is off, the ops after it see its
 error too, so the first failing op in run order is the one to look at.
 
 Only on request: it runs the program once more in PyTorch and the build once under the hook, and
@@ -23,6 +25,8 @@ re-derives the build's fusion (a few seconds).
 from __future__ import annotations
 
 import math
+import statistics
+import time
 from typing import Any
 
 import torch
@@ -110,6 +114,45 @@ def capture(runner, inputs: list[torch.Tensor], calls: list) -> tuple[list[tuple
     finally:
         runner.vm.set_instrument(None)
     return captured, extra + errors
+
+
+def time_calls(runner, inputs: list[torch.Tensor], repeat: int = 5) -> dict[tuple[str, int], float]:
+    """Each kernel call's median time in ms over `repeat` runs of `runner` on `inputs` (after one
+    warm-up run), keyed by (symbol, its place among that symbol's calls) as `capture` matches them.
+    The hook only reads the clock (capture's copies would be timed otherwise); it adds a Python call
+    on each side of a call, a few microseconds, so tiny kernels read a little slow."""
+    import tvm_ffi
+
+    tvm_inputs = runner.to_tvm(inputs)
+    main = runner.vm["main"]
+    main(*tvm_inputs)
+    runs: list[dict[tuple[str, int], float]] = []
+    started: list[float] = []
+    seen: dict[str, int] = {}
+    current: dict[tuple[str, int], float] = {}
+
+    def hook(func, symbol, before, ret, *args):
+        if before:
+            started.append(time.perf_counter())
+            return 0
+        elapsed = (time.perf_counter() - started.pop()) * 1e3
+        name = str(symbol)
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        current[(name, k)] = elapsed
+        return 0
+
+    runner.vm.set_instrument(tvm_ffi.convert(hook))
+    try:
+        for _ in range(repeat):
+            seen.clear()
+            current.clear()
+            main(*tvm_inputs)
+            runs.append(dict(current))
+    finally:
+        runner.vm.set_instrument(None)
+    keys = set().union(*runs) if runs else set()
+    return {key: statistics.median(r[key] for r in runs if key in r) for key in keys}
 
 
 def _candidates(a: torch.Tensor, r: torch.Tensor) -> list[tuple[torch.Tensor, str | None]]:
@@ -227,6 +270,12 @@ def compare_ops(run, scopes: dict[str, str] | None = None, reference=None) -> di
     values = node_values(imported.program, inputs, keep=wanted)
     fx_nodes = {n.name: n for n in imported.program.graph.nodes}
     captured, extra = capture(built.runner, inputs, calls)
+    times = time_calls(built.runner, inputs)
+    place: dict[int, tuple[str, int]] = {}
+    counts: dict[str, int] = {}
+    for c in calls:
+        place[id(c)] = (c.symbol, counts.get(c.symbol, 0))
+        counts[c.symbol] = counts.get(c.symbol, 0) + 1
     library = {o.name: o for o in getattr(built, "offloads", [])}
     placement_ops = {o.get("name"): o for o in (run.result.get("placement") or {}).get("ops", [])}
 
@@ -234,6 +283,8 @@ def compare_ops(run, scopes: dict[str, str] | None = None, reference=None) -> di
     unmapped: list[dict] = []
     layouts = 0
     for call, tensors in captured:
+        # A call's time goes on the first of its rows (a call with several outputs is timed once).
+        call_ms = times.get(place[id(call)])
         for var, t in zip(call.outputs, tensors):
             where = {"kernel": call.symbol, "where": call.where}
             name = names.get(var)
@@ -263,6 +314,9 @@ def compare_ops(run, scopes: dict[str, str] | None = None, reference=None) -> di
                 **({"fused": fused} if fused else {}),
             }
             row.update(compare_tensor(t, ref))
+            if call_ms is not None:
+                row["ms"] = call_ms
+                call_ms = None
             layouts += "layout" in row
             ops.append(row)
 
