@@ -4,6 +4,7 @@ import { createWorkbench } from '../core/workbench.js';
 import type { Command } from './command.js';
 import { benchRunner } from '../core/bench/bench-host.js';
 import * as bench from './commands/bench.js';
+import * as compare from './commands/compare.js';
 import * as compile from './commands/compile.js';
 import * as config from './commands/config.js';
 import * as exportBuild from './commands/export.js';
@@ -13,7 +14,7 @@ import * as serve from './commands/serve.js';
 import { Output } from './output.js';
 import { EXIT } from './run-job.js';
 
-const COMMANDS: Record<string, Command> = { inspect, compile, export: exportBuild, serve, bench, log, config };
+const COMMANDS: Record<string, Command> = { inspect, compile, compare, export: exportBuild, serve, bench, log, config };
 
 function help(): string {
   return ['TorchTVM Workbench: compile, tune and export TorchScript models with Apache TVM.', '', 'Usage:', ...Object.values(COMMANDS).map((c) => `  ${c.usage}`), '', 'Loading a .pt runs code from it: only open files you trust.'].join('\n');

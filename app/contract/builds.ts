@@ -1,6 +1,17 @@
 // How a build is named wherever numbers are shown (CLI, every page): its kind, when it was made and
 // the first digits of its package's SHA-256, so that a user can tell which build a figure belongs to.
-import type { BuildInfo } from './results.js';
+import { z } from 'zod';
+import { BuildInfoSchema, CompileResultSchema, type BuildInfo } from './results.js';
+
+/** A build folder's build.json (engine deploy/builds.py write_record): its identity and the result its compile or tune reported. */
+export const BuildRecordSchema = z.looseObject({
+  format: z.number().int(),
+  build: BuildInfoSchema,
+  result: CompileResultSchema,
+});
+export type BuildRecord = z.output<typeof BuildRecordSchema>;
+/** The newest build.json format this version reads. */
+export const BUILD_RECORD_FORMAT = 1;
 
 /** "2026-12-06 14:02" in local time (the record holds UTC ISO); the input as given when it is not a date. */
 export function buildTime(iso: string): string {

@@ -19,8 +19,8 @@ describe('torchtvm compile --compare-ops', () => {
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/Per-op comparison with PyTorch \(\d+ op\(s\), in run order; tolerance float32 atol 0\.0001 \+ rtol 0\.001/);
     expect(human.stdout).toMatch(/Every op is within tolerance\./);
-    expect(human.stdout).toMatch(/^\s*op\s+where\s+shape\s+max abs\s+max rel\s+NaN\/inf/m);
-    expect(human.stdout).toMatch(/linear fc2\s+library\s+\[2, 4\]\s+\S+\s+\S+\s+0\s+ok/);
+    expect(human.stdout).toMatch(/^\s*op\s+where\s+shape\s+time\s+max abs\s+max rel\s+NaN\/inf/m);
+    expect(human.stdout).toMatch(/linear fc2\s+library\s+\[2, 4\]\s+[\d.]+ (?:µs|ms)\s+\S+\s+\S+\s+0\s+ok/);
 
     const json = await runCli([...args, '--json'], env);
     expect(json.code).toBe(0);
@@ -29,6 +29,7 @@ describe('torchtvm compile --compare-ops', () => {
     expect(oc.first_failing).toBeNull();
     expect(oc.ops.map((o) => [o.kind, o.scope, o.where])).toEqual([['linear', 'fc1', 'library'], ['linear', 'fc2', 'library']]);
     expect(oc.ops.every((o) => o.ok && o.nan_inf_mismatches === 0)).toBe(true);
+    expect(oc.ops.every((o) => o.ms! > 0)).toBe(true); // each call timed alone
   });
 
   it('is not run without the flag', async () => {
