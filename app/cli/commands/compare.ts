@@ -56,6 +56,17 @@ function printComparison(c: BuildComparison, all: boolean, out: CommandContext['
   for (const w of c.warnings) out.warn(w);
 }
 
+/** A build whose p50 recorded when it was made is far from its p50 measured now was measured while the machine was busy: its recorded op times are suspect too. */
+export function recordedVsNow(c: BuildComparison, r: BenchResult): string[] {
+  const out: string[] = [];
+  for (const [name, rec, now] of [['A', c.recorded_p50.a, r.stats.p50], ['B', c.recorded_p50.b, r.vs_stats?.p50]] as const) {
+    if (!rec || !now) continue;
+    const x = Math.max(rec / now, now / rec);
+    if (x > 3) out.push(`${name}'s p50 recorded when it was built (${fmtMs(rec)}) is ${x.toFixed(0)}× its p50 measured now (${fmtMs(now)}): it was measured while the machine was busy, so its recorded op times (the table above) are suspect too; trust the times measured now.`);
+  }
+  return out;
+}
+
 export async function run(argv: string[], { wb, out, fail }: CommandContext): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -111,13 +122,14 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   const r: BenchResult = parseJobResult('bench', outcome.result);
   const hist = overlayHistogram(samples.a, samples.b);
   const cmp = compareLatency(r.stats, r.vs_stats, { baselineLabel: 'A', candidateLabel: 'B' });
-  out.result({ comparison: c, bench: r, latency: { ratio: cmp.ratio, kind: cmp.kind, text: cmp.text, warning: cmp.warning }, histogram: hist, samples });
+  out.result({ comparison: c, bench: r, latency: { ratio: cmp.ratio, kind: cmp.kind, text: cmp.text, warning: cmp.warning, recorded_vs_now: recordedVsNow(c, r) }, histogram: hist, samples });
   if (values.json) return r.cancelled ? EXIT.cancelled : EXIT.ok;
   out.line(`Whole model, measured now: ${r.iterations} runs of each after ${r.warmup} warm-up, ${r.threads} thread(s), A and B interleaved run by run${r.cancelled ? ' (cancelled early)' : ''}.`);
   const row = (name: string, s: BenchResult['stats'] | undefined) => [name, fmtMs(s?.min), fmtMs(s?.p50), fmtMs(s?.p90), fmtMs(s?.p99), fmtMs(s?.mean), s?.runs ?? 0];
   out.line(table([row('A', r.stats), row('B', r.vs_stats)], ['build', 'min', 'p50', 'p90', 'p99', 'mean', 'runs']));
   if (cmp.ratio !== null) out.line(`B against A at p50: ${cmp.kind === 'same' ? 'the same speed' : cmp.text}${cmp.warning ? ' (within the noise: see the warning)' : ''}.`);
   if (cmp.warning) out.warn(cmp.warning);
+  for (const w of recordedVsNow(c, r)) out.warn(w);
   if (hist) {
     out.line(`\nLatency distributions (A █, B ░; ${hist.a.length} bins from ${fmtMs(hist.lo)} to ${fmtMs(hist.hi)}, the slowest 1% beyond it counted in the last bin):`);
     for (const l of histogramText(hist)) out.line(l);
