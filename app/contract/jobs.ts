@@ -109,17 +109,38 @@ export const ExportRequestSchema = z.object({
   write_roots: z.array(path).max(64).optional(),
 });
 
-export const BenchRequestSchema = z.object({
-  kind: z.literal('bench'),
-  model: path,
-  timeout_s,
-  /** Interleave with a second model and report the ratio of medians. */
-  vs: path.optional(),
-  inputs: inputSpecs.optional(),
-  warmup: z.number().int().min(0).max(10000).default(10),
-  iterations: z.number().int().min(1).max(1000000).default(100),
-  threads,
+/** The most sizes one batch sweep measures. */
+export const MAX_SWEEP_SIZES = 32;
+
+/**
+ * A sweep over a symbolic dimension (issue 24): the model is measured at each size, one benchmark
+ * per size, on the one module. The limit applies to each size's p50.
+ */
+export const BenchSweepRequestSchema = z.object({
+  /** The symbol to sweep; default: the one named batch, else the first symbolic dimension of the inputs. */
+  symbol: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a symbol is a name like batch or seq').optional(),
+  /** The sizes; default: every size when the symbol's range holds at most 8, else its lower bound, the powers of two inside it and its upper bound. */
+  sizes: z.array(z.number().int().min(1).max(1 << 20)).min(1).max(MAX_SWEEP_SIZES, `at most ${MAX_SWEEP_SIZES} sizes`).optional(),
+  /** The best size is the one with the highest throughput whose p50 is at most this. */
+  latency_limit_ms: z.number().positive().finite().optional(),
 });
+export type BenchSweepRequest = z.output<typeof BenchSweepRequestSchema>;
+
+export const BenchRequestSchema = z
+  .object({
+    kind: z.literal('bench'),
+    model: path,
+    timeout_s,
+    /** Interleave with a second model and report the ratio of medians. */
+    vs: path.optional(),
+    inputs: inputSpecs.optional(),
+    warmup: z.number().int().min(0).max(10000).default(10),
+    iterations: z.number().int().min(1).max(1000000).default(100),
+    threads,
+    /** Measure at each size of a symbolic dimension instead of once (not with vs). */
+    sweep: BenchSweepRequestSchema.optional(),
+  })
+  .refine((r) => !(r.sweep && r.vs), { message: 'a sweep measures one model: leave out vs (compare two models without a sweep)', path: ['sweep'] });
 
 export const JobRequestSchema = z.discriminatedUnion('kind', [
   InspectRequestSchema,

@@ -448,8 +448,33 @@ export const BenchResultSchema = z.looseObject({
   /** SHA-256 of each file benchmarked: an export's is its build's id (BuildInfo.sha256), as exports are copies of a build's package. */
   model_sha256: z.string().optional(),
   vs_sha256: z.string().optional(),
+  /** A sweep's measurements (request.sweep); then `stats` and `inputs` are its first size's. */
+  sweep: z
+    .looseObject({
+      symbol: z.string(),
+      /** The input specs swept (the symbol's dimension takes each size in turn). */
+      specs: z.array(InputSpecSchema),
+      points: z.array(
+        z.looseObject({
+          size: int,
+          stats: BenchStatsSchema,
+          /** size × 1000 / p50: samples a second, one call after another. */
+          throughput_per_s: z.number(),
+          inputs: z.array(BenchInputSchema),
+        }),
+      ),
+      /** The limit on p50, in ms, as requested. */
+      latency_limit_ms: z.number().optional(),
+      /** The size with the highest throughput whose p50 is within the limit (without a limit: the highest throughput); absent when none is. */
+      best: z.looseObject({ size: int, p50: ms, throughput_per_s: z.number() }).optional(),
+      /** A sentence when no size meets the limit. */
+      note: z.string().optional(),
+    })
+    .optional(),
 });
 export type BenchResult = z.output<typeof BenchResultSchema>;
+export type BenchSweepResult = NonNullable<BenchResult['sweep']>;
+export type BenchSweepPoint = BenchSweepResult['points'][number];
 
 // ---- the tuning-log reader (engine `tuning_log` -> core -> UI, CLI `log`) ----
 

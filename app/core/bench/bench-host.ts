@@ -13,6 +13,7 @@ import type { ParsedJobRequest } from '../../contract/jobs.js';
 import { BenchChildErrorSchema, BenchChildReadySchema, BenchChildSamplesSchema, type BenchChildRequest, type BenchmarkParams, type SampleTuple } from '../../contract/processes.js';
 import { AddonBenchResultSchema, InspectResultSchema, type AddonBenchResult, type AddonStats, type BenchResult, type BenchStats, type InspectResult, type LatencyStats } from '../../contract/results.js';
 import type { JobRunner } from '../jobs.js';
+import { runSweep } from './batch-sweep.js';
 import { paths } from '../paths.js';
 
 /** What the bench child sends that does not match the contract fails the request with this code. */
@@ -276,6 +277,11 @@ function toLatency(s: AddonStats): LatencyStats {
   return { min: s.min, mean: s.mean, p50: s.p50, p90: s.p90, p99: s.p99, stddev: s.stddev, runs: s.runs };
 }
 
+/** One model's statistics in a benchmark's result, as a bench job reports them. */
+function statsOf(r: AddonBenchResult, i: number): BenchStats {
+  return { ...toLatency(r.models[i].stats), max: r.models[i].stats.max, first_ms: r.models[i].first_ms, input_style: r.models[i].input_style };
+}
+
 /** What a bench job returns (the CLI's --json result): the contract's BenchResult. */
 export type BenchJobResult = BenchResult;
 
@@ -285,6 +291,11 @@ export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner 
   return async (request: ParsedJobRequest, ctx) => {
     if (request.kind !== 'bench') throw new WorkbenchError('bad_request', `The bench runner cannot run ${request.kind} jobs.`);
     const req = request;
+    if (req.sweep) {
+      const swept = await runSweep(host, { ...req, sweep: req.sweep }, ctx, (r) => statsOf(r, 0));
+      swept.model_sha256 = await sha256File(req.model);
+      return swept;
+    }
     const models = req.vs ? [req.model, req.vs] : [req.model];
     // Samples are labelled with the model's path; the same file on both sides gets "#2" on the second.
     const labels = models.map((m, i) => (i === 1 && m === models[0] ? `${m}#2` : m));
@@ -297,7 +308,7 @@ export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner 
         },
       },
     );
-    const side = (i: number): BenchStats => ({ ...toLatency(r.models[i].stats), max: r.models[i].stats.max, first_ms: r.models[i].first_ms, input_style: r.models[i].input_style });
+    const side = (i: number): BenchStats => statsOf(r, i);
     const result: BenchResult = {
       model: req.model,
       ...(req.vs ? { vs: req.vs } : {}),
