@@ -288,24 +288,29 @@ export function rowDiffText(r: CompareRow): string {
 export interface HistogramOverlay {
   lo: number;
   hi: number;
+  /** Log-spaced bins (the values span more than 10×: a fast cluster beside a long tail). */
+  log: boolean;
+  /** Each bin's lower edge (and hi as the last bin's upper one). */
+  edges: number[];
   /** Counts per bin, per side. */
   a: number[];
   b: number[];
 }
 
-/** Both sides' latencies in the same bins (equal width, from the lower of both p1s to the higher of both p99s, so that one outlier does not squash the rest). */
+/** Both sides' latencies in the same bins, from the lowest value to the higher of both p99s (the slowest 1% counted in the last bin); log-spaced past a 10× span. */
 export function overlayHistogram(a: number[], b: number[], bins = 20): HistogramOverlay | null {
-  const all = [...a, ...b].filter(Number.isFinite).sort((x, y) => x - y);
+  const all = [...a, ...b].filter((x) => Number.isFinite(x) && x > 0).sort((x, y) => x - y);
   if (!all.length) return null;
-  const q = (p: number) => all[Math.min(all.length - 1, Math.max(0, Math.floor(p * (all.length - 1))))];
-  let lo = q(0.01);
-  let hi = q(0.99);
-  if (hi <= lo) hi = lo + Math.max(lo * 0.01, 1e-6);
-  const width = (hi - lo) / bins;
+  const lo = all[0];
+  let hi = all[Math.min(all.length - 1, Math.floor(0.99 * (all.length - 1)))];
+  if (hi <= lo) hi = lo * 1.01;
+  const log = hi / lo > 10;
+  const edges = Array.from({ length: bins }, (_, i) => (log ? lo * (hi / lo) ** (i / bins) : lo + ((hi - lo) * i) / bins));
+  const index = (x: number) => Math.floor(log ? (Math.log(x / lo) / Math.log(hi / lo)) * bins : ((x - lo) / (hi - lo)) * bins);
   const count = (xs: number[]) => {
     const c = new Array<number>(bins).fill(0);
-    for (const x of xs) if (Number.isFinite(x)) c[Math.min(bins - 1, Math.max(0, Math.floor((x - lo) / width)))] += 1;
+    for (const x of xs) if (Number.isFinite(x) && x > 0) c[Math.min(bins - 1, Math.max(0, index(x)))] += 1;
     return c;
   };
-  return { lo, hi, a: count(a), b: count(b) };
+  return { lo, hi, log, edges, a: count(a), b: count(b) };
 }

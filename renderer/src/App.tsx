@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react';
 import { exportModel, go } from './actions.js';
 import { get, set, useStore, VIEWS, type Theme, type View } from './store.js';
 import { BenchView } from './views/BenchView.js';
+import { CompareView } from './views/CompareView.js';
 import { CompileView } from './views/CompileView.js';
 import { ExportView } from './views/ExportView.js';
 import { GraphView } from './views/GraphView.js';
@@ -10,7 +11,7 @@ import { LogsView } from './views/LogsView.js';
 import { ModelView } from './views/ModelView.js';
 import { TuneView } from './views/TuneView.js';
 
-const PAGES: Record<View, () => React.JSX.Element> = { model: ModelView, graph: GraphView, inputs: InputsView, compile: CompileView, tune: TuneView, logs: LogsView, bench: BenchView, export: ExportView };
+const PAGES: Record<View, () => React.JSX.Element> = { model: ModelView, graph: GraphView, inputs: InputsView, compile: CompileView, tune: TuneView, logs: LogsView, bench: BenchView, export: ExportView, compare: CompareView };
 const NEXT_THEME: Record<Theme, Theme> = { system: 'light', light: 'dark', dark: 'system' };
 
 function useShortcuts() {

@@ -278,6 +278,8 @@ export async function openModel(path: string, opts: { keepView?: boolean } = {})
     exportJob: undefined,
     exportPath: '',
     exported: null,
+    compareA: undefined,
+    compareB: undefined,
     ...(opts.keepView ? {} : { view: 'model' as View }),
   });
   rememberInspection(model, r);
@@ -347,7 +349,7 @@ async function restoreRun(model: string, run: RunSummary): Promise<void> {
     run.kind === 'tune' && req.kind === 'tune'
       ? { trials: [], tasks: {}, tuneRecord: emptyTuneRecord(req.trials), tuneResult: null, tuneBudget: req.trials, tuneWorkDir: req.work_dir ?? '', tunePerRound: req.trials_per_iter !== undefined ? String(req.trials_per_iter) : '' }
       : run.kind === 'bench' && req.kind === 'bench'
-        ? { benchSamples: {}, benchResult: null, benchIterations: req.iterations, benchVs: req.vs ?? get().benchVs }
+        ? { benchSamples: {}, benchResult: null, benchIterations: req.iterations, benchVs: req.vs ?? get().benchVs, benchSweep: !!req.sweep, ...(req.sweep ? { benchLatencyLimit: req.sweep.latency_limit_ms !== undefined ? String(req.sweep.latency_limit_ms) : '' } : {}) }
         : run.kind === 'export' && (req.kind === 'compile' || req.kind === 'tune' || req.kind === 'export')
           ? { exported: null, exportPath: req.export_path ?? get().exportPath }
           : {};
@@ -427,7 +429,22 @@ export async function bench(): Promise<void> {
   const s = get();
   if (!s.modelPath) return;
   const { specs } = checkRows(s.inputs);
+  if (s.benchSweep) {
+    // The sweep measures one module: the exported build when there is one (its own metadata gives the
+    // symbol's range), else the model as the Inputs page describes it.
+    const exported = s.benchVs.trim();
+    const limit = Number(s.benchLatencyLimit);
+    const sweep = s.benchLatencyLimit.trim() && Number.isFinite(limit) && limit > 0 ? { latency_limit_ms: limit } : {};
+    await runJob({ kind: 'bench', model: exported || s.modelPath, ...(!exported && specs ? { inputs: specs } : {}), iterations: s.benchIterations, warmup: 10, sweep }, 'bench', { benchSamples: {}, benchResult: null });
+    return;
+  }
   await runJob({ kind: 'bench', model: s.modelPath, ...(s.benchVs.trim() ? { vs: s.benchVs.trim() } : {}), ...(specs ? { inputs: specs } : {}), iterations: s.benchIterations, warmup: 10 }, 'bench', { benchSamples: {}, benchResult: null });
+}
+
+/** The Compare page's "Measure both": build A's package against build B's, interleaved run by run (a bench run, shown on the Benchmark page too). */
+export async function measureBuilds(a: { package: string }, b: { package: string }, inputs: InputSpec[], threads?: number): Promise<void> {
+  const s = get();
+  await runJob({ kind: 'bench', model: a.package, vs: b.package, inputs, iterations: s.benchIterations, warmup: 10, ...(threads ? { threads } : {}) }, 'bench', { benchSamples: {}, benchResult: null });
 }
 
 /** Cancels a job; the view says "Cancelling…" at once, before the engine confirms. */

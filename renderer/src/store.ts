@@ -9,7 +9,7 @@ import type { ConnectionStatus } from './transport/index.js';
 import { emptyTuneRecord, foldTuneEvents, type TuneRecord } from '../../app/contract/tune-record.js';
 import type { BuildChoice } from './builds.js';
 
-export type View = 'model' | 'graph' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export';
+export type View = 'model' | 'graph' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export' | 'compare';
 export const VIEWS: Array<{ id: View; label: string; key: string }> = [
   { id: 'model', label: 'Model', key: '1' },
   { id: 'graph', label: 'Graph', key: '8' },
@@ -19,6 +19,7 @@ export const VIEWS: Array<{ id: View; label: string; key: string }> = [
   { id: 'logs', label: 'Tuning logs', key: '5' },
   { id: 'bench', label: 'Benchmark', key: '6' },
   { id: 'export', label: 'Export', key: '7' },
+  { id: 'compare', label: 'Compare builds', key: '9' },
 ];
 
 export type Theme = 'system' | 'light' | 'dark';
@@ -119,12 +120,18 @@ export interface State {
   benchIterations: number;
   benchSamples: Record<string, BenchSample[]>;
   benchResult: BenchResult | null;
+  /** Sweep the batch (issue 24): measure the model at each size of its symbolic dimension; the limit (ms, as typed) picks the best size. */
+  benchSweep: boolean;
+  benchLatencyLimit: string;
   exportJob?: string;
   exportPath: string;
   /** The build the Export page exports and the graph view colours (builds.ts). */
   buildChoice: BuildChoice;
   exported: CompileResult | null;
   runs: TuningRun[];
+  /** The runs whose builds the Compare page puts side by side (job ids of succeeded compile, tune or export runs). */
+  compareA?: string;
+  compareB?: string;
   /** Set when the connection came back after a loss (a notice, cleared after a while). */
   reconnectedAt?: number;
 }
@@ -155,6 +162,8 @@ export const initialState: State = {
   tuneResult: null,
   benchVs: '',
   benchIterations: 200,
+  benchSweep: false,
+  benchLatencyLimit: '',
   benchSamples: {},
   benchResult: null,
   exportPath: '',

@@ -18,11 +18,9 @@ const BAR = 28;
 
 /** A text overlay of two latency histograms: one line per bin, A's bar (█) and B's (░) on the same scale. */
 export function histogramText(h: HistogramOverlay): string[] {
-  const bins = h.a.length;
-  const width = (h.hi - h.lo) / bins;
   const max = Math.max(1, ...h.a, ...h.b);
   const bar = (n: number, ch: string) => (n ? ch.repeat(Math.max(1, Math.round((n / max) * BAR))) : '');
-  const labels = h.a.map((_, i) => fmtMs(h.lo + (i + 0.5) * width));
+  const labels = h.edges.map((e) => `≥ ${fmtMs(e)}`);
   const lw = Math.max(...labels.map((l) => l.length));
   return h.a.map((n, i) => `${labels[i].padStart(lw)} │${bar(n, '█').padEnd(BAR)} ${String(n).padStart(4)} │${bar(h.b[i], '░').padEnd(BAR)} ${String(h.b[i]).padStart(4)}`);
 }
@@ -131,7 +129,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   if (cmp.warning) out.warn(cmp.warning);
   for (const w of recordedVsNow(c, r)) out.warn(w);
   if (hist) {
-    out.line(`\nLatency distributions (A █, B ░; ${hist.a.length} bins from ${fmtMs(hist.lo)} to ${fmtMs(hist.hi)}, the slowest 1% beyond it counted in the last bin):`);
+    out.line(`\nLatency distributions (A █, B ░; ${hist.a.length} ${hist.log ? 'log-spaced ' : ''}bins from ${fmtMs(hist.lo)} to ${fmtMs(hist.hi)}, the slowest 1% counted in the last bin):`);
     for (const l of histogramText(hist)) out.line(l);
   }
   return r.cancelled || outcome.state === 'cancelled' ? EXIT.cancelled : EXIT.ok;

@@ -5,6 +5,7 @@ import { getApi, go, openModel } from '../actions.js';
 import { Empty, JobStatus, Table, fmtBytes } from '../components.js';
 import { useStore } from '../store.js';
 import { RunsList } from './RunsList.js';
+import { CompareBar, ComparePick } from './CompareView.js';
 
 /** Exported metadata as readable rows: specs as specs, lists joined, nested objects as key: value lines. */
 function metaValue(v: unknown): React.ReactNode {
@@ -144,7 +145,8 @@ export function ModelView() {
       {inspect && (
         <div className="card" data-testid="model-runs">
           <h3>Runs of this model</h3>
-          <RunsList />
+          <RunsList action={(r) => <ComparePick run={r} />} />
+          <CompareBar />
         </div>
       )}
     </section>
