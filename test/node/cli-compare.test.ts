@@ -90,7 +90,7 @@ describe('torchtvm compare', () => {
     expect(r.stdout).toMatch(/^\*\s+linear\s+fc1\s+library → TVM\s+\S+ (µs|ms)\s+\S+ (µs|ms)\s+0 ok\s+0 ok\s+placement/m);
     expect(r.stdout).toMatch(/^A(\s+[\d.]+ (µs|ms)){5}\s+60$/m);
     expect(r.stdout).toMatch(/^B(\s+[\d.]+ (µs|ms)){5}\s+60$/m);
-    expect(r.stdout).toMatch(/Latency distributions \(A █, B ░; 20 bins/);
+    expect(r.stdout).toMatch(/Latency distributions \(A █, B ░; 20 (log-spaced )?bins/);
     expect(r.stdout.split('\n').filter((l) => /^\s*≥ [\d.]+ (µs|ms) │.*│/.test(l))).toHaveLength(20);
   }, 120_000);
 
