@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fmtMs } from '../../app/contract/format.js';
 import type { CompileResult } from '../../app/contract/results.js';
-import { hasChromium, openSession, PYTHON, shotPath, type Session } from './helpers.js';
+import { hasChromium, openSession, PYTHON, ROOT, shotPath, type Session } from './helpers.js';
 
 const LONG = 8 * 60_000;
 const NODES = '[data-testid=graph-view] .graph-node';
@@ -320,6 +320,63 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     // Back to placement: the compared build's placement, as the default mode shows it.
     await colourBy('placement');
     expect(await page.locator(`${NODES}[data-op="aten::_convolution"][data-where=library]`).count()).toBe(20);
+    expect(s.pageErrors).toEqual([]);
+  }, LONG);
+
+  it("shows the CLI's build in each of the three colour modes with the CLI's --json figures", async (ctx) => {
+    if (!compileRuns().length) ctx.skip();
+    // The same model compiled by the CLI, with the per-op comparison, into the same workbench home:
+    // the app shows that build (the newest compile) after a reload.
+    const model = (await page.textContent('.model-bar code'))!;
+    const cli = spawnSync(process.execPath, [join(ROOT, 'bin/torchtvm.js'), 'compile', model, '--input', 'x:1,3,224,224:float32', '--compare-ops', '--json'], {
+      cwd: ROOT, encoding: 'utf8', env: { ...process.env, TORCHTVM_HOME: join(s.dir, 'home'), TORCHTVM_ALLOWED_ROOTS: s.dir }, timeout: LONG - 60_000, maxBuffer: 64 << 20,
+    });
+    expect(cli.status, cli.stderr).toBe(0);
+    // --json prints one JSON object a line (events, then the outcome with the result).
+    const r = (JSON.parse(cli.stdout.trim().split('\n').at(-1)!) as { result: CompileResult }).result;
+    const oc = r.op_comparison!;
+    expect(oc.first_failing).toBeNull();
+    await page.reload();
+    await page.waitForFunction((m) => document.querySelector('.model-bar code')?.textContent === m, model, { timeout: 120_000 });
+    await nav('graph');
+    await page.waitForFunction((id) => document.querySelector('[data-testid=graph-build]')?.textContent?.includes(id), r.build!.id, { timeout: 60_000 });
+
+    // Placement: each op the CLI placed by identity runs where the CLI says, and the legend counts them.
+    await colourBy('placement');
+    const placed = r.placement!.ops.filter((o) => o.node);
+    expect(placed.length).toBe(r.placement!.ops.length); // ResNet-18's ops are all followed to their nodes
+    const whereById = await page.locator(`${NODES}[data-where]`).evaluateAll((els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-id'), e.getAttribute('data-where')])));
+    for (const o of placed) expect(whereById[o.node!], `${o.name} (${o.node})`).toBe(o.where);
+    const libraryOps = placed.filter((o) => o.where === 'library').length;
+    expect(await page.textContent('[data-testid=graph-legend]')).toContain(`library kernel (oneDNN/MKL) (${libraryOps} ops`);
+    await shots('graph-15-resnet18-cli-build-placement');
+
+    // Time: a library call's time is the placement report's; a TVM op's, its kernel calls' in the comparison.
+    await colourBy('time');
+    const expected = new Map<string, number>();
+    for (const o of placed) if (o.ms !== null) expected.set(o.node!, (expected.get(o.node!) ?? 0) + o.ms);
+    const libraryNodes = new Set(expected.keys());
+    for (const row of oc.ops) if (row.node && row.ms !== undefined && !libraryNodes.has(row.node)) expected.set(row.node, (expected.get(row.node) ?? 0) + row.ms);
+    const shownMs = await page.locator(`${NODES}[data-ms]`).evaluateAll((els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-id'), Number(e.getAttribute('data-ms'))])));
+    expect(Object.keys(shownMs).sort()).toEqual([...expected.keys()].sort());
+    for (const [id, ms] of expected) expect(shownMs[id], id).toBeCloseTo(ms, 9);
+    const legend = page.locator('[data-testid=time-legend]');
+    expect(Number(await legend.getAttribute('data-max-ms'))).toBeCloseTo(Math.max(...expected.values()), 9);
+    expect(Number(await legend.getAttribute('data-min-ms'))).toBeCloseTo(Math.min(...expected.values()), 9);
+    // The pools and the flatten run in TVM: now each has a time of its own, from the comparison.
+    expect(Number(await page.getAttribute('[data-testid=time-from-comparison]', 'data-count'))).toBe(expected.size - libraryNodes.size);
+    for (const op of ['aten::adaptive_avg_pool2d', 'aten::flatten']) expect(await page.locator(`${NODES}[data-op="${op}"][data-ms]`).count()).toBe(1);
+    await shots('graph-16-resnet18-cli-build-time');
+
+    // Error: every op the CLI compared, with its verdict, and none past the tolerance.
+    await colourBy('error');
+    const errLegend = page.locator('[data-testid=error-legend]');
+    expect(Number(await errLegend.getAttribute('data-compared'))).toBe(oc.ops.length);
+    expect(await errLegend.getAttribute('data-failing')).toBe('0');
+    const shownErr = await page.locator(`${NODES}[data-error]`).evaluateAll((els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-id'), e.getAttribute('data-error')])));
+    for (const row of oc.ops) if (row.node) expect(shownErr[row.node], row.op).toBe(row.ok ? 'ok' : 'over');
+    await shots('graph-17-resnet18-cli-build-error', 'layer2.0.downsample');
+    await colourBy('placement');
     expect(s.pageErrors).toEqual([]);
   }, LONG);
 

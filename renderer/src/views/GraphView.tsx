@@ -466,7 +466,7 @@ export function GraphView() {
           ))}
         </span>
         {timedByComparison > 0 && (
-          <span className="legend-item" data-testid="time-from-comparison">
+          <span className="legend-item" data-testid="time-from-comparison" data-count={timedByComparison}>
             {timedByComparison} TVM op{timedByComparison === 1 ? '' : 's'} timed by the per-op comparison (each kernel call alone)
           </span>
         )}
