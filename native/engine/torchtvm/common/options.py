@@ -55,6 +55,10 @@ class CompileOptions:
     seed: int | None = None
     work_dir: str | None = None
     tune_sizes: dict[str, int] = field(default_factory=dict)
+    # Measure on an RPC tracker's servers of `rpc_key` (HOST:PORT; remote/fleet.py): the target is
+    # their CPU, builds stay here. None: this machine.
+    tracker: str | None = None
+    rpc_key: str | None = None
 
     @property
     def is_pt2(self) -> bool:
@@ -94,6 +98,8 @@ class CompileOptions:
             export_unverified=bool(params.get("export_unverified")),
             accept_edge_mismatch=bool(params.get("accept_edge_mismatch")),
             write_roots=[str(r) for r in params["write_roots"]] if params.get("write_roots") else None,
+            tracker=params.get("tracker") or None,
+            rpc_key=params.get("key") or None,
         )
         if not tune:
             return opts

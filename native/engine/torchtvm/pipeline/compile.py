@@ -103,7 +103,11 @@ def compile_run(options: CompileOptions, ctx: JobContext) -> Run:
 
 
 def _compile_run(options: CompileOptions, ctx: JobContext, t_start: float) -> Run:
+    fleet = None
+    if options.tracker or options.rpc_key:
+        options, fleet = _fleet(options, ctx)
     run = Run(options, ctx, stages.set_threads(options.threads))
+    run.fleet = fleet
     run.target()  # a target that is not one fails now, not after the load and the import
     stages.load(run)
     tuning = None
@@ -172,6 +176,27 @@ def _compile_run(options: CompileOptions, ctx: JobContext, t_start: float) -> Ru
     return run
 
 
+def _fleet(options: CompileOptions, ctx: JobContext):
+    """The tracker key's servers, asked before anything is loaded or built (a tracker that is down,
+    a key without servers, servers that disagree on CPU features: a sentence now), and the options
+    with the target set to their CPU."""
+    from torchtvm.remote import fleet as _fleet_mod
+
+    if not options.tracker or not options.rpc_key:
+        raise EngineError("bad_params", "Measuring on other machines needs both a tracker (--tracker HOST:PORT) and a key (--key KEY).")
+    if not options.trials:
+        raise EngineError("bad_params", "--tracker/--key measure a tune's trials on the key's servers: pass --trials N (a bench takes them too).")
+    ctx.progress("tune", f"asking the servers of key {options.rpc_key!r} at {options.tracker} for their CPU")
+    fleet = _fleet_mod.probe(options.tracker, options.rpc_key)
+    target = fleet.target_json(options.threads)
+    if options.target not in ("llvm", "cpu", "native") and options.target != target:
+        ctx.log(f"The target is the servers' CPU ({target}), not {options.target}: code is measured there.", "warn")
+    s = fleet.servers[0]
+    ctx.log(f"Measuring on {fleet.size} server(s) of key {options.rpc_key!r} ({', '.join(x['name'] for x in fleet.servers)}): "
+            f"{s.get('cpu_model')}, built for {s.get('llvm_cpu')}. " + _fleet_mod.NO_AUTH)
+    return options.replace(target=target), fleet
+
+
 def _tune_stage(run: Run) -> tuple[dict, str | None]:
     """Import at static sizes, tune, and leave the records to build with in `run.database`.
     Returns (the tuning report, the work dir to import the symbolic model through, or None when
@@ -185,7 +210,7 @@ def _tune_stage(run: Run) -> tuple[dict, str | None]:
         ctx.log("Tuning at " + ", ".join(f"{k}={v}" for k, v in tuned_at.items()) + "; the built module serves the whole range (kernels whose shapes follow a symbol keep the default schedule).")
     info = run.target()
     stages.check_runnable(run)
-    if run.not_runnable:
+    if run.not_runnable and run.fleet is None:
         # Every trial runs on this machine: code for a CPU it is not would die with SIGILL.
         raise EngineError("target_not_runnable", f"{run.not_runnable} Tuning measures every candidate here: tune on a machine with that CPU, or compile without --trials.")
     assert options.work_dir is not None
@@ -201,7 +226,7 @@ def _tune_stage(run: Run) -> tuple[dict, str | None]:
     if reused:
         ctx.progress("import", "reusing the imported model kept in the work dir")
     ctx.check_cancelled()
-    run.database, report = tune(imported, cache, reused, t_import, info, options, run.threads, ctx)
+    run.database, report = tune(imported, cache, reused, t_import, info, options, run.threads, ctx, run.fleet)
     report["tuned_at"] = tuned_at or None
     # MetaSchedule records are per static shape: in a module with symbolic dims they apply to the
     # kernels whose shapes do not follow a symbol; the others keep the default schedule.

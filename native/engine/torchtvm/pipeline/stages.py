@@ -84,6 +84,8 @@ class Run:
     built: Built | None = None
     # Why this machine cannot run the build (a target for another CPU), or None.
     not_runnable: str | None = None
+    # The RPC tracker key's servers a tune measures on (remote/fleet.Fleet), or None: this machine.
+    fleet: Any = None
     timings_s: dict = field(default_factory=dict)
     result: dict = field(default_factory=dict)
 

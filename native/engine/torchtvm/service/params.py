@@ -15,6 +15,8 @@ PARAM_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "out_dir": ((str,), "a folder path"),
     "export_path": ((str,), "a file path"),
     "work_dir": ((str,), "a folder path"),
+    "tracker": ((str,), "an RPC tracker's HOST:PORT"),
+    "key": ((str,), "an RPC tracker key"),
     "target": ((str,), "a target name or a TVM target JSON string"),
     "placement": ((str,), "one of auto, library, tvm"),
     "threads": (_INT, "a whole number of threads"),

@@ -22,6 +22,10 @@ FAILED_SECS = 1e10  # MetaSchedule's run_secs for a failed trial
 SIDECAR = "workbench_tasks.json"
 WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
+# Where each record was measured (a tune over an RPC tracker): one JSON line per record,
+# {"record": record_key(line), "server": name}. Keyed by the record line's hash, not its index, so
+# a repair that drops a damaged line keeps every other record's machine.
+MEASURED_ON_FILE = "database_measured_on.json"
 
 
 # ---- database files -----------------------------------------------------------------------------
@@ -190,6 +194,35 @@ def write_sidecar(work_dir: str, entries: dict, model: str | None, target: dict)
     tasks.update(entries)
     data.update({"format": 1, "workloads": tasks, "model": model, "target": target, "updated": time.time()})
     write_text_atomic(os.path.join(work_dir, SIDECAR), json.dumps(data, indent=1))
+
+
+def record_key(line: str | bytes) -> str:
+    """The key of a record line in MEASURED_ON_FILE: its text's SHA-256 (the first 20 hex digits)."""
+    import hashlib
+
+    data = line if isinstance(line, bytes) else line.encode("utf-8")
+    return hashlib.sha256(data.strip()).hexdigest()[:20]
+
+
+def append_measured_on(work_dir: str, entries: list[tuple[str, str | None]]) -> None:
+    """Append (record_key, server) lines; a record whose server is unknown is not written."""
+    lines = "".join(json.dumps({"record": k, "server": s}) + "\n" for k, s in entries if s)
+    if lines:
+        with open(os.path.join(work_dir, MEASURED_ON_FILE), "a", encoding="utf-8") as f:
+            f.write(lines)
+
+
+def read_measured_on(work_dir: str) -> dict[str, str]:
+    """record_key -> the server that measured it (empty for a tune on this machine)."""
+    out: dict[str, str] = {}
+    for line in read_lines(os.path.join(work_dir, MEASURED_ON_FILE)):
+        try:
+            o = json.loads(line)
+        except ValueError:
+            continue  # a torn last line (a kill mid-write): that record's machine is unknown
+        if isinstance(o, dict) and isinstance(o.get("record"), str) and isinstance(o.get("server"), str):
+            out[o["record"]] = o["server"]
+    return out
 
 
 def _secs(v) -> float:

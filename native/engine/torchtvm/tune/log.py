@@ -26,7 +26,9 @@ from torchtvm.tune.database import (
     RECORD_FILE,
     WORKLOAD_FILE,
     read_lines,
+    read_measured_on,
     read_sidecar,
+    record_key,
     run_ms,
     valid_record,
     valid_record_shape,
@@ -154,6 +156,8 @@ def read_tuning_log(work_dir: str) -> dict:
 
     targets: dict[str, None] = {}  # insertion-ordered set
     records = failures = 0
+    where = read_measured_on(d)
+    machines: dict[str, dict] = {}
     for i, line in enumerate(_lines(r_path)):
         v, why = _json(line)
         if why is None:
@@ -170,6 +174,7 @@ def read_tuning_log(work_dir: str) -> dict:
             reason(f"{RECORD_FILE} line {i + 1}: {why}")
             continue
         task = tasks[v[0]]
+        server = where.get(record_key(line)) if where else None
         target = v[1][2]
         if target is not None:
             targets[_target_text(target)] = None
@@ -182,6 +187,13 @@ def read_tuning_log(work_dir: str) -> dict:
         elif task["best_ms"] is None or ms < task["best_ms"]:
             task["best_ms"] = ms
         task["curve"].append(task["best_ms"])
+        if where:
+            # Where it was measured (a tune over an RPC tracker); "this machine" when not noted.
+            m = machines.setdefault(server or "this machine", {"server": server or "this machine", "records": 0, "failures": 0, "best_ms": {}})
+            m["records"] += 1
+            if ms is None:
+                m["failures"] += 1
+            task.setdefault("servers", {})[server or "this machine"] = task.get("servers", {}).get(server or "this machine", 0) + 1
 
     # The tune's estimate over this model's tasks (those the workbench weighed): the same
     # definition as the Tune page's, from the default schedules and library times it kept.
@@ -197,6 +209,9 @@ def read_tuning_log(work_dir: str) -> dict:
         "targets": list(targets),
         "model": model,
         "named_by": named_by,
+        # Per measuring server, when the work dir was tuned over an RPC tracker: records and
+        # failures each measured (tasks[i].servers has the split per task).
+        "machines": [{k: v for k, v in m.items() if k != "best_ms"} for m in machines.values()],
         # One record per tuning run the workbench made here, oldest first (runs.py).
         "runs": read_runs(d),
     }

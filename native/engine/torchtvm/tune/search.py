@@ -54,6 +54,8 @@ class SearchState:
         self.current: int | None = None
         # Called after every measured batch (the run's record in the work dir is rewritten).
         self.on_batch: Callable[[], None] | None = None
+        # Trials per measuring server, for a tune over an RPC tracker.
+        self.by_server: dict[str, int] = {}
 
     def room(self, task: int | None) -> int | None:
         """How many more trials the budget allows (the work dir's total, and `task`'s share when
@@ -99,10 +101,21 @@ def _size(path: str) -> int:
         return 0
 
 
-def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str):
+def _appended_lines(path: str, since: int) -> list[bytes]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(since)
+            return [l for l in f.read().split(b"\n") if l.strip()]
+    except OSError:
+        return []
+
+
+def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str, remote: bool = False):
     """MetaSchedule's builder, task scheduler and measure callback for `state`; `records_path` is
     the JSON database's tuning-record file, which the callback checks after every batch: TVM
-    appends to it through an ofstream whose failures (ENOSPC) it never checks."""
+    appends to it through an ofstream whose failures (ENOSPC) it never checks. `remote`: measured
+    on an RPC tracker's servers (remote/runner.py): each trial says which server measured it, and
+    the database's side file (database.MEASURED_ON_FILE) keeps it per record."""
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
@@ -113,6 +126,9 @@ def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str
         UpdateCostModel,
     )
     from tvm.s_tir.meta_schedule.task_scheduler import PyTaskScheduler
+
+    from torchtvm.remote.runner import measured_on
+    from torchtvm.tune.database import append_measured_on, record_key
 
     @derived_object
     class CancellableBuilder(PyBuilder):
@@ -199,6 +215,8 @@ def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str
 
         def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
             keep = [i for i, b in enumerate(builder_results) if not (b.error_msg and str(b.error_msg) in SKIPPED)]
+            # Read before RemoveBuildArtifact deletes the folder the runner noted it in.
+            servers = {i: measured_on(builder_results[i].artifact_path) for i in keep} if remote else {}
             if keep:
                 c = [measure_candidates[i] for i in keep]
                 b = [builder_results[i] for i in keep]
@@ -223,6 +241,12 @@ def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str
                         pass  # the repair on the next open skips it
                     self.remove.apply(task_scheduler, task_id, measure_candidates, builder_results, runner_results)
                     return  # not counted as trials: they are not in the database
+                if remote:
+                    added = _appended_lines(records_path, before)
+                    try:
+                        append_measured_on(os.path.dirname(records_path), [(record_key(l), servers.get(i)) for l, i in zip(added, keep)])
+                    except OSError:
+                        pass  # the record is kept; only where it was measured is lost
                 for cb in (self.update, self.remove):
                     cb.apply(task_scheduler, task_id, c, b, r)
             else:
@@ -256,6 +280,10 @@ def make_hooks(state: SearchState, builder_impl, workers: int, records_path: str
                     "estimated_total_ms": est,
                     "time_s": time.time(),
                 }
+                if remote:
+                    data["server"] = servers.get(i)
+                    if servers.get(i):
+                        state.by_server[servers[i]] = state.by_server.get(servers[i], 0) + 1
                 state.curve.append({"total_trials": state.total, "estimated_ms": est})
                 state.ctx.emit("tune.trial", data)
             if keep and state.on_batch is not None:

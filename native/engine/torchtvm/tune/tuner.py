@@ -88,8 +88,9 @@ class _Pools:
     """MetaSchedule's builder and runner, made only when something is measured: starting the
     builder's worker pool takes seconds, and a resume with nothing left to measure needs neither."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, fleet=None):
         self.workers = workers
+        self.fleet = fleet  # remote.fleet.Fleet: measure on a tracker key's servers
         self._builder = self._runner = None
 
     def builder(self):
@@ -99,15 +100,23 @@ class _Pools:
 
     def runner(self):
         if self._runner is None:
-            self._runner = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))
+            config = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False)
+            if self.fleet is not None:
+                # MetaSchedule's RPCRunner: one measurement per server at a time, through the tracker.
+                from torchtvm.remote.runner import make_runner
+
+                self._runner = make_runner(self.fleet, config)
+            else:
+                self._runner = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=config)
         return self._runner
 
 
-def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, info: TargetInfo, options: CompileOptions, threads: int, ctx: JobContext):
+def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, info: TargetInfo, options: CompileOptions, threads: int, ctx: JobContext, fleet=None):
     """Tune `imported` (imported at static sizes and kept in `cache`; `reused`: it came from there,
     the import having started at `t_import`) for `info` in `options.work_dir`, with `options.trials`
     as the work dir's total budget. Returns (a database of the records to build with, the report
-    that becomes the result's `tuning`)."""
+    that becomes the result's `tuning`). `fleet` (remote.fleet.Fleet): measure on an RPC tracker
+    key's servers instead of here; builds stay here."""
     work_dir = options.work_dir
     assert work_dir is not None
     tasks, tasks_reused = _extract_tasks(imported, cache, info, ctx)
@@ -127,7 +136,7 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
     if resumed:
         ctx.log(f"Resuming from {resumed} record(s) in {work_dir}.")
 
-    pools = _Pools(max(1, min(threads, os.cpu_count() or 1)))
+    pools = _Pools(max(1, min(threads, os.cpu_count() or 1)), fleet)
     state = SearchState(ctx, tasks.names, tasks.weights, existing, best, options.trials, options.trials_per_task)
     _time_baselines(state, tasks, imported, info, pools, options, ctx)
     record = _start_record(state, resumed, options, ctx)
@@ -141,6 +150,8 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
     try:
         ctx.check_cancelled()
         tune_s = _search(state, tasks, database, pools, existing, resumed, options, ctx)
+        if fleet is not None and state.by_server:
+            ctx.log("Measured on " + ", ".join(f"{k}: {v} trial(s)" for k, v in sorted(state.by_server.items())) + ".")
     except BaseException as e:
         _save_record(record, state, work_dir, "cancelled" if isinstance(e, Cancelled) else "failed")
         raise
@@ -177,6 +188,9 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
         "wall_s": None,  # the whole job, filled in by the pipeline
         "curve": state.curve,
     }
+    if fleet is not None:
+        # Where the trials were measured: per server, this run's trials (failed ones included).
+        report["fleet"] = {**fleet.to_json(), "trials_by_server": dict(state.by_server)}
     return _records_to_apply(database, tasks, state, info), report
 
 
@@ -324,7 +338,7 @@ def _search(state: SearchState, tasks: _Tasks, database, pools: _Pools, existing
         reset_ms_logging()
         contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(tasks.extracted, work_dir, num_threads=pools.workers, seed=options.seed)
         records_path = os.path.join(str(work_dir), RECORD_FILE)  # where JSONDatabase appends
-        the_builder, scheduler, callback = make_hooks(state, pools.builder(), pools.workers, records_path)
+        the_builder, scheduler, callback = make_hooks(state, pools.builder(), pools.workers, records_path, remote=pools.fleet is not None)
         try:
             ms.tune.tune_tasks(
                 tasks=contexts,
