@@ -429,7 +429,8 @@ export async function bench(): Promise<void> {
   const s = get();
   if (!s.modelPath) return;
   const { specs } = checkRows(s.inputs);
-  if (s.benchSweep) {
+  // The Benchmark page offers the sweep only when an input on screen has a symbolic size.
+  if (s.benchSweep && specs?.some((sp) => sp.dims.some((d) => typeof d !== 'number'))) {
     // The sweep measures one module: the exported build when there is one (its own metadata gives the
     // symbol's range), else the model as the Inputs page describes it.
     const exported = s.benchVs.trim();

@@ -8,6 +8,7 @@ import { describeBuild } from '../../../app/contract/builds.js';
 import { compareLatency } from '../../../app/contract/format.js';
 import type { BenchResult } from '../../../app/contract/results.js';
 import { set, useStore, type BenchSample } from '../store.js';
+import { BatchSweep, sweepOfLabel } from './BatchSweep.js';
 
 function pct(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
@@ -46,9 +47,17 @@ function BenchedBuilds({ r }: { r: BenchResult }) {
 }
 
 export function BenchView() {
-  const { modelPath, benchVs, benchIterations, benchJob, benchSamples, benchResult, jobs } = useStore();
+  const { modelPath, benchVs, benchIterations, benchJob, benchSamples, benchResult, jobs, benchSweep, benchLatencyLimit, inputs } = useStore();
   const running = benchJob ? ['running', 'queued'].includes(jobs[benchJob]?.state ?? '') : false;
   const models = Object.keys(benchSamples);
+  // The sweep needs a symbolic dimension: in the inputs on screen (the exported build is made from them).
+  const specs = checkRows(inputs).specs;
+  const symbolic = !!specs?.some((sp) => sp.dims.some((d) => typeof d !== 'number'));
+  const sweepOn = benchSweep && symbolic;
+  const limitNum = Number(benchLatencyLimit);
+  const limitValid = !benchLatencyLimit.trim() || (Number.isFinite(limitNum) && limitNum > 0);
+  // What is on screen is a sweep: its result, or samples labelled per size.
+  const sweepShown = !!benchResult?.sweep || (models.length > 0 && models.every((m) => sweepOfLabel(m)));
   const data = useMemo(() => {
     const rows = new Map<number, Record<string, number>>();
     models.forEach((m, k) => {
@@ -76,24 +85,41 @@ export function BenchView() {
   // Samples so far over iterations × models: the bar and the ETA (the warm-up is not counted).
   const expected = benchIterations * Math.max(models.length, benchVs.trim() ? 2 : 1);
   const got = models.reduce((a, m) => a + benchSamples[m].length, 0);
-  const fraction = running && got > 0 ? Math.min(1, got / expected) : undefined;
+  // A sweep's progress: the job's (sizes done) plus the share of the size in progress.
+  const job = benchJob ? jobs[benchJob] : undefined;
+  const ofSizes = /\((\d+) of (\d+)\)/.exec(job?.message ?? '');
+  const sweepFraction = ofSizes ? (Number(ofSizes[1]) - 1 + Math.min(1, (benchSamples[models.at(-1) ?? '']?.length ?? 0) / benchIterations)) / Number(ofSizes[2]) : job?.fraction;
+  const fraction = sweepShown ? (running ? sweepFraction : undefined) : running && got > 0 ? Math.min(1, got / expected) : undefined;
   const hist = useMemo(() => histogram(models.map((m) => benchSamples[m].map((x) => x.ms))), [benchSamples]);
   return (
     <section>
       <h2>Benchmark</h2>
       <NeedsModel>
-        <p className="hint">Both models run under libtorch C++ as a production server would, interleaved, after a warm-up.</p>
+        <p className="hint">Both models run under libtorch C++ as a production server would, interleaved, after a warm-up.{sweepOn ? ` The sweep measures ${benchVs.trim() ? 'the exported model' : 'the original model'} alone at each size of its symbolic dimension (the powers of two in its range, or every size of a short range).` : ''}</p>
         <div className="row">
           <label className="grow">Original <input className="grow" value={modelPath} readOnly aria-label="Original model" /></label>
         </div>
         <div className="row">
-          <label className="grow">Exported <input className="grow" value={benchVs} placeholder="the exported .pt (Export page), optional" onChange={(e) => set({ benchVs: e.target.value })} aria-label="Exported model" /></label>
+          <label className="grow">Exported <input className="grow" style={{ minWidth: 120 }} value={benchVs} placeholder="the exported .pt (Export page), optional" onChange={(e) => set({ benchVs: e.target.value })} aria-label="Exported model" /></label>
           <label>Iterations <input type="number" min={1} value={benchIterations} onChange={(e) => set({ benchIterations: Math.max(1, Number(e.target.value) || 1) })} style={{ width: '7em' }} aria-label="Iterations" /></label>
-          <button className="primary" disabled={running} onClick={() => void bench()}>Run benchmark</button>
+          <button className="primary" disabled={running || (sweepOn && !limitValid)} onClick={() => void bench()} data-testid="bench-run">{sweepOn ? 'Run sweep' : 'Run benchmark'}</button>
           <button disabled={!running || cancelling} onClick={() => void cancel(benchJob)} data-testid="bench-cancel">{cancelling ? 'Cancelling…' : 'Cancel'}</button>
         </div>
-        <JobStatus jobId={benchJob} what="Benchmark" fraction={fraction} />
-        {models.length ? (
+        <div className="row">
+          <label title={symbolic ? 'Measure one model at each size of its symbolic dimension: latency and throughput per size' : 'Describe an input with a symbolic batch (Inputs page, e.g. batch=1..32) and export it to sweep the batch'}>
+            <input type="checkbox" checked={sweepOn} disabled={!symbolic || running} onChange={(e) => set({ benchSweep: e.target.checked })} data-testid="bench-sweep-toggle" /> Sweep the batch
+          </label>
+          <label>
+            Latency limit (p50, ms){' '}
+            <input type="number" min={0} step="any" value={benchLatencyLimit} disabled={!sweepOn} placeholder="none" onChange={(e) => set({ benchLatencyLimit: e.target.value })} style={{ width: '7em' }} aria-label="Latency limit in ms" aria-invalid={!limitValid} data-testid="bench-latency-limit" />
+          </label>
+          {!symbolic && <span className="hint">The sweep needs an input with a symbolic size (Inputs page: e.g. batch=1..32).</span>}
+          {sweepOn && !limitValid && <span className="warn">The limit is a number of milliseconds above 0.</span>}
+        </div>
+        <JobStatus jobId={benchJob} what={sweepShown || sweepOn ? 'Sweep' : 'Benchmark'} fraction={fraction} />
+        {sweepShown ? (
+          <BatchSweep result={benchResult?.sweep} samples={benchSamples} running={running} limit={!running && benchResult?.sweep ? benchResult.sweep.latency_limit_ms : benchLatencyLimit.trim() && limitValid ? limitNum : undefined} />
+        ) : models.length ? (
           <>
             <div className="grid2">
               <div className="chart" data-testid="bench-chart">
