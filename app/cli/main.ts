@@ -11,10 +11,12 @@ import * as exportBuild from './commands/export.js';
 import * as inspect from './commands/inspect.js';
 import * as log from './commands/log.js';
 import * as serve from './commands/serve.js';
+import * as rpcServer from './commands/rpc-server.js';
+import * as targets from './commands/targets.js';
 import { Output } from './output.js';
 import { EXIT } from './run-job.js';
 
-const COMMANDS: Record<string, Command> = { inspect, compile, compare, export: exportBuild, serve, bench, log, config };
+const COMMANDS: Record<string, Command> = { inspect, compile, compare, export: exportBuild, serve, bench, log, config, 'rpc-server': rpcServer, targets };
 
 function help(): string {
   return ['TorchTVM Workbench: compile, tune and export TorchScript models with Apache TVM.', '', 'Usage:', ...Object.values(COMMANDS).map((c) => `  ${c.usage}`), '', 'Loading a .pt runs code from it: only open files you trust.'].join('\n');

@@ -88,6 +88,9 @@ export const TuneRequestSchema = CompileRequestSchema.extend({
   work_dir: path.optional(),
   /** Sizes to tune symbolic dims at (name -> size within its range); default: each symbol's sample size. */
   tune_sizes: z.record(z.string(), z.number().int().min(1)).optional(),
+  /** Measure the trials on an RPC tracker's servers (HOST:PORT) of `key`; the target is their CPU; builds stay here. */
+  tracker: z.string().regex(/^.+:\d{1,5}$/).max(300).optional(),
+  key: z.string().regex(/^[A-Za-z0-9_.-]+$/).max(100).optional(),
 });
 
 /**

@@ -7,9 +7,10 @@ import { intFlag, type CommandContext } from '../command.js';
 import { fmtMs, table } from '../output.js';
 import { compareLatency } from '../../contract/format.js';
 import { EXIT, runJob } from '../run-job.js';
+import { benchRemote } from '../remote-bench.js';
 
 export const usage =
-  'torchtvm bench MODEL.pt [--vs OTHER.pt | --sweep batch|SYMBOL [--sizes 1,2,4,8] [--latency-limit MS]] [--input NAME:DIMS:DTYPE[:LO..HI] …] [--iterations N] [--warmup N] [--threads T] [--timeout SECONDS] [--json]  (--sweep: measure at each size of a symbolic dimension, on the one module; "batch" is the symbol named batch, else the first symbolic one; default sizes: every size of a range of at most 8, else its bounds and the powers of two between; the best size is the highest throughput whose p50 is within --latency-limit)';
+  'torchtvm bench MODEL.pt [--vs OTHER.pt | --sweep batch|SYMBOL [--sizes 1,2,4,8] [--latency-limit MS]] [--input NAME:DIMS:DTYPE[:LO..HI] …] [--iterations N] [--warmup N] [--threads T] [--timeout SECONDS] [--tracker HOST:PORT --key KEY] [--json]  (--tracker: uploaded to a server of KEY and timed there; --sweep: measure at each size of a symbolic dimension, on the one module; "batch" is the symbol named batch, else the first symbolic one; default sizes: every size of a range of at most 8, else its bounds and the powers of two between; the best size is the highest throughput whose p50 is within --latency-limit)';
 
 /** "1,2,4" → [1, 2, 4]; throws a sentence for anything else. */
 function parseSizes(text: string): number[] {
@@ -39,6 +40,8 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
       sweep: { type: 'string' },
       sizes: { type: 'string' },
       'latency-limit': { type: 'string' },
+      tracker: { type: 'string' },
+      key: { type: 'string' },
     },
   });
   if (positionals.length !== 1) return fail(`give one model file: ${usage}`, EXIT.usage);
@@ -53,6 +56,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   } catch (e) {
     return fail((e as Error).message, EXIT.usage);
   }
+  if (values.tracker !== undefined || values.key !== undefined) return benchRemote({ model: positionals[0], ...values, inputs, iterations, warmup, threads }, { wb, out, fail });
   let sweep: BenchSweepRequest | undefined;
   if (values.sweep !== undefined || values.sizes !== undefined || values['latency-limit'] !== undefined) {
     if (values.sweep === undefined) return fail(`--sizes and --latency-limit go with --sweep batch: ${usage}`, EXIT.usage);

@@ -10,7 +10,7 @@ import { describeBuild } from '../../contract/builds.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--compare-ops] [--timeout SECONDS] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used; nor does a model that takes no inputs)';
+  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--compare-ops] [--timeout SECONDS] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR] [--tracker HOST:PORT --key KEY]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used; nor does a model that takes no inputs)';
 
 export const compileOptions = {
   input: { type: 'string', multiple: true },
@@ -30,6 +30,8 @@ export const compileOptions = {
   trials: { type: 'string' },
   'trials-per-task': { type: 'string' },
   'work-dir': { type: 'string' },
+  tracker: { type: 'string' },
+  key: { type: 'string' },
   force: { type: 'boolean' },
   mkdir: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -169,6 +171,9 @@ export function printTuning(t: TuningSummary, out: CommandContext['out'], latenc
     ),
   );
   if (library.tasks) out.line(`Library kernels (not tuned): ${library.tasks} task(s), ${fmtMs(library.ms)}${library.share !== null ? `, ${(100 * library.share).toFixed(1)}% of the estimate` : ''}.`);
+  // A tune over an RPC tracker (issue 25): where the trials were measured.
+  const fleet = (t as { fleet?: { tracker: string; key: string; servers: { name: string; cpu_model: string }[]; trials_by_server: Record<string, number> } }).fleet;
+  if (fleet) out.line(`Measured on key ${fleet.key} at ${fleet.tracker} (${fleet.servers[0]?.cpu_model ?? '?'}): ${Object.entries(fleet.trials_by_server).map(([k, n]) => `${k} ${n} trial(s)`).join(', ') || 'no trial'}.`);
   out.line(`Estimated end-to-end (sum of kernels, not a measurement): ${fmtMs(t.estimated_ms)}; measured (the tuned build, p50${fmtSizes(latency?.sizes) ? ` ${fmtSizes(latency?.sizes)}` : ''}): ${fmtMs(t.measured_ms)}`);
   for (const n of t.notes) out.line(`Note: ${n}`);
 }
@@ -188,6 +193,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     timeout = intFlag('timeout', values.timeout);
     trialsPerTask = intFlag('trials-per-task', values['trials-per-task']);
     if (trials === undefined && (trialsPerTask !== undefined || values['work-dir'] !== undefined || tuneSizes)) throw new Error('--trials-per-task, --tune-size and --work-dir need --trials N');
+    if ((values.tracker !== undefined || values.key !== undefined) && (trials === undefined || !values.tracker || !values.key)) throw new Error('--tracker HOST:PORT and --key KEY go together, with --trials N: the trials are measured on the key\'s servers');
     if (values.strict && values.fallback) throw new Error('--strict and --fallback contradict each other (fallback is the default)');
     if (values.placement !== undefined && !['auto', 'library', 'tvm'].includes(values.placement)) throw new Error(`--placement must be auto, library or tvm, not "${values.placement}"`);
   } catch (e) {
@@ -213,7 +219,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   // The shapes as the parser read them, before anything runs (a .pt2 without --input uses its own).
   if (common.inputs.length) out.line(`Inputs: ${common.inputs.map((s) => `${s.name} [${s.dims.map(formatDim).join(', ')}] ${s.dtype}`).join('; ')}`);
   const outcome = trials !== undefined
-    ? await runJob(wb, { ...base, kind: 'tune', trials, trials_per_task: trialsPerTask, work_dir: values['work-dir'], ...(tuneSizes ? { tune_sizes: tuneSizes } : {}) }, out, tuneView(trials, out))
+    ? await runJob(wb, { ...base, kind: 'tune', trials, trials_per_task: trialsPerTask, work_dir: values['work-dir'], ...(tuneSizes ? { tune_sizes: tuneSizes } : {}), ...(values.tracker ? { tracker: values.tracker, key: values.key } : {}) }, out, tuneView(trials, out))
     : await runJob(wb, { ...base, kind: 'compile' }, out);
   if (outcome.state === 'cancelled') return fail({ code: 'cancelled', message: trials !== undefined ? 'Cancelled; every finished trial is kept in the work dir: run the same command again to resume.' : 'Cancelled.' }, EXIT.cancelled);
   if (outcome.state === 'failed') return fail(outcome.error);

@@ -168,3 +168,30 @@ def probe(tracker: str, key: str, timeout: float = 30.0) -> Fleet:
                           f"{', '.join(diff[:8]) or 'architecture'}{'…' if len(diff) > 8 else ''}. One build cannot be measured on both; "
                           "give each CPU its own key. Nothing was built.")
     return Fleet(tracker, key, got)
+
+
+def main(argv=None) -> int:
+    """`python -m torchtvm.remote.fleet HOST:PORT [--key KEY]`: the tracker's queues as JSON; with
+    --key, also the key's servers and the target a build for them gets (or the refusal)."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="torchtvm targets")
+    p.add_argument("tracker")
+    p.add_argument("--key", default=None)
+    a = p.parse_args(argv)
+    try:
+        out = queues(a.tracker)
+        if a.key:
+            f = probe(a.tracker, a.key)
+            out["probe"] = {**f.to_json(), "target": json.loads(f.target_json())}
+    except EngineError as e:
+        print(json.dumps({"error": {"code": e.code, "message": str(e)}}))
+        return 1
+    print(json.dumps(out))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

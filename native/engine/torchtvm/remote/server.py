@@ -23,6 +23,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 _INFO: dict = {}
 
@@ -94,6 +95,52 @@ def _register(info: dict) -> None:
     @tvm_ffi.register_global_func("torchtvm.remote.server_name", override=True)
     def _server_name():
         return info["name"]
+
+    @tvm_ffi.register_global_func("torchtvm.remote.bench", override=True)
+    def _bench(file_name, options):
+        # The file was uploaded into this session's work dir (tvm.rpc.server.workpath).
+        path = tvm_ffi.get_global_func("tvm.rpc.server.workpath")(str(file_name))
+        out = bench_file(path, json.loads(str(options)))
+        out["measured_on"] = {k: info.get(k) for k in ("name", "cpu_model", "llvm_cpu", "hostname", "cores")}
+        return json.dumps(out)
+
+
+def bench_file(path: str, options: dict) -> dict:
+    """Time a TorchScript model (an export of the workbench or any other) here: warm-up, then
+    `iterations` timed calls on random inputs that follow its specs; p50/p90/p99 in ms."""
+    import torch
+
+    from torchtvm.common.runtime_library import exported_metadata
+    from torchtvm.common.specs import parse_specs, random_inputs
+
+    if options.get("threads"):
+        torch.set_num_threads(int(options["threads"]))
+    m = torch.jit.load(path, map_location="cpu")
+    meta = exported_metadata(m)
+    raw = options.get("inputs") or (meta or {}).get("inputs")
+    if not raw:
+        raise ValueError("the model's inputs are unknown: pass --input NAME:DIMS:DTYPE for a model the workbench did not export")
+    xs = random_inputs(parse_specs(raw))
+    # An export's calling convention (deploy/export.py): "model" takes the model's own arguments,
+    # "list" (the seed API's, and exports older than the key) one list of tensors.
+    listed = meta is not None and meta.get("compiled") != "partial" and meta.get("calling_convention", "list") == "list"
+    call = (lambda: m(xs)) if listed else (lambda: m(*xs))
+    warmup, iterations = int(options.get("warmup", 10)), int(options.get("iterations", 100))
+    with torch.no_grad():
+        for _ in range(warmup):
+            call()
+        times = []
+        for _ in range(iterations):
+            t0 = time.perf_counter_ns()
+            call()
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+    times.sort()
+
+    def pct(q: float) -> float:
+        return times[min(len(times) - 1, int(round(q * (len(times) - 1))))]
+
+    return {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "mean": sum(times) / len(times), "min": times[0], "max": times[-1],
+            "runs": len(times), "warmup": warmup, "threads": torch.get_num_threads(), "inputs": raw}
 
 
 def _load_runtime() -> str | None:
