@@ -232,7 +232,7 @@ export function compareBuilds(a: BuildRecordLike, b: BuildRecordLike): BuildComp
   if (!sameModel) warnings.push(`The builds are of different models (A: ${a.result.model}, B: ${b.result.model}): their ops do not correspond, so the table compares unrelated things.`);
   if (a.build.sha256 === b.build.sha256) warnings.push('A and B are the same build (one package): every difference measured between them is noise.');
   if (sameModel && JSON.stringify(a.result.inputs) !== JSON.stringify(b.result.inputs)) warnings.push('The builds were made for different input shapes or dtypes: their op times are not comparable one to one.');
-  if (!a.result.op_comparison || !b.result.op_comparison) warnings.push(`No per-op errors for ${!a.result.op_comparison && !b.result.op_comparison ? 'either build' : !a.result.op_comparison ? 'build A' : 'build B'}: compile with --compare-ops (the Compile page's "Compare each op") to see them.`);
+  if (!a.result.op_comparison || !b.result.op_comparison) warnings.push(`No per-op errors for ${!a.result.op_comparison && !b.result.op_comparison ? 'either build' : !a.result.op_comparison ? 'build A' : 'build B'}: compile with --compare-ops (in the app: the Graph page's "Compare each op with PyTorch") to see them.`);
   const pa = a.result.latency_ms?.tvm.p50 ?? null;
   const pb = b.result.latency_ms?.tvm.p50 ?? null;
   const ident = (r: BuildRecordLike) => ({ id: r.build.id, dir: r.build.dir, package: r.build.package, label: describeBuild(r.build), model: r.result.model });

@@ -102,6 +102,7 @@ function OpTimeChart({ rows }: { rows: CompareRow[] }) {
   const log = hi / lo > 20;
   const ticks = log ? logTicks(lo, hi) : null;
   const height = Math.max(140, 44 + data.length * 34);
+  const untimed = (['a', 'b'] as const).filter((k) => data.every((d) => d[k] === null)).map((k) => k.toUpperCase());
   return (
     <div className="chart" data-testid="compare-chart">
       <h4 className="chart-title">Time of each op in A and B (bar colour: where it runs; ● the op differs)</h4>
@@ -124,6 +125,7 @@ function OpTimeChart({ rows }: { rows: CompareRow[] }) {
         { label: 'B (second bar, pale, orange edge)', color: B_COLOR, kind: 'bar' },
         ...(['library', 'tvm', 'torchscript'] as const).map((w) => ({ label: WHERE_SHORT[w], color: WHERE_COLOR[w], kind: 'dot' as const })),
       ]} />
+      {untimed.length > 0 && <p className="hint" data-testid="compare-untimed">{untimed.join(' and ')} timed none of these ops one by one: a build times its library calls, and TVM's kernels only when compiled with "Compare each op" (Graph page, or <code>torchtvm compile --compare-ops</code>). Its whole-model latency is measured below.</p>}
     </div>
   );
 }
@@ -220,25 +222,25 @@ export function CompareView() {
                   ))}
                 </tbody>
               </table>
+              <p className="hint">A: <code data-testid="compare-dir-a">{A.built.build.dir}</code><br />B: <code data-testid="compare-dir-b">{B.built.build.dir}</code><br />The same comparison in a terminal: <code>torchtvm compare A B</code> with these two folders.</p>
             </div>
             <div className="card" data-testid="compare-ops">
               <h3>Per op: {c.counts.differing} of {c.counts.rows} differ</h3>
               <label className="hint"><input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} data-testid="compare-all" /> show every op (else only those that differ)</label>
               <div className="table-scroll">
-                <table data-testid="compare-table">
-                  <thead><tr><th>op</th><th>module</th><th>where A</th><th>where B</th><th>time A</th><th>time B</th><th>error A</th><th>error B</th><th>differs</th></tr></thead>
+                <table className="compare-table" data-testid="compare-table">
+                  <thead><tr><th>op (module, kind)</th><th>where A</th><th>where B</th><th>time A</th><th>time B</th><th>error A</th><th>error B</th><th className="differs-col">differs</th></tr></thead>
                   <tbody>
                     {shown.map((r) => (
                       <tr key={r.key} data-key={r.key} data-differs={r.differs ? '1' : undefined}>
-                        <td>{r.kind}</td>
-                        <td><code>{r.scope || '–'}</code></td>
+                        <td>{r.scope ? <><code>{r.scope}</code> {r.kind}</> : r.kind}</td>
                         {cell(r.diff.placement || r.diff.missing, r.a ? whereText(r.a.where) : '–', 'where-a')}
                         {cell(r.diff.placement || r.diff.missing, r.b ? whereText(r.b.where) : '–', 'where-b')}
                         {cell(r.diff.time, fmtMs(r.a?.ms), 'time-a')}
                         {cell(r.diff.time, fmtMs(r.b?.ms), 'time-b')}
                         {cell(r.diff.error, fmtSideError(r.a), 'error-a')}
                         {cell(r.diff.error, fmtSideError(r.b), 'error-b')}
-                        <td className="wrap">{rowDiffText(r) || '–'}</td>
+                        <td className="wrap differs-col">{rowDiffText(r) || '–'}</td>
                       </tr>
                     ))}
                   </tbody>
