@@ -5,6 +5,7 @@ import { describeIssues, WorkbenchError } from './errors.js';
 import { GetRunArgs, ListRunsArgs, type ModelRuns, type RunRecord } from './runs.js';
 import { JobRequestSchema, JobStateSchema, type JobEvent, type JobOutcome, type JobRequest } from './jobs.js';
 import type { TuningLog } from './results.js';
+import { TrackerQueuesArgs, type TrackerQueues } from './targets.js';
 
 export const AppInfoSchema = z.object({
   version: z.string(),
@@ -38,6 +39,8 @@ export interface WorkbenchApi {
   /** Reads a MetaSchedule work dir (tasks, records, best-so-far curves). */
   readTuningLog(args: { dir: string }): Promise<TuningLog>;
   recentModels(): Promise<string[]>;
+  /** An RPC tracker's queues (servers, free, pending per key); with a key, its servers' CPU and the target a build for them gets. */
+  trackerQueues(args: { tracker: string; key?: string }): Promise<TrackerQueues>;
   /** A model's runs (newest first), its project folder and the defaults that belong to it. */
   listRuns(args: { model: string }): Promise<ModelRuns>;
   /** One run with every event so far (to replay) and its outcome once it has one. */
@@ -56,6 +59,7 @@ export const API_ARGS = {
   listJobs: z.tuple([]),
   readTuningLog: z.tuple([z.object({ dir: z.string().min(1).max(4096) }).strict()]),
   recentModels: z.tuple([]),
+  trackerQueues: z.tuple([TrackerQueuesArgs]),
   listRuns: z.tuple([ListRunsArgs]),
   getRun: z.tuple([GetRunArgs]),
 } as const;

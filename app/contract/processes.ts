@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { ErrorInfoSchema } from './errors.js';
 import { CompileResultSchema, InspectResultSchema, TuneResultSchema, TuningLogSchema } from './results.js';
 import { InputSpecSchema } from './specs.js';
+import { TrackerQueuesSchema } from './targets.js';
 
 const int = z.number().int();
 
@@ -71,6 +72,8 @@ export const ENGINE_METHOD_RESULTS = {
   tuning_log: TuningLogSchema,
   /** Copies a build's package to export_path (torchtvm/deploy/builds.py), params {build, export_path, …}: answered beside a running job. */
   export_build: CompileResultSchema,
+  /** An RPC tracker's queues, and with `key` that key's servers probed (torchtvm/remote/fleet.py), params {tracker, key?}. */
+  tracker_queues: TrackerQueuesSchema,
 } as const;
 export type EngineMethod = keyof typeof ENGINE_METHOD_RESULTS;
 export type EngineResultOf<M extends EngineMethod> = z.output<(typeof ENGINE_METHOD_RESULTS)[M]>;

@@ -91,6 +91,8 @@ export function createWorkbench(opts: WorkbenchOptions): Workbench {
     async recentModels() {
       return recentModels();
     },
+    // The tracker is asked by an engine (TVM's tracker client), beside a running job.
+    trackerQueues: ({ tracker, key }) => engine.request('tracker_queues', { tracker, ...(key ? { key } : {}) }).done,
     onEvent: (listener) => jobs.onEvent(listener),
     close: () => engine.close(),
   };

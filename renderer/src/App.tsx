@@ -10,8 +10,9 @@ import { InputsView } from './views/InputsView.js';
 import { LogsView } from './views/LogsView.js';
 import { ModelView } from './views/ModelView.js';
 import { TuneView } from './views/TuneView.js';
+import { TargetsView } from './views/TargetsView.js';
 
-const PAGES: Record<View, () => React.JSX.Element> = { model: ModelView, graph: GraphView, inputs: InputsView, compile: CompileView, tune: TuneView, logs: LogsView, bench: BenchView, export: ExportView, compare: CompareView };
+const PAGES: Record<View, () => React.JSX.Element> = { model: ModelView, graph: GraphView, inputs: InputsView, compile: CompileView, tune: TuneView, logs: LogsView, bench: BenchView, export: ExportView, compare: CompareView, targets: TargetsView };
 const NEXT_THEME: Record<Theme, Theme> = { system: 'light', light: 'dark', dark: 'system' };
 
 function useShortcuts() {

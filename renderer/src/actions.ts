@@ -401,7 +401,7 @@ export async function tune(_resume: boolean): Promise<void> {
   // A resume is a new run with its own record (it starts where the last ended): live and reopened
   // alike, the page shows this run's trials and figures.
   const reset: Partial<State> = { tuneResult: null, trials: [], tasks: {}, tuneRecord: emptyTuneRecord(s.tuneBudget) };
-  await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, timeout_s: Math.max(60, Math.round(s.tuneLimitH * 3600)), ...(Number(s.tunePerRound) >= 1 ? { trials_per_iter: Math.min(64, Math.floor(Number(s.tunePerRound))) } : {}), ...(s.tuneWorkDir.trim() ? { work_dir: s.tuneWorkDir.trim() } : {}) }, 'tune', reset);
+  await runJob({ kind: 'tune', model: s.modelPath, inputs: specs, target: s.target, trials: s.tuneBudget, measure: true, timeout_s: Math.max(60, Math.round(s.tuneLimitH * 3600)), ...(Number(s.tunePerRound) >= 1 ? { trials_per_iter: Math.min(64, Math.floor(Number(s.tunePerRound))) } : {}), ...(s.tuneWorkDir.trim() ? { work_dir: s.tuneWorkDir.trim() } : {}), ...(s.remoteTarget ?? {}) }, 'tune', reset);
 }
 
 /**

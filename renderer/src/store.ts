@@ -8,8 +8,9 @@ import { DEFAULT_TIMEOUT_S, type JobEvent, type JobOutcome } from '../../app/con
 import type { ConnectionStatus } from './transport/index.js';
 import { emptyTuneRecord, foldTuneEvents, type TuneRecord } from '../../app/contract/tune-record.js';
 import type { BuildChoice } from './builds.js';
+import type { RemoteTarget } from '../../app/contract/targets.js';
 
-export type View = 'model' | 'graph' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export' | 'compare';
+export type View = 'model' | 'graph' | 'inputs' | 'compile' | 'tune' | 'logs' | 'bench' | 'export' | 'compare' | 'targets';
 export const VIEWS: Array<{ id: View; label: string; key: string }> = [
   { id: 'model', label: 'Model', key: '1' },
   { id: 'graph', label: 'Graph', key: '8' },
@@ -20,6 +21,7 @@ export const VIEWS: Array<{ id: View; label: string; key: string }> = [
   { id: 'bench', label: 'Benchmark', key: '6' },
   { id: 'export', label: 'Export', key: '7' },
   { id: 'compare', label: 'Compare builds', key: '9' },
+  { id: 'targets', label: 'Targets', key: '0' },
 ];
 
 export type Theme = 'system' | 'light' | 'dark';
@@ -110,6 +112,9 @@ export interface State {
   /** The time limit of compiles and exports, in minutes (their requests' timeout_s). */
   compileLimitMin: number;
   tuneWorkDir: string;
+  /** Where tunes measure (the Targets page): an RPC tracker's key, or null for this machine. */
+  remoteTarget: RemoteTarget | null;
+  trackerAddress: string;
   trials: TrialPoint[];
   tasks: Record<number, TaskRow>;
   /** The shown tune's record (app/contract/tune-record.ts): trial counts, budget, first and best estimate, ETA. */
@@ -136,6 +141,15 @@ export interface State {
   reconnectedAt?: number;
 }
 
+function readRemoteTarget(): RemoteTarget | null {
+  try {
+    const v = JSON.parse(localStorage.getItem('torchtvm.remoteTarget') ?? 'null') as RemoteTarget | null;
+    return v && typeof v.tracker === 'string' && typeof v.key === 'string' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
 export const initialState: State = {
   view: 'model',
   theme: (localStorage.getItem('torchtvm.theme') as Theme | null) ?? 'system',
@@ -156,6 +170,8 @@ export const initialState: State = {
   tuneLimitH: DEFAULT_TIMEOUT_S.tune / 3600,
   compileLimitMin: DEFAULT_TIMEOUT_S.compile / 60,
   tuneWorkDir: '',
+  remoteTarget: readRemoteTarget(),
+  trackerAddress: localStorage.getItem('torchtvm.tracker') ?? '127.0.0.1:9190',
   trials: [],
   tasks: {},
   tuneRecord: emptyTuneRecord(),

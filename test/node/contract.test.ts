@@ -11,7 +11,7 @@ describe('validateCall', () => {
   });
 
   it('lists exactly the WorkbenchApi methods', () => {
-    expect([...API_METHODS].sort()).toEqual(['cancelJob', 'getRun', 'info', 'listJobs', 'listRuns', 'readTuningLog', 'recentModels', 'startJob', 'waitJob']);
+    expect([...API_METHODS].sort()).toEqual(['cancelJob', 'getRun', 'info', 'listJobs', 'listRuns', 'readTuningLog', 'recentModels', 'startJob', 'trackerQueues', 'waitJob']);
     expect(Object.keys(API_ARGS)).not.toContain('onEvent');
   });
 

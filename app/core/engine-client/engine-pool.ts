@@ -20,7 +20,7 @@ export interface EnginePoolOptions extends EngineClientOptions {
 }
 
 /** The engine's methods that run beside a job (native/engine/torchtvm/service/methods.py, QUICK_METHODS). */
-export const QUICK_ENGINE_METHODS: ReadonlySet<string> = new Set(['versions', 'tuning_log', 'export_build']);
+export const QUICK_ENGINE_METHODS: ReadonlySet<string> = new Set(['versions', 'tuning_log', 'export_build', 'tracker_queues']);
 
 export const DEFAULT_MAX_ENGINES = 3;
 

@@ -125,6 +125,7 @@ export function createWsClient(url: string, onStatus: (s: WsStatus, why?: string
     listJobs: () => call('listJobs', []),
     readTuningLog: (a) => call('readTuningLog', [a]),
     recentModels: () => call('recentModels', []),
+    trackerQueues: (a) => call('trackerQueues', [a]),
     listRuns: (a) => call('listRuns', [a]),
     getRun: (a) => call('getRun', [a]),
     onEvent: (l) => {

@@ -44,7 +44,7 @@ export function useRecordEta(rec: TuneRecord): number | undefined {
 }
 
 export function TuneView() {
-  const { tuneJob, jobs, trials, tasks, tuneRecord: rec, tuneBudget, tunePerRound, tuneLimitH, tuneWorkDir, tuneResult, inputs, project } = useStore();
+  const { tuneJob, jobs, trials, tasks, tuneRecord: rec, tuneBudget, tunePerRound, tuneLimitH, tuneWorkDir, tuneResult, inputs, project, remoteTarget } = useStore();
   const defaultWorkDir = project?.defaults.work_dir ?? '';
   const job = tuneJob ? jobs[tuneJob] : undefined;
   const running = job ? ['running', 'queued'].includes(job.state) : false;
@@ -63,6 +63,9 @@ export function TuneView() {
     <section>
       <h2>Tune</h2>
       <NeedsModel>
+        <p className="hint" data-testid="tune-measures-on">
+          Trials are measured on {remoteTarget ? <>the servers of key <b>{remoteTarget.key}</b> at tracker <code>{remoteTarget.tracker}</code> (built here for their CPU)</> : 'this machine'}; change it on the <button className="link" onClick={() => set({ view: 'targets' })}>Targets</button> page.
+        </p>
         <div className="row">
           <label>
             Trial budget <input type="number" min={1} max={100000} value={tuneBudget} onChange={(e) => set({ tuneBudget: Math.max(1, Number(e.target.value) || 1) })} aria-label="Trial budget" style={{ width: '7em' }} />

@@ -66,6 +66,23 @@ def _tuning_log(params: dict, ctx: JobContext) -> dict:
     return read_tuning_log(work_dir)
 
 
+def _tracker_queues(params: dict, ctx: JobContext) -> dict:
+    """An RPC tracker's queues; with `key`, that key's servers asked for their CPU (remote/fleet.py)."""
+    import json  # noqa: PLC0415
+
+    from torchtvm.remote import fleet  # noqa: PLC0415 - see the module docstring
+
+    tracker = params.get("tracker")
+    if not isinstance(tracker, str) or not tracker:
+        raise EngineError("bad_params", "tracker_queues needs tracker: HOST:PORT.")
+    out = fleet.queues(tracker)
+    key = params.get("key")
+    if isinstance(key, str) and key:
+        f = fleet.probe(tracker, key, timeout=15.0)
+        out["probe"] = {**f.to_json(), "target": json.loads(f.target_json())}
+    return out
+
+
 METHODS: dict[str, Method] = {
     "inspect": _inspect,
     "compile": _compile,
@@ -73,11 +90,13 @@ METHODS: dict[str, Method] = {
     "versions": _versions,
     "tuning_log": _tuning_log,
     "export_build": _export_build,
+    "tracker_queues": _tracker_queues,
 }
 
-# Methods that touch no compiler state and answer in well under a second: the server runs each on
-# its own thread instead of queueing it behind the running job (rpc_server.Server).
-QUICK_METHODS = frozenset({"versions", "tuning_log", "export_build"})
+# Methods that touch no compiler state and answer in well under a second (tracker_queues waits on
+# the network, never on the compiler): the server runs each on its own thread instead of queueing it
+# behind the running job (rpc_server.Server).
+QUICK_METHODS = frozenset({"versions", "tuning_log", "export_build", "tracker_queues"})
 
 
 def register(name: str, fn: Method) -> None:

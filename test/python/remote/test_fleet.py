@@ -1,0 +1,217 @@
+"""Tuning over TVM's RPC tracker, all on 127.0.0.1: a tracker and measuring servers started by the
+tests (TVM's own tracker, `python -m torchtvm.remote.server`), every process stopped at the end.
+
+A tune spreads its trials over two servers and says which one measured each; killing one server
+mid-tune loses no record and the tune ends on the other; a key whose servers report different CPU
+features is refused; a tracker that is down is a sentence before anything is built. Small budgets
+on the two-matmul model (8 and 10 trials: a trial over RPC takes seconds on a busy 2-core machine).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from torchtvm.common.errors import EngineError
+from torchtvm.common.progress import JobContext
+from torchtvm.pipeline.compile import tune_model
+from torchtvm.remote import fleet as fleet_mod
+from torchtvm.tune.database import MEASURED_ON_FILE, RECORD_FILE, read_measured_on
+from torchtvm.tune.log import read_tuning_log
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ENGINE = os.path.join(ROOT, "native", "engine")
+INPUTS = [{"name": "x", "dims": [4, 32], "dtype": "float32"}]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ENGINE + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+class Procs:
+    """Processes the test started, each in its own process group (a server's sessions are forked
+    children), all killed at the end."""
+
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, args, **env):
+        p = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(**env), start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def kill(self, p):
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait(timeout=30)
+
+    def stop_all(self):
+        for p in self.procs:
+            self.kill(p)
+        assert all(p.poll() is not None for p in self.procs)
+
+
+def _wait_listening(p, timeout=120.0) -> dict:
+    """The server's first line (its CPU report), read with a deadline."""
+    out: list[str] = []
+    t = threading.Thread(target=lambda: out.append(p.stdout.readline()), daemon=True)
+    t.start()
+    t.join(timeout)
+    assert out and out[0].startswith("{"), f"the server did not start: {out}"
+    # Drain the rest so that a full pipe never blocks the server.
+    threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
+    return json.loads(out[0])
+
+
+def _wait_servers(tracker: str, key: str, n: int, timeout=60.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            row = next((q for q in fleet_mod.queues(tracker)["keys"] if q["key"] == key), None)
+            if row and row["servers"] >= n and row["free"] >= n:
+                return
+        except EngineError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{n} server(s) of {key} did not register with {tracker}")
+
+
+@pytest.fixture(scope="module")
+def procs():
+    ps = Procs()
+    yield ps
+    ps.stop_all()
+
+
+@pytest.fixture(scope="module")
+def tracker(procs):
+    port = _free_port()
+    procs.start(["-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(port), "--port-end", str(port + 1)])
+    addr = f"127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            fleet_mod.queues(addr)
+            return addr
+        except EngineError:
+            assert time.time() < deadline, "the tracker did not start"
+            time.sleep(0.5)
+
+
+def _server(procs, tracker, key, name, **env):
+    port = _free_port()
+    p = procs.start(["-m", "torchtvm.remote.server", "--tracker", tracker, "--key", key, "--port", str(port), "--port-end", str(port + 1), "--name", name], **env)
+    info = _wait_listening(p)
+    assert info["name"] == name and info["host"] == "127.0.0.1" and info["key"] == key
+    return p, info
+
+
+def _tune(model, wd, trials, tracker, key, sink=None):
+    events = []
+
+    def record(ev, data):
+        events.append((ev, data))
+        if sink:
+            sink(ev, data)
+
+    ctx = JobContext("t", record)
+    params = {"model": model, "inputs": INPUTS, "trials": trials, "trials_per_iter": 2, "work_dir": wd, "threads": 2, "out_dir": wd + "-build", "tracker": tracker, "key": key}
+    return tune_model(params, ctx), events
+
+
+def test_tracker_down_is_a_sentence_before_anything_is_built(two_op_model, tmp_path):
+    port = _free_port()  # nothing listens there
+    with pytest.raises(EngineError) as e:
+        _tune(two_op_model, str(tmp_path / "wd"), 4, f"127.0.0.1:{port}", "nobody")
+    assert e.value.code == "tracker_unreachable" and "nothing was built" in str(e.value)
+    assert not (tmp_path / "wd").exists() and not (tmp_path / "wd-build").exists()
+
+
+def test_server_refuses_without_tracker_and_warns_off_loopback():
+    port = _free_port()
+    r = subprocess.run([sys.executable, "-m", "torchtvm.remote.server", "--tracker", f"127.0.0.1:{port}", "--key", "k", "--host", "0.0.0.0"],
+                       capture_output=True, text=True, env=_env(), timeout=120, check=False)
+    assert r.returncode != 0
+    assert "no authentication" in r.stderr and "no RPC tracker answers" in r.stderr
+
+
+def test_mixed_cpu_features_are_refused(procs, tracker, two_op_model, tmp_path):
+    _server(procs, tracker, "mixed", "plain")
+    _server(procs, tracker, "mixed", "odd", TORCHTVM_RPC_REPORT_FEATURES="sse4.1,sse4.2,avx,avx2,fma")
+    _wait_servers(tracker, "mixed", 2)
+    with pytest.raises(EngineError) as e:
+        _tune(two_op_model, str(tmp_path / "wd"), 4, tracker, "mixed")
+    assert e.value.code == "mixed_cpus" and "disagree on CPU features" in str(e.value)
+    assert not (tmp_path / "wd").exists()
+
+
+def test_tune_spreads_over_two_servers(procs, tracker, two_op_model, tmp_path):
+    _server(procs, tracker, "pair", "alpha")
+    _server(procs, tracker, "pair", "beta")
+    _wait_servers(tracker, "pair", 2)
+    queues = fleet_mod.queues(tracker)
+    assert {"key": "pair", "servers": 2} .items() <= next(q for q in queues["keys"] if q["key"] == "pair").items()
+    wd = str(tmp_path / "wd")
+    result, events = _tune(two_op_model, wd, 8, tracker, "pair")
+    trials = [d for e, d in events if e == "tune.trial"]
+    assert len(trials) == 8
+    by = result["tuning"]["fleet"]["trials_by_server"]
+    assert set(by) == {"alpha", "beta"} and sum(by.values()) == 8, by  # both measured
+    assert all(d["server"] in ("alpha", "beta") for d in trials)
+    assert result["target"]["target"].get("mcpu") == result["tuning"]["fleet"]["servers"][0]["llvm_cpu"]
+    assert result["verification"]["ok"]
+    # Every record says where it was measured; the log splits by machine.
+    with open(os.path.join(wd, RECORD_FILE)) as f:
+        n = sum(1 for l in f if l.strip())
+    assert n == 8 and len(read_measured_on(wd)) == 8
+    log = read_tuning_log(wd)
+    assert {m["server"]: m["records"] for m in log["machines"]} == by
+
+
+def test_killing_one_server_mid_tune_loses_no_record(procs, tracker, two_op_model, tmp_path):
+    victim, _ = _server(procs, tracker, "kill", "doomed")
+    _server(procs, tracker, "kill", "survivor")
+    _wait_servers(tracker, "kill", 2)
+    wd = str(tmp_path / "wd")
+    rec = os.path.join(wd, RECORD_FILE)
+    snap: dict = {}
+
+    def sink(ev, data):
+        if ev == "tune.trial" and data["total_trials"] >= 3 and not snap:
+            with open(rec, "rb") as f:
+                snap["bytes"] = f.read()
+            snap["at"] = data["total_trials"]
+            procs.kill(victim)
+
+    result, events = _tune(two_op_model, wd, 10, tracker, "kill", sink)
+    assert snap, "the tune never reached the kill"
+    with open(rec, "rb") as f:
+        after = f.read()
+    before_n = snap["bytes"].count(b"\n")
+    after_n = after.count(b"\n")
+    print(f"records before the kill: {before_n}, after the tune: {after_n}")
+    assert after.startswith(snap["bytes"]) and after_n >= before_n  # nothing recorded is lost
+    trials = [d for e, d in events if e == "tune.trial"]
+    later = [d for d in trials if d["total_trials"] > snap["at"] + 2]  # past the batch in flight at the kill
+    assert later and all(d["server"] == "survivor" for d in later if d["error"] is None)
+    # A trial the dead server could not finish is a failure, never a timing.
+    assert all(d["error"] for d in later if d["server"] == "doomed")
+    assert result["tuning"]["fleet"]["trials_by_server"].get("survivor", 0) > 0
+    where = read_measured_on(wd)
+    assert os.path.exists(os.path.join(wd, MEASURED_ON_FILE)) and set(where.values()) <= {"doomed", "survivor"}
