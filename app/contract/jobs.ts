@@ -213,6 +213,8 @@ export const TrialDataSchema = z.looseObject({
   estimated_total_ms: z.number().nullable(),
   /** The engine's clock (Unix seconds) when the trial was recorded: the ETA uses this run's own rate. */
   time_s: z.number().optional(),
+  /** The server that measured it, for a tune over an RPC tracker (its --name, else HOST:PORT). */
+  server: z.string().nullable().optional(),
 });
 export type TrialData = z.output<typeof TrialDataSchema>;
 

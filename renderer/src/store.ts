@@ -51,6 +51,8 @@ export interface TrialPoint {
   latency: number | null;
   best: number | null;
   est: number | null;
+  /** The server that measured it (a tune over an RPC tracker). */
+  server?: string | null;
 }
 
 export interface TaskRow {
@@ -257,7 +259,7 @@ export function applyEvents(events: JobEvent[]): void {
         tuneEvents.push(e);
         if (jobs[e.job]?.firstTrial === undefined) touch(e.job).firstTrial = d.total_trials;
         trials ??= s.trials.slice();
-        trials.push({ n: d.total_trials, task: d.task_id, latency: d.latency_ms, best: d.best_ms, est: d.estimated_total_ms });
+        trials.push({ n: d.total_trials, task: d.task_id, latency: d.latency_ms, best: d.best_ms, est: d.estimated_total_ms, ...(d.server ? { server: d.server } : {}) });
         tasks ??= { ...s.tasks };
         const prev = tasks[d.task_id] ?? { id: d.task_id, name: d.task_name, weight: 1, trials: 0, errors: 0, best: null, defaultMs: null };
         tasks[d.task_id] = { ...prev, name: prev.name || d.task_name, trials: prev.trials + 1, errors: prev.errors + (d.error || d.latency_ms === null ? 1 : 0), best: d.best_ms ?? prev.best };

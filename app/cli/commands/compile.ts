@@ -154,7 +154,7 @@ export function tuneView(budget: number, out: CommandContext['out']): (e: JobEve
     const bar = '#'.repeat(Math.round(frac * 20)).padEnd(20, '.');
     const last = d.error ? `error (${d.error.slice(0, 40)})` : fmtMs(d.latency_ms);
     const eta = etaSeconds(rec);
-    out.progress(`[tune] [${bar}] ${rec.total}/${rec.budget ?? budget}  est ${fmtMs(rec.estimate_ms)}${eta !== null ? `  about ${fmtDuration(eta * 1000)} left` : ''}  task ${d.task_id} ${d.task_name.slice(0, 28)} #${d.trial} ${last} best ${fmtMs(d.best_ms)}`);
+    out.progress(`[tune] [${bar}] ${rec.total}/${rec.budget ?? budget}  est ${fmtMs(rec.estimate_ms)}${eta !== null ? `  about ${fmtDuration(eta * 1000)} left` : ''}  task ${d.task_id} ${d.task_name.slice(0, 28)} #${d.trial} ${last}${d.server ? ` on ${d.server}` : ''} best ${fmtMs(d.best_ms)}`);
   };
 }
 

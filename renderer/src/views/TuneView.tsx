@@ -64,6 +64,13 @@ export function TuneView() {
       <h2>Tune</h2>
       <NeedsModel>
         <p className="hint" data-testid="tune-measures-on">
+          {(() => {
+            // Live: trials per measuring server so far (a tune over an RPC tracker).
+            const by: Record<string, number> = {};
+            for (const t of trials) if (t.server) by[t.server] = (by[t.server] ?? 0) + 1;
+            const parts = Object.entries(by).sort();
+            return parts.length ? <span data-testid="tune-by-server">Measured so far: {parts.map(([k, n]) => `${k} ${n}`).join(', ')}. </span> : null;
+          })()}
           Trials are measured on {remoteTarget ? <>the servers of key <b>{remoteTarget.key}</b> at tracker <code>{remoteTarget.tracker}</code> (built here for their CPU)</> : 'this machine'}; change it on the <button className="link" onClick={() => set({ view: 'targets' })}>Targets</button> page.
         </p>
         <div className="row">
