@@ -23,6 +23,9 @@ function printLog(l: TuningLog, out: CommandContext['out']): void {
     return [t.workload, t.name.slice(0, 44), t.weight ?? '-', t.records, t.failures, ms(t.best_ms), ms(t.default_ms), ms(t.library_ms), s?.as ? RUNS_AS_LABELS[s.as] : '-', s?.share != null ? `${(100 * s.share).toFixed(1)}%` : '-'];
   }), ['#', 'task', 'weight', 'records', 'failed', 'best', 'default', 'library', 'runs as', 'share']));
   out.line(`Estimated end-to-end (sum of kernels, not a measurement): ${ms(l.estimated_ms)}`);
+  // Tuned over an RPC tracker (issue 25): the records per measuring server.
+  const machines = (l as { machines?: { server: string; records: number; failures: number }[] }).machines ?? [];
+  if (machines.length) out.line(`Measured on: ${machines.map((m) => `${m.server} ${m.records} record(s)${m.failures ? ` (${m.failures} failed)` : ''}`).join(', ')}`);
   const runs = l.runs ?? [];
   for (const [i, r] of runs.entries()) out.line(`${i === runs.length - 1 ? 'Latest run' : 'Run'} ${r.id ?? i + 1} (${r.state ?? '?'}): ${tuneLine(r, undefined, '-')}`);
   const skipped = l.skipped.workload_lines + l.skipped.record_lines;
