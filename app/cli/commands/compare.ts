@@ -125,7 +125,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   out.line(`Whole model, measured now: ${r.iterations} runs of each after ${r.warmup} warm-up, ${r.threads} thread(s), A and B interleaved run by run${r.cancelled ? ' (cancelled early)' : ''}.`);
   const row = (name: string, s: BenchResult['stats'] | undefined) => [name, fmtMs(s?.min), fmtMs(s?.p50), fmtMs(s?.p90), fmtMs(s?.p99), fmtMs(s?.mean), s?.runs ?? 0];
   out.line(table([row('A', r.stats), row('B', r.vs_stats)], ['build', 'min', 'p50', 'p90', 'p99', 'mean', 'runs']));
-  if (cmp.ratio !== null) out.line(`B against A at p50: ${cmp.kind === 'same' ? 'the same speed' : cmp.text}${cmp.warning ? ' (within the noise: see the warning)' : ''}.`);
+  if (cmp.ratio !== null) out.line(`B against A at p50: ${cmp.kind === 'same' ? 'the same speed' : cmp.text}${cmp.kind === 'noise' ? ' (within the noise: see the warning)' : cmp.kind === 'implausible' ? ' (implausible for one build: see the warning)' : ''}.`);
   if (cmp.warning) out.warn(cmp.warning);
   for (const w of recordedVsNow(c, r)) out.warn(w);
   if (hist) {
