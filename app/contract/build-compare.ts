@@ -57,6 +57,8 @@ export interface OpSide {
 export interface CompareRow {
   /** Join key: the graph nodes (sorted, '+'-joined), else 'name@scope'. */
   key: string;
+  /** The graph nodes the op computes in either build (its node and those fused into its call): where the graph view draws the row. */
+  nodes: string[];
   /** "fc1 linear": the module path and the op's kind. */
   label: string;
   scope: string;
@@ -215,8 +217,10 @@ export function compareBuilds(a: BuildRecordLike, b: BuildRecordLike): BuildComp
       error: !!sa && !!sb && errorDiffers(sa, sb),
       missing: !sa || !sb,
     };
+    const nodes = [...new Set([...(x?.nodes ?? []), ...(y?.nodes ?? [])])].sort();
     return {
-      key: o.nodes.length ? [...new Set([...(x?.nodes ?? []), ...(y?.nodes ?? [])])].sort().join('+') : `${o.name}@${o.scope ?? ''}`,
+      key: o.nodes.length ? nodes.join('+') : `${o.name}@${o.scope ?? ''}`,
+      nodes,
       label: scope ? `${scope} ${kind}` : `${kind} ${o.name}`,
       scope,
       kind,

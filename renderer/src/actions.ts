@@ -280,6 +280,7 @@ export async function openModel(path: string, opts: { keepView?: boolean } = {})
     exported: null,
     compareA: undefined,
     compareB: undefined,
+    graphCompare: undefined,
     ...(opts.keepView ? {} : { view: 'model' as View }),
   });
   rememberInspection(model, r);

@@ -1,6 +1,7 @@
 // The renderer's state (zustand). Job events arrive in batches (see events.ts) and are folded into
 // the store in one update per animation frame, so thousands of tuning trials stay cheap.
 import { create } from 'zustand';
+import type { BuildComparison } from '../../app/contract/build-compare.js';
 import type { AppInfo } from '../../app/contract/api.js';
 import type { BenchResult, CompileResult, InspectResult, TuningLog } from '../../app/contract/results.js';
 import type { ModelRuns } from '../../app/contract/runs.js';
@@ -139,6 +140,8 @@ export interface State {
   /** The runs whose builds the Compare page puts side by side (job ids of succeeded compile, tune or export runs). */
   compareA?: string;
   compareB?: string;
+  /** The Compare page's comparison, shown by the graph view's A/B mode (set by its "Show in the graph"). */
+  graphCompare?: BuildComparison;
   /** Set when the connection came back after a loss (a notice, cleared after a while). */
   reconnectedAt?: number;
 }

@@ -1,14 +1,16 @@
 // Compare builds (issue 24 item 2) in the browser against the real engine: the tiny MLP compiled
 // (untuned) and tuned (a few trials); both picked as A and B in the Model page's runs list; the
 // Compare page's per-op table matches `torchtvm compare --json` of the same two build folders;
-// "Measure both" benches them interleaved and overlays the histograms. Screenshots in light and
-// dark, 1280 and 800 px wide.
+// "Measure both" benches them interleaved and overlays the histograms; "Show in the graph" colours
+// each op of the model's graph by what B does against A. Screenshots in light and dark, 1280 and
+// 800 px wide.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fmtSideError } from '../../app/contract/build-compare.js';
+import { fmtSideError, type BuildComparison } from '../../app/contract/build-compare.js';
 import { fmtMs } from '../../app/contract/format.js';
+import { abVerdict } from '../../renderer/src/views/graph-data.js';
 import { hasChromium, makeTinyModel, openSession, ROOT, shotPath, TINY_DIMS, type Session } from './helpers.js';
 
 const LONG = 10 * 60_000;
@@ -106,6 +108,43 @@ describe.skipIf(!hasChromium())('Compare builds (browser mode, real engine)', ()
     await page.setViewportSize({ width: 1280, height: 900 });
     await nav('model');
     await page.screenshot({ path: shotPath('compare-runs-list-picked') });
+    expect(session.pageErrors).toEqual([]);
+  }, LONG);
+
+  it('shows A and B in the graph: each op coloured by what B does against A, as torchtvm compare --json says', async () => {
+    await nav('compare');
+    const dirA = (await page.textContent('[data-testid=compare-dir-a]'))!;
+    const dirB = (await page.textContent('[data-testid=compare-dir-b]'))!;
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/torchtvm.js'), 'compare', dirA, dirB, '--no-bench', '--all', '--json'], { encoding: 'utf8', env: { ...process.env, TORCHTVM_HOME: join(session.dir, 'home') } });
+    expect(r.status, r.stderr).toBe(0);
+    const cli = (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { result: { comparison: BuildComparison } }).result.comparison;
+    await page.click('[data-testid=compare-in-graph]');
+    await page.waitForSelector('[data-testid=ab-legend]', { timeout: 60_000 });
+    expect(await page.getAttribute('[data-testid=colour-by] [data-mode=ab]', 'aria-checked')).toBe('true');
+    expect(Number(await page.getAttribute('[data-testid=ab-legend]', 'data-rows'))).toBe(cli.rows.length);
+    // Each node a row names carries that row's verdict (the first row naming it, as the CLI lists them).
+    const expected = new Map<string, string>();
+    for (const row of cli.rows) for (const n of row.nodes) if (!expected.has(n)) expected.set(n, abVerdict(row));
+    expect(expected.size).toBeGreaterThan(0);
+    const shown = await page.locator('[data-testid=graph-view] .graph-node[data-ab]').evaluateAll((els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-id'), e.getAttribute('data-ab')])));
+    expect(shown).toEqual(Object.fromEntries(expected));
+    // An op's details give both sides.
+    const [first] = expected.keys();
+    await page.click(`[data-testid=graph-view] .graph-node[data-id="${first}"]`);
+    expect(await page.textContent('[data-testid=ab-details]')).toMatch(/time .+ → .+error .+ → /);
+    for (const theme of ['light', 'dark'] as const) {
+      await page.evaluate((t) => { document.documentElement.dataset.theme = t; }, theme);
+      for (const width of [1280, 800]) {
+        await page.setViewportSize({ width, height: 800 });
+        await page.waitForTimeout(300);
+        await page.screenshot({ path: shotPath(`compare-graph-${theme}-${width}`) });
+      }
+    }
+    await page.evaluate(() => { document.documentElement.dataset.theme = 'light'; });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // Back to one build: the A/B mode goes with the comparison.
+    await page.click('[data-testid=ab-builds] button:has-text("stop comparing")');
+    expect(await page.locator('[data-testid=colour-by] [data-mode=ab]').count()).toBe(0);
     expect(session.pageErrors).toEqual([]);
   }, LONG);
 });

@@ -2,8 +2,9 @@
 // every one of its calls and the colour of the majority; the time and error scales; the per-op
 // table's sort.
 import { describe, expect, it } from 'vitest';
+import type { CompareRow } from '../../app/contract/build-compare.js';
 import type { CompileResult, ModelGraph, OpComparison, PlacedOp } from '../../app/contract/results.js';
-import { ERROR_OVER, ERROR_STEPS, errorColor, errorRatio, heatScale, inkFor, nodeErrors, nodeTime, opRows, placeNodes, sortRows, WHERE_COLOR } from '../../renderer/src/views/graph-data.js';
+import { abNodes, abVerdict, ERROR_OVER, ERROR_STEPS, errorColor, errorRatio, heatScale, inkFor, nodeErrors, nodeTime, opRows, placeNodes, sortRows, WHERE_COLOR } from '../../renderer/src/views/graph-data.js';
 
 const op = (name: string, kind: string, where: PlacedOp['where'], ms: number | null, extra: Partial<PlacedOp> = {}): PlacedOp => ({ name, kind, where, ms, share: ms === null ? null : ms / 1, shape: [], epilogue: [], ...extra });
 
@@ -121,5 +122,29 @@ describe('time and error scales', () => {
     expect(nodeTime(placed.get('n4'), e.get('n4')).ms).toBeNull(); // fused into n3's kernel: no time of its own
     expect(nodeTime(placed.get('n1'), e.get('n1')).ms).toBeNull(); // compared, not timed
     expect(opRows(graph, placed, e).find((r) => r.id === 'n3')!.ms).toBeCloseTo(0.04, 12);
+  });
+});
+
+describe('A/B: two builds op by op', () => {
+  const side = (where: 'library' | 'tvm', ms: number | null, ok: boolean | null = true) => ({ where, ms, ok, max_abs: 0, max_rel: 0, name: 'v' });
+  const row = (nodes: string[], a: ReturnType<typeof side> | null, b: ReturnType<typeof side> | null, diff: Partial<CompareRow['diff']> = {}): CompareRow => {
+    const d = { placement: false, time: false, error: false, missing: !a || !b, ...diff };
+    return { key: nodes.join('+'), nodes, label: '', scope: '', kind: 'linear', a, b, diff: d, differs: Object.values(d).some(Boolean), time_ratio: a?.ms && b?.ms ? b.ms / a.ms : null };
+  };
+  it('says what B does against A in one word, the error first', () => {
+    expect(abVerdict(row(['n2'], side('library', 1), side('tvm', 2), { placement: true, time: true }))).toBe('slower');
+    expect(abVerdict(row(['n2'], side('library', 2), side('tvm', 1), { placement: true, time: true }))).toBe('faster');
+    expect(abVerdict(row(['n2'], side('library', 2), side('library', 1, false), { time: true, error: true }))).toBe('error');
+    expect(abVerdict(row(['n2'], side('library', 1), side('library', 1.01)))).toBe('same');
+    expect(abVerdict(row(['n2'], side('tvm', null), side('tvm', 1)))).toBe('untimed');
+    expect(abVerdict(row(['n2'], side('tvm', 1), null))).toBe('missing');
+  });
+  it('gives each node the first row naming it, its own or fused', () => {
+    const r1 = row(['n3', 'n4'], side('library', 1), side('library', 1));
+    const r2 = row(['n4'], side('tvm', 1), side('tvm', 1));
+    const m = abNodes([r1, r2]);
+    expect(m.get('n3')).toBe(r1);
+    expect(m.get('n4')).toBe(r1);
+    expect(m.has('n1')).toBe(false);
   });
 });

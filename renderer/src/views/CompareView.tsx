@@ -226,6 +226,10 @@ export function CompareView() {
             </div>
             <div className="card" data-testid="compare-ops">
               <h3>Per op: {c.counts.differing} of {c.counts.rows} differ</h3>
+              <p className="row">
+                <button onClick={() => { set({ graphCompare: c }); go('graph'); }} data-testid="compare-in-graph">Show in the graph</button>
+                <span className="hint">The model's graph, each op coloured by what B does against A.</span>
+              </p>
               <label className="hint"><input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} data-testid="compare-all" /> show every op (else only those that differ)</label>
               <div className="table-scroll">
                 <table className="compare-table" data-testid="compare-table">

@@ -1,18 +1,20 @@
 // The model's graph, laid out by dagre (as Netron lays out its graphs), drawn as SVG with zoom,
 // pan and search. After a compile, each op is coloured by one of three things (Colour by): where it
 // runs (library kernel, TVM kernel, or TorchScript fallback), how long it takes (a heat scale in
-// ms), or how far its output is from PyTorch's (a compile with each op compared, run on demand).
+// ms), or how far its output is from PyTorch's (a compile with each op compared, run on demand); with
+// two builds picked on the Compare page, by what B does against A (A/B).
 // A sortable per-op table sits beside the graph (below it in a narrow window).
 import dagre from '@dagrejs/dagre';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as RPointerEvent, type ReactNode, type WheelEvent as RWheelEvent } from 'react';
 import { ALGORITHM_LABELS, CANDIDATE_LABELS, type GraphNode, type ModelGraph, type OpComparisonRow } from '../../../app/contract/results.js';
 import { describeBuild } from '../../../app/contract/builds.js';
+import { fmtPlacement, fmtSideError, type CompareRow } from '../../../app/contract/build-compare.js';
 import { checkRows, compareOps, go, graphShapesStatus, refreshGraphShapes } from '../actions.js';
 import { Empty, JobStatus, NeedsModel, fmtMs } from '../components.js';
 import { set, useStore } from '../store.js';
 import { graphBuild } from '../builds.js';
 import {
-  ERROR_OVER, ERROR_STEPS, WHERE_COLOR, WHERE_LABEL, WHERE_SHORT, errorColor, errorRatio, fmtNum, fmtRatio, heatScale, inkFor, nodeErrors, nodeTime, opRows, placeNodes, short,
+  AB_COLOR, AB_LABEL, AB_VERDICTS, abNodes, abVerdict, ERROR_OVER, ERROR_STEPS, WHERE_COLOR, WHERE_LABEL, WHERE_SHORT, errorColor, errorRatio, fmtNum, fmtRatio, heatScale, inkFor, nodeErrors, nodeTime, opRows, placeNodes, short,
   type ColourMode, type NodePlacement, type Where,
 } from './graph-data.js';
 import { OpTable } from './OpTable.js';
@@ -107,6 +109,7 @@ const MODES: Array<{ id: ColourMode; label: string; title: string }> = [
   { id: 'placement', label: 'placement', title: 'Where each op runs: library kernel, TVM kernel or TorchScript' },
   { id: 'time', label: 'time', title: "Each op's time inside a model run, on a heat scale" },
   { id: 'error', label: 'error', title: "Each op's error against PyTorch, as a share of the tolerance" },
+  { id: 'ab', label: 'A/B', title: 'What build B does against build A, op by op (the two builds picked on the Compare page)' },
 ];
 function savedMode(): ColourMode {
   try {
@@ -241,9 +244,14 @@ export function GraphView() {
     return m;
   }, [placement, errors]);
   const heat = useMemo(() => heatScale([...times.values()]), [times]);
-  const [mode, setModeState] = useState<ColourMode>(savedMode);
+  // The Compare page's two builds, when they are of the model on screen.
+  const graphCompare = useStore((s) => (s.graphCompare && s.graphCompare.a.model === s.modelPath ? s.graphCompare : undefined));
+  const ab = useMemo(() => (graphCompare ? abNodes(graphCompare.rows) : null), [graphCompare]);
+  const [savedModeState, setModeState] = useState<ColourMode>(() => (graphCompare ? 'ab' : savedMode()));
+  const mode: ColourMode = savedModeState === 'ab' && !ab ? 'placement' : savedModeState;
   const setMode = (m: ColourMode) => {
     setModeState(m);
+    if (m === 'ab') return; // A/B lasts while its comparison does: not kept for the next model
     try {
       localStorage.setItem(MODE_KEY, m);
     } catch {
@@ -410,6 +418,12 @@ export function GraphView() {
       const fill = heat.color(ms);
       return { fill, ink: inkFor(fill) };
     }
+    if (mode === 'ab') {
+      const row = ab?.get(id);
+      if (!row) return { ink: 'theme', muted: true };
+      const fill = AB_COLOR[abVerdict(row)];
+      return p?.fused ? { fill, tint: true, ink: 'theme' } : { fill, ink: inkFor(fill) };
+    }
     const e = errors.get(id);
     if (!e) return { ink: 'theme', muted: !!comparison };
     const fill = errorColor(e);
@@ -426,7 +440,7 @@ export function GraphView() {
   const modeControl = (
     <span className="segmented" role="radiogroup" aria-label="Colour by" data-testid="colour-by">
       <span className="segmented-label">Colour by</span>
-      {MODES.map((m) => (
+      {MODES.filter((m) => m.id !== 'ab' || ab).map((m) => (
         <button key={m.id} role="radio" aria-checked={mode === m.id} className={mode === m.id ? 'on' : undefined} data-mode={m.id} title={m.title} onClick={() => setMode(m.id)}>
           {m.label}
         </button>
@@ -480,6 +494,25 @@ export function GraphView() {
       </>
     ) : (
       <span className="hint">This build has no per-op times: its library calls were not timed (nothing placed in a library kernel).</span>
+    );
+  } else if (mode === 'ab' && graphCompare) {
+    const verdicts = graphCompare.rows.map(abVerdict);
+    const moved = graphCompare.rows.filter((r) => r.diff.placement).length;
+    legend = (
+      <>
+        <span className="legend-item" data-testid="ab-builds">
+          <b>A</b> {graphCompare.a.label} · <b>B</b> {graphCompare.b.label} <button className="link" onClick={() => go('compare')}>Compare page</button>{' '}
+          <button className="link" onClick={() => { set({ graphCompare: undefined }); setMode('placement'); }}>stop comparing</button>
+        </span>
+        <span className="legend-item heat-legend" data-testid="ab-legend" data-differing={graphCompare.counts.differing} data-rows={graphCompare.rows.length}>
+          <span className="legend-title">B against A:</span>
+          {AB_VERDICTS.filter((v) => verdicts.includes(v)).map((v) => (
+            <span key={v} className="heat-step" data-verdict={v}><span className="swatch bar" style={{ background: AB_COLOR[v] }} />{AB_LABEL[v]} ({verdicts.filter((x) => x === v).length})</span>
+          ))}
+        </span>
+        {moved > 0 && <span className="legend-item" data-testid="ab-moved"><span className="swatch bar moved-swatch" />dashed outline: runs elsewhere in B ({moved})</span>}
+        <span className="hint">Times: each op's, recorded with its build; they differ past {Math.round(graphCompare.thresholds.time_rel * 100)}%.</span>
+      </>
     );
   } else {
     legend = comparison?.ops.length ? (
@@ -587,6 +620,8 @@ export function GraphView() {
                     const t = nodeTime(p, e);
                     const timed = mode !== 'error' && t.share !== null && maxShare > 0;
                     const first = mode === 'error' && !!e?.first;
+                    const abRow = mode === 'ab' ? ab?.get(n.id) : undefined;
+                    const moved = !!abRow?.diff.placement && !p?.fused;
                     const fill = paint.fill ? (paint.tint ? tintOf(paint.fill) : paint.fill) : undefined;
                     const mixW = p?.mix ? p.mix.reduce((s, m) => s + (p.majorityBy === 'time' ? m.ms ?? 0 : m.calls), 0) : 0;
                     let mixX = 4;
@@ -599,10 +634,12 @@ export function GraphView() {
                         data-shape={n.node.outputs?.[0]?.shape ? shapeText(n.node.outputs[0]) : undefined}
                         data-ms={t.ms ?? undefined} data-calls={p?.calls && p.calls.length > 1 ? p.calls.length : undefined} data-mixed={p?.mix ? '1' : undefined}
                         data-error={e ? (e.ok ? 'ok' : 'over') : undefined} data-first={e?.first ? '1' : undefined} data-fill={paint.fill}
+                        data-ab={abRow ? abVerdict(abRow) : undefined} data-ab-moved={moved ? '1' : undefined}
                         onClick={() => select(n.id)}
                       >
                         <title>{`${n.node.op}${n.node.scope ? ` (${n.node.scope})` : ''}${n.sub ? `\n${n.sub}` : ''}${p ? `\nruns on: ${WHERE_LABEL[p.where]}${p.mix ? ` (mostly; ${p.calls!.length} calls)` : ''}${root ? `, fused into ${short(root.node.op)}'s call` : ''}${t.ms !== null ? `, ${fmtMs(t.ms)}` : ''}${t.share !== null ? `, ${(t.share * 100).toFixed(1)}% of the time` : ''}` : ''}${e ? `\nvs PyTorch: ${e.ok ? 'within' : 'past'} the tolerance (${fmtRatio(e.ratio)} of it)` : ''}`}</title>
                         {first && <rect className="first-outline" x={-5} y={-5} width={n.w + 10} height={n.h + 10} rx={8} />}
+                        {moved && <rect className="moved-outline" x={-5} y={-5} width={n.w + 10} height={n.h + 10} rx={8} />}
                         {/* A fused op (it runs inside another op's call) is a tint of its colour with a border of it. */}
                         <rect width={n.w} height={n.h} rx={n.node.op === 'input' || n.node.op === 'output' ? 18 : 5} style={fill ? { fill, stroke: hit ? '#f0b400' : selected === n.id ? 'var(--text)' : paint.ink === 'dark' ? `color-mix(in srgb, ${paint.fill} 62%, #000)` : paint.fill, strokeWidth: hit || selected === n.id ? 3 : paint.tint ? 1.5 : 1 } : undefined} />
                         {mode === 'placement' && p?.mix && mixW > 0 && p.mix.map((m) => {
@@ -705,6 +742,7 @@ export function GraphView() {
                       {mode === 'error' && shownRow.diff_histogram && <><dt>difference</dt><dd><DiffHistogram row={shownRow} /></dd></>}
                     </>
                   )}
+                  {mode === 'ab' && selected && <AbDetails row={ab?.get(selected)} />}
                   {mode === 'error' && !selErr && comparison?.ops.length ? <><dt>vs PyTorch</dt><dd className="hint">Not compared: no kernel call of the build computes this op's value on its own (it is inside a kernel, or made by a layout change).</dd></> : null}
                 </dl>
               </aside>
@@ -717,5 +755,20 @@ export function GraphView() {
         )}
       </NeedsModel>
     </section>
+  );
+}
+
+/** The selected op in both builds (A/B mode). */
+function AbDetails({ row }: { row: CompareRow | undefined }) {
+  if (!row) return <><dt>A → B</dt><dd className="hint">No call of either build computes this op on its own (it is inside a kernel, or made by a layout change).</dd></>;
+  return (
+    <>
+      <dt>A → B</dt>
+      <dd data-testid="ab-details">
+        <div>{fmtPlacement(row.a?.where, row.b?.where)}{row.diff.placement ? ' (moved)' : ''}</div>
+        <div>time {fmtMs(row.a?.ms)} → {fmtMs(row.b?.ms)}{row.time_ratio !== null ? ` (${row.time_ratio > 1 ? `${row.time_ratio.toFixed(2)}× slower` : `${(1 / row.time_ratio).toFixed(2)}× faster`} in B${row.diff.time ? '' : ', within the noise threshold'})` : ''}</div>
+        <div>error {fmtSideError(row.a)} → {fmtSideError(row.b)}</div>
+      </dd>
+    </>
   );
 }

@@ -2,6 +2,7 @@
 // (placement, several calls for a composite node), how long it takes (time), how far its value is
 // from PyTorch's (error, from a compile with compare_ops), the colour scales of the three modes,
 // and the rows of the per-op table. Pure functions, so that test/node can check them.
+import type { CompareRow } from '../../../app/contract/build-compare.js';
 import type { CompileResult, GraphNode, ModelGraph, OpComparison, OpComparisonRow, PlacedOp } from '../../../app/contract/results.js';
 
 export type Where = 'library' | 'tvm' | 'torchscript';
@@ -13,7 +14,7 @@ export const WHERE_COLOR: Record<Where, string> = { library: '#2f69b3', tvm: '#2
 export const WHERE_LABEL: Record<Where, string> = { library: 'library kernel (oneDNN/MKL)', tvm: 'TVM kernel', torchscript: 'TorchScript fallback' };
 export const WHERE_SHORT: Record<Where, string> = { library: 'library', tvm: 'TVM', torchscript: 'TorchScript' };
 
-export type ColourMode = 'placement' | 'time' | 'error';
+export type ColourMode = 'placement' | 'time' | 'error' | 'ab';
 
 export const short = (op: string) => op.replace(/^aten::/, '').replace(/^prim::/, '');
 
@@ -363,4 +364,35 @@ export function fmtRatio(r: number | null): string {
   if (!Number.isFinite(r)) return '∞';
   const p = r * 100;
   return p === 0 ? '0%' : p < 0.01 ? '<0.01%' : p < 10 ? `${Number(p.toPrecision(2))}%` : `${Math.round(p)}%`;
+}
+
+// ---- A/B: two builds of the model, op by op (app/contract/build-compare.ts) ----
+
+/** What an op's row says of B against A, one word: its fill in the A/B mode. */
+export type AbVerdict = 'error' | 'slower' | 'faster' | 'same' | 'untimed' | 'missing';
+/** Red and green for slower and faster (with the words in the legend and details, not the hue alone), amber for an error that changed. */
+export const AB_COLOR: Record<AbVerdict, string> = { error: '#a35200', slower: '#c62f3b', faster: '#23804a', same: '#5f6b7a', untimed: '#9aa3ae', missing: '#7b4fc9' };
+export const AB_LABEL: Record<AbVerdict, string> = {
+  error: 'error changed',
+  slower: 'slower in B',
+  faster: 'faster in B',
+  same: 'same time',
+  untimed: 'not timed in both',
+  missing: 'in one build only',
+};
+/** The legend's order. */
+export const AB_VERDICTS: AbVerdict[] = ['slower', 'faster', 'error', 'same', 'untimed', 'missing'];
+
+export function abVerdict(r: CompareRow): AbVerdict {
+  if (r.diff.missing) return 'missing';
+  if (r.diff.error) return 'error';
+  if (r.diff.time) return (r.time_ratio ?? 1) > 1 ? 'slower' : 'faster';
+  return r.a?.ms != null && r.b?.ms != null ? 'same' : 'untimed';
+}
+
+/** Each graph node's row: the first row (in run order) that names the node as its own or as fused into its call. */
+export function abNodes(rows: CompareRow[]): Map<string, CompareRow> {
+  const out = new Map<string, CompareRow>();
+  for (const r of rows) for (const n of r.nodes) if (!out.has(n)) out.set(n, r);
+  return out;
 }
