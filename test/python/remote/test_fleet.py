@@ -122,7 +122,16 @@ def _server(procs, tracker, key, name, **env):
     return p, info
 
 
-def _tune(model, wd, trials, tracker, key, sink=None):
+@pytest.fixture(scope="module")
+def pair(procs, tracker):
+    """Two servers of key "pair": (the key, their processes)."""
+    a, _ = _server(procs, tracker, "pair", "alpha")
+    b, _ = _server(procs, tracker, "pair", "beta")
+    _wait_servers(tracker, "pair", 2)
+    return "pair", [a, b]
+
+
+def _tune(model, wd, trials, tracker, key, sink=None, ctx=None):
     events = []
 
     def record(ev, data):
@@ -130,7 +139,8 @@ def _tune(model, wd, trials, tracker, key, sink=None):
         if sink:
             sink(ev, data)
 
-    ctx = JobContext("t", record)
+    ctx = ctx or JobContext("t", lambda *_: None)
+    ctx._sink = record
     params = {"model": model, "inputs": INPUTS, "trials": trials, "trials_per_iter": 2, "work_dir": wd, "threads": 2, "out_dir": wd + "-build", "tracker": tracker, "key": key}
     return tune_model(params, ctx), events
 
@@ -161,10 +171,7 @@ def test_mixed_cpu_features_are_refused(procs, tracker, two_op_model, tmp_path):
     assert not (tmp_path / "wd").exists()
 
 
-def test_tune_spreads_over_two_servers(procs, tracker, two_op_model, tmp_path):
-    _server(procs, tracker, "pair", "alpha")
-    _server(procs, tracker, "pair", "beta")
-    _wait_servers(tracker, "pair", 2)
+def test_tune_spreads_over_two_servers(pair, tracker, two_op_model, tmp_path):
     queues = fleet_mod.queues(tracker)
     assert {"key": "pair", "servers": 2} .items() <= next(q for q in queues["keys"] if q["key"] == "pair").items()
     wd = str(tmp_path / "wd")
@@ -215,3 +222,42 @@ def test_killing_one_server_mid_tune_loses_no_record(procs, tracker, two_op_mode
     assert result["tuning"]["fleet"]["trials_by_server"].get("survivor", 0) > 0
     where = read_measured_on(wd)
     assert os.path.exists(os.path.join(wd, MEASURED_ON_FILE)) and set(where.values()) <= {"doomed", "survivor"}
+
+
+def test_cancel_leaves_no_process_on_either_side(procs, pair, tracker, two_op_model, tmp_path):
+    import psutil
+    from torchtvm.common.errors import Cancelled
+
+    key, servers = pair
+    ours = {p.pid for p in procs.procs}
+    me = psutil.Process()
+
+    def strays():
+        # This process's children that the test did not start (and are not theirs): the tune's
+        # builder and runner workers.
+        theirs = set(ours)
+        for pid in ours:
+            try:
+                theirs |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+            except psutil.NoSuchProcess:
+                pass
+        return [c for c in me.children(recursive=True) if c.pid not in theirs and c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+    before = {c.pid for c in strays()}
+    ctx = JobContext("t", lambda *_: None)
+
+    def sink(ev, data):
+        if ev == "tune.trial" and data["total_trials"] >= 2:
+            ctx.cancel()
+
+    with pytest.raises(Cancelled):
+        _tune(two_op_model, str(tmp_path / "wd"), 12, tracker, key, sink, ctx)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        left_here = [c for c in strays() if c.pid not in before]
+        left_there = [c for s in servers for c in psutil.Process(s.pid).children(recursive=True)]
+        if not left_here and not left_there:
+            break
+        time.sleep(0.5)
+    assert not left_here, [" ".join(c.cmdline())[:100] for c in left_here]
+    assert not left_there, "a server still has a session process after the cancel"

@@ -110,6 +110,18 @@ class _Pools:
                 self._runner = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=config)
         return self._runner
 
+    def close(self) -> None:
+        """Stop the runner's worker processes now (they hold RPC sessions to the servers when it
+        measures remotely), not whenever the garbage collector gets to them: a cancelled or failed
+        tune leaves no process on either side."""
+        pool = getattr(self._runner, "pool", None)
+        if pool is not None:
+            try:
+                pool.shutdown(wait=False)
+            except Exception:
+                pass
+        self._runner = None
+
 
 def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, info: TargetInfo, options: CompileOptions, threads: int, ctx: JobContext, fleet=None):
     """Tune `imported` (imported at static sizes and kept in `cache`; `reused`: it came from there,
@@ -137,61 +149,66 @@ def tune(imported: Imported, cache: ImportCache, reused: bool, t_import: float, 
         ctx.log(f"Resuming from {resumed} record(s) in {work_dir}.")
 
     pools = _Pools(max(1, min(threads, os.cpu_count() or 1)), fleet)
-    state = SearchState(ctx, tasks.names, tasks.weights, existing, best, options.trials, options.trials_per_task)
-    _time_baselines(state, tasks, imported, info, pools, options, ctx)
-    record = _start_record(state, resumed, options, ctx)
-    ctx.emit("tune.tasks", {
-        "tasks": [{"id": i, "name": n, "weight": w, "default_ms": d, "library_ms": state.library[i], "records": state.trials[i], "best_ms": state.best[i]}
-                  for i, (n, w, d) in enumerate(zip(tasks.names, tasks.weights, state.defaults))],
-        "budget": options.trials,
-        "resumed_records": resumed,
-        "estimated_ms": record["first_estimate_ms"],
-    })
+    # The runner's worker processes (RPC sessions, when measuring remotely) stop when the tune ends,
+    # however it ends (pools.close).
     try:
-        ctx.check_cancelled()
-        tune_s = _search(state, tasks, database, pools, existing, resumed, options, ctx)
-        if fleet is not None and state.by_server:
-            ctx.log("Measured on " + ", ".join(f"{k}: {v} trial(s)" for k, v in sorted(state.by_server.items())) + ".")
-    except BaseException as e:
-        _save_record(record, state, work_dir, "cancelled" if isinstance(e, Cancelled) else "failed")
-        raise
-    _save_record(record, state, work_dir, "tuned")
-    short = _ended_early(state, options)
-    if short:
-        notes.append(short)
-        ctx.log(short, "warn")
-    report = {
-        "trials": state.total,
-        "new_trials": state.new_trials,
-        "budget": options.trials,
-        "trials_per_task": options.trials_per_task,
-        "tasks": [
-            {"id": i, "name": n, "weight": w, "trials": state.trials[i], "errors": state.errors[i], "best_ms": state.best[i],
-             "default_ms": state.defaults[i], "library_ms": state.library[i], "applied": "record" if state.beats_default(i, state.best[i]) else "default"}
-            for i, (n, w) in enumerate(zip(tasks.names, tasks.weights))
-        ],
-        "estimated_ms": state.estimate(),
-        "first_estimate_ms": record["first_estimate_ms"],
-        "measured_ms": None,  # the pipeline fills it in after the build is measured
-        "work_dir": work_dir,
-        "resumed_records": resumed,
-        # This run's record in the work dir (runs.py): the figures every view shows.
-        "run": dict(record),
-        # Whether the imported model and its tasks came from the work dir (a resume), and how long
-        # getting them took.
-        "import": {"reused": reused, "tasks_reused": tasks_reused, "seconds": round(import_s, 3), "cache": cache.dir},
-        "repaired_lines": repair_report["dropped_lines"],
-        "repair": {k: v for k, v in repair_report.items() if v},
-        "ignored_records": {"other_kernels": foreign, "other_target": mismatched},
-        "notes": notes,
-        "tune_s": round(tune_s, 3),
-        "wall_s": None,  # the whole job, filled in by the pipeline
-        "curve": state.curve,
-    }
-    if fleet is not None:
-        # Where the trials were measured: per server, this run's trials (failed ones included).
-        report["fleet"] = {**fleet.to_json(), "trials_by_server": dict(state.by_server)}
-    return _records_to_apply(database, tasks, state, info), report
+        state = SearchState(ctx, tasks.names, tasks.weights, existing, best, options.trials, options.trials_per_task)
+        _time_baselines(state, tasks, imported, info, pools, options, ctx)
+        record = _start_record(state, resumed, options, ctx)
+        ctx.emit("tune.tasks", {
+            "tasks": [{"id": i, "name": n, "weight": w, "default_ms": d, "library_ms": state.library[i], "records": state.trials[i], "best_ms": state.best[i]}
+                      for i, (n, w, d) in enumerate(zip(tasks.names, tasks.weights, state.defaults))],
+            "budget": options.trials,
+            "resumed_records": resumed,
+            "estimated_ms": record["first_estimate_ms"],
+        })
+        try:
+            ctx.check_cancelled()
+            tune_s = _search(state, tasks, database, pools, existing, resumed, options, ctx)
+            if fleet is not None and state.by_server:
+                ctx.log("Measured on " + ", ".join(f"{k}: {v} trial(s)" for k, v in sorted(state.by_server.items())) + ".")
+        except BaseException as e:
+            _save_record(record, state, work_dir, "cancelled" if isinstance(e, Cancelled) else "failed")
+            raise
+        _save_record(record, state, work_dir, "tuned")
+        short = _ended_early(state, options)
+        if short:
+            notes.append(short)
+            ctx.log(short, "warn")
+        report = {
+            "trials": state.total,
+            "new_trials": state.new_trials,
+            "budget": options.trials,
+            "trials_per_task": options.trials_per_task,
+            "tasks": [
+                {"id": i, "name": n, "weight": w, "trials": state.trials[i], "errors": state.errors[i], "best_ms": state.best[i],
+                 "default_ms": state.defaults[i], "library_ms": state.library[i], "applied": "record" if state.beats_default(i, state.best[i]) else "default"}
+                for i, (n, w) in enumerate(zip(tasks.names, tasks.weights))
+            ],
+            "estimated_ms": state.estimate(),
+            "first_estimate_ms": record["first_estimate_ms"],
+            "measured_ms": None,  # the pipeline fills it in after the build is measured
+            "work_dir": work_dir,
+            "resumed_records": resumed,
+            # This run's record in the work dir (runs.py): the figures every view shows.
+            "run": dict(record),
+            # Whether the imported model and its tasks came from the work dir (a resume), and how long
+            # getting them took.
+            "import": {"reused": reused, "tasks_reused": tasks_reused, "seconds": round(import_s, 3), "cache": cache.dir},
+            "repaired_lines": repair_report["dropped_lines"],
+            "repair": {k: v for k, v in repair_report.items() if v},
+            "ignored_records": {"other_kernels": foreign, "other_target": mismatched},
+            "notes": notes,
+            "tune_s": round(tune_s, 3),
+            "wall_s": None,  # the whole job, filled in by the pipeline
+            "curve": state.curve,
+        }
+        if fleet is not None:
+            # Where the trials were measured: per server, this run's trials (failed ones included).
+            report["fleet"] = {**fleet.to_json(), "trials_by_server": dict(state.by_server)}
+        return _records_to_apply(database, tasks, state, info), report
+    finally:
+        pools.close()
 
 
 def _start_record(state: SearchState, resumed: int, options: CompileOptions, ctx: JobContext) -> dict:
