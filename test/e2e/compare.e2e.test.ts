@@ -32,6 +32,13 @@ describe.skipIf(!hasChromium())('Compare builds (browser mode, real engine)', ()
 
   const nav = (view: string) => page.click(`nav [data-view="${view}"]`);
 
+  /** `torchtvm compare A B --no-bench --all --json`: the comparison as the CLI gives it. */
+  function cliCompare(dirA: string, dirB: string): BuildComparison {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/torchtvm.js'), 'compare', dirA, dirB, '--no-bench', '--all', '--json'], { encoding: 'utf8', env: { ...process.env, TORCHTVM_HOME: join(session.dir, 'home') } });
+    expect(r.status, r.stderr).toBe(0);
+    return (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { result: { comparison: BuildComparison } }).result.comparison;
+  }
+
   it('compiles the model, then tunes it: two builds in the runs list', async () => {
     await page.fill('#model-path', model);
     await page.click('form button[type=submit]');
@@ -69,16 +76,14 @@ describe.skipIf(!hasChromium())('Compare builds (browser mode, real engine)', ()
     await page.check('[data-testid=compare-all]');
     const dirA = (await page.textContent('[data-testid=compare-dir-a]'))!;
     const dirB = (await page.textContent('[data-testid=compare-dir-b]'))!;
-    const r = spawnSync(process.execPath, [join(ROOT, 'bin/torchtvm.js'), 'compare', dirA, dirB, '--no-bench', '--all', '--json'], { encoding: 'utf8', env: { ...process.env, TORCHTVM_HOME: join(session.dir, 'home') } });
-    expect(r.status, r.stderr).toBe(0);
-    const cli = JSON.parse(r.stdout.trim().split('\n').at(-1)!).result.comparison;
+    const cli = cliCompare(dirA, dirB);
     const where = (w: string | null | undefined) => (w === undefined || w === null ? '–' : w === 'tvm' ? 'TVM' : w === 'torchscript' ? 'TorchScript' : 'library');
-    const expected = cli.rows.map((x: any) => [x.scope ? `${x.scope} ${x.kind}` : x.kind, x.a ? where(x.a.where) : '–', x.b ? where(x.b.where) : '–', fmtMs(x.a?.ms), fmtMs(x.b?.ms), fmtSideError(x.a), fmtSideError(x.b), x.differs ? '1' : '']);
+    const expected = cli.rows.map((x) => [x.scope ? `${x.scope} ${x.kind}` : x.kind, x.a ? where(x.a.where) : '–', x.b ? where(x.b.where) : '–', fmtMs(x.a?.ms), fmtMs(x.b?.ms), fmtSideError(x.a), fmtSideError(x.b), x.differs ? '1' : '']);
     const shown = await page.$$eval('[data-testid=compare-table] tbody tr', (trs) => trs.map((tr) => [...[...tr.querySelectorAll('td')].slice(0, 7).map((td) => td.textContent ?? ''), (tr as HTMLElement).dataset.differs ?? '']));
     expect(expected.length).toBeGreaterThan(0);
     expect(shown).toEqual(expected);
     // A differing time is highlighted.
-    const diffTime = cli.rows.findIndex((x: any) => x.diff.time);
+    const diffTime = cli.rows.findIndex((x) => x.diff.time);
     if (diffTime >= 0) expect(await page.locator('[data-testid=compare-table] tbody tr').nth(diffTime).locator('[data-testid=time-b]').getAttribute('class')).toBe('diff');
     await page.waitForSelector('[data-testid=compare-chart] .recharts-bar-rectangle', { state: 'attached' });
   }, LONG);
@@ -115,9 +120,7 @@ describe.skipIf(!hasChromium())('Compare builds (browser mode, real engine)', ()
     await nav('compare');
     const dirA = (await page.textContent('[data-testid=compare-dir-a]'))!;
     const dirB = (await page.textContent('[data-testid=compare-dir-b]'))!;
-    const r = spawnSync(process.execPath, [join(ROOT, 'bin/torchtvm.js'), 'compare', dirA, dirB, '--no-bench', '--all', '--json'], { encoding: 'utf8', env: { ...process.env, TORCHTVM_HOME: join(session.dir, 'home') } });
-    expect(r.status, r.stderr).toBe(0);
-    const cli = (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { result: { comparison: BuildComparison } }).result.comparison;
+    const cli = cliCompare(dirA, dirB);
     await page.click('[data-testid=compare-in-graph]');
     await page.waitForSelector('[data-testid=ab-legend]', { timeout: 60_000 });
     expect(await page.getAttribute('[data-testid=colour-by] [data-mode=ab]', 'aria-checked')).toBe('true');
