@@ -100,7 +100,7 @@ describe('torchtvm bench --sweep batch', () => {
   it('refuses a model without a symbolic dimension, sizes outside the range, and --vs, with sentences', () => {
     const plain = cli(['bench', m('tiny.pt'), '--sweep', 'batch', '--iterations', '5']);
     expect(plain.status).toBe(1);
-    expect(plain.stderr).toMatch(/tiny\.pt carries no input specs with a symbolic dimension .* Export it with a symbolic batch, e\.g\. --input x:batch=1\.\.32,3,224,224:float32/);
+    expect(plain.stderr).toMatch(/tiny\.pt carries no input specs with a symbolic dimension .* Export the model with a symbolic batch, e\.g\. --input x:batch=1\.\.32,3,224,224:float32/);
     const fixed = cli(['bench', m('tiny.pt'), '--sweep', 'batch', '--input', 'x:1,8:float32', '--iterations', '5']);
     expect(fixed.status).toBe(1);
     expect(fixed.stderr).toMatch(/no symbolic dimension to sweep \(x:1,8:float32\)\. Export the model with a symbolic batch/);

@@ -15,24 +15,20 @@ export const EVERY_SIZE_UP_TO = 8;
 
 const isSym = (d: Dim): d is SymDim => typeof d !== 'number';
 
+/** What is missing, and the two ways to a model the sweep can measure. */
+const noSymbol = (what: string) => new WorkbenchError('sweep_no_symbol', `${what} Export the model with a symbolic batch, e.g. --input x:batch=1..32,3,224,224:float32, and sweep the exported file; or describe the inputs with a symbolic batch (--input).`);
+
 /** The symbol to sweep: the one asked for, else the one named batch, else the first symbolic dimension; throws a sentence when there is none. */
 export function sweepSymbol(specs: InputSpec[], asked: string | undefined, model: string): string {
   const symbols = [...new Set(specs.flatMap((s) => s.dims.filter(isSym).map((d) => d.name)))];
   if (asked) {
     if (symbols.includes(asked)) return asked;
-    throw new WorkbenchError(
-      'sweep_no_symbol',
-      symbols.length
-        ? `The inputs of ${model} have no symbolic dimension named ${asked} (they have ${symbols.join(', ')}): sweep one of those.`
-        : `The inputs of ${model} have no symbolic dimension to sweep (${specs.map(formatSpec).join(' ') || 'no inputs'}). Export the model with a symbolic batch, e.g. --input x:batch=1..32,3,224,224:float32, and sweep the exported file; or describe the inputs with a symbolic batch (--input).`,
-    );
+    if (symbols.length) throw new WorkbenchError('sweep_no_symbol', `The inputs of ${model} have no symbolic dimension named ${asked} (they have ${symbols.join(', ')}): sweep one of those.`);
+    throw noSymbol(`The inputs of ${model} have no symbolic dimension to sweep (${specs.map(formatSpec).join(' ') || 'no inputs'}).`);
   }
   if (symbols.includes('batch')) return 'batch';
   if (symbols.length) return symbols[0];
-  throw new WorkbenchError(
-    'sweep_no_symbol',
-    `The inputs of ${model} have no symbolic dimension to sweep (${specs.map(formatSpec).join(' ') || 'no inputs'}). Export the model with a symbolic batch, e.g. --input x:batch=1..32,3,224,224:float32, and sweep the exported file; or describe the inputs with a symbolic batch (--input).`,
-  );
+  throw noSymbol(`The inputs of ${model} have no symbolic dimension to sweep (${specs.map(formatSpec).join(' ') || 'no inputs'}).`);
 }
 
 /** The symbol's range over every input that uses it: the largest lower bound (1 by default) and the smallest upper bound (none when no input gives one). */
@@ -102,10 +98,7 @@ export async function runSweep(host: BenchHost, req: BenchRequest & { sweep: Ben
     const info = await host.inspect(req.model, ctx.signal);
     const parsed = z.array(InputSpecSchema).min(1).safeParse(info.exported?.inputs);
     if (!parsed.success) {
-      throw new WorkbenchError(
-        'sweep_no_symbol',
-        `${req.model} carries no input specs with a symbolic dimension (it is not a model the workbench exported${info.exported ? ' with described inputs' : ''}). Export it with a symbolic batch, e.g. --input x:batch=1..32,3,224,224:float32, and sweep the exported file; or describe the inputs with a symbolic batch (--input).`,
-      );
+      throw noSymbol(`${req.model} carries no input specs with a symbolic dimension (it is not a model the workbench exported${info.exported ? ' with described inputs' : ''}).`);
     }
     specs = parsed.data;
     inputsFrom = 'metadata';
