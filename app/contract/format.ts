@@ -112,15 +112,20 @@ export interface LatencyRow {
 /**
  * The rows of a latency table, named as the engine names the baseline: PyTorch as the model was
  * loaded (TorchScript, or PyTorch eager for a torch.export .pt2), PyTorch frozen where the model
- * freezes (the baseline then), and the build; each row against the baseline.
+ * freezes, and the build; each row against the baseline, the faster of the first two.
  */
 export function latencyRows(l: LatencyReport): LatencyRow[] {
-  const baseLabel = l.baseline ?? 'TorchScript';
-  const loaded = l.torch_frozen ? (/eager|export/i.test(baseLabel) ? 'PyTorch eager' : 'TorchScript') : baseLabel;
-  const base = l.torch_frozen ?? l.torch;
-  const rows: LatencyRow[] = [{ label: loaded, stats: l.torch, vs: l.torch_frozen ? compareLatency(base, l.torch, { candidateLabel: loaded, baselineLabel: baseLabel }) : null, baseline: !l.torch_frozen }];
-  if (l.torch_frozen) rows.push({ label: baseLabel, stats: l.torch_frozen, vs: null, baseline: true });
-  rows.push({ label: 'TVM', stats: l.tvm, vs: compareLatency(base, l.tvm, { candidateLabel: 'the TVM build', baselineLabel: baseLabel }), baseline: false });
+  // The baseline is the faster of TorchScript as loaded and frozen (the engine says which); records
+  // from before that choice always had frozen as the baseline where it ran.
+  const frozenIsBase = !!l.torch_frozen && (l.baseline === undefined || /frozen/i.test(l.baseline));
+  const loaded = /eager|export/i.test(l.baseline ?? '') ? 'PyTorch eager' : 'TorchScript';
+  const baseLabel = l.baseline ?? (frozenIsBase ? 'TorchScript frozen' : loaded);
+  const base = frozenIsBase ? l.torch_frozen! : l.torch;
+  const vs = (stats: Spread, candidateLabel: string) => compareLatency(base, stats, { candidateLabel, baselineLabel: baseLabel });
+  const loadedLabel = l.torch_frozen ? loaded : baseLabel;
+  const rows: LatencyRow[] = [{ label: loadedLabel, stats: l.torch, vs: frozenIsBase ? vs(l.torch, loadedLabel) : null, baseline: !frozenIsBase }];
+  if (l.torch_frozen) rows.push({ label: 'TorchScript frozen', stats: l.torch_frozen, vs: frozenIsBase ? null : vs(l.torch_frozen, 'TorchScript frozen'), baseline: frozenIsBase });
+  rows.push({ label: 'TVM', stats: l.tvm, vs: vs(l.tvm, 'the TVM build'), baseline: false });
   return rows;
 }
 

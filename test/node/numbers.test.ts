@@ -62,6 +62,10 @@ describe('the formatters (app/contract/format.ts), shared by the CLI and the app
     const s = { p50: 1, p90: 1.1, min: 0.9, runs: 30 };
     expect(latencyRows({ torch: s, tvm: { ...s, p50: 0.5, p90: 0.55 }, baseline: 'PyTorch eager' }).map((r) => r.label)).toEqual(['PyTorch eager', 'TVM']);
     expect(latencyRows({ torch: s, torch_frozen: s, tvm: s, baseline: 'TorchScript frozen' }).map((r) => r.label)).toEqual(['TorchScript', 'TorchScript frozen', 'TVM']);
+    // TorchScript as loaded faster than frozen (small inputs): it is the baseline, frozen is compared with it.
+    const rows = latencyRows({ torch: { ...s, p50: 0.077 }, torch_frozen: { ...s, p50: 0.291 }, tvm: { ...s, p50: 0.151 }, baseline: 'TorchScript' });
+    expect(rows.map((r) => [r.label, r.baseline])).toEqual([['TorchScript', true], ['TorchScript frozen', false], ['TVM', false]]);
+    expect(rows[2].vs!.text).toBe('1.96× slower');
     expect(fmtSizes({ batch: 1 })).toBe('at batch=1');
     expect(fmtSizes({})).toBe('');
   });

@@ -69,6 +69,7 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
     const rows = latencyRows(l);
     out.line(table(rows.map((x) => [x.label, fmtMs(x.stats.p50), fmtMs(x.stats.p90), String(x.stats.runs ?? '-'), x.baseline ? 'baseline' : x.vs!.warning ? `${x.vs!.text} (?)` : x.vs!.text]), ['', 'p50', 'p90', 'runs', 'vs baseline']));
     for (const x of rows) if (x.vs?.warning) out.line(`Warning: ${x.vs.warning}`);
+    if (l.baseline_note) out.line(`Baseline: ${l.baseline_note}.`);
   }
   if (r.slower) out.line(`\nSLOWER: ${r.slower.message}`);
   if (r.placement) printPlacement(r.placement, out);

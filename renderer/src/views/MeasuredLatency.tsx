@@ -28,7 +28,7 @@ export function MeasuredLatency({ r }: { r: CompileResult }) {
     <>
       <h3>Measured latency ({r.threads} thread{r.threads > 1 ? 's' : ''}, same process{at ? `, ${at}` : ''})</h3>
       <p className="hint">
-        p50 of the timed calls of the whole model after the same warm-up for every runner, in interleaved rounds with PyTorch{at ? ` (${at}: a symbolic dim is timed at one size)` : ''}. Not the tuner&apos;s estimate, which sums per-kernel timings. The baseline is the fastest way PyTorch runs the model.
+        p50 of the timed calls of the whole model after the same warm-up for every runner, in interleaved rounds with PyTorch{at ? ` (${at}: a symbolic dim is timed at one size)` : ''}. Not the tuner&apos;s estimate, which sums per-kernel timings. The baseline is the fastest way PyTorch runs the model{l.baseline_note ? ` (${l.baseline_note})` : ''}.
       </p>
       <Table
         testId="latency-table"
