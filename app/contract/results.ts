@@ -216,7 +216,7 @@ export const CANDIDATE_LABELS: Record<string, string> = {
 export const ALGORITHM_LABELS: Record<NonNullable<PlacedOp['algorithm']>, string> = {
   winograd: 'Winograd F(4×4, 3×3)',
   onednn: "oneDNN's convolution (not the runtime's own loop)",
-  torch: "torch's kernel (not the runtime's recurrence)",
+  torch: "torch's own kernel (ATen's convolution, or its LSTM/GRU), not the runtime's",
   packed: "MKL's packed GEMM (the weight packed once)",
 };
 

@@ -106,7 +106,7 @@ def test_any_channel_count_matches_pytorch(channels, kernel, residual):
 def test_each_algorithm_matches_pytorch_and_a_slowed_own_kernel_loses_its_place(tmp_path, monkeypatch):
     """Placement times the runtime's depthwise loop against oneDNN's convolution on the model's
     shapes. Both agree with PyTorch; made slower on purpose (torchtvm.debug_delay_kernel), the
-    runtime's loop loses the op to oneDNN; the times are cached by the call's signature and the
+    runtime's loop loses the op to oneDNN's or ATen's convolution; the times are cached by the call's signature and the
     machine, reused by the next build and not by a build with other threads or another ISA cap."""
     import tvm_ffi
 
@@ -127,11 +127,14 @@ def test_each_algorithm_matches_pytorch_and_a_slowed_own_kernel_loses_its_place(
     cache = kernel_choices.TimingCache(str(tmp_path / "timings.json"))
     placed, offloads = builder.place(mod, INFO, "auto")
     try:
-        delay("depthwise", 3000)
+        # 20 ms: far past the few ms a descheduled thread can add on a busy 2-core machine
+        delay("depthwise", 20000)
         slowed = measure.time_library_calls(placed, offloads, rounds=1, calls=3, cache=cache)[offloads[0].name]
     finally:
         delay("depthwise", 0)
-    assert slowed.library_ms >= 3.0 and slowed.others_ms["onednn"] < 3.0 and slowed.algorithm == "onednn"
+    # Either convolution that is not the runtime's loop takes the op: oneDNN's, or ATen's own.
+    assert slowed.library_ms >= 20.0 and slowed.others_ms["onednn"] < 20.0 and slowed.others_ms["torch"] < 20.0
+    assert slowed.algorithm == min(slowed.others_ms, key=lambda k: slowed.others_ms[k])
     cache.save()
     # Reused: the next build reads the slowed times instead of timing the (now fast) loop again.
     again = measure.time_library_calls(placed, offloads, rounds=1, calls=3, cache=kernel_choices.TimingCache(cache.path))
@@ -143,7 +146,7 @@ def test_each_algorithm_matches_pytorch_and_a_slowed_own_kernel_loses_its_place(
         retimed = measure.time_library_calls(placed, offloads, rounds=1, calls=3, cache=kernel_choices.TimingCache(cache.path))
     finally:
         torch.set_num_threads(threads)
-    assert retimed[offloads[0].name].library_ms < 3.0
+    assert retimed[offloads[0].name].library_ms < 20.0
     machine = kernel_choices.machine()
     monkeypatch.setenv("TORCHTVM_MAX_CPU_ISA", "avx512" if os.environ.get("TORCHTVM_MAX_CPU_ISA") == "avx2" else "avx2")
     assert kernel_choices.machine() != machine

@@ -115,6 +115,44 @@ def test_conv_epilogues_match_pytorch(act, residual, conv_path):
 
 
 @pytest.mark.parametrize(
+    "conv",
+    [{"residual": False, "act": "relu"}, {"residual": True, "act": "relu"}, {"residual": True, "act": "none"}, {"stride": 2, "padding": 0, "act": "hardswish"}, {"groups": 2, "dilation": 2, "padding": 2}, {"bias": False, "cin": 3}],
+)
+def test_atens_own_convolution_matches_pytorch(conv):
+    """Algorithm `torch` of a library conv (ATen's own convolution, out of place, then into TVM's
+    buffer with the residual and the activation): what placement picks for small convolutions,
+    where oneDNN's prepacked form costs more per call than the convolution."""
+    conv = dict(conv)
+    fn, _ = ACTIVATIONS[conv.pop("act", "relu")]
+    cin = conv.pop("cin", 8)
+    torch.manual_seed(2)
+    model = ConvAct(fn, cin=cin, cout=8, residual=conv.pop("residual", False), **conv).eval()
+    x = torch.randn(2, cin, 9, 9)
+    mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
+    placed, offloads = builder.place(mod, INFO, "library")
+    ex = builder.compile_placed(library.use_algorithms(placed, offloads, {offloads[0].name: "torch"}), INFO)
+    assert offloads[0].algorithm == "torch"
+    with torch.no_grad():
+        ref = model(x)
+    torch.testing.assert_close(TvmRunner(ex).run([x])[0], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_every_float_convolution_is_timed_as_atens_own_too():
+    """Nothing unmeasured: placement times each float32 convolution as ATen's own convolution
+    beside the runtime's default (and its other algorithms), and keeps whichever is faster."""
+    from torchtvm.backend import measure
+
+    torch.manual_seed(3)
+    model = ConvAct(torch.relu, cin=3, cout=8).eval()
+    x = torch.randn(1, 3, 8, 8)
+    mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
+    placed, offloads = builder.place(mod, INFO, "auto")
+    timed = measure.time_library_calls(placed, offloads, rounds=2, calls=3)[offloads[0].name]
+    assert timed.others_ms["torch"] > 0 and timed.library_ms > 0
+    assert timed.algorithm == ("torch" if timed.others_ms["torch"] < timed.library_ms * measure.MARGIN else "")
+
+
+@pytest.mark.parametrize(
     "conv,kind",
     [
         ({"stride": 2, "padding": 0}, "conv2d"),

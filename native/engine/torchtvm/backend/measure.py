@@ -1,9 +1,9 @@
 """Per-operator placement, measured: each op the library could take is timed both ways (the library
 kernel, and TVM's kernel with the tuning database's schedule) in the layout the model runs it in,
 and goes where it is faster. A library call with more than one algorithm (a convolution as
-Winograd, as the runtime's depthwise loop or small GEMM, or as oneDNN's direct convolution; an
-LSTM / GRU as the runtime's recurrence or torch's kernel) is timed every way (time_library_calls,
-untuned builds too) and uses the fastest.
+Winograd, as the runtime's depthwise loop or small GEMM, as oneDNN's direct convolution, or as
+ATen's own convolution; an LSTM / GRU as the runtime's recurrence or torch's kernel) is timed every
+way (time_library_calls, untuned builds too) and uses the fastest.
 
 For TVM's kernels, every candidate is a function of one module, built and exported once and
 loaded like the model (TVM's loops on torch's thread pool), then timed in interleaved rounds so
@@ -35,8 +35,8 @@ class OpTiming:
     tvm_ms: float | None  # None where TVM's kernel was not timed (an untuned build)
     winograd_ms: float | None = None  # the library call with the Winograd kernel, where it applies
     # Other algorithms of the library call: "onednn" (a convolution without the runtime's own
-    # depthwise loop or small-GEMM path), "torch" (an LSTM / GRU by torch's kernel), "packed" (a
-    # linear or 1x1 convolution by MKL's packed GEMM).
+    # depthwise loop or small-GEMM path), "torch" (a convolution by ATen's own convolution, an LSTM /
+    # GRU by torch's kernel), "packed" (a linear or 1x1 convolution by MKL's packed GEMM).
     others_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -73,6 +73,10 @@ def _variants(o, call) -> dict[str, tuple]:
         # GEMM for small 1x1 convolutions; elsewhere the default already is oneDNN.
         if str(inputs[0].ty.dtype) == "float32" and w is not None and (base[6] > 1 or w[2:] == [1, 1]):
             out["onednn"] = base + (library.ALGORITHM_CODES[o.func]["onednn"],)
+        # ATen's own convolution (what TorchScript as loaded runs): on small images its per-call
+        # cost is a fraction of oneDNN's prepacked form.
+        if str(inputs[0].ty.dtype) == "float32":
+            out["torch"] = base + (library.ALGORITHM_CODES[o.func]["torch"],)
         # A 1x1 convolution (stride 1, no padding, one group) is a GEMM: MKL's packed one too.
         if str(inputs[0].ty.dtype) == "float32" and w is not None and w[2:] == [1, 1] and base[:4] == (1, 1, 0, 0) and base[6] == 1 and library.constant_value(inputs[1]) is not None:
             out["packed"] = base + (library.ALGORITHM_CODES[o.func]["packed"],)
@@ -86,8 +90,8 @@ def _variants(o, call) -> dict[str, tuple]:
 
 def time_library_calls(placed, offloads: list, rounds: int = 5, calls: int = 4, cache=None, budget_s: float = 60.0) -> dict[str, OpTiming]:
     """For an untuned build: each static-shaped library call of `placed` (a module offload placed)
-    that has another algorithm (Winograd or oneDNN's direct convolution for a convolution, torch's
-    kernel for the runtime's own depthwise loop, small GEMM or LSTM / GRU recurrence), timed in
+    that has another algorithm (Winograd, oneDNN's direct convolution or ATen's own for a
+    convolution, torch's kernel for an LSTM / GRU recurrence, MKL's packed GEMM), timed in
     this process every way, on the model's weights and random activations, in interleaved rounds.
     Only the kernels run (no TVM build): about a second for ResNet-18. Times found in `cache`
     (kernel_choices.TimingCache) are not measured again; `budget_s` bounds the timing (calls left
