@@ -38,7 +38,7 @@ describe.skipIf(!hasChromium())('security (browser mode, Chromium)', () => {
       return { keys: t.apiKeys(), methods: t.apiMethods(), bridge: typeof (window as any).workbench };
     });
     expect(keys).toEqual(methods);
-    expect(methods).toEqual(['cancelJob', 'getRun', 'info', 'listJobs', 'listRuns', 'onEvent', 'readTuningLog', 'recentModels', 'startJob', 'waitJob']);
+    expect(methods).toEqual(['cancelJob', 'getRun', 'info', 'listJobs', 'listRuns', 'onEvent', 'readTuningLog', 'recentModels', 'startJob', 'trackerQueues', 'waitJob']);
     expect(bridge).toBe('undefined');
   });
 
