@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from typing import Any
 
 import torch
 
+from torchtvm.common.call_timing import time_each_call
 from torchtvm.common.specs import random_inputs
 from torchtvm.verify.compare import TOLERANCES, _compare_float, json_safe
 
@@ -117,40 +117,10 @@ def capture(runner, inputs: list[torch.Tensor], calls: list) -> tuple[list[tuple
 
 
 def time_calls(runner, inputs: list[torch.Tensor], repeat: int = 5) -> dict[tuple[str, int], float]:
-    """Each kernel call's median time in ms over `repeat` runs of `runner` on `inputs` (after one
-    warm-up run), keyed by (symbol, its place among that symbol's calls) as `capture` matches them.
-    The hook only reads the clock (capture's copies would be timed otherwise); it adds a Python call
-    on each side of a call, a few microseconds, so tiny kernels read a little slow."""
-    import tvm_ffi
-
-    tvm_inputs = runner.to_tvm(inputs)
-    main = runner.vm["main"]
-    main(*tvm_inputs)
-    runs: list[dict[tuple[str, int], float]] = []
-    started: list[float] = []
-    seen: dict[str, int] = {}
-    current: dict[tuple[str, int], float] = {}
-
-    def hook(func, symbol, before, ret, *args):
-        if before:
-            started.append(time.perf_counter())
-            return 0
-        elapsed = (time.perf_counter() - started.pop()) * 1e3
-        name = str(symbol)
-        k = seen.get(name, 0)
-        seen[name] = k + 1
-        current[(name, k)] = elapsed
-        return 0
-
-    runner.vm.set_instrument(tvm_ffi.convert(hook))
-    try:
-        for _ in range(repeat):
-            seen.clear()
-            current.clear()
-            main(*tvm_inputs)
-            runs.append(dict(current))
-    finally:
-        runner.vm.set_instrument(None)
+    """Each kernel call's median time in ms over `repeat` runs, keyed by (symbol, its place among
+    that symbol's calls) as `capture` matches them (a hook that only reads the clock: capture's
+    copies would be timed otherwise)."""
+    runs = time_each_call(runner, inputs, repeat)
     keys = set().union(*runs) if runs else set()
     return {key: statistics.median(r[key] for r in runs if key in r) for key in keys}
 
