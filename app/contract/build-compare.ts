@@ -2,7 +2,7 @@
 // each op runs, how long it takes and how far it is from PyTorch in each build, with what differs
 // flagged, and what differs between the builds themselves (tuned, placement, threads, ISA, library).
 // Pure logic over two build records (build.json: {build, result}); no node or electron import.
-import type { BuildInfo, CompileResult, OpComparisonRow, PlacedOp } from './results.js';
+import type { BuildInfo, CompileResult, PlacedOp } from './results.js';
 import { describeBuild } from './builds.js';
 import { fmtMs } from './format.js';
 import { formatSpec } from './specs.js';
@@ -112,8 +112,7 @@ export function buildOps(result: CompileResult): BuildOp[] {
   const ops: BuildOp[] = (result.placement?.ops ?? []).map((p) => ({
     name: p.name, kind: p.kind, scope: p.scope, nodes: nodesOf(p), where: p.where, ms: p.ms ?? null, max_abs: null, max_rel: null, ok: null,
   }));
-  for (const row of result.op_comparison?.ops ?? []) {
-    const r = row as OpComparisonRow & { ms?: number | null };
+  for (const r of result.op_comparison?.ops ?? []) {
     const nodes = nodesOf(r);
     const hit = ops.find((o) => o.name === r.op) ?? (nodes.length ? ops.find((o) => o.nodes.some((n) => nodes.includes(n))) : undefined);
     if (hit) {
