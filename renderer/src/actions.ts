@@ -117,20 +117,23 @@ async function refreshRuns(model: string): Promise<void> {
 async function runJob(request: JobRequest, kind: RunKind, reset: Partial<State> = {}): Promise<JobOutcome> {
   const slot = SLOT[kind];
   const model = get().modelPath;
+  // The reset applies at the click: while the engine accepts the job, the last run's result must
+  // not pass for this one's (an export's "Wrote …" line, a tune's chart).
+  set(reset as never);
   let job: string;
   try {
     job = (await api.startJob(request)).job;
   } catch (e) {
     const id = `${kind}-rejected-${Date.now()}`;
     const outcome = failed(id, e as ErrorLike);
-    set({ [slot]: id, ...reset } as never);
+    set({ [slot]: id } as never);
     finishJob(id, outcome);
     return outcome;
   }
   const jobs = { ...get().jobs };
   const timeoutS = request.timeout_s ?? DEFAULT_TIMEOUT_S[request.kind];
   jobs[job] = { ...(jobs[job] ?? { logs: [], stage: '', message: '' }), id: job, kind: request.kind, state: jobs[job]?.state ?? 'running', startedAt: Date.now(), timeoutS } as JobView;
-  set({ [slot]: job, jobs, ...reset } as never);
+  set({ [slot]: job, jobs } as never);
   void refreshRuns(model);
   return watch(job, kind, model);
 }
