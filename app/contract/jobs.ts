@@ -14,6 +14,9 @@ const inputSpecs = z.array(InputSpecSchema).max(MAX_INPUTS, `at most ${MAX_INPUT
 
 /** A job's time limit when its request names none, by kind (seconds): past it the job is stopped and fails with timed_out. */
 export const DEFAULT_TIMEOUT_S = { inspect: 600, compile: 3600, tune: 24 * 3600, export: 600, bench: 3600 } as const;
+/** An RPC tracker's HOST:PORT and a key of its servers, as the tune request takes them (issue 25). */
+const trackerAddress = z.string().regex(/^.+:\d{1,5}$/).max(300);
+const rpcKey = z.string().regex(/^[A-Za-z0-9_.-]+$/).max(100);
 /** Seconds a job may run before it is stopped (default: DEFAULT_TIMEOUT_S of its kind); the CLI's --timeout. */
 const timeout_s = z.number().int().min(1).max(7 * 24 * 3600).optional();
 
@@ -142,8 +145,17 @@ export const BenchRequestSchema = z
     threads,
     /** Measure at each size of a symbolic dimension instead of once (not with vs). */
     sweep: BenchSweepRequestSchema.optional(),
+    /**
+     * Benchmark on a server of `key` at this RPC tracker (HOST:PORT) instead of here (issue 25): the
+     * model is uploaded, timed there, and the result's measured_on names the server. Both or neither;
+     * not with vs or sweep.
+     */
+    tracker: trackerAddress.optional(),
+    key: rpcKey.optional(),
   })
-  .refine((r) => !(r.sweep && r.vs), { message: 'a sweep measures one model: leave out vs (compare two models without a sweep)', path: ['sweep'] });
+  .refine((r) => !(r.sweep && r.vs), { message: 'a sweep measures one model: leave out vs (compare two models without a sweep)', path: ['sweep'] })
+  .refine((r) => (r.tracker === undefined) === (r.key === undefined), { message: 'tracker and key go together: give both to benchmark on a server of the key, or neither to benchmark on this machine', path: ['key'] })
+  .refine((r) => r.tracker === undefined || (r.vs === undefined && r.sweep === undefined), { message: 'a benchmark on a tracker\'s server measures one model: leave out vs and sweep (compare two models, or sweep, on this machine)', path: ['tracker'] });
 
 export const JobRequestSchema = z.discriminatedUnion('kind', [
   InspectRequestSchema,

@@ -8,7 +8,7 @@
 // What a result or an event holds is checked against results.ts and jobs.ts.
 import { z } from 'zod';
 import { ErrorInfoSchema } from './errors.js';
-import { CompileResultSchema, InspectResultSchema, TuneResultSchema, TuningLogSchema } from './results.js';
+import { CompileResultSchema, InspectResultSchema, RemoteBenchResultSchema, TuneResultSchema, TuningLogSchema } from './results.js';
 import { InputSpecSchema } from './specs.js';
 import { TrackerQueuesSchema } from './targets.js';
 
@@ -74,6 +74,8 @@ export const ENGINE_METHOD_RESULTS = {
   export_build: CompileResultSchema,
   /** An RPC tracker's queues, and with `key` that key's servers probed (torchtvm/remote/fleet.py), params {tracker, key?}. */
   tracker_queues: TrackerQueuesSchema,
+  /** A bench job on a tracker's server (torchtvm/remote/bench.py), params {tracker, key, model, inputs?, warmup, iterations, threads?, timeout}. */
+  bench_remote: RemoteBenchResultSchema,
 } as const;
 export type EngineMethod = keyof typeof ENGINE_METHOD_RESULTS;
 export type EngineResultOf<M extends EngineMethod> = z.output<(typeof ENGINE_METHOD_RESULTS)[M]>;

@@ -426,11 +426,33 @@ export const AddonBenchResultSchema = z.looseObject({
 });
 export type AddonBenchResult = z.output<typeof AddonBenchResultSchema>;
 
-export const BenchStatsSchema = LatencyStatsSchema.extend({ max: ms, first_ms: ms, input_style: z.string() });
+/** first_ms (the first call, before the warm-up) and input_style (how the model was called) come from this machine's bench host; a tracker's server reports neither. */
+export const BenchStatsSchema = LatencyStatsSchema.extend({ max: ms, first_ms: ms.optional(), input_style: z.string().optional() });
 export type BenchStats = z.output<typeof BenchStatsSchema>;
+
+/**
+ * Where a benchmark was measured (issue 25): this machine, or a server of an RPC tracker's key (its
+ * name as `torchtvm rpc-server --name` gave it, and the CPU it reported). Strict: nothing else.
+ */
+export const MeasuredOnSchema = z
+  .object({
+    /** "this machine", or the server's name. */
+    name: z.string().max(200),
+    cpu_model: z.string().max(300).nullable(),
+    llvm_cpu: z.string().max(100).nullable().optional(),
+    hostname: z.string().max(300).nullable().optional(),
+    cores: int.nullable().optional(),
+    /** Set for a server of a tracker: where it was reached. */
+    tracker: z.string().max(300).optional(),
+    key: z.string().max(100).optional(),
+  })
+  .strict();
+export type MeasuredOn = z.output<typeof MeasuredOnSchema>;
 
 /** What a bench job returns (the CLI's --json result). */
 export const BenchResultSchema = z.looseObject({
+  /** Where it was measured: this machine, or a tracker's server (absent: runs recorded before issue 25, all local). */
+  measured_on: MeasuredOnSchema.optional(),
   model: z.string(),
   vs: z.string().optional(),
   threads: int,
@@ -473,6 +495,33 @@ export const BenchResultSchema = z.looseObject({
     .optional(),
 });
 export type BenchResult = z.output<typeof BenchResultSchema>;
+
+/** The engine's bench_remote (torchtvm.remote.bench.bench_remote via service/methods.py): one model timed on a tracker's server. */
+export const RemoteBenchResultSchema = z.looseObject({
+  p50: ms,
+  p90: ms,
+  p99: ms,
+  mean: ms,
+  min: ms,
+  max: ms,
+  runs: int,
+  warmup: int,
+  threads: int,
+  /** The shapes timed (each symbolic size at its sample). */
+  inputs: z.array(BenchInputSchema),
+  inputs_from: InputsFromSchema.optional(),
+  model: z.string(),
+  tracker: z.string(),
+  key: z.string(),
+  measured_on: z.looseObject({
+    name: z.string(),
+    cpu_model: z.string().nullable().optional(),
+    llvm_cpu: z.string().nullable().optional(),
+    hostname: z.string().nullable().optional(),
+    cores: int.nullable().optional(),
+  }),
+});
+export type RemoteBenchResult = z.output<typeof RemoteBenchResultSchema>;
 export type BenchSweepResult = NonNullable<BenchResult['sweep']>;
 export type BenchSweepPoint = BenchSweepResult['points'][number];
 

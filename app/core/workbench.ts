@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { AppInfo, WorkbenchApi } from '../contract/api.js';
 import { JobRequestSchema, type JobRequest } from '../contract/jobs.js';
 import { EnginePool, type EnginePoolOptions } from './engine-client/engine-pool.js';
-import { engineRunners } from './engine-client/engine-runners.js';
+import { benchOnTarget, engineRunners } from './engine-client/engine-runners.js';
 import { type JobRunner, JobManager } from './jobs.js';
 import { prepareOutputs, recordExport } from './output-paths.js';
 import { RunStore } from './runs/run-store.js';
@@ -31,7 +31,9 @@ export interface Workbench extends WorkbenchApi {
 export function createWorkbench(opts: WorkbenchOptions): Workbench {
   const engine = new EnginePool(opts.engine);
   const runs = new RunStore();
-  const jobs = new JobManager({ ...engineRunners(engine), ...opts.runners }, runs);
+  const runners = { ...engineRunners(engine), ...opts.runners };
+  // A bench naming a tracker and key is timed on a server of the key (an engine uploads it); others by the bench host.
+  const jobs = new JobManager({ ...runners, bench: benchOnTarget(engine, runners.bench) }, runs);
   // Subscribed before any job starts, so every event of every run reaches its events.jsonl.
   jobs.onEvent((e) => runs.event(e));
   const pkg = JSON.parse(readFileSync(`${paths.root}/package.json`, 'utf8')) as { version: string };

@@ -56,7 +56,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   } catch (e) {
     return fail((e as Error).message, EXIT.usage);
   }
-  if (values.tracker !== undefined || values.key !== undefined) return benchRemote({ model: positionals[0], ...values, inputs, iterations, warmup, threads }, { wb, out, fail });
+  if (values.tracker !== undefined || values.key !== undefined) return benchRemote({ model: positionals[0], ...values, inputs, iterations, warmup, threads, timeout }, { wb, out, fail });
   let sweep: BenchSweepRequest | undefined;
   if (values.sweep !== undefined || values.sizes !== undefined || values['latency-limit'] !== undefined) {
     if (values.sweep === undefined) return fail(`--sizes and --latency-limit go with --sweep batch: ${usage}`, EXIT.usage);
@@ -88,6 +88,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   out.result(r);
   const shapes = r.sweep ? r.sweep.specs.map(formatSpec).join(' ') : r.inputs.map((i) => `${i.name} [${i.shape.join(', ')}] ${i.dtype}`).join(', ');
   out.line(`Inputs: ${shapes || '(none)'}${r.inputs_from && r.inputs_from !== 'request' ? ` (from the ${r.inputs_from === 'metadata' ? "model's export metadata" : "model's recorded shapes"})` : ''}`);
+  if (r.measured_on) out.line(`Measured on ${r.measured_on.name}${r.measured_on.cpu_model ? ` (${r.measured_on.cpu_model})` : ''}`);
   if (r.sweep) out.line(`Sweep of ${r.sweep.symbol} over ${r.sweep.points.map((p) => p.size).join(', ')}: ${r.iterations} timed runs a size after ${r.warmup} warm-up runs, ${r.threads} thread(s)${r.cancelled ? ' (cancelled early: the sizes measured before it)' : ''}.\n`);
   else out.line(`${r.iterations} timed runs after ${r.warmup} warm-up runs, ${r.threads} thread(s)${r.vs ? ', interleaved run by run' : ''}${r.cancelled ? ' (cancelled early)' : ''}.\n`);
   const row = (name: string, s: BenchResult['stats'], ratio?: string) => [

@@ -5,13 +5,14 @@
 import { createHash } from 'node:crypto';
 import { fork } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
+import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import { WorkbenchError, wireError } from '../../contract/errors.js';
 import type { ParsedJobRequest } from '../../contract/jobs.js';
 import { BenchChildErrorSchema, BenchChildReadySchema, BenchChildSamplesSchema, type BenchChildRequest, type BenchmarkParams, type SampleTuple } from '../../contract/processes.js';
-import { AddonBenchResultSchema, InspectResultSchema, type AddonBenchResult, type AddonStats, type BenchResult, type BenchStats, type InspectResult, type LatencyStats } from '../../contract/results.js';
+import { AddonBenchResultSchema, InspectResultSchema, type AddonBenchResult, type AddonStats, type BenchResult, type BenchStats, type InspectResult, type LatencyStats, type MeasuredOn } from '../../contract/results.js';
 import type { JobRunner } from '../jobs.js';
 import { runSweep } from './batch-sweep.js';
 import { paths } from '../paths.js';
@@ -282,6 +283,12 @@ function statsOf(r: AddonBenchResult, i: number): BenchStats {
   return { ...toLatency(r.models[i].stats), max: r.models[i].stats.max, first_ms: r.models[i].first_ms, input_style: r.models[i].input_style };
 }
 
+/** Where a local bench measures (issue 25: every bench result says where it was measured). */
+export function thisMachine(): MeasuredOn {
+  const c = cpus();
+  return { name: 'this machine', cpu_model: c[0]?.model.trim() || null, hostname: hostname().slice(0, 300) || null, cores: c.length || null };
+}
+
 /** What a bench job returns (the CLI's --json result): the contract's BenchResult. */
 export type BenchJobResult = BenchResult;
 
@@ -294,6 +301,7 @@ export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner 
     if (req.sweep) {
       const swept = await runSweep(host, { ...req, sweep: req.sweep }, ctx, (r) => statsOf(r, 0));
       swept.model_sha256 = await sha256File(req.model);
+      swept.measured_on = thisMachine();
       return swept;
     }
     const models = req.vs ? [req.model, req.vs] : [req.model];
@@ -322,6 +330,7 @@ export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner 
       // Which build each file is: an export is a byte-for-byte copy of its build's package.
       model_sha256: await sha256File(req.model),
       ...(req.vs ? { vs_sha256: await sha256File(req.vs) } : {}),
+      measured_on: thisMachine(),
     };
     if (req.vs) {
       result.vs_stats = side(1);

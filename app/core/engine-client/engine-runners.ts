@@ -1,7 +1,10 @@
 // Job runners that the Python engine serves: inspect, compile (and tune, which compiles too).
-import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { CompileRequest, EngineJobEvent, ParsedJobRequest, TuneRequest } from '../../contract/jobs.js';
+import { WorkbenchError } from '../../contract/errors.js';
+import type { BenchRequest, CompileRequest, EngineJobEvent, ParsedJobRequest, TuneRequest } from '../../contract/jobs.js';
+import type { BenchResult, RemoteBenchResult } from '../../contract/results.js';
 import type { EngineMethod, EngineResultOf } from '../../contract/processes.js';
 import type { JobRunner, RunContext } from '../jobs.js';
 import { projectDir } from '../paths.js';
@@ -61,4 +64,74 @@ export function engineRunners(engine: EngineRequests): Partial<Record<ParsedJobR
       return runOnEngine(engine, 'export_build', { ...params, build: resolve(req.build), export_path: resolve(req.export_path) }, ctx);
     },
   };
+}
+
+/** The session timeout a remote benchmark asks the tracker for: the job's own limit, at most an hour. */
+const REMOTE_SESSION_S = 600;
+
+/**
+ * A bench job's result from the engine's bench_remote (issue 25): the same statistics a local bench
+ * reports, with measured_on naming the server, its CPU, the key and the tracker. No per-run samples
+ * come back from a server (bench.sample events are this machine's only), nor a first-run time.
+ */
+export function remoteBenchResult(req: BenchRequest, r: RemoteBenchResult, model_sha256?: string): BenchResult {
+  const m = r.measured_on;
+  return {
+    model: req.model,
+    threads: r.threads,
+    warmup: r.warmup,
+    iterations: r.runs,
+    cancelled: false,
+    inputs: r.inputs,
+    ...(r.inputs_from ? { inputs_from: r.inputs_from } : {}),
+    stats: { p50: r.p50, p90: r.p90, p99: r.p99, min: r.min, max: r.max, mean: r.mean, runs: r.runs },
+    ...(model_sha256 ? { model_sha256 } : {}),
+    measured_on: {
+      name: m.name,
+      cpu_model: m.cpu_model ?? null,
+      ...(m.llvm_cpu !== undefined ? { llvm_cpu: m.llvm_cpu } : {}),
+      ...(m.hostname !== undefined ? { hostname: m.hostname } : {}),
+      ...(m.cores !== undefined ? { cores: m.cores } : {}),
+      tracker: r.tracker,
+      key: r.key,
+    },
+  };
+}
+
+/**
+ * The 'bench' runner with targets (issue 25): a request naming a tracker and key is timed on a server
+ * of that key by an engine (torchtvm.remote.bench, uploaded there; never run here); any other goes
+ * to `local` (the bench host).
+ */
+export function benchOnTarget(engine: EngineRequests, local?: JobRunner): JobRunner {
+  return async (req, ctx) => {
+    if (req.kind !== 'bench') throw new Error(`the bench runner got a ${req.kind} request`);
+    if (!req.tracker || !req.key) {
+      if (!local) throw new WorkbenchError('unsupported', 'This workbench cannot run benchmarks on this machine here (no bench host); pick a tracker\'s key on the Targets page to benchmark there.');
+      return local(req, ctx);
+    }
+    const model = resolve(req.model);
+    const params = {
+      tracker: req.tracker,
+      key: req.key,
+      model,
+      ...(req.inputs?.length ? { inputs: req.inputs } : {}),
+      warmup: req.warmup,
+      iterations: req.iterations,
+      ...(req.threads ? { threads: req.threads } : {}),
+      timeout: Math.min(req.timeout_s ?? REMOTE_SESSION_S, 3600),
+    };
+    const r = await runOnEngine(engine, 'bench_remote', params, ctx);
+    return remoteBenchResult(req, r, await sha256File(model));
+  };
+}
+
+async function sha256File(file: string): Promise<string | undefined> {
+  try {
+    const h = createHash('sha256');
+    for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+    return h.digest('hex');
+  } catch {
+    return undefined;
+  }
 }

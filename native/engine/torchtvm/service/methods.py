@@ -83,6 +83,32 @@ def _tracker_queues(params: dict, ctx: JobContext) -> dict:
     return out
 
 
+def _bench_remote(params: dict, ctx: JobContext) -> dict:
+    """A bench job on a server of an RPC tracker's key (issue 25): remote.bench.bench_remote uploads the
+    model and times it there. Adds what a bench result shows: the shapes measured and where the input
+    specs came from (the request's, else the export's metadata, read by the server)."""
+    from torchtvm.common.specs import parse_specs  # noqa: PLC0415 - see the module docstring
+    from torchtvm.remote.bench import bench_remote  # noqa: PLC0415
+
+    tracker, key, model = params.get("tracker"), params.get("key"), params.get("model")
+    if not isinstance(tracker, str) or not tracker or not isinstance(key, str) or not key or not isinstance(model, str) or not model:
+        raise EngineError("bad_params", "bench_remote needs tracker (HOST:PORT), key and model (the file to upload and time).")
+    counts = {k: params.get(k, d) for k, d in (("warmup", 10), ("iterations", 100), ("timeout", 600))}
+    for k, v in counts.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "warmup" else 1):
+            raise EngineError("bad_params", f"Parameter {k} of bench_remote must be a whole number{' of at least 0' if k == 'warmup' else ' above 0'}, not {v!r:.60}.")
+    inputs = params.get("inputs") or None
+    ctx.progress("bench", f"uploading {model} to a server of key {key} at {tracker}")
+    out = bench_remote(tracker, key, model, inputs, counts["warmup"], counts["iterations"], params.get("threads"), timeout=counts["timeout"])
+    out["specs"] = out.get("inputs") or []
+    try:
+        out["inputs"] = [{"name": s.name, "shape": list(s.sample_shape()), "dtype": s.dtype} for s in parse_specs(out["specs"])]
+    except EngineError:  # specs the server could use but this engine cannot read: the figures stand without them
+        out["inputs"] = []
+    out["inputs_from"] = "request" if inputs else "metadata"
+    return out
+
+
 METHODS: dict[str, Method] = {
     "inspect": _inspect,
     "compile": _compile,
@@ -91,6 +117,7 @@ METHODS: dict[str, Method] = {
     "tuning_log": _tuning_log,
     "export_build": _export_build,
     "tracker_queues": _tracker_queues,
+    "bench_remote": _bench_remote,
 }
 
 # Methods that touch no compiler state and answer in well under a second (tracker_queues waits on
