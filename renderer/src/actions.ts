@@ -429,10 +429,23 @@ export async function exportModel(confirm: { create_parent?: boolean; overwrite?
   await runJob({ kind: 'compile', model: s.modelPath, inputs: specs, target: s.target, export_path: path, measure: false, timeout_s: Math.round(s.compileLimitMin * 60), ...confirm }, 'export', { exported: null, exportPath: path });
 }
 
+/** Where the Benchmark page measures: the Targets page's tracker key unless the page switched back to this machine. */
+export function benchTarget(s: State): { tracker: string; key: string } | null {
+  return s.remoteTarget && !s.benchHere ? s.remoteTarget : null;
+}
+
 export async function bench(): Promise<void> {
   const s = get();
   if (!s.modelPath) return;
   const { specs } = checkRows(s.inputs);
+  const remote = benchTarget(s);
+  if (remote) {
+    // On a tracker's server (issue 25): one model, uploaded and timed there; the export when there is
+    // one (its metadata gives the inputs), else the model as the Inputs page describes it.
+    const exported = s.benchVs.trim();
+    await runJob({ kind: 'bench', model: exported || s.modelPath, ...(!exported && specs ? { inputs: specs } : {}), iterations: s.benchIterations, warmup: 10, tracker: remote.tracker, key: remote.key }, 'bench', { benchSamples: {}, benchResult: null });
+    return;
+  }
   // The Benchmark page offers the sweep only when an input on screen has a symbolic size.
   if (s.benchSweep && specs?.some((sp) => sp.dims.some((d) => typeof d !== 'number'))) {
     // The sweep measures one module: the exported build when there is one (its own metadata gives the

@@ -477,6 +477,7 @@ function TrialTooltip({ hover, names }: { hover: Hovered; names: Record<number, 
     <div className="chart-tooltip" data-testid="trial-tooltip" style={{ position: 'absolute', left: hover.x, top: hover.y, transform: hover.flip ? 'translate(calc(-100% - 12px), 12px)' : 'translate(12px, 12px)', pointerEvents: 'none', whiteSpace: 'nowrap', zIndex: 1 }}>
       <b style={{ color: seriesColor(p.task) }}>{names[p.task] ?? `task ${p.task}`}</b>
       trial {p.n}: {p.latency === null ? 'failed' : fmtMs(p.latency)}
+      {p.server && <> on <span data-testid="trial-server">{p.server}</span></>}
       <br />
       best so far for this task: {fmtMs(p.best)}
       {p.est !== null && (

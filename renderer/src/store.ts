@@ -131,6 +131,8 @@ export interface State {
   /** Sweep the batch (issue 24): measure the model at each size of its symbolic dimension; the limit (ms, as typed) picks the best size. */
   benchSweep: boolean;
   benchLatencyLimit: string;
+  /** Benchmark on this machine although a tracker key is picked on the Targets page (the Benchmark page's switch). */
+  benchHere: boolean;
   exportJob?: string;
   exportPath: string;
   /** The build the Export page exports and the graph view colours (builds.ts). */
@@ -185,6 +187,7 @@ export const initialState: State = {
   benchIterations: 200,
   benchSweep: false,
   benchLatencyLimit: '',
+  benchHere: false,
   benchSamples: {},
   benchResult: null,
   exportPath: '',

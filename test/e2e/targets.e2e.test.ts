@@ -3,13 +3,15 @@
 // own process group, all killed at the end). The page lists the tracker's queues (servers, free,
 // busy, pending), asks the key's servers for their CPU, says that the protocol has no
 // authentication, and picks the key for tuning (the Tune page says where trials are measured).
+// The Benchmark page then measures on that key: the model is uploaded to one of its servers, timed
+// there, and the figures name the server (issue 25, "benchmark on the target").
 // Screenshots in light and dark.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, openSession, PYTHON, ROOT, shotPath, type Session } from './helpers.js';
+import { hasChromium, makeTinyModel, openSession, PYTHON, ROOT, shotPath, type Session } from './helpers.js';
 
 const started: ChildProcess[] = [];
 
@@ -98,13 +100,47 @@ describe.skipIf(!hasChromium())('Targets page (browser mode, real tracker and se
     expect(await page.textContent('[data-testid=current-target]')).toContain(`key pair at tracker ${tracker}`);
   }, 300_000);
 
+  it('benchmarks on a server of the picked key, and the figures say which one measured them', async () => {
+    const model = makeTinyModel(session.dir);
+    await page.click('nav [data-view="model"]');
+    await page.fill('#model-path', model);
+    await page.click('form button[type=submit]');
+    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await page.click('nav [data-view="inputs"]');
+    await page.getByLabel('input 0 name').fill('x');
+    await page.getByLabel('input 0 dims').fill('4,32');
+    await page.getByLabel('input 0 dtype').selectOption('float32');
+    await page.click('nav [data-view="bench"]');
+    // The key picked on the Targets page, with a way back to this machine, and the protocol's warning.
+    expect(await page.isChecked('[data-testid=bench-target-remote]')).toBe(true);
+    expect(await page.textContent('[data-testid=bench-target]')).toContain(`key pair at tracker ${tracker}`);
+    expect(await page.textContent('[data-testid=bench-no-auth]')).toMatch(/no authentication/);
+    await page.click('[data-testid=bench-target-local]');
+    expect(await page.locator('[data-testid=bench-no-auth]').count()).toBe(0);
+    await page.click('[data-testid=bench-target-remote]');
+    await page.getByLabel('Iterations').fill('50');
+    await page.click('[data-testid=bench-run]');
+    await page.waitForSelector('[data-testid=bench-measured-on][data-remote=true] b', { timeout: 180_000 });
+    await page.waitForSelector('[data-testid=bench-table]', { timeout: 60_000 });
+    const where = await page.textContent('[data-testid=bench-measured-on]');
+    expect(where).toMatch(new RegExp(`^Measured on pair-[ab] \\(.+\\), key pair at tracker ${tracker.replace(/\./g, '\\.')}`));
+    const cells = await page.$$eval('[data-testid=bench-table] tbody tr:first-child td', (tds) => tds.map((t) => t.textContent));
+    expect(cells[0]).toBe('tiny.pt');
+    expect(cells[1]).toMatch(/^pair-[ab]$/);
+    expect(cells[2]).toBe('50');
+    expect(cells[3]).toMatch(/\d/); // p50
+  }, 300_000);
+
   it('screenshots: light and dark', async () => {
-    for (const theme of ['light', 'dark'] as const) {
-      await page.evaluate((t) => { document.documentElement.dataset.theme = t; }, theme);
-      for (const width of [1280, 800]) {
-        await page.setViewportSize({ width, height: 900 });
-        await page.waitForTimeout(300);
-        await page.screenshot({ path: shotPath(`targets-${theme}-${width}`), fullPage: true });
+    for (const view of ['targets', 'bench'] as const) {
+      await page.click(`nav [data-view="${view}"]`);
+      for (const theme of ['light', 'dark'] as const) {
+        await page.evaluate((t) => { document.documentElement.dataset.theme = t; }, theme);
+        for (const width of [1280, 800]) {
+          await page.setViewportSize({ width, height: 900 });
+          await page.waitForTimeout(300);
+          await page.screenshot({ path: shotPath(`${view === 'bench' ? 'bench-remote' : 'targets'}-${theme}-${width}`), fullPage: true });
+        }
       }
     }
     await page.setViewportSize({ width: 1280, height: 900 });

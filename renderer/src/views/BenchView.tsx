@@ -1,12 +1,13 @@
 import { useMemo } from 'react';
 import { Bar, BarChart, CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { fmtAxisMs, histogram, LegendItems, logTicks, seriesColor } from '../charts.js';
-import { bench, cancel, checkRows } from '../actions.js';
+import { bench, benchTarget, cancel, checkRows } from '../actions.js';
 import { availableBuilds } from '../builds.js';
 import { Empty, JobStatus, NeedsModel, Table, fmtMs } from '../components.js';
 import { describeBuild } from '../../../app/contract/builds.js';
 import { compareLatency } from '../../../app/contract/format.js';
-import type { BenchResult } from '../../../app/contract/results.js';
+import type { BenchResult, MeasuredOn } from '../../../app/contract/results.js';
+import type { RemoteTarget } from '../../../app/contract/targets.js';
 import { set, useStore, type BenchSample } from '../store.js';
 import { BatchSweep, sweepOfLabel } from './BatchSweep.js';
 
@@ -46,14 +47,67 @@ function BenchedBuilds({ r }: { r: BenchResult }) {
   return lines.length ? <ul className="hint" data-testid="bench-builds">{lines}</ul> : null;
 }
 
+/** "pair-a (Intel Xeon …, sapphirerapids), key pair at tracker 127.0.0.1:9190" or "this machine (AMD EPYC …)": where a result was measured. */
+export function describeMeasuredOn(m: MeasuredOn): { server: string; via: string } {
+  const cpu = [m.cpu_model, m.llvm_cpu].filter(Boolean).join(', ');
+  return { server: `${m.name}${cpu ? ` (${cpu})` : ''}`, via: m.tracker ? `, key ${m.key ?? '?'} at tracker ${m.tracker}` : '' };
+}
+
+/** Where the figures on screen were (or are being) measured: the result's measured_on once there is one. */
+function MeasuredOnLine({ result, running, remote }: { result: BenchResult | null; running: boolean; remote: RemoteTarget | null }) {
+  const m = !running ? result?.measured_on : undefined;
+  if (m) {
+    const d = describeMeasuredOn(m);
+    return <p className="measured-on" data-testid="bench-measured-on" data-remote={m.tracker ? 'true' : 'false'}>Measured on <b>{d.server}</b>{d.via}{m.tracker ? '. Per-run samples stay on the server: its p50, p90 and p99 are below.' : '.'}</p>;
+  }
+  if (!running) return null;
+  return <p className="measured-on" data-testid="bench-measured-on" data-remote={remote ? 'true' : 'false'}>Measuring on {remote ? <>a server of key <b>{remote.key}</b> at tracker <code>{remote.tracker}</code>: the figures arrive when it has finished</> : <b>this machine</b>}.</p>;
+}
+
+/** Where the next benchmark runs: this machine, or the Targets page's tracker key (with a switch back to this machine). */
+function BenchTargetCard({ remote, running }: { remote: RemoteTarget | null; running: boolean }) {
+  const { remoteTarget } = useStore();
+  if (!remoteTarget) {
+    return <p className="hint" data-testid="bench-target">Measured on this machine. To measure on another machine, pick a tracker key on the <button className="link" onClick={() => set({ view: 'targets' })}>Targets</button> page.</p>;
+  }
+  return (
+    <div className="card" data-testid="bench-target">
+      <h3>Benchmark on</h3>
+      <label className="row">
+        <input type="radio" name="bench-target" checked={!remote} disabled={running} onChange={() => set({ benchHere: true })} data-testid="bench-target-local" /> This machine
+      </label>
+      <label className="row">
+        <input type="radio" name="bench-target" checked={!!remote} disabled={running} onChange={() => set({ benchHere: false })} data-testid="bench-target-remote" /> a server of key <b>{remoteTarget.key}</b> at tracker <code>{remoteTarget.tracker}</code> <span className="hint">(picked on the <button className="link" onClick={() => set({ view: 'targets' })}>Targets</button> page)</span>
+      </label>
+      {remote && <p className="hint">The exported model (or, without one, the original) is uploaded to a server of the key and timed there alone: no comparison, no sweep, no per-run chart. Its inputs are random, following the export&apos;s specs.</p>}
+      {remote && <p className="banner warn" role="note" data-testid="bench-no-auth">TVM&apos;s RPC protocol has no authentication: anyone who can reach the tracker or its servers can run code there. Use it on a network you trust.</p>}
+    </div>
+  );
+}
+
+/** A result measured on a tracker's server: its statistics (no per-run samples come back), with the spread warning a local bench gets. */
+function ServerStats({ r }: { r: BenchResult }) {
+  const st = r.stats;
+  const w = spreadWarning({ p50: st.p50, p90: st.p90, min: st.min, n: st.runs });
+  return (
+    <>
+      <div className="table-scroll nowrap"><Table testId="bench-table" head={['model', 'measured on', 'runs', 'p50', 'p90', 'p99', 'min', 'mean', 'p90 / p50']} rows={[[r.model.split('/').pop(), r.measured_on?.name ?? 'this machine', st.runs, fmtMs(st.p50), fmtMs(st.p90), fmtMs(st.p99 ?? NaN), fmtMs(st.min), fmtMs(st.mean), `${(st.p90 / st.p50).toFixed(2)}×`]]} /></div>
+      <BenchedBuilds r={r} />
+      {w && <p className="banner warn" data-testid="spread-warning">{r.model.split('/').pop()}: {w}</p>}
+    </>
+  );
+}
+
 export function BenchView() {
-  const { modelPath, benchVs, benchIterations, benchJob, benchSamples, benchResult, jobs, benchSweep, benchLatencyLimit, inputs } = useStore();
+  const state = useStore();
+  const { modelPath, benchVs, benchIterations, benchJob, benchSamples, benchResult, jobs, benchSweep, benchLatencyLimit, inputs } = state;
+  const remote = benchTarget(state);
   const running = benchJob ? ['running', 'queued'].includes(jobs[benchJob]?.state ?? '') : false;
   const models = Object.keys(benchSamples);
   // The sweep needs a symbolic dimension: in the inputs on screen (the exported build is made from them).
   const specs = checkRows(inputs).specs;
   const symbolic = !!specs?.some((sp) => sp.dims.some((d) => typeof d !== 'number'));
-  const sweepOn = benchSweep && symbolic;
+  const sweepOn = benchSweep && symbolic && !remote;
   const limitNum = Number(benchLatencyLimit);
   const limitValid = !benchLatencyLimit.trim() || (Number.isFinite(limitNum) && limitNum > 0);
   // What is on screen is a sweep: its result, or samples labelled per size.
@@ -90,12 +144,15 @@ export function BenchView() {
   const ofSizes = /\((\d+) of (\d+)\)/.exec(job?.message ?? '');
   const sweepFraction = ofSizes ? (Number(ofSizes[1]) - 1 + Math.min(1, (benchSamples[models.at(-1) ?? '']?.length ?? 0) / benchIterations)) / Number(ofSizes[2]) : job?.fraction;
   const fraction = sweepShown ? (running ? sweepFraction : undefined) : running && got > 0 ? Math.min(1, got / expected) : undefined;
+  // Where the charts' samples were measured: only a bench on this machine streams them.
+  const where = 'this machine';
   const hist = useMemo(() => histogram(models.map((m) => benchSamples[m].map((x) => x.ms))), [benchSamples]);
   return (
     <section>
       <h2>Benchmark</h2>
       <NeedsModel>
-        <p className="hint">Both models run under libtorch C++ as a production server would, interleaved, after a warm-up.{sweepOn ? ` The sweep measures ${benchVs.trim() ? 'the exported model' : 'the original model'} alone at each size of its symbolic dimension (the powers of two in its range, or every size of a short range).` : ''}</p>
+        <BenchTargetCard remote={remote} running={running} />
+        <p className="hint">{remote ? 'The server runs the model under PyTorch after a warm-up, one timed call after another.' : 'Both models run under libtorch C++ as a production server would, interleaved, after a warm-up.'}{sweepOn ? ` The sweep measures ${benchVs.trim() ? 'the exported model' : 'the original model'} alone at each size of its symbolic dimension (the powers of two in its range, or every size of a short range).` : ''}</p>
         <div className="row">
           <label className="grow">Original <input className="grow" value={modelPath} readOnly aria-label="Original model" /></label>
         </div>
@@ -107,23 +164,24 @@ export function BenchView() {
         </div>
         <div className="row">
           <label title={symbolic ? 'Measure one model at each size of its symbolic dimension: latency and throughput per size' : 'Describe an input with a symbolic batch (Inputs page, e.g. batch=1..32) and export it to sweep the batch'}>
-            <input type="checkbox" checked={sweepOn} disabled={!symbolic || running} onChange={(e) => set({ benchSweep: e.target.checked })} data-testid="bench-sweep-toggle" /> Sweep the batch
+            <input type="checkbox" checked={sweepOn} disabled={!symbolic || running || !!remote} onChange={(e) => set({ benchSweep: e.target.checked })} data-testid="bench-sweep-toggle" /> Sweep the batch
           </label>
           <label>
             Latency limit (p50, ms){' '}
             <input type="number" min={0} step="any" value={benchLatencyLimit} disabled={!sweepOn} placeholder="none" onChange={(e) => set({ benchLatencyLimit: e.target.value })} style={{ width: '7em' }} aria-label="Latency limit in ms" aria-invalid={!limitValid} data-testid="bench-latency-limit" />
           </label>
-          {!symbolic && <span className="hint">The sweep needs an input with a symbolic size (Inputs page: e.g. batch=1..32).</span>}
+          {remote ? <span className="hint">The sweep measures on this machine: switch to it above to sweep.</span> : !symbolic && <span className="hint">The sweep needs an input with a symbolic size (Inputs page: e.g. batch=1..32).</span>}
           {sweepOn && !limitValid && <span className="warn">The limit is a number of milliseconds above 0.</span>}
         </div>
         <JobStatus jobId={benchJob} what={sweepShown || sweepOn ? 'Sweep' : 'Benchmark'} fraction={fraction} />
+        <MeasuredOnLine result={benchResult} running={running} remote={remote} />
         {sweepShown ? (
           <BatchSweep result={benchResult?.sweep} samples={benchSamples} running={running} limit={!running && benchResult?.sweep ? benchResult.sweep.latency_limit_ms : benchLatencyLimit.trim() && limitValid ? limitNum : undefined} />
         ) : models.length ? (
           <>
             <div className="grid2">
               <div className="chart" data-testid="bench-chart">
-                <h4 className="chart-title">Latency per iteration</h4>
+                <h4 className="chart-title">Latency per iteration{where ? <span className="chart-where"> · {where}</span> : null}</h4>
                 <ResponsiveContainer width="100%" height={260}>
                   <LineChart data={data} margin={{ top: 4, right: 12, bottom: 22, left: 12 }}>
                     <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
@@ -135,7 +193,7 @@ export function BenchView() {
                 </ResponsiveContainer>
               </div>
               <div className="chart" data-testid="bench-histogram">
-                <h4 className="chart-title">Distribution</h4>
+                <h4 className="chart-title">Distribution{where ? <span className="chart-where"> · {where}</span> : null}</h4>
                 <ResponsiveContainer width="100%" height={260}>
                   <BarChart data={hist.bins} barGap={0} barCategoryGap={0} margin={{ top: 4, right: 12, bottom: 22, left: 12 }}>
                     <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
@@ -164,6 +222,9 @@ export function BenchView() {
               return w ? <p key={s.m} className="banner warn" data-testid="spread-warning">{s.m.split('/').pop()}: {w}</p> : null;
             })}
           </>
+        ) : !running && benchResult ? (
+          // A result without samples: measured on a tracker's server, which sends its statistics only.
+          <ServerStats r={benchResult} />
         ) : (
           !running && <Empty title="No benchmark yet"><p>Export the model first (Export page) to compare it with the original; or run the original alone.</p></Empty>
         )}
