@@ -79,6 +79,14 @@ export const CompileRequestSchema = z.object({
   overwrite: z.boolean().optional(),
   /** Create missing parent folders of export_path, out_dir and work_dir (the CLI's --mkdir); without it: error folder_missing. */
   create_parent: z.boolean().optional(),
+  /**
+   * An RPC tracker (HOST:PORT) and a key of its servers (issue 25): where this machine cannot run
+   * the build (a target for another CPU) and the key's servers can, the build is verified and timed
+   * on one of them (result: verification.verified_on, latency_ms.measured_on). Without a target
+   * the build is for their CPU. A tune measures its trials there. Both or neither.
+   */
+  tracker: z.string().regex(/^.+:\d{1,5}$/).max(300).optional(),
+  key: z.string().regex(/^[A-Za-z0-9_.-]+$/).max(100).optional(),
 });
 
 export const TuneRequestSchema = CompileRequestSchema.extend({

@@ -46,6 +46,23 @@ export const EdgeValuesSchema = z.looseObject({
   failed: z.array(z.string()),
 });
 
+/**
+ * A server of an RPC tracker's key that ran a build this machine cannot run (issue 25): its name
+ * (`torchtvm rpc-server --name`), the CPU it reported, and where it was reached. Strict.
+ */
+export const RemoteServerSchema = z
+  .object({
+    name: z.string().max(200),
+    cpu_model: z.string().max(300).nullable(),
+    llvm_cpu: z.string().max(100).nullable().optional(),
+    hostname: z.string().max(300).nullable().optional(),
+    cores: int.nullable().optional(),
+    tracker: z.string().max(300),
+    key: z.string().max(100),
+  })
+  .strict();
+export type RemoteServer = z.output<typeof RemoteServerSchema>;
+
 export const VerificationSchema = z.looseObject({
   ok: z.boolean(),
   outputs: z.array(OutputCheckSchema),
@@ -55,6 +72,8 @@ export const VerificationSchema = z.looseObject({
   reason: z.string().optional(),
   /** The same comparison on NaN, ±inf, -0.0, huge, tiny and all-zero inputs, reported apart. */
   edge_values: EdgeValuesSchema.optional(),
+  /** Where the build ran, when not here: a server of the tracker key that has the CPU it was built for (inputs and PyTorch's outputs made and compared here). */
+  verified_on: RemoteServerSchema.optional(),
 });
 export type Verification = z.output<typeof VerificationSchema>;
 
@@ -370,6 +389,8 @@ export const CompileResultSchema = z.looseObject({
     baseline: z.string().optional(),
     baseline_ratio: z.number().nullable().optional(),
     baseline_note: z.string().optional(),
+    /** Where both were timed, when not here: a server of the tracker key (a build this machine cannot run). */
+    measured_on: RemoteServerSchema.optional(),
   }).optional(),
   /** Present when the build is slower than its baseline (by more than 3%): by how much, and the
    * kernels that take most of its time. */

@@ -10,7 +10,7 @@ import { describeBuild } from '../../contract/builds.js';
 import { EXIT, runJob } from '../run-job.js';
 
 export const usage =
-  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--compare-ops] [--timeout SECONDS] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR] [--tracker HOST:PORT --key KEY]] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used; nor does a model that takes no inputs)';
+  'torchtvm compile MODEL.pt|MODEL.pt2 --input NAME:DIMS:DTYPE[:LO..HI] … [--target llvm] [--threads N] [-o OUT.pt [--force]] [--out-dir DIR] [--mkdir] [--no-measure] [--strict] [--placement auto|library|tvm] [--export-unverified] [--accept-edge-mismatch] [--compare-ops] [--timeout SECONDS] [--trials N [--trials-per-task M] [--tune-size SYM=N …] [--work-dir DIR]] [--tracker HOST:PORT --key KEY] [--json]  (a .pt2 needs no --input: its own shapes and dynamic dims are used; nor does a model that takes no inputs)';
 
 export const compileOptions = {
   input: { type: 'string', multiple: true },
@@ -54,7 +54,8 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
   if (r.fallback && r.coverage) printCoverage(r, out);
   const num = (v: number | string | null | undefined) => (typeof v === 'number' ? v.toExponential(2) : v ?? '-');
   const v = r.verification;
-  out.line(`\nVerification against PyTorch: ${v.skipped ? `NOT RUN: ${v.reason}` : v.ok ? 'OK' : 'MISMATCH'}`);
+  const on = v.verified_on ? ` (run on ${v.verified_on.name}, ${v.verified_on.cpu_model ?? 'unknown CPU'}, key ${v.verified_on.key} at ${v.verified_on.tracker})` : '';
+  out.line(`\nVerification against PyTorch${on}: ${v.skipped ? `NOT RUN: ${v.reason}` : v.ok ? 'OK' : 'MISMATCH'}`);
   if (v.outputs.length) out.line(table(v.outputs.map((o) => [`#${o.index}`, `[${o.shape.join(', ')}]`, o.dtype, num(o.max_abs), num(o.max_rel), o.atol !== undefined ? `${o.atol}/${o.rtol}` : 'exact', o.ok ? 'ok' : `FAIL${o.reason ? `: ${o.reason}` : ''}`]), ['output', 'shape', 'dtype', 'max abs', 'max rel', 'atol/rtol', '']));
   if (v.edge_values) {
     const ev = v.edge_values;
@@ -65,7 +66,8 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
     // The rows, their names and the verdict on each ratio are the app's (app/contract/format.ts).
     const l = r.latency_ms;
     const at = fmtSizes(l.sizes);
-    out.line(`\nLatency, p50 of timed calls after warm-up${at ? ` ${at}` : ''} (same process, same threads, interleaved rounds; baseline ${l.baseline ?? 'TorchScript'}):`);
+    const where = l.measured_on ? `on ${l.measured_on.name} (${l.measured_on.cpu_model ?? 'unknown CPU'}), one after the other` : 'same process, same threads, interleaved rounds';
+    out.line(`\nLatency, p50 of timed calls after warm-up${at ? ` ${at}` : ''} (${where}; baseline ${l.baseline ?? 'TorchScript'}):`);
     const rows = latencyRows(l);
     out.line(table(rows.map((x) => [x.label, fmtMs(x.stats.p50), fmtMs(x.stats.p90), String(x.stats.runs ?? '-'), x.baseline ? 'baseline' : x.vs!.warning ? `${x.vs!.text} (?)` : x.vs!.text]), ['', 'p50', 'p90', 'runs', 'vs baseline']));
     for (const x of rows) if (x.vs?.warning) out.line(`Warning: ${x.vs.warning}`);
@@ -194,7 +196,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
     timeout = intFlag('timeout', values.timeout);
     trialsPerTask = intFlag('trials-per-task', values['trials-per-task']);
     if (trials === undefined && (trialsPerTask !== undefined || values['work-dir'] !== undefined || tuneSizes)) throw new Error('--trials-per-task, --tune-size and --work-dir need --trials N');
-    if ((values.tracker !== undefined || values.key !== undefined) && (trials === undefined || !values.tracker || !values.key)) throw new Error('--tracker HOST:PORT and --key KEY go together, with --trials N: the trials are measured on the key\'s servers');
+    if ((values.tracker !== undefined || values.key !== undefined) && (!values.tracker || !values.key)) throw new Error('--tracker HOST:PORT and --key KEY go together: a build this machine cannot run is verified and timed on a server of the key (and with --trials N, the trials are measured there)');
     if (values.strict && values.fallback) throw new Error('--strict and --fallback contradict each other (fallback is the default)');
     if (values.placement !== undefined && !['auto', 'library', 'tvm'].includes(values.placement)) throw new Error(`--placement must be auto, library or tvm, not "${values.placement}"`);
   } catch (e) {
@@ -221,7 +223,7 @@ export async function run(argv: string[], { wb, out, fail }: CommandContext): Pr
   if (common.inputs.length) out.line(`Inputs: ${common.inputs.map((s) => `${s.name} [${s.dims.map(formatDim).join(', ')}] ${s.dtype}`).join('; ')}`);
   const outcome = trials !== undefined
     ? await runJob(wb, { ...base, kind: 'tune', trials, trials_per_task: trialsPerTask, work_dir: values['work-dir'], ...(tuneSizes ? { tune_sizes: tuneSizes } : {}), ...(values.tracker ? { tracker: values.tracker, key: values.key } : {}) }, out, tuneView(trials, out))
-    : await runJob(wb, { ...base, kind: 'compile' }, out);
+    : await runJob(wb, { ...base, kind: 'compile', ...(values.tracker ? { tracker: values.tracker, key: values.key } : {}) }, out);
   if (outcome.state === 'cancelled') return fail({ code: 'cancelled', message: trials !== undefined ? 'Cancelled; every finished trial is kept in the work dir: run the same command again to resume.' : 'Cancelled.' }, EXIT.cancelled);
   if (outcome.state === 'failed') return fail(outcome.error);
   const r: CompileResult = parseJobResult(trials !== undefined ? 'tune' : 'compile', outcome.result);

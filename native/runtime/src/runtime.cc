@@ -300,6 +300,12 @@ class Module : public torch::CustomClassHolder {
     ParseAndCheck(/*check_cpu=*/load);
     if (load) Load();
     if (load && uses_library_) WarmUp();
+    // An export whose verification did not pass (not run: a build for another CPU; or outputs
+    // that differed from PyTorch's), written anyway (--export-unverified): said at every load.
+    if (load && !unverified_.empty()) {
+      TORCH_WARN("torchtvm: this model was exported without a passing verification: ", unverified_,
+                 " Check its outputs against PyTorch on this machine before relying on them.");
+    }
   }
 
   // From Python: the library crosses as a uint8 tensor (a str would be UTF-8 encoded).
@@ -501,7 +507,18 @@ class Module : public torch::CustomClassHolder {
     uses_library_ = Has(meta, "library_kernels");
     if (uses_library_) CheckLibraryKernels(AsObject(Get(meta, "library_kernels"), "library_kernels"));
 
-    // 5. call signature
+    // 5. the verification the build had (deploy/builds.py verification_summary; absent in exports
+    // older than it, and in the copy a server verifies)
+    if (Has(meta, "verification")) {
+      auto v = AsObject(Get(meta, "verification"), "verification");
+      auto ok = Has(v, "ok") ? Get(v, "ok").try_cast<bool>() : std::optional<bool>(true);
+      TORCH_CHECK(ok.has_value(), "The exported model's metadata is damaged: verification.ok is not true or false.");
+      if (!*ok) {
+        unverified_ = Has(v, "reason") ? AsStr(Get(v, "reason"), "verification.reason") : "no reason was recorded.";
+      }
+    }
+
+    // 6. call signature
     num_outputs_ = AsInt(Get(meta, "num_outputs"), "num_outputs");
     for (const ffi::Any& s : AsArray(Get(meta, "inputs"), "inputs")) {
       auto obj = AsObject(s, "an input spec");
@@ -655,6 +672,8 @@ class Module : public torch::CustomClassHolder {
   }
 
   std::string metadata_json_;
+  // Why the export's verification did not pass (its metadata's verification.reason), or empty.
+  std::string unverified_;
   bool uses_library_ = false;
   std::string library_;
   std::vector<InputSpec> specs_;

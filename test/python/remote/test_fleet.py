@@ -261,3 +261,96 @@ def test_cancel_leaves_no_process_on_either_side(procs, pair, tracker, two_op_mo
         time.sleep(0.5)
     assert not left_here, [" ".join(c.cmdline())[:100] for c in left_here]
     assert not left_there, "a server still has a session process after the cancel"
+
+
+# ---- a build for a CPU this machine does not have, verified on a server that has it (item 5) ----
+#
+# This machine's CPU usually has every feature a build uses, so the engine is told to believe it
+# lacks one (TORCHTVM_HIDE_CPU_FEATURES, read by cpu_features.host_flags): the build then cannot run
+# here, is never run here, and the servers, which really have it, run it. The code is real, the
+# servers are real, and nothing of the verification is faked.
+
+def _hideable(features) -> str:
+    feature = next((f for f in ("avx2", "avx", "sse4.2", "ssse3") if f in features), None)
+    if feature is None:
+        pytest.skip("this CPU reports none of avx2, avx, sse4.2, ssse3 to hide")
+    return feature
+
+
+def _compile(model, tmp_path, tracker, key, **extra):
+    from torchtvm.pipeline.compile import compile_model
+
+    events = []
+    ctx = JobContext("t", lambda *_: None)
+    ctx._sink = lambda ev, data: events.append((ev, data))
+    params = {"model": model, "inputs": INPUTS, "threads": 2, "out_dir": str(tmp_path / "build"), "export_path": str(tmp_path / "out.pt"),
+              "tracker": tracker, "key": key, **extra}
+    return compile_model(params, ctx), events
+
+
+def _metadata(path):
+    import torch
+    from torchtvm.common.runtime_library import exported_metadata, load_library
+
+    load_library()
+    meta = exported_metadata(torch.jit.load(path))
+    assert meta is not None
+    return meta
+
+
+def test_a_build_this_machine_cannot_run_is_verified_and_timed_on_a_server_that_can(pair, tracker, two_op_model, tmp_path, monkeypatch):
+    fleet = fleet_mod.probe(tracker, "pair")
+    hidden = _hideable(fleet.servers[0]["features"])
+    monkeypatch.setenv("TORCHTVM_HIDE_CPU_FEATURES", hidden)
+    r, events = _compile(two_op_model, tmp_path, tracker, "pair")  # no --trials; the target: the servers' CPU
+    assert hidden in r["target"]["features"]
+    v = r["verification"]
+    assert v["ok"] and not v.get("skipped") and v["outputs"], v
+    assert v["verified_on"]["name"] in ("alpha", "beta") and v["verified_on"]["key"] == "pair" and v["verified_on"]["tracker"] == tracker
+    assert v["edge_values"]["ok"]
+    lat = r["latency_ms"]
+    assert lat["measured_on"]["name"] in ("alpha", "beta") and lat["tvm"]["p50"] > 0 and lat["torch"]["p50"] > 0 and lat["baseline"] == "TorchScript"
+    logs = [d.get("message", "") for e, d in events if e == "log"]
+    assert any("verified on alpha" in m or "verified on beta" in m for m in logs), logs
+    # Verified, so exported: no refusal, and the file records where it was verified.
+    assert "export_skipped" not in r and os.path.isfile(r["files"]["exported"])
+    monkeypatch.delenv("TORCHTVM_HIDE_CPU_FEATURES")
+    meta = _metadata(r["files"]["exported"])
+    assert meta["verification"]["ok"] and meta["verification"]["verified_on"] in ("alpha", "beta")
+
+
+def test_without_a_server_that_can_run_it_export_unverified_writes_it_marked_and_load_warns(procs, pair, tracker, two_op_model, tmp_path, monkeypatch):
+    from torchtvm.common import cpu_features
+
+    target = fleet_mod.probe(tracker, "pair").target_json(2)  # this CPU, with everything it has
+    have = sorted(f for f, flag in cpu_features.X86_FEATURES.items() if flag in cpu_features.host_flags())
+    hidden = _hideable(have)
+    # A server that reports this CPU without that feature: it cannot run the build either.
+    _server(procs, tracker, "older", "older", TORCHTVM_RPC_REPORT_FEATURES=",".join(f for f in have if f != hidden))
+    _wait_servers(tracker, "older", 1)
+    monkeypatch.setenv("TORCHTVM_HIDE_CPU_FEATURES", hidden)
+    r, _ = _compile(two_op_model, tmp_path, tracker, "older", target=target)
+    v = r["verification"]
+    assert v["skipped"] and not v["ok"] and "verified_on" not in v and "latency_ms" not in r
+    assert "can run it either" in v["reason"] and "older" in v["reason"] and f"lacks {hidden}" in v["reason"], v["reason"]
+    assert "Not exported" in r["export_skipped"] and not os.path.exists(tmp_path / "out.pt")
+    r, _ = _compile(two_op_model, tmp_path, tracker, "older", target=target, export_unverified=True)
+    out = r["files"]["exported"]
+    monkeypatch.delenv("TORCHTVM_HIDE_CPU_FEATURES")
+    meta = _metadata(out)
+    assert meta["verification"]["ok"] is False and meta["verification"]["skipped"] and f"lacks {hidden}" in meta["verification"]["reason"]
+    # Loading it (this machine really has the feature) says so, in a fresh process.
+    code = ("import warnings, torch, torchtvm\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    m = torch.jit.load({out!r})\n"
+            "print('WARNED:' + ' | '.join(str(x.message) for x in w))\n"
+            "m(torch.randn(4, 32))\n"
+            "print('RAN')\n")
+    env = _env()
+    env.pop("TORCHTVM_HIDE_CPU_FEATURES", None)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    said = p.stdout + p.stderr
+    assert "RAN" in p.stdout, said[-2000:]
+    assert "exported without a passing verification" in said and f"lacks {hidden}" in said, said[-2000:]

@@ -9,6 +9,7 @@ engine refuse to run code whose features the host lacks.
 
 from __future__ import annotations
 
+import os
 import platform
 
 # x86 features generated code can depend on: LLVM name -> /proc/cpuinfo flag, Intel's and AMD's
@@ -85,15 +86,24 @@ def target_arch(target) -> str:
 
 
 def host_flags() -> set[str]:
-    """This CPU's flags as /proc/cpuinfo names them; empty when unknown (then nothing is refused)."""
+    """This CPU's flags as /proc/cpuinfo names them; empty when unknown (then nothing is refused).
+
+    TORCHTVM_HIDE_CPU_FEATURES (LLVM names, comma-separated) takes features away from what the
+    engine believes this CPU has: for tests, which need "a CPU this machine does not have" on a
+    machine whose CPU has everything (the code is never run here then; a server runs it)."""
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    flags = set(line.split(":", 1)[1].split())
+                    break
     except OSError:
         pass
-    return set()
+    hidden = os.environ.get("TORCHTVM_HIDE_CPU_FEATURES")
+    if flags and hidden:
+        flags -= {X86_FEATURES.get(f.strip(), f.strip()) for f in hidden.split(",") if f.strip()}
+    return flags
 
 
 def missing_on_host(features) -> list[str]:
@@ -116,4 +126,19 @@ def why_not_runnable(target, features) -> str | None:
             f"The code was compiled for a CPU with {', '.join(missing)}, which this CPU lacks, "
             "so it was not run here (running it would kill the process with SIGILL)."
         )
+    return None
+
+
+def why_not_runnable_on(target, features, server: dict) -> str | None:
+    """Like why_not_runnable, for a server that reported its CPU (remote/server.cpu_report: its
+    architecture and the checked features it has, LLVM names): a sentence naming what it lacks."""
+    arch = target_arch(target).replace("amd64", "x86_64")
+    theirs = str(server.get("arch") or "").replace("amd64", "x86_64")
+    name = server.get("name") or "the server"
+    if arch and theirs and arch != theirs:
+        return f"{name} is {theirs} and the code was compiled for {arch}."
+    reported = set(server.get("features") or [])
+    missing = [f for f in features if f in X86_FEATURES and f not in reported]
+    if missing:
+        return f"{name} ({server.get('cpu_model') or 'unknown CPU'}) lacks {', '.join(missing)}."
     return None

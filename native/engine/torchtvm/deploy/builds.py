@@ -107,6 +107,24 @@ def export_refusal(verification: dict | None, label: str, export_unverified: boo
     return None
 
 
+def verification_summary(verification: dict, label: str) -> dict:
+    """What the package's metadata records of its verification (the runtime warns on loading an
+    export whose summary is not ok, naming the reason): ok only when the outputs matched PyTorch's,
+    on random inputs and on edge values; where it ran, when on a server of an RPC tracker key."""
+    edge = verification.get("edge_values") or {}
+    ok = bool(verification.get("ok", True)) and bool(edge.get("ok", True))
+    summary: dict = {"ok": ok, "skipped": bool(verification.get("skipped"))}
+    if not verification.get("ok", True):
+        summary["reason"] = (str(verification.get("reason") or "it could not be verified") if verification.get("skipped")
+                             else f"{label}'s outputs differed from PyTorch's beyond tolerance")
+    elif not edge.get("ok", True):
+        summary["reason"] = f"on inputs with edge values ({', '.join(edge.get('failed') or [])}) {label}'s outputs differed from PyTorch's"
+    where = verification.get("verified_on")
+    if isinstance(where, dict) and where.get("name"):
+        summary["verified_on"] = str(where["name"])
+    return summary
+
+
 def _write_bytes(f, data: bytes) -> None:
     # One place for the write, so tests can simulate a full disk.
     f.write(data)

@@ -27,6 +27,7 @@ from torchtvm.common.errors import EngineError
 from torchtvm.common.options import CompileOptions
 from torchtvm.common.progress import JobContext, Timer
 from torchtvm.common.specs import random_inputs
+from torchtvm.deploy import builds
 from torchtvm.deploy.export import save_exported
 from torchtvm.frontend.graph import model_graph, program_graph
 from torchtvm.frontend.import_cache import ImportCache
@@ -79,9 +80,15 @@ class CompiledModel:
     def export(self, path: str, run: Run) -> str:
         """A drop-in replacement for the model: its own arguments in, its own output structure out
         (one run of the model on sample inputs says what that structure is)."""
-        ok = bool(run.result["verification"].get("ok", True))
         signature = model_signature(run.module, random_inputs(run.specs), run.specs)
-        return save_exported(path, self.lib_path, run.target(), run.specs, self.num_outputs, {"source_model": run.options.model, "verification_ok": ok, **_library_metadata(self.offloads)}, signature)
+        extra: dict = {"source_model": run.options.model, **_library_metadata(self.offloads)}
+        verification = run.result.get("verification")
+        if verification is not None:  # None: the copy a server verifies (stages._remote_package)
+            extra["verification_ok"] = bool(verification.get("ok", True))
+            # What the runtime warns about when it loads an export that was not verified (or
+            # differed from PyTorch) and was exported anyway (export_unverified, accept_edge_mismatch).
+            extra["verification"] = builds.verification_summary(verification, self.label)
+        return save_exported(path, self.lib_path, run.target(), run.specs, self.num_outputs, extra, signature)
 
 
 def compile_model(params: dict, ctx: JobContext) -> dict:
@@ -179,19 +186,26 @@ def _compile_run(options: CompileOptions, ctx: JobContext, t_start: float) -> Ru
 def _fleet(options: CompileOptions, ctx: JobContext):
     """The tracker key's servers, asked before anything is loaded or built (a tracker that is down,
     a key without servers, servers that disagree on CPU features: a sentence now), and the options
-    with the target set to their CPU."""
+    with the target set to their CPU (a tune: always; a compile: when it names no other target)."""
     from torchtvm.remote import fleet as _fleet_mod
 
     if not options.tracker or not options.rpc_key:
         raise EngineError("bad_params", "Measuring on other machines needs both a tracker (--tracker HOST:PORT) and a key (--key KEY).")
-    if not options.trials:
-        raise EngineError("bad_params", "--tracker/--key measure a tune's trials on the key's servers: pass --trials N (a bench takes them too).")
-    ctx.progress("tune", f"asking the servers of key {options.rpc_key!r} at {options.tracker} for their CPU")
+    ctx.progress("tune" if options.trials else "build", f"asking the servers of key {options.rpc_key!r} at {options.tracker} for their CPU")
     fleet = _fleet_mod.probe(options.tracker, options.rpc_key)
     target = fleet.target_json(options.threads)
+    s = fleet.servers[0]
+    if not options.trials:
+        # No tune: the build is for the target asked (the servers' CPU when none is named); where
+        # this machine cannot run it and the servers can, it is verified and timed on one of them.
+        if options.target in ("llvm", "cpu", "native"):
+            ctx.log(f"Building for the CPU of the servers of key {options.rpc_key!r} ({s.get('cpu_model')}, {s.get('llvm_cpu')}): {target}.")
+            options = options.replace(target=target)
+        ctx.log(f"Where this machine cannot run the build, it is verified and timed on a server of key {options.rpc_key!r} "
+                f"({', '.join(x['name'] for x in fleet.servers)}). " + _fleet_mod.NO_AUTH)
+        return options, fleet
     if options.target not in ("llvm", "cpu", "native") and options.target != target:
         ctx.log(f"The target is the servers' CPU ({target}), not {options.target}: code is measured there.", "warn")
-    s = fleet.servers[0]
     ctx.log(f"Measuring on {fleet.size} server(s) of key {options.rpc_key!r} ({', '.join(x['name'] for x in fleet.servers)}): "
             f"{s.get('cpu_model')}, built for {s.get('llvm_cpu')}. " + _fleet_mod.NO_AUTH)
     return options.replace(target=target), fleet

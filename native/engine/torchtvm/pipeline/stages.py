@@ -11,6 +11,8 @@ are a `Built`: something to run, time and export, so verify, measure and export 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,7 +87,12 @@ class Run:
     # Why this machine cannot run the build (a target for another CPU), or None.
     not_runnable: str | None = None
     # The RPC tracker key's servers a tune measures on (remote/fleet.Fleet), or None: this machine.
+    # When this machine cannot run the build and they can, verification and latency run there.
     fleet: Any = None
+    # Why the fleet's servers cannot run the build either (a sentence), when it cannot run here.
+    fleet_not_runnable: str | None = None
+    # A temporary folder holding the build's .pt uploaded to a server (verify and measure there).
+    remote_dir: str | None = None
     timings_s: dict = field(default_factory=dict)
     result: dict = field(default_factory=dict)
 
@@ -133,6 +140,37 @@ def check_runnable(run: Run) -> None:
     kill the engine with SIGILL): verification and latency are skipped with the reason instead."""
     info = run.target()
     run.not_runnable = cpu_features.why_not_runnable(info.target, info.features) if info.kind == "llvm" else None
+    run.fleet_not_runnable = None
+    if run.not_runnable and run.fleet is not None:
+        why = run.fleet.why_not_runnable(info.target, info.features)
+        if why:
+            run.fleet_not_runnable = f"No server of key {run.fleet.key!r} at {run.fleet.tracker} can run it either: {why}"
+
+
+def runs_remotely(run: Run) -> bool:
+    """This machine cannot run the build and the servers of the tracker key can: verification and
+    latency run on one of them (remote/verify.py)."""
+    return bool(run.not_runnable) and run.fleet is not None and not run.fleet_not_runnable
+
+
+def _remote_package(run: Run) -> str:
+    """The build's deployable .pt in a temporary folder, to upload to a server (the package proper is
+    written after verification, with its result); written once for verify and measure."""
+    assert run.built is not None
+    if run.remote_dir is None:
+        run.remote_dir = tempfile.mkdtemp(prefix="torchtvm-remote-")
+    path = os.path.join(run.remote_dir, "model.pt")
+    return path if os.path.isfile(path) else run.built.export(path, run)
+
+
+def _remote_done(run: Run) -> None:
+    if run.remote_dir is not None:
+        shutil.rmtree(run.remote_dir, ignore_errors=True)
+        run.remote_dir = None
+
+
+def _server_words(server: dict) -> str:
+    return f"{server.get('name')} ({server.get('cpu_model') or 'unknown CPU'}, key {server.get('key')!r})"
 
 
 def verify(run: Run, seed: int = 0, shapes: list | None = None) -> None:
@@ -140,8 +178,10 @@ def verify(run: Run, seed: int = 0, shapes: list | None = None) -> None:
     built = run.built
     assert built is not None
     verification: dict[str, Any]
-    if run.not_runnable:
-        reason = run.not_runnable + " Verify it on a machine with that CPU."
+    if runs_remotely(run):
+        verification = _verify_remote(run, seed, shapes)
+    elif run.not_runnable:
+        reason = run.not_runnable + " " + (run.fleet_not_runnable or "Verify it on a machine with that CPU (compile with --tracker HOST:PORT --key KEY to verify it on a server that has it).")
         verification = {"ok": False, "skipped": True, "outputs": [], "reason": reason}
         run.ctx.log(reason, "warning")
     else:
@@ -152,6 +192,29 @@ def verify(run: Run, seed: int = 0, shapes: list | None = None) -> None:
             verification["edge_values"] = verify_edge_values(run.module, built, run.specs)
     run.result["verification"] = verification
     run.ctx.check_cancelled()
+
+
+def _verify_remote(run: Run, seed: int, shapes: list | None) -> dict:
+    """The verification of a build this machine cannot run, on a server of the tracker key that can:
+    the inputs and PyTorch's outputs are made here, the build runs there, and the comparison (the
+    same code and tolerances as here) is made here."""
+    from torchtvm.remote.verify import RemoteBuild
+
+    built = run.built
+    assert built is not None and run.fleet is not None
+    run.ctx.progress("verify", f"uploading {built.artifact} to a server of key {run.fleet.key!r} at {run.fleet.tracker} (this machine cannot run it)")
+    package = _remote_package(run)
+    with RemoteBuild(run.fleet, package) as rb:
+        where = _server_words(rb.server)
+        run.ctx.progress("verify", f"comparing {built.label} with PyTorch on random inputs, run on {where}")
+        verification = verify_runner(run.module, rb, run.specs, shapes or verification_shapes(run.specs), seed=seed, subject=f"{built.subject} (on {rb.server.get('name')})")
+        if run.options.edge_values:
+            run.ctx.progress("verify", f"comparing {built.label} with PyTorch on edge values, run on {where}")
+            verification["edge_values"] = verify_edge_values(run.module, rb, run.specs)
+        verification["verified_on"] = rb.server
+    run.ctx.log(f"{run.not_runnable} It was verified on {where}: " + ("its outputs match PyTorch's." if verification["ok"] else "its outputs differ from PyTorch's."),
+                "info" if verification["ok"] else "warning")
+    return verification
 
 
 # A build slower than its baseline by more than this (p50) is reported as slower: below it, two
@@ -166,7 +229,10 @@ def measure(run: Run, sample: list[torch.Tensor]) -> None:
     and which kernels cost it."""
     built = run.built
     assert built is not None
+    if run.options.measure and runs_remotely(run):
+        _measure_remote(run, sample)
     if not run.options.measure or run.not_runnable:
+        _remote_done(run)
         return
     run.ctx.progress("measure", "measuring latency: PyTorch, PyTorch frozen and the build, in interleaved rounds", 0.0)
     model = runnable(run.module)
@@ -218,6 +284,48 @@ def measure(run: Run, sample: list[torch.Tensor]) -> None:
         run.ctx.log(sentence, "warn")
 
 
+def _measure_remote(run: Run, sample: list[torch.Tensor]) -> None:
+    """The build's latency on a server of the key (the CPU it was verified on; remote.server.bench_file:
+    warm-up, then timed calls on random inputs at the sample sizes). The model as brought (TorchScript) is
+    timed there too, in the same session, as the baseline. A .pt2 cannot be loaded there: its
+    latency is logged, not reported (a latency report compares the build with the model)."""
+    from torchtvm.remote.verify import RemoteBuild
+
+    built = run.built
+    assert built is not None and run.fleet is not None
+    inputs = [s.to_json() for s in run.specs]
+    with RemoteBuild(run.fleet, _remote_package(run)) as rb:
+        where = _server_words(rb.server)
+        run.ctx.progress("measure", f"measuring latency on {where}: the build, then the model as brought", 0.0)
+        tvm_lat = rb.bench(rb.model, inputs, threads=run.threads)
+        torch_lat = None
+        if not is_exported(run.module):
+            torch_lat = rb.bench(rb.upload(run.options.model, "original.pt"), inputs, threads=run.threads)
+        server = rb.server
+    run.ctx.check_cancelled()
+    if torch_lat is None:
+        run.ctx.log(f"Latency measured on {where}: {tvm_lat['p50']:.3f} ms p50. The model as brought (a torch.export program) cannot be timed there, "
+                    "so the result carries no latency comparison.", "warn")
+        return
+    ratio = tvm_lat["p50"] / torch_lat["p50"] if torch_lat["p50"] > 0 else None
+    run.result["latency_ms"] = {
+        "torch": torch_lat,
+        "tvm": tvm_lat,
+        "ratio": ratio,
+        "baseline": "TorchScript",
+        "baseline_ratio": ratio,
+        "baseline_note": f"TorchScript as loaded, timed on {server.get('name')} in the same session after the build (not interleaved, not frozen)",
+        "sizes": _symbol_sizes(run.specs, sample),
+        # Where both were timed: a server of the tracker key, not this machine.
+        "measured_on": server,
+    }
+    run.ctx.log(f"Latency measured on {where}: {tvm_lat['p50']:.3f} ms p50, TorchScript there {torch_lat['p50']:.3f} ms.")
+    if ratio is not None and ratio > SLOWER_MARGIN:
+        run.ctx.log(f"On {where} this build is {ratio:.2f}× slower than the model you brought ({tvm_lat['p50']:.3f} ms against {torch_lat['p50']:.3f} ms, p50).", "warn")
+    if run.options.trials and run.options.work_dir:
+        _tune_runs.note_measured(run.options.work_dir, run.ctx.job_id, tvm_lat["p50"])
+
+
 def _symbol_sizes(specs: list[InputSpec], sample: list[torch.Tensor]) -> dict[str, int]:
     """{symbol: size} of the symbolic dims in `sample` (what a latency was measured at)."""
     sizes: dict[str, int] = {}
@@ -231,6 +339,7 @@ def _symbol_sizes(specs: list[InputSpec], sample: list[torch.Tensor]) -> dict[st
 def finish(run: Run) -> None:
     """Everything reported must serialise (no NaN/inf numbers in JSON) before any file is written,
     so no failure can come after the export."""
+    _remote_done(run)
     run.result["verification"] = json_safe(run.result["verification"])
     if "latency_ms" in run.result:
         run.result["latency_ms"] = json_safe(run.result["latency_ms"])

@@ -97,6 +97,14 @@ class Fleet:
             t["mattr"] = [f"-{f}" for f in hidden]
         return json.dumps(t)
 
+    def why_not_runnable(self, target, features) -> str | None:
+        """A sentence saying why the servers cannot run code for `target` (they lack some of
+        `features`, or are another architecture), or None when they can. The servers of a key
+        agree on their CPU (probe), so the first one answers for all."""
+        from torchtvm.common import cpu_features
+
+        return cpu_features.why_not_runnable_on(target, features, self.servers[0])
+
     def to_json(self) -> dict:
         return {"tracker": self.tracker, "key": self.key, "servers": [{k: s.get(k) for k in ("name", "cpu_model", "llvm_cpu", "features", "cores")} for s in self.servers]}
 

@@ -3,9 +3,11 @@ with libtorchtvm_runtime.so loaded so that library-kernel calls in uploaded modu
 
 The server runs in this process (TVM's listen loop in a thread; every session is a forked child, as
 TVM's own server does), so stopping this process's group stops everything it started. Before
-listening it registers two global functions that the workbench calls through a session:
+listening it registers the global functions that the workbench calls through a session:
 `torchtvm.remote.cpu_info` (a JSON object: name, CPU model, LLVM CPU name, triple, checked
-features, cores) and `torchtvm.remote.server_name`.
+features, cores), `torchtvm.remote.server_name`, `torchtvm.remote.bench` (time an uploaded model)
+and `torchtvm.remote.run_outputs` (run an uploaded model on uploaded inputs: the verification, on
+this CPU, of a build made on a machine without it; remote/verify.py).
 
 TVM's RPC protocol has no authentication: whoever reaches the port can upload and run any code.
 So the server binds to 127.0.0.1 unless `--host` asks for another address, and then warns.
@@ -104,6 +106,53 @@ def _register(info: dict) -> None:
         out["measured_on"] = {k: info.get(k) for k in ("name", "cpu_model", "llvm_cpu", "hostname", "cores")}
         return json.dumps(out)
 
+    @tvm_ffi.register_global_func("torchtvm.remote.run_outputs", override=True)
+    def _run_outputs(model_name, inputs_name):
+        # Both files were uploaded into this session's work dir; the outputs are written there and
+        # named in the reply, for the client to download (remote/verify.py).
+        workpath = tvm_ffi.get_global_func("tvm.rpc.server.workpath")
+        out_name = f"{inputs_name}.out"
+        run_outputs(workpath(str(model_name)), workpath(str(inputs_name)), workpath(out_name))
+        return out_name
+
+
+_LOADED: dict[str, object] = {}
+
+
+def _flatten(out) -> list:
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _flatten(o)]
+    raise ValueError(f"the model returned a {type(out).__name__}; only tensors, lists and tuples of tensors are supported")
+
+
+def _caller(m, meta: dict | None):
+    """How to call an export on a list of tensors: its calling convention (deploy/export.py)
+    "model" takes the model's own arguments, "list" (the seed API's, and exports older than the
+    key) one list of tensors; a model the workbench did not export, its own arguments."""
+    listed = meta is not None and meta.get("compiled") != "partial" and meta.get("calling_convention", "list") == "list"
+    return (lambda xs: m(xs)) if listed else (lambda xs: m(*xs))
+
+
+def run_outputs(model_path: str, inputs_path: str, out_path: str) -> None:
+    """Run an uploaded model on uploaded inputs (a torch.save'd list of tensors) and torch.save its
+    outputs, flattened to a list, to `out_path`: what a verification on this server needs (the
+    inputs and PyTorch's reference outputs are made and compared by the client)."""
+    import torch
+
+    from torchtvm.common.runtime_library import exported_metadata
+
+    m = _LOADED.get(model_path)
+    if m is None:  # loaded once per session: verification runs the model at several size sets
+        m = _LOADED[model_path] = torch.jit.load(model_path, map_location="cpu")
+    xs = torch.load(inputs_path, weights_only=True)
+    with torch.no_grad():
+        outs = _flatten(_caller(m, exported_metadata(m))(list(xs)))
+    torch.save([t.detach().contiguous() for t in outs], out_path)
+
 
 def bench_file(path: str, options: dict) -> dict:
     """Time a TorchScript model (an export of the workbench or any other) here: warm-up, then
@@ -121,10 +170,10 @@ def bench_file(path: str, options: dict) -> dict:
     if not raw:
         raise ValueError("the model's inputs are unknown: pass --input NAME:DIMS:DTYPE for a model the workbench did not export")
     xs = random_inputs(parse_specs(raw))
-    # An export's calling convention (deploy/export.py): "model" takes the model's own arguments,
-    # "list" (the seed API's, and exports older than the key) one list of tensors.
-    listed = meta is not None and meta.get("compiled") != "partial" and meta.get("calling_convention", "list") == "list"
-    call = (lambda: m(xs)) if listed else (lambda: m(*xs))
+    run = _caller(m, meta)
+
+    def call():
+        return run(xs)
     warmup, iterations = int(options.get("warmup", 10)), int(options.get("iterations", 100))
     with torch.no_grad():
         for _ in range(warmup):
