@@ -47,20 +47,25 @@ export const EdgeValuesSchema = z.looseObject({
 });
 
 /**
- * A server of an RPC tracker's key that ran a build this machine cannot run (issue 25): its name
- * (`torchtvm rpc-server --name`), the CPU it reported, and where it was reached. Strict.
+ * Where something was measured or verified (issue 25): this machine, or a server of an RPC
+ * tracker's key (its name as `torchtvm rpc-server --name` gave it, and the CPU it reported). Strict.
  */
-export const RemoteServerSchema = z
+export const MeasuredOnSchema = z
   .object({
+    /** "this machine", or the server's name. */
     name: z.string().max(200),
     cpu_model: z.string().max(300).nullable(),
     llvm_cpu: z.string().max(100).nullable().optional(),
     hostname: z.string().max(300).nullable().optional(),
     cores: int.nullable().optional(),
-    tracker: z.string().max(300),
-    key: z.string().max(100),
+    /** Set for a server of a tracker: where it was reached. */
+    tracker: z.string().max(300).optional(),
+    key: z.string().max(100).optional(),
   })
   .strict();
+export type MeasuredOn = z.output<typeof MeasuredOnSchema>;
+/** A server of an RPC tracker's key (where a build for another CPU was verified or timed). */
+export const RemoteServerSchema = MeasuredOnSchema.required({ tracker: true, key: true });
 export type RemoteServer = z.output<typeof RemoteServerSchema>;
 
 export const VerificationSchema = z.looseObject({
@@ -450,25 +455,6 @@ export type AddonBenchResult = z.output<typeof AddonBenchResultSchema>;
 /** first_ms (the first call, before the warm-up) and input_style (how the model was called) come from this machine's bench host; a tracker's server reports neither. */
 export const BenchStatsSchema = LatencyStatsSchema.extend({ max: ms, first_ms: ms.optional(), input_style: z.string().optional() });
 export type BenchStats = z.output<typeof BenchStatsSchema>;
-
-/**
- * Where a benchmark was measured (issue 25): this machine, or a server of an RPC tracker's key (its
- * name as `torchtvm rpc-server --name` gave it, and the CPU it reported). Strict: nothing else.
- */
-export const MeasuredOnSchema = z
-  .object({
-    /** "this machine", or the server's name. */
-    name: z.string().max(200),
-    cpu_model: z.string().max(300).nullable(),
-    llvm_cpu: z.string().max(100).nullable().optional(),
-    hostname: z.string().max(300).nullable().optional(),
-    cores: int.nullable().optional(),
-    /** Set for a server of a tracker: where it was reached. */
-    tracker: z.string().max(300).optional(),
-    key: z.string().max(100).optional(),
-  })
-  .strict();
-export type MeasuredOn = z.output<typeof MeasuredOnSchema>;
 
 /** What a bench job returns (the CLI's --json result). */
 export const BenchResultSchema = z.looseObject({
