@@ -132,8 +132,9 @@ def test_each_algorithm_matches_pytorch_and_a_slowed_own_kernel_loses_its_place(
         slowed = measure.time_library_calls(placed, offloads, rounds=1, calls=3, cache=cache)[offloads[0].name]
     finally:
         delay("depthwise", 0)
-    # Either convolution that is not the runtime's loop takes the op: oneDNN's, or ATen's own.
-    assert slowed.library_ms >= 20.0 and slowed.others_ms["onednn"] < 20.0 and slowed.others_ms["torch"] < 20.0
+    # A convolution that is not the runtime's loop takes the op: oneDNN's, or ATen's own (whichever
+    # timed faster; one of them alone may catch a scheduler stall of a busy machine).
+    assert slowed.library_ms >= 20.0 and set(slowed.others_ms) == {"onednn", "torch"} and min(slowed.others_ms.values()) < 20.0
     assert slowed.algorithm == min(slowed.others_ms, key=lambda k: slowed.others_ms[k])
     cache.save()
     # Reused: the next build reads the slowed times instead of timing the (now fast) loop again.

@@ -88,7 +88,9 @@ def test_tune_events_and_result(model, tmp_path):
         for o in placement["ops"]:
             alone = o["alone_ms"]
             assert alone["library"] > 0 and alone["tvm"] > 0
-            assert (o["where"] == "tvm") == (alone["tvm"] < 0.95 * alone["library"] and placement["per_op"]["kept"]), o
+            # The library side is its fastest algorithm (the default call, MKL's packed GEMM…).
+            best_library = min(v for k, v in alone.items() if k != "tvm")
+            assert (o["where"] == "tvm") == (alone["tvm"] < 0.95 * best_library and placement["per_op"]["kept"]), o
         per_op = placement["per_op"]
         if "per_op_ms" in per_op:
             assert per_op["kept"] == (per_op["per_op_ms"] < per_op["library_ms"])

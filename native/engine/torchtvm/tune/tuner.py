@@ -44,6 +44,7 @@ from torchtvm.common.specs import SymDim
 from torchtvm.frontend.import_cache import ImportCache
 from torchtvm.frontend.importer import Imported
 from torchtvm.tune import runs as _runs
+from torchtvm.tune.builder_pool import PooledBuilder
 from torchtvm.tune.database import (
     RECORD_FILE,
     read_sidecar,
@@ -95,7 +96,7 @@ class _Pools:
 
     def builder(self):
         if self._builder is None:
-            self._builder = ms.builder.LocalBuilder(max_workers=self.workers, timeout_sec=60.0, initializer=worker_initializer())
+            self._builder = PooledBuilder(max_workers=self.workers, timeout_sec=60.0, initializer=worker_initializer())
         return self._builder
 
     def runner(self):
@@ -111,9 +112,12 @@ class _Pools:
         return self._runner
 
     def close(self) -> None:
-        """Stop the runner's worker processes now (they hold RPC sessions to the servers when it
-        measures remotely), not whenever the garbage collector gets to them: a cancelled or failed
-        tune leaves no process on either side."""
+        """Stop the builder's and the runner's worker processes now (the runner's hold RPC sessions
+        to the servers when it measures remotely), not whenever the garbage collector gets to them:
+        a cancelled or failed tune leaves no process on either side."""
+        if self._builder is not None:
+            self._builder.close()
+            self._builder = None
         pool = getattr(self._runner, "pool", None)
         if pool is not None:
             try:
@@ -339,6 +343,17 @@ def _time_baselines(state: SearchState, tasks: _Tasks, imported: Imported, info:
     write_sidecar(work_dir, sidecar, options.model, info.to_json())
 
 
+# MetaSchedule's evolutionary search evolves a population of 512 candidates each round, whatever
+# the round measures: made for batches of 64, it cost 10-20 s a round on two cores where a tiny
+# budget measures 2-4 kernels in a second. The population scales with the batch: at least 32
+# candidates searched per one measured, and MetaSchedule's 512 from batches of 16 up.
+POPULATION_PER_TRIAL, MIN_POPULATION, MAX_POPULATION = 32, 64, 512
+
+
+def search_population(per_iter: int) -> int:
+    return max(MIN_POPULATION, min(MAX_POPULATION, POPULATION_PER_TRIAL * per_iter))
+
+
 def _search(state: SearchState, tasks: _Tasks, database, pools: _Pools, existing: list[int], resumed: int, options: CompileOptions, ctx: JobContext) -> float:
     """Measure what is left of the budget in small batches (events flow, a cancel is seen between
     batches, and every task gets a share). Returns the seconds it took."""
@@ -353,7 +368,8 @@ def _search(state: SearchState, tasks: _Tasks, database, pools: _Pools, existing
         preload_tensor_intrin()
         per_iter = options.trials_per_iter or max(1, min(16, remaining // len(tasks.names)))
         reset_ms_logging()
-        contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(tasks.extracted, work_dir, num_threads=pools.workers, seed=options.seed)
+        strategy = ms.search_strategy.EvolutionarySearch(population_size=search_population(per_iter))
+        contexts, task_weights = ms.relax_integration.extracted_tasks_to_tune_contexts(tasks.extracted, work_dir, strategy=strategy, num_threads=pools.workers, seed=options.seed)
         records_path = os.path.join(str(work_dir), RECORD_FILE)  # where JSONDatabase appends
         the_builder, scheduler, callback = make_hooks(state, pools.builder(), pools.workers, records_path, remote=pools.fleet is not None)
         try:
