@@ -2,9 +2,8 @@
 // process, one fresh child per request, so that a crash there fails that request with a sentence and
 // leaves the caller running. Under Electron, app/main passes a spawner built on utilityProcess.fork;
 // elsewhere child_process.fork is used.
-import { createHash } from 'node:crypto';
 import { fork } from 'node:child_process';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +15,7 @@ import { AddonBenchResultSchema, InspectResultSchema, type AddonBenchResult, typ
 import type { JobRunner } from '../jobs.js';
 import { runSweep } from './batch-sweep.js';
 import { paths } from '../paths.js';
+import { sha256File } from '../file-hash.js';
 
 /** What the bench child sends that does not match the contract fails the request with this code. */
 export const BAD_BENCH_REPLY = 'bad_bench_reply';
@@ -338,14 +338,4 @@ export function benchRunner(opts: BenchHostOptions | BenchHost = {}): JobRunner 
     }
     return result;
   };
-}
-
-async function sha256File(file: string): Promise<string | undefined> {
-  try {
-    const h = createHash('sha256');
-    for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-    return h.digest('hex');
-  } catch {
-    return undefined; // benchmarked, so readable a moment ago: a file removed since has no hash to show
-  }
 }

@@ -1,6 +1,5 @@
 // Job runners that the Python engine serves: inspect, compile (and tune, which compiles too).
-import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { WorkbenchError } from '../../contract/errors.js';
 import type { BenchRequest, CompileRequest, EngineJobEvent, ParsedJobRequest, TuneRequest } from '../../contract/jobs.js';
@@ -9,6 +8,7 @@ import type { EngineMethod, EngineResultOf } from '../../contract/processes.js';
 import type { JobRunner, RunContext } from '../jobs.js';
 import { projectDir } from '../paths.js';
 import type { EngineRequests } from './engine-pool.js';
+import { sha256File } from '../file-hash.js';
 
 function runOnEngine<M extends EngineMethod>(engine: EngineRequests, method: M, params: Record<string, unknown>, ctx: RunContext): Promise<EngineResultOf<M>> {
   // The engine's job events are checked by the client; the job manager adds the job id.
@@ -124,14 +124,4 @@ export function benchOnTarget(engine: EngineRequests, local?: JobRunner): JobRun
     const r = await runOnEngine(engine, 'bench_remote', params, ctx);
     return remoteBenchResult(req, r, await sha256File(model));
   };
-}
-
-async function sha256File(file: string): Promise<string | undefined> {
-  try {
-    const h = createHash('sha256');
-    for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-    return h.digest('hex');
-  } catch {
-    return undefined;
-  }
 }

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import uuid
 
 import torch
@@ -95,8 +94,3 @@ class RemoteBuild:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def export_for_server(built, run, folder: str) -> str:
-    """The build's deployable .pt, written to `folder` for upload (the package proper is written
-    after verification, with its result)."""
-    return built.export(os.path.join(folder, "model.pt"), run)
