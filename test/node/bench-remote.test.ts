@@ -4,7 +4,6 @@
 // `bench --tracker` going through that job (a tracker that is down fails the job with a sentence).
 // With a real tracker and servers on loopback: test/e2e/targets.e2e.test.ts.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -14,7 +13,7 @@ import { thisMachine } from '../../app/core/bench/bench-host.js';
 import { benchOnTarget } from '../../app/core/engine-client/engine-runners.js';
 import type { EngineRequests } from '../../app/core/engine-client/engine-pool.js';
 import type { RunContext } from '../../app/core/jobs.js';
-import { runCli } from './helpers.js';
+import { closedPort, runCli } from './helpers.js';
 
 const issues = (r: { success: boolean; error?: { issues: { message: string }[] } }) => (r.success ? [] : r.error!.issues.map((i) => i.message));
 
@@ -89,16 +88,6 @@ describe('the bench runner with targets', () => {
     expect(r.measured_on?.tracker).toBeUndefined();
   });
 });
-
-function closedPort(): Promise<number> {
-  return new Promise((ok) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => ok(port));
-    });
-  });
-}
 
 describe('torchtvm bench --tracker', () => {
   it('refuses --vs, and runs as a bench job that fails with a sentence when no tracker answers', async () => {

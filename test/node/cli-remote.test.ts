@@ -1,19 +1,8 @@
 // The CLI's side of issue 25 without a tracker: what is refused before anything starts (usage), and
 // a tracker that is down is a sentence with a non-zero exit. The tracker, servers and remote tunes
 // are tested on loopback in test/python/remote/test_fleet.py and test/e2e/targets.e2e.test.ts.
-import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './helpers.js';
-
-function closedPort(): Promise<number> {
-  return new Promise((ok) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => ok(port));
-    });
-  });
-}
+import { closedPort, runCli } from './helpers.js';
 
 describe('torchtvm rpc-server, targets, --tracker', () => {
   it('refuses what cannot work before starting anything', async () => {

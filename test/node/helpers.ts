@@ -1,6 +1,7 @@
 // Shared helpers for Node tests: tiny real models, the CLI as a subprocess.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { paths } from '../../app/core/paths.js';
@@ -52,3 +53,14 @@ export function runCli(args: string[], env: Record<string, string> = {}, onLine?
 }
 
 export const tmpHome = () => mkdtempSync(join(tmpdir(), 'ttvm-home-'));
+
+/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago): a tracker that is down. */
+export function closedPort(): Promise<number> {
+  return new Promise((ok) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => ok(port));
+    });
+  });
+}
