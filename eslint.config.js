@@ -24,9 +24,9 @@ const mod = (origin, source) => ({ module: source ? { origin, source } : { origi
 const packagesAndNode = [mod('external'), mod('core')];
 
 export default defineConfig(
-  { ignores: ['dist/**', 'node_modules/**', '.venv/**', 'native/**', 'test/**', 'scripts/**', 'assets/**', 'test-artifacts/**', '*.config.*', 'bin/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.venv/**', 'native/**', 'scripts/**', 'assets/**', 'test-artifacts/**', '*.config.*', 'bin/**'] },
   {
-    files: ['app/**/*.ts', 'renderer/src/**/*.{ts,tsx}'],
+    files: ['app/**/*.ts', 'renderer/src/**/*.{ts,tsx}', 'test/**/*.ts'],
     extends: [js.configs.recommended, tseslint.configs.recommended],
     plugins: { boundaries },
     settings: {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: lint and type checks (ESLint with the layer rules, tsc for app/ and renderer/, ruff,
+// `npm test`: lint and type checks (ESLint with the layer rules, tsc for app/, renderer/ and test/, ruff,
 // mypy and import-linter for the engine), then the engine's pytest suite, its kernel tests again
 // under TORCHTVM_MAX_CPU_ISA=avx2 (on an AVX-512 CPU), the Node suite (core, CLI, addon) and the e2e suite (browser mode in Chromium, and the Electron window where its binary is
 // installed). Every suite runs even if an earlier one fails; the exit code is the first failure's.
@@ -71,6 +71,7 @@ function lint() {
     ['eslint', process.execPath, [eslint, '--max-warnings=0', '.']],
     ['tsc app', process.execPath, [tsc, '-p', 'tsconfig.json', '--noEmit']],
     ['tsc renderer', process.execPath, [tsc, '-p', 'renderer/tsconfig.json']],
+    ['tsc tests', process.execPath, [tsc, '-p', 'tsconfig.tests.json']],
     ['ruff', join(venvBin, 'ruff'), ['check', '.'], engineDir],
     ['mypy', join(venvBin, 'mypy'), mypyArgs(), engineDir],
     ['lint-imports', join(venvBin, 'lint-imports'), [], engineDir],

@@ -36,7 +36,8 @@ describe('Electron app', () => {
       await expect(page.evaluate(() => (window as any).workbench.cancelJob({ job: 1 }))).rejects.toThrow(/Invalid arguments/);
       const prefs = await app.evaluate(({ BrowserWindow }) => {
         const w = BrowserWindow.getAllWindows()[0];
-        const p = w.webContents.getLastWebPreferences();
+        // Electron has it; its typings of this version do not declare it.
+        const p = (w.webContents as unknown as { getLastWebPreferences(): Electron.WebPreferences | null }).getLastWebPreferences();
         return { sandbox: p?.sandbox, contextIsolation: p?.contextIsolation, nodeIntegration: p?.nodeIntegration };
       });
       expect(prefs).toEqual({ sandbox: true, contextIsolation: true, nodeIntegration: false });

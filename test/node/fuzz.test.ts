@@ -122,7 +122,7 @@ describe('fuzz: the input-spec parser', () => {
   it(`parseSpec and parseSpecFields: ${RUNS} inputs each, no crash, every refusal a sentence, every spec well formed and stable`, async () => {
     const t = tally('spec parser');
     await fc.assert(
-      fc.asyncProperty(specText, fc.oneof(fc.record({ name, dims, dtype, range: fc.option(range, { nil: undefined }) }), goodSpec.map((sp) => ({ name: sp.name, dims: formatSpec(sp as never).split(':')[1], dtype: sp.dtype, range: sp.range ? `${sp.range[0]}..${sp.range[1]}` : undefined }))), async (text, fields) => {
+      fc.asyncProperty(specText, fc.oneof(fc.record({ name, dims, dtype, range: fc.option(range, { nil: undefined }) }), goodSpec.map((sp) => ({ name: sp.name, dims: formatSpec(sp as never).split(':')[1], dtype: sp.dtype, range: 'range' in sp && sp.range ? `${sp.range[0]}..${sp.range[1]}` : undefined }))), async (text, fields) => {
         await judge(t, text, () => {
           let spec;
           try {
@@ -203,6 +203,7 @@ const sidecarText = fc.oneof(
  * a line, and a line is blank when Python's str.strip() empties it (Python's whitespace: JavaScript's
  * trim() also strips U+FEFF but not U+001C..U+001F or U+0085).
  */
+// eslint-disable-next-line no-control-regex -- Python's whitespace includes these control characters
 const PY_BLANK = /^[\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
 
 describe('fuzz: the tuning-log reader (the engine, through app/core)', () => {
@@ -417,6 +418,7 @@ describe('fuzz: the browser-mode server', () => {
       info: async () => ({ version: '0', versions: {}, exampleModel: null, platform: 'fuzz', host: 'browser' }),
       startJob: async () => ({ job: 'j' }),
       cancelJob: async () => ({ cancelled: false }),
+      trackerQueues: async ({ tracker }) => ({ tracker, keys: [] }),
       waitJob: async ({ job }) => ({ state: 'cancelled', job }),
       listJobs: async () => [],
       readTuningLog: async () => ({ dir: '/', tasks: [], records: 0, failures: 0, estimated_ms: null, skipped: { workload_lines: 0, record_lines: 0, reasons: [] }, targets: [], model: null, named_by: 'index' as const }),

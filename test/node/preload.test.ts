@@ -12,14 +12,15 @@ const bundle = join(import.meta.dirname, '../../dist/app/preload/preload.cjs');
 function loadPreload() {
   const exposed: Record<string, unknown> = {};
   const sent: unknown[][] = [];
-  const listeners: Record<string, Function[]> = {};
+  type Listener = (...a: unknown[]) => unknown;
+  const listeners: Record<string, Listener[]> = {};
   const required: string[] = [];
   const electron = {
     contextBridge: { exposeInMainWorld: (k: string, v: unknown) => (exposed[k] = v) },
     ipcRenderer: {
       invoke: async (...a: unknown[]) => (sent.push(a), { ok: true, result: { echoed: a[1] } }),
-      on: (ch: string, f: Function) => (listeners[ch] ??= []).push(f),
-      removeListener: (ch: string, f: Function) => (listeners[ch] = (listeners[ch] ?? []).filter((x) => x !== f)),
+      on: (ch: string, f: Listener) => (listeners[ch] ??= []).push(f),
+      removeListener: (ch: string, f: Listener) => (listeners[ch] = (listeners[ch] ?? []).filter((x) => x !== f)),
     },
     webUtils: { getPathForFile: () => '/dropped/model.pt' },
   };

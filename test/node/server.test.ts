@@ -18,6 +18,7 @@ const api: WorkbenchApi = {
   info: async () => (calls.push('info'), { version: '0', versions: {}, exampleModel: null, platform: 'test', host: 'browser' }),
   startJob: async (req) => (calls.push('startJob'), started.push(req), { job: 'inspect-1' }),
   cancelJob: async () => ({ cancelled: false }),
+  trackerQueues: async ({ tracker }) => ({ tracker, keys: [] }),
   waitJob: async ({ job }) => ({ state: 'cancelled', job }),
   listJobs: async () => [],
   readTuningLog: async () => ({ dir: '/', tasks: [], records: 0, failures: 0, estimated_ms: null, skipped: { workload_lines: 0, record_lines: 0, reasons: [] }, targets: [], model: null, named_by: 'index' as const }),
