@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import signal
@@ -120,6 +121,7 @@ def main() -> int:
     ap.add_argument("--servers", default="1,2", help="the fleet sizes to tune with, in order (default 1,2)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    logging.disable(logging.INFO)  # MetaSchedule's per-round task tables: the table below is the output
     inputs = [input_spec(t) for t in (a.input or ["x:1,3,224,224:float32"])]
     sizes = [int(n) for n in a.servers.split(",")]
     procs = Procs()
