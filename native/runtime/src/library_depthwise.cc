@@ -1,8 +1,13 @@
 // Depthwise convolution (one input channel per output channel, float32, NHWC) as a loop of the
-// runtime's own, vectorized over channels: oneDNN's depthwise convolution spends some 40 us per
-// call on the small activations of mobile nets (bench:peers' depthwise net, 2x16x32x32 and smaller),
-// where the arithmetic is a few microseconds. Bias, a residual and relu / relu6 are applied in the
-// same pass.
+// runtime's own, vectorized over channels: oneDNN's depthwise convolution spends some 40-80 us per
+// call on the small activations of mobile nets (bench:peers' depthwise net and MobileNetV3, 2x16x32x32
+// to 1x576x7x7), where the arithmetic is a few microseconds. Bias, a residual and relu / relu6 /
+// hardswish / hardsigmoid are applied in the same pass, in registers.
+//
+// Compiled once per ISA (TORCHTVM_ISA_DISPATCH, so TORCHTVM_MAX_CPU_ISA caps it): a vector is one
+// register of the ISA (16 floats on AVX-512, 8 on AVX2, 4 on SSE), so the 9 taps of a 3x3 kernel
+// and 4 accumulators fit AVX2's 16 registers without spilling. Four output columns are computed at
+// once, so 4 independent FMA chains hide the FMA latency that one chain per pixel waits on.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -10,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cpu_isa.h"
 #include "library_kernels.h"
 
 namespace torchtvm {
@@ -19,73 +25,208 @@ struct DepthwiseGeometry {
   int64_t H, W, C, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
 };
 
-typedef float V16 __attribute__((vector_size(64)));
+// Epilogue codes as the engine numbers them (backend/library.py UNARY_CODES); these five are
+// applied in registers, the rest by the caller after the loop.
+enum Unary : int { kNone = 0, kRelu = 1, kRelu6 = 2, kHardswish = 5, kHardsigmoid = 9 };
 
-__attribute__((always_inline)) inline V16 Load(const float* p) {
-  V16 v;
+template <int L>
+struct Vec {
+  typedef float type __attribute__((vector_size(L * sizeof(float))));
+};
+
+template <int L>
+__attribute__((always_inline)) inline typename Vec<L>::type Load(const float* p) {
+  typename Vec<L>::type v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
 
-// Output rows [begin, end) of a flattened (n, oh); w is [kh * kw][C], each block of 16 channels one
-// vector (one zmm on AVX-512, two ymm on AVX2). When C is not a multiple of 16 the last block
-// starts at C - 16 and overlaps the one before: those channels are computed twice, to the same
-// values, so every block is a full vector (DepthwiseConv refuses the one case where that would be
-// wrong: a residual read from the output buffer itself). K > 0: a KxK kernel, its taps held in
-// registers across the row; K = 0: any kernel size. `other` may be `out` itself (TVM may run the
-// residual add in place): it is read before the output is written.
-template <int K>
-__attribute__((always_inline)) inline void Rows(const float* __restrict__ x, const float* __restrict__ w,
-                                                const float* __restrict__ bias, const float* other, float* out,
-                                                const DepthwiseGeometry& g, int clamp, int64_t begin, int64_t end) {
-  const int64_t C = g.C, kh = K ? K : g.kh, kw = K ? K : g.kw;
-  const V16 zero{}, six = zero + 6.f;
-  const int64_t blocks = (C + 15) / 16;
-  for (int64_t r = begin; r < end; ++r) {
-    int64_t n = r / g.OH, oh = r % g.OH;
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      int64_t c0 = std::min(blk * 16, C - 16);
-      V16 taps[K ? K * K : 1];
-      if (K)
-        for (int t = 0; t < K * K; ++t) taps[t] = Load(w + t * C + c0);
-      V16 b = bias ? Load(bias + c0) : zero;
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        int64_t at = ((n * g.OH + oh) * g.OW + ow) * C + c0;
-        V16 acc = b + (other ? Load(other + at) : zero);
-        for (int64_t i = 0; i < kh; ++i) {
-          int64_t ih = oh * g.sh - g.ph + i * g.dh;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int64_t j = 0; j < kw; ++j) {
-            int64_t iw = ow * g.sw - g.pw + j * g.dw;
-            if (iw < 0 || iw >= g.W) continue;
-            acc += Load(x + ((n * g.H + ih) * g.W + iw) * C + c0) * (K ? taps[i * K + j] : Load(w + (i * kw + j) * C + c0));
-          }
-        }
-        if (clamp) {  // relu / relu6; NaN stays NaN (both compares are false)
-          acc = acc < zero ? zero : acc;
-          if (clamp == 2) acc = acc > six ? six : acc;
-        }
-        std::memcpy(out + at, &acc, sizeof(acc));
-      }
+// The epilogue, written as ATen's vectorized kernels compute it (hardswish: x * min(max(x + 3, 0),
+// 6) / 6), so that values, NaN and inf come out as in eager PyTorch: NaN fails every compare and
+// stays NaN.
+template <int L>
+__attribute__((always_inline)) inline typename Vec<L>::type Activate(typename Vec<L>::type v, int unary) {
+  using V = typename Vec<L>::type;
+  const V zero{}, three = zero + 3.f, six = zero + 6.f;
+  switch (unary) {
+    case kRelu: return v < zero ? zero : v;
+    case kRelu6: v = v < zero ? zero : v; return v > six ? six : v;
+    case kHardswish: {
+      V t = v + three;
+      t = t < zero ? zero : t;
+      t = t > six ? six : t;
+      return v * t / six;
     }
+    case kHardsigmoid: {
+      V t = v + three;
+      t = t < zero ? zero : t;
+      t = t > six ? six : t;
+      return t / six;
+    }
+    default: return v;
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void DepthwiseRows(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
-                   const float* other, float* out, const DepthwiseGeometry& g, int clamp, int64_t begin, int64_t end) {
-  if (g.kh == 3 && g.kw == 3) Rows<3>(x, w, bias, other, out, g, clamp, begin, end);
-  else Rows<0>(x, w, bias, other, out, g, clamp, begin, end);
+// One output pixel by the generic path (any kernel size, padding checked per tap).
+template <int L>
+__attribute__((always_inline)) inline typename Vec<L>::type Pixel(const float* __restrict__ x, const float* __restrict__ w,
+                                                                   const DepthwiseGeometry& g, int64_t n, int64_t oh,
+                                                                   int64_t ow, int64_t c0, typename Vec<L>::type acc) {
+  for (int64_t i = 0; i < g.kh; ++i) {
+    int64_t ih = oh * g.sh - g.ph + i * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    for (int64_t j = 0; j < g.kw; ++j) {
+      int64_t iw = ow * g.sw - g.pw + j * g.dw;
+      if (iw < 0 || iw >= g.W) continue;
+      acc += Load<L>(x + ((n * g.H + ih) * g.W + iw) * g.C + c0) * Load<L>(w + (i * g.kw + j) * g.C + c0);
+    }
+  }
+  return acc;
+}
+
+// The interior columns [ow, hi) of a 3x3 depthwise row at stride S (dilation 1), 4 at a time:
+// column u's tap j reads input pixel u * S + j of the window, so a window of 3 * S + 3 pixels per
+// input row serves all 12 of that row's FMAs. Returns the first column it did not compute.
+template <int L, int S, typename Finish>
+__attribute__((always_inline)) inline int64_t Run4(const float* const xr[3], const bool valid[3],
+                                                   const typename Vec<L>::type taps[9], typename Vec<L>::type b,
+                                                   int64_t C, int64_t ow, int64_t hi, Finish& finish) {
+  using V = typename Vec<L>::type;
+  constexpr int kWindow = 3 * S + 3;
+  for (; ow + 4 <= hi; ow += 4) {
+    V acc[4] = {b, b, b, b};
+    for (int i = 0; i < 3; ++i) {
+      if (!valid[i]) continue;
+      const float* p = xr[i] + ow * S * C;
+      V win[kWindow];
+      for (int k = 0; k < kWindow; ++k) win[k] = Load<L>(p + k * C);
+      for (int j = 0; j < 3; ++j)
+        for (int u = 0; u < 4; ++u) acc[u] += win[u * S + j] * taps[i * 3 + j];
+    }
+    for (int u = 0; u < 4; ++u) finish(ow + u, acc[u]);
+  }
+  return ow;
+}
+
+// Output items [begin, end) of a flattened (n, oh, channel block): w is [kh * kw][C], each block of
+// L channels one vector. When C is not a multiple of L the last block starts at C - L and overlaps
+// the one before: those channels are computed twice, to the same values, so every block is a full
+// vector (DepthwiseConv refuses the one case where that would be wrong: a residual read from the
+// output buffer itself). `other` may be `out` itself (TVM may run the residual add in place): each
+// pixel's residual is read before that pixel is written. K = 3: the 3x3 kernel's columns whose taps
+// all fall inside the image run 4 at a time with the taps in registers; the border columns, and
+// other kernel sizes (K = 0), take the generic path.
+template <int L, int K>
+__attribute__((always_inline)) inline void Items(const float* __restrict__ x, const float* __restrict__ w,
+                                                 const float* __restrict__ bias, const float* other, float* out,
+                                                 const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end) {
+  using V = typename Vec<L>::type;
+  const int64_t C = g.C, blocks = (C + L - 1) / L;
+  // Columns [lo, hi) read no padding: ow * sw - pw >= 0 and ow * sw - pw + (kw - 1) * dw < W.
+  const int64_t lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
+  const int64_t last = g.W - 1 + g.pw - (g.kw - 1) * g.dw;
+  const int64_t hi = K == 3 && last >= 0 ? std::max(lo, std::min(g.OW, last / g.sw + 1)) : lo;
+  for (int64_t item = begin; item < end; ++item) {
+    int64_t row = item / blocks, blk = item % blocks;
+    int64_t n = row / g.OH, oh = row % g.OH;
+    int64_t c0 = std::min(blk * L, C - L);
+    V b = bias ? Load<L>(bias + c0) : V{};
+    float* orow = out + (n * g.OH + oh) * g.OW * C + c0;
+    const float* rrow = other ? other + (n * g.OH + oh) * g.OW * C + c0 : nullptr;
+    // Lambdas marked always_inline: out of line they would be compiled for the baseline ISA and
+    // take their vector argument by the baseline ABI, which the AVX callers do not follow.
+    auto finish = [&](int64_t ow, V acc) __attribute__((always_inline)) {
+      if (rrow) acc += Load<L>(rrow + ow * C);
+      acc = Activate<L>(acc, unary);
+      std::memcpy(orow + ow * C, &acc, sizeof(acc));
+    };
+    auto generic = [&](int64_t ow) __attribute__((always_inline)) { finish(ow, Pixel<L>(x, w, g, n, oh, ow, c0, b)); };
+    if (K != 3 || hi == lo) {
+      for (int64_t ow = 0; ow < g.OW; ++ow) generic(ow);
+      continue;
+    }
+    for (int64_t ow = 0; ow < lo; ++ow) generic(ow);
+    V taps[9];
+    const float* xr[3];
+    bool valid[3];
+    for (int i = 0; i < 3; ++i) {
+      int64_t ih = oh * g.sh - g.ph + i * g.dh;
+      valid[i] = ih >= 0 && ih < g.H;
+      xr[i] = x + ((n * g.H + (valid[i] ? ih : 0)) * g.W - g.pw) * C + c0;
+      for (int j = 0; j < 3; ++j) taps[i * 3 + j] = valid[i] ? Load<L>(w + (i * 3 + j) * C + c0) : V{};
+    }
+    const int64_t step = g.sw * C, tap = g.dw * C;
+    int64_t ow = lo;
+    if (g.dw == 1 && (g.sw == 1 || g.sw == 2)) {
+      // Stride 1 or 2, no dilation: the 4 columns' 3 taps read 6 (stride 1) or 9 (stride 2)
+      // neighbouring pixels of each input row; each is loaded once and feeds every FMA it takes part in.
+      ow = g.sw == 1 ? Run4<L, 1>(xr, valid, taps, b, C, ow, hi, finish) : Run4<L, 2>(xr, valid, taps, b, C, ow, hi, finish);
+    }
+    for (; ow + 4 <= hi; ow += 4) {
+      V acc[4] = {b, b, b, b};
+      for (int i = 0; i < 3; ++i) {
+        if (!valid[i]) continue;
+        const float* p = xr[i] + ow * step;
+        for (int j = 0; j < 3; ++j)
+          for (int u = 0; u < 4; ++u) acc[u] += Load<L>(p + u * step + j * tap) * taps[i * 3 + j];
+      }
+      for (int u = 0; u < 4; ++u) finish(ow + u, acc[u]);
+    }
+    for (; ow < hi; ++ow) {
+      V acc = b;
+      for (int i = 0; i < 3; ++i) {
+        if (!valid[i]) continue;
+        const float* p = xr[i] + ow * step;
+        for (int j = 0; j < 3; ++j) acc += Load<L>(p + j * tap) * taps[i * 3 + j];
+      }
+      finish(ow, acc);
+    }
+    for (; ow < g.OW; ++ow) generic(ow);
+  }
+}
+
+template <int L>
+__attribute__((always_inline)) inline void ItemsAnyKernel(const float* __restrict__ x, const float* __restrict__ w,
+                                                          const float* __restrict__ bias, const float* other, float* out,
+                                                          const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end) {
+  if (g.kh == 3 && g.kw == 3) Items<L, 3>(x, w, bias, other, out, g, unary, begin, end);
+  else Items<L, 0>(x, w, bias, other, out, g, unary, begin, end);
+}
+
+// The vector width: the ISA's register (16 / 8 / 4 floats), narrower when C is smaller than that.
+template <Isa I>
+__attribute__((always_inline)) inline void DepthwiseItemsBody(const float* x, const float* w, const float* bias,
+                                                              const float* other, float* out, const DepthwiseGeometry& g,
+                                                              int unary, int64_t begin, int64_t end) {
+  constexpr int lanes = I == Isa::kAvx512 ? 16 : I == Isa::kAvx2 ? 8 : 4;
+  if (lanes >= 16 && g.C >= 16) ItemsAnyKernel<16>(x, w, bias, other, out, g, unary, begin, end);
+  else if (lanes >= 8 && g.C >= 8) ItemsAnyKernel<8>(x, w, bias, other, out, g, unary, begin, end);
+  else ItemsAnyKernel<4>(x, w, bias, other, out, g, unary, begin, end);
+}
+
+TORCHTVM_ISA_DISPATCH(void, DepthwiseItems,
+                      (const float* x, const float* w, const float* bias, const float* other, float* out,
+                       const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end),
+                      (x, w, bias, other, out, g, unary, begin, end))
+
+int VectorLanes(int64_t C) {
+  int isa_lanes = KernelIsa() == Isa::kAvx512 ? 16 : KernelIsa() == Isa::kAvx2 ? 8 : 4;
+  return C >= 16 && isa_lanes >= 16 ? 16 : C >= 8 && isa_lanes >= 8 ? 8 : 4;
 }
 
 }  // namespace
 
+bool DepthwiseFusesUnary(int64_t unary) {
+  return unary == kNone || unary == kRelu || unary == kRelu6 || unary == kHardswish || unary == kHardsigmoid;
+}
+
 bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
                    const tvm::ffi::Shape& a, int64_t unary) {
   int64_t C = x->shape[3];
-  // C < 16 has no full vector; an in-place residual cannot take the overlapping last block.
-  bool overlap_unsafe = C % 16 != 0 && other != nullptr && DataOf(other) == DataOf(out);
-  if (ScalarTypeOf(x) != at::kFloat || C < 16 || overlap_unsafe || a[6] != C || out->shape[3] != C || w->ndim != 4 || w->shape[0] != C || w->shape[1] != 1)
+  int lanes = VectorLanes(C);
+  // C < 4 has no full vector; an in-place residual cannot take the overlapping last block.
+  bool overlap_unsafe = C % lanes != 0 && other != nullptr && DataOf(other) == DataOf(out);
+  if (ScalarTypeOf(x) != at::kFloat || C < 4 || overlap_unsafe || a[6] != C || out->shape[3] != C || w->ndim != 4 || w->shape[0] != C || w->shape[1] != 1)
     return false;
   DebugDelay("depthwise");
   DepthwiseGeometry g{x->shape[1], x->shape[2], C, out->shape[1], out->shape[2], w->shape[2], w->shape[3],
@@ -99,8 +240,12 @@ bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, c
   const float* bp = bias ? static_cast<const float*>(DataOf(bias)) : nullptr;
   const float* op = other ? static_cast<const float*>(DataOf(other)) : nullptr;
   float* yp = static_cast<float*>(DataOf(out));
-  int clamp = unary == 1 || unary == 2 ? int(unary) : 0;
-  at::parallel_for(0, x->shape[0] * g.OH, 1, [&](int64_t b, int64_t e) { DepthwiseRows(xp, wp, bp, op, yp, g, clamp, b, e); });
+  int fused = DepthwiseFusesUnary(unary) ? int(unary) : kNone;
+  // Work items are (image row, channel block), so that a 7x7 image splits evenly over the threads.
+  // A thread gets at least ~256 output vectors: below that, waking a thread costs more than it saves.
+  int64_t blocks = (C + lanes - 1) / lanes, items = x->shape[0] * g.OH * blocks;
+  int64_t grain = std::max<int64_t>(1, 256 / std::max<int64_t>(1, g.OW));
+  at::parallel_for(0, items, grain, [&](int64_t b, int64_t e) { DepthwiseItems(xp, wp, bp, op, yp, g, fused, b, e); });
   return true;
 }
 

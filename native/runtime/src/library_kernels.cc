@@ -413,7 +413,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
     return;
   }
   if (algorithm != 2 && groups > 1 && DepthwiseConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a, code)) {
-    if (code > 2) ApplyUnary(ot, code);
+    if (!DepthwiseFusesUnary(code)) ApplyUnary(ot, code);
     return;
   }
   if (algorithm != 2 && PointwiseAsGemm(x, w, out, a, bias, other, algorithm == 3)) {

@@ -76,7 +76,9 @@ bool WinogradConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, co
 
 // A depthwise float32 convolution (x NHWC, w [C, 1, kh, kw], out NHWC; a: torchtvm.conv2d's
 // attributes) by the runtime's own loop (library_depthwise.cc): out = conv(x) + bias + other, then
-// relu / relu6 for unary 1 / 2 (the caller applies any other). False when it does not apply.
+// the unary epilogue where DepthwiseFusesUnary(unary) (the caller applies any other). False when it
+// does not apply.
+bool DepthwiseFusesUnary(int64_t unary);
 bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
                    const tvm::ffi::Shape& a, int64_t unary);
 

@@ -1,4 +1,4 @@
-"""Depthwise convolutions with channels in multiples of 16 run the runtime's own NHWC loop
+"""Depthwise convolutions with 4 or more channels run the runtime's own NHWC loop
 (native/runtime/src/library_depthwise.cc) instead of oneDNN's: it must match PyTorch for every
 geometry, epilogue and residual, keep NaN and inf as eager does, and take a symbolic batch."""
 
@@ -67,7 +67,7 @@ def test_geometries_match_pytorch(conv):
         torch.testing.assert_close(run(model, x).run([x])[0], model(x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("act", ["relu6", "none"])
+@pytest.mark.parametrize("act", ["relu6", "hardswish", "none"])
 def test_nan_and_inf_come_out_as_in_pytorch(act):
     torch.manual_seed(2)
     model, x = Depthwise(16, ACTS[act]), torch.randn(1, 16, 8, 8)
@@ -92,13 +92,27 @@ def test_a_symbolic_batch_runs_one_module():
             torch.testing.assert_close(runner.run([x])[0], model(x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("channels,kernel", [(24, 3), (72, 3), (120, 5)])
+@pytest.mark.parametrize("channels,kernel", [(4, 3), (8, 3), (12, 3), (24, 3), (72, 3), (120, 5)])
 @pytest.mark.parametrize("residual", [False, True])
 def test_any_channel_count_matches_pytorch(channels, kernel, residual):
-    """Channels not in multiples of 16 (mobile nets' 72, 120, 200) run the same loop: the last
-    block overlaps the one before it."""
+    """Any channel count from 4 runs the same loop, in vectors of the ISA's width or narrower
+    (16 / 8 / 4 floats): when the count is not a multiple of it (mobile nets' 72, 120, 200), the
+    last block overlaps the one before it."""
     torch.manual_seed(3)
     model, x = Depthwise(channels, F.relu6, residual, kernel_size=kernel, padding=kernel // 2), torch.randn(2, channels, 9, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(run(model, x).run([x])[0], model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("width", [4, 5, 11, 23])
+@pytest.mark.parametrize("act", ["hardswish", "relu"])
+def test_rows_of_every_width_match_pytorch(stride, width, act):
+    """A 3x3 row runs its inner columns 4 at a time from a sliding window, then the leftover
+    columns one by one, and the border columns (which read padding) by the generic path: every
+    split of a row between them agrees with PyTorch."""
+    torch.manual_seed(5)
+    model, x = Depthwise(40, ACTS[act], stride=stride), torch.randn(1, 40, 6, width)
     with torch.no_grad():
         torch.testing.assert_close(run(model, x).run([x])[0], model(x), rtol=1e-5, atol=1e-5)
 
