@@ -84,24 +84,24 @@ __attribute__((always_inline)) inline typename Vec<L>::type Pixel(const float* _
   return acc;
 }
 
-// The interior columns [ow, hi) of a 3x3 depthwise row at stride S (dilation 1), 4 at a time:
-// column u's tap j reads input pixel u * S + j of the window, so a window of 3 * S + 3 pixels per
-// input row serves all 12 of that row's FMAs. Returns the first column it did not compute.
-template <int L, int S, typename Finish>
-__attribute__((always_inline)) inline int64_t Run4(const float* const xr[3], const bool valid[3],
-                                                   const typename Vec<L>::type taps[9], typename Vec<L>::type b,
+// The interior columns [ow, hi) of a KxK depthwise row at stride S (dilation 1), 4 at a time:
+// column u's tap j reads input pixel u * S + j of the window, so a window of 3 * S + K pixels per
+// input row serves all 4 * K of that row's FMAs. Returns the first column it did not compute.
+template <int L, int K, int S, typename Finish>
+__attribute__((always_inline)) inline int64_t Run4(const float* const xr[K], const bool valid[K],
+                                                   const typename Vec<L>::type taps[K * K], typename Vec<L>::type b,
                                                    int64_t C, int64_t ow, int64_t hi, Finish& finish) {
   using V = typename Vec<L>::type;
-  constexpr int kWindow = 3 * S + 3;
+  constexpr int kWindow = 3 * S + K;
   for (; ow + 4 <= hi; ow += 4) {
     V acc[4] = {b, b, b, b};
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < K; ++i) {
       if (!valid[i]) continue;
       const float* p = xr[i] + ow * S * C;
       V win[kWindow];
       for (int k = 0; k < kWindow; ++k) win[k] = Load<L>(p + k * C);
-      for (int j = 0; j < 3; ++j)
-        for (int u = 0; u < 4; ++u) acc[u] += win[u * S + j] * taps[i * 3 + j];
+      for (int j = 0; j < K; ++j)
+        for (int u = 0; u < 4; ++u) acc[u] += win[u * S + j] * taps[i * K + j];
     }
     for (int u = 0; u < 4; ++u) finish(ow + u, acc[u]);
   }
@@ -113,19 +113,20 @@ __attribute__((always_inline)) inline int64_t Run4(const float* const xr[3], con
 // the one before: those channels are computed twice, to the same values, so every block is a full
 // vector (DepthwiseConv refuses the one case where that would be wrong: a residual read from the
 // output buffer itself). `other` may be `out` itself (TVM may run the residual add in place): each
-// pixel's residual is read before that pixel is written. K = 3: the 3x3 kernel's columns whose taps
-// all fall inside the image run 4 at a time with the taps in registers; the border columns, and
-// other kernel sizes (K = 0), take the generic path.
+// pixel's residual is read before that pixel is written. K = 3 or 5 (mobile nets' kernels): the
+// columns whose taps all fall inside the image run 4 at a time, the taps loaded once per row (in
+// registers for 3x3); the border columns, and other kernel sizes (K = 0), take the generic path.
 template <int L, int K>
 __attribute__((always_inline)) inline void Items(const float* __restrict__ x, const float* __restrict__ w,
                                                  const float* __restrict__ bias, const float* other, float* out,
                                                  const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end) {
   using V = typename Vec<L>::type;
+  constexpr int KK = K ? K : 1;
   const int64_t C = g.C, blocks = (C + L - 1) / L;
   // Columns [lo, hi) read no padding: ow * sw - pw >= 0 and ow * sw - pw + (kw - 1) * dw < W.
   const int64_t lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
   const int64_t last = g.W - 1 + g.pw - (g.kw - 1) * g.dw;
-  const int64_t hi = K == 3 && last >= 0 ? std::max(lo, std::min(g.OW, last / g.sw + 1)) : lo;
+  const int64_t hi = K && last >= 0 ? std::max(lo, std::min(g.OW, last / g.sw + 1)) : lo;
   for (int64_t item = begin; item < end; ++item) {
     int64_t row = item / blocks, blk = item % blocks;
     int64_t n = row / g.OH, oh = row % g.OH;
@@ -141,43 +142,43 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
       std::memcpy(orow + ow * C, &acc, sizeof(acc));
     };
     auto generic = [&](int64_t ow) __attribute__((always_inline)) { finish(ow, Pixel<L>(x, w, g, n, oh, ow, c0, b)); };
-    if (K != 3 || hi == lo) {
+    if (K == 0 || hi == lo) {
       for (int64_t ow = 0; ow < g.OW; ++ow) generic(ow);
       continue;
     }
     for (int64_t ow = 0; ow < lo; ++ow) generic(ow);
-    V taps[9];
-    const float* xr[3];
-    bool valid[3];
-    for (int i = 0; i < 3; ++i) {
+    V taps[KK * KK];
+    const float* xr[KK];
+    bool valid[KK];
+    for (int i = 0; i < KK; ++i) {
       int64_t ih = oh * g.sh - g.ph + i * g.dh;
       valid[i] = ih >= 0 && ih < g.H;
       xr[i] = x + ((n * g.H + (valid[i] ? ih : 0)) * g.W - g.pw) * C + c0;
-      for (int j = 0; j < 3; ++j) taps[i * 3 + j] = valid[i] ? Load<L>(w + (i * 3 + j) * C + c0) : V{};
+      for (int j = 0; j < KK; ++j) taps[i * KK + j] = valid[i] ? Load<L>(w + (i * KK + j) * C + c0) : V{};
     }
     const int64_t step = g.sw * C, tap = g.dw * C;
     int64_t ow = lo;
     if (g.dw == 1 && (g.sw == 1 || g.sw == 2)) {
-      // Stride 1 or 2, no dilation: the 4 columns' 3 taps read 6 (stride 1) or 9 (stride 2)
-      // neighbouring pixels of each input row; each is loaded once and feeds every FMA it takes part in.
-      ow = g.sw == 1 ? Run4<L, 1>(xr, valid, taps, b, C, ow, hi, finish) : Run4<L, 2>(xr, valid, taps, b, C, ow, hi, finish);
+      // Stride 1 or 2, no dilation: each pixel of the window is loaded once and feeds every FMA it
+      // takes part in.
+      ow = g.sw == 1 ? Run4<L, KK, 1>(xr, valid, taps, b, C, ow, hi, finish) : Run4<L, KK, 2>(xr, valid, taps, b, C, ow, hi, finish);
     }
     for (; ow + 4 <= hi; ow += 4) {
       V acc[4] = {b, b, b, b};
-      for (int i = 0; i < 3; ++i) {
+      for (int i = 0; i < KK; ++i) {
         if (!valid[i]) continue;
         const float* p = xr[i] + ow * step;
-        for (int j = 0; j < 3; ++j)
-          for (int u = 0; u < 4; ++u) acc[u] += Load<L>(p + u * step + j * tap) * taps[i * 3 + j];
+        for (int j = 0; j < KK; ++j)
+          for (int u = 0; u < 4; ++u) acc[u] += Load<L>(p + u * step + j * tap) * taps[i * KK + j];
       }
       for (int u = 0; u < 4; ++u) finish(ow + u, acc[u]);
     }
     for (; ow < hi; ++ow) {
       V acc = b;
-      for (int i = 0; i < 3; ++i) {
+      for (int i = 0; i < KK; ++i) {
         if (!valid[i]) continue;
         const float* p = xr[i] + ow * step;
-        for (int j = 0; j < 3; ++j) acc += Load<L>(p + j * tap) * taps[i * 3 + j];
+        for (int j = 0; j < KK; ++j) acc += Load<L>(p + j * tap) * taps[i * KK + j];
       }
       finish(ow, acc);
     }
@@ -190,6 +191,7 @@ __attribute__((always_inline)) inline void ItemsAnyKernel(const float* __restric
                                                           const float* __restrict__ bias, const float* other, float* out,
                                                           const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end) {
   if (g.kh == 3 && g.kw == 3) Items<L, 3>(x, w, bias, other, out, g, unary, begin, end);
+  else if (g.kh == 5 && g.kw == 5) Items<L, 5>(x, w, bias, other, out, g, unary, begin, end);
   else Items<L, 0>(x, w, bias, other, out, g, unary, begin, end);
 }
 

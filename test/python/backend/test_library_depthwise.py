@@ -106,13 +106,13 @@ def test_any_channel_count_matches_pytorch(channels, kernel, residual):
 
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("width", [4, 5, 11, 23])
-@pytest.mark.parametrize("act", ["hardswish", "relu"])
-def test_rows_of_every_width_match_pytorch(stride, width, act):
-    """A 3x3 row runs its inner columns 4 at a time from a sliding window, then the leftover
-    columns one by one, and the border columns (which read padding) by the generic path: every
-    split of a row between them agrees with PyTorch."""
+@pytest.mark.parametrize("kernel,act", [(3, "hardswish"), (3, "relu"), (5, "hardswish")])
+def test_rows_of_every_width_match_pytorch(stride, width, kernel, act):
+    """A 3x3 or 5x5 row runs its inner columns 4 at a time from a sliding window, then the
+    leftover columns one by one, and the border columns (which read padding) by the generic path:
+    every split of a row between them agrees with PyTorch."""
     torch.manual_seed(5)
-    model, x = Depthwise(40, ACTS[act], stride=stride), torch.randn(1, 40, 6, width)
+    model, x = Depthwise(40, ACTS[act], stride=stride, kernel_size=kernel, padding=kernel // 2), torch.randn(1, 40, 6, width)
     with torch.no_grad():
         torch.testing.assert_close(run(model, x).run([x])[0], model(x), rtol=1e-5, atol=1e-5)
 
