@@ -200,8 +200,9 @@ export const PlacedOpSchema = z.looseObject({
   /** The library kernel's algorithm where it is not the default, because it timed faster here:
    * 'winograd' (a 3x3 convolution), 'onednn' (a convolution by oneDNN in place of the runtime's
    * own depthwise loop or small GEMM), 'torch' (an LSTM / GRU by torch's kernel), 'packed' (a
-   * linear or 1x1 convolution by MKL's packed GEMM, its weight packed once). */
-  algorithm: z.enum(['winograd', 'onednn', 'torch', 'packed']).optional(),
+   * linear or 1x1 convolution by MKL's packed GEMM, its weight packed once), 'small_gemm' (the
+   * same by the runtime's own register-blocked GEMM). */
+  algorithm: z.enum(['winograd', 'onednn', 'torch', 'packed', 'small_gemm']).optional(),
   /** A torchtvm.aten call: the ATen op PyTorch runs for it (it timed faster than TVM's kernel). */
   aten: z.string().optional(),
   where: z.enum(['library', 'tvm', 'torchscript']),
@@ -212,7 +213,7 @@ export const PlacedOpSchema = z.looseObject({
   /** Placement auto: the op timed alone, in the model's layout, as its default library call, as
    * TVM's tuned kernel (with a tuning database) and by each other algorithm it has (ALGORITHMS);
    * it runs where it was fastest. */
-  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional(), packed: ms.optional() }).optional(),
+  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional(), packed: ms.optional(), small_gemm: ms.optional() }).optional(),
   /** The submodule the op belongs to (its graph node's scope, e.g. 'layer2.0.conv2'), where the
    * model's graph records it: how the report names the row. */
   scope: z.string().optional(),
@@ -234,6 +235,7 @@ export const CANDIDATE_LABELS: Record<string, string> = {
   onednn: 'oneDNN',
   torch: "torch's kernel",
   packed: 'MKL packed',
+  small_gemm: 'own GEMM',
 };
 
 /** What each non-default library algorithm is, in a phrase. */
@@ -242,6 +244,7 @@ export const ALGORITHM_LABELS: Record<NonNullable<PlacedOp['algorithm']>, string
   onednn: "oneDNN's convolution (not the runtime's own loop)",
   torch: "torch's own kernel (ATen's convolution, or its LSTM/GRU), not the runtime's",
   packed: "MKL's packed GEMM (the weight packed once)",
+  small_gemm: "the runtime's own register-blocked GEMM (the weight packed once), not MKL's",
 };
 
 export const PlacementSchema = z.looseObject({

@@ -365,11 +365,37 @@ bool PointwiseAsGemm(const DLTensor* x, const DLTensor* w, const DLTensor* out, 
   return true;
 }
 
+// out [rows, cout] = act(x [rows, cin] @ W + bias + other) by the runtime's SmallGemm over torch's
+// threads (small_gemm.cc), W being w as [cin, cout] (w_is_nk: w is [cout, cin], a 1x1 convolution's
+// weight; else [cin, cout], torchtvm.linear's). For the small products of mobile nets (2048 x 16 x
+// 32, a squeeze-excite's 1 x 72 x 288) MKL's per-call cost is several times the arithmetic;
+// placement times it against MKL. False where it does not apply (not float32, an in-place or
+// broadcast residual).
+bool SmallGemmInto(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
+                   int64_t rows, int64_t cin, int64_t cout, bool w_is_nk, int64_t code) {
+  if (ScalarTypeOf(x) != at::kFloat || ScalarTypeOf(w) != at::kFloat ||
+      (other && (DataOf(other) == DataOf(out) || View(other).numel() != rows * cout)) || (bias && View(bias).numel() != cout))
+    return false;
+  at::Tensor packed = Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {cin, cout, int64_t(w_is_nk), 5}}, [&] {
+    at::Tensor wt = w_is_nk ? View(w).reshape({cout, cin}).t() : View(w).reshape({cin, cout});
+    return PackForSmallGemm(wt.contiguous());
+  });
+  float* op = static_cast<float*>(DataOf(out));
+  SmallGemmParallel(static_cast<const float*>(DataOf(x)), packed.data_ptr<float>(), op, rows, cin, cout,
+                    bias ? static_cast<const float*>(DataOf(bias)) : nullptr,
+                    other ? static_cast<const float*>(DataOf(other)) : nullptr, code);
+  if (!SmallGemmFusesUnary(code)) {
+    at::Tensor o = View(out);
+    ApplyUnary(o, code);
+  }
+  return true;
+}
+
 // torchtvm.conv2d(x NHWC, w OIHW, [b], [other NHWC], attrs, out NHWC)
 // attrs = [stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, unary, has_bias, has_other,
 //          (algorithm: 0 the default below, 1 Winograd, 2 oneDNN only (not the runtime's depthwise
 //           loop or a GEMM for a small 1x1), 3 MKL's packed GEMM for a 1x1, 4 ATen's own
-//           convolution; absent in models exported before it)]
+//           convolution, 5 the runtime's SmallGemm for a 1x1; absent in models exported before it)]
 void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   int n = args.size();
@@ -406,6 +432,10 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
     ApplyUnary(ot, code);
     return;
   }
+  if (algorithm == 5 && w->shape[2] == 1 && w->shape[3] == 1 && a[0] == 1 && a[1] == 1 && a[2] == 0 && a[3] == 0 && groups == 1 &&
+      SmallGemmInto(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, x->shape[0] * x->shape[1] * x->shape[2],
+                    x->shape[3], out->shape[3], true, code))
+    return;
   bool winograd = algorithm == 1 && a[0] == 1 && a[1] == 1 && a[4] == 1 && a[5] == 1 && groups == 1 &&
                   WinogradApplies(x, w, out) && (!other || DataOf(other) != DataOf(out));
   if (winograd && WinogradConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a[2], a[3], code)) {
@@ -431,8 +461,9 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
 }
 
 // torchtvm.linear(x [..., K], wt [K, N], [b [N]], [other [..., N]], attrs, out [..., N])
-// attrs = [unary, has_bias, has_other, (algorithm: 0 MKL's sgemm, 1 its packed GEMM; absent in
-// models exported before it)]. out = act(x @ wt + b + other), written in place by MKL.
+// attrs = [unary, has_bias, has_other, (algorithm: 0 MKL's sgemm, 1 its packed GEMM, 2 the
+// runtime's SmallGemm; absent in models exported before it)]. out = act(x @ wt + b + other),
+// written in place.
 void Linear(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   int n = args.size();
@@ -449,6 +480,11 @@ void Linear(ffi::PackedArgs args, ffi::Any* rv) {
   std::optional<at::Tensor> bias, other;
   if (has_bias) bias = View(args[2].cast<DLTensor*>());
   if (has_other) other = View(args[2 + int(has_bias)].cast<DLTensor*>()).reshape({-1, cols});
+  if (a.size() == 4 && a[3] == 2 && x.is_contiguous() &&
+      SmallGemmInto(args[0].cast<DLTensor*>(), args[1].cast<DLTensor*>(), has_bias ? args[2].cast<DLTensor*>() : nullptr,
+                    has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr, args[n - 1].cast<DLTensor*>(),
+                    x2.size(0), k, cols, false, a[0]))
+    return;
   bool packed = a.size() == 4 && a[3] == 1 && PackedGemmInto(o2, x2, args[1].cast<DLTensor*>(), false, bias, other);
   if (!packed) GemmInto(o2, x2, wt, bias, other);
   ApplyUnary(o2, a[0]);

@@ -65,6 +65,12 @@ V Memo(const PackKey& key, Make make) {
 // for products too small for a BLAS call to pay off; w as PackForSmallGemm(w [H, G], float32) packs it.
 at::Tensor PackForSmallGemm(const at::Tensor& w);
 void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int64_t rows, int64_t H, int64_t G);
+// out [rows, G] = act(h [rows, H] (dense) @ w + bias + other) over torch's threads, by blocks of 6
+// rows x 64 columns, the epilogue applied to each block while it is in cache; act is applied only
+// where SmallGemmFusesUnary(unary) (the caller applies any other). `other` must not be `out`.
+bool SmallGemmFusesUnary(int64_t unary);
+void SmallGemmParallel(const float* h, const float* packed, float* out, int64_t rows, int64_t H, int64_t G,
+                       const float* bias, const float* other, int64_t unary);
 
 // Winograd F(4x4, 3x3) (library_winograd.cc): whether it takes this float32 3x3 stride-1
 // convolution (x NHWC, w OIHW, out NHWC), and the convolution itself: out = act(conv(x) + bias +

@@ -433,11 +433,12 @@ class LinearAct(nn.Module):
         return self.act(y + r if self.residual else y)
 
 
-def build_packed(model, inputs):
-    """Build with every linear and 1x1 convolution given MKL's packed GEMM ("packed")."""
+def build_packed(model, inputs, algorithm="packed"):
+    """Build with every linear and 1x1 convolution given `algorithm` (MKL's packed GEMM, or the
+    runtime's own small_gemm)."""
     mod = import_program(torch.export.export(model.eval(), inputs), list(inputs), 1).mod
     placed, offloads = builder.place(mod, INFO, "library")
-    choices = {o.name: "packed" for o in offloads if o.kind in ("linear", "conv2d")}
+    choices = {o.name: algorithm for o in offloads if o.kind in ("linear", "conv2d")}
     return TvmRunner(builder.compile_placed(library.use_algorithms(placed, offloads, choices), INFO)), offloads
 
 
@@ -471,6 +472,45 @@ def test_mkl_packed_gemm_matches_pytorch_with_nan_and_inf(bias, residual, act):
         torch.testing.assert_close(runner.run([xc, rc])[0], conv(xc, rc), rtol=1e-4, atol=1e-4, equal_nan=True)
 
 
+class PointwiseAct(nn.Module):
+    def __init__(self, cin, cout, bias, residual, act):
+        super().__init__()
+        self.conv, self.residual, self.act = nn.Conv2d(cin, cout, 1, bias=bias), residual, act
+
+    def forward(self, x, r):
+        y = self.conv(x)
+        return self.act(y + r if self.residual else y)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("act", ["none", "relu", "relu6", "hardswish", "gelu"])
+def test_runtime_small_gemm_matches_pytorch_with_nan_and_inf(bias, residual, act):
+    """Algorithm "small_gemm" (a linear or 1x1 convolution by the runtime's own register-blocked
+    GEMM, split over threads by blocks of 6 rows x 64 columns, bias / residual / relu / relu6 /
+    hardswish applied per block, any other activation after): the same numbers as PyTorch,
+    non-finite values too, for row and column counts that leave partial blocks (21 rows, 40 and
+    72 columns). Runs under each ISA cap in npm test (the kernels-avx2 job)."""
+    torch.manual_seed(7)
+    model = LinearAct(48, 40, bias, residual, ACTIVATIONS[act][0])
+    x, r = torch.randn(3, 7, 48), torch.randn(3, 7, 40)
+    x[0, 0, 3], x[1, 2, 5], r[2, 6, 1] = float("nan"), float("inf"), float("-inf")
+    runner, offloads = build_packed(model, (x, r), "small_gemm")
+    assert [o.algorithm for o in offloads] == ["small_gemm"]
+    with torch.no_grad():
+        ref = model(x, r)
+    for _ in range(2):  # the second call reuses the packed weight
+        torch.testing.assert_close(runner.run([x, r])[0], ref, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+    conv = PointwiseAct(24, 72, bias, residual, ACTIVATIONS[act][0]).eval()
+    xc, rc = torch.randn(2, 24, 5, 6), torch.randn(2, 72, 5, 6)
+    xc[1, 3, 2, 2], rc[0, 70, 4, 5] = float("nan"), float("inf")
+    runner, offloads = build_packed(conv, (xc, rc), "small_gemm")
+    assert [o.algorithm for o in offloads] == ["small_gemm"]
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([xc, rc])[0], conv(xc, rc), rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
 def test_placement_times_the_packed_gemm_for_linears_and_pointwise_convs():
     """Every linear and 1x1 convolution with a constant weight has the packed GEMM as a timed
     candidate; it replaces the default only when clearly faster."""
@@ -486,5 +526,5 @@ def test_placement_times_the_packed_gemm_for_linears_and_pointwise_convs():
     assert "packed" not in timed[offloads[1].name].others_ms  # a 3x3 convolution is no GEMM
     for o in (offloads[0], offloads[2]):
         t = timed[o.name]
-        assert set(t.others_ms) >= {"packed"}, o.kind
+        assert set(t.others_ms) >= {"packed", "small_gemm"}, o.kind
         assert (t.algorithm == "packed") == (min(t.others_ms.values()) == t.others_ms["packed"] and t.others_ms["packed"] < t.library_ms * measure.MARGIN)

@@ -95,10 +95,10 @@ def _calls(value, func: str) -> bool:
 # The code of each library algorithm, by runtime function: the extra last attribute of its call
 # (native/runtime/src/library_kernels.cc Conv2d, library_recurrent.cc).
 ALGORITHM_CODES = {
-    "torchtvm.conv2d": {"winograd": 1, "onednn": 2, "packed": 3, "torch": 4},
+    "torchtvm.conv2d": {"winograd": 1, "onednn": 2, "packed": 3, "torch": 4, "small_gemm": 5},
     "torchtvm.lstm": {"torch": 1},
     "torchtvm.gru": {"torch": 1},
-    "torchtvm.linear": {"packed": 1},
+    "torchtvm.linear": {"packed": 1, "small_gemm": 2},
 }
 
 

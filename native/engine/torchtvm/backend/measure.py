@@ -36,7 +36,8 @@ class OpTiming:
     winograd_ms: float | None = None  # the library call with the Winograd kernel, where it applies
     # Other algorithms of the library call: "onednn" (a convolution without the runtime's own
     # depthwise loop or small-GEMM path), "torch" (a convolution by ATen's own convolution, an LSTM /
-    # GRU by torch's kernel), "packed" (a linear or 1x1 convolution by MKL's packed GEMM).
+    # GRU by torch's kernel), "packed" (a linear or 1x1 convolution by MKL's packed GEMM),
+    # "small_gemm" (the same by the runtime's own register-blocked GEMM, small_gemm.cc).
     others_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -80,11 +81,13 @@ def _variants(o, call) -> dict[str, tuple]:
         # A 1x1 convolution (stride 1, no padding, one group) is a GEMM: MKL's packed one too.
         if str(inputs[0].ty.dtype) == "float32" and w is not None and w[2:] == [1, 1] and base[:4] == (1, 1, 0, 0) and base[6] == 1 and library.constant_value(inputs[1]) is not None:
             out["packed"] = base + (library.ALGORITHM_CODES[o.func]["packed"],)
+            out["small_gemm"] = base + (library.ALGORITHM_CODES[o.func]["small_gemm"],)
     elif o.func in ("torchtvm.lstm", "torchtvm.gru"):
         out["torch"] = base + (library.ALGORITHM_CODES[o.func]["torch"],)
     elif o.func == "torchtvm.linear" and str(inputs[0].ty.dtype) == "float32" and library.constant_value(inputs[1]) is not None:
         # MKL's packed GEMM needs the weight packed once: a constant's
         out["packed"] = base + (library.ALGORITHM_CODES[o.func]["packed"],)
+        out["small_gemm"] = base + (library.ALGORITHM_CODES[o.func]["small_gemm"],)
     return out
 
 
