@@ -80,6 +80,9 @@ const Template& Parse(const std::string& text) {
   TORCH_CHECK(bar != std::string::npos, "torchtvm.aten: bad template ", text, "; this is a torchtvm bug.");
   Template t{Split(text.substr(0, bar), ';'), Split(text.substr(bar + 1), ';')};
   if (bar == 0) t.args.clear();
+  // A destination-passing call has at least one output: "...|" is one output, written as it is
+  // (Split gives no entry for an empty text).
+  if (t.outs.empty()) t.outs.emplace_back();
   return parsed.emplace(text, t).first->second;
 }
 

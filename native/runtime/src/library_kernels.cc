@@ -642,11 +642,12 @@ std::string LibrarySchema(const std::string& qualified) {
 const char* BuiltTorchVersion() { return TORCH_VERSION; }
 
 namespace {
-std::atomic<int64_t> g_delay_depthwise_us{0}, g_delay_recurrent_us{0};
+std::atomic<int64_t> g_delay_depthwise_us{0}, g_delay_recurrent_us{0}, g_delay_group_norm_us{0};
 
 std::atomic<int64_t>* DelayOf(const std::string& name) {
   if (name == "depthwise") return &g_delay_depthwise_us;
   if (name == "recurrent") return &g_delay_recurrent_us;
+  if (name == "group_norm") return &g_delay_group_norm_us;
   return nullptr;
 }
 }  // namespace

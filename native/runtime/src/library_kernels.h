@@ -101,7 +101,7 @@ void RunLibraryKernel(const char* name, void (*f)(tvm::ffi::PackedArgs, tvm::ffi
                       tvm::ffi::PackedArgs args, tvm::ffi::Any* rv);
 
 // Tests only: spins `us` microseconds at each call of the runtime's own kernel `name` ("depthwise",
-// "recurrent"), set by torchtvm.debug_delay_kernel, so that a test can make one candidate slower
+// "recurrent", "group_norm"), set by torchtvm.debug_delay_kernel, so that a test can make one candidate slower
 // on purpose and watch placement choose another. One relaxed atomic load when unset.
 void DebugDelay(const char* name);
 

@@ -51,11 +51,14 @@ CASES = {
 }
 
 
-def build_as_aten(model, x):
+def build_as_aten(model, x, own=False):
+    """Every op the converter takes as a torchtvm.aten call: PyTorch's kernel, or (own) the
+    runtime's own kernel where it has one."""
     mod = import_program(torch.export.export(model.eval(), (x,)), [x], 1).mod
     placed, _ = builder.place(mod, INFO, "library")
     calls = library_aten.aten_calls(placed)
-    placed, offloads = library_aten.offload(placed, frozenset(c.name for c in calls))
+    names = frozenset(c.name for c in calls)
+    placed, offloads = library_aten.offload(placed, names, names if own else frozenset())
     return TvmRunner(builder.compile_placed(placed, INFO)), offloads, placed
 
 
@@ -76,6 +79,50 @@ def test_each_op_as_an_aten_call_matches_pytorch_with_nan_and_inf(kind):
     torch.testing.assert_close(got[finite], ref[finite], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("kind", ["group_norm", "group_norm_1d"])
+def test_the_runtimes_own_group_norm_matches_pytorch_with_nan_and_inf(kind):
+    """A GroupNorm on a channels-last buffer (after a library convolution) has a third candidate,
+    the runtime's own kernel (library_norm.cc, the torch op torchtvm::group_norm_channels_last,
+    per ISA): the same numbers as PyTorch, a NaN or inf spreading over its group as in PyTorch;
+    a large mean (two-pass variance) loses no precision."""
+    torch.manual_seed(3)
+    shape, _ = CASES[kind]
+    model, x = Net(kind), torch.randn(*shape)
+    runner, offloads, _ = build_as_aten(model, x, own=True)
+    assert [(o.aten, o.algorithm) for o in offloads] == [("torchtvm::group_norm_channels_last", "own")]
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([x])[0], model(x), rtol=1e-4, atol=1e-4)
+        far = x * 0.01 + 1000.0
+        torch.testing.assert_close(runner.run([far])[0], model(far), rtol=1e-3, atol=1e-3)
+        x[0, 1].view(-1)[3] = math.nan
+        x[-1, 2].view(-1)[-2] = math.inf
+        got, ref = runner.run([x])[0], model(x)
+    assert torch.equal(got.isnan(), ref.isnan()) and torch.equal(got.isinf(), ref.isinf())
+    finite = torch.isfinite(ref)
+    torch.testing.assert_close(got[finite], ref[finite], rtol=1e-4, atol=1e-4)
+
+
+def test_a_slowed_own_group_norm_loses_its_place():
+    """Placement times the runtime's GroupNorm beside PyTorch's and TVM's; made slower on purpose
+    (torchtvm.debug_delay_kernel), it is not chosen, and each time is what decides."""
+    import tvm_ffi
+
+    torch.manual_seed(4)
+    model, x = Net("group_norm_1d"), torch.randn(2, 3, 40)
+    mod = import_program(torch.export.export(model.eval(), (x,)), [x], 1).mod
+    placed, _ = builder.place(mod, INFO, "library")
+    delay = tvm_ffi.get_global_func("torchtvm.debug_delay_kernel")
+    try:
+        delay("group_norm", 20000)
+        (slowed,) = measure.time_aten_ops(placed, INFO, None, rounds=1, calls=3).values()
+    finally:
+        delay("group_norm", 0)
+    assert slowed.others_ms["own"] >= 20.0 and slowed.algorithm != "own"
+    (fast,) = measure.time_aten_ops(placed, INFO, None, rounds=1, calls=3).values()
+    assert fast.others_ms["own"] < 20.0
+    assert (fast.algorithm == "own") == (fast.others_ms["own"] < fast.library_ms * measure.MARGIN)
+
+
 def test_placement_times_both_and_the_report_shows_them(tmp_path):
     from torchtvm.common.progress import JobContext
     from torchtvm.pipeline.compile import compile_model
@@ -88,9 +135,12 @@ def test_placement_times_both_and_the_report_shows_them(tmp_path):
     placement = compile_model(params, JobContext("test"))["placement"]
     (gn,) = [o for o in placement["ops"] if o["kind"] == "group_norm"]
     times = gn["alone_ms"]
-    assert times["library"] > 0 and times["tvm"] > 0
-    to_aten = times["library"] < times["tvm"] * measure.MARGIN
-    assert gn["where"] == ("library" if to_aten else "tvm") and (gn.get("aten") == "aten::group_norm") == to_aten
+    assert times["library"] > 0 and times["tvm"] > 0 and times["own"] > 0
+    own = times["own"] < times["library"] * measure.MARGIN
+    best = times["own"] if own else times["library"]
+    to_aten = best < times["tvm"] * measure.MARGIN
+    assert gn["where"] == ("library" if to_aten else "tvm")
+    assert gn.get("aten") == (None if not to_aten else "torchtvm::group_norm_channels_last" if own else "aten::group_norm")
     assert "without a library kernel timed as TVM's kernel and as PyTorch's" in placement["note"]
     assert gn.get("scope") == "gn1d"  # the row is named by its place in the model
 

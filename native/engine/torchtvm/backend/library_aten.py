@@ -37,6 +37,9 @@ class AtenCall:
     # The elementwise ops after it that TVM fuses into its kernel (an activation): timed with both
     # candidates, so that TVM's fused kernel is weighed against the ATen call plus their kernel.
     epilogue: list = field(default_factory=list)  # (var, value) bindings
+    # The runtime's own kernel for the op, where it has one: (torch op, template) for the same
+    # torchtvm.aten call and tensors (a third candidate, "own").
+    own: tuple[str, str] | None = None
 
 
 def _t(perm=None) -> str:
@@ -71,10 +74,24 @@ def _norm(call, kind: str):
     tensors = [x] + ([gamma] if a.scale else []) + ([beta] if a.center else [])
     eps = f"f{float(a.epsilon)!r}"
     if kind == "group_norm":
-        args = [_t(perm), f"i{int(a.num_groups)}", weight, bias, eps, "b0"]
-        return "aten::group_norm", args, tensors, [perm]
+        return "aten::group_norm", [_t(perm), f"i{int(a.num_groups)}", weight, bias, eps, "b0"], tensors, [perm]
     # instance_norm(input, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, cudnn_enabled)
     return "aten::instance_norm", [_t(perm), weight, bias, "N", "N", "b1", "f0.1", eps, "b0"], tensors, [perm]
+
+
+def _own_kernel(call, kind: str) -> tuple[str, str] | None:
+    """The runtime's own kernel for `call`, as (torch op, template) over the same tensors as its
+    ATen call: GroupNorm on a float32 buffer with the channels innermost (after a library
+    convolution), library_norm.cc."""
+    if kind != "group_norm" or dtype_of(call) != "float32":
+        return None
+    a = call.attrs
+    ndim = len(shape_json(call.args[0]))
+    if int(a.channel_axis) % ndim != ndim - 1 or ndim < 2:
+        return None
+    weight = "T" if bool(a.scale) else "N"
+    bias = "T" if bool(a.center) else "N"
+    return "torchtvm::group_norm_channels_last", f"T;i{int(a.num_groups)};{weight};{bias};f{float(a.epsilon)!r}|"
 
 
 def _avg_pool2d(call, kind: str):
@@ -152,19 +169,20 @@ def aten_calls(mod) -> list[AtenCall]:
             continue
         op, args, tensors, outs = got
         template = ";".join(args) + "|" + ";".join(",".join(str(p) for p in perm) if perm != list(range(len(perm))) else "" for perm in outs)
-        out.append(AtenCall(var_name(b.var), kind, op, template, tensors, b.var.ty, call, _epilogue(bindings, i, uses)))
+        out.append(AtenCall(var_name(b.var), kind, op, template, tensors, b.var.ty, call, _epilogue(bindings, i, uses), _own_kernel(call, kind)))
     return out
 
 
-def emit(call: AtenCall):
-    """The `torchtvm.aten` call that computes `call`'s op."""
-    args = [StringImm(call.op), StringImm(call.template), *call.tensors]
+def emit(call: AtenCall, own: bool = False):
+    """The `torchtvm.aten` call that computes `call`'s op (by the runtime's own kernel: `own`)."""
+    op, template = call.own if own and call.own else (call.op, call.template)
+    args = [StringImm(op), StringImm(template), *call.tensors]
     return relax.op.call_dps_packed(FUNC, relax.Tuple(args), out_ty=call.out_ty)
 
 
-def offload(mod, names: frozenset) -> tuple[object, list[Offload]]:
-    """`mod` with the ops named in `names` (from aten_calls) as ATen calls. Returns (module,
-    offloads)."""
+def offload(mod, names: frozenset, own: frozenset = frozenset()) -> tuple[object, list[Offload]]:
+    """`mod` with the ops named in `names` (from aten_calls) as ATen calls, those also in `own` by
+    the runtime's own kernel. Returns (module, offloads)."""
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
     calls = {c.name: c for c in aten_calls(mod) if c.name in names}
@@ -178,11 +196,14 @@ def offload(mod, names: frozenset) -> tuple[object, list[Offload]]:
             if c is None:
                 return super().visit_var_binding_(binding)
             c.tensors = [self.visit_expr(t) for t in c.tensors]
-            self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(emit(c))))
+            self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(emit(c, c.name in own))))
 
     mod = mod.clone()
     mod["main"] = Rewrite(mod).visit_expr(mod["main"])
-    offloads = [Offload(c.name, c.kind, shape_json_of(c.out_ty), [], FUNC, [c.name], aten=c.op) for c in calls.values()]
+    offloads = [
+        Offload(c.name, c.kind, shape_json_of(c.out_ty), [], FUNC, [c.name], aten=c.own[0], algorithm="own") if c.name in own and c.own else Offload(c.name, c.kind, shape_json_of(c.out_ty), [], FUNC, [c.name], aten=c.op)
+        for c in calls.values()
+    ]
     return mod, offloads
 
 
@@ -190,9 +211,9 @@ def shape_json_of(ty) -> list:
     return [int(v) if hasattr(v, "value") else str(v) for v in ty.shape.values]
 
 
-def standalone(call: AtenCall, as_aten: bool):
+def standalone(call: AtenCall, as_aten: bool, own: bool = False):
     """The op alone, as a relax.Function of its non-constant inputs (its weights stay constants):
-    TVM's op, or the ATen call; for timing one against the other."""
+    TVM's op, or the ATen call (by the runtime's own kernel: `own`); for timing one against the other."""
     from dataclasses import replace
 
     free = [a for a in call.expr.args if isinstance(a, relax.Var)]
@@ -202,7 +223,7 @@ def standalone(call: AtenCall, as_aten: bool):
     with bb.function("main", params):
         with bb.dataflow():
             if as_aten:
-                value = emit(replace(call, tensors=[remap.get(t, t) for t in call.tensors]))
+                value = emit(replace(call, tensors=[remap.get(t, t) for t in call.tensors]), own)
             else:
                 value = relax.Call(call.expr.op, [remap.get(a, a) for a in call.expr.args], call.expr.attrs)
             last = bb.emit(value)

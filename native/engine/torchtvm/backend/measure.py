@@ -258,11 +258,13 @@ def time_aten_ops(placed, info, database, cache=None, rounds: int = 3, calls: in
         signature = {"aten": c.op, "template": c.template, "tvm": str(c.expr.attrs), "inputs": [[library_aten.shape_json_of(a.ty), str(a.ty.dtype)] for a in c.expr.args if hasattr(a.ty, "shape")], "tuned": database is not None}
         k = kernel_choices.key(signature, machine) if cache is not None and database is None else ""
         hit = cache.get(k) if k else None
-        if hit is not None and set(hit) == {"library", "tvm"}:
+        if hit is not None and set(hit) == {"library", "tvm"} | ({"own"} if c.own else set()):
             known[c.name] = hit
             continue
         funcs[f"tvm_{i}"] = library_aten.standalone(c, as_aten=False)
         funcs[f"aten_{i}"] = library_aten.standalone(c, as_aten=True)
+        if c.own:  # the runtime's own kernel for the op, a third candidate
+            funcs[f"own_{i}"] = library_aten.standalone(c, as_aten=True, own=True)
         keys[i] = k
     try:
         times = time_functions(funcs, info, database, rounds, calls)
@@ -270,19 +272,19 @@ def time_aten_ops(placed, info, database, cache=None, rounds: int = 3, calls: in
         # TVM cannot build some op's kernel (a conv2d_transpose moved to NHWC has no legalization):
         # time what builds, one TVM kernel at a time; an op whose kernel does not build has
         # PyTorch's as its only candidate (tvm_ms None).
-        times = time_functions({n: f for n, f in funcs.items() if n.startswith("aten_")}, info, database, rounds, calls)
+        times = time_functions({n: f for n, f in funcs.items() if not n.startswith("tvm_")}, info, database, rounds, calls)
         for n, f in funcs.items():
             if n.startswith("tvm_"):
                 try:
                     times.update(time_functions({n: f}, info, database, rounds, calls))
                 except Exception:
                     pass
-    out = {name: OpTiming(name, t["library"], t["tvm"]) for name, t in known.items()}
+    out = {name: OpTiming(name, t["library"], t["tvm"], others_ms={"own": t["own"]} if "own" in t else {}) for name, t in known.items()}
     for i, k in keys.items():
-        aten_ms, tvm_ms = times[f"aten_{i}"], times.get(f"tvm_{i}")
-        out[calls_found[i].name] = OpTiming(calls_found[i].name, aten_ms, tvm_ms)
+        aten_ms, tvm_ms, own_ms = times[f"aten_{i}"], times.get(f"tvm_{i}"), times.get(f"own_{i}")
+        out[calls_found[i].name] = OpTiming(calls_found[i].name, aten_ms, tvm_ms, others_ms={"own": own_ms} if own_ms is not None else {})
         if k and tvm_ms is not None:
-            cache.put(k, {"library": aten_ms, "tvm": tvm_ms})
+            cache.put(k, {"library": aten_ms, "tvm": tvm_ms, **({"own": own_ms} if own_ms is not None else {})})
     return out
 
 

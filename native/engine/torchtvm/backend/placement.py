@@ -238,13 +238,15 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
         ctx.log(f"the machine was busy (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores) while the kernels were timed: their times choose this build's kernels but are not cached", "warn")
     cache.save(ctx.log)
     # PyTorch's kernel where clearly faster, or where TVM's kernel did not build.
-    to_aten = frozenset(n for n, t in aten_timed.items() if t.tvm_ms is None or t.library_ms < t.tvm_ms * measure.MARGIN)
+    to_aten = frozenset(n for n, t in aten_timed.items() if t.tvm_ms is None or t.best_library_ms < t.tvm_ms * measure.MARGIN)
+    # ... by the runtime's own kernel for the op where that timed clearly faster than PyTorch's.
+    own_aten = frozenset(n for n in to_aten if aten_timed[n].algorithm == "own")
     algorithms = {name: t.algorithm for name, t in lib_timed.items() if t.algorithm}
 
     def finish_placing(module, module_offloads, skip=frozenset()):
         """The library calls' algorithms and the ATen calls applied; offloads in call order."""
         module = library.use_algorithms(module, module_offloads, {n: a for n, a in algorithms.items() if n not in skip})
-        module, aten_offloads = library_aten.offload(module, to_aten)
+        module, aten_offloads = library_aten.offload(module, to_aten, own_aten)
         return module, in_call_order(module, list(module_offloads) + aten_offloads)
 
     default_placed, offloads = finish_placing(placed, offloads)
@@ -295,7 +297,9 @@ _ALGORITHM_WORDS = {"winograd": "as Winograd", "onednn": "as oneDNN's convolutio
 def _aten_note(timed: dict, chosen: frozenset) -> str:
     if not timed:
         return ""
-    return f"; {len(timed)} op(s) without a library kernel timed as TVM's kernel and as PyTorch's: {len(chosen)} run PyTorch's (more than 5% faster), {len(timed) - len(chosen)} TVM's"
+    own = sum(1 for n in chosen if timed[n].algorithm == "own")
+    theirs = f"{len(chosen) - own} run PyTorch's" + (f", {own} the runtime's own" if own else "")
+    return f"; {len(timed)} op(s) without a library kernel timed as TVM's kernel and as PyTorch's (and the runtime's own, where it has one): {theirs} (more than 5% faster), {len(timed) - len(chosen)} TVM's"
 
 
 def _algorithms_note(timed: dict, offloads: list) -> str:
