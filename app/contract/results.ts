@@ -202,7 +202,8 @@ export const PlacedOpSchema = z.looseObject({
    * own depthwise loop or small GEMM), 'torch' (an LSTM / GRU by torch's kernel), 'packed' (a
    * linear or 1x1 convolution by MKL's packed GEMM, its weight packed once), 'small_gemm' (the
    * same by the runtime's own register-blocked GEMM), 'own' (an op without a library kernel, such as
-   * a channels-last GroupNorm, by the runtime's own kernel rather than PyTorch's). */
+   * a channels-last GroupNorm or a UNet's up-convolution, by the runtime's own kernel rather than
+   * PyTorch's). */
   algorithm: z.enum(['winograd', 'onednn', 'torch', 'packed', 'small_gemm', 'own']).optional(),
   /** A torchtvm.aten call: the ATen op PyTorch runs for it (it timed faster than TVM's kernel). */
   aten: z.string().optional(),
@@ -247,7 +248,7 @@ export const ALGORITHM_LABELS: Record<NonNullable<PlacedOp['algorithm']>, string
   torch: "torch's own kernel (ATen's convolution, or its LSTM/GRU), not the runtime's",
   packed: "MKL's packed GEMM (the weight packed once)",
   small_gemm: "the runtime's own register-blocked GEMM (the weight packed once), not MKL's",
-  own: "the runtime's own kernel (a channels-last GroupNorm), not PyTorch's",
+  own: "the runtime's own kernel (a channels-last GroupNorm, a UNet's up-convolution), not PyTorch's",
 };
 
 export const PlacementSchema = z.looseObject({

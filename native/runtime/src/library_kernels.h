@@ -69,6 +69,10 @@ void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int
 // rows x 64 columns, the epilogue applied to each block while it is in cache; act is applied only
 // where SmallGemmFusesUnary(unary) (the caller applies any other). `other` must not be `out`.
 bool SmallGemmFusesUnary(int64_t unary);
+// out = h [rows, H] (rows ldh apart) @ w (+ bias) on the calling thread, out's rows ldo apart: for
+// products whose output rows are strided (a transposed convolution's pixels).
+void SmallGemmStrided(const float* h, int64_t ldh, const float* packed, float* out, int64_t ldo, int64_t rows, int64_t H,
+                      int64_t G, const float* bias);
 void SmallGemmParallel(const float* h, const float* packed, float* out, int64_t rows, int64_t H, int64_t G,
                        const float* bias, const float* other, int64_t unary);
 

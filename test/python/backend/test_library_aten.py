@@ -29,6 +29,7 @@ class Net(nn.Module):
         self.gn = nn.GroupNorm(4, 16)
         self.pool = nn.AvgPool2d(3, stride=2, padding=1)
         self.up = nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1)
+        self.up2 = nn.ConvTranspose2d(16, 24, 2, stride=2)  # a UNet's up-convolution: kernel = stride
         self.conv1d = nn.Conv1d(3, 8, 5)
         self.gn1d = nn.GroupNorm(2, 8)
 
@@ -40,6 +41,8 @@ class Net(nn.Module):
             return self.gn(y)
         if self.kind == "avg_pool2d":
             return self.pool(y)
+        if self.kind == "up_conv":
+            return self.up2(y)
         return self.up(y)
 
 
@@ -48,7 +51,10 @@ CASES = {
     "group_norm_1d": ((2, 3, 40), "aten::group_norm"),
     "avg_pool2d": ((1, 3, 11, 12), "aten::avg_pool2d"),
     "conv_transpose2d": ((1, 3, 7, 6), "aten::conv_transpose2d.input"),
+    "up_conv": ((2, 3, 5, 7), "aten::conv_transpose2d.input"),
 }
+# The ops the runtime also has its own kernel for (a third candidate).
+OWN = {"group_norm": "torchtvm::group_norm_channels_last", "group_norm_1d": "torchtvm::group_norm_channels_last", "up_conv": "torchtvm::conv_transpose2d_channels_last"}
 
 
 def build_as_aten(model, x, own=False):
@@ -60,6 +66,15 @@ def build_as_aten(model, x, own=False):
     names = frozenset(c.name for c in calls)
     placed, offloads = library_aten.offload(placed, names, names if own else frozenset())
     return TvmRunner(builder.compile_placed(placed, INFO)), offloads, placed
+
+
+def test_ops_the_own_kernels_do_not_cover_have_none():
+    """A transposed convolution with padding, or a kernel other than its stride, keeps PyTorch's
+    and TVM's kernels as its only candidates."""
+    x = torch.randn(1, 3, 7, 6)
+    mod = import_program(torch.export.export(Net("conv_transpose2d").eval(), (x,)), [x], 1).mod
+    placed, _ = builder.place(mod, INFO, "library")
+    assert [c.own for c in library_aten.aten_calls(placed)] == [None]
 
 
 @pytest.mark.parametrize("kind", list(CASES))
@@ -79,17 +94,18 @@ def test_each_op_as_an_aten_call_matches_pytorch_with_nan_and_inf(kind):
     torch.testing.assert_close(got[finite], ref[finite], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["group_norm", "group_norm_1d"])
-def test_the_runtimes_own_group_norm_matches_pytorch_with_nan_and_inf(kind):
-    """A GroupNorm on a channels-last buffer (after a library convolution) has a third candidate,
-    the runtime's own kernel (library_norm.cc, the torch op torchtvm::group_norm_channels_last,
-    per ISA): the same numbers as PyTorch, a NaN or inf spreading over its group as in PyTorch;
-    a large mean (two-pass variance) loses no precision."""
+@pytest.mark.parametrize("kind", list(OWN))
+def test_the_runtimes_own_kernels_match_pytorch_with_nan_and_inf(kind):
+    """A GroupNorm on a channels-last buffer (after a library convolution) and a transposed
+    convolution whose kernel equals its stride have a third candidate, the runtime's own kernel
+    (library_norm.cc, library_upsample.cc: torch ops called through the same torchtvm.aten call,
+    per ISA): the same numbers as PyTorch, NaN and inf spreading as in PyTorch; a large mean
+    (GroupNorm's two-pass variance) loses no precision. Only the ops it applies to get it."""
     torch.manual_seed(3)
     shape, _ = CASES[kind]
     model, x = Net(kind), torch.randn(*shape)
     runner, offloads, _ = build_as_aten(model, x, own=True)
-    assert [(o.aten, o.algorithm) for o in offloads] == [("torchtvm::group_norm_channels_last", "own")]
+    assert [(o.aten, o.algorithm) for o in offloads] == [(OWN[kind], "own")]
     with torch.no_grad():
         torch.testing.assert_close(runner.run([x])[0], model(x), rtol=1e-4, atol=1e-4)
         far = x * 0.01 + 1000.0

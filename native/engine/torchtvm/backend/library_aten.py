@@ -82,8 +82,18 @@ def _norm(call, kind: str):
 def _own_kernel(call, kind: str) -> tuple[str, str] | None:
     """The runtime's own kernel for `call`, as (torch op, template) over the same tensors as its
     ATen call: GroupNorm on a float32 buffer with the channels innermost (after a library
-    convolution), library_norm.cc."""
-    if kind != "group_norm" or dtype_of(call) != "float32":
+    convolution), library_norm.cc; a float32 NHWC transposed convolution whose kernel equals its
+    stride (a UNet's up-convolution), library_upsample.cc."""
+    if dtype_of(call) != "float32":
+        return None
+    if kind == "conv_transpose2d":
+        a = call.attrs
+        kernel = shape_json(call.args[1])[2:]
+        plain = all(int(p) == 0 for p in a.padding) and all(int(p) == 0 for p in a.output_padding) and all(int(d) == 1 for d in a.dilation) and int(a.groups) == 1
+        if str(a.data_layout) != "NHWC" or str(a.out_layout) != "NHWC" or str(a.kernel_layout) != "IOHW" or not plain or [int(s) for s in a.strides] != kernel:
+            return None
+        return "torchtvm::conv_transpose2d_channels_last", f"T;T;N;{_ints(a.strides)}|"
+    if kind != "group_norm":
         return None
     a = call.attrs
     ndim = len(shape_json(call.args[0]))
