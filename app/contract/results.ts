@@ -201,10 +201,11 @@ export const PlacedOpSchema = z.looseObject({
    * 'winograd' (a 3x3 convolution), 'onednn' (a convolution by oneDNN in place of the runtime's
    * own depthwise loop or small GEMM), 'torch' (an LSTM / GRU by torch's kernel), 'packed' (a
    * linear or 1x1 convolution by MKL's packed GEMM, its weight packed once), 'small_gemm' (the
-   * same by the runtime's own register-blocked GEMM), 'own' (an op without a library kernel, such as
+   * same by the runtime's own register-blocked GEMM), 'im2col' (a convolution with few input
+   * channels as patches times that GEMM), 'own' (an op without a library kernel, such as
    * a channels-last GroupNorm or a UNet's up-convolution, by the runtime's own kernel rather than
    * PyTorch's). */
-  algorithm: z.enum(['winograd', 'onednn', 'torch', 'packed', 'small_gemm', 'own']).optional(),
+  algorithm: z.enum(['winograd', 'onednn', 'torch', 'packed', 'small_gemm', 'im2col', 'own']).optional(),
   /** A torchtvm.aten call: the ATen op PyTorch runs for it (it timed faster than TVM's kernel). */
   aten: z.string().optional(),
   where: z.enum(['library', 'tvm', 'torchscript']),
@@ -215,7 +216,7 @@ export const PlacedOpSchema = z.looseObject({
   /** Placement auto: the op timed alone, in the model's layout, as its default library call, as
    * TVM's tuned kernel (with a tuning database) and by each other algorithm it has (ALGORITHMS);
    * it runs where it was fastest. */
-  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional(), packed: ms.optional(), small_gemm: ms.optional(), own: ms.optional() }).optional(),
+  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional(), packed: ms.optional(), small_gemm: ms.optional(), im2col: ms.optional(), own: ms.optional() }).optional(),
   /** The submodule the op belongs to (its graph node's scope, e.g. 'layer2.0.conv2'), where the
    * model's graph records it: how the report names the row. */
   scope: z.string().optional(),
@@ -238,6 +239,7 @@ export const CANDIDATE_LABELS: Record<string, string> = {
   torch: "torch's kernel",
   packed: 'MKL packed',
   small_gemm: 'own GEMM',
+  im2col: 'im2col',
   own: 'own kernel',
 };
 
@@ -248,6 +250,7 @@ export const ALGORITHM_LABELS: Record<NonNullable<PlacedOp['algorithm']>, string
   torch: "torch's own kernel (ATen's convolution, or its LSTM/GRU), not the runtime's",
   packed: "MKL's packed GEMM (the weight packed once)",
   small_gemm: "the runtime's own register-blocked GEMM (the weight packed once), not MKL's",
+  im2col: "im2col + the runtime's own GEMM (a convolution with few input channels), not oneDNN's",
   own: "the runtime's own kernel (a channels-last GroupNorm, a UNet's up-convolution), not PyTorch's",
 };
 

@@ -69,10 +69,11 @@ void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int
 // rows x 64 columns, the epilogue applied to each block while it is in cache; act is applied only
 // where SmallGemmFusesUnary(unary) (the caller applies any other). `other` must not be `out`.
 bool SmallGemmFusesUnary(int64_t unary);
-// out = h [rows, H] (rows ldh apart) @ w (+ bias) on the calling thread, out's rows ldo apart: for
-// products whose output rows are strided (a transposed convolution's pixels).
+// out = act(h [rows, H] (rows ldh apart) @ w + bias + other) on the calling thread, out's and
+// other's rows ldo apart (act where SmallGemmFusesUnary): for products whose output rows are
+// strided (a transposed convolution's pixels) or made a row at a time (im2col).
 void SmallGemmStrided(const float* h, int64_t ldh, const float* packed, float* out, int64_t ldo, int64_t rows, int64_t H,
-                      int64_t G, const float* bias);
+                      int64_t G, const float* bias, const float* other = nullptr, int64_t unary = 0);
 void SmallGemmParallel(const float* h, const float* packed, float* out, int64_t rows, int64_t H, int64_t G,
                        const float* bias, const float* other, int64_t unary);
 

@@ -196,11 +196,12 @@ void SmallGemmParallel(const float* h, const float* packed, float* out, int64_t 
 }
 
 void SmallGemmStrided(const float* h, int64_t ldh, const float* packed, float* out, int64_t ldo, int64_t rows, int64_t H,
-                      int64_t G, const float* bias) {
+                      int64_t G, const float* bias, const float* other, int64_t unary) {
+  int fused = SmallGemmFusesUnary(unary) ? int(unary) : 0;
   for (int64_t j0 = 0; j0 < G; j0 += kCols) {
     int64_t cols = std::min(kCols, G - j0);
     GemmRows(h, ldh, packed + (j0 / kCols) * H * kCols, out + j0, ldo, rows, H, cols);
-    if (bias) EpilogueRows(out + j0, bias + j0, nullptr, ldo, rows, cols, 0);
+    if (bias || other || fused) EpilogueRows(out + j0, bias ? bias + j0 : nullptr, other ? other + j0 : nullptr, ldo, rows, cols, fused);
   }
 }
 

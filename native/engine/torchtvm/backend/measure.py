@@ -37,7 +37,8 @@ class OpTiming:
     # Other algorithms of the library call: "onednn" (a convolution without the runtime's own
     # depthwise loop or small-GEMM path), "torch" (a convolution by ATen's own convolution, an LSTM /
     # GRU by torch's kernel), "packed" (a linear or 1x1 convolution by MKL's packed GEMM),
-    # "small_gemm" (the same by the runtime's own register-blocked GEMM, small_gemm.cc).
+    # "small_gemm" (the same by the runtime's own register-blocked GEMM, small_gemm.cc), "im2col"
+    # (a convolution with few input channels as patches times that GEMM).
     others_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -78,6 +79,9 @@ def _variants(o, call) -> dict[str, tuple]:
         # cost is a fraction of oneDNN's prepacked form.
         if str(inputs[0].ty.dtype) == "float32":
             out["torch"] = base + (library.ALGORITHM_CODES[o.func]["torch"],)
+        # Few values per patch (an image net's stem: 3 channels x 3x3): im2col + the runtime's GEMM.
+        if str(inputs[0].ty.dtype) == "float32" and w is not None and w[2:] != [1, 1] and base[6] == 1 and w[1] * w[2] * w[3] <= 512 and library.constant_value(inputs[1]) is not None:
+            out["im2col"] = base + (library.ALGORITHM_CODES[o.func]["im2col"],)
         # A 1x1 convolution (stride 1, no padding, one group) is a GEMM: MKL's packed one too.
         if str(inputs[0].ty.dtype) == "float32" and w is not None and w[2:] == [1, 1] and base[:4] == (1, 1, 0, 0) and base[6] == 1 and library.constant_value(inputs[1]) is not None:
             out["packed"] = base + (library.ALGORITHM_CODES[o.func]["packed"],)

@@ -291,7 +291,7 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     return (mixed_ex, mixed_offloads, choice, measured) if kept else (default_ex, offloads, choice, measured)
 
 
-_ALGORITHM_WORDS = {"winograd": "as Winograd", "onednn": "as oneDNN's convolution in place of the runtime's own loop", "torch": "as torch's own kernel (ATen's convolution, torch's LSTM/GRU)", "packed": "as MKL's packed GEMM", "small_gemm": "as the runtime's own GEMM"}
+_ALGORITHM_WORDS = {"winograd": "as Winograd", "onednn": "as oneDNN's convolution in place of the runtime's own loop", "torch": "as torch's own kernel (ATen's convolution, torch's LSTM/GRU)", "packed": "as MKL's packed GEMM", "small_gemm": "as the runtime's own GEMM", "im2col": "as im2col + the runtime's own GEMM"}
 
 
 def _aten_note(timed: dict, chosen: frozenset) -> str:
