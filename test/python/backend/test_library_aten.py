@@ -159,6 +159,9 @@ def test_placement_times_both_and_the_report_shows_them(tmp_path):
     assert gn.get("aten") == (None if not to_aten else "torchtvm::group_norm_channels_last" if own else "aten::group_norm")
     assert "without a library kernel timed as TVM's kernel and as PyTorch's" in placement["note"]
     assert gn.get("scope") == "gn1d"  # the row is named by its place in the model
+    # So is the Conv1d's, which the build runs as a conv2d over a height of 1.
+    (conv,) = [o for o in placement["ops"] if o["kind"] == "conv2d"]
+    assert conv.get("scope") == "conv1d"
 
 
 def test_an_export_with_aten_calls_records_their_schemas_and_loads(tmp_path):

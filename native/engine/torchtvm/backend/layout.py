@@ -7,7 +7,7 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from torchtvm.backend.relax_ir import dtype_of, op_name, prim_value
+from torchtvm.backend.relax_ir import dtype_of, op_name, prim_value, var_name
 
 
 def prepare(mod, convert_layout: bool):
@@ -159,25 +159,29 @@ def _Conv1dAsConv2d():
 
     @mutator
     class Mutator(PyExprMutator):
-        def visit_call_(self, op):
-            call = self.visit_expr_post_order(op)
-            if op_name(call) != "relax.nn.conv1d":
-                return call
-            a = call.attrs
-            if str(a.data_layout) != "NCW" or str(a.kernel_layout) != "OIW" or str(a.out_layout) != "NCW":
-                return call
+        def visit_var_binding_(self, binding):
+            call = self.visit_expr(binding.value)
+            a = getattr(call, "attrs", None)
+            if op_name(call) != "relax.nn.conv1d" or str(a.data_layout) != "NCW" or str(a.kernel_layout) != "OIW" or str(a.out_layout) != "NCW":
+                return super().visit_var_binding_(binding)
             x, w = call.args
             pad = [int(p) for p in a.padding]
-            y = relax.op.nn.conv2d(
-                relax.op.expand_dims(x, [2]),
-                relax.op.expand_dims(w, [2]),
-                strides=[1, int(a.strides[0])],
-                padding=[0, pad[0], 0, pad[-1]],
-                dilation=[1, int(a.dilation[0])],
-                groups=int(a.groups),
-                out_dtype=str(a.out_dtype) or "",
+            bb = self.builder_
+            # The conv2d takes the conv1d's name: the placement report and the graph view find an
+            # op's node by the name of its root var.
+            y = bb.emit(
+                relax.op.nn.conv2d(
+                    bb.emit(relax.op.expand_dims(x, [2])),
+                    bb.emit(relax.op.expand_dims(w, [2])),
+                    strides=[1, int(a.strides[0])],
+                    padding=[0, pad[0], 0, pad[-1]],
+                    dilation=[1, int(a.dilation[0])],
+                    groups=int(a.groups),
+                    out_dtype=str(a.out_dtype) or "",
+                ),
+                name_hint=var_name(binding.var),
             )
-            return relax.op.squeeze(y, [2])
+            bb.emit_normalized(relax.VarBinding(binding.var, bb.normalize(relax.op.squeeze(y, [2]))))
 
     return _function_pass(Mutator, "Conv1dAsConv2d")
 
