@@ -65,17 +65,18 @@ V Memo(const PackKey& key, Make make) {
 // for products too small for a BLAS call to pay off; w as PackForSmallGemm(w [H, G], float32) packs it.
 at::Tensor PackForSmallGemm(const at::Tensor& w);
 void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int64_t rows, int64_t H, int64_t G);
-// out [rows, G] = act(h [rows, H] (dense) @ w + bias + other) over torch's threads, by blocks of 6
-// rows x 64 columns, the epilogue applied to each block while it is in cache; act is applied only
-// where SmallGemmFusesUnary(unary) (the caller applies any other). `other` must not be `out`.
+// Whether the SmallGemm calls below apply epilogue `unary` themselves (none, relu, relu6,
+// hardswish, hardsigmoid); the caller applies any other.
 bool SmallGemmFusesUnary(int64_t unary);
-// out = act(h [rows, H] (rows ldh apart) @ w + bias + other) on the calling thread, out's and
-// other's rows ldo apart (act where SmallGemmFusesUnary): for products whose output rows are
-// strided (a transposed convolution's pixels) or made a row at a time (im2col).
-void SmallGemmStrided(const float* h, int64_t ldh, const float* packed, float* out, int64_t ldo, int64_t rows, int64_t H,
-                      int64_t G, const float* bias, const float* other = nullptr, int64_t unary = 0);
+// out [rows, G] = act(h [rows, H] (dense) @ w + bias + other) over torch's threads, by blocks of 6
+// rows x 64 columns, the epilogue applied to each block while it is in cache. `other` must not be
+// `out`.
 void SmallGemmParallel(const float* h, const float* packed, float* out, int64_t rows, int64_t H, int64_t G,
                        const float* bias, const float* other, int64_t unary);
+// The same on the calling thread, out's and other's rows ldo apart: for products whose output rows
+// are strided (a transposed convolution's pixels) or made a row at a time (im2col).
+void SmallGemmStrided(const float* h, int64_t ldh, const float* packed, float* out, int64_t ldo, int64_t rows, int64_t H,
+                      int64_t G, const float* bias, const float* other = nullptr, int64_t unary = 0);
 
 // Winograd F(4x4, 3x3) (library_winograd.cc): whether it takes this float32 3x3 stride-1
 // convolution (x NHWC, w OIHW, out NHWC), and the convolution itself: out = act(conv(x) + bias +
