@@ -74,7 +74,8 @@ def _norm(call, kind: str):
     tensors = [x] + ([gamma] if a.scale else []) + ([beta] if a.center else [])
     eps = f"f{float(a.epsilon)!r}"
     if kind == "group_norm":
-        return "aten::group_norm", [_t(perm), f"i{int(a.num_groups)}", weight, bias, eps, "b0"], tensors, [perm]
+        args = [_t(perm), f"i{int(a.num_groups)}", weight, bias, eps, "b0"]
+        return "aten::group_norm", args, tensors, [perm]
     # instance_norm(input, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, cudnn_enabled)
     return "aten::instance_norm", [_t(perm), weight, bias, "N", "N", "b1", "f0.1", eps, "b0"], tensors, [perm]
 
@@ -210,10 +211,10 @@ def offload(mod, names: frozenset, own: frozenset = frozenset()) -> tuple[object
 
     mod = mod.clone()
     mod["main"] = Rewrite(mod).visit_expr(mod["main"])
-    offloads = [
-        Offload(c.name, c.kind, shape_json_of(c.out_ty), [], FUNC, [c.name], aten=c.own[0], algorithm="own") if c.name in own and c.own else Offload(c.name, c.kind, shape_json_of(c.out_ty), [], FUNC, [c.name], aten=c.op)
-        for c in calls.values()
-    ]
+    offloads = []
+    for c in calls.values():
+        own_kernel = c.own if c.own and c.name in own else None
+        offloads.append(Offload(c.name, c.kind, shape_json_of(c.out_ty), [], FUNC, [c.name], aten=own_kernel[0] if own_kernel else c.op, algorithm="own" if own_kernel else ""))
     return mod, offloads
 
 
