@@ -199,12 +199,13 @@ export const PlacedOpSchema = z.looseObject({
   func: z.string().optional(),
   /** The library kernel's algorithm where it is not the default, because it timed faster here:
    * 'winograd' (a 3x3 convolution), 'onednn' (a convolution by oneDNN in place of the runtime's
-   * own depthwise loop or small GEMM), 'torch' (an LSTM / GRU by torch's kernel), 'packed' (a
+   * own depthwise loop or small GEMM), 'torch' (an LSTM / GRU by torch's kernel, a squeeze-excite
+   * block by ATen's ops rather than the runtime's fused loops), 'packed' (a
    * linear or 1x1 convolution by MKL's packed GEMM, its weight packed once), 'small_gemm' (the
    * same by the runtime's own register-blocked GEMM), 'im2col' (a convolution with few input
    * channels as patches times that GEMM), 'own' (an op without a library kernel, such as
-   * a channels-last GroupNorm or a UNet's up-convolution, by the runtime's own kernel rather than
-   * PyTorch's). */
+   * a channels-last GroupNorm or a UNet's up-convolution, or an attention, by the runtime's own
+   * kernel rather than PyTorch's). */
   algorithm: z.enum(['winograd', 'onednn', 'torch', 'packed', 'small_gemm', 'im2col', 'own']).optional(),
   /** A torchtvm.aten call: the ATen op PyTorch runs for it (it timed faster than TVM's kernel). */
   aten: z.string().optional(),
@@ -247,11 +248,11 @@ export const CANDIDATE_LABELS: Record<string, string> = {
 export const ALGORITHM_LABELS: Record<NonNullable<PlacedOp['algorithm']>, string> = {
   winograd: 'Winograd F(4×4, 3×3)',
   onednn: "oneDNN's convolution (not the runtime's own loop)",
-  torch: "torch's own kernel (ATen's convolution, or its LSTM/GRU), not the runtime's",
+  torch: "torch's own kernel (ATen's convolution, its LSTM/GRU, ATen's ops for a squeeze-excite block), not the runtime's",
   packed: "MKL's packed GEMM (the weight packed once)",
   small_gemm: "the runtime's own register-blocked GEMM (the weight packed once), not MKL's",
   im2col: "im2col + the runtime's own GEMM (a convolution with few input channels), not oneDNN's",
-  own: "the runtime's own kernel (a channels-last GroupNorm, a UNet's up-convolution), not PyTorch's",
+  own: "the runtime's own kernel (a channels-last GroupNorm, a UNet's up-convolution, attention), not PyTorch's",
 };
 
 export const PlacementSchema = z.looseObject({

@@ -26,6 +26,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
 #include <ATen/native/layer_norm.h>
 #include <ATen/native/transformers/attention.h>
 #include <c10/core/InferenceMode.h>
@@ -39,7 +40,9 @@
 #include <optional>
 #include <vector>
 
+#include "cpu_isa.h"
 #include "library_kernels.h"
+#include "vector_math.h"
 
 namespace torchtvm {
 namespace {
@@ -63,8 +66,86 @@ at::Tensor Strided(const DLTensor* base, const ffi::Shape& a, size_t at) {
                        at::TensorOptions().dtype(ScalarTypeOf(base)));
 }
 
+// ---- the runtime's own attention (algorithm 1), float32 ---------------------------------------
+//
+// Per (batch, head) and block of query rows: scores = q @ k^T by the runtime's GEMM (SmallGemmStrided,
+// k^T and v packed once per item), a softmax per row in place, then out = p @ v written straight
+// into the output view. torch's flash attention for CPU runs the same products through its own
+// blocking and GEMM calls, which on short sequences (the 128 tokens of an encoder layer) cost 2-3x
+// the arithmetic. Placement times the two and keeps the faster.
+
+// One row of scores in place: s = s * scale + mask, then softmax. False when the row is not clean
+// (a NaN or infinite score or mask, an all -inf row): the call then runs torch's kernels, whose
+// semantics those rows have.
+template <Isa>
+__attribute__((always_inline)) inline bool SoftmaxRowBody(float* __restrict__ s, const float* __restrict__ mask, int64_t n,
+                                                          float scale) {
+  float m = -std::numeric_limits<float>::infinity();
+  if (mask) {
+    for (int64_t j = 0; j < n; ++j) s[j] = s[j] * scale + mask[j];
+  } else {
+    for (int64_t j = 0; j < n; ++j) s[j] = s[j] * scale;
+  }
+  for (int64_t j = 0; j < n; ++j) m = s[j] > m ? s[j] : m;
+  if (!std::isfinite(m)) return false;
+  float sum = 0.f;
+  for (int64_t j = 0; j < n; ++j) {
+    float d = s[j] - m;
+    float e = ExpF(d);
+    e = d < -87.f ? 0.f : e;  // ExpF saturates at exp(-88); below float's normal range exp is 0
+    s[j] = e;
+    sum += e;
+  }
+  if (!std::isfinite(sum)) return false;  // a NaN score (the max is a term, so a finite sum is >= 1)
+  const float r = 1.f / sum;
+  for (int64_t j = 0; j < n; ++j) s[j] *= r;
+  return true;
+}
+
+TORCHTVM_ISA_DISPATCH(bool, SoftmaxRow, (float* __restrict__ s, const float* __restrict__ mask, int64_t n, float scale),
+                      (s, mask, n, scale))
+
+// q, k, v, o: [B, H, L|S, D] views whose last dim is dense; mask: [B, H, L, S] (broadcast dims of
+// stride 0), last dim dense. False when a row was not clean (SoftmaxRow): o is then partly written.
+bool OwnAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::optional<at::Tensor>& mask,
+                  at::Tensor& o, double scale) {
+  int64_t B = q.size(0), H = q.size(1), L = q.size(2), S = k.size(2), D = q.size(3), Dv = v.size(3);
+  // Items are (batch, head, block of query rows): as many blocks as it takes to give every thread
+  // work when there are fewer heads than threads (k and v are then packed once per block).
+  int64_t heads = B * H, threads = at::get_num_threads();
+  int64_t blocks = heads >= threads ? 1 : std::min<int64_t>(L, (threads + heads - 1) / heads);
+  int64_t rows_per = (L + blocks - 1) / blocks;
+  const float* mp = mask ? mask->data_ptr<float>() : nullptr;
+  std::atomic<bool> clean{true};
+  at::parallel_for(0, heads * blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(rows_per * S), kt(SmallGemmPackedSize(D, S)), vp(SmallGemmPackedSize(S, Dv));
+    for (int64_t item = begin; item < end && clean.load(std::memory_order_relaxed); ++item) {
+      int64_t bh = item / blocks, i0 = (item % blocks) * rows_per, i1 = std::min(L, i0 + rows_per);
+      if (i0 >= i1) continue;
+      int64_t b = bh / H, h = bh % H, rows = i1 - i0;
+      const float* kp = k.data_ptr<float>() + b * k.stride(0) + h * k.stride(1);
+      const float* vsrc = v.data_ptr<float>() + b * v.stride(0) + h * v.stride(1);
+      PackForSmallGemmInto(kp, 1, k.stride(2), D, S, kt.data());  // k^T: [D, S]
+      PackForSmallGemmInto(vsrc, v.stride(2), 1, S, Dv, vp.data());
+      const float* qp = q.data_ptr<float>() + b * q.stride(0) + h * q.stride(1) + i0 * q.stride(2);
+      SmallGemmStrided(qp, q.stride(2), kt.data(), scores.data(), S, rows, D, S, nullptr);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* mr = mp ? mp + b * mask->stride(0) + h * mask->stride(1) + (i0 + r) * mask->stride(2) : nullptr;
+        if (!SoftmaxRow(scores.data() + r * S, mr, S, static_cast<float>(scale))) {
+          clean.store(false);
+          return;
+        }
+      }
+      float* op = o.data_ptr<float>() + b * o.stride(0) + h * o.stride(1) + i0 * o.stride(2);
+      SmallGemmStrided(scores.data(), S, vp.data(), op, o.stride(2), rows, S, Dv, nullptr);
+    }
+  });
+  return clean.load();
+}
+
 // torchtvm.attention(q, k, v, [mask], attrs, scale, out)
-// attrs = [has_mask, safe, q view (9), k view (9), v view (9), out view (9)]; a view is
+// attrs = [has_mask, safe, q view (9), k view (9), v view (9), out view (9), algorithm (0: torch's
+// flash attention, 1: the runtime's own; absent: 0)]; a view is
 // [offset, B, H, L, D, stride_B, stride_H, stride_L, stride_D] into that argument's buffer.
 // out = softmax(q @ k^T * scale (+ mask)) @ v per (B, H), by torch's flash attention for CPU, which
 // is what torch.nn.functional.scaled_dot_product_attention runs for these inputs (and so what the
@@ -76,7 +157,8 @@ void Attention(ffi::PackedArgs args, ffi::Any* rv) {
   int n = args.size();
   TORCH_CHECK(n == 6 || n == 7, "torchtvm.attention got ", n, " arguments; this is a torchtvm bug.");
   ffi::Shape a = args[n - 3].cast<ffi::Shape>();
-  TORCH_CHECK(a.size() == 38, "torchtvm.attention got ", a.size(), " attributes; this is a torchtvm bug.");
+  TORCH_CHECK(a.size() == 38 || a.size() == 39, "torchtvm.attention got ", a.size(), " attributes; this is a torchtvm bug.");
+  int64_t algorithm = a.size() == 39 ? a[38] : 0;
   bool has_mask = a[0] != 0, safe = a[1] != 0;
   TORCH_CHECK(n == 6 + int(has_mask), "torchtvm.attention got ", n, " arguments for its attributes; this is a torchtvm bug.");
   double scale = args[n - 2].cast<double>();
@@ -101,6 +183,13 @@ void Attention(ffi::PackedArgs args, ffi::Any* rv) {
   if (v.stride(3) != 1) v = v.contiguous();
   bool direct = out.stride(3) == 1;
   at::Tensor o = direct ? out : at::empty_like(out, at::MemoryFormat::Contiguous);
+  if (algorithm == 1 && q.scalar_type() == at::kFloat && (!mask || mask->scalar_type() == at::kFloat)) {
+    DebugDelay("attention");
+    if (OwnAttention(q, k, v, mask, o, scale)) {
+      if (!direct) out.copy_(o);
+      return;
+    }
+  }
   at::Tensor lse = at::empty({B, L, H}, q.options().dtype(at::toOpMathType(q.scalar_type())));
   at::native::flash_attention_kernel(at::kCPU, o.transpose(1, 2), lse, q, k, v, 0.0, false, mask, scale);
   // Eager softmax gives NaN for a row of NaN, +inf or all -inf scores, where flash attention may

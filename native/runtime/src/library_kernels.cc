@@ -118,9 +118,10 @@ void ClampInPlace(at::Tensor& t, int64_t code) {
   at::parallel_for(0, t.numel(), 1 << 16, [&](int64_t b, int64_t e) { ClampRange(p + b, e - b, code == 2); });
 }
 
-// Applies a unary epilogue in place, numbered as the engine numbers them (backend/library.py:
-// UNARY_CODES). These run after the library op: oneDNN fuses only relu after a sum, and its relu
-// drops NaN; PyTorch's kernels (and ClampInPlace) keep NaN and inf as eager PyTorch does.
+}  // namespace
+
+// These run after the library op: oneDNN fuses only relu after a sum, and its relu drops NaN;
+// PyTorch's kernels (and ClampInPlace) keep NaN and inf as eager PyTorch does.
 void ApplyUnary(at::Tensor& t, int64_t code) {
   switch (code) {
     case 0: return;
@@ -136,6 +137,8 @@ void ApplyUnary(at::Tensor& t, int64_t code) {
   }
   TORCH_CHECK(false, "Unknown library epilogue code ", code, "; this is a torchtvm bug.");
 }
+
+namespace {
 
 // dst = src (or zeros when src is null) for a dense buffer, split over torch's threads when large.
 void FillFrom(void* dst, const void* src, size_t bytes) {
@@ -697,12 +700,14 @@ std::string LibrarySchema(const std::string& qualified) {
 const char* BuiltTorchVersion() { return TORCH_VERSION; }
 
 namespace {
-std::atomic<int64_t> g_delay_depthwise_us{0}, g_delay_recurrent_us{0}, g_delay_group_norm_us{0};
+std::atomic<int64_t> g_delay_depthwise_us{0}, g_delay_recurrent_us{0}, g_delay_group_norm_us{0}, g_delay_squeeze_excite_us{0}, g_delay_attention_us{0};
 
 std::atomic<int64_t>* DelayOf(const std::string& name) {
   if (name == "depthwise") return &g_delay_depthwise_us;
   if (name == "recurrent") return &g_delay_recurrent_us;
   if (name == "group_norm") return &g_delay_group_norm_us;
+  if (name == "squeeze_excite") return &g_delay_squeeze_excite_us;
+  if (name == "attention") return &g_delay_attention_us;
   return nullptr;
 }
 }  // namespace

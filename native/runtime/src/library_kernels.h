@@ -64,6 +64,11 @@ V Memo(const PackKey& key, Make make) {
 // out [rows, G] = h [rows, H] (rows ldh apart) @ w [H, G] on the calling thread (small_gemm.cc),
 // for products too small for a BLAS call to pay off; w as PackForSmallGemm(w [H, G], float32) packs it.
 at::Tensor PackForSmallGemm(const at::Tensor& w);
+// The same into a caller's buffer of SmallGemmPackedSize(H, G) floats, w[k][j] at w[k * ld_row + j *
+// ld_col] (ld_row 1 and ld_col the row stride packs a transposed matrix): no allocation, for a
+// kernel that packs per call on torch's threads (an attention's keys and values).
+int64_t SmallGemmPackedSize(int64_t H, int64_t G);
+void PackForSmallGemmInto(const float* w, int64_t ld_row, int64_t ld_col, int64_t H, int64_t G, float* packed);
 void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int64_t rows, int64_t H, int64_t G);
 // Whether the SmallGemm calls below apply epilogue `unary` themselves (none, relu, relu6,
 // hardswish, hardsigmoid); the caller applies any other.
@@ -94,6 +99,10 @@ bool DepthwiseFusesUnary(int64_t unary);
 bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
                    const tvm::ffi::Shape& a, int64_t unary);
 
+// Applies the unary epilogue `code` (backend/library.py UNARY_CODES; 9 is hardsigmoid) in place,
+// by PyTorch's kernels.
+void ApplyUnary(at::Tensor& t, int64_t code);
+
 // The schema of a torch op ("ns::op.overload") in the running process ("" when torch has none).
 std::string LibrarySchema(const std::string& qualified);
 // Points a loaded compiled module (a .so already dlopen'ed) at torch's thread pool for its parallel
@@ -107,8 +116,9 @@ void RunLibraryKernel(const char* name, void (*f)(tvm::ffi::PackedArgs, tvm::ffi
                       tvm::ffi::PackedArgs args, tvm::ffi::Any* rv);
 
 // Tests only: spins `us` microseconds at each call of the runtime's own kernel `name` ("depthwise",
-// "recurrent", "group_norm"), set by torchtvm.debug_delay_kernel, so that a test can make one candidate slower
-// on purpose and watch placement choose another. One relaxed atomic load when unset.
+// "recurrent", "group_norm", "squeeze_excite", "attention"), set by torchtvm.debug_delay_kernel, so that a test
+// can make one candidate slower on purpose and watch placement choose another. One relaxed atomic
+// load when unset.
 void DebugDelay(const char* name);
 
 }  // namespace torchtvm

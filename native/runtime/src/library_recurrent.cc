@@ -27,6 +27,7 @@
 
 #include "cpu_isa.h"
 #include "library_kernels.h"
+#include "vector_math.h"
 
 namespace torchtvm {
 namespace {
@@ -55,22 +56,6 @@ RnnArgs Unpack(const char* name, ffi::PackedArgs args, int states) {
 }
 
 // ---- the recurrence, float32 -------------------------------------------------------------
-
-// exp for float32 written so that the compiler vectorizes it (Cephes' range reduction and
-// polynomial, within 2 ulp); NaN stays NaN, overflow saturates.
-__attribute__((always_inline)) inline float ExpF(float x) {
-  x = x > 88.0f ? 88.0f : x;
-  x = x < -88.0f ? -88.0f : x;
-  float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-  x = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float y = ((((1.9875691500e-4f * x + 1.3981999507e-3f) * x + 8.3334519073e-3f) * x + 4.1665795894e-2f) * x +
-             1.6666665459e-1f) * x + 5.0000001201e-1f;
-  y = y * x * x + x + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return y * scale;
-}
 
 __attribute__((always_inline)) inline float Sigmoid(float x) { return 1.0f / (1.0f + ExpF(-x)); }
 __attribute__((always_inline)) inline float Tanh(float x) { return 1.0f - 2.0f / (1.0f + ExpF(2.0f * x)); }

@@ -113,6 +113,25 @@ at::Tensor PackForSmallGemm(const at::Tensor& w) {
   return padded.view({H, blocks, kCols}).permute({1, 0, 2}).contiguous();
 }
 
+int64_t SmallGemmPackedSize(int64_t H, int64_t G) { return (G + kCols - 1) / kCols * kCols * H; }
+
+void PackForSmallGemmInto(const float* w, int64_t ld_row, int64_t ld_col, int64_t H, int64_t G, float* packed) {
+  for (int64_t j0 = 0; j0 < G; j0 += kCols) {
+    int64_t n = std::min(kCols, G - j0);
+    float* dst = packed + (j0 / kCols) * H * kCols;
+    for (int64_t k = 0; k < H; ++k) {
+      const float* src = w + k * ld_row + j0 * ld_col;
+      float* d = dst + k * kCols;
+      if (ld_col == 1) {
+        std::memcpy(d, src, n * sizeof(float));
+      } else {
+        for (int64_t j = 0; j < n; ++j) d[j] = src[j * ld_col];
+      }
+      std::fill(d + n, d + kCols, 0.f);
+    }
+  }
+}
+
 void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int64_t rows, int64_t H, int64_t G) {
   for (int64_t j0 = 0; j0 < G; j0 += kCols)
     GemmRows(h, ldh, packed + (j0 / kCols) * H * kCols, out + j0, G, rows, H, std::min(kCols, G - j0));

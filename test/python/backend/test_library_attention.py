@@ -17,6 +17,7 @@ from _export_helpers import run_fresh, save_torchscript
 from test_library_kernels import INFO, build
 from torchtvm.backend import build as builder
 from torchtvm.backend import library, library_attention
+from torchtvm.backend.executor import TvmRunner
 from torchtvm.common.progress import JobContext
 from torchtvm.pipeline.compile import compile_model
 
@@ -257,3 +258,80 @@ def test_exported_encoder_records_the_ops_and_loads_in_a_fresh_process(tmp_path,
         print("ok")
     """)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+def _attention(q, k, v, out, algorithm, mask=None, safe=1, scale=0.25):
+    """torchtvm.attention called directly on [B, H, L, D] views (any strides, dense last dim)."""
+    import tvm_ffi
+
+    def view(t):
+        return [t.storage_offset(), *t.shape, *t.stride()]
+
+    attrs = [int(mask is not None), safe, *view(q), *view(k), *view(v), *view(out), algorithm]
+    bases = [t._base if t._base is not None else t for t in (q, k, v)]
+    tvm_ffi.get_global_func("torchtvm.attention")(*bases, *([mask] if mask is not None else []), tvm_ffi.Shape(attrs), scale, out)
+
+
+@pytest.mark.parametrize("case", ["plain", "packed_qkv", "mask_with_empty_rows", "nan_and_inf", "unsafe_empty_row"])
+def test_the_runtimes_own_attention_gives_what_torchs_kernel_gives(case):
+    """Algorithm 1 (the runtime's GEMM and softmax) against torch's flash attention (algorithm 0),
+    which the other tests hold to eager PyTorch: same values, same NaN and inf, on strided views, a
+    float mask with rows that attend to nothing, non-finite inputs, and a plain softmax's (unsafe)
+    all -inf row (those rows go back to torch's kernels)."""
+    torch.manual_seed(6)
+    B, H, L, S, D = 2, 3, 37, 45, 24
+    q, k, v = torch.randn(B, H, L, D), torch.randn(B, H, S, D), torch.randn(B, H, S, D)
+    mask, safe = None, 1
+    if case == "packed_qkv":  # q, k, v as views of one projection, as an encoder has them
+        qkv = torch.randn(B, L, 3, H, D)
+        q, k, v = (qkv[:, :, i].permute(0, 2, 1, 3) for i in range(3))
+    elif case == "mask_with_empty_rows":
+        mask = torch.randn(B, H, L, S)
+        mask[0, 1, 2, :] = float("-inf")
+        mask[1, :, :, 3] = float("-inf")
+    elif case == "nan_and_inf":
+        q[0, 1, 4, 2], k[1, 2, 7, 0], v[0, 0, 9, 5] = float("nan"), float("inf"), float("-inf")
+    elif case == "unsafe_empty_row":
+        mask, safe = torch.zeros(B, H, L, S), 0
+        mask[1, 1, 5, :] = float("-inf")
+    shape = (B, H, q.shape[2], D)
+    want, got = torch.empty(shape), torch.empty(shape)
+    _attention(q, k, v, want, 0, mask, safe)
+    _attention(q, k, v, got, 1, mask, safe)
+    assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.isinf(), want.isinf())
+    fin = torch.isfinite(want)
+    torch.testing.assert_close(got[fin], want[fin], rtol=1e-5, atol=1e-5)
+    if case != "plain":
+        return
+    ref = F.scaled_dot_product_attention(q, k, v, scale=0.25)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_is_timed_both_ways_and_a_slowed_own_kernel_loses():
+    """Placement times torch's flash attention and the runtime's own; the own one, made slower on
+    purpose (torchtvm.debug_delay_kernel), is not chosen."""
+    import tvm_ffi
+
+    from torchtvm.backend import measure
+    from torchtvm.frontend.importer import import_program
+
+    torch.manual_seed(7)
+    model, x = SDPA(d=64).eval(), torch.randn(2, 16, 64)
+    mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
+    placed, offloads = builder.place(mod, INFO, "library")
+    offloads = [o for o in offloads if o.kind == "attention"]
+    delay = tvm_ffi.get_global_func("torchtvm.debug_delay_kernel")
+    try:
+        delay("attention", 20000)
+        (slowed,) = measure.time_library_calls(placed, offloads, rounds=1, calls=3).values()
+    finally:
+        delay("attention", 0)
+    assert slowed.others_ms["own"] >= 20.0 and slowed.library_ms < 20.0 and slowed.algorithm == ""
+    (fast,) = measure.time_library_calls(placed, offloads, rounds=1, calls=3).values()
+    assert fast.others_ms["own"] < 20.0
+    assert (fast.algorithm == "own") == (fast.others_ms["own"] < fast.library_ms * measure.MARGIN)
+    # The choice is applied to the call, and the model still matches PyTorch.
+    chosen = library.use_algorithms(placed, offloads, {offloads[0].name: "own"})
+    runner = TvmRunner(builder.compile_placed(chosen, INFO, None))
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([x])[0], model(x), rtol=1e-4, atol=1e-4)

@@ -34,11 +34,11 @@ from torchtvm.backend.relax_ir import var_name as _name
 from torchtvm.common.runtime_library import load_library
 
 # Activation epilogues, numbered as library_kernels.cc's UnaryOf / ApplyUnary read them.
-UNARY_CODES = {"relax.nn.relu": 1, "clip06": 2, "relax.sigmoid": 3, "relax.tanh": 4, "hardswish": 5, "relax.nn.gelu": 6, "relax.nn.gelu_tanh": 7, "silu": 8}
+UNARY_CODES = {"relax.nn.relu": 1, "clip06": 2, "relax.sigmoid": 3, "relax.tanh": 4, "hardswish": 5, "relax.nn.gelu": 6, "relax.nn.gelu_tanh": 7, "silu": 8, "hardsigmoid": 9}
 
 PLACEMENTS = ("auto", "library", "tvm")
 # The op kinds the planner gives to the library (chains rooted at these ops).
-KINDS = ("conv2d", "linear", "matmul", "max_pool2d")
+KINDS = ("squeeze_excite", "conv2d", "linear", "matmul", "max_pool2d")
 
 # dtypes the library kernels take; bfloat16 / float16 only where oneDNN has native support.
 _HALF_FEATURES = {"bfloat16": ("avx512bf16", "amx-bf16"), "float16": ("avx512fp16", "amx-fp16")}
@@ -99,7 +99,17 @@ ALGORITHM_CODES = {
     "torchtvm.lstm": {"torch": 1},
     "torchtvm.gru": {"torch": 1},
     "torchtvm.linear": {"packed": 1, "small_gemm": 2},
+    "torchtvm.squeeze_excite": {"torch": 1},
+    "torchtvm.attention": {"own": 1},
 }
+
+
+def split_call_args(call) -> tuple[list, relax.ShapeExpr, list]:
+    """A library call's arguments as (inputs, its attribute shape, the scalars after it): most
+    calls end with the attributes; torchtvm.attention and layer_norm pass a float after them."""
+    fields = list(call.args[1].fields)
+    at = max(i for i, f in enumerate(fields) if isinstance(f, relax.ShapeExpr))
+    return fields[:at], fields[at], fields[at + 1 :]
 
 
 def use_algorithms(mod, offloads: list, choices: dict):
@@ -118,11 +128,11 @@ def use_algorithms(mod, offloads: list, choices: dict):
             name = _name(binding.var)
             if name not in chosen or not _calls(v, func_of[name]):
                 return super().visit_var_binding_(binding)
-            *args, attrs = v.args[1].fields
+            args, attrs, scalars = split_call_args(v)
             args = [a if isinstance(a, _Constant) else self.visit_expr(a) for a in args]
             ty = binding.var.ty
             out_ty = list(ty.fields) if hasattr(ty, "fields") else ty  # LSTM / GRU: several outputs
-            call = relax.op.call_dps_packed(func_of[name], relax.Tuple(args + [relax.ShapeExpr([int(x) for x in attrs.values] + [chosen[name]])]), out_ty=out_ty)
+            call = relax.op.call_dps_packed(func_of[name], relax.Tuple(args + [relax.ShapeExpr(list(attrs.values) + [chosen[name]])] + scalars), out_ty=out_ty)
             self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(call)))
 
     if not chosen:
@@ -268,7 +278,9 @@ class _Planner:
         if var in self.claimed:
             return
         op = _op_name(value)
-        if op == "relax.nn.conv2d" and "conv2d" in self.kinds:
+        if op in ("relax.mean", "relax.nn.adaptive_avg_pool2d") and "squeeze_excite" in self.kinds:
+            self._squeeze_excite(var, value)
+        elif op == "relax.nn.conv2d" and "conv2d" in self.kinds:
             self._conv(var, value)
         elif op == "relax.matmul" and ("linear" in self.kinds or "matmul" in self.kinds):
             self._matmul(var, value)
@@ -390,6 +402,67 @@ class _Planner:
         winograd_ok = kind == "conv2d" and dt == "float32" and warr.shape[1:3] == (3, 3) and attrs[:2] == [1, 1] and attrs[4:6] == [1, 1] and oc % 16 == 0 and warr.shape[3] % 16 == 0
         self._add(var, head, "conv2d", "torchtvm.conv2d", args, attrs, Offload(_name(head), kind, _shape_json(head), names, winograd_ok=winograd_ok))
 
+    def _squeeze_excite(self, var, call) -> None:
+        """A squeeze-excite block rooted at its global average pool `var`: pool over the spatial
+        axes of an NHWC x, a 1x1 convolution (bias, activation), another (bias, gate), then x times
+        the gate. One torchtvm.squeeze_excite call; placement times it against PyTorch's kernels
+        and TVM's fused kernel."""
+        x = call.args[0]
+        xs = static_shape(x)
+        if xs is None or len(xs) != 4 or _dtype(x) != "float32" or "float32" not in self.dtypes:
+            return
+        if _op_name(call) == "relax.mean":
+            a = call.attrs
+            if not a.keepdims or a.axis is None or sorted(int(i) for i in a.axis) != [1, 2]:
+                return
+        elif str(call.attrs.layout) != "NHWC" or [int(v) for v in call.attrs.output_size or []] != [1, 1]:
+            return
+        c = xs[3]
+        weights: list[tuple] = []
+        head = var
+        for step in range(2):
+            conv = self._sole_user(head)
+            if conv is None or conv in self.claimed or _op_name(self.values[conv]) != "relax.nn.conv2d":
+                return
+            value = self.values[conv]
+            w, at = value.args[1], value.attrs
+            warr = _const_array(w)
+            if (
+                warr is None
+                or _dtype(w) != "float32"
+                or (at.data_layout, at.kernel_layout, at.out_layout) != ("NHWC", "OHWI", "NHWC")
+                or warr.shape[1:3] != (1, 1)
+                or int(at.groups) != 1
+                or warr.shape[3] != (c if step == 0 else weights[0][0].shape[1])
+                or (step == 1 and warr.shape[0] != c)
+            ):
+                return
+            oc = warr.shape[0]
+            end, scale, bias, other, unary, _ = self._epilogue(conv, oc, affine=True)
+            if other is not None:
+                return
+            bias = bias if bias is not None else np.zeros(oc, warr.dtype)
+            div = self._sole_user(end)
+            if step == 1 and unary == 2 and div is not None and div not in self.claimed and _op_name(self.values[div]) == "relax.divide" and _scalar_arg(self.values[div], end) == 6.0:
+                # hardsigmoid as torch's importer writes it, relu6(z + 3) / 6: the epilogue took
+                # the + 3 into the bias, which the kernel's hardsigmoid adds itself
+                unary, end, bias = 9, div, bias - np.float32(3.0)
+            if unary not in _SE_UNARY or (step == 1 and unary not in (3, 9)):
+                return
+            w2d = warr.reshape(oc, -1) * (scale.reshape(oc, 1).astype(warr.dtype) if scale is not None else 1)
+            weights.append((np.ascontiguousarray(w2d.T), bias, unary))
+            head = end
+        mul = self._sole_user(head)
+        if mul is None or mul in self.claimed or _op_name(self.values[mul]) != "relax.multiply":
+            return
+        a, b = self.values[mul].args
+        if not ((a.same_as(x) and b.same_as(head)) or (b.same_as(x) and a.same_as(head))) or static_shape(mul) != xs:
+            return
+        (w1, b1, act), (w2, b2, gate) = weights
+        args = [x] + [relax.const(np.asarray(t, "float32"), "float32") for t in (w1, b1, w2, b2)]
+        names = ["pool", f"1x1 conv {w1.shape[0]}->{w1.shape[1]}", _UNARY_NAMES.get(act, ""), f"1x1 conv {w2.shape[0]}->{w2.shape[1]}", _UNARY_NAMES[gate], "scale"]
+        self._add(var, mul, "squeeze_excite", "torchtvm.squeeze_excite", args, [act, gate], Offload(_name(mul), "squeeze_excite", _shape_json(mul), [n for n in names if n]))
+
     def _max_pool(self, var, call) -> None:
         a = call.attrs
         if str(a.layout) not in ("NHWC", "NCHW") or str(a.out_layout) != str(a.layout) or _dtype(var) not in self.dtypes:
@@ -468,7 +541,10 @@ def _chain_vars(root, head, values: dict, args) -> list[str]:
     return [_name(v) for v in sorted(seen, key=lambda v: order.get(v, -1))]
 
 
-_UNARY_NAMES = {1: "relu", 2: "relu6", 3: "sigmoid", 4: "tanh", 5: "hardswish", 6: "gelu", 7: "gelu_tanh", 8: "silu"}
+_UNARY_NAMES = {1: "relu", 2: "relu6", 3: "sigmoid", 4: "tanh", 5: "hardswish", 6: "gelu", 7: "gelu_tanh", 8: "silu", 9: "hardsigmoid"}
+
+# The activations torchtvm.squeeze_excite applies (library_squeeze_excite.cc Activate).
+_SE_UNARY = (0, 1, 2, 3, 5, 8, 9)
 
 
 _AFFINE = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide")

@@ -2,8 +2,10 @@
 kernel, and TVM's kernel with the tuning database's schedule) in the layout the model runs it in,
 and goes where it is faster. A library call with more than one algorithm (a convolution as
 Winograd, as the runtime's depthwise loop or small GEMM, as oneDNN's direct convolution, or as
-ATen's own convolution; an LSTM / GRU as the runtime's recurrence or torch's kernel) is timed every
-way (time_library_calls, untuned builds too) and uses the fastest.
+ATen's own convolution; an LSTM / GRU as the runtime's recurrence or torch's kernel; an attention
+as torch's flash attention or the runtime's own; a squeeze-excite block as the runtime's fused loops
+or ATen's ops) is timed every way (time_library_calls, untuned builds too) and uses the fastest; a
+squeeze-excite block is also timed as TVM's own fused kernel (time_tvm_kernels).
 
 For TVM's kernels, every candidate is a function of one module, built and exported once and
 loaded like the model (TVM's loops on torch's thread pool), then timed in interleaved rounds so
@@ -36,9 +38,10 @@ class OpTiming:
     winograd_ms: float | None = None  # the library call with the Winograd kernel, where it applies
     # Other algorithms of the library call: "onednn" (a convolution without the runtime's own
     # depthwise loop or small-GEMM path), "torch" (a convolution by ATen's own convolution, an LSTM /
-    # GRU by torch's kernel), "packed" (a linear or 1x1 convolution by MKL's packed GEMM),
-    # "small_gemm" (the same by the runtime's own register-blocked GEMM, small_gemm.cc), "im2col"
-    # (a convolution with few input channels as patches times that GEMM).
+    # GRU by torch's kernel, a squeeze-excite block by ATen's ops), "packed" (a linear or 1x1
+    # convolution by MKL's packed GEMM), "small_gemm" (the same by the runtime's own register-blocked
+    # GEMM, small_gemm.cc), "im2col" (a convolution with few input channels as patches times that
+    # GEMM), "own" (an attention by the runtime's own kernel in place of torch's flash attention).
     others_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -64,7 +67,7 @@ class OpTiming:
 
 def _variants(o, call) -> dict[str, tuple]:
     """The attribute tuples to time `o`'s call with: its default and each algorithm it can take."""
-    *inputs, attrs = call.args[1].fields
+    inputs, attrs, _ = library.split_call_args(call)
     base = tuple(int(x) for x in attrs.values)
     out = {"library": base}
     if o.func == "torchtvm.conv2d":
@@ -86,8 +89,10 @@ def _variants(o, call) -> dict[str, tuple]:
         if str(inputs[0].ty.dtype) == "float32" and w is not None and w[2:] == [1, 1] and base[:4] == (1, 1, 0, 0) and base[6] == 1 and library.constant_value(inputs[1]) is not None:
             out["packed"] = base + (library.ALGORITHM_CODES[o.func]["packed"],)
             out["small_gemm"] = base + (library.ALGORITHM_CODES[o.func]["small_gemm"],)
-    elif o.func in ("torchtvm.lstm", "torchtvm.gru"):
+    elif o.func in ("torchtvm.lstm", "torchtvm.gru", "torchtvm.squeeze_excite"):
         out["torch"] = base + (library.ALGORITHM_CODES[o.func]["torch"],)
+    elif o.func == "torchtvm.attention" and str(inputs[0].ty.dtype) == "float32":
+        out["own"] = base + (library.ALGORITHM_CODES[o.func]["own"],)
     elif o.func == "torchtvm.linear" and str(inputs[0].ty.dtype) == "float32" and library.constant_value(inputs[1]) is not None:
         # MKL's packed GEMM needs the weight packed once: a constant's
         out["packed"] = base + (library.ALGORITHM_CODES[o.func]["packed"],)
@@ -118,10 +123,12 @@ def time_library_calls(placed, offloads: list, rounds: int = 5, calls: int = 4, 
         call = found.get(o.name)
         if call is None or o.func not in library.ALGORITHM_CODES:
             continue
+        inputs, attrs, scalars = library.split_call_args(call)
+        if not all(hasattr(x, "value") for x in attrs.values):
+            continue  # symbolic attributes (an attention's views over a symbolic batch)
         variants = _variants(o, call)
         if len(variants) < 2:
             continue
-        *inputs, _ = call.args[1].fields
         maybe_shapes = [library.static_shape(a) for a in inputs]
         out_types = list(call.ty.fields) if hasattr(call.ty, "fields") else [call.ty]
         out_shapes = [[int(d.value) for d in t.shape.values] if all(hasattr(d, "value") for d in t.shape.values) else None for t in out_types]
@@ -136,8 +143,10 @@ def time_library_calls(placed, offloads: list, rounds: int = 5, calls: int = 4, 
         # the weights and biases (constants); activations and states are random
         args = [library.constant_value(a) if library.constant_value(a) is not None else torch.randn(s or []).to(getattr(torch, str(a.ty.dtype))) for a, s in zip(inputs, maybe_shapes)]
         outs = [torch.empty(s or [], dtype=getattr(torch, str(t.dtype))) for s, t in zip(out_shapes, out_types)]
+        # an attention's scale comes before its output
+        tail: list = [float(getattr(x.value, "value", x.value)) for x in scalars] + outs
         func = tvm_ffi.get_global_func(o.func)
-        cases[o.name] = (func, args, outs, {name: tvm_ffi.Shape(v) for name, v in variants.items()}, k)  # type: ignore[misc]
+        cases[o.name] = (func, args, tail, {name: tvm_ffi.Shape(v) for name, v in variants.items()}, k)  # type: ignore[misc]
     times: dict[tuple, list[float]] = {}
     for func, args, outs, variants, _ in cases.values():
         for a in variants.values():
@@ -163,6 +172,35 @@ def time_library_calls(placed, offloads: list, rounds: int = 5, calls: int = 4, 
             if cache is not None:
                 cache.put(k, low)
     return {name: _timing(name, t) for name, t in result.items()}
+
+
+def time_tvm_kernels(prepared, info, dtypes: set[str], kinds: tuple, cache=None, rounds: int = 3, calls: int = 10) -> dict[str, float]:
+    """For an untuned build: each static-shaped chain of `kinds` in `prepared` (a module after
+    library.prepare) as TVM's own fused kernel with its default schedule, timed alone as
+    time_functions times it (the library call's algorithms are time_library_calls' to time).
+    Times in `cache` are reused, keyed by the chain's function and the machine. Returns {op name:
+    ms}."""
+    import tvm_ffi
+
+    from torchtvm.backend import kernel_choices
+
+    ops = library.isolate(prepared, dtypes, kinds)
+    machine = kernel_choices.machine() if cache is not None else {}
+    out: dict[str, float] = {}
+    funcs, keys = {}, {}
+    for i, (op, func) in enumerate(ops):
+        k = kernel_choices.key({"tvm_default": str(tvm_ffi.structural_hash(func))}, machine) if cache is not None else ""
+        hit = cache.get(k) if k else None
+        if hit is not None and "tvm" in hit:
+            out[op.name] = hit["tvm"]
+            continue
+        funcs[f"tvm_{i}"], keys[f"tvm_{i}"] = func, (op.name, k)
+    for fname, ms in time_functions(funcs, info, None, rounds, calls).items():
+        name, k = keys[fname]
+        out[name] = ms
+        if k:
+            cache.put(k, {"tvm": ms})
+    return out
 
 
 def _timing(name: str, t: dict[str, float]) -> OpTiming:
