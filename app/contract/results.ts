@@ -202,11 +202,11 @@ export const PlacedOpSchema = z.looseObject({
    * own depthwise loop or small GEMM), 'torch' (an LSTM / GRU by torch's kernel, a squeeze-excite
    * block by ATen's ops rather than the runtime's fused loops), 'packed' (a
    * linear or 1x1 convolution by MKL's packed GEMM, its weight packed once), 'small_gemm' (the
-   * same by the runtime's own register-blocked GEMM), 'im2col' (a convolution with few input
-   * channels as patches times that GEMM), 'own' (an op without a library kernel, such as
+   * same by the runtime's own register-blocked GEMM), 'direct' (a convolution with few values
+   * per output pixel, such as a stem, by the runtime's own direct loop), 'own' (an op without a library kernel, such as
    * a channels-last GroupNorm or a UNet's up-convolution, or an attention, by the runtime's own
    * kernel rather than PyTorch's). */
-  algorithm: z.enum(['winograd', 'onednn', 'torch', 'packed', 'small_gemm', 'im2col', 'own']).optional(),
+  algorithm: z.enum(['winograd', 'onednn', 'torch', 'packed', 'small_gemm', 'direct', 'own']).optional(),
   /** A torchtvm.aten call: the ATen op PyTorch runs for it (it timed faster than TVM's kernel). */
   aten: z.string().optional(),
   where: z.enum(['library', 'tvm', 'torchscript']),
@@ -217,7 +217,7 @@ export const PlacedOpSchema = z.looseObject({
   /** Placement auto: the op timed alone, in the model's layout, as its default library call, as
    * TVM's tuned kernel (with a tuning database) and by each other algorithm it has (ALGORITHMS);
    * it runs where it was fastest. */
-  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional(), packed: ms.optional(), small_gemm: ms.optional(), im2col: ms.optional(), own: ms.optional() }).optional(),
+  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional(), packed: ms.optional(), small_gemm: ms.optional(), direct: ms.optional(), own: ms.optional() }).optional(),
   /** The submodule the op belongs to (its graph node's scope, e.g. 'layer2.0.conv2'), where the
    * model's graph records it: how the report names the row. */
   scope: z.string().optional(),
@@ -240,7 +240,7 @@ export const CANDIDATE_LABELS: Record<string, string> = {
   torch: "torch's kernel",
   packed: 'MKL packed',
   small_gemm: 'own GEMM',
-  im2col: 'im2col',
+  direct: 'own direct',
   own: 'own kernel',
 };
 
@@ -251,7 +251,7 @@ export const ALGORITHM_LABELS: Record<NonNullable<PlacedOp['algorithm']>, string
   torch: "torch's own kernel (ATen's convolution, its LSTM/GRU, ATen's ops for a squeeze-excite block), not the runtime's",
   packed: "MKL's packed GEMM (the weight packed once)",
   small_gemm: "the runtime's own register-blocked GEMM (the weight packed once), not MKL's",
-  im2col: "im2col + the runtime's own GEMM (a convolution with few input channels), not oneDNN's",
+  direct: "the runtime's own direct convolution (few values per output pixel, such as a stem), not oneDNN's",
   own: "the runtime's own kernel (a channels-last GroupNorm, a UNet's up-convolution, attention), not PyTorch's",
 };
 

@@ -17,6 +17,7 @@
 
 #include "cpu_isa.h"
 #include "library_kernels.h"
+#include "vector_math.h"
 
 namespace torchtvm {
 namespace {
@@ -24,48 +25,6 @@ namespace {
 struct DepthwiseGeometry {
   int64_t H, W, C, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
 };
-
-// Epilogue codes as the engine numbers them (backend/library.py UNARY_CODES); these five are
-// applied in registers, the rest by the caller after the loop.
-enum Unary : int { kNone = 0, kRelu = 1, kRelu6 = 2, kHardswish = 5, kHardsigmoid = 9 };
-
-template <int L>
-struct Vec {
-  typedef float type __attribute__((vector_size(L * sizeof(float))));
-};
-
-template <int L>
-__attribute__((always_inline)) inline typename Vec<L>::type Load(const float* p) {
-  typename Vec<L>::type v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-// The epilogue, written as ATen's vectorized kernels compute it (hardswish: x * min(max(x + 3, 0),
-// 6) / 6), so that values, NaN and inf come out as in eager PyTorch: NaN fails every compare and
-// stays NaN.
-template <int L>
-__attribute__((always_inline)) inline typename Vec<L>::type Activate(typename Vec<L>::type v, int unary) {
-  using V = typename Vec<L>::type;
-  const V zero{}, three = zero + 3.f, six = zero + 6.f;
-  switch (unary) {
-    case kRelu: return v < zero ? zero : v;
-    case kRelu6: v = v < zero ? zero : v; return v > six ? six : v;
-    case kHardswish: {
-      V t = v + three;
-      t = t < zero ? zero : t;
-      t = t > six ? six : t;
-      return v * t / six;
-    }
-    case kHardsigmoid: {
-      V t = v + three;
-      t = t < zero ? zero : t;
-      t = t > six ? six : t;
-      return t / six;
-    }
-    default: return v;
-  }
-}
 
 // One output pixel by the generic path (any kernel size, padding checked per tap).
 template <int L>
@@ -218,9 +177,7 @@ int VectorLanes(int64_t C) {
 
 }  // namespace
 
-bool DepthwiseFusesUnary(int64_t unary) {
-  return unary == kNone || unary == kRelu || unary == kRelu6 || unary == kHardswish || unary == kHardsigmoid;
-}
+bool DepthwiseFusesUnary(int64_t unary) { return FusesUnary(unary); }
 
 bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
                    const tvm::ffi::Shape& a, int64_t unary) {

@@ -394,65 +394,13 @@ bool SmallGemmInto(const DLTensor* x, const DLTensor* w, const DLTensor* bias, c
   return true;
 }
 
-// A convolution with few input channels (an image net's stem: 3 channels x 3x3 = 27 per output
-// pixel) as im2col + SmallGemm, a row of output pixels at a time: each row's patches [OW, kh*kw*Cin]
-// are gathered into a buffer of the thread's (padding as zeros), multiplied by the weight packed as
-// [kh*kw*Cin, Cout] and written with the epilogue. oneDNN's direct convolution takes 57 us on the
-// depthwise net's 2x3x64x64 stem, 150-200 us on MobileNetV3's 224x224 one. False where it does not
-// apply (not float32, groups, an in-place residual, more than 512 values per patch).
-bool Im2colConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
-                const ffi::Shape& a, int64_t code) {
-  int64_t N = x->shape[0], H = x->shape[1], W = x->shape[2], Cin = x->shape[3];
-  int64_t Cout = out->shape[3], OH = out->shape[1], OW = out->shape[2], kh = w->shape[2], kw = w->shape[3];
-  int64_t K = kh * kw * Cin;
-  if (ScalarTypeOf(x) != at::kFloat || ScalarTypeOf(w) != at::kFloat || a[6] != 1 || K > 512 || w->shape[1] != Cin ||
-      (other && DataOf(other) == DataOf(out)))
-    return false;
-  at::Tensor packed = Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {Cout, Cin, kh, kw, 7}}, [&] {
-    return PackForSmallGemm(View(w).permute({2, 3, 1, 0}).reshape({K, Cout}).contiguous());
-  });
-  const float* xp = static_cast<const float*>(DataOf(x));
-  const float* pp = packed.data_ptr<float>();
-  const float* bp = bias ? static_cast<const float*>(DataOf(bias)) : nullptr;
-  const float* op = other ? static_cast<const float*>(DataOf(other)) : nullptr;
-  float* yp = static_cast<float*>(DataOf(out));
-  const int64_t sh = a[0], sw = a[1], ph = a[2], pw = a[3], dh = a[4], dw = a[5];
-  at::parallel_for(0, N * OH, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> patches(OW * K);
-    for (int64_t r = begin; r < end; ++r) {
-      int64_t n = r / OH, oh = r % OH;
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        float* p = patches.data() + ow * K;
-        for (int64_t i = 0; i < kh; ++i) {
-          int64_t ih = oh * sh - ph + i * dh;
-          for (int64_t j = 0; j < kw; ++j, p += Cin) {
-            // Plain loops, not memcpy: a stem's 3 floats per tap would each be a library call.
-            int64_t iw = ow * sw - pw + j * dw;
-            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-              for (int64_t c = 0; c < Cin; ++c) p[c] = 0.f;
-            } else {
-              const float* src = xp + ((n * H + ih) * W + iw) * Cin;
-              for (int64_t c = 0; c < Cin; ++c) p[c] = src[c];
-            }
-          }
-        }
-      }
-      SmallGemmStrided(patches.data(), K, pp, yp + r * OW * Cout, Cout, OW, K, Cout, bp, op ? op + r * OW * Cout : nullptr, code);
-    }
-  });
-  if (!SmallGemmFusesUnary(code)) {
-    at::Tensor o = View(out);
-    ApplyUnary(o, code);
-  }
-  return true;
-}
-
 // torchtvm.conv2d(x NHWC, w OIHW, [b], [other NHWC], attrs, out NHWC)
 // attrs = [stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, unary, has_bias, has_other,
 //          (algorithm: 0 the default below, 1 Winograd, 2 oneDNN only (not the runtime's depthwise
 //           loop or a GEMM for a small 1x1), 3 MKL's packed GEMM for a 1x1, 4 ATen's own
-//           convolution, 5 the runtime's SmallGemm for a 1x1, 6 im2col + SmallGemm for few input
-//           channels; absent in models exported before it)]
+//           convolution, 5 the runtime's SmallGemm for a 1x1, 6 the runtime's direct convolution
+//           for few values per output pixel (library_direct_conv.cc); absent in models exported
+//           before it)]
 void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   int n = args.size();
@@ -493,7 +441,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
       SmallGemmInto(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, x->shape[0] * x->shape[1] * x->shape[2],
                     x->shape[3], out->shape[3], true, code))
     return;
-  if (algorithm == 6 && Im2colConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a, code)) return;
+  if (algorithm == 6 && DirectConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a, code)) return;
   bool winograd = algorithm == 1 && a[0] == 1 && a[1] == 1 && a[4] == 1 && a[5] == 1 && groups == 1 &&
                   WinogradApplies(x, w, out) && (!other || DataOf(other) != DataOf(out));
   if (winograd && WinogradConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a[2], a[3], code)) {

@@ -79,7 +79,8 @@ bool SmallGemmFusesUnary(int64_t unary);
 void SmallGemmParallel(const float* h, const float* packed, float* out, int64_t rows, int64_t H, int64_t G,
                        const float* bias, const float* other, int64_t unary);
 // The same on the calling thread, out's and other's rows ldo apart: for products whose output rows
-// are strided (a transposed convolution's pixels) or made a row at a time (im2col).
+// are strided (a transposed convolution's pixels) or whose operands are packed per call (an attention's
+// keys and values).
 void SmallGemmStrided(const float* h, int64_t ldh, const float* packed, float* out, int64_t ldo, int64_t rows, int64_t H,
                       int64_t G, const float* bias, const float* other = nullptr, int64_t unary = 0);
 
@@ -102,6 +103,12 @@ bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, c
 // Applies the unary epilogue `code` (backend/library.py UNARY_CODES; 9 is hardsigmoid) in place,
 // by PyTorch's kernels.
 void ApplyUnary(at::Tensor& t, int64_t code);
+
+// A float32 convolution with at most 512 values per output pixel (x NHWC, w OIHW, out NHWC; a:
+// torchtvm.conv2d's attributes) by the runtime's own direct loop (library_direct_conv.cc): out =
+// act(conv(x) + bias + other). False when it does not apply (groups, dtype).
+bool DirectConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
+                const tvm::ffi::Shape& a, int64_t unary);
 
 // The schema of a torch op ("ns::op.overload") in the running process ("" when torch has none).
 std::string LibrarySchema(const std::string& qualified);

@@ -23,4 +23,51 @@ __attribute__((always_inline)) inline float ExpF(float x) {
   return y * scale;
 }
 
+// Epilogue codes as the engine numbers them (backend/library.py UNARY_CODES); the own kernels apply
+// these five in registers (Activate), the rest by ApplyUnary after the loop.
+enum Unary : int { kNone = 0, kRelu = 1, kRelu6 = 2, kHardswish = 5, kHardsigmoid = 9 };
+
+template <int L>
+struct Vec {
+  typedef float type __attribute__((vector_size(L * sizeof(float))));
+};
+
+template <int L>
+__attribute__((always_inline)) inline typename Vec<L>::type Load(const float* p) {
+  typename Vec<L>::type v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// A vector of L floats (GCC's vector extension: the ISA of the calling function decides the
+// instructions), and the epilogue, written as ATen's vectorized kernels compute it (hardswish: x * min(max(x + 3, 0),
+// 6) / 6), so that values, NaN and inf come out as in eager PyTorch: NaN fails every compare and
+// stays NaN.
+template <int L>
+__attribute__((always_inline)) inline typename Vec<L>::type Activate(typename Vec<L>::type v, int unary) {
+  using V = typename Vec<L>::type;
+  const V zero{}, three = zero + 3.f, six = zero + 6.f;
+  switch (unary) {
+    case kRelu: return v < zero ? zero : v;
+    case kRelu6: v = v < zero ? zero : v; return v > six ? six : v;
+    case kHardswish: {
+      V t = v + three;
+      t = t < zero ? zero : t;
+      t = t > six ? six : t;
+      return v * t / six;
+    }
+    case kHardsigmoid: {
+      V t = v + three;
+      t = t < zero ? zero : t;
+      t = t > six ? six : t;
+      return t / six;
+    }
+    default: return v;
+  }
+}
+
+inline bool FusesUnary(int64_t unary) {
+  return unary == kNone || unary == kRelu || unary == kRelu6 || unary == kHardswish || unary == kHardsigmoid;
+}
+
 }  // namespace torchtvm

@@ -118,12 +118,12 @@ def test_conv_epilogues_match_pytorch(act, residual, conv_path):
     "conv",
     [{"residual": False, "act": "relu"}, {"residual": True, "act": "relu"}, {"residual": True, "act": "none"}, {"stride": 2, "padding": 0, "act": "hardswish"}, {"groups": 2, "dilation": 2, "padding": 2}, {"bias": False, "cin": 3}, {"cin": 3, "stride": 2, "act": "relu6"}, {"cin": 3, "dilation": 2, "padding": 1, "act": "gelu"}],
 )
-@pytest.mark.parametrize("algorithm", ["torch", "im2col"])
+@pytest.mark.parametrize("algorithm", ["torch", "direct"])
 def test_conv_algorithms_match_pytorch(conv, algorithm):
     """Algorithm `torch` of a library conv (ATen's own convolution, out of place, then into TVM's
     buffer with the residual and the activation): what placement picks for small convolutions,
-    where oneDNN's prepacked form costs more per call than the convolution. Algorithm `im2col`
-    (a row of patches at a time times the runtime's GEMM, the epilogue per block; a grouped
+    where oneDNN's prepacked form costs more per call than the convolution. Algorithm `direct`
+    (the runtime's direct loop, output channels as vectors, the epilogue in registers; a grouped
     convolution falls back to the default): what it picks for an image net's stem."""
     conv = dict(conv)
     fn, _ = ACTIVATIONS[conv.pop("act", "relu")]
@@ -155,7 +155,7 @@ def test_every_float_convolution_is_timed_as_atens_own_too():
     mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
     placed, offloads = builder.place(mod, INFO, "auto")
     timed = measure.time_library_calls(placed, offloads, rounds=2, calls=3)[offloads[0].name]
-    assert timed.others_ms["torch"] > 0 and timed.others_ms["im2col"] > 0 and timed.library_ms > 0
+    assert timed.others_ms["torch"] > 0 and timed.others_ms["direct"] > 0 and timed.library_ms > 0
     fastest = min(timed.others_ms, key=lambda k: timed.others_ms[k])
     assert timed.algorithm == (fastest if timed.others_ms[fastest] < timed.library_ms * measure.MARGIN else "")
 
@@ -536,3 +536,45 @@ def test_placement_times_the_packed_gemm_for_linears_and_pointwise_convs():
         t = timed[o.name]
         assert set(t.others_ms) >= {"packed", "small_gemm"}, o.kind
         assert (t.algorithm == "packed") == (min(t.others_ms.values()) == t.others_ms["packed"] and t.others_ms["packed"] < t.library_ms * measure.MARGIN)
+
+
+@pytest.mark.parametrize(
+    "cin,cout,k,stride,pad,dil,residual,act",
+    [
+        (3, 16, 3, 2, 1, 1, False, "hardswish"),  # MobileNetV3's stem
+        (3, 64, 7, 2, 3, 1, False, "relu"),  # ResNet's
+        (1, 20, 5, 1, 2, 1, True, "relu6"),  # output channels not a whole vector, residual
+        (4, 72, 3, 1, 0, 2, False, "none"),  # two channel blocks on AVX-512, dilated
+        (2, 5, 1, 3, 0, 1, True, "gelu"),  # an epilogue applied after the loop
+    ],
+)
+def test_direct_convolution_matches_pytorch(cin, cout, k, stride, pad, dil, residual, act):
+    """The runtime's direct loop (algorithm `direct`) on the shapes it is chosen for: every border
+    pixel, partial vectors of output channels, several channel blocks, a residual, NaN and inf as
+    eager."""
+    fn, _ = ACTIVATIONS[act]
+
+    class Conv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(cin, cout, k, stride, pad, dil)
+
+        def forward(self, x, r):
+            y = self.conv(x)
+            return fn(y + r if residual else y)
+
+    torch.manual_seed(5)
+    model, x = Conv().eval(), torch.randn(2, cin, 23, 19)
+    with torch.no_grad():
+        r = torch.randn_like(model.conv(x))
+    mod = import_program(torch.export.export(model, (x, r)), [x, r], 1).mod
+    placed, offloads = builder.place(mod, INFO, "library")
+    assert (act in offloads[0].epilogue or act == "none") and ("add" in offloads[0].epilogue) == residual
+    runner = TvmRunner(builder.compile_placed(library.use_algorithms(placed, offloads, {offloads[0].name: "direct"}), INFO))
+    x[1, 0, 5, 6], x[0, -1, 0, 0] = float("nan"), float("inf")
+    with torch.no_grad():
+        ref = model(x, r)
+    got = runner.run([x, r])[0]
+    assert torch.equal(got.isnan(), ref.isnan()) and torch.equal(got.isinf(), ref.isinf())
+    fin = torch.isfinite(ref)
+    torch.testing.assert_close(got[fin], ref[fin], rtol=1e-4, atol=1e-4)

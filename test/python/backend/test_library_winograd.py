@@ -114,12 +114,12 @@ def test_the_default_build_times_winograd_and_uses_it_only_where_faster(tmp_path
     mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
     placed, offloads = builder.place(mod, INFO, "auto")
     timed = measure.time_library_calls(placed, offloads, rounds=2, calls=5)
-    # Both convolutions are timed as ATen's own convolution and as im2col (16 x 3x3 values per
+    # Both convolutions are timed as ATen's own convolution and as the runtime's direct loop (16 x 3x3 values per
     # patch) too; only the first has a Winograd form.
     assert list(timed) == [o.name for o in offloads]
     t, s = timed[offloads[0].name], timed[offloads[1].name]
     assert t.library_ms > 0 and t.winograd_ms > 0 and t.tvm_ms is None and t.where == "library"
-    assert s.winograd_ms is None and set(s.others_ms) == {"torch", "im2col"}
+    assert s.winograd_ms is None and set(s.others_ms) == {"torch", "direct"}
     assert t.winograd == (t.winograd_ms < t.library_ms * measure.MARGIN and t.winograd_ms <= min(t.others_ms.values()))
 
     path = str(tmp_path / "net.pt")
@@ -127,10 +127,10 @@ def test_the_default_build_times_winograd_and_uses_it_only_where_faster(tmp_path
     params = {"model": path, "inputs": [{"name": "x", "dims": [1, 16, 24, 24]}], "out_dir": str(tmp_path / "build"), "measure": False, "edge_values": False}
     placement = compile_model(params, JobContext("test"))["placement"]
     first, strided = placement["ops"]
-    assert set(first["alone_ms"]) == {"library", "winograd", "torch", "im2col"} and set(strided["alone_ms"]) == {"library", "torch", "im2col"}
+    assert set(first["alone_ms"]) == {"library", "winograd", "torch", "direct"} and set(strided["alone_ms"]) == {"library", "torch", "direct"}
     alone = first["alone_ms"]
-    chose = alone["winograd"] < alone["library"] * measure.MARGIN and alone["winograd"] <= min(alone["torch"], alone["im2col"])
-    assert (first.get("algorithm") == "winograd") == chose and strided.get("algorithm") in (None, "torch", "im2col")
+    chose = alone["winograd"] < alone["library"] * measure.MARGIN and alone["winograd"] <= min(alone["torch"], alone["direct"])
+    assert (first.get("algorithm") == "winograd") == chose and strided.get("algorithm") in (None, "torch", "direct")
     assert placement["note"].startswith("auto: 2 library call(s) timed every way they can run")
     assert ("1 as Winograd (of 1 that can take it)" in placement["note"]) == chose
 

@@ -95,7 +95,7 @@ def _calls(value, func: str) -> bool:
 # The code of each library algorithm, by runtime function: the extra last attribute of its call
 # (native/runtime/src/library_kernels.cc Conv2d, library_recurrent.cc).
 ALGORITHM_CODES = {
-    "torchtvm.conv2d": {"winograd": 1, "onednn": 2, "packed": 3, "torch": 4, "small_gemm": 5, "im2col": 6},
+    "torchtvm.conv2d": {"winograd": 1, "onednn": 2, "packed": 3, "torch": 4, "small_gemm": 5, "direct": 6},
     "torchtvm.lstm": {"torch": 1},
     "torchtvm.gru": {"torch": 1},
     "torchtvm.linear": {"packed": 1, "small_gemm": 2},

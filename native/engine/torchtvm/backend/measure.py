@@ -40,8 +40,8 @@ class OpTiming:
     # depthwise loop or small-GEMM path), "torch" (a convolution by ATen's own convolution, an LSTM /
     # GRU by torch's kernel, a squeeze-excite block by ATen's ops), "packed" (a linear or 1x1
     # convolution by MKL's packed GEMM), "small_gemm" (the same by the runtime's own register-blocked
-    # GEMM, small_gemm.cc), "im2col" (a convolution with few input channels as patches times that
-    # GEMM), "own" (an attention by the runtime's own kernel in place of torch's flash attention).
+    # GEMM, small_gemm.cc), "direct" (a convolution with few values per output pixel by the runtime's
+    # own direct loop, library_direct_conv.cc), "own" (an attention by the runtime's own kernel in place of torch's flash attention).
     others_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -82,9 +82,9 @@ def _variants(o, call) -> dict[str, tuple]:
         # cost is a fraction of oneDNN's prepacked form.
         if str(inputs[0].ty.dtype) == "float32":
             out["torch"] = base + (library.ALGORITHM_CODES[o.func]["torch"],)
-        # Few values per patch (an image net's stem: 3 channels x 3x3): im2col + the runtime's GEMM.
+        # Few values per output pixel (an image net's stem: 3 channels x 3x3): the runtime's direct loop.
         if str(inputs[0].ty.dtype) == "float32" and w is not None and w[2:] != [1, 1] and base[6] == 1 and w[1] * w[2] * w[3] <= 512 and library.constant_value(inputs[1]) is not None:
-            out["im2col"] = base + (library.ALGORITHM_CODES[o.func]["im2col"],)
+            out["direct"] = base + (library.ALGORITHM_CODES[o.func]["direct"],)
         # A 1x1 convolution (stride 1, no padding, one group) is a GEMM: MKL's packed one too.
         if str(inputs[0].ty.dtype) == "float32" and w is not None and w[2:] == [1, 1] and base[:4] == (1, 1, 0, 0) and base[6] == 1 and library.constant_value(inputs[1]) is not None:
             out["packed"] = base + (library.ALGORITHM_CODES[o.func]["packed"],)

@@ -309,7 +309,7 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     return (mixed_ex, mixed_offloads, choice, measured) if kept else (default_ex, offloads, choice, measured)
 
 
-_ALGORITHM_WORDS = {"winograd": "as Winograd", "onednn": "as oneDNN's convolution in place of the runtime's own loop", "torch": "as torch's own kernels (ATen's convolution, torch's LSTM/GRU, a squeeze-excite by ATen's ops)", "packed": "as MKL's packed GEMM", "small_gemm": "as the runtime's own GEMM", "im2col": "as im2col + the runtime's own GEMM", "own": "as the runtime's own attention"}
+_ALGORITHM_WORDS = {"winograd": "as Winograd", "onednn": "as oneDNN's convolution in place of the runtime's own loop", "torch": "as torch's own kernels (ATen's convolution, torch's LSTM/GRU, a squeeze-excite by ATen's ops)", "packed": "as MKL's packed GEMM", "small_gemm": "as the runtime's own GEMM", "direct": "as the runtime's own direct convolution", "own": "as the runtime's own attention"}
 
 
 def _fused_note(timed: dict, fused: list) -> str:

@@ -1,0 +1,183 @@
+// A convolution with few values per output pixel (an image net's stem: 3 channels x 3x3 = 27; a
+// Conv1d front end: 1 channel x 80 taps) computed directly on the NHWC input: each output pixel's
+// channels are vectors of the ISA's width, and each input value is broadcast into the
+// multiply-adds of the vectors it feeds; nothing is copied. On small inputs oneDNN's convolution
+// costs more per call than the arithmetic (a 2x3x64x64 stem: 45 us, here 20 us); on large ones the
+// two are level (both load-bound on the broadcasts), and placement keeps whichever times faster.
+//
+// Register blocking per ISA (TORCHTVM_ISA_DISPATCH, so TORCHTVM_MAX_CPU_ISA caps it): T output pixels
+// x P vectors of output channels accumulate in registers over the kh x kw x Cin taps, the tap's P
+// weight vectors loaded once for the T pixels: up to 8 x 3 (24 of AVX-512's 32 registers), 6 x 2 on
+// AVX2 (12 of 16). Pixels whose taps all fall inside the image run T at a time without bounds
+// checks; the border pixels one at a time with them. Bias, a residual and relu / relu6 / hardswish /
+// hardsigmoid are applied in registers.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu_isa.h"
+#include "library_kernels.h"
+#include "vector_math.h"
+
+namespace torchtvm {
+namespace {
+
+struct DirectGeometry {
+  int64_t H, W, Cin, OH, OW, Cout, Cpad, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+// Output pixels [ow, ow + T) of row (n, oh), channels [c0, c0 + P * L) (the last vector may run past
+// Cout: w and bias are padded to Cpad, and the store stops at Cout). `checked`: some tap of some
+// pixel may fall outside the image (then T is 1).
+template <int L, int T, int P, bool checked>
+__attribute__((always_inline)) inline void Pixels(const float* __restrict__ x, const float* __restrict__ w,
+                                                  const float* __restrict__ bias, const float* other, float* out,
+                                                  const DirectGeometry& g, int64_t n, int64_t oh, int64_t ow, int64_t c0,
+                                                  int unary) {
+  using V = typename Vec<L>::type;
+  V acc[T][P];
+  for (int p = 0; p < P; ++p) {
+    V b = bias ? Load<L>(bias + c0 + p * L) : V{};
+    for (int t = 0; t < T; ++t) acc[t][p] = b;
+  }
+  for (int64_t i = 0; i < g.kh; ++i) {
+    int64_t ih = oh * g.sh - g.ph + i * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    const float* xrow = x + (n * g.H + ih) * g.W * g.Cin;
+    for (int64_t j = 0; j < g.kw; ++j) {
+      int64_t iw0 = ow * g.sw - g.pw + j * g.dw;
+      if (checked && (iw0 < 0 || iw0 >= g.W)) continue;
+      const float* xp = xrow + iw0 * g.Cin;
+      const float* wp = w + (i * g.kw + j) * g.Cin * g.Cpad + c0;
+      for (int64_t c = 0; c < g.Cin; ++c) {
+        V wv[P];
+        for (int p = 0; p < P; ++p) wv[p] = Load<L>(wp + c * g.Cpad + p * L);
+        for (int t = 0; t < T; ++t) {
+          const float xs = xp[t * g.sw * g.Cin + c];
+          for (int p = 0; p < P; ++p) acc[t][p] += xs * wv[p];
+        }
+      }
+    }
+  }
+  const int64_t valid = std::min<int64_t>(P * L, g.Cout - c0);
+  for (int t = 0; t < T; ++t) {
+    int64_t at = ((n * g.OH + oh) * g.OW + ow + t) * g.Cout + c0;
+    for (int p = 0; p < P; ++p) {
+      int64_t lanes = std::min<int64_t>(L, valid - p * L);
+      if (lanes <= 0) break;
+      V v = acc[t][p];
+      if (lanes == L) {  // a whole vector: fixed-size copies, which compile to vector moves
+        if (other) v += Load<L>(other + at + p * L);
+        v = Activate<L>(v, unary);
+        std::memcpy(out + at + p * L, &v, sizeof(v));
+        continue;
+      }
+      if (other) {
+        float r[L] = {};
+        std::memcpy(r, other + at + p * L, lanes * sizeof(float));
+        V rv;
+        std::memcpy(&rv, r, sizeof(rv));
+        v += rv;
+      }
+      v = Activate<L>(v, unary);
+      std::memcpy(out + at + p * L, &v, lanes * sizeof(float));
+    }
+  }
+}
+
+// One output row, channels [c0, c0 + P * L): the interior pixels T at a time, the rest one by one.
+template <int L, int T, int P>
+__attribute__((always_inline)) inline void Row(const float* x, const float* w, const float* bias, const float* other,
+                                               float* out, const DirectGeometry& g, int64_t n, int64_t oh, int64_t c0,
+                                               int unary) {
+  const int64_t lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
+  const int64_t last = g.W - 1 + g.pw - (g.kw - 1) * g.dw;
+  const int64_t hi = last >= 0 ? std::max(lo, std::min(g.OW, last / g.sw + 1)) : lo;
+  int64_t ow = 0;
+  for (; ow < lo; ++ow) Pixels<L, 1, P, true>(x, w, bias, other, out, g, n, oh, ow, c0, unary);
+  for (; ow + T <= hi; ow += T) Pixels<L, T, P, false>(x, w, bias, other, out, g, n, oh, ow, c0, unary);
+  for (; ow < hi; ++ow) Pixels<L, 1, P, false>(x, w, bias, other, out, g, n, oh, ow, c0, unary);
+  for (; ow < g.OW; ++ow) Pixels<L, 1, P, true>(x, w, bias, other, out, g, n, oh, ow, c0, unary);
+}
+
+template <Isa I>
+struct DirectBlocking {
+  static constexpr int lanes = I == Isa::kAvx512 ? 16 : I == Isa::kAvx2 ? 8 : 4;
+  static constexpr int max_vectors = I == Isa::kAvx512 ? 3 : 2;
+};
+
+// Items [begin, end) of (row, block of output channels); a block is max_vectors vectors but the
+// last, which has as many as the remaining channels need.
+template <Isa I>
+__attribute__((always_inline)) inline void DirectItemsBody(const float* x, const float* w, const float* bias,
+                                                           const float* other, float* out, const DirectGeometry& g,
+                                                           int unary, int64_t begin, int64_t end) {
+  using B = DirectBlocking<I>;
+  constexpr int L = B::lanes, block = B::lanes * B::max_vectors;
+  const int64_t cblocks = (g.Cout + block - 1) / block;
+  for (int64_t item = begin; item < end; ++item) {
+    int64_t row = item / cblocks, c0 = (item % cblocks) * block;
+    int64_t n = row / g.OH, oh = row % g.OH;
+    switch (std::min<int64_t>(B::max_vectors, (g.Cout - c0 + L - 1) / L)) {
+      case 1: Row<L, 8, 1>(x, w, bias, other, out, g, n, oh, c0, unary); break;
+      case 2: Row<L, (B::max_vectors >= 3 ? 8 : 6), (B::max_vectors >= 2 ? 2 : 1)>(x, w, bias, other, out, g, n, oh, c0, unary); break;
+      default: Row<L, (B::max_vectors >= 3 ? 8 : 6), B::max_vectors>(x, w, bias, other, out, g, n, oh, c0, unary); break;
+    }
+  }
+}
+
+TORCHTVM_ISA_DISPATCH(void, DirectItems,
+                      (const float* x, const float* w, const float* bias, const float* other, float* out,
+                       const DirectGeometry& g, int unary, int64_t begin, int64_t end),
+                      (x, w, bias, other, out, g, unary, begin, end))
+
+int64_t Lanes() { return KernelIsa() == Isa::kAvx512 ? 16 : KernelIsa() == Isa::kAvx2 ? 8 : 4; }
+
+}  // namespace
+
+bool DirectConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
+                const tvm::ffi::Shape& a, int64_t unary) {
+  int64_t Cin = x->shape[3], Cout = out->shape[3], kh = w->shape[2], kw = w->shape[3];
+  if (ScalarTypeOf(x) != at::kFloat || ScalarTypeOf(w) != at::kFloat || a[6] != 1 || w->shape[1] != Cin || kh * kw * Cin > 512)
+    return false;
+  int64_t lanes = Lanes(), Cpad = (Cout + lanes - 1) / lanes * lanes;
+  DirectGeometry g{x->shape[1], x->shape[2], Cin, out->shape[1], out->shape[2], Cout, Cpad, kh, kw,
+                   a[0], a[1], a[2], a[3], a[4], a[5]};
+  // The weight [Cout, Cin, kh, kw] as [kh][kw][Cin][Cpad] (each tap's output channels contiguous,
+  // zero-padded to whole vectors), and the bias padded alike.
+  at::Tensor packed = Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {Cout, Cin, kh, kw, Cpad, 8}}, [&] {
+    at::Tensor t = at::zeros({kh, kw, Cin, Cpad}, at::kFloat);
+    t.narrow(3, 0, Cout).copy_(View(w).permute({2, 3, 1, 0}));
+    return t;
+  });
+  at::Tensor b;
+  if (bias) {
+    b = Memo<at::Tensor>(PackKey{DataOf(bias), Fingerprint(bias), {Cpad, 9}}, [&] {
+      at::Tensor t = at::zeros({Cpad}, at::kFloat);
+      t.narrow(0, 0, Cout).copy_(View(bias));
+      return t;
+    });
+  }
+  int fused = FusesUnary(unary) ? int(unary) : kNone;
+  const int64_t block = lanes * (KernelIsa() == Isa::kAvx512 ? 3 : 2);
+  int64_t items = x->shape[0] * g.OH * ((Cout + block - 1) / block);
+  // A thread gets at least ~64K multiply-adds: below that, waking it costs more than it saves.
+  int64_t per_item = std::max<int64_t>(1, g.OW * std::min(block, Cout) * kh * kw * Cin);
+  int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / per_item);
+  const float* xp = static_cast<const float*>(DataOf(x));
+  const float* op = other ? static_cast<const float*>(DataOf(other)) : nullptr;
+  float* yp = static_cast<float*>(DataOf(out));
+  at::parallel_for(0, items, grain, [&](int64_t begin, int64_t end) {
+    DirectItems(xp, packed.data_ptr<float>(), bias ? b.data_ptr<float>() : nullptr, op, yp, g, fused, begin, end);
+  });
+  if (fused != unary) {
+    at::Tensor o = View(out);
+    ApplyUnary(o, unary);
+  }
+  return true;
+}
+
+}  // namespace torchtvm
