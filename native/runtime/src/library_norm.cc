@@ -8,7 +8,8 @@
 // Three passes, each a plain loop over channels (innermost, contiguous) that the compiler
 // vectorizes per ISA (TORCHTVM_ISA_DISPATCH): per-channel sums, per-channel sums of squared
 // deviations from the group's mean (two-pass variance: no cancellation when the mean is large),
-// then y = x * a[c] + b[c] with a = rstd * gamma, b = beta - mean * a, as ATen computes it. Partial
+// then y = act(x * a[c] + b[c]) with a = rstd * gamma, b = beta - mean * a, as ATen computes it (act:
+// an activation that follows the GroupNorm, fused into this pass, or none). Partial
 // sums are float over chunks of kChunk positions, combined in double.
 
 #include <ATen/ATen.h>
@@ -21,6 +22,7 @@
 
 #include "cpu_isa.h"
 #include "library_kernels.h"
+#include "vector_math.h"
 
 namespace torchtvm {
 namespace {
@@ -55,18 +57,32 @@ TORCHTVM_ISA_DISPATCH(void, ChannelSums,
                        bool squares, float* __restrict__ sums),
                       (x, C, l0, l1, center, squares, sums))
 
+// y = act(x * a[c] + b[c]), the activation a template argument so that each loop is branch-free.
+template <int U>
+__attribute__((always_inline)) inline void Affine(const float* __restrict__ x, float* __restrict__ y, int64_t C, int64_t l0,
+                                                  int64_t l1, const float* __restrict__ a, const float* __restrict__ b) {
+  for (int64_t l = l0; l < l1; ++l)
+    for (int64_t c = 0; c < C; ++c) y[l * C + c] = ActivateScalar<U>(x[l * C + c] * a[c] + b[c]);
+}
+
 template <Isa>
 __attribute__((always_inline)) inline void AffineRowsBody(const float* __restrict__ x, float* __restrict__ y, int64_t C,
                                                           int64_t l0, int64_t l1, const float* __restrict__ a,
-                                                          const float* __restrict__ b) {
-  for (int64_t l = l0; l < l1; ++l)
-    for (int64_t c = 0; c < C; ++c) y[l * C + c] = x[l * C + c] * a[c] + b[c];
+                                                          const float* __restrict__ b, int64_t unary) {
+  switch (unary) {
+    case 1: return Affine<1>(x, y, C, l0, l1, a, b);
+    case 3: return Affine<3>(x, y, C, l0, l1, a, b);
+    case 6: return Affine<6>(x, y, C, l0, l1, a, b);
+    case 7: return Affine<7>(x, y, C, l0, l1, a, b);
+    case 8: return Affine<8>(x, y, C, l0, l1, a, b);
+    default: return Affine<0>(x, y, C, l0, l1, a, b);
+  }
 }
 
 TORCHTVM_ISA_DISPATCH(void, AffineRows,
                       (const float* __restrict__ x, float* __restrict__ y, int64_t C, int64_t l0, int64_t l1,
-                       const float* __restrict__ a, const float* __restrict__ b),
-                      (x, y, C, l0, l1, a, b))
+                       const float* __restrict__ a, const float* __restrict__ b, int64_t unary),
+                      (x, y, C, l0, l1, a, b, unary))
 
 // Per-group totals of the per-channel sums of x [L, C] (centered and squared when `squares`),
 // chunks of positions split over torch's threads, each chunk's float sums added in double.
@@ -84,7 +100,9 @@ std::vector<double> GroupTotals(const float* x, int64_t L, int64_t C, int64_t gr
 }
 
 at::Tensor GroupNormChannelsLast(const at::Tensor& input, int64_t groups, const std::optional<at::Tensor>& weight,
-                                 const std::optional<at::Tensor>& bias, double eps) {
+                                 const std::optional<at::Tensor>& bias, double eps, int64_t unary) {
+  TORCH_CHECK(unary == 0 || unary == 1 || unary == 3 || unary == 6 || unary == 7 || unary == 8,
+              "torchtvm::group_norm_channels_last: unknown activation code ", unary);
   TORCH_CHECK(input.scalar_type() == at::kFloat && input.dim() >= 2, "torchtvm::group_norm_channels_last takes a float32 [N, ..., C] tensor");
   at::Tensor x = input.contiguous();
   int64_t N = x.size(0), C = x.size(-1), L = N ? x.numel() / (N * C) : 0;
@@ -110,7 +128,7 @@ at::Tensor GroupNormChannelsLast(const at::Tensor& input, int64_t groups, const 
       scale[c] = static_cast<float>(rstd * wp[c]);
       shift[c] = static_cast<float>(bp[c] - mean[c / per_group] * rstd * wp[c]);
     }
-    at::parallel_for(0, L, kChunk, [&](int64_t l0, int64_t l1) { AffineRows(xn, yn, C, l0, l1, scale.data(), shift.data()); });
+    at::parallel_for(0, L, kChunk, [&](int64_t l0, int64_t l1) { AffineRows(xn, yn, C, l0, l1, scale.data(), shift.data(), unary); });
   }
   return y;
 }
@@ -118,7 +136,9 @@ at::Tensor GroupNormChannelsLast(const at::Tensor& input, int64_t groups, const 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(torchtvm, m) {
-  m.def("group_norm_channels_last(Tensor input, int num_groups, Tensor? weight=None, Tensor? bias=None, float eps=1e-05) -> Tensor",
+  // unary: an activation applied in the same pass (backend/library.py UNARY_CODES: relu, sigmoid,
+  // gelu, gelu_tanh, silu), so that GroupNorm + GELU is one pass over the activation.
+  m.def("group_norm_channels_last(Tensor input, int num_groups, Tensor? weight=None, Tensor? bias=None, float eps=1e-05, int unary=0) -> Tensor",
         torch::dispatch(c10::DispatchKey::CPU, GroupNormChannelsLast));
 }
 

@@ -23,6 +23,52 @@ __attribute__((always_inline)) inline float ExpF(float x) {
   return y * scale;
 }
 
+// exp that overflows to inf and underflows to 0 as libm's does (ExpF saturates): where an
+// activation's value at +-inf must come out as eager PyTorch's (silu(-inf) = -inf / inf = NaN).
+__attribute__((always_inline)) inline float ExpFull(float x) {
+  float e = ExpF(x);
+  e = x > 88.7228f ? __builtin_inff() : e;
+  return x < -103.973f ? 0.0f : e;
+}
+
+// erf for float32: the rational approximation TVM's fast_erf and Eigen use (within 1e-6 of erf;
+// NaN stays NaN, +-inf give +-1).
+__attribute__((always_inline)) inline float ErfF(float x) {
+  x = x > 4.f ? 4.f : x;
+  x = x < -4.f ? -4.f : x;
+  const float x2 = x * x;
+  float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+  p = x2 * p + -2.10102402082508e-06f;
+  p = x2 * p + -5.69250639462346e-05f;
+  p = x2 * p + -7.34990630326855e-04f;
+  p = x2 * p + -2.95459980854025e-03f;
+  p = x2 * p + -1.60960333262415e-02f;
+  float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
+  q = x2 * q + -1.68282697438203e-03f;
+  q = x2 * q + -7.37332916720468e-03f;
+  q = x2 * q + -1.42647390514189e-02f;
+  return x * p / q;
+}
+
+// The activations an own kernel's scalar loop applies (vectorized by the compiler), numbered as
+// backend/library.py's UNARY_CODES, with eager PyTorch's values at NaN and +-inf (its GELU gives
+// NaN at both infinities).
+template <int U>
+__attribute__((always_inline)) inline float ActivateScalar(float v) {
+  if (U == 1) return v < 0.f ? 0.f : v;
+  if (U == 3) return 1.f / (1.f + ExpFull(-v));
+  if (U == 6) {
+    float g = v * (0.5f + 0.5f * ErfF(v * 0.70710678118654752f));
+    return __builtin_isinf(v) ? __builtin_nanf("") : g;
+  }
+  if (U == 7) {
+    float z = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+    return 0.5f * v * (2.f - 2.f / (1.f + ExpFull(2.f * z)));
+  }
+  if (U == 8) return v / (1.f + ExpFull(-v));
+  return v;
+}
+
 // Epilogue codes as the engine numbers them (backend/library.py UNARY_CODES); the own kernels apply
 // these five in registers (Activate), the rest by ApplyUnary after the loop.
 enum Unary : int { kNone = 0, kRelu = 1, kRelu6 = 2, kHardswish = 5, kHardsigmoid = 9 };

@@ -173,3 +173,34 @@ def test_an_export_with_aten_calls_records_their_schemas_and_loads(tmp_path):
     _, offloads, _ = build_as_aten(Net("conv_transpose2d"), torch.randn(1, 3, 7, 6))
     meta = export_metadata(offloads)
     assert "torchtvm.aten" in meta["functions"] and meta["ops"]["aten::conv_transpose2d.input"].startswith("aten::conv_transpose2d.input(")
+
+
+class GroupNormAct(nn.Module):
+    def __init__(self, act):
+        super().__init__()
+        self.conv, self.gn, self.act = nn.Conv1d(3, 16, 5), nn.GroupNorm(4, 16), act
+
+    def forward(self, x):
+        return self.act(self.gn(self.conv(x)))
+
+
+@pytest.mark.parametrize(
+    "act,name",
+    [(nn.GELU(), "gelu"), (nn.GELU(approximate="tanh"), "gelu_tanh"), (nn.SiLU(), "silu"), (nn.Sigmoid(), "sigmoid"), (nn.ReLU(), "relu")],
+)
+def test_the_own_group_norm_applies_the_activation_after_it(act, name):
+    """The runtime's GroupNorm takes the activation that follows it into its last pass (one pass
+    over the activation instead of a TVM kernel more): the conv1d's bias goes into the
+    convolution, the activation into the GroupNorm, and the numbers are PyTorch's, NaN and inf
+    included."""
+    torch.manual_seed(5)
+    model, x = GroupNormAct(act), torch.randn(2, 3, 50)
+    runner, offloads, placed = build_as_aten(model, x, own=True)
+    assert [(o.aten, o.epilogue) for o in offloads] == [("torchtvm::group_norm_channels_last", [name])]
+    ops = {op for op in (str(getattr(getattr(b.value, "op", None), "name", "")) for blk in placed["main"].body.blocks for b in blk.bindings)}
+    assert not ops & {"relax.nn.gelu", "relax.nn.gelu_tanh", "relax.nn.silu", "relax.sigmoid", "relax.nn.relu", "relax.add"}
+    conv = library.library_calls(placed, "torchtvm.conv2d")
+    assert len(conv) == 1 and int(list(conv.values())[0].args[1].fields[-1].values[8]) == 1  # has_bias
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([x])[0], model(x), rtol=1e-4, atol=1e-4)
+    assert_nan_and_inf_as_in_pytorch(runner, model, x)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from torchtvm.backend.relax_ir import dtype_of, op_name, prim_value, var_name
+from torchtvm.backend.relax_ir import dtype_of, op_name, prim_value, shape_json, var_name
 
 
 def prepare(mod, convert_layout: bool):
@@ -24,7 +24,7 @@ def prepare(mod, convert_layout: bool):
     if convert_layout and _has_op(mod, "relax.nn.conv1d"):
         # A 1-D convolution is a 2-D one over a height of 1: so it gets the library's kernels
         # (oneDNN, fused epilogues, NHWC) instead of TVM's default schedule.
-        mod = tvm.transform.Sequential([_Conv1dAsConv2d(), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()])(mod)
+        mod = tvm.transform.Sequential([_Conv1dAsConv2d(), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings(), relax.transform.DeadCodeElimination()])(mod)
     if not convert_layout or not _has_op(mod, "relax.nn.conv2d"):
         return mod
     # ConvertLayout has no layout rule for clip (it would transpose back to NCHW around every
@@ -155,13 +155,24 @@ def _PositiveAxes():
 
 
 def _Conv1dAsConv2d():
+    from tvm.ir.expr import Constant
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
     @mutator
     class Mutator(PyExprMutator):
+        def __init__(self, mod):
+            super().__init__(mod)
+            self.as_2d: dict = {}  # each conv1d's var (now a squeeze) -> the conv2d's 4-D result
+
         def visit_var_binding_(self, binding):
             call = self.visit_expr(binding.value)
             a = getattr(call, "attrs", None)
+            if op_name(call) == "relax.add" and call.args[0] in self.as_2d and isinstance(call.args[1], Constant) and len(shape_json(call.args[1])) in (2, 3):
+                # The conv1d's bias (a [C, 1] or [1, C, 1] constant), added before the squeeze: in
+                # the 2-D domain the library convolution takes it as its own bias.
+                y = self.builder_.emit(relax.op.add(self.as_2d[call.args[0]], relax.op.expand_dims(call.args[1], [-1])))
+                self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(relax.op.squeeze(y, [2]))))
+                return
             if op_name(call) != "relax.nn.conv1d" or str(a.data_layout) != "NCW" or str(a.kernel_layout) != "OIW" or str(a.out_layout) != "NCW":
                 return super().visit_var_binding_(binding)
             x, w = call.args
@@ -182,6 +193,7 @@ def _Conv1dAsConv2d():
                 name_hint=var_name(binding.var),
             )
             bb.emit_normalized(relax.VarBinding(binding.var, bb.normalize(relax.op.squeeze(y, [2]))))
+            self.as_2d[binding.var] = y
 
     return _function_pass(Mutator, "Conv1dAsConv2d")
 

@@ -40,6 +40,9 @@ class AtenCall:
     # The runtime's own kernel for the op, where it has one: (torch op, template) for the same
     # torchtvm.aten call and tensors (a third candidate, "own").
     own: tuple[str, str] | None = None
+    # How many bindings of `epilogue` the own kernel applies itself (a GroupNorm's activation).
+    own_fuses: int = 0
+    var: Any = None  # the var its binding defines
 
 
 def _t(perm=None) -> str:
@@ -80,29 +83,38 @@ def _norm(call, kind: str):
     return "aten::instance_norm", [_t(perm), weight, bias, "N", "N", "b1", "f0.1", eps, "b0"], tensors, [perm]
 
 
-def _own_kernel(call, kind: str) -> tuple[str, str] | None:
+# The activations the own GroupNorm applies in its last pass (library_norm.cc), by the code it takes
+# (backend/library.py UNARY_CODES).
+_NORM_ACTIVATIONS = {"relax.nn.relu": 1, "relax.sigmoid": 3, "relax.nn.gelu": 6, "relax.nn.gelu_tanh": 7, "relax.nn.silu": 8}
+
+
+def _own_kernel(call, call_var, kind: str, epilogue: list) -> tuple[tuple[str, str] | None, int]:
     """The runtime's own kernel for `call`, as (torch op, template) over the same tensors as its
-    ATen call: GroupNorm on a float32 buffer with the channels innermost (after a library
-    convolution), library_norm.cc; a float32 NHWC transposed convolution whose kernel equals its
+    ATen call, and how many of its epilogue bindings it applies itself: GroupNorm on a float32
+    buffer with the channels innermost (after a library convolution), with the activation that
+    follows it, library_norm.cc; a float32 NHWC transposed convolution whose kernel equals its
     stride (a UNet's up-convolution), library_upsample.cc."""
     if dtype_of(call) != "float32":
-        return None
+        return None, 0
     if kind == "conv_transpose2d":
         a = call.attrs
         kernel = shape_json(call.args[1])[2:]
         plain = all(int(p) == 0 for p in a.padding) and all(int(p) == 0 for p in a.output_padding) and all(int(d) == 1 for d in a.dilation) and int(a.groups) == 1
         if str(a.data_layout) != "NHWC" or str(a.out_layout) != "NHWC" or str(a.kernel_layout) != "IOHW" or not plain or [int(s) for s in a.strides] != kernel:
-            return None
-        return "torchtvm::conv_transpose2d_channels_last", f"T;T;N;{_ints(a.strides)}|"
+            return None, 0
+        return ("torchtvm::conv_transpose2d_channels_last", f"T;T;N;{_ints(a.strides)}|"), 0
     if kind != "group_norm":
-        return None
+        return None, 0
     a = call.attrs
     ndim = len(shape_json(call.args[0]))
     if int(a.channel_axis) % ndim != ndim - 1 or ndim < 2:
-        return None
+        return None, 0
     weight = "T" if bool(a.scale) else "N"
     bias = "T" if bool(a.center) else "N"
-    return "torchtvm::group_norm_channels_last", f"T;i{int(a.num_groups)};{weight};{bias};f{float(a.epsilon)!r}|"
+    first = op_name(epilogue[0][1]) if epilogue else ""
+    silu = len(epilogue) >= 2 and first == "relax.sigmoid" and op_name(epilogue[1][1]) == "relax.multiply" and epilogue[0][1].args[0].same_as(call_var)
+    unary = 8 if silu else _NORM_ACTIVATIONS.get(first or "", 0)
+    return ("torchtvm::group_norm_channels_last", f"T;i{int(a.num_groups)};{weight};{bias};f{float(a.epsilon)!r};i{unary}|"), 2 if silu else int(unary > 0)
 
 
 def _avg_pool2d(call, kind: str):
@@ -140,8 +152,29 @@ _CONVERTERS = {
 _ELEMENTWISE = {"relax.nn.relu", "relax.nn.gelu", "relax.nn.gelu_tanh", "relax.nn.silu", "relax.sigmoid", "relax.tanh", "relax.clip", "relax.maximum", "relax.minimum", "relax.add", "relax.multiply"}
 
 
+def _silu(bindings: list, i: int, uses: dict) -> list:
+    """SiLU of binding i's value as torch's importer writes it, x * sigmoid(x), when x has no
+    other use: its two bindings, else []."""
+    var = bindings[i].var
+    if uses.get(var, 0) != 2 or i + 2 >= len(bindings):
+        return []
+    sig, mul = bindings[i + 1], bindings[i + 2]
+    if op_name(sig.value) != "relax.sigmoid" or not sig.value.args[0].same_as(var) or uses.get(sig.var, 0) != 1:
+        return []
+    if op_name(mul.value) != "relax.multiply":
+        return []
+    a, b = mul.value.args
+    if not ((a.same_as(var) and b.same_as(sig.var)) or (b.same_as(var) and a.same_as(sig.var))):
+        return []
+    return [(sig.var, sig.value), (mul.var, mul.value)]
+
+
 def _epilogue(bindings: list, i: int, uses: dict) -> list:
-    """The elementwise bindings that consume binding i's value alone (used once each), in order."""
+    """The elementwise bindings that consume binding i's value alone (used once each), in order;
+    a SiLU (two bindings that both read it) counts as one."""
+    silu = _silu(bindings, i, uses)
+    if silu:
+        return silu + _epilogue(bindings, i + 2, uses)
     out = []
     var = bindings[i].var
     for b in bindings[i + 1 :]:
@@ -180,15 +213,23 @@ def aten_calls(mod) -> list[AtenCall]:
             continue
         op, args, tensors, outs = got
         template = ";".join(args) + "|" + ";".join(",".join(str(p) for p in perm) if perm != list(range(len(perm))) else "" for perm in outs)
-        out.append(AtenCall(var_name(b.var), kind, op, template, tensors, b.var.ty, call, _epilogue(bindings, i, uses), _own_kernel(call, kind)))
+        epilogue = _epilogue(bindings, i, uses)
+        own, fuses = _own_kernel(call, b.var, kind, epilogue)
+        out.append(AtenCall(var_name(b.var), kind, op, template, tensors, b.var.ty, call, epilogue, own, fuses, b.var))
     return out
 
 
 def emit(call: AtenCall, own: bool = False):
-    """The `torchtvm.aten` call that computes `call`'s op (by the runtime's own kernel: `own`)."""
+    """The `torchtvm.aten` call that computes `call`'s op (by the runtime's own kernel: `own`, with
+    the first `own_fuses` bindings of its epilogue)."""
     op, template = call.own if own and call.own else (call.op, call.template)
     args = [StringImm(op), StringImm(template), *call.tensors]
     return relax.op.call_dps_packed(FUNC, relax.Tuple(args), out_ty=call.out_ty)
+
+
+def _fused(call: AtenCall, own: bool) -> list:
+    """The epilogue bindings the call applies itself (the own kernel's activation)."""
+    return call.epilogue[: call.own_fuses] if own and call.own else []
 
 
 def offload(mod, names: frozenset, own: frozenset = frozenset()) -> tuple[object, list[Offload]]:
@@ -199,11 +240,18 @@ def offload(mod, names: frozenset, own: frozenset = frozenset()) -> tuple[object
     calls = {c.name: c for c in aten_calls(mod) if c.name in names}
     if not calls:
         return mod, []
+    # A call that applies its epilogue's activation itself: that binding becomes an alias of the
+    # call's result (the call keeps the op's name, by which placement and the report know it).
+    applied = {var_name(v): c for c in calls.values() for v, _ in _fused(c, c.name in own)}
 
     @mutator
     class Rewrite(PyExprMutator):
         def visit_var_binding_(self, binding):
-            c = calls.get(var_name(binding.var))
+            name = var_name(binding.var)
+            if name in applied:
+                self.builder_.emit_normalized(relax.VarBinding(binding.var, self.visit_expr(applied[name].var)))
+                return
+            c = calls.get(name)
             if c is None:
                 return super().visit_var_binding_(binding)
             c.tensors = [self.visit_expr(t) for t in c.tensors]
@@ -214,7 +262,10 @@ def offload(mod, names: frozenset, own: frozenset = frozenset()) -> tuple[object
     offloads = []
     for c in calls.values():
         own_kernel = c.own if c.own and c.name in own else None
-        offloads.append(Offload(c.name, c.kind, shape_json_of(c.out_ty), [], FUNC, [c.name], aten=own_kernel[0] if own_kernel else c.op, algorithm="own" if own_kernel else ""))
+        fused = _fused(c, c.name in own)
+        epilogue = ["silu"] if len(fused) == 2 else [str(op_name(v)).rsplit(".", 1)[-1] for _, v in fused]  # x * sigmoid(x): one activation
+        vars_ = [c.name] + [var_name(v) for v, _ in fused]
+        offloads.append(Offload(c.name, c.kind, shape_json_of(c.out_ty), epilogue, FUNC, vars_, aten=own_kernel[0] if own_kernel else c.op, algorithm="own" if own_kernel else ""))
     return mod, offloads
 
 
@@ -237,9 +288,9 @@ def standalone(call: AtenCall, as_aten: bool, own: bool = False):
                 value = emit(replace(call, tensors=[remap.get(t, t) for t in call.tensors]), own)
             else:
                 value = relax.Call(call.expr.op, [remap.get(a, a) for a in call.expr.args], call.expr.attrs)
-            last = bb.emit(value)
-            for var, ew in call.epilogue:
-                remap[var] = last = bb.emit(relax.Call(ew.op, [last, *ew.args[1:]], ew.attrs))
+            last = remap[call.var] = bb.emit(value)
+            for var, ew in call.epilogue[len(_fused(call, as_aten and own)) :]:
+                remap[var] = last = bb.emit(relax.Call(ew.op, [remap.get(a, a) for a in ew.args], ew.attrs))
             out = bb.emit_output(last)
         bb.emit_func_output(out)
     return bb.get()["main"]

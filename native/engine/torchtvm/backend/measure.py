@@ -297,7 +297,15 @@ def time_aten_ops(placed, info, database, cache=None, rounds: int = 3, calls: in
     known: dict[str, dict[str, float]] = {}
     funcs, keys = {}, {}
     for i, c in enumerate(calls_found):
-        signature = {"aten": c.op, "template": c.template, "tvm": str(c.expr.attrs), "inputs": [[library_aten.shape_json_of(a.ty), str(a.ty.dtype)] for a in c.expr.args if hasattr(a.ty, "shape")], "tuned": database is not None}
+        signature = {
+            "aten": c.op,
+            "template": c.template,
+            "own": list(c.own or []),
+            "epilogue": [str(v.op.name) for _, v in c.epilogue],
+            "tvm": str(c.expr.attrs),
+            "inputs": [[library_aten.shape_json_of(a.ty), str(a.ty.dtype)] for a in c.expr.args if hasattr(a.ty, "shape")],
+            "tuned": database is not None,
+        }
         k = kernel_choices.key(signature, machine) if cache is not None and database is None else ""
         hit = cache.get(k) if k else None
         if hit is not None and set(hit) == {"library", "tvm"} | ({"own"} if c.own else set()):
