@@ -65,6 +65,46 @@ __attribute__((always_inline)) inline void GemmBlock(const float* __restrict__ h
   }
 }
 
+// GemmBlock for B <= 3 rows and a whole strip (Blocking<I>::per_row vectors), with two sets of
+// accumulators (even and odd k) so that twice as many multiply-adds are in flight.
+template <Isa I, int B>
+__attribute__((always_inline)) inline void GemmBlockSplitK(const float* __restrict__ h, int64_t ldh, const float* __restrict__ w,
+                                                           float* __restrict__ out, int64_t ldo, int64_t H, int64_t cols) {
+  using K = Blocking<I>;
+  using V = typename Vec<K::lanes>::type;
+  constexpr int P = K::per_row;
+  V even[B][P], odd[B][P];
+  for (int b = 0; b < B; ++b)
+    for (int v = 0; v < P; ++v) even[b][v] = odd[b][v] = V{};
+  int64_t k = 0;
+  for (; k + 2 <= H; k += 2) {
+    V wv[P];
+    for (int v = 0; v < P; ++v) std::memcpy(&wv[v], w + k * kCols + v * K::lanes, sizeof(V));
+    for (int b = 0; b < B; ++b)
+      for (int v = 0; v < P; ++v) even[b][v] += h[b * ldh + k] * wv[v];
+    for (int v = 0; v < P; ++v) std::memcpy(&wv[v], w + (k + 1) * kCols + v * K::lanes, sizeof(V));
+    for (int b = 0; b < B; ++b)
+      for (int v = 0; v < P; ++v) odd[b][v] += h[b * ldh + k + 1] * wv[v];
+  }
+  if (k < H) {
+    V wv[P];
+    for (int v = 0; v < P; ++v) std::memcpy(&wv[v], w + k * kCols + v * K::lanes, sizeof(V));
+    for (int b = 0; b < B; ++b)
+      for (int v = 0; v < P; ++v) even[b][v] += h[b * ldh + k] * wv[v];
+  }
+  for (int b = 0; b < B; ++b) {
+    V sum[P];
+    for (int v = 0; v < P; ++v) sum[v] = even[b][v] + odd[b][v];
+    if (cols == P * K::lanes) {
+      std::memcpy(out + b * ldo, sum, sizeof(sum));
+    } else {
+      float tmp[P * K::lanes];
+      std::memcpy(tmp, sum, sizeof(sum));
+      std::memcpy(out + b * ldo, tmp, cols * sizeof(float));
+    }
+  }
+}
+
 template <Isa I, int P>
 __attribute__((always_inline)) inline void GemmStrip(const float* __restrict__ h, int64_t ldh, const float* __restrict__ w,
                                                      float* __restrict__ out, int64_t ldo, int64_t rows, int64_t H, int64_t n) {
@@ -88,6 +128,19 @@ __attribute__((always_inline)) inline void GemmRowsBody(const float* __restrict_
                                                         float* __restrict__ out, int64_t ldo, int64_t rows, int64_t H,
                                                         int64_t cols) {
   using K = Blocking<I>;
+  if (K::per_row < 4 && rows <= 3) {
+    // Few rows (an RNN step's batch): 3 rows x 2 vectors are only 6 independent multiply-add
+    // chains, which leave the FMA units waiting on their latency; even and odd k accumulate apart.
+    for (int64_t c0 = 0; c0 < cols; c0 += K::cols) {
+      int64_t n = std::min<int64_t>(K::cols, cols - c0);
+      switch (rows) {
+        case 1: GemmBlockSplitK<I, 1>(h, ldh, w + c0, out + c0, ldo, H, n); break;
+        case 2: GemmBlockSplitK<I, 2>(h, ldh, w + c0, out + c0, ldo, H, n); break;
+        default: GemmBlockSplitK<I, 3>(h, ldh, w + c0, out + c0, ldo, H, n); break;
+      }
+    }
+    return;
+  }
   for (int64_t c0 = 0; c0 < cols; c0 += K::cols) {
     int64_t n = std::min<int64_t>(K::cols, cols - c0);
     switch ((n + K::lanes - 1) / K::lanes) {

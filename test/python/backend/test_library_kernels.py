@@ -519,6 +519,22 @@ def test_runtime_small_gemm_matches_pytorch_with_nan_and_inf(bias, residual, act
         torch.testing.assert_close(runner.run([xc, rc])[0], conv(xc, rc), rtol=1e-4, atol=1e-4, equal_nan=True)
 
 
+@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize("k,n", [(47, 72), (64, 40)])
+def test_small_gemm_with_few_rows_matches_pytorch(rows, k, n):
+    """A product of 1-3 rows (a batch-1 classifier, an RNN step) takes SmallGemm's few-row path
+    where the ISA has few registers per row (AVX2: even and odd k accumulated apart): odd inner
+    sizes and partial column strips give PyTorch's numbers."""
+    torch.manual_seed(8)
+    model = LinearAct(k, n, True, False, torch.relu)
+    x, r = torch.randn(rows, k), torch.randn(rows, n)
+    x[0, k // 2] = float("nan")
+    runner, offloads = build_packed(model, (x, r), "small_gemm")
+    assert [o.algorithm for o in offloads] == ["small_gemm"]
+    with torch.no_grad():
+        torch.testing.assert_close(runner.run([x, r])[0], model(x, r), rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
 def test_placement_times_the_packed_gemm_for_linears_and_pointwise_convs():
     """Every linear and 1x1 convolution with a constant weight has the packed GEMM as a timed
     candidate; it replaces the default only when clearly faster."""
