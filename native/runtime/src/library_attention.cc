@@ -35,6 +35,7 @@
 #include <tvm/ffi/function.h>
 #include <tvm/ffi/reflection/registry.h>
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -77,25 +78,40 @@ at::Tensor Strided(const DLTensor* base, const ffi::Shape& a, size_t at) {
 // One row of scores in place: s = s * scale + mask, then softmax. False when the row is not clean
 // (a NaN or infinite score or mask, an all -inf row): the call then runs torch's kernels, whose
 // semantics those rows have.
-template <Isa>
+template <Isa I>
 __attribute__((always_inline)) inline bool SoftmaxRowBody(float* __restrict__ s, const float* __restrict__ mask, int64_t n,
                                                           float scale) {
-  float m = -std::numeric_limits<float>::infinity();
+  // The max and the sum are reductions, which the compiler keeps scalar (it may not reorder float
+  // additions): they run on explicit vectors of the ISA's width, the exp loop beside them.
+  constexpr int L = I == Isa::kAvx512 ? 16 : I == Isa::kAvx2 ? 8 : 4;
+  using V = typename Vec<L>::type;
   if (mask) {
     for (int64_t j = 0; j < n; ++j) s[j] = s[j] * scale + mask[j];
   } else {
     for (int64_t j = 0; j < n; ++j) s[j] = s[j] * scale;
   }
-  for (int64_t j = 0; j < n; ++j) m = s[j] > m ? s[j] : m;
+  const int64_t whole = n / L * L;
+  float m = -std::numeric_limits<float>::infinity();
+  if (whole) {
+    V mv = Load<L>(s);
+    for (int64_t j = L; j < whole; j += L) {
+      V v = Load<L>(s + j);
+      mv = v > mv ? v : mv;
+    }
+    for (int i = 0; i < L; ++i) m = mv[i] > m ? mv[i] : m;
+  }
+  for (int64_t j = whole; j < n; ++j) m = s[j] > m ? s[j] : m;
   if (!std::isfinite(m)) return false;
-  float sum = 0.f;
   for (int64_t j = 0; j < n; ++j) {
     float d = s[j] - m;
     float e = ExpF(d);
-    e = d < -87.f ? 0.f : e;  // ExpF saturates at exp(-88); below float's normal range exp is 0
-    s[j] = e;
-    sum += e;
+    s[j] = d < -87.f ? 0.f : e;  // ExpF saturates at exp(-88); below float's normal range exp is 0
   }
+  V sv{};
+  for (int64_t j = 0; j < whole; j += L) sv += Load<L>(s + j);
+  float sum = 0.f;
+  for (int i = 0; i < L; ++i) sum += sv[i];
+  for (int64_t j = whole; j < n; ++j) sum += s[j];
   if (!std::isfinite(sum)) return false;  // a NaN score (the max is a term, so a finite sum is >= 1)
   const float r = 1.f / sum;
   for (int64_t j = 0; j < n; ++j) s[j] *= r;

@@ -172,16 +172,22 @@ void PackForSmallGemmInto(const float* w, int64_t ld_row, int64_t ld_col, int64_
   for (int64_t j0 = 0; j0 < G; j0 += kCols) {
     int64_t n = std::min(kCols, G - j0);
     float* dst = packed + (j0 / kCols) * H * kCols;
-    for (int64_t k = 0; k < H; ++k) {
-      const float* src = w + k * ld_row + j0 * ld_col;
-      float* d = dst + k * kCols;
-      if (ld_col == 1) {
-        std::memcpy(d, src, n * sizeof(float));
-      } else {
-        for (int64_t j = 0; j < n; ++j) d[j] = src[j * ld_col];
+    if (ld_col == 1) {
+      for (int64_t k = 0; k < H; ++k) {
+        float* d = dst + k * kCols;
+        std::memcpy(d, w + k * ld_row + j0, n * sizeof(float));
+        std::fill(d + n, d + kCols, 0.f);
       }
-      std::fill(d + n, d + kCols, 0.f);
+      continue;
     }
+    // A transposed source (w[k][j] at j * ld_col + k, ld_row 1 or not): read along its rows, write
+    // the block's columns, which stay in L1, rather than gather from n rows apart.
+    for (int64_t j = 0; j < n; ++j) {
+      const float* src = w + (j0 + j) * ld_col;
+      for (int64_t k = 0; k < H; ++k) dst[k * kCols + j] = src[k * ld_row];
+    }
+    if (n < kCols)
+      for (int64_t k = 0; k < H; ++k) std::fill(dst + k * kCols + n, dst + (k + 1) * kCols, 0.f);
   }
 }
 
