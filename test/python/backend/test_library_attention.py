@@ -310,7 +310,7 @@ def test_the_runtimes_own_attention_gives_what_torchs_kernel_gives(case):
 def test_attention_is_timed_both_ways_and_a_slowed_own_kernel_loses():
     """Placement times torch's flash attention and the runtime's own; the own one, made slower on
     purpose (torchtvm.debug_delay_kernel), is not chosen."""
-    import tvm_ffi
+    from _timing_helpers import timed_slow_and_fast
 
     from torchtvm.backend import measure
     from torchtvm.frontend.importer import import_program
@@ -320,14 +320,8 @@ def test_attention_is_timed_both_ways_and_a_slowed_own_kernel_loses():
     mod = import_program(torch.export.export(model, (x,)), [x], 1).mod
     placed, offloads = builder.place(mod, INFO, "library")
     offloads = [o for o in offloads if o.kind == "attention"]
-    delay = tvm_ffi.get_global_func("torchtvm.debug_delay_kernel")
-    try:
-        delay("attention", 20000)
-        (slowed,) = measure.time_library_calls(placed, offloads, rounds=1, calls=3).values()
-    finally:
-        delay("attention", 0)
+    slowed, fast = timed_slow_and_fast(placed, offloads, "attention")
     assert slowed.others_ms["own"] >= 20.0 and slowed.library_ms < 20.0 and slowed.algorithm == ""
-    (fast,) = measure.time_library_calls(placed, offloads, rounds=1, calls=3).values()
     assert fast.others_ms["own"] < 20.0
     assert (fast.algorithm == "own") == (fast.others_ms["own"] < fast.library_ms * measure.MARGIN)
     # The choice is applied to the call, and the model still matches PyTorch.

@@ -113,21 +113,15 @@ def test_both_algorithms_match_pytorch_with_nan_and_inf(algorithm, act, gate):
 def test_a_slowed_own_kernel_loses_to_pytorchs():
     """The runtime's loops and PyTorch's kernels are both timed; the loops made slower on purpose
     (torchtvm.debug_delay_kernel) are not chosen."""
-    import tvm_ffi
+    from _timing_helpers import timed_slow_and_fast
 
     torch.manual_seed(3)
     model, x = Net(32, nn.ReLU(), nn.Hardsigmoid()), torch.randn(1, 3, 7, 7)
     mod = import_program(torch.export.export(model.eval(), (x,)), [x], 1).mod
     placed, offloads = builder.place(mod, INFO, "library")
     offloads = [o for o in offloads if o.kind == "squeeze_excite"]
-    delay = tvm_ffi.get_global_func("torchtvm.debug_delay_kernel")
-    try:
-        delay("squeeze_excite", 20000)
-        (slowed,) = measure.time_library_calls(placed, offloads, rounds=1, calls=3).values()
-    finally:
-        delay("squeeze_excite", 0)
+    slowed, fast = timed_slow_and_fast(placed, offloads, "squeeze_excite")
     assert slowed.library_ms >= 20.0 and slowed.others_ms["torch"] < 20.0 and slowed.algorithm == "torch"
-    (fast,) = measure.time_library_calls(placed, offloads, rounds=1, calls=3).values()
     assert fast.library_ms < 20.0
     assert (fast.algorithm == "torch") == (fast.others_ms["torch"] < fast.library_ms * measure.MARGIN)
 

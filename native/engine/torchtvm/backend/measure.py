@@ -41,7 +41,8 @@ class OpTiming:
     # GRU by torch's kernel, a squeeze-excite block by ATen's ops), "packed" (a linear or 1x1
     # convolution by MKL's packed GEMM), "small_gemm" (the same by the runtime's own register-blocked
     # GEMM, small_gemm.cc), "direct" (a convolution with few values per output pixel by the runtime's
-    # own direct loop, library_direct_conv.cc), "own" (an attention by the runtime's own kernel in place of torch's flash attention).
+    # own direct loop, library_direct_conv.cc), "own" (an attention by the runtime's own kernel in
+    # place of torch's flash attention).
     others_ms: dict[str, float] = field(default_factory=dict)
 
     @property
