@@ -29,7 +29,7 @@ def prepare(mod, convert_layout: bool):
         return mod
     # ConvertLayout has no layout rule for clip (it would transpose back to NCHW around every
     # relu6): express clip as maximum/minimum, which it does move to NHWC.
-    nhwc = [_ClipToMinMax(), _PositiveAxes(), relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}), _FoldWithNumpy(), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()]
+    nhwc = [_ClipToMinMax(), _PositiveAxes(), relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}), _FoldWithNumpy(), relax.transform.FoldConstant(), _UnitPermutesAsReshapes(), relax.transform.CanonicalizeBindings(), relax.transform.DeadCodeElimination()]
     try:
         return tvm.transform.Sequential(nhwc)(mod)
     except Exception:  # TVM's layout pass fails on some graphs: keep NCHW (convolutions stay in TVM)
@@ -130,6 +130,39 @@ def _has_op(mod, name: str) -> bool:
 # Reductions and squeeze whose axes ConvertLayout remaps: it fails (std::bad_alloc) on negative
 # axes, as an adaptive 1-D pool decomposes to (mean over [-1, -2], squeeze [-2]).
 _AXIS_OPS = {"relax.mean": relax.op.mean, "relax.sum": relax.op.sum, "relax.max": relax.op.max, "relax.min": relax.op.min, "relax.prod": relax.op.prod}
+
+
+def _UnitPermutesAsReshapes():
+    """expand_dims, squeeze and a permute_dims that moves only dims of size 1 (a Conv1d's
+    activation between its [N, L, C] and [N, 1, L, C] forms, after the layout pass) keep every
+    element where it is: each becomes a reshape, and a reshape of a reshape one reshape, which the
+    VM runs as a view of the same buffer (two such ops in a row were fused into a copy kernel)."""
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    def is_view(call) -> bool:
+        name = op_name(call)
+        if name in ("relax.expand_dims", "relax.squeeze", "relax.reshape"):
+            return True
+        if name != "relax.permute_dims" or call.attrs.axes is None:
+            return False
+        dims = shape_json(call.args[0])
+        kept = [int(a) for a in call.attrs.axes if dims[int(a)] != 1]  # a symbolic dim counts as not 1
+        return bool(dims) and kept == sorted(kept)
+
+    @mutator
+    class Mutator(PyExprMutator):
+        def visit_call_(self, op):
+            call = self.visit_expr_post_order(op)
+            out = getattr(call.ty, "shape", None)
+            if out is None or not is_view(call):
+                return call
+            src = call.args[0]
+            bound = self.lookup_binding(src) if isinstance(src, relax.Var) else None
+            if bound is not None and op_name(bound) == "relax.reshape":
+                src = bound.args[0]
+            return relax.op.reshape(src, out)
+
+    return _function_pass(Mutator, "UnitPermutesAsReshapes")
 
 
 def _PositiveAxes():

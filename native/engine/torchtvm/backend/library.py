@@ -465,12 +465,18 @@ class _Planner:
 
     def _max_pool(self, var, call) -> None:
         a = call.attrs
-        if str(a.layout) not in ("NHWC", "NCHW") or str(a.out_layout) != str(a.layout) or _dtype(var) not in self.dtypes:
+        layout = str(a.layout)
+        if layout not in ("NHWC", "NCHW", "NWHC") or str(a.out_layout) != layout or _dtype(var) not in self.dtypes:
             return
         pad = [int(p) for p in a.padding]
         if len(pad) != 4 or pad[0] != pad[2] or pad[1] != pad[3]:
             return  # PyTorch's padding is symmetric
-        attrs = [*(int(k) for k in a.pool_size), *(int(s) for s in a.strides), pad[0], pad[1], *(int(d) for d in a.dilation), int(bool(a.ceil_mode)), int(str(a.layout) == "NHWC")]
+        pairs = [[int(k) for k in a.pool_size], [int(s) for s in a.strides], pad[:2], [int(d) for d in a.dilation]]
+        if layout == "NWHC":
+            # A 1-D pool after the layout pass ([N, L, 1, C]): the NHWC kernel with the spatial
+            # dims' roles swapped reads the same buffer.
+            pairs = [p[::-1] for p in pairs]
+        attrs = [*pairs[0], *pairs[1], *pairs[2], *pairs[3], int(bool(a.ceil_mode)), int(layout != "NCHW")]
         self._add(var, var, "max_pool2d", "torchtvm.max_pool2d", [call.args[0]], attrs, Offload(_name(var), "max_pool2d", _shape_json(var), []))
 
     def _matmul(self, var, call) -> None:
