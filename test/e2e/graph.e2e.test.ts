@@ -363,9 +363,11 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     const legend = page.locator('[data-testid=time-legend]');
     expect(Number(await legend.getAttribute('data-max-ms'))).toBeCloseTo(Math.max(...expected.values()), 9);
     expect(Number(await legend.getAttribute('data-min-ms'))).toBeCloseTo(Math.min(...expected.values()), 9);
-    // The pools and the flatten run in TVM: now each has a time of its own, from the comparison.
+    // The pool runs in TVM: it has a time of its own, from the comparison. The flatten is a view of
+    // the pool's buffer (a reshape: no kernel, no time).
     expect(Number(await page.getAttribute('[data-testid=time-from-comparison]', 'data-count'))).toBe(expected.size - libraryNodes.size);
-    for (const op of ['aten::adaptive_avg_pool2d', 'aten::flatten']) expect(await page.locator(`${NODES}[data-op="${op}"][data-ms]`).count()).toBe(1);
+    expect(await page.locator(`${NODES}[data-op="aten::adaptive_avg_pool2d"][data-ms]`).count()).toBe(1);
+    expect(await page.locator(`${NODES}[data-op="aten::flatten"][data-ms]`).count()).toBe(0);
     await shots('graph-16-resnet18-cli-build-time');
 
     // Error: every op the CLI compared, with its verdict, and none past the tolerance.

@@ -87,7 +87,7 @@ describe('torchtvm compare', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^\*\s+placement\s+auto\s+tvm$/m);
     expect(r.stdout).toMatch(/Per op: 2 of 2 op\(s\) differ \(2 placement/);
-    expect(r.stdout).toMatch(/^\*\s+linear\s+fc1\s+library → TVM\s+\S+ (µs|ms)\s+\S+ (µs|ms)\s+0 ok\s+0 ok\s+placement/m);
+    expect(r.stdout).toMatch(/^\*\s+linear\s+fc1\s+library → TVM\s+\S+ (ns|µs|ms)\s+\S+ (ns|µs|ms)\s+\S+ ok\s+\S+ ok\s+placement/m);
     expect(r.stdout).toMatch(/^A(\s+[\d.]+ (µs|ms)){5}\s+60$/m);
     expect(r.stdout).toMatch(/^B(\s+[\d.]+ (µs|ms)){5}\s+60$/m);
     expect(r.stdout).toMatch(/Latency distributions \(A █, B ░; 20 (log-spaced )?bins/);
