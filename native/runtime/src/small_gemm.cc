@@ -5,7 +5,8 @@
 // block streams from memory in order and stays in L1 while every row passes through it. Six rows
 // at a time accumulate in registers over H, in as many columns as the ISA's register file holds
 // without spilling: 64 on AVX-512 (24 of 32 zmm), 16 on AVX2 (12 of 16 ymm), 8 on SSE (12 of 16
-// xmm); the narrower ISAs pass over a 64-column block in 4 or 8 strips.
+// xmm); the narrower ISAs pass over a 64-column block in 4 or 8 strips, and for 1-3 rows (whose
+// few accumulators would wait on the FMA latency) accumulate even and odd k apart.
 
 #include <ATen/Parallel.h>
 
