@@ -10,6 +10,9 @@ enum class Isa : int { kBaseline = 0, kAvx2 = 1, kAvx512 = 2 };
 
 // Decided once per process (the environment is read at the first call).
 Isa KernelIsa();
+
+// Floats in one vector register of an ISA: 16 (AVX-512), 8 (AVX2), 4 (the SSE baseline).
+constexpr int IsaLanes(Isa isa) { return isa == Isa::kAvx512 ? 16 : isa == Isa::kAvx2 ? 8 : 4; }
 const char* IsaName(Isa isa);
 
 }  // namespace torchtvm

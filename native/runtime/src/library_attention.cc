@@ -83,7 +83,7 @@ __attribute__((always_inline)) inline bool SoftmaxRowBody(float* __restrict__ s,
                                                           float scale) {
   // The max and the sum are reductions, which the compiler keeps scalar (it may not reorder float
   // additions): they run on explicit vectors of the ISA's width, the exp loop beside them.
-  constexpr int L = I == Isa::kAvx512 ? 16 : I == Isa::kAvx2 ? 8 : 4;
+  constexpr int L = IsaLanes(I);
   using V = typename Vec<L>::type;
   if (mask) {
     for (int64_t j = 0; j < n; ++j) s[j] = s[j] * scale + mask[j];

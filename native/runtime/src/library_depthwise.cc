@@ -159,7 +159,7 @@ template <Isa I>
 __attribute__((always_inline)) inline void DepthwiseItemsBody(const float* x, const float* w, const float* bias,
                                                               const float* other, float* out, const DepthwiseGeometry& g,
                                                               int unary, int64_t begin, int64_t end) {
-  constexpr int lanes = I == Isa::kAvx512 ? 16 : I == Isa::kAvx2 ? 8 : 4;
+  constexpr int lanes = IsaLanes(I);
   if (lanes >= 16 && g.C >= 16) ItemsAnyKernel<16>(x, w, bias, other, out, g, unary, begin, end);
   else if (lanes >= 8 && g.C >= 8) ItemsAnyKernel<8>(x, w, bias, other, out, g, unary, begin, end);
   else ItemsAnyKernel<4>(x, w, bias, other, out, g, unary, begin, end);
@@ -171,7 +171,7 @@ TORCHTVM_ISA_DISPATCH(void, DepthwiseItems,
                       (x, w, bias, other, out, g, unary, begin, end))
 
 int VectorLanes(int64_t C) {
-  int isa_lanes = KernelIsa() == Isa::kAvx512 ? 16 : KernelIsa() == Isa::kAvx2 ? 8 : 4;
+  int isa_lanes = IsaLanes(KernelIsa());
   return C >= 16 && isa_lanes >= 16 ? 16 : C >= 8 && isa_lanes >= 8 ? 8 : 4;
 }
 

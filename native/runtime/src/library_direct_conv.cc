@@ -120,7 +120,7 @@ __attribute__((always_inline)) inline void Row(const float* x, const float* w, c
 
 template <Isa I>
 struct DirectBlocking {
-  static constexpr int lanes = I == Isa::kAvx512 ? 16 : I == Isa::kAvx2 ? 8 : 4;
+  static constexpr int lanes = IsaLanes(I);
   static constexpr int max_vectors = I == Isa::kAvx512 ? 4 : 2;
 };
 
@@ -152,8 +152,6 @@ TORCHTVM_ISA_DISPATCH(void, DirectItems,
                        const DirectGeometry& g, int unary, int64_t begin, int64_t end),
                       (x, w, bias, other, out, g, unary, begin, end))
 
-int64_t Lanes() { return KernelIsa() == Isa::kAvx512 ? 16 : KernelIsa() == Isa::kAvx2 ? 8 : 4; }
-
 }  // namespace
 
 bool DirectConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
@@ -161,7 +159,7 @@ bool DirectConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, cons
   int64_t Cin = x->shape[3], Cout = out->shape[3], kh = w->shape[2], kw = w->shape[3];
   if (ScalarTypeOf(x) != at::kFloat || ScalarTypeOf(w) != at::kFloat || a[6] != 1 || w->shape[1] != Cin || kh * kw * Cin > 512)
     return false;
-  int64_t lanes = Lanes(), Cpad = (Cout + lanes - 1) / lanes * lanes;
+  int64_t lanes = IsaLanes(KernelIsa()), Cpad = (Cout + lanes - 1) / lanes * lanes;
   DirectGeometry g{x->shape[1], x->shape[2], Cin, out->shape[1], out->shape[2], Cout, Cpad, kh, kw,
                    a[0], a[1], a[2], a[3], a[4], a[5]};
   // The weight [Cout, Cin, kh, kw] as [kh][kw][Cin][Cpad] (each tap's output channels contiguous,

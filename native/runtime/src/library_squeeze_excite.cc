@@ -20,11 +20,11 @@
 #include <tvm/ffi/reflection/registry.h>
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
 #include "cpu_isa.h"
 #include "library_kernels.h"
+#include "vector_math.h"
 
 namespace torchtvm {
 namespace {
@@ -73,24 +73,11 @@ __attribute__((always_inline)) inline void ScaleRowsBody(const float* __restrict
 TORCHTVM_ISA_DISPATCH(void, ScaleRows, (const float* __restrict__ x, const float* __restrict__ g, int64_t C, int64_t l0, int64_t l1, float* __restrict__ y),
                       (x, g, C, l0, l1, y))
 
-// The activations a squeeze-excite uses, numbered as backend/library.py's UNARY_CODES, written as
-// ATen's kernels compute them so that NaN and inf come out as in eager PyTorch.
-float Activate(float v, int64_t code) {
-  switch (code) {
-    case 0: return v;
-    case 1: return v < 0.f ? 0.f : v;  // NaN fails the compare and stays
-    case 2: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
-    case 3: return 1.f / (1.f + std::exp(-v));
-    case 5: return v * std::min(std::max(v + 3.f, 0.f), 6.f) / 6.f;
-    case 8: return v / (1.f + std::exp(-v));
-    case 9: return std::min(std::max(v + 3.f, 0.f), 6.f) / 6.f;
-  }
-  TORCH_CHECK(false, "torchtvm.squeeze_excite got activation code ", code, "; this is a torchtvm bug.");
+// The hidden layer's or the gate's activation, as eager PyTorch gives it (NaN and inf included).
+void ActivateAll(std::vector<float>& values, int64_t code) {
+  for (auto& v : values)
+    TORCH_CHECK(ActivateScalarCode(v, code), "torchtvm.squeeze_excite got activation code ", code, "; this is a torchtvm bug.");
 }
-
-// std::min / std::max return their first argument when a compare fails: NaN must survive them as
-// ATen's clamp keeps it (hardswish / hardsigmoid of NaN is NaN).
-float ActivateKeepNan(float v, int64_t code) { return std::isnan(v) ? v : Activate(v, code); }
 
 // mean over positions of x [L, C] into mean[C]: float sums per chunk of positions, added in double.
 void ChannelMeans(const float* x, int64_t L, int64_t C, float* mean) {
@@ -117,10 +104,10 @@ void OwnBlock(const float* x, const float* w1, const float* b1, const float* w2,
     ChannelMeans(xn, L, C, mean.data());
     std::copy(b1, b1 + R, hidden.begin());
     VecMat(mean.data(), w1, C, R, hidden.data());
-    for (auto& h : hidden) h = ActivateKeepNan(h, act);
+    ActivateAll(hidden, act);
     std::copy(b2, b2 + C, g.begin());
     VecMat(hidden.data(), w2, R, C, g.data());
-    for (auto& v : g) v = ActivateKeepNan(v, gate);
+    ActivateAll(g, gate);
     int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, C));
     at::parallel_for(0, L, grain, [&](int64_t l0, int64_t l1) { ScaleRows(xn, g.data(), C, l0, l1, yn); });
   }

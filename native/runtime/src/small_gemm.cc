@@ -31,7 +31,7 @@ struct Vec {
 // The register blocking of each ISA: vectors of `lanes` floats, `per_row` of them per row.
 template <Isa I>
 struct Blocking {
-  static constexpr int lanes = I == Isa::kAvx512 ? 16 : I == Isa::kAvx2 ? 8 : 4;
+  static constexpr int lanes = IsaLanes(I);
   static constexpr int per_row = I == Isa::kAvx512 ? 4 : 2;
   static constexpr int cols = lanes * per_row;
 };

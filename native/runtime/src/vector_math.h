@@ -55,7 +55,14 @@ __attribute__((always_inline)) inline float ErfF(float x) {
 // NaN at both infinities).
 template <int U>
 __attribute__((always_inline)) inline float ActivateScalar(float v) {
-  if (U == 1) return v < 0.f ? 0.f : v;
+  if (U == 1) return v < 0.f ? 0.f : v;  // NaN fails every compare and stays NaN
+  if (U == 2) return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
+  if (U == 5 || U == 9) {  // hardswish, hardsigmoid
+    float t = v + 3.f;
+    t = t < 0.f ? 0.f : t;
+    t = t > 6.f ? 6.f : t;
+    return U == 5 ? v * t / 6.f : t / 6.f;
+  }
   if (U == 3) return 1.f / (1.f + ExpFull(-v));
   if (U == 6) {
     float g = v * (0.5f + 0.5f * ErfF(v * 0.70710678118654752f));
@@ -67,6 +74,23 @@ __attribute__((always_inline)) inline float ActivateScalar(float v) {
   }
   if (U == 8) return v / (1.f + ExpFull(-v));
   return v;
+}
+
+// ActivateScalar with the code known only at run time (a loop over a few values: a squeeze-excite's
+// hidden layer and gate). False for a code it does not have.
+inline bool ActivateScalarCode(float& v, int64_t code) {
+  switch (code) {
+    case 0: return true;
+    case 1: v = ActivateScalar<1>(v); return true;
+    case 2: v = ActivateScalar<2>(v); return true;
+    case 3: v = ActivateScalar<3>(v); return true;
+    case 5: v = ActivateScalar<5>(v); return true;
+    case 6: v = ActivateScalar<6>(v); return true;
+    case 7: v = ActivateScalar<7>(v); return true;
+    case 8: v = ActivateScalar<8>(v); return true;
+    case 9: v = ActivateScalar<9>(v); return true;
+  }
+  return false;
 }
 
 // Epilogue codes as the engine numbers them (backend/library.py UNARY_CODES); the own kernels apply
