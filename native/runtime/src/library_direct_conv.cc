@@ -103,7 +103,11 @@ __attribute__((always_inline)) inline void Pixels(const float* __restrict__ x, c
   }
 }
 
-// One output row, channels [c0, c0 + P * L): the interior pixels T at a time, the rest one by one.
+// One output row, channels [c0, c0 + P * L): the interior pixels T at a time, and what is left of
+// them as one more group of T ending at the last interior pixel (recomputing a few, to the same
+// values) or, where a residual is read from the output itself, 4, 2 and 1 at a time: one pixel
+// alone is a chain of kh * kw * Cin dependent multiply-adds (the 7 left over from a 32-wide stem row
+// took as long as the other 24). The border pixels one by one.
 template <int L, int T, int P>
 __attribute__((always_inline)) inline void Row(const float* x, const float* w, const float* bias, const float* other,
                                                float* out, const DirectGeometry& g, int64_t n, int64_t oh, int64_t c0,
@@ -114,6 +118,14 @@ __attribute__((always_inline)) inline void Row(const float* x, const float* w, c
   int64_t ow = 0;
   for (; ow < lo; ++ow) Pixels<L, 1, P, true>(x, w, bias, other, out, g, n, oh, ow, c0, unary);
   for (; ow + T <= hi; ow += T) Pixels<L, T, P, false>(x, w, bias, other, out, g, n, oh, ow, c0, unary);
+  if (ow < hi && hi - T >= lo && other != out) {
+    Pixels<L, T, P, false>(x, w, bias, other, out, g, n, oh, hi - T, c0, unary);
+    ow = hi;
+  }
+  if constexpr (T > 4)
+    for (; ow + 4 <= hi; ow += 4) Pixels<L, 4, P, false>(x, w, bias, other, out, g, n, oh, ow, c0, unary);
+  if constexpr (T > 2)
+    for (; ow + 2 <= hi; ow += 2) Pixels<L, 2, P, false>(x, w, bias, other, out, g, n, oh, ow, c0, unary);
   for (; ow < hi; ++ow) Pixels<L, 1, P, false>(x, w, bias, other, out, g, n, oh, ow, c0, unary);
   for (; ow < g.OW; ++ow) Pixels<L, 1, P, true>(x, w, bias, other, out, g, n, oh, ow, c0, unary);
 }
