@@ -562,12 +562,15 @@ def test_placement_times_the_packed_gemm_for_linears_and_pointwise_convs():
         (1, 20, 5, 1, 2, 1, True, "relu6"),  # output channels not a whole vector, residual
         (4, 72, 3, 1, 0, 2, False, "none"),  # two channel blocks on AVX-512, dilated
         (2, 5, 1, 3, 0, 1, True, "gelu"),  # an epilogue applied after the loop
+        (1, 8, 9, 1, 4, 1, False, "relu"),  # 4 border pixels a side
+        (3, 16, 3, 3, 1, 1, True, "none"),  # 7 pixels a row, fewer than a group of 8
     ],
 )
 def test_direct_convolution_matches_pytorch(cin, cout, k, stride, pad, dil, residual, act):
     """The runtime's direct loop (algorithm `direct`) on the shapes it is chosen for: every border
-    pixel, partial vectors of output channels, several channel blocks, a residual, NaN and inf as
-    eager."""
+    pixel, the interior's remainder (one overlapping group; 4, 2 and 1 at a time where the residual
+    is the output itself), partial vectors of output channels, several channel blocks, a residual,
+    NaN and inf as eager."""
     fn, _ = ACTIVATIONS[act]
 
     class Conv(nn.Module):
