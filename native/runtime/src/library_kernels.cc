@@ -154,6 +154,12 @@ size_t BytesOf(const DLTensor* t) {
   return static_cast<size_t>(at::detail::computeStorageNbytesContiguous(ShapeOf(t), (t->dtype.bits + 7) / 8));
 }
 
+int64_t NumelOf(const DLTensor* t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; ++i) n *= t->shape[i];
+  return n;
+}
+
 }  // namespace
 
 // ---- prepacked convolution weights --------------------------------------------------------
@@ -377,7 +383,7 @@ bool PointwiseAsGemm(const DLTensor* x, const DLTensor* w, const DLTensor* out, 
 bool SmallGemmInto(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
                    int64_t rows, int64_t cin, int64_t cout, bool w_is_nk, int64_t code) {
   if (ScalarTypeOf(x) != at::kFloat || ScalarTypeOf(w) != at::kFloat ||
-      (other && (DataOf(other) == DataOf(out) || View(other).numel() != rows * cout)) || (bias && View(bias).numel() != cout))
+      (other && (DataOf(other) == DataOf(out) || NumelOf(other) != rows * cout)) || (bias && NumelOf(bias) != cout))
     return false;
   at::Tensor packed = Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {cin, cout, int64_t(w_is_nk), 5}}, [&] {
     at::Tensor wt = w_is_nk ? View(w).reshape({cout, cin}).t() : View(w).reshape({cin, cout});
@@ -413,20 +419,41 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   DLTensor* x = args[0].cast<DLTensor*>();
   DLTensor* w = args[1].cast<DLTensor*>();
   DLTensor* out = args[n - 1].cast<DLTensor*>();
-  std::vector<int64_t> stride{a[0], a[1]}, padding{a[2], a[3]}, dilation{a[4], a[5]};
-  int64_t groups = a[6];
-  std::optional<at::Tensor> bias;
-  if (has_bias) bias = View(args[2].cast<DLTensor*>());
-  at::Tensor xt = ViewNHWC(x), ot = ViewNHWC(out);
-  int64_t code = a[7];
-  // Every path writes straight into TVM's buffer (oneDNN's out-of-place forms allocate their
-  // output per call, which costs page faults and a copy on every large activation): Winograd and
-  // depthwise convolutions run the runtime's own loops; a small 1x1 conv is an MKL GEMM; one
-  // without a residual runs torch's prepacked op context into `out`; the
-  // rest use oneDNN's in-place form, which accumulates onto `out` (a sum post-op), so `out` first
-  // holds the residual, or zeros.
+  const DLTensor* b = has_bias ? args[2].cast<DLTensor*>() : nullptr;
   const DLTensor* other = has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr;
+  int64_t groups = a[6], code = a[7];
   int64_t algorithm = a.size() == 11 ? a[10] : 0;
+  // Every path writes straight into TVM's buffer (oneDNN's out-of-place forms allocate their
+  // output per call, which costs page faults and a copy on every large activation). The runtime's
+  // own loops (a small 1x1 as its GEMM, the direct convolution, Winograd, depthwise) take TVM's
+  // buffers as they are, before any torch tensor is made (each is an allocation, and a mobile net's
+  // small convolutions are a few microseconds); a small 1x1 conv may also be an MKL GEMM; one
+  // without a residual runs torch's prepacked op context into `out`; the rest use oneDNN's in-place
+  // form, which accumulates onto `out` (a sum post-op), so `out` first holds the residual, or zeros.
+  if (algorithm == 5 && w->shape[2] == 1 && w->shape[3] == 1 && a[0] == 1 && a[1] == 1 && a[2] == 0 && a[3] == 0 && groups == 1 &&
+      SmallGemmInto(x, w, b, other, out, x->shape[0] * x->shape[1] * x->shape[2], x->shape[3], out->shape[3], true, code))
+    return;
+  if (algorithm == 6 && DirectConv(x, w, b, other, out, a, code)) return;
+  bool winograd = algorithm == 1 && a[0] == 1 && a[1] == 1 && a[4] == 1 && a[5] == 1 && groups == 1 &&
+                  WinogradApplies(x, w, out) && (!other || DataOf(other) != DataOf(out));
+  if (winograd && WinogradConv(x, w, b, other, out, a[2], a[3], code)) {
+    if (code > 2) {
+      at::Tensor o = View(out);
+      ApplyUnary(o, code);
+    }
+    return;
+  }
+  if (algorithm != 2 && algorithm != 4 && groups > 1 && DepthwiseConv(x, w, b, other, out, a, code)) {
+    if (!DepthwiseFusesUnary(code)) {
+      at::Tensor o = View(out);
+      ApplyUnary(o, code);
+    }
+    return;
+  }
+  std::vector<int64_t> stride{a[0], a[1]}, padding{a[2], a[3]}, dilation{a[4], a[5]};
+  std::optional<at::Tensor> bias;
+  if (has_bias) bias = View(b);
+  at::Tensor xt = ViewNHWC(x), ot = ViewNHWC(out);
   if (algorithm == 4) {
     // ATen's own convolution, as TorchScript runs the model as loaded: out of place, then into
     // TVM's buffer. For a small convolution (an 8x8 image) it takes a fraction of the per-call
@@ -437,26 +464,11 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
     ApplyUnary(ot, code);
     return;
   }
-  if (algorithm == 5 && w->shape[2] == 1 && w->shape[3] == 1 && a[0] == 1 && a[1] == 1 && a[2] == 0 && a[3] == 0 && groups == 1 &&
-      SmallGemmInto(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, x->shape[0] * x->shape[1] * x->shape[2],
-                    x->shape[3], out->shape[3], true, code))
-    return;
-  if (algorithm == 6 && DirectConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a, code)) return;
-  bool winograd = algorithm == 1 && a[0] == 1 && a[1] == 1 && a[4] == 1 && a[5] == 1 && groups == 1 &&
-                  WinogradApplies(x, w, out) && (!other || DataOf(other) != DataOf(out));
-  if (winograd && WinogradConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a[2], a[3], code)) {
-    if (code > 2) ApplyUnary(ot, code);
-    return;
-  }
-  if (algorithm != 2 && groups > 1 && DepthwiseConv(x, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, other, out, a, code)) {
-    if (!DepthwiseFusesUnary(code)) ApplyUnary(ot, code);
-    return;
-  }
   if (algorithm != 2 && PointwiseAsGemm(x, w, out, a, bias, other, algorithm == 3)) {
     ApplyUnary(ot, code);
     return;
   }
-  if (other || !ConvIntoBuffer(xt, ot, w, has_bias ? args[2].cast<DLTensor*>() : nullptr, padding, stride, dilation, groups)) {
+  if (other || !ConvIntoBuffer(xt, ot, w, b, padding, stride, dilation, groups)) {
     if (!other || DataOf(other) != DataOf(out)) FillFrom(DataOf(out), other ? DataOf(other) : nullptr, BytesOf(out));
     CallBoxed(TORCHTVM_OP("mkldnn::_convolution_pointwise_", "binary"),
               {ot, xt, PackedConvWeight(w, padding, stride, dilation, groups, xt), bias, padding, stride, dilation,
@@ -478,19 +490,22 @@ void Linear(ffi::PackedArgs args, ffi::Any* rv) {
   bool has_bias = a[1] != 0, has_other = a[2] != 0;
   TORCH_CHECK(n == 4 + int(has_bias) + int(has_other), "torchtvm.linear got ", n,
               " arguments for its attributes; this is a torchtvm bug.");
+  const DLTensor* wd = args[1].cast<DLTensor*>();
+  TORCH_CHECK(wd->ndim == 2, "torchtvm.linear got a ", wd->ndim, "-D weight; this is a torchtvm bug.");
+  int64_t k = wd->shape[0], cols = wd->shape[1];
+  // The runtime's GEMM takes TVM's (dense) buffers as they are, before any torch tensor is made.
+  if (a.size() == 4 && a[3] == 2 && k > 0 &&
+      SmallGemmInto(args[0].cast<DLTensor*>(), wd, has_bias ? args[2].cast<DLTensor*>() : nullptr,
+                    has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr, args[n - 1].cast<DLTensor*>(),
+                    NumelOf(args[0].cast<DLTensor*>()) / k, k, cols, false, a[0]))
+    return;
   at::Tensor x = View(args[0].cast<DLTensor*>());
-  at::Tensor wt = View(args[1].cast<DLTensor*>());
+  at::Tensor wt = View(wd);
   at::Tensor out = View(args[n - 1].cast<DLTensor*>());
-  int64_t k = wt.size(0), cols = wt.size(1);
   at::Tensor x2 = x.reshape({-1, k}), o2 = out.view({-1, cols});
   std::optional<at::Tensor> bias, other;
   if (has_bias) bias = View(args[2].cast<DLTensor*>());
   if (has_other) other = View(args[2 + int(has_bias)].cast<DLTensor*>()).reshape({-1, cols});
-  if (a.size() == 4 && a[3] == 2 && x.is_contiguous() &&
-      SmallGemmInto(args[0].cast<DLTensor*>(), args[1].cast<DLTensor*>(), has_bias ? args[2].cast<DLTensor*>() : nullptr,
-                    has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr, args[n - 1].cast<DLTensor*>(),
-                    x2.size(0), k, cols, false, a[0]))
-    return;
   bool packed = a.size() == 4 && a[3] == 1 && PackedGemmInto(o2, x2, args[1].cast<DLTensor*>(), false, bias, other);
   if (!packed) GemmInto(o2, x2, wt, bias, other);
   ApplyUnary(o2, a[0]);
