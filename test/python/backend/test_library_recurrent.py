@@ -179,7 +179,9 @@ def test_torchs_kernel_is_a_candidate_that_matches_and_wins_when_the_own_one_is_
     placed, offloads = builder.place(mod, INFO, "auto")
     try:
         delay("recurrent", 3000)
-        timed = measure.time_library_calls(placed, offloads, rounds=1, calls=3)[offloads[0].name]
+        # 3 rounds: one call of torch's kernel preempted on a loaded machine (seen at 240 ms, a CI
+        # run sharing its 2 cores) must not decide the low quantile
+        timed = measure.time_library_calls(placed, offloads, rounds=3, calls=3)[offloads[0].name]
     finally:
         delay("recurrent", 0)
     assert timed.library_ms >= 3.0 and timed.others_ms["torch"] < 3.0 and timed.algorithm == "torch"
