@@ -75,8 +75,10 @@ def test_resume_skips_the_import(model, tmp_path, imports):
     assert "reusing the imported model kept in the work dir" in progress
     assert not any("converting TorchScript" in m for m in progress)
     # The graph view still finds each placed op's graph node (the cache keeps where vars came from).
-    nodes = [o.get("node") for o in second.get("placement", {}).get("ops", [])]
-    assert nodes and None not in nodes and nodes == [o.get("node") for o in first["placement"]["ops"]]
+    # By op: the report lists library ops before TVM's, and with two more trials either tiny op may
+    # measure faster on the other side.
+    nodes = {o["name"]: o.get("node") for o in second.get("placement", {}).get("ops", [])}
+    assert nodes and None not in nodes.values() and nodes == {o["name"]: o.get("node") for o in first["placement"]["ops"]}
 
 
 def test_changed_specs_or_model_import_again(model, tmp_path, imports):
