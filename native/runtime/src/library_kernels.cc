@@ -160,6 +160,16 @@ int64_t NumelOf(const DLTensor* t) {
   return n;
 }
 
+// What View checks, without making a tensor: the runtime's own loops index TVM's buffers as dense.
+void CheckDense(const DLTensor* t) {
+  if (t == nullptr || t->strides == nullptr) return;
+  int64_t expected = 1;
+  for (int i = t->ndim - 1; i >= 0; --i) {
+    TORCH_CHECK(t->shape[i] == 1 || t->strides[i] == expected, "A library kernel was given a strided tensor; this is a torchtvm bug.");
+    expected *= t->shape[i];
+  }
+}
+
 }  // namespace
 
 // ---- prepacked convolution weights --------------------------------------------------------
@@ -423,6 +433,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   const DLTensor* other = has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr;
   int64_t groups = a[6], code = a[7];
   int64_t algorithm = a.size() == 11 ? a[10] : 0;
+  for (const DLTensor* t : {static_cast<const DLTensor*>(x), static_cast<const DLTensor*>(out), b, other}) CheckDense(t);
   // Every path writes straight into TVM's buffer (oneDNN's out-of-place forms allocate their
   // output per call, which costs page faults and a copy on every large activation). The runtime's
   // own loops (a small 1x1 as its GEMM, the direct convolution, Winograd, depthwise) take TVM's
@@ -494,6 +505,8 @@ void Linear(ffi::PackedArgs args, ffi::Any* rv) {
   TORCH_CHECK(wd->ndim == 2, "torchtvm.linear got a ", wd->ndim, "-D weight; this is a torchtvm bug.");
   int64_t k = wd->shape[0], cols = wd->shape[1];
   // The runtime's GEMM takes TVM's (dense) buffers as they are, before any torch tensor is made.
+  for (int i = 0; i < n; ++i)
+    if (i != n - 2) CheckDense(args[i].cast<DLTensor*>());
   if (a.size() == 4 && a[3] == 2 && k > 0 &&
       SmallGemmInto(args[0].cast<DLTensor*>(), wd, has_bias ? args[2].cast<DLTensor*>() : nullptr,
                     has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr, args[n - 1].cast<DLTensor*>(),
