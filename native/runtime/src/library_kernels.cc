@@ -62,14 +62,21 @@ void* DataOf(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_o
 
 static std::vector<int64_t> ShapeOf(const DLTensor* t) { return {t->shape, t->shape + t->ndim}; }
 
+// TVM's buffers are dense (strides == nullptr, or compact ones); a strided one would be a torchtvm
+// bug. The runtime's own loops check it on the DLTensor, without making a tensor.
+static void CheckDense(const DLTensor* t) {
+  if (t == nullptr || t->strides == nullptr) return;
+  int64_t expected = 1;
+  for (int i = t->ndim - 1; i >= 0; --i) {
+    TORCH_CHECK(t->shape[i] == 1 || t->strides[i] == expected, "A library kernel was given a strided tensor; this is a torchtvm bug.");
+    expected *= t->shape[i];
+  }
+}
+
 // A dense row-major DLTensor as a torch tensor sharing its memory.
 at::Tensor View(const DLTensor* t) {
-  at::IntArrayRef shape(t->shape, t->ndim);
-  // TVM's buffers are dense (strides == nullptr); a strided one would be a torchtvm bug.
-  TORCH_CHECK(t->strides == nullptr || t->ndim == 0 || at::detail::defaultStrides(shape) ==
-                  std::vector<int64_t>(t->strides, t->strides + t->ndim),
-              "A library kernel was given a strided tensor; this is a torchtvm bug.");
-  return at::from_blob(DataOf(t), shape, at::TensorOptions().dtype(ScalarTypeOf(t)));
+  CheckDense(t);
+  return at::from_blob(DataOf(t), at::IntArrayRef(t->shape, t->ndim), at::TensorOptions().dtype(ScalarTypeOf(t)));
 }
 
 namespace {
@@ -158,16 +165,6 @@ int64_t NumelOf(const DLTensor* t) {
   int64_t n = 1;
   for (int i = 0; i < t->ndim; ++i) n *= t->shape[i];
   return n;
-}
-
-// What View checks, without making a tensor: the runtime's own loops index TVM's buffers as dense.
-void CheckDense(const DLTensor* t) {
-  if (t == nullptr || t->strides == nullptr) return;
-  int64_t expected = 1;
-  for (int i = t->ndim - 1; i >= 0; --i) {
-    TORCH_CHECK(t->shape[i] == 1 || t->strides[i] == expected, "A library kernel was given a strided tensor; this is a torchtvm bug.");
-    expected *= t->shape[i];
-  }
 }
 
 }  // namespace

@@ -16,17 +16,13 @@
 
 #include "cpu_isa.h"
 #include "library_kernels.h"
+#include "vector_math.h"
 
 namespace torchtvm {
 namespace {
 
 constexpr int64_t kCols = 64;
 constexpr int kRows = 6;
-
-template <int Lanes>
-struct Vec {
-  typedef float type __attribute__((vector_size(Lanes * sizeof(float))));
-};
 
 // The register blocking of each ISA: vectors of `lanes` floats, `per_row` of them per row.
 template <Isa I>
@@ -199,22 +195,9 @@ void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int
 
 // The epilogue of a product: out = act(out + bias + other) over [rows, cols] (rows ld apart), with act one
 // of none / relu / relu6 / hardswish / hardsigmoid written as ATen's vectorized kernels compute
-// them, so that NaN and inf come out as in eager PyTorch. A plain loop per ISA and activation
-// (the activation a template argument, so that each loop is branch-free and the compiler
-// vectorizes it for each ISA).
-template <int U>
-__attribute__((always_inline)) inline float Act(float v) {
-  if (U == 1) return v < 0.f ? 0.f : v;
-  if (U == 2) return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
-  if (U == 5 || U == 9) {
-    float t = v + 3.f;
-    t = t < 0.f ? 0.f : t;
-    t = t > 6.f ? 6.f : t;
-    return U == 5 ? v * t / 6.f : t / 6.f;
-  }
-  return v;
-}
-
+// them (vector_math.h's ActivateScalar), so that NaN and inf come out as in eager PyTorch. A plain
+// loop per ISA and activation (the activation a template argument, so that each loop is
+// branch-free and the compiler vectorizes it for each ISA).
 template <int U>
 __attribute__((always_inline)) inline void Epilogue(float* __restrict__ out, const float* __restrict__ bias,
                                                     const float* __restrict__ other, int64_t ld, int64_t rows, int64_t cols) {
@@ -223,13 +206,13 @@ __attribute__((always_inline)) inline void Epilogue(float* __restrict__ out, con
     if (other) {
       const float* __restrict__ q = other + r * ld;
       if (bias)
-        for (int64_t c = 0; c < cols; ++c) o[c] = Act<U>(o[c] + bias[c] + q[c]);
+        for (int64_t c = 0; c < cols; ++c) o[c] = ActivateScalar<U>(o[c] + bias[c] + q[c]);
       else
-        for (int64_t c = 0; c < cols; ++c) o[c] = Act<U>(o[c] + q[c]);
+        for (int64_t c = 0; c < cols; ++c) o[c] = ActivateScalar<U>(o[c] + q[c]);
     } else if (bias) {
-      for (int64_t c = 0; c < cols; ++c) o[c] = Act<U>(o[c] + bias[c]);
+      for (int64_t c = 0; c < cols; ++c) o[c] = ActivateScalar<U>(o[c] + bias[c]);
     } else if (U != 0) {
-      for (int64_t c = 0; c < cols; ++c) o[c] = Act<U>(o[c]);
+      for (int64_t c = 0; c < cols; ++c) o[c] = ActivateScalar<U>(o[c]);
     }
   }
 }
