@@ -1,7 +1,8 @@
 // A convolution with few values per output pixel (an image net's stem: 3 channels x 3x3 = 27; a
-// Conv1d front end: 1 channel x 80 taps) computed directly on the NHWC input: each output pixel's
-// channels are vectors of the ISA's width, and each input value is broadcast into the
-// multiply-adds of the vectors it feeds; nothing is copied. On small inputs oneDNN's convolution
+// Conv1d front end: 1 channel x 80 taps) computed directly on the NHWC input, or on the model's NCHW
+// input where it lies (a stem: the transpose TVM would run before it, 7% of a small mobile net, goes):
+// each output pixel's channels are vectors of the ISA's width, and each input value is broadcast
+// into the multiply-adds of the vectors it feeds; nothing is copied. On small inputs oneDNN's convolution
 // costs more per call than the arithmetic (a 2x3x64x64 stem: 45 us, here 20 us); on large ones the
 // two are level (both load-bound on the broadcasts), and placement keeps whichever times faster.
 //
@@ -27,6 +28,9 @@ namespace {
 
 struct DirectGeometry {
   int64_t H, W, Cin, OH, OW, Cout, Cpad, kh, kw, sh, sw, ph, pw, dh, dw;
+  // Element strides of the input's channel, column and row: NHWC (1, Cin, W * Cin) or, for a model
+  // input read where it lies, NCHW (H * W, 1, W).
+  int64_t xc, xw, xh;
 };
 
 // Output pixels [ow, ow + T) of row (n, oh), channels [c0, c0 + P * L) (the last vector may run past
@@ -46,8 +50,8 @@ __attribute__((always_inline)) inline void Pixels(const float* __restrict__ x, c
   for (int64_t i = 0; i < g.kh; ++i) {
     int64_t ih = oh * g.sh - g.ph + i * g.dh;
     if (ih < 0 || ih >= g.H) continue;
-    const float* xrow = x + (n * g.H + ih) * g.W * g.Cin;
-    if (!checked && g.dw == 1) {
+    const float* xrow = x + n * g.H * g.W * g.Cin + ih * g.xh;
+    if (!checked && g.dw == 1 && g.xc == 1) {
       // All taps inside the image and no dilation: a kernel row's kw x Cin values are contiguous
       // in the input, one loop over them (a stem's 3 x 3 channels: 9 iterations, not 3 of 3).
       const float* xp = xrow + (ow * g.sw - g.pw) * g.Cin;
@@ -65,13 +69,13 @@ __attribute__((always_inline)) inline void Pixels(const float* __restrict__ x, c
     for (int64_t j = 0; j < g.kw; ++j) {
       int64_t iw0 = ow * g.sw - g.pw + j * g.dw;
       if (checked && (iw0 < 0 || iw0 >= g.W)) continue;
-      const float* xp = xrow + iw0 * g.Cin;
+      const float* xp = xrow + iw0 * g.xw;
       const float* wp = w + (i * g.kw + j) * g.Cin * g.Cpad + c0;
       for (int64_t c = 0; c < g.Cin; ++c) {
         V wv[P];
         for (int p = 0; p < P; ++p) wv[p] = Load<L>(wp + c * g.Cpad + p * L);
         for (int t = 0; t < T; ++t) {
-          const float xs = xp[t * g.sw * g.Cin + c];
+          const float xs = xp[t * g.sw * g.xw + c * g.xc];
           for (int p = 0; p < P; ++p) acc[t][p] += xs * wv[p];
         }
       }
@@ -167,13 +171,14 @@ TORCHTVM_ISA_DISPATCH(void, DirectItems,
 }  // namespace
 
 bool DirectConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
-                const tvm::ffi::Shape& a, int64_t unary) {
-  int64_t Cin = x->shape[3], Cout = out->shape[3], kh = w->shape[2], kw = w->shape[3];
+                const tvm::ffi::Shape& a, int64_t unary, bool nchw) {
+  int64_t H = x->shape[nchw ? 2 : 1], W = x->shape[nchw ? 3 : 2], Cin = x->shape[nchw ? 1 : 3];
+  int64_t Cout = out->shape[3], kh = w->shape[2], kw = w->shape[3];
   if (ScalarTypeOf(x) != at::kFloat || ScalarTypeOf(w) != at::kFloat || a[6] != 1 || w->shape[1] != Cin || kh * kw * Cin > 512)
     return false;
   int64_t lanes = IsaLanes(KernelIsa()), Cpad = (Cout + lanes - 1) / lanes * lanes;
-  DirectGeometry g{x->shape[1], x->shape[2], Cin, out->shape[1], out->shape[2], Cout, Cpad, kh, kw,
-                   a[0], a[1], a[2], a[3], a[4], a[5]};
+  DirectGeometry g{H, W, Cin, out->shape[1], out->shape[2], Cout, Cpad, kh, kw, a[0], a[1], a[2], a[3], a[4], a[5],
+                   nchw ? H * W : 1, nchw ? 1 : Cin, nchw ? W : W * Cin};
   // The weight [Cout, Cin, kh, kw] as [kh][kw][Cin][Cpad] (each tap's output channels contiguous,
   // zero-padded to whole vectors), and the bias padded alike.
   at::Tensor packed = Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {Cout, Cin, kh, kw, Cpad, 8}}, [&] {

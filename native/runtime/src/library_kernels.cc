@@ -407,19 +407,21 @@ bool SmallGemmInto(const DLTensor* x, const DLTensor* w, const DLTensor* bias, c
   return true;
 }
 
-// torchtvm.conv2d(x NHWC, w OIHW, [b], [other NHWC], attrs, out NHWC)
+// torchtvm.conv2d(x NHWC (or NCHW, see attrs), w OIHW, [b], [other NHWC], attrs, out NHWC)
 // attrs = [stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, unary, has_bias, has_other,
 //          (algorithm: 0 the default below, 1 Winograd, 2 oneDNN only (not the runtime's depthwise
 //           loop or a GEMM for a small 1x1), 3 MKL's packed GEMM for a 1x1, 4 ATen's own
 //           convolution, 5 the runtime's SmallGemm for a 1x1, 6 the runtime's direct convolution
 //           for few values per output pixel (library_direct_conv.cc); absent in models exported
-//           before it)]
+//           before it),
+//          (1: x is NCHW (the model's input), read where it lies by the direct convolution, the only
+//           algorithm that takes it; absent: NHWC)]
 void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   c10::InferenceMode guard;
   int n = args.size();
   TORCH_CHECK(n >= 4, "torchtvm.conv2d got ", n, " arguments; this is a torchtvm bug.");
   ffi::Shape a = args[n - 2].cast<ffi::Shape>();
-  TORCH_CHECK(a.size() == 10 || a.size() == 11, "torchtvm.conv2d got ", a.size(), " attributes; this is a torchtvm bug.");
+  TORCH_CHECK(a.size() >= 10 && a.size() <= 12, "torchtvm.conv2d got ", a.size(), " attributes; this is a torchtvm bug.");
   bool has_bias = a[8] != 0, has_other = a[9] != 0;
   TORCH_CHECK(n == 4 + int(has_bias) + int(has_other), "torchtvm.conv2d got ", n,
               " arguments for its attributes; this is a torchtvm bug.");
@@ -429,7 +431,8 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   const DLTensor* b = has_bias ? args[2].cast<DLTensor*>() : nullptr;
   const DLTensor* other = has_other ? args[2 + int(has_bias)].cast<DLTensor*>() : nullptr;
   int64_t groups = a[6], code = a[7];
-  int64_t algorithm = a.size() == 11 ? a[10] : 0;
+  int64_t algorithm = a.size() >= 11 ? a[10] : 0;
+  bool nchw = a.size() == 12 && a[11] == 1;
   for (const DLTensor* t : {static_cast<const DLTensor*>(x), static_cast<const DLTensor*>(out), b, other}) CheckDense(t);
   // Every path writes straight into TVM's buffer (oneDNN's out-of-place forms allocate their
   // output per call, which costs page faults and a copy on every large activation). The runtime's
@@ -441,7 +444,8 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* rv) {
   if (algorithm == 5 && w->shape[2] == 1 && w->shape[3] == 1 && a[0] == 1 && a[1] == 1 && a[2] == 0 && a[3] == 0 && groups == 1 &&
       SmallGemmInto(x, w, b, other, out, x->shape[0] * x->shape[1] * x->shape[2], x->shape[3], out->shape[3], true, code))
     return;
-  if (algorithm == 6 && DirectConv(x, w, b, other, out, a, code)) return;
+  if (algorithm == 6 && DirectConv(x, w, b, other, out, a, code, nchw)) return;
+  TORCH_CHECK(!nchw, "torchtvm.conv2d: an NCHW input for a convolution the direct loop does not take; this is a torchtvm bug.");
   bool winograd = algorithm == 1 && a[0] == 1 && a[1] == 1 && a[4] == 1 && a[5] == 1 && groups == 1 &&
                   WinogradApplies(x, w, out) && (!other || DataOf(other) != DataOf(out));
   if (winograd && WinogradConv(x, w, b, other, out, a[2], a[3], code)) {

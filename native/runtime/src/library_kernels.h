@@ -104,11 +104,12 @@ bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, c
 // by PyTorch's kernels.
 void ApplyUnary(at::Tensor& t, int64_t code);
 
-// A float32 convolution with at most 512 values per output pixel (x NHWC, w OIHW, out NHWC; a:
-// torchtvm.conv2d's attributes) by the runtime's own direct loop (library_direct_conv.cc): out =
-// act(conv(x) + bias + other). False when it does not apply (groups, dtype).
+// A float32 convolution with at most 512 values per output pixel (x NHWC, or NCHW where `nchw`: a
+// model input read where it lies; w OIHW, out NHWC; a: torchtvm.conv2d's attributes) by the
+// runtime's own direct loop (library_direct_conv.cc): out = act(conv(x) + bias + other). False when
+// it does not apply (groups, dtype).
 bool DirectConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
-                const tvm::ffi::Shape& a, int64_t unary);
+                const tvm::ffi::Shape& a, int64_t unary, bool nchw);
 
 // The schema of a torch op ("ns::op.overload") in the running process ("" when torch has none).
 std::string LibrarySchema(const std::string& qualified);

@@ -566,20 +566,23 @@ def test_placement_times_the_packed_gemm_for_linears_and_pointwise_convs():
         (3, 16, 3, 3, 1, 1, True, "none"),  # 7 pixels a row, fewer than a group of 8
     ],
 )
-def test_direct_convolution_matches_pytorch(cin, cout, k, stride, pad, dil, residual, act):
+@pytest.mark.parametrize("source", ["input", "activation"])
+def test_direct_convolution_matches_pytorch(cin, cout, k, stride, pad, dil, residual, act, source):
     """The runtime's direct loop (algorithm `direct`) on the shapes it is chosen for: every border
     pixel, the interior's remainder (one overlapping group; 4, 2 and 1 at a time where the residual
     is the output itself), partial vectors of output channels, several channel blocks, a residual,
-    NaN and inf as eager."""
+    NaN and inf as eager; reading the model's NCHW input where it lies (the transpose to NHWC goes)
+    and an NHWC activation (a 1x1 convolution's output)."""
     fn, _ = ACTIVATIONS[act]
 
     class Conv(nn.Module):
         def __init__(self):
             super().__init__()
+            self.pre = nn.Conv2d(cin, cin, 1) if source == "activation" else nn.Identity()
             self.conv = nn.Conv2d(cin, cout, k, stride, pad, dil)
 
         def forward(self, x, r):
-            y = self.conv(x)
+            y = self.conv(self.pre(x))
             return fn(y + r if residual else y)
 
     torch.manual_seed(5)
@@ -588,8 +591,14 @@ def test_direct_convolution_matches_pytorch(cin, cout, k, stride, pad, dil, resi
         r = torch.randn_like(model.conv(x))
     mod = import_program(torch.export.export(model, (x, r)), [x, r], 1).mod
     placed, offloads = builder.place(mod, INFO, "library")
-    assert (act in offloads[0].epilogue or act == "none") and ("add" in offloads[0].epilogue) == residual
-    runner = TvmRunner(builder.compile_placed(library.use_algorithms(placed, offloads, {offloads[0].name: "direct"}), INFO))
+    conv = offloads[-1]
+    assert (act in conv.epilogue or act == "none") and ("add" in conv.epilogue) == residual
+    placed = library.use_algorithms(placed, offloads, {conv.name: "direct"})
+    # The call reads the NCHW input itself (no transpose before it; with one channel the graph has
+    # a reshape, no transpose, there), or the 1x1 convolution's NHWC output.
+    reads_input = '"torchtvm.conv2d", (x,' in placed["main"].script()
+    assert reads_input == (source == "input" and cin > 1)
+    runner = TvmRunner(builder.compile_placed(placed, INFO))
     x[1, 0, 5, 6], x[0, -1, 0, 0] = float("nan"), float("inf")
     with torch.no_grad():
         ref = model(x, r)

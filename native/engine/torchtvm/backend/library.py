@@ -114,12 +114,14 @@ def split_call_args(call) -> tuple[list, relax.ShapeExpr, list]:
 
 def use_algorithms(mod, offloads: list, choices: dict):
     """`mod` (as offload placed it) with the calls named in `choices` ({op name: algorithm, one of
-    ALGORITHM_CODES}) given that algorithm, without planning the graph again. Marks their
-    offloads; returns the module."""
+    ALGORITHM_CODES}) given that algorithm, without planning the graph again. A direct convolution
+    of an NCHW tensor moved to NHWC (the model's input, before a stem) reads it where it lies: the
+    transpose goes. Marks their offloads; returns the module."""
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
     func_of = {o.name: o.func for o in offloads}
     chosen = {n: ALGORITHM_CODES[func_of[n]][a] for n, a in choices.items() if a and a in ALGORITHM_CODES.get(func_of.get(n, ""), {})}
+    direct = ALGORITHM_CODES["torchtvm.conv2d"]["direct"]
 
     @mutator
     class Switch(PyExprMutator):
@@ -130,19 +132,36 @@ def use_algorithms(mod, offloads: list, choices: dict):
                 return super().visit_var_binding_(binding)
             args, attrs, scalars = split_call_args(v)
             args = [a if isinstance(a, _Constant) else self.visit_expr(a) for a in args]
+            extra = [chosen[name]]
+            w = static_shape(args[1])
+            # as library_direct_conv.cc takes it: one group, at most 512 values per output pixel
+            if func_of[name] == "torchtvm.conv2d" and chosen[name] == direct and int(attrs.values[6]) == 1 and w is not None and w[1] * w[2] * w[3] <= 512:
+                source = _nchw_source(self.lookup_binding(args[0]) if isinstance(args[0], relax.Var) else None)
+                if source is not None:
+                    args[0], extra = source, extra + [1]
             ty = binding.var.ty
             out_ty = list(ty.fields) if hasattr(ty, "fields") else ty  # LSTM / GRU: several outputs
-            call = relax.op.call_dps_packed(func_of[name], relax.Tuple(args + [relax.ShapeExpr(list(attrs.values) + [chosen[name]])] + scalars), out_ty=out_ty)
+            call = relax.op.call_dps_packed(func_of[name], relax.Tuple(args + [relax.ShapeExpr(list(attrs.values) + extra)] + scalars), out_ty=out_ty)
             self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(call)))
 
     if not chosen:
         return mod
     mod = mod.clone()
     mod["main"] = Switch(mod).visit_expr(mod["main"])
+    mod = relax.transform.DeadCodeElimination()(mod)  # a transpose no call reads any more
     for o in offloads:
         if o.name in chosen:
             o.algorithm = choices[o.name]
     return mod
+
+
+def _nchw_source(value):
+    """The 4-D float32 tensor that `value` moves from NCHW to NHWC (permute_dims [0, 2, 3, 1]), else None."""
+    if _op_name(value) != "relax.permute_dims" or value.attrs.axes is None or [int(a) for a in value.attrs.axes] != [0, 2, 3, 1]:
+        return None
+    x = value.args[0]
+    shape = static_shape(x)
+    return x if _dtype(x) == "float32" and shape is not None and len(shape) == 4 else None
 
 
 @_with_attention
