@@ -1,5 +1,6 @@
 // torchtvm.aten: any ATen op of the imported program as a library call, run by torch's dispatcher
-// on TVM's buffers (no copy in; one copy of each result into the buffer TVM planned). It makes
+// on TVM's buffers (no copy in; an op's out= variant writes into the buffer TVM planned, any other
+// op's result is copied there once). It makes
 // PyTorch's own kernel a candidate for ops the runtime has no kernel of its own for (GroupNorm,
 // instance norm, pooling, transposed convolution...): backend/library_aten.py emits the calls, and
 // placement times them against TVM's kernels.
@@ -9,8 +10,9 @@
 //   template  "<argument>;<argument>;...|<output>;<output>...": the boxed arguments in schema order,
 //             then one entry per output. An argument is T (the next input tensor), T:p0,p1,... (it,
 //             permuted: a channels-last buffer seen in the layout the op expects), i<int>,
-//             f<float>, b0/b1, L<int>,<int>,... (an int list, empty as L), N (None). An output
-//             entry is empty or p0,p1,... (the output buffer permuted the same way).
+//             f<float>, b0/b1, L<int>,<int>,... (an int list, empty as L), N (None), O or O:p0,...
+//             (the next output buffer, permuted: an out= argument, which the op writes itself).
+//             An output entry is empty or p0,p1,... (the output buffer permuted the same way).
 
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -91,7 +93,7 @@ void Aten(ffi::PackedArgs args, ffi::Any* rv) {
   TORCH_CHECK(args.size() >= 3, "torchtvm.aten got ", args.size(), " arguments; this is a torchtvm bug.");
   std::string name = args[0].cast<std::string>();
   const Template& t = Parse(args[1].cast<std::string>());
-  int n_out = static_cast<int>(t.outs.size()), first_out = args.size() - n_out, next = 2;
+  int n_out = static_cast<int>(t.outs.size()), first_out = args.size() - n_out, next = 2, written = 0;
   torch::jit::Stack stack;
   for (const auto& a : t.args) {
     TORCH_CHECK(!a.empty(), "torchtvm.aten: empty argument in the template of ", name, "; this is a torchtvm bug.");
@@ -100,6 +102,12 @@ void Aten(ffi::PackedArgs args, ffi::Any* rv) {
         TORCH_CHECK(next < first_out, "torchtvm.aten: ", name, " has more tensor arguments than inputs; this is a torchtvm bug.");
         at::Tensor x = View(args[next++].cast<DLTensor*>());
         stack.emplace_back(a.size() > 2 ? Permuted(x, a.substr(2)) : x);
+        break;
+      }
+      case 'O': {
+        TORCH_CHECK(written < n_out, "torchtvm.aten: ", name, " has more out= arguments than outputs; this is a torchtvm bug.");
+        at::Tensor o = View(args[first_out + written++].cast<DLTensor*>());
+        stack.emplace_back(a.size() > 2 ? Permuted(o, a.substr(2)) : o);
         break;
       }
       case 'i': stack.emplace_back(static_cast<int64_t>(std::stoll(a.substr(1)))); break;
@@ -111,8 +119,9 @@ void Aten(ffi::PackedArgs args, ffi::Any* rv) {
     }
   }
   Op(name).callBoxed(&stack);
-  TORCH_CHECK(static_cast<int>(stack.size()) >= n_out, "torchtvm.aten: ", name, " returned ", stack.size(), " values for ",
-              n_out, " outputs; this is a torchtvm bug.");
+  if (written == n_out) return;  // an out= op: it wrote into TVM's buffers
+  TORCH_CHECK(written == 0 && static_cast<int>(stack.size()) >= n_out, "torchtvm.aten: ", name, " returned ", stack.size(),
+              " values for ", n_out, " outputs; this is a torchtvm bug.");
   for (int i = 0; i < n_out; ++i) {
     at::Tensor out = Permuted(View(args[first_out + i].cast<DLTensor*>()), t.outs[i]);
     out.copy_(stack[i].toTensor());

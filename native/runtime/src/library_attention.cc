@@ -29,6 +29,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/native/layer_norm.h>
 #include <ATen/native/transformers/attention.h>
+#include <torch/library.h>
 #include <c10/core/InferenceMode.h>
 #include <tvm/ffi/container/shape.h>
 #include <tvm/ffi/container/tensor.h>
@@ -225,18 +226,9 @@ void Attention(ffi::PackedArgs args, ffi::Any* rv) {
   if (!direct) out.copy_(o);
 }
 
-// torchtvm.layer_norm(x [M..., N...], gamma [N...], beta [N...], attrs=[n_axes], eps, out)
-// Over the last n_axes dims, by torch's LayerNormKernel writing into TVM's buffer.
-void LayerNorm(ffi::PackedArgs args, ffi::Any* rv) {
-  c10::InferenceMode guard;
-  TORCH_CHECK(args.size() == 6, "torchtvm.layer_norm got ", args.size(), " arguments; this is a torchtvm bug.");
-  at::Tensor x = View(args[0].cast<DLTensor*>());
-  at::Tensor gamma = View(args[1].cast<DLTensor*>());
-  at::Tensor beta = View(args[2].cast<DLTensor*>());
-  ffi::Shape a = args[3].cast<ffi::Shape>();
-  double eps = args[4].cast<double>();
-  at::Tensor out = View(args[5].cast<DLTensor*>());
-  int64_t axes = a[0];
+// out = layer_norm(x) over its last `axes` dims, by torch's LayerNormKernel writing into `out`
+// (dense tensors of x's shape; gamma and beta of the normalized shape).
+void LayerNormInto(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta, int64_t axes, double eps, at::Tensor& out) {
   TORCH_CHECK(axes >= 1 && axes <= x.dim(), "torchtvm.layer_norm got ", axes, " axes; this is a torchtvm bug.");
   int64_t N = 1;
   for (int64_t i = x.dim() - axes; i < x.dim(); ++i) N *= x.size(i);
@@ -246,6 +238,25 @@ void LayerNorm(ffi::PackedArgs args, ffi::Any* rv) {
   auto stat = x.options().dtype(at::toOpMathType(x.scalar_type()));
   at::Tensor mean = at::empty({M}, stat), rstd = at::empty({M}, stat);
   at::native::LayerNormKernel(at::kCPU, x, gamma, beta, M, N, eps, &out, &mean, &rstd);
+}
+
+// torchtvm.layer_norm(x [M..., N...], gamma [N...], beta [N...], attrs=[n_axes], eps, out)
+// Over the last n_axes dims, by torch's LayerNormKernel writing into TVM's buffer.
+void LayerNorm(ffi::PackedArgs args, ffi::Any* rv) {
+  c10::InferenceMode guard;
+  TORCH_CHECK(args.size() == 6, "torchtvm.layer_norm got ", args.size(), " arguments; this is a torchtvm bug.");
+  at::Tensor out = View(args[5].cast<DLTensor*>());
+  LayerNormInto(View(args[0].cast<DLTensor*>()), View(args[1].cast<DLTensor*>()), View(args[2].cast<DLTensor*>()),
+                args[3].cast<ffi::Shape>()[0], args[4].cast<double>(), out);
+}
+
+// The same as a torch op with an out= argument, so that library_aten.py can offer it (placement
+// times it against TVM's kernel and aten::layer_norm): PyTorch's kernel with no copy of its result.
+at::Tensor& LayerNormOut(const at::Tensor& input, int64_t axes, const at::Tensor& weight, const at::Tensor& bias, double eps, at::Tensor& out) {
+  TORCH_CHECK(out.is_contiguous() && input.is_contiguous() && out.sizes() == input.sizes(),
+              "torchtvm::layer_norm_out takes dense input and out of the same shape");
+  LayerNormInto(input, weight.contiguous(), bias.contiguous(), axes, eps, out);
+  return out;
 }
 
 // torchtvm.softmax(x, attrs=[axis], out): torch's softmax kernel, written in place.
@@ -259,6 +270,11 @@ void Softmax(ffi::PackedArgs args, ffi::Any* rv) {
 }
 
 }  // namespace
+
+TORCH_LIBRARY_FRAGMENT(torchtvm, m) {
+  m.def("layer_norm_out(Tensor input, int axes, Tensor weight, Tensor bias, float eps, *, Tensor(a!) out) -> Tensor(a!)",
+        torch::dispatch(c10::DispatchKey::CPU, LayerNormOut));
+}
 
 TVM_FFI_STATIC_INIT_BLOCK() {
   namespace refl = tvm::ffi::reflection;

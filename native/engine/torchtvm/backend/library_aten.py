@@ -4,8 +4,11 @@ through torch's dispatcher on TVM's buffers. Placement times the call against TV
 op (measure.time_aten_ops) and keeps the faster; nothing here decides by itself.
 
 Each entry of _CONVERTERS maps a Relax op to its ATen op and boxed arguments in schema order
-(the template library_aten.cc reads). A buffer in channels-last order is passed as a permuted view,
-in the layout the ATen op expects, and its output written back through the same view.
+(the template library_aten.cc reads): the norms, pooling, transposed convolution, softmax,
+reductions and transposes. An op with an out= variant writes into TVM's buffer; another's result
+is copied there once. A buffer in channels-last order is passed as a permuted view, in the layout
+the ATen op expects, and its output written back through the same view. Elementwise ops are not
+offered: TVM fuses them into the kernels around them, which one ATen call per op cannot match.
 """
 
 from __future__ import annotations
@@ -90,12 +93,20 @@ _NORM_ACTIVATIONS = {"relax.nn.relu": 1, "relax.sigmoid": 3, "relax.nn.gelu": 6,
 
 def _own_kernel(call, call_var, kind: str, epilogue: list) -> tuple[tuple[str, str] | None, int]:
     """The runtime's own kernel for `call`, as (torch op, template) over the same tensors as its
-    ATen call, and how many of its epilogue bindings it applies itself: GroupNorm on a float32
-    buffer with the channels innermost (after a library convolution), with the activation that
-    follows it, library_norm.cc; a float32 NHWC transposed convolution whose kernel equals its
-    stride (a UNet's up-convolution), library_upsample.cc."""
+    ATen call, and how many of its epilogue bindings it applies itself: LayerNorm with a weight
+    and a bias, by torch's kernel writing into TVM's buffer (no copy, library_attention.cc); a
+    float32 mean that keeps the innermost axis (a global average pool of NHWC), library_reduce.cc;
+    GroupNorm on a float32 buffer with the channels innermost (after a library convolution), with
+    the activation that follows it, library_norm.cc; a float32 NHWC transposed convolution whose
+    kernel equals its stride (a UNet's up-convolution), library_upsample.cc."""
+    if kind == "layer_norm" and call.attrs.scale and call.attrs.center:
+        # torch's LayerNormKernel writing into TVM's buffer (library_attention.cc), no copy
+        n = len(call.attrs.axes)
+        return ("torchtvm::layer_norm_out", f"T;i{n};T;T;f{float(call.attrs.epsilon)!r};O|"), 0
     if dtype_of(call) != "float32":
         return None, 0
+    if kind == "mean":
+        return _own_mean(call), 0
     if kind == "conv_transpose2d":
         a = call.attrs
         kernel = shape_json(call.args[1])[2:]
@@ -115,6 +126,22 @@ def _own_kernel(call, call_var, kind: str, epilogue: list) -> tuple[tuple[str, s
     silu = len(epilogue) >= 2 and first == "relax.sigmoid" and op_name(epilogue[1][1]) == "relax.multiply" and epilogue[0][1].args[0].same_as(call_var)
     unary = 8 if silu else _NORM_ACTIVATIONS.get(first or "", 0)
     return ("torchtvm::group_norm_channels_last", f"T;i{int(a.num_groups)};{weight};{bias};f{float(a.epsilon)!r};i{unary}|"), 2 if silu else int(unary > 0)
+
+
+def _own_mean(call) -> tuple[str, str] | None:
+    """library_reduce.cc's mean, where it applies: adjacent axes before the innermost, which is
+    kept with at least 8 values per row (its vectors)."""
+    shape = shape_json(call.args[0])
+    ndim = len(shape)
+    if call.attrs.axis is None or not len(call.attrs.axis):
+        return None
+    axes = sorted(int(v) % ndim for v in call.attrs.axis)
+    inner = 1
+    for d in shape[axes[-1] + 1 :]:
+        inner *= int(d)
+    if axes[-1] >= ndim - 1 or axes != list(range(axes[0], axes[-1] + 1)) or inner < 8:
+        return None
+    return "torchtvm::mean_rows_out", f"T;{_ints(axes)};b{int(bool(call.attrs.keepdims))};O|"
 
 
 def _avg_pool2d(call, kind: str):
@@ -140,11 +167,59 @@ def _conv_transpose2d(call, kind: str):
     return "aten::conv_transpose2d.input", args, [x, w], [perm]
 
 
+def _layer_norm(call, kind: str):
+    a = call.attrs
+    x, gamma, beta = call.args
+    shape = shape_json(x)
+    ndim = len(shape)
+    axes = sorted(int(v) % ndim for v in a.axes)
+    if not axes or axes != list(range(ndim - len(axes), ndim)):
+        return None  # torch normalizes over trailing dims only
+    tensors = [x] + ([gamma] if a.scale else []) + ([beta] if a.center else [])
+    # layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable)
+    args = ["T", _ints(shape[ndim - len(axes) :]), "T" if a.scale else "N", "T" if a.center else "N", f"f{float(a.epsilon)!r}", "b0"]
+    return "aten::layer_norm", args, tensors, [None]
+
+
+def _softmax(call, kind: str):
+    axis = int(call.attrs.axis) % len(shape_json(call.args[0]))
+    # _softmax.out(self, dim, half_to_float, *, out): into TVM's buffer
+    return f"aten::_{kind}.out", ["T", f"i{axis}", "b0", "O"], [call.args[0]], [None]
+
+
+def _reduction(call, kind: str):
+    a = call.attrs
+    ndim = len(shape_json(call.args[0]))
+    if a.axis is not None and len(a.axis) == 0:
+        return None  # reduces nothing
+    axes = [] if a.axis is None else sorted(int(v) % ndim for v in a.axis)  # [] is every axis, for ATen too
+    keep = f"b{int(bool(a.keepdims))}"
+    if kind in ("max", "min"):  # amax.out(self, dim, keepdim, *, out)
+        return f"aten::a{kind}.out", ["T", _ints(axes), keep, "O"], [call.args[0]], [None]
+    # mean.out / sum.IntList_out(self, dim, keepdim, dtype, *, out)
+    return ("aten::mean.out" if kind == "mean" else "aten::sum.IntList_out"), ["T", _ints(axes), keep, "N", "O"], [call.args[0]], [None]
+
+
+def _permute(call, kind: str):
+    ndim = len(shape_json(call.args[0]))
+    axes = list(range(ndim))[::-1] if call.attrs.axes is None else [int(v) % ndim for v in call.attrs.axes]
+    # copy_(self, src, non_blocking): TVM's buffer gets the input seen through the permutation
+    return "aten::copy_", ["O", _t(axes), "b0"], [call.args[0]], [None]
+
+
 _CONVERTERS = {
     "relax.nn.group_norm": ("group_norm", _norm),
     "relax.nn.instance_norm": ("instance_norm", _norm),
     "relax.nn.avg_pool2d": ("avg_pool2d", _avg_pool2d),
     "relax.nn.conv2d_transpose": ("conv_transpose2d", _conv_transpose2d),
+    "relax.nn.layer_norm": ("layer_norm", _layer_norm),
+    "relax.nn.softmax": ("softmax", _softmax),
+    "relax.nn.log_softmax": ("log_softmax", _softmax),
+    "relax.mean": ("mean", _reduction),
+    "relax.sum": ("sum", _reduction),
+    "relax.max": ("max", _reduction),
+    "relax.min": ("min", _reduction),
+    "relax.permute_dims": ("permute", _permute),
 }
 
 
@@ -200,10 +275,15 @@ def aten_calls(mod) -> list[AtenCall]:
             uses[v] = uses.get(v, 0) + 1
     for v in free_vars(mod["main"].body.body):
         uses[v] = uses.get(v, 0) + 1
+    # Placement knows ops by name: a name two bindings share (TVM's layout pass names the
+    # transposes it adds "lv", as it names other vars) cannot be placed, so it is not offered.
+    named: dict[str, int] = {}
+    for b in bindings:
+        named[var_name(b.var)] = named.get(var_name(b.var), 0) + 1
     for i, b in enumerate(bindings):
         call = b.value
         entry = _CONVERTERS.get(op_name(call) or "")
-        if entry is None or dtype_of(call) not in _DTYPES:
+        if entry is None or dtype_of(call) not in _DTYPES or named[var_name(b.var)] > 1:
             continue
         if not all(isinstance(d, int) for d in shape_json(call)) or any(not all(isinstance(d, int) for d in shape_json(t)) for t in call.args if hasattr(t.ty, "shape")):
             continue
@@ -212,7 +292,7 @@ def aten_calls(mod) -> list[AtenCall]:
         if got is None:
             continue
         op, args, tensors, outs = got
-        template = ";".join(args) + "|" + ";".join(",".join(str(p) for p in perm) if perm != list(range(len(perm))) else "" for perm in outs)
+        template = ";".join(args) + "|" + ";".join("" if perm is None or perm == list(range(len(perm))) else ",".join(str(p) for p in perm) for perm in outs)
         epilogue = _epilogue(bindings, i, uses)
         own, fuses = _own_kernel(call, b.var, kind, epilogue)
         out.append(AtenCall(var_name(b.var), kind, op, template, tensors, b.var.ty, call, epilogue, own, fuses, b.var))

@@ -16,11 +16,12 @@ projection), and the output is written through a strided view into the tensor it
 disappears with it. Views are computed on Relax shapes, which may be symbolic: the strides then are
 expressions the VM evaluates per call.
 
-`offload` runs before library.py's own planner (it takes the attention matmuls first); which
-whole ops are on is WHOLE_OPS, chosen by measuring the encoders of scripts/peers_models.py with and
-without each (2026-11-26, one thread, CPU time per call, interleaved): attention took 11% (encoder)
-and 9% (encoder_sdpa) off the whole model, softmax alone (where no attention matched) 5%, layer_norm
-nothing measurable (TVM's fused kernel is as fast), so layer_norm stays in TVM by default.
+`offload` runs before library.py's own planner (it takes the attention matmuls first). Attention
+is on by default (WHOLE_OPS): it took 11% (encoder) and 9% (encoder_sdpa) off the whole model
+(2026-11-26), and TVM has no kernel for the whole pattern. A layer_norm or softmax that no
+attention took is no longer placed here by a fixed rule: library_aten.py offers PyTorch's kernel
+for it (torch's LayerNormKernel or _softmax.out into TVM's buffer), and placement times that
+against TVM's kernel on the machine it builds on. `kinds` still places them here on request.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from torchtvm.backend.relax_ir import shape_json as _shape_json
 from torchtvm.backend.relax_ir import var_name as _name
 
 # Whole ops given to the library by default (see the module docstring for how this was chosen).
-WHOLE_OPS = ("attention", "softmax")
+WHOLE_OPS = ("attention",)
 # Every whole op this module can place, and the functions they call.
 FUNCS = {"attention": "torchtvm.attention", "layer_norm": "torchtvm.layer_norm", "softmax": "torchtvm.softmax"}
 

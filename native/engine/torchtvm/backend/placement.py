@@ -65,6 +65,14 @@ SOURCE_OPS: dict[str, list[str]] = {
     "instance_norm": ["aten::instance_norm"],
     "avg_pool2d": ["aten::avg_pool2d"],
     "conv_transpose2d": ["aten::conv_transpose2d", "aten::_convolution", "aten::convolution"],
+    "layer_norm": ["aten::layer_norm", "aten::native_layer_norm"],
+    "softmax": ["aten::softmax", "aten::_softmax"],
+    "log_softmax": ["aten::log_softmax", "aten::_log_softmax"],
+    "mean": ["aten::mean", "aten::adaptive_avg_pool2d"],
+    "sum": ["aten::sum"],
+    "max": ["aten::max", "aten::amax"],
+    "min": ["aten::min", "aten::amin"],
+    "permute": ["aten::permute", "aten::transpose", "aten::t"],
     "squeeze_excite": ["aten::adaptive_avg_pool2d", "aten::mean"],
 }
 
@@ -245,12 +253,16 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
         in_tvm_default = frozenset(n for n in fused if lib_timed[n].where == "tvm")
         if in_tvm_default:
             placed, offloads = builder.offload_prepared(prepared, info, keep_in_tvm=in_tvm_default)
-    # PyTorch's kernel for the ops the runtime has none for (GroupNorm, pooling, transposed
-    # convolution...), against TVM's kernel (tuned where the database has it).
+    algorithms = {name: t.algorithm for name, t in lib_timed.items() if t.algorithm}
+    # The calls with their algorithms first: a transpose that a direct convolution then reads
+    # through (the model's input) is gone before the ops left in TVM are timed.
+    with_algorithms = library.use_algorithms(placed, offloads, algorithms)
+    # PyTorch's kernel for the ops the runtime has none for (norms, pooling, softmax, reductions,
+    # transposes...), against TVM's kernel (tuned where the database has it).
     aten_timed: dict = {}
-    if library_aten.aten_calls(placed):
+    if library_aten.aten_calls(with_algorithms):
         ctx.progress("build", "timing the ops without a library kernel as TVM's kernel and as PyTorch's")
-        aten_timed = measure.time_aten_ops(placed, info, database, cache=cache)
+        aten_timed = measure.time_aten_ops(with_algorithms, info, database, cache=cache)
         ctx.check_cancelled()
     if kernel_choices.busy() and cache.forget_added():
         ctx.log(f"the machine was busy (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores) while the kernels were timed: their times choose this build's kernels but are not cached", "warn")
@@ -259,15 +271,17 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     to_aten = frozenset(n for n, t in aten_timed.items() if t.tvm_ms is None or t.best_library_ms < t.tvm_ms * measure.MARGIN)
     # ... by the runtime's own kernel for the op where that timed clearly faster than PyTorch's.
     own_aten = frozenset(n for n in to_aten if aten_timed[n].algorithm == "own")
-    algorithms = {name: t.algorithm for name, t in lib_timed.items() if t.algorithm}
 
-    def finish_placing(module, module_offloads, skip=frozenset()):
-        """The library calls' algorithms and the ATen calls applied; offloads in call order."""
-        module = library.use_algorithms(module, module_offloads, {n: a for n, a in algorithms.items() if n not in skip})
+    def with_aten(module, module_offloads):
+        """The ATen calls applied; offloads in call order."""
         module, aten_offloads = library_aten.offload(module, to_aten, own_aten)
         return module, in_call_order(module, list(module_offloads) + aten_offloads)
 
-    default_placed, offloads = finish_placing(placed, offloads)
+    def finish_placing(module, module_offloads, skip=frozenset()):
+        """The library calls' algorithms and the ATen calls applied; offloads in call order."""
+        return with_aten(library.use_algorithms(module, module_offloads, {n: a for n, a in algorithms.items() if n not in skip}), module_offloads)
+
+    default_placed, offloads = with_aten(with_algorithms, offloads)
     default_ex = builder.compile_placed(default_placed, info, database)
     lib_note = _algorithms_note(lib_timed, offloads) + _aten_note(aten_timed, to_aten) + _fused_note(lib_timed, fused)
     timed = {**lib_timed, **aten_timed}
