@@ -45,6 +45,8 @@ class Net(nn.Module):
             return torch.log_softmax(x, dim=-1)
         if self.kind == "sum":
             return x.sum(1)
+        if self.kind == "sum_all":
+            return x.sum()
         if self.kind == "permute":
             return x.permute(2, 0, 1) * 2.0
         y = torch.relu(self.conv(x))
@@ -77,6 +79,7 @@ CASES = {
     "log_softmax": ((2, 3, 40), "aten::_log_softmax.out", "log_softmax"),
     "mean": ((2, 3, 9, 7), "aten::mean.out", "mean"),
     "sum": ((2, 3, 40), "aten::sum.IntList_out", "sum"),
+    "sum_all": ((2, 3, 40), "aten::sum.IntList_out", "sum"),
     "amax": ((2, 3, 9, 7), "aten::amax.out", "max"),
     "permute": ((2, 3, 40), "aten::copy_", "permute"),
 }

@@ -192,12 +192,13 @@ def _reduction(call, kind: str):
     ndim = len(shape_json(call.args[0]))
     if a.axis is not None and len(a.axis) == 0:
         return None  # reduces nothing
-    axes = [] if a.axis is None else sorted(int(v) % ndim for v in a.axis)  # [] is every axis, for ATen too
+    axes = [] if a.axis is None else sorted(int(v) % ndim for v in a.axis)
     keep = f"b{int(bool(a.keepdims))}"
-    if kind in ("max", "min"):  # amax.out(self, dim, keepdim, *, out)
+    if kind in ("max", "min"):  # amax.out(self, dim, keepdim, *, out): dim [] is every axis
         return f"aten::a{kind}.out", ["T", _ints(axes), keep, "O"], [call.args[0]], [None]
-    # mean.out / sum.IntList_out(self, dim, keepdim, dtype, *, out)
-    return ("aten::mean.out" if kind == "mean" else "aten::sum.IntList_out"), ["T", _ints(axes), keep, "N", "O"], [call.args[0]], [None]
+    # mean.out / sum.IntList_out(self, dim, keepdim, dtype, *, out): dim None is every axis
+    dims = "N" if a.axis is None else _ints(axes)
+    return ("aten::mean.out" if kind == "mean" else "aten::sum.IntList_out"), ["T", dims, keep, "N", "O"], [call.args[0]], [None]
 
 
 def _permute(call, kind: str):
