@@ -184,6 +184,29 @@ def test_layer_norm_softmax_and_reductions_are_timed_not_placed_by_rule():
         assert ("own" in t.others_ms) == (kinds[name] in ("layer_norm", "mean"))
 
 
+def test_ops_of_the_same_signature_are_built_and_timed_once(monkeypatch):
+    """A transformer's repeated blocks: two LayerNorms of one shape (their weights differ) are
+    built and timed once, and both get those times."""
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.LayerNorm(32), nn.LayerNorm(32)
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    x = torch.randn(2, 24, 32)
+    mod = import_program(torch.export.export(Twice().eval(), (x,)), [x], 1).mod
+    placed, _ = builder.place(mod, INFO, "library")
+    built = []
+    real = measure.time_functions
+    monkeypatch.setattr(measure, "time_functions", lambda funcs, *a, **k: built.extend(funcs) or real(funcs, *a, **k))
+    timed = measure.time_aten_ops(placed, INFO, None, rounds=1, calls=3)
+    assert len(timed) == 2 and len({(t.library_ms, t.tvm_ms) for t in timed.values()}) == 1
+    assert sorted(n.split("_")[0] for n in built) == ["aten", "own", "tvm"]
+
+
 def test_a_slowed_own_group_norm_loses_its_place():
     """Placement times the runtime's GroupNorm beside PyTorch's and TVM's; made slower on purpose
     (torchtvm.debug_delay_kernel), it is not chosen, and each time is what decides."""

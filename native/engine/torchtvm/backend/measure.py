@@ -16,10 +16,11 @@ loses in context.)
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from torchtvm.backend import build as builder
 from torchtvm.backend import library
@@ -297,6 +298,9 @@ def time_aten_ops(placed, info, database, cache=None, rounds: int = 3, calls: in
     machine = kernel_choices.machine() if cache is not None else {}
     known: dict[str, dict[str, float]] = {}
     funcs, keys = {}, {}
+    # Ops with the same signature (a transformer's repeated blocks) are built and timed once.
+    first: dict[str, int] = {}
+    same_as: dict[int, int] = {}
     for i, c in enumerate(calls_found):
         signature = {
             "aten": c.op,
@@ -307,6 +311,11 @@ def time_aten_ops(placed, info, database, cache=None, rounds: int = 3, calls: in
             "inputs": [[library_aten.shape_json_of(a.ty), str(a.ty.dtype)] for a in c.expr.args if hasattr(a.ty, "shape")],
             "tuned": database is not None,
         }
+        text = json.dumps(signature, sort_keys=True)
+        if text in first:
+            same_as[i] = first[text]
+            continue
+        first[text] = i
         k = kernel_choices.key(signature, machine) if cache is not None and database is None else ""
         hit = cache.get(k) if k else None
         if hit is not None and set(hit) == {"library", "tvm"} | ({"own"} if c.own else set()):
@@ -336,6 +345,10 @@ def time_aten_ops(placed, info, database, cache=None, rounds: int = 3, calls: in
         out[calls_found[i].name] = OpTiming(calls_found[i].name, aten_ms, tvm_ms, others_ms={"own": own_ms} if own_ms is not None else {})
         if k and tvm_ms is not None:
             cache.put(k, {"library": aten_ms, "tvm": tvm_ms, **({"own": own_ms} if own_ms is not None else {})})
+    for i, j in same_as.items():
+        name, twin = calls_found[i].name, calls_found[j].name
+        if twin in out:
+            out[name] = replace(out[twin], name=name)
     return out
 
 
