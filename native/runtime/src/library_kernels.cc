@@ -54,6 +54,9 @@ at::ScalarType ScalarTypeOf(const DLTensor* t) {
   if (t->dtype.code == kDLFloat && t->dtype.bits == 32) return at::kFloat;
   if (t->dtype.code == kDLBfloat && t->dtype.bits == 16) return at::kBFloat16;
   if (t->dtype.code == kDLFloat && t->dtype.bits == 16) return at::kHalf;
+  // integer index tensors (an embedding's tokens through torchtvm.aten)
+  if (t->dtype.code == kDLInt && t->dtype.bits == 64) return at::kLong;
+  if (t->dtype.code == kDLInt && t->dtype.bits == 32) return at::kInt;
   TORCH_CHECK(false, "A library kernel was given a tensor of an unsupported dtype (code ",
               int(t->dtype.code), ", ", int(t->dtype.bits), " bits); this is a torchtvm bug.");
 }

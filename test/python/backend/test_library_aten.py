@@ -49,6 +49,8 @@ class Net(nn.Module):
             return x.sum()
         if self.kind == "permute":
             return x.permute(2, 0, 1) * 2.0
+        if self.kind == "cumsum":
+            return x.cumsum(2)
         y = torch.relu(self.conv(x))
         if self.kind == "softmax":  # over the channels, which NHWC keeps last
             return torch.softmax(y, dim=1)
@@ -82,6 +84,7 @@ CASES = {
     "sum_all": ((2, 3, 40), "aten::sum.IntList_out", "sum"),
     "amax": ((2, 3, 9, 7), "aten::amax.out", "max"),
     "permute": ((2, 3, 40), "aten::copy_", "permute"),
+    "cumsum": ((2, 3, 40), "aten::cumsum.out", "cumsum"),
 }
 # The ops the runtime also has its own kernel for (a third candidate).
 OWN = {
@@ -103,6 +106,30 @@ def build_as_aten(model, x, own=False):
     names = frozenset(c.name for c in calls if kind is None or c.kind == kind)
     placed, offloads = library_aten.offload(placed, names, names if own else frozenset())
     return TvmRunner(builder.compile_placed(placed, INFO)), offloads, placed
+
+
+def test_an_embedding_as_index_select_matches_pytorch():
+    """An embedding (TVM's take of the table by the flattened tokens) as PyTorch's index_select,
+    into TVM's buffer; every token gets its row."""
+
+    class Embed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e = nn.Embedding(50, 16)
+
+        def forward(self, i):
+            return self.e(i) * 3.0
+
+    torch.manual_seed(6)
+    model, tokens = Embed().eval(), torch.randint(0, 50, (2, 7))
+    mod = import_program(torch.export.export(model, (tokens,)), [tokens], 1).mod
+    placed, _ = builder.place(mod, INFO, "library")
+    names = frozenset(c.name for c in library_aten.aten_calls(placed) if c.kind == "take")
+    placed, offloads = library_aten.offload(placed, names)
+    assert [o.aten for o in offloads] == ["aten::index_select.out"]
+    got = TvmRunner(builder.compile_placed(placed, INFO)).run([tokens])[0]
+    with torch.no_grad():
+        assert torch.equal(got, model(tokens))
 
 
 def test_ops_the_own_kernels_do_not_cover_have_none():

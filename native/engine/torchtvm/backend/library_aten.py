@@ -5,7 +5,7 @@ op (measure.time_aten_ops) and keeps the faster; nothing here decides by itself.
 
 Each entry of _CONVERTERS maps a Relax op to its ATen op and boxed arguments in schema order
 (the template library_aten.cc reads): the norms, pooling, transposed convolution, softmax,
-reductions and transposes. An op with an out= variant writes into TVM's buffer; another's result
+reductions, cumulative sums, transposes and gathers (an embedding). An op with an out= variant writes into TVM's buffer; another's result
 is copied there once. A buffer in channels-last order is passed as a permuted view, in the layout
 the ATen op expects, and its output written back through the same view. Elementwise ops are not
 offered: TVM fuses them into the kernels around them, which one ATen call per op cannot match.
@@ -208,6 +208,28 @@ def _permute(call, kind: str):
     return "aten::copy_", ["O", _t(axes), "b0"], [call.args[0]], [None]
 
 
+def _take(call, kind: str):
+    table, index = call.args
+    if len(shape_json(index)) != 1 or str(index.ty.dtype) not in ("int32", "int64"):
+        return None  # index_select takes a 1-D index (an embedding's tokens, flattened by the importer)
+    axis = int(call.attrs.axis) % len(shape_json(table)) if call.attrs.axis is not None else None
+    if axis is None:
+        return None
+    # index_select.out(self, dim, index, *, out); an index out of range is an error, not a read
+    return "aten::index_select.out", ["T", f"i{axis}", "T", "O"], [table, index], [None]
+
+
+def _cumsum(call, kind: str):
+    a = call.attrs
+    if bool(a.exclusive) or (a.dtype is not None and str(a.dtype) not in ("", str(call.args[0].ty.dtype))):
+        return None
+    axis = int(a.axis) % len(shape_json(call.args[0])) if a.axis is not None else None
+    if axis is None:
+        return None  # over the flattened tensor
+    # cumsum.out(self, dim, *, dtype, out)
+    return "aten::cumsum.out", ["T", f"i{axis}", "N", "O"], [call.args[0]], [None]
+
+
 _CONVERTERS = {
     "relax.nn.group_norm": ("group_norm", _norm),
     "relax.nn.instance_norm": ("instance_norm", _norm),
@@ -221,6 +243,8 @@ _CONVERTERS = {
     "relax.max": ("max", _reduction),
     "relax.min": ("min", _reduction),
     "relax.permute_dims": ("permute", _permute),
+    "relax.take": ("take", _take),
+    "relax.cumsum": ("cumsum", _cumsum),
 }
 
 

@@ -73,6 +73,8 @@ SOURCE_OPS: dict[str, list[str]] = {
     "max": ["aten::max", "aten::amax"],
     "min": ["aten::min", "aten::amin"],
     "permute": ["aten::permute", "aten::transpose", "aten::t"],
+    "take": ["aten::embedding", "aten::index_select"],
+    "cumsum": ["aten::cumsum"],
     "squeeze_excite": ["aten::adaptive_avg_pool2d", "aten::mean"],
 }
 
