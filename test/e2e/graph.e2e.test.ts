@@ -185,10 +185,15 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     // What the library fuses into each call runs there too.
     expect(new Set(await whereOf('aten::batch_norm'))).toEqual(new Set(['library']));
     expect(await whereOf('aten::add')).toEqual(Array(8).fill('library'));
-    // The max pool runs PyTorch's kernel too (by identity); the rest runs in TVM's own kernels.
+    // The max pool runs PyTorch's kernel too (by identity); the flatten runs in TVM (a view).
     expect(await page.locator(`${NODES}[data-op="aten::max_pool2d"]`).evaluateAll((els) => els.map((e) => `${e.getAttribute('data-where')}/${e.getAttribute('data-match')}`))).toEqual(['library/id']);
-    for (const op of ['aten::adaptive_avg_pool2d', 'aten::flatten']) expect(await whereOf(op)).toEqual(['tvm']);
-    expect(await page.textContent('[data-testid=graph-legend]')).toMatch(/library kernel \(oneDNN\/MKL\) \(22 ops \+ 45 fused; \d+% of the time\).*TVM kernel \(2 ops; \d+% of the time\)/); // 20 convs + max pool + fc; 20 BN, 17 ReLU, 8 adds
+    expect(await whereOf('aten::flatten')).toEqual(['tvm']);
+    // The global pool went where it timed faster on this machine: TVM's mean, or PyTorch's / the runtime's.
+    const [pool] = await whereOf('aten::adaptive_avg_pool2d');
+    expect(['tvm', 'library']).toContain(pool);
+    const inLibrary = 22 + (pool === 'library' ? 1 : 0); // 20 convs + max pool + fc (+ the pool); 20 BN, 17 ReLU, 8 adds
+    const inTvm = pool === 'library' ? '1 op' : '2 ops';
+    expect(await page.textContent('[data-testid=graph-legend]')).toMatch(new RegExp(`library kernel \\(oneDNN/MKL\\) \\(${inLibrary} ops \\+ 45 fused; \\d+% of the time\\).*TVM kernel \\(${inTvm}; \\d+% of the time\\)`));
     // Heavy ops carry a bar for their share of the time; fused ops do not repeat it.
     expect(await page.locator(`${NODES}[data-op="aten::_convolution"] .share-bar`).count()).toBe(20);
     expect(await page.locator(`${NODES}[data-fused] .share-bar`).count()).toBe(0);
@@ -243,9 +248,10 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     const slowNode = page.locator(`${NODES}[data-id="${slowest.node}"]`);
     expect(Number(await slowNode.getAttribute('data-ms'))).toBeCloseTo(slowest.ms!, 9);
     expect(await slowNode.evaluate((e) => e.classList.contains('ink-light'))).toBe(true);
-    // Ops without a time of their own are greyed, and the legend says why.
-    for (const op of ['aten::adaptive_avg_pool2d', 'aten::flatten']) expect(await page.locator(`${NODES}[data-op="${op}"].muted`).count()).toBe(1);
-    expect(await page.textContent('[data-testid=time-untimed]')).toMatch(/grey: no time of its own \(2 ops\)/);
+    // Ops without a time of their own (TVM's kernels, timed together) are greyed, and the legend says why.
+    const untimed = (await whereOf('aten::adaptive_avg_pool2d'))[0] === 'tvm' ? ['aten::adaptive_avg_pool2d', 'aten::flatten'] : ['aten::flatten'];
+    for (const op of untimed) expect(await page.locator(`${NODES}[data-op="${op}"].muted`).count()).toBe(1);
+    expect(await page.textContent('[data-testid=time-untimed]')).toMatch(new RegExp(`grey: no time of its own \\(${untimed.length === 1 ? '1 op' : '2 ops'}\\)`));
     await shots('graph-08-resnet18-time');
     // The table, sorted by time (largest first), starts with the slowest op; a click on its row
     // selects it in the graph, in view and clear of the details panel.
@@ -344,7 +350,9 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     // Placement: each op the CLI placed by identity runs where the CLI says, and the legend counts them.
     await colourBy('placement');
     const placed = r.placement!.ops.filter((o) => o.node);
-    expect(placed.length).toBe(r.placement!.ops.length); // ResNet-18's ops are all followed to their nodes
+    // ResNet-18's ops are all followed to their nodes; a transpose the layout pass added (the
+    // input's, where the stem is not the direct loop, timed as TVM's and PyTorch's) is no op of the model.
+    expect(placed.length).toBe(r.placement!.ops.filter((o) => o.kind !== 'permute').length);
     const whereById = await page.locator(`${NODES}[data-where]`).evaluateAll((els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-id'), e.getAttribute('data-where')])));
     for (const o of placed) expect(whereById[o.node!], `${o.name} (${o.node})`).toBe(o.where);
     const libraryOps = placed.filter((o) => o.where === 'library').length;
@@ -363,9 +371,11 @@ describe.skipIf(!hasChromium())('graph view of ResNet-18 with placement colours 
     const legend = page.locator('[data-testid=time-legend]');
     expect(Number(await legend.getAttribute('data-max-ms'))).toBeCloseTo(Math.max(...expected.values()), 9);
     expect(Number(await legend.getAttribute('data-min-ms'))).toBeCloseTo(Math.min(...expected.values()), 9);
-    // The pool runs in TVM: it has a time of its own, from the comparison. The flatten is a view of
-    // the pool's buffer (a reshape: no kernel, no time).
-    expect(Number(await page.getAttribute('[data-testid=time-from-comparison]', 'data-count'))).toBe(expected.size - libraryNodes.size);
+    // The pool has a time of its own: the comparison's (TVM's kernel) or the report's (a library
+    // call). The flatten is a view of the pool's buffer (a reshape: no kernel, no time).
+    const byComparison = expected.size - libraryNodes.size; // the legend names them where there are any
+    if (byComparison) expect(Number(await page.getAttribute('[data-testid=time-from-comparison]', 'data-count'))).toBe(byComparison);
+    else expect(await page.locator('[data-testid=time-from-comparison]').count()).toBe(0);
     expect(await page.locator(`${NODES}[data-op="aten::adaptive_avg_pool2d"][data-ms]`).count()).toBe(1);
     expect(await page.locator(`${NODES}[data-op="aten::flatten"][data-ms]`).count()).toBe(0);
     await shots('graph-16-resnet18-cli-build-time');

@@ -87,9 +87,13 @@ def test_every_op_of_a_small_model_matches(small_model, tmp_path):
     assert oc["first_failing"] is None, oc
     assert all(o["ok"] for o in ops), ops
     # The library calls (two convolution chains, the pool, the linear) and the TVM kernel between
-    # them, in run order, each named by its node of the model.
-    assert [(o["kind"], o["where"]) for o in ops] == [("conv2d", "library"), ("conv2d", "library"), ("max_pool2d", "library"), ("view", "tvm"), ("linear", "library")]
-    assert [o.get("scope") for o in ops] == ["conv1", "conv2", "pool", None, "fc"]
+    # them (the transpose before the flatten, named by the view), in run order, each named by its
+    # node of the model. Where PyTorch's copy timed faster than TVM's transpose, that transpose is an
+    # ATen call no node of the model computes (unmapped, below).
+    kinds = [(o["kind"], o["where"]) for o in ops]
+    view = ("view", "tvm") in kinds
+    assert kinds == [("conv2d", "library"), ("conv2d", "library"), ("max_pool2d", "library")] + ([("view", "tvm")] if view else []) + [("linear", "library")]
+    assert [o.get("scope") for o in ops] == ["conv1", "conv2", "pool"] + ([None] if view else []) + ["fc"]
     assert all(o.get("node") for o in ops)
     # The BatchNorm and relu fused into the first call are named as the placement report names them.
     placed = {o["name"]: o for o in r["placement"]["ops"]}
@@ -99,8 +103,11 @@ def test_every_op_of_a_small_model_matches(small_model, tmp_path):
     assert "layout" not in ops[-1] and ops[-1]["shape"] == [1, 10]
     # The last op is the model's output: the same comparison as the verification's.
     assert math.isclose(ops[-1]["max_abs"], r["verification"]["outputs"][0]["max_abs"], rel_tol=1e-6, abs_tol=1e-12)
-    # The input's move to NHWC, unless the first convolution reads it where it lies (the direct loop).
-    assert {u["kernel"] for u in oc["unmapped"]} == (set() if placed[ops[0]["op"]].get("algorithm") == "direct" else {"transpose"})
+    # The input's move to NHWC, unless the first convolution reads it where it lies (the direct
+    # loop), and the flatten's where it is no TVM kernel: TVM's transposes or PyTorch's copies.
+    unmapped = [u["kernel"] for u in oc["unmapped"]]
+    assert set(unmapped) <= {"transpose", "torchtvm.aten"}
+    assert len(unmapped) == (placed[ops[0]["op"]].get("algorithm") != "direct") + (not view)
     assert oc["tolerance"]["by_dtype"] == {"float32": {"atol": 1e-4, "rtol": 1e-3}}
     assert "compare_ops" in r["timings_s"]
 
