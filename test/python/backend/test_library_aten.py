@@ -168,11 +168,11 @@ def test_each_op_as_an_aten_call_matches_pytorch_with_nan_and_inf(kind):
 @pytest.mark.parametrize("kind", list(OWN))
 def test_the_runtimes_own_kernels_match_pytorch_with_nan_and_inf(kind):
     """A GroupNorm on a channels-last buffer (after a library convolution), a transposed
-    convolution whose kernel equals its stride and a LayerNorm have a third candidate, the
-    runtime's own kernel (library_norm.cc, library_upsample.cc, library_attention.cc,
-    library_reduce.cc: torch ops called through the same torchtvm.aten call, per ISA where it is the
-    runtime's code): the same numbers as PyTorch, NaN and inf
-    spreading as in PyTorch; a large mean (a two-pass variance) loses no precision. Only the ops
+    convolution whose kernel equals its stride, a LayerNorm and a mean that keeps the innermost
+    axis have a third candidate, the runtime's own kernel (library_norm.cc, library_upsample.cc,
+    library_attention.cc, library_reduce.cc: torch ops called through the same torchtvm.aten call,
+    per ISA where it is the runtime's code): the same numbers as PyTorch, NaN and inf spreading as
+    in PyTorch; a large mean (a two-pass variance) loses no precision. Only the ops
     it applies to get it."""
     torch.manual_seed(3)
     shape, _, _ = CASES[kind]
