@@ -133,9 +133,7 @@ def use_algorithms(mod, offloads: list, choices: dict):
             args, attrs, scalars = split_call_args(v)
             args = [a if isinstance(a, _Constant) else self.visit_expr(a) for a in args]
             extra = [chosen[name]]
-            w = static_shape(args[1])
-            # as library_direct_conv.cc takes it: one group, at most 512 values per output pixel
-            if func_of[name] == "torchtvm.conv2d" and chosen[name] == direct and int(attrs.values[6]) == 1 and w is not None and w[1] * w[2] * w[3] <= 512:
+            if func_of[name] == "torchtvm.conv2d" and chosen[name] == direct and direct_takes(static_shape(args[1]), int(attrs.values[6])):
                 source = _nchw_source(self.lookup_binding(args[0]) if isinstance(args[0], relax.Var) else None)
                 if source is not None:
                     args[0], extra = source, extra + [1]
@@ -153,6 +151,12 @@ def use_algorithms(mod, offloads: list, choices: dict):
         if o.name in chosen:
             o.algorithm = choices[o.name]
     return mod
+
+
+def direct_takes(weight_shape, groups: int) -> bool:
+    """Whether library_direct_conv.cc takes a convolution (OIHW weight shape): one group, at most
+    512 values per output pixel."""
+    return weight_shape is not None and groups == 1 and weight_shape[1] * weight_shape[2] * weight_shape[3] <= 512
 
 
 def _nchw_source(value):

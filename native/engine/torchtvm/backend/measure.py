@@ -85,7 +85,7 @@ def _variants(o, call) -> dict[str, tuple]:
         if str(inputs[0].ty.dtype) == "float32":
             out["torch"] = base + (library.ALGORITHM_CODES[o.func]["torch"],)
         # Few values per output pixel (an image net's stem: 3 channels x 3x3): the runtime's direct loop.
-        if str(inputs[0].ty.dtype) == "float32" and w is not None and w[2:] != [1, 1] and base[6] == 1 and w[1] * w[2] * w[3] <= 512 and library.constant_value(inputs[1]) is not None:
+        if str(inputs[0].ty.dtype) == "float32" and w is not None and w[2:] != [1, 1] and library.direct_takes(w, base[6]) and library.constant_value(inputs[1]) is not None:
             out["direct"] = base + (library.ALGORITHM_CODES[o.func]["direct"],)
         # A 1x1 convolution (stride 1, no padding, one group) is a GEMM: MKL's packed one too.
         if str(inputs[0].ty.dtype) == "float32" and w is not None and w[2:] == [1, 1] and base[:4] == (1, 1, 0, 0) and base[6] == 1 and library.constant_value(inputs[1]) is not None:
