@@ -32,12 +32,58 @@ struct Blocking {
   static constexpr int cols = lanes * per_row;
 };
 
+// What a block does to its accumulators before storing them: out = act(acc + bias + other), bias
+// and other already offset to the block's first column (other's rows ldo apart, as out's). Applied
+// in registers, not as a second pass over the stored block (which cost a third of the product's
+// time on the depthwise net's pointwise convolutions, 16-32 deep).
+struct Epilogue {
+  const float* bias = nullptr;
+  const float* other = nullptr;
+  int unary = kNone;
+};
+
+// The epilogue of the columns from c0 on.
+inline Epilogue Shifted(Epilogue e, int64_t c0) {
+  if (e.bias) e.bias += c0;
+  if (e.other) e.other += c0;
+  return e;
+}
+
+// Stores row b's P vectors (acc) at out, `cols` columns of them, after the epilogue; the vector
+// epilogue computes what the scalar one (ActivateScalar) does, in the same order.
+template <int L, int P>
+__attribute__((always_inline)) inline void StoreRow(typename Vec<L>::type (&acc)[P], float* __restrict__ out,
+                                                    const float* other_row, int64_t cols, const Epilogue& e) {
+  using V = typename Vec<L>::type;
+  if (cols == P * L) {
+    for (int v = 0; v < P; ++v) {
+      V a = acc[v];
+      if (e.bias) a += Load<L>(e.bias + v * L);
+      if (other_row) a += Load<L>(other_row + v * L);
+      a = Activate<L>(a, e.unary);
+      std::memcpy(out + v * L, &a, sizeof(V));
+    }
+    return;
+  }
+  // The last strip of a G that is not a multiple of the vector: bias and other end at `cols`.
+  float tmp[P * L];
+  std::memcpy(tmp, acc, sizeof(tmp));
+  for (int64_t c = 0; c < cols; ++c) {
+    float a = tmp[c];
+    if (e.bias) a += e.bias[c];
+    if (other_row) a += other_row[c];
+    ActivateScalarCode(a, e.unary);
+    out[c] = a;
+  }
+}
+
 // B rows x P vectors of columns of out (P <= Blocking<I>::per_row: a narrow last strip, such as the
 // 8 columns of a 72-column product, computes only the vectors it needs); w's rows are kCols apart
 // (a packed block).
 template <Isa I, int B, int P>
 __attribute__((always_inline)) inline void GemmBlock(const float* __restrict__ h, int64_t ldh, const float* __restrict__ w,
-                                                     float* __restrict__ out, int64_t ldo, int64_t H, int64_t cols) {
+                                                     float* __restrict__ out, int64_t ldo, int64_t H, int64_t cols,
+                                                     const Epilogue& e) {
   using K = Blocking<I>;
   using V = typename Vec<K::lanes>::type;
   V acc[B][P];
@@ -51,22 +97,15 @@ __attribute__((always_inline)) inline void GemmBlock(const float* __restrict__ h
       for (int v = 0; v < P; ++v) acc[b][v] += hb * wv[v];
     }
   }
-  for (int b = 0; b < B; ++b) {
-    if (cols == P * K::lanes) {
-      std::memcpy(out + b * ldo, acc[b], sizeof(acc[b]));
-    } else {  // the last strip of a G that is not a multiple of the vector
-      float tmp[P * K::lanes];
-      std::memcpy(tmp, acc[b], sizeof(acc[b]));
-      std::memcpy(out + b * ldo, tmp, cols * sizeof(float));
-    }
-  }
+  for (int b = 0; b < B; ++b) StoreRow<K::lanes, P>(acc[b], out + b * ldo, e.other ? e.other + b * ldo : nullptr, cols, e);
 }
 
 // GemmBlock for B <= 3 rows and a whole strip (Blocking<I>::per_row vectors), with two sets of
 // accumulators (even and odd k) so that twice as many multiply-adds are in flight.
 template <Isa I, int B>
 __attribute__((always_inline)) inline void GemmBlockSplitK(const float* __restrict__ h, int64_t ldh, const float* __restrict__ w,
-                                                           float* __restrict__ out, int64_t ldo, int64_t H, int64_t cols) {
+                                                           float* __restrict__ out, int64_t ldo, int64_t H, int64_t cols,
+                                                           const Epilogue& e) {
   using K = Blocking<I>;
   using V = typename Vec<K::lanes>::type;
   constexpr int P = K::per_row;
@@ -92,29 +131,26 @@ __attribute__((always_inline)) inline void GemmBlockSplitK(const float* __restri
   for (int b = 0; b < B; ++b) {
     V sum[P];
     for (int v = 0; v < P; ++v) sum[v] = even[b][v] + odd[b][v];
-    if (cols == P * K::lanes) {
-      std::memcpy(out + b * ldo, sum, sizeof(sum));
-    } else {
-      float tmp[P * K::lanes];
-      std::memcpy(tmp, sum, sizeof(sum));
-      std::memcpy(out + b * ldo, tmp, cols * sizeof(float));
-    }
+    StoreRow<K::lanes, P>(sum, out + b * ldo, e.other ? e.other + b * ldo : nullptr, cols, e);
   }
 }
 
 template <Isa I, int P>
 __attribute__((always_inline)) inline void GemmStrip(const float* __restrict__ h, int64_t ldh, const float* __restrict__ w,
-                                                     float* __restrict__ out, int64_t ldo, int64_t rows, int64_t H, int64_t n) {
+                                                     float* __restrict__ out, int64_t ldo, int64_t rows, int64_t H, int64_t n,
+                                                     const Epilogue& epi) {
   for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
     const float* hr = h + r0 * ldh;
     float* o = out + r0 * ldo;
+    Epilogue e = epi;
+    if (e.other) e.other += r0 * ldo;
     switch (std::min<int64_t>(kRows, rows - r0)) {
-      case 1: GemmBlock<I, 1, P>(hr, ldh, w, o, ldo, H, n); break;
-      case 2: GemmBlock<I, 2, P>(hr, ldh, w, o, ldo, H, n); break;
-      case 3: GemmBlock<I, 3, P>(hr, ldh, w, o, ldo, H, n); break;
-      case 4: GemmBlock<I, 4, P>(hr, ldh, w, o, ldo, H, n); break;
-      case 5: GemmBlock<I, 5, P>(hr, ldh, w, o, ldo, H, n); break;
-      default: GemmBlock<I, 6, P>(hr, ldh, w, o, ldo, H, n); break;
+      case 1: GemmBlock<I, 1, P>(hr, ldh, w, o, ldo, H, n, e); break;
+      case 2: GemmBlock<I, 2, P>(hr, ldh, w, o, ldo, H, n, e); break;
+      case 3: GemmBlock<I, 3, P>(hr, ldh, w, o, ldo, H, n, e); break;
+      case 4: GemmBlock<I, 4, P>(hr, ldh, w, o, ldo, H, n, e); break;
+      case 5: GemmBlock<I, 5, P>(hr, ldh, w, o, ldo, H, n, e); break;
+      default: GemmBlock<I, 6, P>(hr, ldh, w, o, ldo, H, n, e); break;
     }
   }
 }
@@ -123,36 +159,38 @@ __attribute__((always_inline)) inline void GemmStrip(const float* __restrict__ h
 template <Isa I>
 __attribute__((always_inline)) inline void GemmRowsBody(const float* __restrict__ h, int64_t ldh, const float* __restrict__ w,
                                                         float* __restrict__ out, int64_t ldo, int64_t rows, int64_t H,
-                                                        int64_t cols) {
+                                                        int64_t cols, const Epilogue& epi) {
   using K = Blocking<I>;
   if (K::per_row < 4 && rows <= 3) {
     // Few rows (an RNN step's batch): 3 rows x 2 vectors are only 6 independent multiply-add
     // chains, which leave the FMA units waiting on their latency; even and odd k accumulate apart.
     for (int64_t c0 = 0; c0 < cols; c0 += K::cols) {
       int64_t n = std::min<int64_t>(K::cols, cols - c0);
+      Epilogue e = Shifted(epi, c0);
       switch (rows) {
-        case 1: GemmBlockSplitK<I, 1>(h, ldh, w + c0, out + c0, ldo, H, n); break;
-        case 2: GemmBlockSplitK<I, 2>(h, ldh, w + c0, out + c0, ldo, H, n); break;
-        default: GemmBlockSplitK<I, 3>(h, ldh, w + c0, out + c0, ldo, H, n); break;
+        case 1: GemmBlockSplitK<I, 1>(h, ldh, w + c0, out + c0, ldo, H, n, e); break;
+        case 2: GemmBlockSplitK<I, 2>(h, ldh, w + c0, out + c0, ldo, H, n, e); break;
+        default: GemmBlockSplitK<I, 3>(h, ldh, w + c0, out + c0, ldo, H, n, e); break;
       }
     }
     return;
   }
   for (int64_t c0 = 0; c0 < cols; c0 += K::cols) {
     int64_t n = std::min<int64_t>(K::cols, cols - c0);
+    Epilogue e = Shifted(epi, c0);
     switch ((n + K::lanes - 1) / K::lanes) {
-      case 1: GemmStrip<I, 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n); break;
-      case 2: GemmStrip<I, K::per_row >= 2 ? 2 : 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n); break;
-      case 3: GemmStrip<I, K::per_row >= 3 ? 3 : 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n); break;
-      default: GemmStrip<I, K::per_row>(h, ldh, w + c0, out + c0, ldo, rows, H, n); break;
+      case 1: GemmStrip<I, 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
+      case 2: GemmStrip<I, K::per_row >= 2 ? 2 : 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
+      case 3: GemmStrip<I, K::per_row >= 3 ? 3 : 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
+      default: GemmStrip<I, K::per_row>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
     }
   }
 }
 
 TORCHTVM_ISA_DISPATCH(void, GemmRows,
                       (const float* __restrict__ h, int64_t ldh, const float* __restrict__ w, float* __restrict__ out,
-                       int64_t ldo, int64_t rows, int64_t H, int64_t cols),
-                      (h, ldh, w, out, ldo, rows, H, cols))
+                       int64_t ldo, int64_t rows, int64_t H, int64_t cols, const Epilogue& e),
+                      (h, ldh, w, out, ldo, rows, H, cols, e))
 
 }  // namespace
 
@@ -190,50 +228,8 @@ void PackForSmallGemmInto(const float* w, int64_t ld_row, int64_t ld_col, int64_
 
 void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int64_t rows, int64_t H, int64_t G) {
   for (int64_t j0 = 0; j0 < G; j0 += kCols)
-    GemmRows(h, ldh, packed + (j0 / kCols) * H * kCols, out + j0, G, rows, H, std::min(kCols, G - j0));
+    GemmRows(h, ldh, packed + (j0 / kCols) * H * kCols, out + j0, G, rows, H, std::min(kCols, G - j0), Epilogue{});
 }
-
-// The epilogue of a product: out = act(out + bias + other) over [rows, cols] (rows ld apart), with act one
-// of none / relu / relu6 / hardswish / hardsigmoid written as ATen's vectorized kernels compute
-// them (vector_math.h's ActivateScalar), so that NaN and inf come out as in eager PyTorch. A plain
-// loop per ISA and activation (the activation a template argument, so that each loop is
-// branch-free and the compiler vectorizes it for each ISA).
-template <int U>
-__attribute__((always_inline)) inline void Epilogue(float* __restrict__ out, const float* __restrict__ bias,
-                                                    const float* __restrict__ other, int64_t ld, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* __restrict__ o = out + r * ld;
-    if (other) {
-      const float* __restrict__ q = other + r * ld;
-      if (bias)
-        for (int64_t c = 0; c < cols; ++c) o[c] = ActivateScalar<U>(o[c] + bias[c] + q[c]);
-      else
-        for (int64_t c = 0; c < cols; ++c) o[c] = ActivateScalar<U>(o[c] + q[c]);
-    } else if (bias) {
-      for (int64_t c = 0; c < cols; ++c) o[c] = ActivateScalar<U>(o[c] + bias[c]);
-    } else if (U != 0) {
-      for (int64_t c = 0; c < cols; ++c) o[c] = ActivateScalar<U>(o[c]);
-    }
-  }
-}
-
-template <Isa>
-__attribute__((always_inline)) inline void EpilogueRowsBody(float* __restrict__ out, const float* __restrict__ bias,
-                                                            const float* __restrict__ other, int64_t ld, int64_t rows,
-                                                            int64_t cols, int unary) {
-  switch (unary) {
-    case 1: return Epilogue<1>(out, bias, other, ld, rows, cols);
-    case 2: return Epilogue<2>(out, bias, other, ld, rows, cols);
-    case 5: return Epilogue<5>(out, bias, other, ld, rows, cols);
-    case 9: return Epilogue<9>(out, bias, other, ld, rows, cols);
-    default: return Epilogue<0>(out, bias, other, ld, rows, cols);
-  }
-}
-
-TORCHTVM_ISA_DISPATCH(void, EpilogueRows,
-                      (float* __restrict__ out, const float* __restrict__ bias, const float* __restrict__ other,
-                       int64_t ld, int64_t rows, int64_t cols, int unary),
-                      (out, bias, other, ld, rows, cols, unary))
 
 bool SmallGemmFusesUnary(int64_t unary) {
   return unary == 0 || unary == 1 || unary == 2 || unary == 5 || unary == 9;
@@ -246,24 +242,23 @@ void SmallGemmParallel(const float* h, const float* packed, float* out, int64_t 
   // gets at least ~32K multiply-adds: below that, waking one costs more than it saves.
   const int64_t row_blocks = (rows + kRows - 1) / kRows, col_blocks = (G + kCols - 1) / kCols;
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, kRows * kCols * H));
-  int fused = SmallGemmFusesUnary(unary) ? int(unary) : 0;
+  const int fused = SmallGemmFusesUnary(unary) ? int(unary) : kNone;
   at::parallel_for(0, row_blocks * col_blocks, grain, [&](int64_t b, int64_t e) {
     for (int64_t item = b; item < e; ++item) {
       int64_t rb = item / col_blocks, cb = item % col_blocks;
       int64_t r0 = rb * kRows, n = std::min<int64_t>(kRows, rows - r0), j0 = cb * kCols, cols = std::min(kCols, G - j0);
-      GemmRows(h + r0 * H, H, packed + cb * H * kCols, out + r0 * G + j0, G, n, H, cols);
-      EpilogueRows(out + r0 * G + j0, bias ? bias + j0 : nullptr, other ? other + r0 * G + j0 : nullptr, G, n, cols, fused);
+      Epilogue epi{bias ? bias + j0 : nullptr, other ? other + r0 * G + j0 : nullptr, fused};
+      GemmRows(h + r0 * H, H, packed + cb * H * kCols, out + r0 * G + j0, G, n, H, cols, epi);
     }
   });
 }
 
 void SmallGemmStrided(const float* h, int64_t ldh, const float* packed, float* out, int64_t ldo, int64_t rows, int64_t H,
                       int64_t G, const float* bias, const float* other, int64_t unary) {
-  int fused = SmallGemmFusesUnary(unary) ? int(unary) : 0;
+  const int fused = SmallGemmFusesUnary(unary) ? int(unary) : kNone;
   for (int64_t j0 = 0; j0 < G; j0 += kCols) {
-    int64_t cols = std::min(kCols, G - j0);
-    GemmRows(h, ldh, packed + (j0 / kCols) * H * kCols, out + j0, ldo, rows, H, cols);
-    if (bias || other || fused) EpilogueRows(out + j0, bias ? bias + j0 : nullptr, other ? other + j0 : nullptr, ldo, rows, cols, fused);
+    Epilogue epi{bias ? bias + j0 : nullptr, other ? other + j0 : nullptr, fused};
+    GemmRows(h, ldh, packed + (j0 / kCols) * H * kCols, out + j0, ldo, rows, H, std::min(kCols, G - j0), epi);
   }
 }
 
