@@ -561,8 +561,19 @@ class Module : public torch::CustomClassHolder {
     }
   }
 
+  // A module built in TVM's compiled VM mode (backend/build.py) calls into TVM's runtime and FFI
+  // libraries by symbol, which the dynamic linker resolves only from the global scope; this library
+  // (and so its dependencies) may have been loaded locally (torch.ops.load_library, a C++ app's
+  // dlopen). Promote the copies already loaded: RTLD_NOLOAD loads nothing.
+  static void ExposeTvmSymbols() {
+    for (const char* soname : {"libtvm_ffi.so", "libtvm_runtime.so"}) {
+      if (void* handle = dlopen(soname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) dlclose(handle);
+    }
+  }
+
   void Load() {
     CheckElf(library_);  // after every metadata check: those say more when both fail
+    ExposeTvmSymbols();
     std::string path = WritePrivateTemp(library_);
     try {
       ffi::Module lib = ffi::Module::LoadFromFile(ffi::String(path));

@@ -51,14 +51,32 @@ class CompiledModel:
         self.executable, self.lib_path, self.offloads, self.choice, self.measured = executable, lib_path, offloads, choice, measured
         assert run.imported is not None
         self.num_outputs = run.imported.num_outputs
-        self._kind = run.target().kind
+        self._info = run.target()
         self._runner: TvmRunner | None = None
+        self._instrumented: TvmRunner | None = None
 
     @property
     def runner(self) -> TvmRunner:
         if self._runner is None:
-            self._runner = TvmRunner.from_library(self.lib_path, self._kind)
+            self._runner = TvmRunner.from_library(self.lib_path, self._info.kind)
         return self._runner
+
+    @property
+    def instrumented_runner(self) -> TvmRunner:
+        """The same build as the bytecode VM, whose instrument hook times and captures each kernel
+        call (the deployed build's compiled VM has none): built on first use, for diagnostics."""
+        if self._instrumented is None:
+            executable = builder.instrumented_build(self.executable, self._info)
+            if executable is self.executable:
+                self._instrumented = self.runner
+            else:
+                fd, path = tempfile.mkstemp(prefix="torchtvm-instrumented-", suffix=".so")
+                os.close(fd)
+                try:
+                    self._instrumented = TvmRunner.from_library(builder.export_library(executable, path), self._info.kind)
+                finally:
+                    os.unlink(path)
+        return self._instrumented
 
     def run(self, inputs):
         return self.runner.run(inputs)
@@ -69,7 +87,7 @@ class CompiledModel:
     def costliest(self, inputs, n: int = 3) -> list[dict]:
         """The kernels that take most of a run (TVM's fused kernels by name, library calls by
         function), with their share of the profiled run."""
-        kernels = profile_kernels(self.runner, inputs)
+        kernels = profile_kernels(self.instrumented_runner, inputs)
         total = sum(k.ms for k in kernels) or 1.0
         return [{"kernel": k.name, "ms": k.ms, "calls": k.calls, "share": k.ms / total} for k in kernels[:n]]
 

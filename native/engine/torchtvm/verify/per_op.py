@@ -239,8 +239,8 @@ def compare_ops(run, scopes: dict[str, str] | None = None, reference=None) -> di
     wanted = {v[0] for v in names.values()}
     values = node_values(imported.program, inputs, keep=wanted)
     fx_nodes = {n.name: n for n in imported.program.graph.nodes}
-    captured, extra = capture(built.runner, inputs, calls)
-    times = time_calls(built.runner, inputs)
+    captured, extra = capture(built.instrumented_runner, inputs, calls)
+    times = time_calls(built.instrumented_runner, inputs)
     place: dict[int, tuple[str, int]] = {}
     counts: dict[str, int] = {}
     for c in calls:
