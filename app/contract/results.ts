@@ -190,7 +190,8 @@ export type TuningSummary = z.output<typeof TuningSummarySchema>;
 export const PlacedOpSchema = z.looseObject({
   /** The op's value name in the compiled graph. */
   name: z.string(),
-  /** conv2d | depthwise_conv2d | grouped_conv2d | linear | matmul */
+  /** conv2d | depthwise_conv2d | grouped_conv2d | depthwise_pointwise (a depthwise convolution and the 1x1 one
+   * that alone reads it, as one call) | linear | matmul | ... */
   kind: z.string(),
   /** Output shape as compiled (NHWC for library convolutions); symbols as strings. */
   shape: z.array(z.union([z.number(), z.string()])),
@@ -217,7 +218,7 @@ export const PlacedOpSchema = z.looseObject({
   /** Placement auto: the op timed alone, in the model's layout, as its default library call, as
    * TVM's tuned kernel (with a tuning database) and by each other algorithm it has (ALGORITHMS);
    * it runs where it was fastest. */
-  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional(), packed: ms.optional(), small_gemm: ms.optional(), direct: ms.optional(), own: ms.optional() }).optional(),
+  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional(), packed: ms.optional(), small_gemm: ms.optional(), direct: ms.optional(), own: ms.optional(), separate: ms.optional() }).optional(),
   /** The submodule the op belongs to (its graph node's scope, e.g. 'layer2.0.conv2'), where the
    * model's graph records it: how the report names the row. */
   scope: z.string().optional(),
@@ -242,6 +243,8 @@ export const CANDIDATE_LABELS: Record<string, string> = {
   small_gemm: 'own GEMM',
   direct: 'own direct',
   own: 'own kernel',
+  // a depthwise + 1x1 convolution pair run as one call (kind depthwise_pointwise): the two calls it replaces
+  separate: 'two calls',
 };
 
 /** What each non-default library algorithm is, in a phrase. */

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "cpu_isa.h"
 #include "library_kernels.h"
@@ -102,7 +103,8 @@ __attribute__((always_inline)) inline void Row4(const float* const xr[K], const 
 template <int L, int K>
 __attribute__((always_inline)) inline void Items(const float* __restrict__ x, const float* __restrict__ w,
                                                  const float* __restrict__ bias, const float* other, float* out,
-                                                 const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end) {
+                                                 const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end,
+                                                 int64_t out_row0) {
   using V = typename Vec<L>::type;
   constexpr int KK = K ? K : 1;
   const int64_t C = g.C, blocks = (C + L - 1) / L;
@@ -115,7 +117,7 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
     int64_t n = row / g.OH, oh = row % g.OH;
     int64_t c0 = std::min(blk * L, C - L);
     V b = bias ? Load<L>(bias + c0) : V{};
-    float* orow = out + (n * g.OH + oh) * g.OW * C + c0;
+    float* orow = out + (row - out_row0) * g.OW * C + c0;
     const float* rrow = other ? other + (n * g.OH + oh) * g.OW * C + c0 : nullptr;
     // Lambdas marked always_inline: out of line they would be compiled for the baseline ISA and
     // take their vector argument by the baseline ABI, which the AVX callers do not follow.
@@ -176,27 +178,30 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
 template <int L>
 __attribute__((always_inline)) inline void ItemsAnyKernel(const float* __restrict__ x, const float* __restrict__ w,
                                                           const float* __restrict__ bias, const float* other, float* out,
-                                                          const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end) {
-  if (g.kh == 3 && g.kw == 3) Items<L, 3>(x, w, bias, other, out, g, unary, begin, end);
-  else if (g.kh == 5 && g.kw == 5) Items<L, 5>(x, w, bias, other, out, g, unary, begin, end);
-  else Items<L, 0>(x, w, bias, other, out, g, unary, begin, end);
+                                                          const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end,
+                                                          int64_t out_row0) {
+  if (g.kh == 3 && g.kw == 3) Items<L, 3>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else if (g.kh == 5 && g.kw == 5) Items<L, 5>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else Items<L, 0>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 // The vector width: the ISA's register (16 / 8 / 4 floats), narrower when C is smaller than that.
+// `out` holds the output rows from out_row0 on (0: the whole output; the fused depthwise-pointwise
+// call passes a thread's buffer of a few rows).
 template <Isa I>
 __attribute__((always_inline)) inline void DepthwiseItemsBody(const float* x, const float* w, const float* bias,
                                                               const float* other, float* out, const DepthwiseGeometry& g,
-                                                              int unary, int64_t begin, int64_t end) {
+                                                              int unary, int64_t begin, int64_t end, int64_t out_row0) {
   constexpr int lanes = IsaLanes(I);
-  if (lanes >= 16 && g.C >= 16) ItemsAnyKernel<16>(x, w, bias, other, out, g, unary, begin, end);
-  else if (lanes >= 8 && g.C >= 8) ItemsAnyKernel<8>(x, w, bias, other, out, g, unary, begin, end);
-  else ItemsAnyKernel<4>(x, w, bias, other, out, g, unary, begin, end);
+  if (lanes >= 16 && g.C >= 16) ItemsAnyKernel<16>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else if (lanes >= 8 && g.C >= 8) ItemsAnyKernel<8>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else ItemsAnyKernel<4>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 TORCHTVM_ISA_DISPATCH(void, DepthwiseItems,
                       (const float* x, const float* w, const float* bias, const float* other, float* out,
-                       const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end),
-                      (x, w, bias, other, out, g, unary, begin, end))
+                       const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end, int64_t out_row0),
+                      (x, w, bias, other, out, g, unary, begin, end, out_row0))
 
 int VectorLanes(int64_t C) {
   int isa_lanes = IsaLanes(KernelIsa());
@@ -207,32 +212,89 @@ int VectorLanes(int64_t C) {
 
 bool DepthwiseFusesUnary(int64_t unary) { return FusesUnary(unary); }
 
+namespace {
+
+// Whether the own loop takes a depthwise convolution of x (NHWC) by w into out, with or without a
+// residual `other` (a: torchtvm.conv2d's attributes).
+bool DepthwiseApplies(const DLTensor* x, const DLTensor* w, const DLTensor* other, const DLTensor* out, const tvm::ffi::Shape& a) {
+  int64_t C = x->shape[3];
+  // C < 4 has no full vector; an in-place residual cannot take the overlapping last block.
+  bool overlap_unsafe = C % VectorLanes(C) != 0 && other != nullptr && DataOf(other) == DataOf(out);
+  return ScalarTypeOf(x) == at::kFloat && C >= 4 && !overlap_unsafe && a[6] == C && out->shape[3] == C && w->ndim == 4 &&
+         w->shape[0] == C && w->shape[1] == 1;
+}
+
+DepthwiseGeometry GeometryOf(const DLTensor* x, const DLTensor* w, const DLTensor* out, const tvm::ffi::Shape& a) {
+  return DepthwiseGeometry{x->shape[1], x->shape[2], x->shape[3], out->shape[1], out->shape[2], w->shape[2], w->shape[3],
+                           a[0], a[1], a[2], a[3], a[4], a[5]};
+}
+
+// The weight [C, 1, kh, kw] as [kh * kw][C], so that each tap's channels are contiguous.
+at::Tensor Taps(const DLTensor* w, const DepthwiseGeometry& g) {
+  return Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {g.C, g.kh, g.kw}}, [&] {
+    return View(w).reshape({g.C, g.kh * g.kw}).t().contiguous();
+  });
+}
+
+const float* FloatsOf(const DLTensor* t) { return t ? static_cast<const float*>(DataOf(t)) : nullptr; }
+
+}  // namespace
+
 bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
                    const tvm::ffi::Shape& a, int64_t unary) {
-  int64_t C = x->shape[3];
-  int lanes = VectorLanes(C);
-  // C < 4 has no full vector; an in-place residual cannot take the overlapping last block.
-  bool overlap_unsafe = C % lanes != 0 && other != nullptr && DataOf(other) == DataOf(out);
-  if (ScalarTypeOf(x) != at::kFloat || C < 4 || overlap_unsafe || a[6] != C || out->shape[3] != C || w->ndim != 4 || w->shape[0] != C || w->shape[1] != 1)
-    return false;
+  if (!DepthwiseApplies(x, w, other, out, a)) return false;
   DebugDelay("depthwise");
-  DepthwiseGeometry g{x->shape[1], x->shape[2], C, out->shape[1], out->shape[2], w->shape[2], w->shape[3],
-                      a[0], a[1], a[2], a[3], a[4], a[5]};
-  // The weight [C, 1, kh, kw] as [kh * kw][C], so that each tap's channels are contiguous.
-  at::Tensor taps = Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {C, g.kh, g.kw}}, [&] {
-    return View(w).reshape({C, g.kh * g.kw}).t().contiguous();
-  });
-  const float* xp = static_cast<const float*>(DataOf(x));
+  DepthwiseGeometry g = GeometryOf(x, w, out, a);
+  at::Tensor taps = Taps(w, g);
+  const float* xp = FloatsOf(x);
   const float* wp = taps.data_ptr<float>();
-  const float* bp = bias ? static_cast<const float*>(DataOf(bias)) : nullptr;
-  const float* op = other ? static_cast<const float*>(DataOf(other)) : nullptr;
+  const float* bp = FloatsOf(bias);
+  const float* op = FloatsOf(other);
   float* yp = static_cast<float*>(DataOf(out));
   int fused = DepthwiseFusesUnary(unary) ? int(unary) : kNone;
   // Work items are (image row, channel block), so that a 7x7 image splits evenly over the threads.
   // A thread gets at least ~256 output vectors: below that, waking a thread costs more than it saves.
-  int64_t blocks = (C + lanes - 1) / lanes, items = x->shape[0] * g.OH * blocks;
+  int lanes = VectorLanes(g.C);
+  int64_t blocks = (g.C + lanes - 1) / lanes, items = x->shape[0] * g.OH * blocks;
   int64_t grain = std::max<int64_t>(1, 256 / std::max<int64_t>(1, g.OW));
-  at::parallel_for(0, items, grain, [&](int64_t b, int64_t e) { DepthwiseItems(xp, wp, bp, op, yp, g, fused, b, e); });
+  at::parallel_for(0, items, grain, [&](int64_t b, int64_t e) { DepthwiseItems(xp, wp, bp, op, yp, g, fused, b, e, 0); });
+  return true;
+}
+
+bool DepthwisePointwise(const DLTensor* x, const DLTensor* wd, const DLTensor* bd, const tvm::ffi::Shape& a, int64_t unary_d,
+                        const DLTensor* wp, const DLTensor* bp, const DLTensor* other, DLTensor* out, int64_t unary_p) {
+  const int64_t N = x->shape[0], C = x->shape[3], G = out->shape[3];
+  if (out->ndim != 4 || !DepthwiseFusesUnary(unary_d) || !SmallGemmFusesUnary(unary_p) || ScalarTypeOf(wp) != at::kFloat ||
+      wp->ndim != 4 || wp->shape[1] != C || wp->shape[0] != G || wp->shape[2] != 1 || wp->shape[3] != 1)
+    return false;
+  // The depthwise output's geometry: the pointwise convolution keeps the pixels.
+  int64_t mid_shape[4] = {N, out->shape[1], out->shape[2], C};
+  DLTensor mid = *x;
+  mid.shape = mid_shape;
+  if (!DepthwiseApplies(x, wd, nullptr, &mid, a)) return false;
+  const int64_t pixels = N * out->shape[1] * out->shape[2];
+  if (other && (DataOf(other) == DataOf(out) || NumelOf(other) != pixels * G)) return false;
+  DebugDelay("depthwise_pointwise");
+  DepthwiseGeometry g = GeometryOf(x, wd, &mid, a);
+  at::Tensor taps = Taps(wd, g);
+  at::Tensor packed = PackedSmallGemmWeight(wp, C, G, true);
+  const float *xp = FloatsOf(x), *tp = taps.data_ptr<float>(), *bdp = FloatsOf(bd), *pp = packed.data_ptr<float>(),
+              *bpp = FloatsOf(bp), *op = FloatsOf(other);
+  float* yp = static_cast<float*>(DataOf(out));
+  const int64_t lanes = VectorLanes(C), blocks = (C + lanes - 1) / lanes, rows = N * g.OH;
+  // A thread takes a few output rows at a time: their depthwise values (about 32 KB, in L1) go to
+  // its own buffer and straight into the pointwise GEMM, not through memory to a second call.
+  const int64_t per_chunk = std::max<int64_t>(1, (int64_t(8192) / C) / g.OW), chunks = (rows + per_chunk - 1) / per_chunk;
+  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> buf;
+    buf.resize(per_chunk * g.OW * C);
+    for (int64_t chunk = b; chunk < e; ++chunk) {
+      int64_t r0 = chunk * per_chunk, r1 = std::min(rows, r0 + per_chunk);
+      DepthwiseItems(xp, tp, bdp, nullptr, buf.data(), g, int(unary_d), r0 * blocks, r1 * blocks, r0);
+      SmallGemmStrided(buf.data(), C, pp, yp + r0 * g.OW * G, G, (r1 - r0) * g.OW, C, G, bpp,
+                       op ? op + r0 * g.OW * G : nullptr, unary_p);
+    }
+  });
   return true;
 }
 

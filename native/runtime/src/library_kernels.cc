@@ -164,13 +164,14 @@ size_t BytesOf(const DLTensor* t) {
   return static_cast<size_t>(at::detail::computeStorageNbytesContiguous(ShapeOf(t), (t->dtype.bits + 7) / 8));
 }
 
+
+}  // namespace
+
 int64_t NumelOf(const DLTensor* t) {
   int64_t n = 1;
   for (int i = 0; i < t->ndim; ++i) n *= t->shape[i];
   return n;
 }
-
-}  // namespace
 
 // ---- prepacked convolution weights --------------------------------------------------------
 
@@ -384,6 +385,17 @@ bool PointwiseAsGemm(const DLTensor* x, const DLTensor* w, const DLTensor* out, 
   return true;
 }
 
+}  // namespace
+
+at::Tensor PackedSmallGemmWeight(const DLTensor* w, int64_t cin, int64_t cout, bool w_is_nk) {
+  return Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {cin, cout, int64_t(w_is_nk), 5}}, [&] {
+    at::Tensor wt = w_is_nk ? View(w).reshape({cout, cin}).t() : View(w).reshape({cin, cout});
+    return PackForSmallGemm(wt.contiguous());
+  });
+}
+
+namespace {
+
 // out [rows, cout] = act(x [rows, cin] @ W + bias + other) by the runtime's SmallGemm over torch's
 // threads (small_gemm.cc), W being w as [cin, cout] (w_is_nk: w is [cout, cin], a 1x1 convolution's
 // weight; else [cin, cout], torchtvm.linear's). For the small products of mobile nets (2048 x 16 x
@@ -395,10 +407,7 @@ bool SmallGemmInto(const DLTensor* x, const DLTensor* w, const DLTensor* bias, c
   if (ScalarTypeOf(x) != at::kFloat || ScalarTypeOf(w) != at::kFloat ||
       (other && (DataOf(other) == DataOf(out) || NumelOf(other) != rows * cout)) || (bias && NumelOf(bias) != cout))
     return false;
-  at::Tensor packed = Memo<at::Tensor>(PackKey{DataOf(w), Fingerprint(w), {cin, cout, int64_t(w_is_nk), 5}}, [&] {
-    at::Tensor wt = w_is_nk ? View(w).reshape({cout, cin}).t() : View(w).reshape({cin, cout});
-    return PackForSmallGemm(wt.contiguous());
-  });
+  at::Tensor packed = PackedSmallGemmWeight(w, cin, cout, w_is_nk);
   float* op = static_cast<float*>(DataOf(out));
   SmallGemmParallel(static_cast<const float*>(DataOf(x)), packed.data_ptr<float>(), op, rows, cin, cout,
                     bias ? static_cast<const float*>(DataOf(bias)) : nullptr,
@@ -408,6 +417,33 @@ bool SmallGemmInto(const DLTensor* x, const DLTensor* w, const DLTensor* bias, c
     ApplyUnary(o, code);
   }
   return true;
+}
+
+// torchtvm.depthwise_pointwise(x NHWC, w_dw [C, 1, kh, kw], [b_dw], w_pw [G, C, 1, 1], [b_pw],
+// [other NHWC], attrs, out NHWC): a depthwise convolution whose output only a 1x1 convolution reads,
+// as one call (library_depthwise.cc DepthwisePointwise); placement times it against the two calls.
+// attrs = [stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups (= C), unary_dw, has_b_dw,
+//          unary_pw, has_b_pw, has_other]
+void DepthwisePointwiseCall(ffi::PackedArgs args, ffi::Any* rv) {
+  c10::InferenceMode guard;
+  int n = args.size();
+  TORCH_CHECK(n >= 5, "torchtvm.depthwise_pointwise got ", n, " arguments; this is a torchtvm bug.");
+  ffi::Shape a = args[n - 2].cast<ffi::Shape>();
+  TORCH_CHECK(a.size() == 12, "torchtvm.depthwise_pointwise got ", a.size(), " attributes; this is a torchtvm bug.");
+  bool has_bd = a[8] != 0, has_bp = a[10] != 0, has_other = a[11] != 0;
+  TORCH_CHECK(n == 5 + int(has_bd) + int(has_bp) + int(has_other), "torchtvm.depthwise_pointwise got ", n,
+              " arguments for its attributes; this is a torchtvm bug.");
+  int i = 0;
+  const DLTensor* x = args[i++].cast<DLTensor*>();
+  const DLTensor* wd = args[i++].cast<DLTensor*>();
+  const DLTensor* bd = has_bd ? args[i++].cast<DLTensor*>() : nullptr;
+  const DLTensor* wp = args[i++].cast<DLTensor*>();
+  const DLTensor* bp = has_bp ? args[i++].cast<DLTensor*>() : nullptr;
+  const DLTensor* other = has_other ? args[i++].cast<DLTensor*>() : nullptr;
+  DLTensor* out = args[n - 1].cast<DLTensor*>();
+  for (const DLTensor* t : {x, static_cast<const DLTensor*>(out), bd, bp, other}) CheckDense(t);
+  TORCH_CHECK(DepthwisePointwise(x, wd, bd, a, a[7], wp, bp, other, out, a[9]),
+              "torchtvm.depthwise_pointwise does not take these shapes; this is a torchtvm bug (placement offers it only where it applies).");
 }
 
 // torchtvm.conv2d(x NHWC (or NCHW, see attrs), w OIHW, [b], [other NHWC], attrs, out NHWC)
@@ -680,10 +716,11 @@ std::string LibrarySchema(const std::string& qualified) {
 const char* BuiltTorchVersion() { return TORCH_VERSION; }
 
 namespace {
-std::atomic<int64_t> g_delay_depthwise_us{0}, g_delay_recurrent_us{0}, g_delay_group_norm_us{0}, g_delay_squeeze_excite_us{0}, g_delay_attention_us{0};
+std::atomic<int64_t> g_delay_depthwise_us{0}, g_delay_depthwise_pointwise_us{0}, g_delay_recurrent_us{0}, g_delay_group_norm_us{0}, g_delay_squeeze_excite_us{0}, g_delay_attention_us{0};
 
 std::atomic<int64_t>* DelayOf(const std::string& name) {
   if (name == "depthwise") return &g_delay_depthwise_us;
+  if (name == "depthwise_pointwise") return &g_delay_depthwise_pointwise_us;
   if (name == "recurrent") return &g_delay_recurrent_us;
   if (name == "group_norm") return &g_delay_group_norm_us;
   if (name == "squeeze_excite") return &g_delay_squeeze_excite_us;
@@ -710,6 +747,8 @@ TVM_FFI_STATIC_INIT_BLOCK() {
              d->store(us);
            })
       .def_packed("torchtvm.conv2d", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.conv2d", Conv2d, a, rv); })
+      .def_packed("torchtvm.depthwise_pointwise",
+                  [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.depthwise_pointwise", DepthwisePointwiseCall, a, rv); })
       .def_packed("torchtvm.linear", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.linear", Linear, a, rv); })
       .def_packed("torchtvm.matmul", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.matmul", Matmul, a, rv); })
       .def_packed("torchtvm.max_pool2d", [](ffi::PackedArgs a, ffi::Any* rv) { Run("torchtvm.max_pool2d", MaxPool2d, a, rv); })

@@ -21,8 +21,9 @@ at::ScalarType ScalarTypeOf(const DLTensor* t);
 // A dense DLTensor as a torch tensor sharing its memory (a strided one is a torchtvm bug).
 at::Tensor View(const DLTensor* t);
 
-// Where a DLTensor's data starts.
+// Where a DLTensor's data starts; how many elements it has.
 void* DataOf(const DLTensor* t);
+int64_t NumelOf(const DLTensor* t);
 
 // A cheap fingerprint of a buffer's contents (a freed weight's address reused by another must not
 // hit a cache).
@@ -70,6 +71,9 @@ at::Tensor PackForSmallGemm(const at::Tensor& w);
 int64_t SmallGemmPackedSize(int64_t H, int64_t G);
 void PackForSmallGemmInto(const float* w, int64_t ld_row, int64_t ld_col, int64_t H, int64_t G, float* packed);
 void SmallGemm(const float* h, int64_t ldh, const float* packed, float* out, int64_t rows, int64_t H, int64_t G);
+// A convolution or linear weight as PackForSmallGemm packs W [cin, cout] (w_is_nk: w is [cout, cin],
+// a 1x1 convolution's), packed once per weight (Memo).
+at::Tensor PackedSmallGemmWeight(const DLTensor* w, int64_t cin, int64_t cout, bool w_is_nk);
 // Whether the SmallGemm calls below apply epilogue `unary` themselves (none, relu, relu6,
 // hardswish, hardsigmoid); the caller applies any other.
 bool SmallGemmFusesUnary(int64_t unary);
@@ -100,6 +104,14 @@ bool DepthwiseFusesUnary(int64_t unary);
 bool DepthwiseConv(const DLTensor* x, const DLTensor* w, const DLTensor* bias, const DLTensor* other, DLTensor* out,
                    const tvm::ffi::Shape& a, int64_t unary);
 
+// A depthwise convolution (as DepthwiseConv, without a residual; a: its attributes, unary_d its
+// epilogue) whose output only a 1x1 convolution reads (wp [G, C, 1, 1], bias bp, residual other,
+// epilogue unary_p, into out [N, OH, OW, G]), as one pass: each thread runs the depthwise loop on a
+// few output rows into its own buffer and the pointwise SmallGemm from there. False where it does
+// not apply (the same conditions as the two kernels; an activation neither applies in registers).
+bool DepthwisePointwise(const DLTensor* x, const DLTensor* wd, const DLTensor* bd, const tvm::ffi::Shape& a, int64_t unary_d,
+                        const DLTensor* wp, const DLTensor* bp, const DLTensor* other, DLTensor* out, int64_t unary_p);
+
 // Applies the unary epilogue `code` (backend/library.py UNARY_CODES; 9 is hardsigmoid) in place,
 // by PyTorch's kernels.
 void ApplyUnary(at::Tensor& t, int64_t code);
@@ -124,7 +136,7 @@ void RunLibraryKernel(const char* name, void (*f)(tvm::ffi::PackedArgs, tvm::ffi
                       tvm::ffi::PackedArgs args, tvm::ffi::Any* rv);
 
 // Tests only: spins `us` microseconds at each call of the runtime's own kernel `name` ("depthwise",
-// "recurrent", "group_norm", "squeeze_excite", "attention"), set by torchtvm.debug_delay_kernel, so that a test
+// "depthwise_pointwise", "recurrent", "group_norm", "squeeze_excite", "attention"), set by torchtvm.debug_delay_kernel, so that a test
 // can make one candidate slower on purpose and watch placement choose another. One relaxed atomic
 // load when unset.
 void DebugDelay(const char* name);

@@ -43,7 +43,8 @@ class OpTiming:
     # convolution by MKL's packed GEMM), "small_gemm" (the same by the runtime's own register-blocked
     # GEMM, small_gemm.cc), "direct" (a convolution with few values per output pixel by the runtime's
     # own direct loop, library_direct_conv.cc), "own" (an attention by the runtime's own kernel in
-    # place of torch's flash attention).
+    # place of torch's flash attention), "separate" (a depthwise + 1x1 convolution pair run as one
+    # call, library_ms: the two calls it replaces).
     others_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -202,6 +203,33 @@ def time_tvm_kernels(prepared, info, dtypes: set[str], kinds: tuple, cache=None,
         out[name] = ms
         if k:
             cache.put(k, {"tvm": ms})
+    return out
+
+
+def time_depthwise_pointwise(pairs: list, info, cache=None, rounds: int = 3, calls: int = 10) -> dict[str, dict[str, float]]:
+    """Each depthwise -> 1x1 convolution pair (depthwise_pointwise.pairs) timed as the two library
+    calls placement chose and as the one fused call, alone, on the model's weights. Times in
+    `cache` are reused. Returns {pointwise op name: {"two": ms, "fused": ms}}."""
+    from torchtvm.backend import depthwise_pointwise, kernel_choices
+
+    machine = kernel_choices.machine() if cache is not None else {}
+    out: dict[str, dict[str, float]] = {}
+    funcs, keys = {}, {}
+    for i, pair in enumerate(pairs):
+        k = kernel_choices.key(depthwise_pointwise.signature(pair), machine) if cache is not None else ""
+        hit = cache.get(k) if k else None
+        if hit is not None and set(hit) == {"two", "fused"}:
+            out[pair.pointwise] = hit
+            continue
+        for kind, func in depthwise_pointwise.timing_functions(pair).items():
+            funcs[f"{kind}_{i}"] = func
+        keys[i] = (pair.pointwise, k)
+    times = time_functions(funcs, info, None, rounds, calls)
+    for i, (name, k) in keys.items():
+        t = {"two": times[f"two_{i}"], "fused": times[f"fused_{i}"]}
+        out[name] = t
+        if k:
+            cache.put(k, t)
     return out
 
 

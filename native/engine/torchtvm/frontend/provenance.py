@@ -213,7 +213,7 @@ def graph_nodes(names, sources: dict[str, str]) -> list[str]:
 
 
 # Relax ops that a placed op's root can be, per placement kind.
-_ROOT_OPS = {"conv2d": ("relax.nn.conv2d",), "depthwise_conv2d": ("relax.nn.conv2d",), "grouped_conv2d": ("relax.nn.conv2d",), "linear": ("relax.matmul", "relax.linear"), "matmul": ("relax.matmul",)}
+_ROOT_OPS = {"conv2d": ("relax.nn.conv2d",), "depthwise_conv2d": ("relax.nn.conv2d",), "depthwise_pointwise": ("relax.nn.conv2d",), "grouped_conv2d": ("relax.nn.conv2d",), "linear": ("relax.matmul", "relax.linear"), "matmul": ("relax.matmul",)}
 
 
 def source_graph(mod, sources: dict[str, str]):

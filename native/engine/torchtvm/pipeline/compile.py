@@ -321,7 +321,13 @@ def _with_graph_nodes(rep: dict, imported, placed: list, module=None) -> dict:
             node, fused = op_nodes(o.kind, o.vars, sources, feeds, ops)
             if node is not None:
                 op["node"] = node
-                if node in scopes:
+                if o.kind == "depthwise_pointwise":
+                    # Two convolutions in one call: the submodule holding both (a MobileNet block).
+                    paths = [scopes[n].split(".") for n in [node, *fused] if n in scopes]
+                    common = [parts[0] for parts in zip(*paths) if len(set(parts)) == 1] if paths else []
+                    if common:
+                        op["scope"] = ".".join(common)
+                elif node in scopes:
                     op["scope"] = scopes[node]
             if fused:
                 op["fused"] = fused
