@@ -283,8 +283,11 @@ bool DepthwisePointwise(const DLTensor* x, const DLTensor* wd, const DLTensor* b
   float* yp = static_cast<float*>(DataOf(out));
   const int64_t lanes = VectorLanes(C), blocks = (C + lanes - 1) / lanes, rows = N * g.OH;
   // A thread takes a few output rows at a time: their depthwise values (about 32 KB, in L1) go to
-  // its own buffer and straight into the pointwise GEMM, not through memory to a second call.
-  const int64_t per_chunk = std::max<int64_t>(1, (int64_t(8192) / C) / g.OW), chunks = (rows + per_chunk - 1) / per_chunk;
+  // its own buffer and straight into the pointwise GEMM, not through memory to a second call. Every
+  // thread gets rows, though, even where they would fit one buffer (a 2x8x8 output).
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t per_chunk = std::max<int64_t>(1, std::min((int64_t(8192) / C) / g.OW, (rows + threads - 1) / threads));
+  const int64_t chunks = (rows + per_chunk - 1) / per_chunk;
   at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
     thread_local std::vector<float> buf;
     buf.resize(per_chunk * g.OW * C);
