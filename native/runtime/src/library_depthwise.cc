@@ -273,7 +273,8 @@ bool DepthwisePointwise(const DLTensor* x, const DLTensor* wd, const DLTensor* b
   mid.shape = mid_shape;
   if (!DepthwiseApplies(x, wd, nullptr, &mid, a)) return false;
   const int64_t pixels = N * out->shape[1] * out->shape[2];
-  if (other && (DataOf(other) == DataOf(out) || NumelOf(other) != pixels * G)) return false;
+  if ((other && (DataOf(other) == DataOf(out) || NumelOf(other) != pixels * G)) || (bd && NumelOf(bd) != C) || (bp && NumelOf(bp) != G))
+    return false;
   DebugDelay("depthwise_pointwise");
   DepthwiseGeometry g = GeometryOf(x, wd, &mid, a);
   at::Tensor taps = Taps(wd, g);

@@ -10,6 +10,7 @@ depthwise loop, the small GEMM), and taken only where it times faster than the t
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,18 +54,19 @@ def pairs(placed) -> list[Pair]:
                 uses[v] = uses.get(v, 0) + 1
     for v in _free_vars(func.body.body):
         uses[v] = uses.get(v, 0) + 1
-    names = [_name(v) for v in values]
+    # Calls are matched to offloads by their var's name: a pair whose names repeat is not offered.
+    names = collections.Counter(_name(v) for v in values)
     out = []
     for var, value in values.items():
-        if not library._calls(value, _CONV):
+        if not library.calls_to(value, _CONV):
             continue
         pw_args, pw_attrs, _ = library.split_call_args(value)
         x = pw_args[0]
-        if not isinstance(x, relax.Var) or uses.get(x, 0) != 1 or x not in values or not library._calls(values[x], _CONV):
+        if not isinstance(x, relax.Var) or uses.get(x, 0) != 1 or x not in values or not library.calls_to(values[x], _CONV):
             continue
         dw_args, dw_attrs, _ = library.split_call_args(values[x])
         pair = _pair(dw_args, [int(getattr(a, "value", -1)) for a in dw_attrs.values], pw_args, [int(getattr(a, "value", -1)) for a in pw_attrs.values])
-        if pair is None or names.count(_name(x)) != 1 or names.count(_name(var)) != 1:
+        if pair is None or names[_name(x)] != 1 or names[_name(var)] != 1:
             continue
         out.append(Pair(_name(x), _name(var), pair[0], pair[1], x.ty, values[x], value))
     return out
@@ -80,7 +82,7 @@ def _pair(dw_args: list, d: list, pw_args: list, p: list):
         return None
     c = xshape[3]
     # The depthwise half: the runtime's own loop (not oneDNN's or ATen's), NHWC input, no residual.
-    if not (d[6] == c >= 4 and wshape == [c, 1, wshape[2], wshape[3]] and d[9] == 0 and d[7] in _IN_REGISTERS):
+    if not (d[6] == c and c >= 4 and wshape == [c, 1, wshape[2], wshape[3]] and d[9] == 0 and d[7] in _IN_REGISTERS):
         return None
     if len(d) > 10 and d[10] in _NOT_OWN or len(d) > 11 and d[11] == 1:
         return None

@@ -84,10 +84,10 @@ def offload(mod, dtypes: set[str], kinds=KINDS, keep_in_tvm=frozenset()):
 def library_calls(mod, func: str) -> dict:
     """The calls of `main` to the runtime function `func`, by the name of the var each binds (the
     op's name in the placement report)."""
-    return {_name(b.var): b.value for block in mod["main"].body.blocks for b in block.bindings if _calls(b.value, func)}
+    return {_name(b.var): b.value for block in mod["main"].body.blocks for b in block.bindings if calls_to(b.value, func)}
 
 
-def _calls(value, func: str) -> bool:
+def calls_to(value, func: str) -> bool:
     """Whether a binding's value is a call_dps_packed to the runtime function `func`."""
     return _op_name(value) == "relax.call_dps_packed" and str(getattr(value.args[0], "global_symbol", "")) == func
 
@@ -128,7 +128,7 @@ def use_algorithms(mod, offloads: list, choices: dict):
         def visit_var_binding_(self, binding):
             v = binding.value
             name = _name(binding.var)
-            if name not in chosen or not _calls(v, func_of[name]):
+            if name not in chosen or not calls_to(v, func_of[name]):
                 return super().visit_var_binding_(binding)
             args, attrs, scalars = split_call_args(v)
             args = [a if isinstance(a, _Constant) else self.visit_expr(a) for a in args]
