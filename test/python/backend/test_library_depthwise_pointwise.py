@@ -83,17 +83,24 @@ def test_epilogues_residual_nan_and_inf_match_pytorch(act_dw, act_pw, residual):
     torch.testing.assert_close(got[finite], ref[finite], rtol=1e-4, atol=1e-5)
 
 
-def test_not_offered_unless_both_halves_run_the_runtimes_own_kernels():
-    """A pair whose 1x1 convolution runs oneDNN or MKL (or whose depthwise one runs oneDNN) is
-    not offered: the fused call is the runtime's two kernels in one pass, nothing else."""
+def test_offered_whatever_its_halves_run_and_only_where_the_1x1_alone_reads_the_depthwise():
+    """The one call is a candidate against the two calls as placed, whichever kernels those are
+    (the runtime's, oneDNN's, MKL's); a depthwise output that something else reads too is not
+    offered (the fused call never writes it)."""
+
+    class TwoReaders(Block):
+        def forward(self, x):
+            d = self.act_dw(self.dw(x))
+            return self.act_pw(self.pw(d)) + d.mean()
+
     torch.manual_seed(2)
-    model, x = Block(16, 32), torch.randn(1, 16, 8, 8)
-    mod = import_program(torch.export.export(model.eval(), (x,)), [x], 1).mod
-    placed, offloads = builder.place(mod, INFO, "library")
-    dw, pw = (next(o.name for o in offloads if o.kind == k) for k in ("depthwise_conv2d", "conv2d"))
-    assert depthwise_pointwise.pairs(library.use_algorithms(placed, offloads, {pw: "packed"})) == []
-    assert depthwise_pointwise.pairs(library.use_algorithms(placed, offloads, {dw: "onednn", pw: "small_gemm"})) == []
-    assert len(depthwise_pointwise.pairs(library.use_algorithms(placed, offloads, {pw: "small_gemm"}))) == 1
+    x = torch.randn(1, 16, 8, 8)
+    for model, offered in ((Block(16, 32), 1), (TwoReaders(16, 32), 0)):
+        mod = import_program(torch.export.export(model.eval(), (x,)), [x], 1).mod
+        placed, offloads = builder.place(mod, INFO, "library")
+        dw, pw = (next(o.name for o in offloads if o.kind == k) for k in ("depthwise_conv2d", "conv2d"))
+        for algorithms in ({pw: "packed"}, {dw: "onednn", pw: "small_gemm"}, {}):
+            assert len(depthwise_pointwise.pairs(library.use_algorithms(placed, offloads, algorithms))) == offered
 
 
 def test_timed_against_the_two_calls_and_a_slowed_candidate_loses():

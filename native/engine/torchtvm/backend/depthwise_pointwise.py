@@ -3,9 +3,8 @@ one library call, `torchtvm.depthwise_pointwise` (library_depthwise.cc Depthwise
 thread runs the depthwise loop on a few output rows into its own buffer and the pointwise GEMM from
 there, so the pair costs one parallel region and its middle value never leaves the cache.
 
-Offered only where placement already chose the runtime's own kernel for both halves (the
-depthwise loop, the small GEMM), and taken only where it times faster than the two calls
-(placement.build_with_placement).
+Offered for every such pair, whatever kernels placement chose for its halves, and taken only where
+it times faster than the two calls as placed (placement.build_with_placement).
 """
 
 from __future__ import annotations
@@ -25,9 +24,6 @@ FUNC = "torchtvm.depthwise_pointwise"
 _CONV = "torchtvm.conv2d"
 # Epilogues both halves apply in registers (vector_math.h FusesUnary, SmallGemmFusesUnary).
 _IN_REGISTERS = (0, 1, 2, 5, 9)
-# Algorithms of the depthwise call that are not the runtime's own loop (oneDNN, ATen's convolution).
-_NOT_OWN = (library.ALGORITHM_CODES[_CONV]["onednn"], library.ALGORITHM_CODES[_CONV]["torch"])
-_SMALL_GEMM = library.ALGORITHM_CODES[_CONV]["small_gemm"]
 
 
 @dataclass
@@ -81,13 +77,14 @@ def _pair(dw_args: list, d: list, pw_args: list, p: list):
     if wshape is None or pshape is None or xshape is None or len(xshape) != 4 or _dtype(x) != "float32":
         return None
     c = xshape[3]
-    # The depthwise half: the runtime's own loop (not oneDNN's or ATen's), NHWC input, no residual.
+    # Whatever each half was placed as (the runtime's loop or GEMM, oneDNN, MKL, ATen), the one call
+    # is a candidate: it is timed against the two as placed. The depthwise half: NHWC input (not a
+    # model input read as NCHW), no residual; the pointwise half: 1x1, stride 1, unpadded, one group.
     if not (d[6] == c and c >= 4 and wshape == [c, 1, wshape[2], wshape[3]] and d[9] == 0 and d[7] in _IN_REGISTERS):
         return None
-    if len(d) > 10 and d[10] in _NOT_OWN or len(d) > 11 and d[11] == 1:
+    if len(d) > 11 and d[11] == 1:
         return None
-    # The pointwise half: a 1x1, stride-1, unpadded, one-group convolution that placement gave the small GEMM.
-    if not (len(p) > 10 and p[10] == _SMALL_GEMM and pshape[1:] == [c, 1, 1] and p[:4] == [1, 1, 0, 0] and p[6] == 1 and p[7] in _IN_REGISTERS):
+    if not (pshape[1:] == [c, 1, 1] and p[:4] == [1, 1, 0, 0] and p[6] == 1 and p[7] in _IN_REGISTERS):
         return None
     if any(library.constant_value(w) is None for w in (wd, pw_args[1])):
         return None
