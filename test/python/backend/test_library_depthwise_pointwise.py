@@ -126,8 +126,9 @@ def test_timed_against_the_two_calls_and_a_slowed_candidate_loses():
 
 def test_a_built_mobile_net_reports_each_pair_as_one_row_or_two():
     """Through the whole pipeline: whichever way the timing went here, the report lists each
-    depthwise convolution once (in a pair's row or its own), every library row has its time from
-    the profiled run, and the export matches PyTorch."""
+    depthwise convolution once (in a pair's row, named after the block holding both convolutions,
+    or its own), every library row has its time from the profiled run, and the export matches
+    PyTorch."""
     from torchtvm.common.options import CompileOptions
     from torchtvm.common.progress import JobContext
     from torchtvm.pipeline.compile import compile_run
@@ -149,6 +150,7 @@ def test_a_built_mobile_net_reports_each_pair_as_one_row_or_two():
         assert all(o["ms"] is not None for o in ops if o["where"] == "library")
         for o in pairs:
             assert o["epilogue"][:2] == ["bias", "relu6"] and "1x1 conv" in o["epilogue"]
+            assert o["scope"] in ("2", "3", "4")  # the Block holding both convolutions
             assert o["alone_ms"]["library"] < o["alone_ms"]["separate"]
         with torch.no_grad():
             torch.testing.assert_close(run.built.run([x])[0], model(x), rtol=1e-4, atol=1e-5)

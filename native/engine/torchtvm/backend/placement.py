@@ -285,8 +285,8 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
         return with_aten(library.use_algorithms(module, module_offloads, {n: a for n, a in algorithms.items() if n not in skip}), module_offloads)
 
     default_placed, offloads = with_aten(with_algorithms, offloads)
-    # A depthwise convolution feeding only a 1x1 one, both on the runtime's own kernels: one call
-    # where that times clearly faster than the two.
+    # A depthwise convolution feeding only a 1x1 one: one call where that times clearly faster than
+    # the two as placed.
     pairs = depthwise_pointwise.pairs(default_placed)
     pair_timed: dict = {}
     if pairs:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -324,7 +325,7 @@ def _with_graph_nodes(rep: dict, imported, placed: list, module=None) -> dict:
                 if o.kind == "depthwise_pointwise":
                     # Two convolutions in one call: the submodule holding both (a MobileNet block).
                     paths = [scopes[n].split(".") for n in [node, *fused] if n in scopes]
-                    common = [parts[0] for parts in zip(*paths) if len(set(parts)) == 1] if paths else []
+                    common = [parts[0] for parts in itertools.takewhile(lambda parts: len(set(parts)) == 1, zip(*paths))]
                     if common:
                         op["scope"] = ".".join(common)
                 elif node in scopes:
