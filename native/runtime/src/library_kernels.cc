@@ -164,7 +164,6 @@ size_t BytesOf(const DLTensor* t) {
   return static_cast<size_t>(at::detail::computeStorageNbytesContiguous(ShapeOf(t), (t->dtype.bits + 7) / 8));
 }
 
-
 }  // namespace
 
 int64_t NumelOf(const DLTensor* t) {
