@@ -80,6 +80,37 @@ describe('placement of a composite node', () => {
   });
 });
 
+describe('a depthwise + 1x1 pair run as one call', () => {
+  // in -> depthwise conv -> relu6 -> 1x1 conv -> hardswish -> depthwise conv -> out: the first two
+  // convolutions are one torchtvm.depthwise_pointwise call (its node the depthwise one, the 1x1
+  // and both activations fused into it); the last depthwise convolution runs alone.
+  const g: ModelGraph = {
+    nodes: [
+      { id: 'in', op: 'input', inputs: [] },
+      { id: 'n1', op: 'aten::_convolution', inputs: ['in'], scope: 'blocks.0.dw.0' },
+      { id: 'n2', op: 'aten::hardtanh', inputs: ['n1'] },
+      { id: 'n3', op: 'aten::_convolution', inputs: ['n2'], scope: 'blocks.0.pw.0' },
+      { id: 'n4', op: 'aten::hardswish', inputs: ['n3'] },
+      { id: 'n5', op: 'aten::_convolution', inputs: ['n4'], scope: 'blocks.1.dw.0' },
+      { id: 'out', op: 'output', inputs: ['n5'] },
+    ],
+  };
+  const conv = ['aten::_convolution'];
+  const pair = op('pw_act', 'depthwise_pointwise', 'library', 0.012, { node: 'n1', fused: ['n2', 'n3', 'n4'], scope: 'blocks.0', alone_ms: { library: 0.012, separate: 0.015 } });
+  const alone = op('dw2', 'depthwise_conv2d', 'library', 0.003);
+  const r = result([pair, alone]);
+  r.placement!.source_ops = { depthwise_pointwise: conv, depthwise_conv2d: conv, conv2d: conv };
+  const placed = placeNodes(g, r);
+
+  it("puts the 1x1 convolution inside the pair's call, not on the next convolution's op", () => {
+    expect(placed.get('n1')!.calls!.map((c) => c.name)).toEqual(['pw_act']);
+    expect(placed.get('n3')).toMatchObject({ where: 'library', fused: true, root: 'n1' });
+    expect(placed.get('n4')).toMatchObject({ fused: true, root: 'n1' });
+    // the lone depthwise convolution (no node named) is matched by kind and order to the next conv node
+    expect(placed.get('n5')!.calls!.map((c) => c.name)).toEqual(['dw2']);
+  });
+});
+
 describe('time and error scales', () => {
   it('spans the times min to max in 5 steps, logarithmic over more than 10x', () => {
     const h = heatScale([0.012, 0.05, 0.4, 5.94])!;
