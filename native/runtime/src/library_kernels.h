@@ -78,7 +78,7 @@ at::Tensor PackedSmallGemmWeight(const DLTensor* w, int64_t cin, int64_t cout, b
 // hardswish, hardsigmoid); the caller applies any other.
 bool SmallGemmFusesUnary(int64_t unary);
 // out [rows, G] = act(h [rows, H] (dense) @ w + bias + other) over torch's threads, by blocks of 6
-// rows x 64 columns, the epilogue applied to each block while it is in cache. `other` must not be
+// rows x 64 columns, the epilogue applied in registers before each block is stored. `other` must not be
 // `out`.
 void SmallGemmParallel(const float* h, const float* packed, float* out, int64_t rows, int64_t H, int64_t G,
                        const float* bias, const float* other, int64_t unary);

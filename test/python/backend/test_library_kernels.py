@@ -496,7 +496,7 @@ class PointwiseAct(nn.Module):
 def test_runtime_small_gemm_matches_pytorch_with_nan_and_inf(bias, residual, act):
     """Algorithm "small_gemm" (a linear or 1x1 convolution by the runtime's own register-blocked
     GEMM, split over threads by blocks of 6 rows x 64 columns, bias / residual / relu / relu6 /
-    hardswish applied per block, any other activation after): the same numbers as PyTorch,
+    hardswish applied in registers before each block is stored, any other activation after): the same numbers as PyTorch,
     non-finite values too, for row and column counts that leave partial blocks (21 rows, 40 and
     72 columns). Runs under each ISA cap in npm test (the kernels-avx2 job)."""
     torch.manual_seed(7)
