@@ -48,10 +48,14 @@ the newer instructions; the variables are set before torch is imported, since on
 read theirs once per process: TORCHTVM_MAX_CPU_ISA (the engine: its runtime kernels and TVM's
 target), ONEDNN_MAX_CPU_ISA (torch's oneDNN), ATEN_CPU_CAPABILITY (ATen's kernels, and the vector
 ISA of torch.compile's C++ code), MKL_ENABLE_INSTRUCTIONS (torch's matrix products) and, at avx2,
-TORCHINDUCTOR_CPP_MARCH=x86-64-v3 (what inductor's compiler may use). ONNX Runtime and OpenVINO
-stay uncapped, and the header says so: ONNX Runtime has no such switch (MLAS picks its kernels
-from CPUID); OpenVINO has none either, and ONEDNN_MAX_CPU_ISA caps only its oneDNN primitives, not
-its own jit kernels or its MLAS GEMM (a mix that crashed on the audio net), so the variable is
+TORCHINDUCTOR_CPP_MARCH=x86-64-v3 (what inductor's compiler may use). ONNX Runtime has no such
+switch (MLAS picks its kernels from CPUID), nor has OpenVINO (ONEDNN_MAX_CPU_ISA caps only its
+oneDNN primitives, not its own jit kernels or its MLAS GEMM: a mix that crashed on the audio net).
+So, where the kernel lets CPUID fault (cpuid_fault in /proc/cpuinfo), the capped run re-executes
+itself with CPUID masked for the whole process (torchtvm.common.isa_cap.masked_environment:
+libtorchtvm_cpuid_mask.so preloaded), and every runtime in it, ONNX Runtime and OpenVINO included,
+picks its code as on a CPU without the instructions above the cap; --no-cpuid-mask turns that off.
+Without the mask both stay uncapped, and the header says so. ONEDNN_MAX_CPU_ISA is
 unset while OpenVINO compiles, after torch's oneDNN has read it. --isa native (the default, unless
 TORCHTVM_MAX_CPU_ISA is already set) removes those variables. --both-isas runs this script twice
 in fresh processes, native then --isa avx2, with the other arguments, and prints both tables; with
@@ -127,6 +131,9 @@ ISA_VARS = sorted({k for env in ISA_ENV.values() for k in env})
 OV_UNCAPPED = ("OpenVINO is NOT capped: it has no ISA switch. Its CPU plugin's oneDNN copy reads ONEDNN_MAX_CPU_ISA, but its own jit kernels "
                "(MVN, Reduce, Pooling) and its MLAS GEMM do not, and that mix crashed (SIGSEGV) on the audio net with openvino 2026.4.1, so the "
                "variable is unset while OpenVINO compiles")
+# Set in the re-executed, CPUID-masked run, so that a mask that fails to take effect is reported
+# instead of re-executing again.
+MASK_MARK = "TORCHTVM_BENCH_CPUID_MASKED"
 
 
 def apply_isa(isa: str) -> None:
@@ -678,9 +685,18 @@ def isa_header(meta: dict) -> list[str]:
         return [f"ISA: native, no cap ({kernels}; OpenVINO kernels {ov_text}; ONNX Runtime picks its kernels from CPUID)"]
     env = ", ".join(f"{k}={v}" for k, v in meta["isa_env"].items())
     mattr = ",".join(d.get("tvm_mattr") or []) or "none"
-    return [
+    lines = [
         f"ISA: capped at {cap} (--isa {cap}; the engine's cap: {d.get('cap')}): {kernels}; TVM target mattr {mattr}",
         f"  set before torch was imported: {env} (TorchScript, torch.compile and the TVM rows run under it)",
+    ]
+    mask = meta.get("cpuid_mask")
+    if mask:
+        return lines + [
+            (f"  CPUID masked at {mask['level']} for the whole process (libtorchtvm_cpuid_mask.so; {mask['cpuid_answered']} CPUID instructions answered): "
+             f"ONNX Runtime (MLAS) and OpenVINO pick their kernels as on a CPU without the instructions above the cap (OpenVINO's kernels here: {ov_text})"),
+        ]
+    return lines + [
+        f"  CPUID not masked ({meta.get('cpuid_mask_unavailable') or 'unknown'})",
         "  ONNX Runtime is NOT capped: it has no ISA switch (MLAS picks its kernels from CPUID), so its row may use instructions above the cap",
         f"  {OV_UNCAPPED} (its kernels here: {ov_text})",
     ]
@@ -823,6 +839,8 @@ def main() -> int:
     ap.add_argument("--isa", choices=["native", *ISA_ENV], default=None,
                     help="cap the ISA of every runtime that has a cap (ONNX Runtime has none); default native, or TORCHTVM_MAX_CPU_ISA when that is set")
     ap.add_argument("--both-isas", action="store_true", help="run twice in fresh processes, native then --isa avx2, and print both tables")
+    ap.add_argument("--cpuid-mask", action=argparse.BooleanOptionalAction, default=True,
+                    help="under --isa, mask CPUID for the whole process where the kernel allows it, so ONNX Runtime and OpenVINO are capped too (default on)")
     args = ap.parse_args()
     if args.both_isas:
         if args.isa:
@@ -833,15 +851,25 @@ def main() -> int:
         ap.error(f"TORCHTVM_MAX_CPU_ISA={os.environ['TORCHTVM_MAX_CPU_ISA']!r} is not one of {', '.join(ISA_ENV)}; unset it or pass --isa")
     # Before torch (and TVM, OpenVINO) load: oneDNN, ATen and MKL read their caps once per process.
     apply_isa(isa)
+    sys.path.insert(0, os.path.join(ROOT, "native", "engine"))
+    from torchtvm.common import isa_cap  # (imports torchtvm, which applies the engine's cap to this process, as a user's import does)
+
+    mask_unavailable = "--no-cpuid-mask" if not args.cpuid_mask else isa_cap.cpuid_mask_unavailable()
     if isa != "native":
         args.work_dir = os.path.join(args.work_dir, f"isa-{isa}")
+        if mask_unavailable is None and isa_cap.cpuid_mask_in_effect() is None:
+            if os.environ.get(MASK_MARK):
+                mask_unavailable = "the preloaded mask did not take effect"
+            else:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.execve(sys.executable, [sys.executable, *sys.argv], {**isa_cap.masked_environment(isa), MASK_MARK: "1"})
 
     threads = args.threads or os.cpu_count() or 1
     # Before torch and TVM start their pools.
     os.environ["TVM_NUM_THREADS"] = str(threads)
     os.environ["TORCHTVM_NUM_THREADS"] = str(threads)
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    sys.path.insert(0, os.path.join(ROOT, "native", "engine"))
     import torch
 
     torch.set_num_threads(threads)
@@ -870,9 +898,6 @@ def main() -> int:
         log(f"{peer} unavailable: {err}")
     isa_in_effect: dict = {}
     try:
-        import torchtvm  # noqa: F401  (applies the engine's cap to this process, as a user's import does)
-        from torchtvm.common import isa_cap
-
         isa_in_effect = dict(isa_cap.describe(), tvm_mattr=isa_cap.target_mattr())
     except Exception as e:  # noqa: BLE001
         isa_in_effect = {"error": short(e, 120)}
@@ -931,6 +956,8 @@ def main() -> int:
         "isa": isa,
         "isa_env": {k: os.environ[k] for k in ISA_VARS if k in os.environ},
         "isa_in_effect": isa_in_effect,
+        "cpuid_mask": isa_cap.cpuid_mask_in_effect(),
+        "cpuid_mask_unavailable": mask_unavailable,
         "openvino_kernels": ov_kernels,
     }
     sys.stdout.flush()

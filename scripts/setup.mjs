@@ -87,7 +87,7 @@ try {
     run(venvPython, ['-m', 'pip', 'install', '--no-input', '--no-deps', '--no-build-isolation', '-e', 'native/engine']);
   });
 
-  step('runtime', ['native/runtime', 'native/engine/requirements.lock'], ['native/engine/torchtvm/lib/libtorchtvm_runtime.so'], () => {
+  step('runtime', ['native/runtime', 'native/isa_cap', 'native/engine/requirements.lock'], ['native/engine/torchtvm/lib/libtorchtvm_runtime.so', 'native/engine/torchtvm/lib/libtorchtvm_cpuid_mask.so'], () => {
     run(venvPython, ['native/runtime/build.py']);
   });
 

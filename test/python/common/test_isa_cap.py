@@ -4,6 +4,7 @@ three read the variable once."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +28,6 @@ print("RESULT" + json.dumps({**isa_cap.describe(), "features": resolve_target("l
 
 
 def probe(cap: str | None) -> tuple[dict, str]:
-    import json
 
     env = {k: v for k, v in os.environ.items() if k not in ("TORCHTVM_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
     if cap:
@@ -74,3 +74,61 @@ def test_an_unknown_cap_is_refused_with_the_fix():
             del os.environ["TORCHTVM_MAX_CPU_ISA"]
         else:
             os.environ["TORCHTVM_MAX_CPU_ISA"] = old
+
+
+# ---- CPUID masked (libtorchtvm_cpuid_mask.so): every library sees at most the cap's ISA ----------
+MASK_UNAVAILABLE = None
+try:
+    from torchtvm.common import isa_cap as _isa_cap
+
+    MASK_UNAVAILABLE = _isa_cap.cpuid_mask_unavailable()
+except Exception as e:  # noqa: BLE001
+    MASK_UNAVAILABLE = f"isa_cap failed to load: {e}"
+
+# The cap variable is dropped before torch loads, so whatever picks AVX2 below picks it from CPUID
+# (the mask read the variable when the process started).
+MASKED_PROBE = r"""
+import json, os
+for k in ("TORCHTVM_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS"):
+    os.environ.pop(k, None)
+import torch
+from torchtvm.common import isa_cap
+got = isa_cap.describe()
+print("RESULT" + json.dumps(got))
+"""
+
+
+@pytest.mark.skipif(MASK_UNAVAILABLE is not None or not HAS_AVX512, reason=f"CPUID cannot be masked here ({MASK_UNAVAILABLE})" if MASK_UNAVAILABLE else "this CPU has no AVX-512: nothing to mask")
+def test_masked_cpuid_makes_every_library_pick_avx2_by_itself():
+    from torchtvm.common import isa_cap
+
+    env = isa_cap.masked_environment("avx2")
+    out = subprocess.run([sys.executable, "-c", MASKED_PROBE], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT"))[len("RESULT"):])
+    assert got["cap"] is None  # the variable is gone: what follows is CPUID's doing
+    assert got["torch"] == "avx2" and got["runtime_kernels"] == "avx2", got
+    assert got["cpuid_mask"]["level"] == "avx2" and got["cpuid_mask"]["cpuid_answered"] > 0, got
+    # This process, unmasked, sees AVX-512 as before.
+    assert isa_cap.cpuid_mask_in_effect() is None
+
+
+@pytest.mark.skipif(MASK_UNAVAILABLE is not None, reason=f"CPUID cannot be masked here ({MASK_UNAVAILABLE})")
+def test_masked_cpuid_leaves_other_crashes_to_the_program():
+    """A real segmentation fault still reaches the program's handler (here Python's faulthandler)
+    and still kills the process: the mask answers CPUID only."""
+    from torchtvm.common import isa_cap
+
+    env = isa_cap.masked_environment("avx2")
+    out = subprocess.run([sys.executable, "-X", "faulthandler", "-c", "import ctypes; ctypes.string_at(0)"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == -11, (out.returncode, out.stderr[-1000:])
+    assert "Segmentation fault" in out.stderr and "string_at" in out.stderr, out.stderr[-1000:]
+
+
+def test_the_masked_environment_keeps_other_preloads_and_tunables():
+    from torchtvm.common import isa_cap
+
+    env = isa_cap.masked_environment("avx2", {"LD_PRELOAD": "/x/libfoo.so", "GLIBC_TUNABLES": "glibc.malloc.check=3:glibc.cpu.hwcaps=-AVX2"})
+    assert env["LD_PRELOAD"] == f"{isa_cap.MASK_LIBRARY}:/x/libfoo.so" and env["TORCHTVM_MAX_CPU_ISA"] == "avx2"
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.check=3:glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD"
+    assert "GLIBC_TUNABLES" not in isa_cap.masked_environment("avx512", {})

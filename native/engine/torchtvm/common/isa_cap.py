@@ -8,12 +8,18 @@ build, test and benchmark what an AVX2 desktop runs:
   is imported, before any kernel;
 - TVM's code: the target of a build for this CPU drops the features above the cap (`mattr`).
 A cap never adds features the CPU lacks.
+
+Libraries with no switch (ONNX Runtime, OpenVINO's own kernels) read CPUID. `masked_environment`
+gives a child process the environment that masks CPUID itself (libtorchtvm_cpuid_mask.so, where
+the kernel lets CPUID fault), so every library in it sees a CPU with at most the cap's ISA.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 
+from torchtvm.common import cpu_features
 from torchtvm.common.errors import EngineError
 
 ENV = "TORCHTVM_MAX_CPU_ISA"
@@ -62,9 +68,50 @@ def target_mattr() -> list[str]:
     return list(_MATTR_OFF[level]) if level else []
 
 
+MASK_LIBRARY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib", "libtorchtvm_cpuid_mask.so")
+# glibc picks its string functions before any preloaded library runs: its own switch for those.
+_GLIBC_HWCAPS_OFF = {"avx2": "-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD", "avx512": ""}
+
+
+def cpuid_mask_unavailable() -> str | None:
+    """Why CPUID cannot be masked here, or None when it can."""
+    if not os.path.exists(MASK_LIBRARY):
+        return f"{os.path.basename(MASK_LIBRARY)} is not built (native/runtime/build.py builds it)"
+    if "cpuid_fault" not in cpu_features.host_flags():
+        return "this kernel or hypervisor offers no CPUID faulting (no cpuid_fault in /proc/cpuinfo)"
+    return None
+
+
+def masked_environment(level: str, env: dict | None = None) -> dict:
+    """`env` (default os.environ) for a child process that runs as on a CPU with at most `level`:
+    the cap variable, and CPUID masked by LD_PRELOAD. Check `cpuid_mask_unavailable()` first."""
+    if level not in LEVELS:
+        raise ValueError(f"level {level!r} is not one of {LEVELS}")
+    out = dict(os.environ if env is None else env)
+    out[ENV] = level
+    preload = [p for p in out.get("LD_PRELOAD", "").split(":") if p and p != MASK_LIBRARY]
+    out["LD_PRELOAD"] = ":".join([MASK_LIBRARY, *preload])
+    if _GLIBC_HWCAPS_OFF[level]:
+        tunables = [t for t in out.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith("glibc.cpu.hwcaps=")]
+        out["GLIBC_TUNABLES"] = ":".join([*tunables, "glibc.cpu.hwcaps=" + _GLIBC_HWCAPS_OFF[level]])
+    return out
+
+
+def cpuid_mask_in_effect() -> dict | None:
+    """{"level": "avx2" | "avx512", "cpuid_answered": n} when this process runs with CPUID masked
+    (n: the CPUID instructions answered so far), else None."""
+    process = ctypes.CDLL(None)
+    try:
+        level = ctypes.c_int.in_dll(process, "torchtvm_cpuid_mask_level").value
+        count = ctypes.c_ulong.in_dll(process, "torchtvm_cpuid_mask_count").value
+    except ValueError:
+        return None
+    return {"level": LEVELS[level - 1], "cpuid_answered": count} if level else None
+
+
 def describe() -> dict:
     """What runs under the cap, for build reports and the benchmark tables: the cap, the runtime
-    kernels' ISA, and torch's."""
+    kernels' ISA, torch's, and whether CPUID is masked."""
     import torch
     import tvm_ffi
 
@@ -76,4 +123,5 @@ def describe() -> dict:
         "cap": cap(),
         "runtime_kernels": str(kernel_isa()) if kernel_isa is not None else None,
         "torch": str(torch.backends.cpu.get_cpu_capability()).lower(),
+        "cpuid_mask": cpuid_mask_in_effect(),
     }
