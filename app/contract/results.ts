@@ -187,6 +187,9 @@ export type TuningSummary = z.output<typeof TuningSummarySchema>;
 
 // ---- compile (and the build a tune ends with) ----
 
+/** Times of an op's candidates, keyed as CANDIDATE_LABELS. */
+const candidateTimes = z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional(), packed: ms.optional(), small_gemm: ms.optional(), direct: ms.optional(), own: ms.optional(), separate: ms.optional() });
+
 export const PlacedOpSchema = z.looseObject({
   /** The op's value name in the compiled graph. */
   name: z.string(),
@@ -218,7 +221,11 @@ export const PlacedOpSchema = z.looseObject({
   /** Placement auto: the op timed alone, in the model's layout, as its default library call, as
    * TVM's tuned kernel (with a tuning database) and by each other algorithm it has (ALGORITHMS);
    * it runs where it was fastest. */
-  alone_ms: z.looseObject({ library: ms.optional(), tvm: ms.optional(), winograd: ms.optional(), onednn: ms.optional(), torch: ms.optional(), packed: ms.optional(), small_gemm: ms.optional(), direct: ms.optional(), own: ms.optional(), separate: ms.optional() }).optional(),
+  alone_ms: candidateTimes.optional(),
+  /** Placement auto: where a call ran more than 1.25x slower inside the model than alone (its
+   * weights no longer in cache), its time inside model runs with its algorithm and with the one
+   * next fastest alone; the faster there (by more than 5%) is the one it runs. */
+  context_ms: candidateTimes.optional(),
   /** The submodule the op belongs to (its graph node's scope, e.g. 'layer2.0.conv2'), where the
    * model's graph records it: how the report names the row. */
   scope: z.string().optional(),

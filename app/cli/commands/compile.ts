@@ -99,10 +99,15 @@ function printPlacement(p: Placement, out: CommandContext['out']): void {
     const aloneCell = (a: NonNullable<PlacedOp['alone_ms']>) =>
       columns.map((k) => (a[k] != null ? fmtMs(a[k] as number) : '-')).join(' / ');
     // Each op by its kind and where it is in the model (module path), not by its Relax binding name.
+    // Where a call was also timed inside the model (it ran much slower there than alone): both algorithms' times there.
+    const inModel = p.ops.some((o) => o.context_ms);
+    const inModelCell = (c: NonNullable<PlacedOp['context_ms']>) =>
+      Object.entries(c).filter(([, v]) => v != null).map(([k, v]) => `${CANDIDATE_LABELS[k] ?? k} ${fmtMs(v as number)}`).join(' / ');
     out.line(table(p.ops.map((o) => [o.kind, o.scope ?? (o.node ? '(top level)' : '-'), `[${o.shape.join(', ')}]`, o.epilogue.join('+') || '-', o.algorithm ? `${o.where} (${o.algorithm})` : o.where,
       o.ms != null ? fmtMs(o.ms) : '-', o.share != null ? `${(100 * o.share).toFixed(1)}%` : '-',
-      ...(alone ? [o.alone_ms ? aloneCell(o.alone_ms) : '-'] : [])]),
-      ['op', 'module', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? [`alone: ${columns.map((k) => CANDIDATE_LABELS[k]).join(' / ')}`] : [])]));
+      ...(alone ? [o.alone_ms ? aloneCell(o.alone_ms) : '-'] : []),
+      ...(inModel ? [o.context_ms ? inModelCell(o.context_ms) : '-'] : [])]),
+      ['op', 'module', 'output', 'fused', 'runs in', 'time', 'share', ...(alone ? [`alone: ${columns.map((k) => CANDIDATE_LABELS[k]).join(' / ')}`] : []), ...(inModel ? ['in the model'] : [])]));
   }
 }
 

@@ -720,6 +720,7 @@ export function GraphView() {
                       {!!selPlace.op.epilogue?.length && <><dt>fuses</dt><dd>{selPlace.op.epilogue.join(', ')}</dd></>}
                       {mode !== 'error' && selPlace.op.algorithm && <><dt>algorithm</dt><dd>{ALGORITHM_LABELS[selPlace.op.algorithm]}, timed faster than the default here</dd></>}
                       {mode !== 'error' && selPlace.op.alone_ms && <><dt>alone</dt><dd>{Object.keys(CANDIDATE_LABELS).filter((k) => selPlace.op!.alone_ms![k] != null).map((k) => `${CANDIDATE_LABELS[k]} ${fmtMs(selPlace.op!.alone_ms![k] as number)}`).join(' · ')}</dd></>}
+                      {mode !== 'error' && selPlace.op.context_ms && <><dt>in the model</dt><dd>{Object.entries(selPlace.op.context_ms).filter(([, v]) => v != null).map(([k, v]) => `${CANDIDATE_LABELS[k] ?? k} ${fmtMs(v as number)}`).join(' · ')}</dd></>}
                     </>
                   )}
                   {selErr && shownRow && (

@@ -165,3 +165,41 @@ def test_each_algorithm_matches_pytorch_and_a_slowed_own_kernel_loses_its_place(
     machine = kernel_choices.machine()
     monkeypatch.setenv("TORCHTVM_MAX_CPU_ISA", "avx512" if os.environ.get("TORCHTVM_MAX_CPU_ISA") == "avx2" else "avx2")
     assert kernel_choices.machine() != machine
+
+
+def test_a_call_far_slower_in_the_model_than_alone_is_timed_there_with_its_runner_up():
+    """placement.check_in_context: the runtime's depthwise loop, chosen by its time alone, is made
+    slower on purpose inside the model only (torchtvm.debug_delay_kernel after the alone timing, as
+    weights that no longer fit in cache would); the build's call is then timed in model runs with
+    the algorithm next fastest alone too, runs that one, and still agrees with PyTorch."""
+    from dataclasses import replace
+
+    from _timing_helpers import slowed
+    from torchtvm.backend import measure, placement
+    from torchtvm.common.progress import JobContext
+    from torchtvm.common.specs import InputSpec
+
+    torch.manual_seed(6)
+    model, x = Depthwise(32, F.relu6), torch.randn(1, 32, 12, 12)
+    mod = import_program(torch.export.export(model.eval(), (x,)), [x], 1).mod
+    with torch.no_grad():
+        ref = model(x)
+    placed, offloads = builder.place(mod, INFO, "auto")
+    (name,) = [o.name for o in offloads]
+    real = measure.time_library_calls(placed, offloads, rounds=2, calls=3)[name]
+    # The loop is taken as the fastest alone (the premise of the check), whatever this CPU timed.
+    timed = {name: measure.OpTiming(name, min(real.library_ms, 0.5 * min(real.others_ms.values())), None, others_ms=dict(real.others_ms))}
+    assert timed[name].algorithm == ""
+    runner_up = min(real.others_ms, key=lambda k: real.others_ms[k])
+
+    def rebuild(algorithms):
+        offs = [replace(o) for o in offloads]
+        return builder.compile_placed(library.use_algorithms(placed, offs, algorithms), INFO), offs
+
+    default_ex, default_offloads = rebuild({})
+    with slowed("depthwise", 20000):
+        ex, offs, note = placement.check_in_context(default_ex, default_offloads, timed, rebuild, INFO, [InputSpec("x", tuple(x.shape))], JobContext())
+    assert timed[name].algorithm == runner_up and set(timed[name].context_ms) == {"library", runner_up}, (timed[name], note)
+    assert timed[name].context_ms["library"] >= 20.0 > timed[name].context_ms[runner_up]
+    assert offs[0].algorithm == runner_up and "1 switched" in note
+    torch.testing.assert_close(TvmRunner(ex).run([x])[0], ref, rtol=1e-5, atol=1e-5)

@@ -178,7 +178,7 @@ def report(placement: str, offloads: list, candidates: list, profile: Profile | 
         if not t:
             return {}
         ms = {"library": t.library_ms, "tvm": t.tvm_ms, "winograd": t.winograd_ms, **t.others_ms}
-        return {"alone_ms": {k: v for k, v in ms.items() if v is not None}}
+        return {"alone_ms": {k: v for k, v in ms.items() if v is not None}, **({"context_ms": dict(t.context_ms)} if t.context_ms else {})}
 
     # Parts as shares of the profiled run, scaled to the measured p50 (or the profiled run's own
     # median when nothing was measured).
@@ -257,6 +257,7 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
         if in_tvm_default:
             placed, offloads = builder.offload_prepared(prepared, info, keep_in_tvm=in_tvm_default)
     algorithms = {name: t.algorithm for name, t in lib_timed.items() if t.algorithm}
+    pristine = [replace(o) for o in offloads]  # before use_algorithms marks them: for the rebuilds below
     # The calls with their algorithms first: a transpose that a direct convolution then reads
     # through (the model's input) is gone before the ops left in TVM are timed.
     with_algorithms = library.use_algorithms(placed, offloads, algorithms)
@@ -295,11 +296,22 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
         ctx.check_cancelled()
         cache.save(ctx.log)
     fuse = depthwise_pointwise.faster(pairs, pair_timed, measure.MARGIN)
+    fused_pairs = {p.pointwise for p in fuse}
     default_placed, offloads = depthwise_pointwise.fuse(default_placed, offloads, fuse)
     # A pair's row in the report: its one call as the build makes it, and the two calls it replaces.
     pair_timings = {p.pointwise: measure.OpTiming(p.pointwise, pair_timed[p.pointwise]["fused"], None, others_ms={"separate": pair_timed[p.pointwise]["two"]}) for p in fuse}
     default_ex = builder.compile_placed(default_placed, info, database)
-    lib_note = _algorithms_note(lib_timed, offloads) + _aten_note(aten_timed, to_aten) + _fused_note(lib_timed, fused) + _pairs_note(pair_timed, len(fuse))
+
+    def rebuild(algs: dict):
+        """The default build again with other algorithms for some calls."""
+        offs = [replace(o) for o in pristine]
+        module, offs = with_aten(library.use_algorithms(placed, offs, algs), offs)
+        module, offs = depthwise_pointwise.fuse(module, offs, [p for p in depthwise_pointwise.pairs(module) if p.pointwise in fused_pairs])
+        return builder.compile_placed(module, info, database), offs
+
+    default_ex, offloads, context_note = check_in_context(default_ex, offloads, lib_timed, rebuild, info, specs, ctx)
+    algorithms = {name: t.algorithm for name, t in lib_timed.items() if t.algorithm}
+    lib_note = _algorithms_note(lib_timed, offloads) + context_note + _aten_note(aten_timed, to_aten) + _fused_note(lib_timed, fused) + _pairs_note(pair_timed, len(fuse))
     timed = {**lib_timed, **aten_timed, **pair_timings}
     if database is None:
         return default_ex, offloads, ({"note": f"auto: {lib_note}"} if timed else None), timed
@@ -318,7 +330,6 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     ctx.progress("build", f"building with {moved}, to compare with the default")
     mixed, mixed_offloads = builder.offload_prepared(prepared, info, keep_in_tvm=in_tvm)
     mixed, mixed_offloads = finish_placing(mixed, mixed_offloads, skip=in_tvm)
-    fused_pairs = {p.pointwise for p in fuse}
     mixed, mixed_offloads = depthwise_pointwise.fuse(mixed, mixed_offloads, [p for p in depthwise_pointwise.pairs(mixed) if p.pointwise in fused_pairs])
     mixed_ex = builder.compile_placed(mixed, info, database)
     sample = random_inputs(specs)
@@ -339,6 +350,114 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     ctx.log(note)
     choice = {"note": note, "kept": kept, "per_op_ms": timings["per_op"], "library_ms": timings["library"]}
     return (mixed_ex, mixed_offloads, choice, measured) if kept else (default_ex, offloads, choice, measured)
+
+
+# A library call that runs this much slower inside the model than alone (in a model whose weights
+# do not fit in cache, they come from memory at each run; alone, they stay in cache) is timed there
+# again with the algorithm that came next alone, if it takes at least CONTEXT_SHARE of the run.
+CONTEXT_SLOWER = 1.25
+CONTEXT_SHARE = 0.02
+
+
+def _profile_in_context(calls: dict, rounds: int, budget_s: float = 2.0) -> dict[str, list[float]] | None:
+    """{name: each library call's time inside model runs, in call order} for each `calls` entry
+    (a function that runs one build once), profiled in interleaved rounds (the lowest of the
+    rounds' medians: a burst of load hits one round). None where a call count or order differs."""
+    first = next(iter(calls.values()))
+    first()
+    t0 = time.perf_counter()
+    first()
+    run_s = time.perf_counter() - t0
+    repeat = max(2, min(10, int(budget_s / max(run_s, 1e-6) / rounds / len(calls))))
+    profiles: dict[str, list[Profile]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for k, call in calls.items():
+            prof = profile_library(call, repeat=repeat)
+            if prof is None:
+                return None
+            profiles[k].append(prof)
+    out = {}
+    for k, profs in profiles.items():
+        if any(p.funcs != profs[0].funcs for p in profs):
+            return None
+        out[k] = [min(p.calls_ms[i] for p in profs) for i in range(len(profs[0].calls_ms))]
+    return out
+
+
+def check_in_context(default_ex, offloads: list, timed: dict, rebuild, info: TargetInfo, specs, ctx: JobContext):
+    """Each library call with more than one algorithm, timed inside the built model's runs: where
+    the chosen algorithm runs more than CONTEXT_SLOWER times slower there than alone and another
+    timed alone faster than that, a second build runs those calls with their runner-up, both are
+    profiled in interleaved rounds, and each call keeps the algorithm faster in the model (recorded
+    in `timed[name].context_ms`, which `OpTiming.algorithm` then follows). `rebuild(algorithms)`
+    returns (executable, offloads). Returns (executable, offloads, a note for the report)."""
+    import tvm_ffi
+
+    order = [o.name for o in offloads]
+    # (a depthwise + 1x1 pair's call is named after its 1x1 convolution, whose times it does not have)
+    checked = {o.name for o in offloads if o.name in timed and o.func in library.ALGORITHM_CODES and len(_alone_times(timed[o.name])) > 1}
+    if not checked:
+        return default_ex, offloads, ""
+    ctx.progress("build", "timing the library calls inside the model")
+    sample = random_inputs(specs)
+    with tempfile.TemporaryDirectory(prefix="torchtvm-context-") as tmp:
+
+        def caller(name: str, ex):
+            runner = TvmRunner.from_library(builder.export_library(ex, os.path.join(tmp, f"{name}.so")), info.kind)
+            args = runner.to_tvm(sample)
+            return lambda: runner.vm["main"](*args)
+
+        try:
+            default_call = caller("default", default_ex)
+            profiled = _profile_in_context({"default": default_call}, rounds=2)
+            if profiled is None or len(profiled["default"]) != len(order):
+                return default_ex, offloads, ""
+            run_ms = sum(profiled["default"])
+            runner_up: dict[str, str] = {}
+            for name, in_model in zip(order, profiled["default"]):
+                if name not in checked or in_model < CONTEXT_SHARE * run_ms:
+                    continue
+                t = timed[name]
+                mine = t.algorithm or "library"
+                alone = _alone_times(t)
+                if in_model <= alone[mine] * CONTEXT_SLOWER:
+                    continue
+                others = {k: v for k, v in alone.items() if k != mine and v < in_model * measure.MARGIN}
+                if others:
+                    runner_up[name] = min(others, key=lambda k: others[k])
+            if not runner_up:
+                return default_ex, offloads, ""
+            ctx.check_cancelled()
+            ctx.progress("build", f"timing {len(runner_up)} library call(s) that ran slower in the model than alone with their next algorithm, in the model")
+            chosen = {n: t.algorithm for n, t in timed.items() if t.algorithm}
+            trial_ex, trial_offloads = rebuild({**chosen, **{n: ("" if a == "library" else a) for n, a in runner_up.items()}})
+            both = _profile_in_context({"default": default_call, "trial": caller("trial", trial_ex)}, rounds=3)
+        finally:
+            # The packed weights of these loaded copies are not the built model's.
+            tvm_ffi.get_global_func("torchtvm.library_clear_caches")()
+    if both is None or len(both["trial"]) != len(order) or [o.name for o in trial_offloads] != order:
+        return default_ex, offloads, ""
+    was = {n: timed[n].algorithm or "library" for n in runner_up}
+    for i, name in enumerate(order):
+        if name in runner_up:
+            timed[name].context_ms = {was[name]: both["default"][i], runner_up[name]: both["trial"][i]}
+    switched = [n for n in runner_up if (timed[n].algorithm or "library") == runner_up[n]]
+    words = ", ".join(f"{n}: {was[n]} {timed[n].context_ms[was[n]]:.3f} ms, {runner_up[n]} {timed[n].context_ms[runner_up[n]]:.3f} ms" for n in runner_up)
+    note = (f"; {len(runner_up)} call(s) ran more than {CONTEXT_SLOWER:g}x slower in the model than alone and were timed there with their next algorithm too "
+            f"({words}): {len(switched)} switched (more than 5% faster in the model)")
+    ctx.log(note[2:])
+    if not switched:
+        return default_ex, offloads, note
+    if len(switched) == len(runner_up):
+        return trial_ex, trial_offloads, note
+    final_ex, final_offloads = rebuild({n: t.algorithm for n, t in timed.items() if t.algorithm})
+    return final_ex, final_offloads, note
+
+
+def _alone_times(t) -> dict[str, float]:
+    """An OpTiming's times alone by algorithm ("library": the default)."""
+    times = {"library": t.library_ms, **t.others_ms, **({"winograd": t.winograd_ms} if t.winograd_ms is not None else {})}
+    return {k: v for k, v in times.items() if v is not None}
 
 
 _ALGORITHM_WORDS = {"winograd": "as Winograd", "onednn": "as oneDNN's convolution in place of the runtime's own loop", "torch": "as torch's own kernels (ATen's convolution, torch's LSTM/GRU, a squeeze-excite by ATen's ops)", "packed": "as MKL's packed GEMM", "small_gemm": "as the runtime's own GEMM", "direct": "as the runtime's own direct convolution", "own": "as the runtime's own attention"}

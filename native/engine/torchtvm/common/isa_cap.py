@@ -11,7 +11,11 @@ A cap never adds features the CPU lacks.
 
 Libraries with no switch (ONNX Runtime, OpenVINO's own kernels) read CPUID. `masked_environment`
 gives a child process the environment that masks CPUID itself (libtorchtvm_cpuid_mask.so, where
-the kernel lets CPUID fault), so every library in it sees a CPU with at most the cap's ISA.
+the kernel lets CPUID fault), so every library in it sees a CPU with at most the cap's ISA:
+
+    .venv/bin/python -m torchtvm.common.run_capped avx2 -- COMMAND [ARGS...]
+
+runs COMMAND so (or, where CPUID cannot be masked, with the cap variable only, and says why).
 """
 
 from __future__ import annotations
@@ -125,3 +129,4 @@ def describe() -> dict:
         "torch": str(torch.backends.cpu.get_cpu_capability()).lower(),
         "cpuid_mask": cpuid_mask_in_effect(),
     }
+
