@@ -176,7 +176,12 @@ __attribute__((always_inline)) inline void DirectItemsBody(const float* x, const
         else if (step == 6) Row<L, 8, 1, 6>(x, w, bias, other, out, g, n, oh, c0, unary);
         else Row<L, 8, 1>(x, w, bias, other, out, g, n, oh, c0, unary);
         break;
-      case 2: Row<L, (B::max_vectors >= 4 ? 8 : 6), 2>(x, w, bias, other, out, g, n, oh, c0, unary); break;
+      case 2:
+        // AVX2's stem of 16 channels (2 vectors): the same constants as above.
+        if (stem3 && step == 2) Row<L, (B::max_vectors >= 4 ? 8 : 6), 2, 2, 3, 3>(x, w, bias, other, out, g, n, oh, c0, unary);
+        else if (stem3 && step == 1) Row<L, (B::max_vectors >= 4 ? 8 : 6), 2, 1, 3, 3>(x, w, bias, other, out, g, n, oh, c0, unary);
+        else Row<L, (B::max_vectors >= 4 ? 8 : 6), 2>(x, w, bias, other, out, g, n, oh, c0, unary);
+        break;
       case 3: Row<L, 8, (B::max_vectors >= 3 ? 3 : 2)>(x, w, bias, other, out, g, n, oh, c0, unary); break;
       // (ResNet's 7x7 stem to 64 channels measured 2% slower with its taps unrolled: left as it is)
       default: Row<L, 6, B::max_vectors>(x, w, bias, other, out, g, n, oh, c0, unary); break;

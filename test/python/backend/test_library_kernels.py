@@ -559,6 +559,7 @@ def test_placement_times_the_packed_gemm_for_linears_and_pointwise_convs():
     [
         (3, 16, 3, 2, 1, 1, False, "hardswish"),  # MobileNetV3's stem
         (3, 8, 3, 1, 1, 1, False, "relu6"),  # a 3x3 stem at stride 1 (its taps unrolled too)
+        (3, 16, 3, 1, 1, 1, True, "relu"),  # the same in two vectors on AVX2, with a residual
         (3, 64, 7, 2, 3, 1, False, "relu"),  # ResNet's
         (1, 20, 5, 1, 2, 1, True, "relu6"),  # output channels not a whole vector, residual
         (4, 72, 3, 1, 0, 2, False, "none"),  # two channel blocks on AVX-512, dilated
