@@ -203,3 +203,15 @@ def test_a_call_far_slower_in_the_model_than_alone_is_timed_there_with_its_runne
     assert timed[name].context_ms["library"] >= 20.0 > timed[name].context_ms[runner_up]
     assert offs[0].algorithm == runner_up and "1 switched" in note
     torch.testing.assert_close(TvmRunner(ex).run([x])[0], ref, rtol=1e-5, atol=1e-5)
+
+    # A check that fails (here the second build) leaves the build as the alone times made it.
+    def failing(algorithms):
+        raise RuntimeError("no second build")
+
+    timed[name].context_ms = {}
+    logged = []
+    ctx = JobContext(sink=lambda event, data: logged.append(data))
+    with slowed("depthwise", 20000):
+        ex, offs, note = placement.check_in_context(default_ex, default_offloads, timed, failing, INFO, [InputSpec("x", tuple(x.shape))], ctx)
+    assert ex is default_ex and offs is default_offloads and note == "" and timed[name].context_ms == {} and timed[name].algorithm == ""
+    assert any("no second build" in str(d) for d in logged), logged

@@ -23,6 +23,7 @@ from torchtvm.backend.executor import TvmRunner
 from torchtvm.backend.library_attention import in_call_order
 from torchtvm.backend.offload import Offload
 from torchtvm.backend.relax_ir import shape_of
+from torchtvm.common.errors import Cancelled
 from torchtvm.common.progress import JobContext
 from torchtvm.common.specs import SymDim, random_inputs
 
@@ -385,6 +386,20 @@ def _profile_in_context(calls: dict, rounds: int, budget_s: float = 2.0) -> dict
 
 
 def check_in_context(default_ex, offloads: list, timed: dict, rebuild, info: TargetInfo, specs, ctx: JobContext):
+    """`_check_in_context`; where it fails, the build keeps the algorithms timed alone, and says so
+    (a check that only refines the build never fails it)."""
+    try:
+        return _check_in_context(default_ex, offloads, timed, rebuild, info, specs, ctx)
+    except Cancelled:
+        raise
+    except Exception as e:  # noqa: BLE001
+        for t in timed.values():
+            t.context_ms = {}
+        ctx.log(f"timing the library calls inside the model failed ({type(e).__name__}: {e}); the build keeps the algorithms they timed fastest alone", "warn")
+        return default_ex, offloads, ""
+
+
+def _check_in_context(default_ex, offloads: list, timed: dict, rebuild, info: TargetInfo, specs, ctx: JobContext):
     """Each library call with more than one algorithm, timed inside the built model's runs: where
     the chosen algorithm runs more than CONTEXT_SLOWER times slower there than alone and another
     timed alone faster than that, a second build runs those calls with their runner-up, both are
