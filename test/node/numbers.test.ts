@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Output, fmtMs as cliMs } from '../../app/cli/output.js';
-import { printCompileResult, printTuning, tuneView } from '../../app/cli/commands/compile.js';
+import { printCompileResult, printPlacement, printTuning, tuneView } from '../../app/cli/commands/compile.js';
 import { compareLatency, fmtMs, fmtSizes, fmtSpeedup, latencyRows } from '../../app/contract/format.js';
 import { JobEventSchema, type JobEvent } from '../../app/contract/jobs.js';
-import { CompileResultSchema, TuningLogSchema } from '../../app/contract/results.js';
+import { CompileResultSchema, PlacementSchema, TuningLogSchema } from '../../app/contract/results.js';
 import { etaSeconds, latestRun, runOfSummary, taskShares, tasksOfLog, tasksOfSummary, tuneFigures, tuneLine, tuneRecordOf } from '../../app/contract/tune-record.js';
 import { paths } from '../../app/core/paths.js';
 import { runCli } from './helpers.js';
@@ -24,6 +24,25 @@ function capture(): { out: Output; text: () => string } {
   const sink = { write: (s: string) => ((buf += s), true), isTTY: false } as unknown as NodeJS.WritableStream;
   return { out: new Output(false, sink, sink), text: () => buf };
 }
+
+describe("the CLI's placement table", () => {
+  it('shows where a call was timed inside the model too, with both algorithms, and nothing for the others', () => {
+    // As the engine reports a 14x14 Winograd convolution that ran 1.4 ms in the model (0.43 alone)
+    // and so runs the default 0.92 ms one (backend/placement.py, check_in_context).
+    const op = (name: string, extra: object) => ({ name, kind: 'conv2d', shape: [1, 14, 14, 256], epilogue: ['bias'], where: 'library', ms: 0.92, share: 0.07, ...extra });
+    const p = PlacementSchema.parse({
+      mode: 'auto', library_ops: 2, tvm_ops: 0, library_ms: 1.0, tvm_ms: 0.1, total_ms: 1.1,
+      ops: [op('a', { scope: 'layer3.0.conv2', alone_ms: { library: 0.863, winograd: 0.426 }, context_ms: { winograd: 1.4, library: 0.922 } }),
+        op('b', { scope: 'layer3.0.conv1', alone_ms: { library: 0.472 } })],
+    });
+    const c = capture();
+    printPlacement(p, c.out);
+    const lines = c.text().split('\n');
+    expect(lines.find((l) => l.startsWith('op '))).toContain('in the model');
+    expect(lines.find((l) => l.includes('layer3.0.conv2'))).toMatch(/library 922 µs \/ Winograd 1\.40 ms$/);
+    expect(lines.find((l) => l.includes('layer3.0.conv1'))).toMatch(/ -$/);
+  });
+});
 
 describe('the formatters (app/contract/format.ts), shared by the CLI and the app', () => {
   it('writes a time with its unit, never 0.0000 ms', () => {

@@ -80,7 +80,7 @@ export function printCompileResult(r: CompileResult, out: CommandContext['out'])
   if (r.build) out.line(`Build ${describeBuild(r.build)}: export it again with \`torchtvm export ${r.build.dir} -o OUT.pt\` (a copy of this build, nothing rebuilt).`);
 }
 
-function printPlacement(p: Placement, out: CommandContext['out']): void {
+export function printPlacement(p: Placement, out: CommandContext['out']): void {
   const lib = p.ops.filter((o) => o.where === 'library');
   const head = `\nPlacement (${p.mode}): ${lib.length} op(s) in the library kernels (oneDNN/MKL)` +
     (p.library_ms != null ? `, ${fmtMs(p.library_ms)}` : '') +
