@@ -52,9 +52,15 @@ class OpTiming:
     context_ms: dict[str, float] = field(default_factory=dict)
 
     @property
+    def alone_times(self) -> dict[str, float]:
+        """The library call's times alone by algorithm ("library": the default)."""
+        times = {"library": self.library_ms, **self.others_ms, **({"winograd": self.winograd_ms} if self.winograd_ms is not None else {})}
+        return {k: v for k, v in times.items() if v is not None}
+
+    @property
     def alone_algorithm(self) -> str:
         """The library algorithm that timed clearly fastest alone; "" for the default."""
-        times = {**self.others_ms, **({"winograd": self.winograd_ms} if self.winograd_ms is not None else {})}
+        times = {k: v for k, v in self.alone_times.items() if k != "library"}
         best = min(times, key=lambda k: times[k], default=None)
         return best if best is not None and times[best] < self.library_ms * MARGIN else ""
 
@@ -70,19 +76,13 @@ class OpTiming:
                 return "" if best == "library" else best
         return alone
 
-    def alone_ms(self, algorithm: str) -> float | None:
-        """The time alone of one algorithm ("" or "library": the default)."""
-        if algorithm in ("", "library"):
-            return self.library_ms
-        return self.winograd_ms if algorithm == "winograd" else self.others_ms.get(algorithm)
-
     @property
     def winograd(self) -> bool:
         return self.algorithm == "winograd"
 
     @property
     def best_library_ms(self) -> float:
-        return self.alone_ms(self.algorithm)  # type: ignore[return-value]
+        return self.alone_times[self.algorithm or "library"]
 
     @property
     def where(self) -> str:

@@ -410,7 +410,7 @@ def _check_in_context(default_ex, offloads: list, timed: dict, rebuild, info: Ta
 
     order = [o.name for o in offloads]
     # (a depthwise + 1x1 pair's call is named after its 1x1 convolution, whose times it does not have)
-    checked = {o.name for o in offloads if o.name in timed and o.func in library.ALGORITHM_CODES and len(_alone_times(timed[o.name])) > 1}
+    checked = {o.name for o in offloads if o.name in timed and o.func in library.ALGORITHM_CODES and len(timed[o.name].alone_times) > 1}
     if not checked:
         return default_ex, offloads, ""
     ctx.progress("build", "timing the library calls inside the model")
@@ -434,7 +434,7 @@ def _check_in_context(default_ex, offloads: list, timed: dict, rebuild, info: Ta
                     continue
                 t = timed[name]
                 mine = t.algorithm or "library"
-                alone = _alone_times(t)
+                alone = t.alone_times
                 if in_model <= alone[mine] * CONTEXT_SLOWER:
                     continue
                 others = {k: v for k, v in alone.items() if k != mine and v < in_model * measure.MARGIN}
@@ -467,12 +467,6 @@ def _check_in_context(default_ex, offloads: list, timed: dict, rebuild, info: Ta
         return trial_ex, trial_offloads, note
     final_ex, final_offloads = rebuild({n: t.algorithm for n, t in timed.items() if t.algorithm})
     return final_ex, final_offloads, note
-
-
-def _alone_times(t) -> dict[str, float]:
-    """An OpTiming's times alone by algorithm ("library": the default)."""
-    times = {"library": t.library_ms, **t.others_ms, **({"winograd": t.winograd_ms} if t.winograd_ms is not None else {})}
-    return {k: v for k, v in times.items() if v is not None}
 
 
 _ALGORITHM_WORDS = {"winograd": "as Winograd", "onednn": "as oneDNN's convolution in place of the runtime's own loop", "torch": "as torch's own kernels (ATen's convolution, torch's LSTM/GRU, a squeeze-excite by ATen's ops)", "packed": "as MKL's packed GEMM", "small_gemm": "as the runtime's own GEMM", "direct": "as the runtime's own direct convolution", "own": "as the runtime's own attention"}
