@@ -837,7 +837,7 @@ def main() -> int:
     ap.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH", help="write the results as JSON to PATH, or to stdout instead of the table")
     ap.add_argument("--no-install", action="store_true", help="do not pip-install onnxruntime/onnx/openvino when missing (their rows fail instead)")
     ap.add_argument("--isa", choices=["native", *ISA_ENV], default=None,
-                    help="cap the ISA of every runtime that has a cap (ONNX Runtime has none); default native, or TORCHTVM_MAX_CPU_ISA when that is set")
+                    help="cap the ISA of every runtime (ONNX Runtime and OpenVINO by masking CPUID, see --cpuid-mask); default native, or TORCHTVM_MAX_CPU_ISA when that is set")
     ap.add_argument("--both-isas", action="store_true", help="run twice in fresh processes, native then --isa avx2, and print both tables")
     ap.add_argument("--cpuid-mask", action=argparse.BooleanOptionalAction, default=True,
                     help="under --isa, mask CPUID for the whole process where the kernel allows it, so ONNX Runtime and OpenVINO are capped too (default on)")

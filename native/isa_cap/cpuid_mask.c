@@ -61,7 +61,6 @@ static void mask(unsigned leaf, unsigned sub, unsigned *a, unsigned *b, unsigned
   } else if (leaf == 0xd && sub == 0 && torchtvm_cpuid_mask_level == kAvx2) {
     *a &= ~((1u << 5) | (1u << 6) | (1u << 7)); /* no opmask / zmm state to save */
   }
-  (void)c;
 }
 
 static void on_segv(int sig, siginfo_t *info, void *context) {

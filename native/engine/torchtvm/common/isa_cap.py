@@ -129,4 +129,3 @@ def describe() -> dict:
         "torch": str(torch.backends.cpu.get_cpu_capability()).lower(),
         "cpuid_mask": cpuid_mask_in_effect(),
     }
-
