@@ -6,7 +6,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, makeTinyModel, openSession, ROOT, type Session, shotPath, TINY_DIMS } from './helpers.js';
+import { hasChromium, makeTinyModel, openModel, openSession, ROOT, type Session, shotPath, TINY_DIMS } from './helpers.js';
 
 const LONG = 8 * 60_000;
 
@@ -39,9 +39,7 @@ describe.skipIf(!hasChromium())('workbench in Chromium (browser mode, real engin
     await page.keyboard.press('Control+o');
     // The shortcut focuses the path field on the next frame.
     await page.waitForFunction(() => document.activeElement?.id === 'model-path', null, { timeout: 5_000 });
-    await page.fill('#model-path', model);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await openModel(page, model);
     const text = await page.textContent('[data-testid=inspection]');
     expect(text).toMatch(/aten::linear/);
     expect(text).toMatch(/parameters/);
@@ -110,9 +108,7 @@ describe.skipIf(!hasChromium())('workbench in Chromium (browser mode, real engin
     await page.click('form button[type=submit]');
     await page.waitForSelector('[data-testid=exported-meta]', { timeout: 120_000 });
     await page.screenshot({ path: shotPath('10-model-exported-metadata'), fullPage: true });
-    await page.fill('#model-path', model);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await openModel(page, model);
   }, LONG);
 
   it('benchmarks the original against the export (if the bench runner is wired)', async (ctx) => {

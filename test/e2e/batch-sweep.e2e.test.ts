@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, makeTinyModel, openSession, ROOT, type Session, shotPath } from './helpers.js';
+import { hasChromium, makeTinyModel, openModel, openSession, ROOT, type Session, shotPath } from './helpers.js';
 
 const LONG = 10 * 60_000;
 
@@ -41,9 +41,7 @@ describe.skipIf(!hasChromium())('the batch sweep on the Benchmark page', () => {
     // The build: the real engine, a symbolic batch 1..16, exported.
     const built = spawnSync(process.execPath, [join(ROOT, 'bin/torchtvm.js'), 'compile', model, '--input', 'x:batch=1..16,32:float32', '-o', join(dir, 'tiny_dyn.pt'), '--out-dir', join(dir, 'build'), '--no-measure'], { encoding: 'utf8', env: { ...process.env, TORCHTVM_HOME: join(dir, 'home') } });
     expect(built.status, built.stderr).toBe(0);
-    await page.fill('#model-path', model);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await openModel(page, model);
     await nav('inputs');
     await page.getByLabel('input 0 name').fill('x');
     await page.getByLabel('input 0 dims').fill('batch=1..16,32');

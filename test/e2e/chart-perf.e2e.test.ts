@@ -8,7 +8,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { hasChromium, launchChromium, makeTinyModel, pageUrl, ROOT, serve, shotPath, tempDir, type Served } from './helpers.js';
+import { hasChromium, launchChromium, makeTinyModel, openModel, pageUrl, ROOT, serve, type Served, shotPath, tempDir } from './helpers.js';
 
 /** The chart draws about this many dots at most (MAX_DRAWN_DOTS in charts.tsx, with the 1.5× it may grow by between rebuilds). */
 const MAX_DOTS = 1.5 * 12000 + 1;
@@ -40,9 +40,7 @@ describe.skipIf(!hasChromium())('Tune chart with 5,000 and 50,000 points', () =>
   async function tunePage(): Promise<Page> {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(pageUrl(server, 'testHooks=1'));
-    await page.fill('#model-path', model);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await openModel(page, model);
     return page;
   }
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fmtSideError, type BuildComparison } from '../../app/contract/build-compare.js';
 import { fmtMs } from '../../app/contract/format.js';
 import { abVerdict } from '../../renderer/src/views/graph-data.js';
-import { hasChromium, makeTinyModel, openSession, ROOT, shotPath, TINY_DIMS, type Session } from './helpers.js';
+import { hasChromium, makeTinyModel, openModel, openSession, ROOT, type Session, shotPath, TINY_DIMS } from './helpers.js';
 
 const LONG = 10 * 60_000;
 
@@ -40,9 +40,7 @@ describe.skipIf(!hasChromium())('Compare builds (browser mode, real engine)', ()
   }
 
   it('compiles the model, then tunes it: two builds in the runs list', async () => {
-    await page.fill('#model-path', model);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await openModel(page, model);
     await nav('inputs');
     await page.getByLabel('input 0 dims').fill(TINY_DIMS);
     await nav('compile');

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, makeTinyModel, openSession, PYTHON, ROOT, type Session, shotPath, TINY_DIMS } from './helpers.js';
+import { hasChromium, makeTinyModel, openModel, openSession, PYTHON, ROOT, type Session, shotPath, TINY_DIMS } from './helpers.js';
 
 const LONG = 8 * 60_000;
 const SIZES = [[1024, 700], [1920, 1080]] as const;
@@ -52,9 +52,7 @@ describe.skipIf(!hasChromium())('export refusals and tune feedback (browser mode
   }
 
   it('exports to the project folder by default, labelled, with copy buttons and a snippet that runs from a fresh shell', async () => {
-    await page.fill('#model-path', model);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await openModel(page, model);
     await nav('inputs');
     await page.getByLabel('input 0 dims').fill(TINY_DIMS);
     await nav('export');

@@ -7,7 +7,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { hasChromium, openSession, PYTHON, type Session, shotPath, tempDir } from './helpers.js';
+import { hasChromium, openModel, openSession, PYTHON, type Session, shotPath, tempDir } from './helpers.js';
 
 const LONG = 8 * 60_000;
 const CONVS = '[data-testid=graph-view] .graph-node[data-op="aten::_convolution"]';
@@ -48,9 +48,7 @@ describe.skipIf(!hasChromium())('graph view of a depthwise + 1x1 pair run as one
     await page.waitForSelector('.empty h3', { timeout: 30_000 }); // the app is up
     await page.keyboard.press('Control+o');
     await page.waitForFunction(() => document.activeElement?.id === 'model-path', null, { timeout: 5_000 });
-    await page.fill('#model-path', model);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await openModel(page, model);
     await nav('inputs');
     await page.getByLabel('input 0 name').fill('x');
     await page.getByLabel('input 0 dims').fill('2,3,64,64');

@@ -110,6 +110,13 @@ export function shotPath(name: string): string {
   return join(SHOTS, `${name}.png`);
 }
 
+/** Open `path` from the Model page's path field (already shown) and wait for its inspection. */
+export async function openModel(page: Page, path: string): Promise<void> {
+  await page.fill('#model-path', path);
+  await page.click('form button[type=submit]');
+  await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+}
+
 export interface Session {
   dir: string;
   server: Served;

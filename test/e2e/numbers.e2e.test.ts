@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TuningLogSchema } from '../../app/contract/results.js';
 import { latestRun, tuneFigures } from '../../app/contract/tune-record.js';
-import { hasChromium, makeTinyModel, openSession, ROOT, type Session, shotPath, TINY_DIMS } from './helpers.js';
+import { hasChromium, makeTinyModel, openModel, openSession, ROOT, type Session, shotPath, TINY_DIMS } from './helpers.js';
 
 const LONG = 10 * 60_000;
 
@@ -44,9 +44,7 @@ describe.skipIf(!hasChromium())('one tuned run, the same numbers on every page',
     session = await openSession({ prefix: 'torchtvm-e2e-numbers-' });
     ({ dir, page, pageErrors } = session);
     model = makeTinyModel(dir);
-    await page.fill('#model-path', model);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await openModel(page, model);
     await nav('inputs');
     await page.getByLabel('input 0 name').fill('x');
     await page.getByLabel('input 0 dims').fill(TINY_DIMS);

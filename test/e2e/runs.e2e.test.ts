@@ -4,7 +4,7 @@
 // works on the reattached job, and the model's runs list shows it.
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, makeTinyModel, openSession, type Session, shotPath, TINY_DIMS } from './helpers.js';
+import { hasChromium, makeTinyModel, openModel, openSession, type Session, shotPath, TINY_DIMS } from './helpers.js';
 
 const LONG = 8 * 60_000;
 
@@ -29,9 +29,7 @@ describe.skipIf(!hasChromium())('runs survive a reconnect and a reload (browser 
   const points = async () => Number((await page.getAttribute('[data-testid=tune-chart]', 'data-points')) ?? 0);
 
   it('starts a long tune and streams trials', async () => {
-    await page.fill('#model-path', model);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await openModel(page, model);
     await nav('inputs');
     await page.getByLabel('input 0 dims').fill(TINY_DIMS);
     await nav('tune');

@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, makeTinyModel, openSession, PYTHON, ROOT, shotPath, type Session } from './helpers.js';
+import { hasChromium, makeTinyModel, openModel, openSession, PYTHON, ROOT, type Session, shotPath } from './helpers.js';
 
 const started: ChildProcess[] = [];
 
@@ -103,9 +103,7 @@ describe.skipIf(!hasChromium())('Targets page (browser mode, real tracker and se
   it('benchmarks on a server of the picked key, and the figures say which one measured them', async () => {
     const model = makeTinyModel(session.dir);
     await page.click('nav [data-view="model"]');
-    await page.fill('#model-path', model);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
+    await openModel(page, model);
     await page.click('nav [data-view="inputs"]');
     await page.getByLabel('input 0 name').fill('x');
     await page.getByLabel('input 0 dims').fill('4,32');
