@@ -37,7 +37,7 @@ static struct sigaction program_action; /* the program's SIGSEGV handler (SIG_DF
 
 static int set_cpuid_enabled(int on) { return (int)syscall(SYS_arch_prctl, ARCH_SET_CPUID, on); }
 
-/* Leaf 7 feature bits (Intel SDM vol. 2A, CPUID) a CPU of each level does not have. */
+/* The feature bits (Intel SDM vol. 2A, CPUID leaves 7 and 0xD) a CPU of each level does not have. */
 static void mask(unsigned leaf, unsigned sub, unsigned *a, unsigned *b, unsigned *c, unsigned *d) {
   const unsigned amx = (1u << 22) | (1u << 24) | (1u << 25); /* EDX: amx-bf16, amx-tile, amx-int8 */
   if (leaf == 7 && sub == 0) {
