@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, makeTinyModel, openModel, openSession, ROOT, type Session, shotPath } from './helpers.js';
+import { hasChromium, makeTinyModel, openModel, openSession, ROOT, type Session, setInput, shotPath } from './helpers.js';
 
 const LONG = 10 * 60_000;
 
@@ -43,9 +43,7 @@ describe.skipIf(!hasChromium())('the batch sweep on the Benchmark page', () => {
     expect(built.status, built.stderr).toBe(0);
     await openModel(page, model);
     await nav('inputs');
-    await page.getByLabel('input 0 name').fill('x');
-    await page.getByLabel('input 0 dims').fill('batch=1..16,32');
-    await page.getByLabel('input 0 dtype').selectOption('float32');
+    await setInput(page, 'x', 'batch=1..16,32', 'float32');
   }, LONG);
 
   afterAll(async () => {

@@ -7,7 +7,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { hasChromium, openModel, openSession, PYTHON, type Session, shotPath, tempDir } from './helpers.js';
+import { hasChromium, openModel, openSession, PYTHON, type Session, setInput, shotPath, tempDir } from './helpers.js';
 
 const LONG = 8 * 60_000;
 const CONVS = '[data-testid=graph-view] .graph-node[data-op="aten::_convolution"]';
@@ -50,9 +50,7 @@ describe.skipIf(!hasChromium())('graph view of a depthwise + 1x1 pair run as one
     await page.waitForFunction(() => document.activeElement?.id === 'model-path', null, { timeout: 5_000 });
     await openModel(page, model);
     await nav('inputs');
-    await page.getByLabel('input 0 name').fill('x');
-    await page.getByLabel('input 0 dims').fill('2,3,64,64');
-    await page.getByLabel('input 0 dtype').selectOption('float32');
+    await setInput(page, 'x', '2,3,64,64', 'float32');
     await nav('compile');
     await page.click('[data-testid=compile-button]');
     await page.waitForSelector('[data-testid=verification-banner], .error-box', { timeout: LONG });

@@ -117,6 +117,13 @@ export async function openModel(page: Page, path: string): Promise<void> {
   await page.waitForSelector('[data-testid=inspection]', { timeout: 120_000 });
 }
 
+/** On the Inputs page (already shown): input 0's name, dims (numbers or symbols) and dtype. */
+export async function setInput(page: Page, name: string, dims: string, dtype: string): Promise<void> {
+  await page.getByLabel('input 0 name').fill(name);
+  await page.getByLabel('input 0 dims').fill(dims);
+  await page.getByLabel('input 0 dtype').selectOption(dtype);
+}
+
 export interface Session {
   dir: string;
   server: Served;

@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TuningLogSchema } from '../../app/contract/results.js';
 import { latestRun, tuneFigures } from '../../app/contract/tune-record.js';
-import { hasChromium, makeTinyModel, openModel, openSession, ROOT, type Session, shotPath, TINY_DIMS } from './helpers.js';
+import { hasChromium, makeTinyModel, openModel, openSession, ROOT, type Session, setInput, shotPath, TINY_DIMS } from './helpers.js';
 
 const LONG = 10 * 60_000;
 
@@ -46,9 +46,7 @@ describe.skipIf(!hasChromium())('one tuned run, the same numbers on every page',
     model = makeTinyModel(dir);
     await openModel(page, model);
     await nav('inputs');
-    await page.getByLabel('input 0 name').fill('x');
-    await page.getByLabel('input 0 dims').fill(TINY_DIMS);
-    await page.getByLabel('input 0 dtype').selectOption('float32');
+    await setInput(page, 'x', TINY_DIMS, 'float32');
   }, LONG);
 
   afterAll(async () => {

@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasChromium, makeTinyModel, openModel, openSession, PYTHON, ROOT, type Session, shotPath } from './helpers.js';
+import { hasChromium, makeTinyModel, openModel, openSession, PYTHON, ROOT, type Session, setInput, shotPath } from './helpers.js';
 
 const started: ChildProcess[] = [];
 
@@ -105,9 +105,7 @@ describe.skipIf(!hasChromium())('Targets page (browser mode, real tracker and se
     await page.click('nav [data-view="model"]');
     await openModel(page, model);
     await page.click('nav [data-view="inputs"]');
-    await page.getByLabel('input 0 name').fill('x');
-    await page.getByLabel('input 0 dims').fill('4,32');
-    await page.getByLabel('input 0 dtype').selectOption('float32');
+    await setInput(page, 'x', '4,32', 'float32');
     await page.click('nav [data-view="bench"]');
     // The key picked on the Targets page, with a way back to this machine, and the protocol's warning.
     expect(await page.isChecked('[data-testid=bench-target-remote]')).toBe(true);
