@@ -497,8 +497,9 @@ def bench_model(name: str, args, threads: int, pkgs: dict, torch) -> dict:
     def openvino():
         if ov is None:
             raise RuntimeError(f"openvino unavailable: {pkgs['errors'].get('openvino')}")
-        # Under --isa, OpenVINO runs uncapped (see OV_UNCAPPED): its oneDNN copy reads
-        # ONEDNN_MAX_CPU_ISA once, at its first use, which is in here; torch's read it at startup.
+        # Under --isa, OpenVINO is capped by the CPUID mask only (without it, uncapped: see
+        # OV_UNCAPPED): its oneDNN copy reads ONEDNN_MAX_CPU_ISA once, at its first use, which is
+        # in here (torch's read it at startup), and that variable alone capped a part of it.
         saved = os.environ.pop("ONEDNN_MAX_CPU_ISA", None)
         try:
             call, note, isa = build_openvino(ov, torch, model, x, onnx_path, threads)
