@@ -58,7 +58,9 @@ export function installTestHooks(): void {
           const f0 = performance.now();
           for (let k = i; k < Math.min(n, i + perFrame); k++) {
             const task = k % 4;
-            const lat = (task + 1) * (0.5 + Math.random()) * (1 + 3 * Math.exp(-k / 800));
+            // Each task's latencies in a band of its own (×2 apart, gaps between them), so that the
+            // test hovering one task's dot never finds another task's dot under the pointer.
+            const lat = 2 ** task * (0.75 + 0.5 * Math.random()) * (1 + 3 * Math.exp(-k / 800));
             best[task] = Math.min(best[task], lat);
             const est = best.every(Number.isFinite) ? best.reduce((a, b, t) => a + b * (t + 1), 0) : null;
             const e: JobEvent = { event: 'tune.trial', job, data: { task_id: task, task_name: `fused_conv2d_${task}`, trial: Math.floor(k / 4), total_trials: k + 1, latency_ms: lat, error: null, best_ms: best[task], estimated_total_ms: est } };
