@@ -12,8 +12,9 @@
 // CI=true a missing Chromium fails the run. The last line is `N passed, N failed, N skipped` over
 // all suites (each lint/type check counts as one test).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -201,6 +202,10 @@ if (unknown.length) {
   process.exit(2);
 }
 mkdirSync(reports, { recursive: true });
+// One scratch folder for the whole run, as every child's TMPDIR (Node's os.tmpdir(), Python's
+// tempfile, Chromium): tests need not each remove theirs, and nothing is left behind in /tmp.
+const scratch = mkdtempSync(join(tmpdir(), 'torchtvm-test-'));
+env.TMPDIR = scratch;
 
 let exit = 0;
 const lines = [];
@@ -225,4 +230,5 @@ console.log('\n=== summary ===');
 console.log(lines.join('\n'));
 for (const p of problems) console.log(p);
 console.log(`${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
+rmSync(scratch, { recursive: true, force: true });
 process.exit(exit);
