@@ -50,12 +50,16 @@ inline Epilogue Shifted(Epilogue e, int64_t c0) {
 }
 
 // Stores row b's P vectors (acc) at out, `cols` columns of them, after the epilogue; the vector
-// epilogue computes what the scalar one (ActivateScalar) does, in the same order.
-template <int L, int P>
+// epilogue computes what the scalar one (ActivateScalar) does, in the same order. Full (all P * L
+// columns) is known at compile time: with the partial store's path beside the full one, every
+// block's accumulators went to the stack before its epilogue (AVX2's depthwise net: 1-2% of its
+// time). (An activation chosen once per call, not per vector, was slower: its constants stayed in
+// registers across the multiply-add loop, which then spilled accumulators.)
+template <int L, int P, bool Full>
 __attribute__((always_inline)) inline void StoreRow(typename Vec<L>::type (&acc)[P], float* __restrict__ out,
                                                     const float* other_row, int64_t cols, const Epilogue& e) {
   using V = typename Vec<L>::type;
-  if (cols == P * L) {
+  if constexpr (Full) {
     for (int v = 0; v < P; ++v) {
       V a = acc[v];
       if (e.bias) a += Load<L>(e.bias + v * L);
@@ -80,7 +84,7 @@ __attribute__((always_inline)) inline void StoreRow(typename Vec<L>::type (&acc)
 // B rows x P vectors of columns of out (P <= Blocking<I>::per_row: a narrow last strip, such as the
 // 8 columns of a 72-column product, computes only the vectors it needs); w's rows are kCols apart
 // (a packed block).
-template <Isa I, int B, int P>
+template <Isa I, int B, int P, bool Full>
 __attribute__((always_inline)) inline void GemmBlock(const float* __restrict__ h, int64_t ldh, const float* __restrict__ w,
                                                      float* __restrict__ out, int64_t ldo, int64_t H, int64_t cols,
                                                      const Epilogue& e) {
@@ -97,12 +101,12 @@ __attribute__((always_inline)) inline void GemmBlock(const float* __restrict__ h
       for (int v = 0; v < P; ++v) acc[b][v] += hb * wv[v];
     }
   }
-  for (int b = 0; b < B; ++b) StoreRow<K::lanes, P>(acc[b], out + b * ldo, e.other ? e.other + b * ldo : nullptr, cols, e);
+  for (int b = 0; b < B; ++b) StoreRow<K::lanes, P, Full>(acc[b], out + b * ldo, e.other ? e.other + b * ldo : nullptr, cols, e);
 }
 
 // GemmBlock for B <= 3 rows and a whole strip (Blocking<I>::per_row vectors), with two sets of
 // accumulators (even and odd k) so that twice as many multiply-adds are in flight.
-template <Isa I, int B>
+template <Isa I, int B, bool Full>
 __attribute__((always_inline)) inline void GemmBlockSplitK(const float* __restrict__ h, int64_t ldh, const float* __restrict__ w,
                                                            float* __restrict__ out, int64_t ldo, int64_t H, int64_t cols,
                                                            const Epilogue& e) {
@@ -131,11 +135,11 @@ __attribute__((always_inline)) inline void GemmBlockSplitK(const float* __restri
   for (int b = 0; b < B; ++b) {
     V sum[P];
     for (int v = 0; v < P; ++v) sum[v] = even[b][v] + odd[b][v];
-    StoreRow<K::lanes, P>(sum, out + b * ldo, e.other ? e.other + b * ldo : nullptr, cols, e);
+    StoreRow<K::lanes, P, Full>(sum, out + b * ldo, e.other ? e.other + b * ldo : nullptr, cols, e);
   }
 }
 
-template <Isa I, int P>
+template <Isa I, int P, bool Full>
 __attribute__((always_inline)) inline void GemmStrip(const float* __restrict__ h, int64_t ldh, const float* __restrict__ w,
                                                      float* __restrict__ out, int64_t ldo, int64_t rows, int64_t H, int64_t n,
                                                      const Epilogue& epi) {
@@ -145,14 +149,23 @@ __attribute__((always_inline)) inline void GemmStrip(const float* __restrict__ h
     Epilogue e = epi;
     if (e.other) e.other += r0 * ldo;
     switch (std::min<int64_t>(kRows, rows - r0)) {
-      case 1: GemmBlock<I, 1, P>(hr, ldh, w, o, ldo, H, n, e); break;
-      case 2: GemmBlock<I, 2, P>(hr, ldh, w, o, ldo, H, n, e); break;
-      case 3: GemmBlock<I, 3, P>(hr, ldh, w, o, ldo, H, n, e); break;
-      case 4: GemmBlock<I, 4, P>(hr, ldh, w, o, ldo, H, n, e); break;
-      case 5: GemmBlock<I, 5, P>(hr, ldh, w, o, ldo, H, n, e); break;
-      default: GemmBlock<I, 6, P>(hr, ldh, w, o, ldo, H, n, e); break;
+      case 1: GemmBlock<I, 1, P, Full>(hr, ldh, w, o, ldo, H, n, e); break;
+      case 2: GemmBlock<I, 2, P, Full>(hr, ldh, w, o, ldo, H, n, e); break;
+      case 3: GemmBlock<I, 3, P, Full>(hr, ldh, w, o, ldo, H, n, e); break;
+      case 4: GemmBlock<I, 4, P, Full>(hr, ldh, w, o, ldo, H, n, e); break;
+      case 5: GemmBlock<I, 5, P, Full>(hr, ldh, w, o, ldo, H, n, e); break;
+      default: GemmBlock<I, 6, P, Full>(hr, ldh, w, o, ldo, H, n, e); break;
     }
   }
+}
+
+// A strip of n columns (P vectors, the last one full or not).
+template <Isa I, int P>
+__attribute__((always_inline)) inline void GemmStripOf(const float* __restrict__ h, int64_t ldh, const float* __restrict__ w,
+                                                       float* __restrict__ out, int64_t ldo, int64_t rows, int64_t H, int64_t n,
+                                                       const Epilogue& e) {
+  if (n == P * Blocking<I>::lanes) GemmStrip<I, P, true>(h, ldh, w, out, ldo, rows, H, n, e);
+  else GemmStrip<I, P, false>(h, ldh, w, out, ldo, rows, H, n, e);
 }
 
 // One packed block (up to kCols columns) for all rows, in the ISA's strips.
@@ -167,11 +180,15 @@ __attribute__((always_inline)) inline void GemmRowsBody(const float* __restrict_
     for (int64_t c0 = 0; c0 < cols; c0 += K::cols) {
       int64_t n = std::min<int64_t>(K::cols, cols - c0);
       Epilogue e = Shifted(epi, c0);
-      switch (rows) {
-        case 1: GemmBlockSplitK<I, 1>(h, ldh, w + c0, out + c0, ldo, H, n, e); break;
-        case 2: GemmBlockSplitK<I, 2>(h, ldh, w + c0, out + c0, ldo, H, n, e); break;
-        default: GemmBlockSplitK<I, 3>(h, ldh, w + c0, out + c0, ldo, H, n, e); break;
-      }
+      auto block = [&]<bool Full>() __attribute__((always_inline)) {
+        switch (rows) {
+          case 1: GemmBlockSplitK<I, 1, Full>(h, ldh, w + c0, out + c0, ldo, H, n, e); break;
+          case 2: GemmBlockSplitK<I, 2, Full>(h, ldh, w + c0, out + c0, ldo, H, n, e); break;
+          default: GemmBlockSplitK<I, 3, Full>(h, ldh, w + c0, out + c0, ldo, H, n, e); break;
+        }
+      };
+      if (n == K::cols) block.template operator()<true>();
+      else block.template operator()<false>();
     }
     return;
   }
@@ -179,10 +196,10 @@ __attribute__((always_inline)) inline void GemmRowsBody(const float* __restrict_
     int64_t n = std::min<int64_t>(K::cols, cols - c0);
     Epilogue e = Shifted(epi, c0);
     switch ((n + K::lanes - 1) / K::lanes) {
-      case 1: GemmStrip<I, 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
-      case 2: GemmStrip<I, K::per_row >= 2 ? 2 : 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
-      case 3: GemmStrip<I, K::per_row >= 3 ? 3 : 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
-      default: GemmStrip<I, K::per_row>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
+      case 1: GemmStripOf<I, 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
+      case 2: GemmStripOf<I, K::per_row >= 2 ? 2 : 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
+      case 3: GemmStripOf<I, K::per_row >= 3 ? 3 : 1>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
+      default: GemmStripOf<I, K::per_row>(h, ldh, w + c0, out + c0, ldo, rows, H, n, e); break;
     }
   }
 }
