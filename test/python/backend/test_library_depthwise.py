@@ -42,9 +42,10 @@ def run(model, x, dynamic_shapes=None):
 
 @pytest.mark.parametrize("act", list(ACTS))
 @pytest.mark.parametrize("residual", [False, True])
-def test_epilogues_match_pytorch(act, residual):
+@pytest.mark.parametrize("size", [(9, 11), (8, 8)])  # rows by windows of 4; each row one group of 8
+def test_epilogues_match_pytorch(act, residual, size):
     torch.manual_seed(0)
-    model, x = Depthwise(32, ACTS[act], residual), torch.randn(2, 32, 9, 11)
+    model, x = Depthwise(32, ACTS[act], residual), torch.randn(2, 32, *size)
     with torch.no_grad():
         torch.testing.assert_close(run(model, x).run([x])[0], model(x), rtol=1e-5, atol=1e-5)
 
@@ -105,12 +106,14 @@ def test_any_channel_count_matches_pytorch(channels, kernel, residual):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("width", [4, 5, 11, 23])
+@pytest.mark.parametrize("width", [4, 5, 8, 11, 16, 23])
 @pytest.mark.parametrize("kernel,act", [(3, "hardswish"), (3, "relu"), (5, "hardswish")])
 def test_rows_of_every_width_match_pytorch(stride, width, kernel, act):
     """A 3x3 or 5x5 row runs its inner columns 4 at a time from a sliding window, then the
-    leftover columns one by one, and the border columns (which read padding) by the generic path:
-    every split of a row between them agrees with PyTorch."""
+    leftover columns one by one, and the border columns (which read padding) by the generic path;
+    a row of 8 output columns with "same" padding (width 8 at stride 1, 16 at stride 2) as one
+    group with the taps outermost, those that fall on the padding left out: every split of a row
+    between them agrees with PyTorch."""
     torch.manual_seed(5)
     model, x = Depthwise(40, ACTS[act], stride=stride, kernel_size=kernel, padding=kernel // 2), torch.randn(1, 40, 6, width)
     with torch.no_grad():
