@@ -8,8 +8,10 @@
 // register of the ISA (16 floats on AVX-512, 8 on AVX2, 4 on SSE), so the 9 taps of a 3x3 kernel
 // and 4 accumulators fit AVX2's 16 registers without spilling. Four output columns are computed at
 // once, so 4 independent FMA chains hide the FMA latency that one chain per pixel waits on. A row of
-// 8 columns with "same" padding (a mobile net's 8x8 stages) is one group of 8 chains with the taps
-// outermost instead: 2x64x8x8 under the AVX2 cap 8.3 -> 4.4 us, natively 4.7 -> 3.0 us, one thread.
+// 7 or 8 columns with "same" padding (a mobile net's 7x7 and 8x8 stages; 14 and 16 on AVX-512) is
+// one group of that many chains with the taps outermost instead (TapsOuter), one thread: 2x128x8x8
+// 3x3 under the AVX2 cap 8.3 -> 4.4 us, natively 4.7 -> 3.0; 2x576x7x7 5x5 48 -> 25 and 29 -> 17;
+// natively 2x240x14x14 5x5 44 -> 27 us.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -131,8 +133,9 @@ __attribute__((always_inline)) inline void TapsOuter(const float* const xr[K], c
 // pixel's residual is read before that pixel is written. K = 3 or 5 (mobile nets' kernels) at stride 1
 // or 2: every column runs 4 at a time (Row4), the taps loaded once per item (in registers for 3x3);
 // other strides and dilations run their interior that way too and their borders, like other kernel
-// sizes (K = 0), by the generic path. Whole (WholeRows): every row is one TapsOuter group.
-template <int L, int K, bool Whole>
+// sizes (K = 0), by the generic path. Whole = U > 0 (WholeRows): every row is one TapsOuter
+// group of U columns.
+template <int L, int K, int Whole>
 __attribute__((always_inline)) inline void Items(const float* __restrict__ x, const float* __restrict__ w,
                                                  const float* __restrict__ bias, const float* other, float* out,
                                                  const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end,
@@ -160,7 +163,7 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
     };
     auto generic = [&](int64_t ow) __attribute__((always_inline)) { finish(ow, Pixel<L>(x, w, g, n, oh, ow, c0, b)); };
     const bool rows4 = K != 0 && g.dw == 1 && (g.sw == 1 || g.sw == 2);
-    if constexpr (Whole) {
+    if constexpr (Whole > 0) {
       const float* xr[KK];
       bool valid[KK];
       for (int i = 0; i < KK; ++i) {
@@ -168,8 +171,8 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
         valid[i] = ih >= 0 && ih < g.H;
         xr[i] = x + ((n * g.H + (valid[i] ? ih : 0)) * g.W - g.pw) * C + c0;
       }
-      if (g.sw == 1) TapsOuter<L, KK, 1, 8, true>(xr, valid, w + c0, b, C, 0, finish);
-      else TapsOuter<L, KK, 2, 8, true>(xr, valid, w + c0, b, C, 0, finish);
+      if (g.sw == 1) TapsOuter<L, KK, 1, Whole, true>(xr, valid, w + c0, b, C, 0, finish);
+      else TapsOuter<L, KK, 2, Whole, true>(xr, valid, w + c0, b, C, 0, finish);
       continue;
     }
     if (K == 0 || (hi == lo && !rows4)) {
@@ -219,20 +222,20 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
   }
 }
 
-template <int L, bool Whole>
+template <int L, int Whole>
 __attribute__((always_inline)) inline void ItemsAnyKernel(const float* __restrict__ x, const float* __restrict__ w,
                                                           const float* __restrict__ bias, const float* other, float* out,
                                                           const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end,
                                                           int64_t out_row0) {
   if (g.kh == 3 && g.kw == 3) Items<L, 3, Whole>(x, w, bias, other, out, g, unary, begin, end, out_row0);
   else if (g.kh == 5 && g.kw == 5) Items<L, 5, Whole>(x, w, bias, other, out, g, unary, begin, end, out_row0);
-  else if constexpr (!Whole) Items<L, 0, false>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else if constexpr (Whole == 0) Items<L, 0, 0>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 // The vector width: the ISA's register (16 / 8 / 4 floats), narrower when C is smaller than that.
 // `out` holds the output rows from out_row0 on (0: the whole output; the fused depthwise-pointwise
 // call passes a thread's buffer of a few rows).
-template <Isa I, bool Whole>
+template <Isa I, int Whole>
 __attribute__((always_inline)) inline void ItemsOfWidth(const float* x, const float* w, const float* bias, const float* other,
                                                         float* out, const DepthwiseGeometry& g, int unary, int64_t begin,
                                                         int64_t end, int64_t out_row0) {
@@ -246,14 +249,21 @@ template <Isa I>
 __attribute__((always_inline)) inline void RowItemsBody(const float* x, const float* w, const float* bias, const float* other,
                                                         float* out, const DepthwiseGeometry& g, int unary, int64_t begin,
                                                         int64_t end, int64_t out_row0) {
-  ItemsOfWidth<I, false>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  ItemsOfWidth<I, 0>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
+// Rows of U output columns: 7 or 8 (a mobile net's 7x7 and 8x8 stages), and 14 or 16 on AVX-512,
+// whose 32 registers hold that many accumulators.
 template <Isa I>
 __attribute__((always_inline)) inline void WholeRowItemsBody(const float* x, const float* w, const float* bias,
                                                              const float* other, float* out, const DepthwiseGeometry& g,
                                                              int unary, int64_t begin, int64_t end, int64_t out_row0) {
-  ItemsOfWidth<I, true>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  switch (g.OW) {
+    case 7: ItemsOfWidth<I, 7>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+    case 8: ItemsOfWidth<I, 8>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+    case 14: if constexpr (I == Isa::kAvx512) ItemsOfWidth<I, 14>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+    case 16: if constexpr (I == Isa::kAvx512) ItemsOfWidth<I, 16>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+  }
 }
 
 // Separate functions: the whole-row path inlined beside the others cost those 5-10% (registers).
@@ -266,10 +276,11 @@ TORCHTVM_ISA_DISPATCH(void, WholeRowItems,
                        const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end, int64_t out_row0),
                       (x, w, bias, other, out, g, unary, begin, end, out_row0))
 
-// Rows of 8 output columns of a 3x3 or 5x5 kernel at stride 1 or 2 with "same" padding, over an
-// input of 8 or 16 columns (a mobile net's last stages): each row is one TapsOuter group.
+// Rows of 7 or 8 output columns (14 or 16 on AVX-512) of a 3x3 or 5x5 kernel at stride 1 or 2 with
+// "same" padding, over an input of S * OW columns: each row is one TapsOuter group.
 bool WholeRows(const DepthwiseGeometry& g) {
-  return g.OW == 8 && g.kh == g.kw && (g.kw == 3 || g.kw == 5) && g.dh == 1 && g.dw == 1 && g.sw == g.sh &&
+  const bool width = g.OW == 7 || g.OW == 8 || (KernelIsa() == Isa::kAvx512 && (g.OW == 14 || g.OW == 16));
+  return width && g.kh == g.kw && (g.kw == 3 || g.kw == 5) && g.dh == 1 && g.dw == 1 && g.sw == g.sh &&
          (g.sw == 1 || g.sw == 2) && g.pw == (g.kw - 1) / 2 && g.W == g.sw * g.OW;
 }
 
