@@ -7,11 +7,12 @@
 // Compiled once per ISA (TORCHTVM_ISA_DISPATCH, so TORCHTVM_MAX_CPU_ISA caps it): a vector is one
 // register of the ISA (16 floats on AVX-512, 8 on AVX2, 4 on SSE), so the 9 taps of a 3x3 kernel
 // and 4 accumulators fit AVX2's 16 registers without spilling. Four output columns are computed at
-// once, so 4 independent FMA chains hide the FMA latency that one chain per pixel waits on. A row of
-// 7 or 8 columns with "same" padding (a mobile net's 7x7 and 8x8 stages; 14 and 16 on AVX-512) is
-// one group of that many chains with the taps outermost instead (TapsOuter), one thread: 2x128x8x8
-// 3x3 under the AVX2 cap 8.3 -> 4.4 us, natively 4.7 -> 3.0; 2x576x7x7 5x5 48 -> 25 and 29 -> 17;
-// natively 2x240x14x14 5x5 44 -> 27 us.
+// once, so 4 independent FMA chains hide the FMA latency that one chain per pixel waits on. Rows
+// with "same" padding whose width is a multiple of 7 or 8 (a mobile net's 7x7, 8x8 stages and their
+// multiples; 14 and 16 on AVX-512) run in groups of that many chains with the taps outermost
+// instead (TapsOuter), one thread: 2x128x8x8 3x3 under the AVX2 cap 8.3 -> 4.4 us, natively 4.7 ->
+// 3.0; 2x576x7x7 5x5 48 -> 25 and 29 -> 17; 2x64x16x16 3x3 under the cap 11.7 -> 9.2; natively
+// 2x240x14x14 5x5 44 -> 27 and 2x16x32x32 3x3 8.2 -> 6.0 us.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -97,11 +98,11 @@ __attribute__((always_inline)) inline void Row4(const float* const xr[K], const 
 
 // Output columns [ow, ow + U) of a KxK row at stride S with the taps outermost: each tap's vector is
 // loaded once for the U columns and each input pixel is an operand of its multiply-add, so that U
-// (8) independent chains keep both FMA pipes busy where Group's 4 wait on their latency (AVX2
-// needs the registers Group spends on the taps and the window for the accumulators). Whole: the
-// group is the whole row (ow = 0, U = OW) of an input S * OW wide with "same" padding (K - 1) / 2
-// (a mobile net's 8x8 rows), and the taps that fall on the padding are dropped at compile time.
-template <int L, int K, int S, int U, bool Whole, typename Finish>
+// (7 to 16) independent chains keep both FMA pipes busy where Group's 4 wait on their latency (AVX2
+// needs the registers Group spends on the taps and the window for the accumulators). Left / Right:
+// the group starts / ends the row of an input S * OW wide with "same" padding (K - 1) / 2, and the
+// taps that fall on the padding are dropped at compile time.
+template <int L, int K, int S, int U, bool Left, bool Right, typename Finish>
 __attribute__((always_inline)) inline void TapsOuter(const float* const xr[K], const bool valid[K], const float* __restrict__ w,
                                                      typename Vec<L>::type b, int64_t C, int64_t ow, Finish& finish) {
   using V = typename Vec<L>::type;
@@ -117,7 +118,7 @@ __attribute__((always_inline)) inline void TapsOuter(const float* const xr[K], c
 #pragma GCC unroll 16
       for (int u = 0; u < U; ++u) {
         const int col = u * S + j;  // the window's column, from input column ow * S - pw
-        if (Whole && (col < pad || col - pad >= S * U)) continue;
+        if ((Left && col < pad) || (Right && col - pad >= S * U)) continue;
         acc[u] += Load<L>(p + col * C) * t;
       }
     }
@@ -133,9 +134,9 @@ __attribute__((always_inline)) inline void TapsOuter(const float* const xr[K], c
 // pixel's residual is read before that pixel is written. K = 3 or 5 (mobile nets' kernels) at stride 1
 // or 2: every column runs 4 at a time (Row4), the taps loaded once per item (in registers for 3x3);
 // other strides and dilations run their interior that way too and their borders, like other kernel
-// sizes (K = 0), by the generic path. Whole = U > 0 (WholeRows): every row is one TapsOuter
-// group of U columns.
-template <int L, int K, int Whole>
+// sizes (K = 0), by the generic path. Groups = U (GroupWidth): every row is one TapsOuter group of
+// U columns; 100 + U: each row several.
+template <int L, int K, int Groups>
 __attribute__((always_inline)) inline void Items(const float* __restrict__ x, const float* __restrict__ w,
                                                  const float* __restrict__ bias, const float* other, float* out,
                                                  const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end,
@@ -163,7 +164,7 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
     };
     auto generic = [&](int64_t ow) __attribute__((always_inline)) { finish(ow, Pixel<L>(x, w, g, n, oh, ow, c0, b)); };
     const bool rows4 = K != 0 && g.dw == 1 && (g.sw == 1 || g.sw == 2);
-    if constexpr (Whole > 0) {
+    if constexpr (Groups > 0) {
       const float* xr[KK];
       bool valid[KK];
       for (int i = 0; i < KK; ++i) {
@@ -171,8 +172,18 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
         valid[i] = ih >= 0 && ih < g.H;
         xr[i] = x + ((n * g.H + (valid[i] ? ih : 0)) * g.W - g.pw) * C + c0;
       }
-      if (g.sw == 1) TapsOuter<L, KK, 1, Whole, true>(xr, valid, w + c0, b, C, 0, finish);
-      else TapsOuter<L, KK, 2, Whole, true>(xr, valid, w + c0, b, C, 0, finish);
+      constexpr int U = Groups % 100;
+      auto groups = [&]<int S>() __attribute__((always_inline)) {
+        if constexpr (Groups < 100) {
+          TapsOuter<L, KK, S, U, true, true>(xr, valid, w + c0, b, C, 0, finish);
+        } else {
+          TapsOuter<L, KK, S, U, true, false>(xr, valid, w + c0, b, C, 0, finish);
+          for (int64_t ow = U; ow + U < g.OW; ow += U) TapsOuter<L, KK, S, U, false, false>(xr, valid, w + c0, b, C, ow, finish);
+          TapsOuter<L, KK, S, U, false, true>(xr, valid, w + c0, b, C, g.OW - U, finish);
+        }
+      };
+      if (g.sw == 1) groups.template operator()<1>();
+      else groups.template operator()<2>();
       continue;
     }
     if (K == 0 || (hi == lo && !rows4)) {
@@ -222,27 +233,27 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
   }
 }
 
-template <int L, int Whole>
+template <int L, int Groups>
 __attribute__((always_inline)) inline void ItemsAnyKernel(const float* __restrict__ x, const float* __restrict__ w,
                                                           const float* __restrict__ bias, const float* other, float* out,
                                                           const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end,
                                                           int64_t out_row0) {
-  if (g.kh == 3 && g.kw == 3) Items<L, 3, Whole>(x, w, bias, other, out, g, unary, begin, end, out_row0);
-  else if (g.kh == 5 && g.kw == 5) Items<L, 5, Whole>(x, w, bias, other, out, g, unary, begin, end, out_row0);
-  else if constexpr (Whole == 0) Items<L, 0, 0>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  if (g.kh == 3 && g.kw == 3) Items<L, 3, Groups>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else if (g.kh == 5 && g.kw == 5) Items<L, 5, Groups>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else if constexpr (Groups == 0) Items<L, 0, 0>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 // The vector width: the ISA's register (16 / 8 / 4 floats), narrower when C is smaller than that.
 // `out` holds the output rows from out_row0 on (0: the whole output; the fused depthwise-pointwise
 // call passes a thread's buffer of a few rows).
-template <Isa I, int Whole>
+template <Isa I, int Groups>
 __attribute__((always_inline)) inline void ItemsOfWidth(const float* x, const float* w, const float* bias, const float* other,
                                                         float* out, const DepthwiseGeometry& g, int unary, int64_t begin,
                                                         int64_t end, int64_t out_row0) {
   constexpr int lanes = IsaLanes(I);
-  if (lanes >= 16 && g.C >= 16) ItemsAnyKernel<16, Whole>(x, w, bias, other, out, g, unary, begin, end, out_row0);
-  else if (lanes >= 8 && g.C >= 8) ItemsAnyKernel<8, Whole>(x, w, bias, other, out, g, unary, begin, end, out_row0);
-  else ItemsAnyKernel<4, Whole>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  if (lanes >= 16 && g.C >= 16) ItemsAnyKernel<16, Groups>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else if (lanes >= 8 && g.C >= 8) ItemsAnyKernel<8, Groups>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else ItemsAnyKernel<4, Groups>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 template <Isa I>
@@ -252,21 +263,47 @@ __attribute__((always_inline)) inline void RowItemsBody(const float* x, const fl
   ItemsOfWidth<I, 0>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
-// Rows of U output columns: 7 or 8 (a mobile net's 7x7 and 8x8 stages), and 14 or 16 on AVX-512,
-// whose 32 registers hold that many accumulators.
+// The width U of the groups a row splits into with the taps outermost (TapsOuter): rows of a 3x3 or
+// 5x5 kernel at stride 1 or 2 with "same" padding over an input of S * OW columns, OW a multiple of
+// U: 16 or 14 on AVX-512 (32 registers hold that many accumulators), 8 or 7 (a mobile net's 8x8,
+// 7x7 stages, and their multiples); 0 for any other row (Row4's window of 4).
+int GroupWidth(const DepthwiseGeometry& g, Isa isa) {
+  if (!(g.kh == g.kw && (g.kw == 3 || g.kw == 5) && g.dh == 1 && g.dw == 1 && g.sw == g.sh && (g.sw == 1 || g.sw == 2) &&
+        g.pw == (g.kw - 1) / 2 && g.W == g.sw * g.OW))
+    return 0;
+  for (int u : {16, 14, 8, 7})
+    if ((u <= 8 || isa == Isa::kAvx512) && g.OW % u == 0) return u;
+  return 0;
+}
+
+// Each row one group (Tiled 0) or several (100).
+template <Isa I, int Tiled>
+__attribute__((always_inline)) inline void GroupItems(const float* x, const float* w, const float* bias, const float* other,
+                                                      float* out, const DepthwiseGeometry& g, int unary, int64_t begin,
+                                                      int64_t end, int64_t out_row0) {
+  switch (GroupWidth(g, I)) {
+    case 7: ItemsOfWidth<I, Tiled + 7>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+    case 8: ItemsOfWidth<I, Tiled + 8>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+    case 14: if constexpr (I == Isa::kAvx512) ItemsOfWidth<I, Tiled + 14>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+    case 16: if constexpr (I == Isa::kAvx512) ItemsOfWidth<I, Tiled + 16>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+  }
+}
+
 template <Isa I>
 __attribute__((always_inline)) inline void WholeRowItemsBody(const float* x, const float* w, const float* bias,
                                                              const float* other, float* out, const DepthwiseGeometry& g,
                                                              int unary, int64_t begin, int64_t end, int64_t out_row0) {
-  switch (g.OW) {
-    case 7: ItemsOfWidth<I, 7>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
-    case 8: ItemsOfWidth<I, 8>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
-    case 14: if constexpr (I == Isa::kAvx512) ItemsOfWidth<I, 14>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
-    case 16: if constexpr (I == Isa::kAvx512) ItemsOfWidth<I, 16>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
-  }
+  GroupItems<I, 0>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
-// Separate functions: the whole-row path inlined beside the others cost those 5-10% (registers).
+template <Isa I>
+__attribute__((always_inline)) inline void TiledRowItemsBody(const float* x, const float* w, const float* bias,
+                                                             const float* other, float* out, const DepthwiseGeometry& g,
+                                                             int unary, int64_t begin, int64_t end, int64_t out_row0) {
+  GroupItems<I, 100>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+}
+
+// Three functions: each path inlined beside another cost that one 5-25% (registers, layout).
 TORCHTVM_ISA_DISPATCH(void, RowItems,
                       (const float* x, const float* w, const float* bias, const float* other, float* out,
                        const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end, int64_t out_row0),
@@ -275,20 +312,18 @@ TORCHTVM_ISA_DISPATCH(void, WholeRowItems,
                       (const float* x, const float* w, const float* bias, const float* other, float* out,
                        const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end, int64_t out_row0),
                       (x, w, bias, other, out, g, unary, begin, end, out_row0))
+TORCHTVM_ISA_DISPATCH(void, TiledRowItems,
+                      (const float* x, const float* w, const float* bias, const float* other, float* out,
+                       const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end, int64_t out_row0),
+                      (x, w, bias, other, out, g, unary, begin, end, out_row0))
 
-// Rows of 7 or 8 output columns (14 or 16 on AVX-512) of a 3x3 or 5x5 kernel at stride 1 or 2 with
-// "same" padding, over an input of S * OW columns: each row is one TapsOuter group.
-bool WholeRows(const DepthwiseGeometry& g) {
-  const bool width = g.OW == 7 || g.OW == 8 || (KernelIsa() == Isa::kAvx512 && (g.OW == 14 || g.OW == 16));
-  return width && g.kh == g.kw && (g.kw == 3 || g.kw == 5) && g.dh == 1 && g.dw == 1 && g.sw == g.sh &&
-         (g.sw == 1 || g.sw == 2) && g.pw == (g.kw - 1) / 2 && g.W == g.sw * g.OW;
-}
-
-// Output items [begin, end) (Items), by whichever of the two paths takes the geometry.
+// Output items [begin, end) (Items), by whichever path takes the geometry.
 void DepthwiseItems(const float* x, const float* w, const float* bias, const float* other, float* out,
                     const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end, int64_t out_row0) {
-  if (WholeRows(g)) WholeRowItems(x, w, bias, other, out, g, unary, begin, end, out_row0);
-  else RowItems(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  const int u = GroupWidth(g, KernelIsa());
+  if (u == 0) RowItems(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else if (u == g.OW) WholeRowItems(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else TiledRowItems(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 int VectorLanes(int64_t C) {

@@ -42,7 +42,7 @@ def run(model, x, dynamic_shapes=None):
 
 @pytest.mark.parametrize("act", list(ACTS))
 @pytest.mark.parametrize("residual", [False, True])
-@pytest.mark.parametrize("size", [(9, 11), (8, 8)])  # rows by windows of 4; each row one group of 8
+@pytest.mark.parametrize("size", [(9, 11), (8, 8), (6, 16)])  # windows of 4; one group a row; two (AVX2)
 def test_epilogues_match_pytorch(act, residual, size):
     torch.manual_seed(0)
     model, x = Depthwise(32, ACTS[act], residual), torch.randn(2, 32, *size)
@@ -106,14 +106,14 @@ def test_any_channel_count_matches_pytorch(channels, kernel, residual):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("width", [4, 5, 7, 8, 11, 14, 16, 23, 28])
+@pytest.mark.parametrize("width", [4, 5, 7, 8, 11, 14, 16, 23, 28, 32])
 @pytest.mark.parametrize("kernel,act", [(3, "hardswish"), (3, "relu"), (5, "hardswish")])
 def test_rows_of_every_width_match_pytorch(stride, width, kernel, act):
     """A 3x3 or 5x5 row runs its inner columns 4 at a time from a sliding window, then the
     leftover columns one by one, and the border columns (which read padding) by the generic path;
-    a row of 7 or 8 output columns with "same" padding (14 or 16 too on AVX-512) as one group with
-    the taps outermost, those that fall on the padding left out: every split of a row between them
-    agrees with PyTorch."""
+    a row of a multiple of 7 or 8 output columns with "same" padding (14 or 16 on AVX-512) in
+    groups of that many with the taps outermost, those that fall on the padding left out: every
+    split of a row between them agrees with PyTorch."""
     torch.manual_seed(5)
     model, x = Depthwise(40, ACTS[act], stride=stride, kernel_size=kernel, padding=kernel // 2), torch.randn(1, 40, 6, width)
     with torch.no_grad():
