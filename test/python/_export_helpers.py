@@ -141,7 +141,8 @@ def replace_pickled_str(data: bytes, old: bytes, new: bytes) -> bytes:
     for start in range(i - 5, max(-1, i - 5 - 10_000_000), -1):
         if data[start:start + 1] == b"X":
             (n,) = struct.unpack("<I", data[start + 1:start + 5])
-            if start + 5 <= i and i + len(old) <= start + 5 + n:
+            # An "X" inside the text (a temp path's random letters) reads as a length past the end.
+            if start + 5 <= i and i + len(old) <= start + 5 + n <= len(data):
                 s = data[start + 5:start + 5 + n]
                 s2 = s.replace(old, new)
                 return data[:start] + b"X" + struct.pack("<I", len(s2)) + s2 + data[start + 5 + n:]
@@ -160,7 +161,8 @@ def reseal(data: bytes) -> bytes:
     start = data.rfind(b"X", 0, m.start())
     while True:
         (n,) = struct.unpack("<I", data[start + 1:start + 5])
-        if start + 5 + n >= m.end():
+        # (an "X" inside the text, such as a temp path's random letters, reads as a length past the end)
+        if m.end() <= start + 5 + n <= len(data):
             break
         start = data.rfind(b"X", 0, start)
     text = data[start + 5:start + 5 + n]
