@@ -5,7 +5,7 @@
 // Each step is skipped when its inputs have not changed since it last succeeded, so re-running is fast.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -59,6 +59,18 @@ function step(name, inputs, outputs, fn) {
   console.log(`[setup] ${name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+// A new .venv takes 6.3 GiB, and pip holds the wheels (2.5 GiB) while it unpacks them.
+const VENV_BYTES = 9 * 2 ** 30;
+
+/** Fails before a long download that a full disk would break half-way, naming the space needed. */
+function requireFreeSpace(bytes, what) {
+  const fs = statfsSync(root);
+  const free = fs.bavail * fs.bsize;
+  if (free >= bytes) return;
+  const gib = (n) => (n / 2 ** 30).toFixed(1);
+  throw new Error(`${what} needs about ${gib(bytes)} GiB of disk, and ${root} has ${gib(free)} GiB free. Free some space (or clone to a larger disk).`);
+}
+
 function findPython() {
   for (const cand of [process.env.TORCHTVM_PYTHON, 'python3.11', 'python3']) {
     if (!cand) continue;
@@ -74,7 +86,10 @@ try {
     // (its CUDA libraries install but are not used on a CPU-only machine).
     // An existing env is updated in place (pip installs only what the lock adds or changes), so a
     // new pin does not download the whole torch stack again.
-    if (!existsSync(venvPython)) run(findPython(), ['-m', 'venv', '--clear', '.venv']);
+    if (!existsSync(venvPython)) {
+      requireFreeSpace(VENV_BYTES, 'the engine\'s Python env (torch with its CUDA libraries, TVM, their wheels while they unpack)');
+      run(findPython(), ['-m', 'venv', '--clear', '.venv']);
+    }
     run(venvPython, ['-m', 'pip', 'install', '--no-input', '-r', 'native/engine/requirements.lock']);
   });
 
