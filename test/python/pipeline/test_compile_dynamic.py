@@ -31,11 +31,25 @@ class Encoder(nn.Module):
         return torch.relu(self.fc(self.emb(ids))).softmax(1)
 
 
+class TokenMixer(nn.Module):
+    """Tokens [batch, seq, 32] flattened by a size the trace computes (x.size(0) * seq, as
+    nn.MultiheadAttention's fast path does), a linear layer, and back."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(32, 32)
+
+    def forward(self, x):
+        b, s, d = x.size()
+        return self.fc(x.reshape(b * s, d)).view(b, s, d) + x
+
+
 BATCH = {"name": "batch", "min": 1, "max": 4}
 SEQ = {"name": "seq", "min": 1, "max": 64}
 
 CASES = {
     "batch_seq": (Encoder, (torch.randint(0, 1000, (2, 5)),), [{"name": "ids", "dims": [BATCH, SEQ], "dtype": "int64", "range": [0, 1000]}]),
+    "batch_view": (TokenMixer, (torch.randn(2, 16, 32),), [{"name": "x", "dims": [{"name": "batch", "min": 1, "max": 8}, 16, 32], "dtype": "float32"}]),
     "batch_conv": (SmallConv, (torch.randn(2, 3, 8, 8),), [{"name": "x", "dims": [{"name": "batch", "min": 1, "max": 16}, 3, 8, 8], "dtype": "float32"}]),
 }
 
@@ -89,6 +103,18 @@ def test_one_module_verified_at_several_sizes(compiled, name):
             seen = {s[j] for s in shapes}
             assert d["min"] in seen and d["max"] in seen and any(d["min"] < v < d["max"] for v in seen), (j, seen)
     assert result["inputs"][0]["dims"] == spec_dims
+
+
+def test_sizes_computed_from_the_batch_stay_the_batch_and_are_timed(compiled):
+    """A size the trace computes on tensors (b * s) is the batch's expression, not a new unknown:
+    the linear layer's shape reads 16·batch, and placement times its algorithms (at the batch's
+    sample size) as it would in a static build, instead of running an unmeasured default."""
+    _model, result = compiled("batch_view")
+    linear = [o for o in result["placement"]["ops"] if o["kind"] == "linear"]
+    assert len(linear) == 1, result["placement"]["ops"]
+    assert linear[0]["shape"][:2] == ["batch", 16], linear[0]
+    assert len(linear[0].get("alone_ms", {})) >= 2, linear[0]
+    assert "timed every way" in result["placement"]["note"], result["placement"]["note"]
 
 
 @pytest.mark.parametrize("name", list(CASES))

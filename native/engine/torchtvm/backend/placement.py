@@ -16,6 +16,8 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 
+from tvm import relax
+
 from torchtvm.backend import build as builder
 from torchtvm.backend import depthwise_pointwise, kernel_choices, library, library_aten, measure
 from torchtvm.backend.build import TargetInfo
@@ -140,6 +142,22 @@ def symbol_names(mod, specs) -> dict[str, str]:
     return names
 
 
+def timing_sizes(mod, specs) -> dict:
+    """The model's symbolic dims (TVM's vars) bound to the sizes its kernels are timed at: each
+    symbol's sample size, at which a symbolic model is also tuned and its latency measured. Empty for
+    a static model."""
+    try:
+        params = list(mod["main"].params)
+    except Exception:
+        return {}
+    sizes: dict = {}
+    for param, spec in zip(params, specs or []):
+        for v, d in zip(shape_of(param) or [], getattr(spec, "dims", ())):
+            if isinstance(d, SymDim) and not hasattr(v, "value") and getattr(v, "name", None):
+                sizes.setdefault(v, d.sample())
+    return sizes
+
+
 def readable_dim(d, names: dict[str, str] | None = None):
     """A dim as the report shows it: a number, or a symbolic one in the user's words: TVM's
     "s67 * T.int64(16)" becomes "16·batch" (the symbol under its spec name, constants plain)."""
@@ -242,16 +260,20 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     # One prepared graph (BatchNorm folded, NHWC) for the default build and the per-op timing.
     prepared = builder.prepare(mod, info)
     placed, offloads = builder.offload_prepared(prepared, info)
+    # A symbolic model's kernels are timed with its symbols bound to their sample sizes (a kernel of
+    # symbolic shape has no size to time it at), and the choices, by op name, apply to every size.
+    sizes = timing_sizes(prepared, specs)
+    probe = relax.transform.BindSymbolicVars(sizes) if sizes else (lambda m: m)
     cache = kernel_choices.TimingCache()
     ctx.progress("build", "timing each library call's algorithms on this machine (Winograd, oneDNN, torch's kernels, the runtime's own)")
-    lib_timed = measure.time_library_calls(placed, offloads, cache=cache)
+    lib_timed = measure.time_library_calls(probe(placed), offloads, cache=cache)
     ctx.check_cancelled()
     # Fused groups (squeeze-excite) that TVM can fuse into one kernel of its own: that kernel is a
     # candidate too, and where it times clearly faster than the library's best, the group stays in TVM.
     fused = [o.name for o in offloads if o.kind in TVM_CANDIDATE_KINDS and o.name in lib_timed]
     if fused:
         ctx.progress("build", f"timing {len(fused)} fused group(s) ({', '.join(sorted({o.kind for o in offloads if o.name in fused}))}) as TVM's own kernel")
-        tvm_ms = measure.time_tvm_kernels(prepared, info, library.library_dtypes(info.features), TVM_CANDIDATE_KINDS, cache=cache)
+        tvm_ms = measure.time_tvm_kernels(probe(prepared), info, library.library_dtypes(info.features), TVM_CANDIDATE_KINDS, cache=cache)
         lib_timed.update({n: replace(lib_timed[n], tvm_ms=tvm_ms[n]) for n in fused if n in tvm_ms})
         ctx.check_cancelled()
         in_tvm_default = frozenset(n for n in fused if lib_timed[n].where == "tvm")
@@ -267,7 +289,7 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     aten_timed: dict = {}
     if library_aten.aten_calls(with_algorithms):
         ctx.progress("build", "timing the ops without a library kernel as TVM's kernel and as PyTorch's")
-        aten_timed = measure.time_aten_ops(with_algorithms, info, database, cache=cache)
+        aten_timed = measure.time_aten_ops(probe(with_algorithms), info, database, cache=cache)
         ctx.check_cancelled()
     if kernel_choices.busy() and cache.forget_added():
         ctx.log(f"the machine was busy (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores) while the kernels were timed: their times choose this build's kernels but are not cached", "warn")
@@ -293,7 +315,7 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     pair_timed: dict = {}
     if pairs:
         ctx.progress("build", f"timing {len(pairs)} depthwise + 1x1 convolution pair(s) as one call and as two")
-        pair_timed = measure.time_depthwise_pointwise(pairs, info, cache=cache)
+        pair_timed = measure.time_depthwise_pointwise(depthwise_pointwise.pairs(probe(default_placed)), info, cache=cache)
         ctx.check_cancelled()
         cache.save(ctx.log)
     fuse = depthwise_pointwise.faster(pairs, pair_timed, measure.MARGIN)
@@ -318,7 +340,7 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
         return default_ex, offloads, ({"note": f"auto: {lib_note}"} if timed else None), timed
 
     ctx.progress("build", "timing each op as a library kernel and as TVM's tuned kernel")
-    measured = measure.measure_ops(prepared, info, database, library.library_dtypes(info.features))
+    measured = measure.measure_ops(probe(prepared), info, database, library.library_dtypes(info.features))
     # A call with several algorithms keeps the times that chose its algorithm (all timed the same
     # way, so the default's choice and this report agree).
     measured = {**aten_timed, **{name: replace(lib_timed[name], tvm_ms=t.tvm_ms) if name in lib_timed else t for name, t in measured.items()}, **pair_timings}

@@ -24,6 +24,7 @@ from torchtvm.common.specs import (
     SymDim,
     random_inputs,
 )
+from torchtvm.frontend import shape_tensors
 from torchtvm.frontend.decompositions import table
 from torchtvm.frontend.dtype_promotion import (
     pytorch_binary_dtypes,
@@ -252,6 +253,7 @@ def import_program(ep: torch.export.ExportedProgram, sample: list[torch.Tensor],
             mod, sources = translate(ep, {**CUSTOM_CONVERTERS, **recurrent.CONVERTERS}, outputs)
     except Exception as e:
         raise EngineError("import_failed", f"TVM could not import the model: {torch_error_summary(e)}.", str(e)) from e
+    mod = shape_tensors.resolve(mod)
     return Imported(mod=mod, program=ep, sample_inputs=sample, num_outputs=num_outputs, sources=sources, outputs=outputs)
 
 
