@@ -109,6 +109,29 @@ __attribute__((always_inline)) inline typename Vec<L>::type Load(const float* p)
   return v;
 }
 
+// c > t ? c : t and c < t ? c : t: x86's max and min, which give their second operand where either
+// is NaN, so t's NaN stays (`t < c ? c : t`, the same values, which GCC compiles to a compare and a
+// blend). Their callers are the ISA clones of the kernels, whose ISA has the L-float instruction.
+template <int L>
+__attribute__((always_inline)) inline typename Vec<L>::type MaxOf(typename Vec<L>::type c, typename Vec<L>::type t) {
+#if defined(__x86_64__)
+  if constexpr (L == 16) return __builtin_ia32_maxps512_mask(c, t, t, static_cast<unsigned short>(-1), 4);
+  if constexpr (L == 8) return __builtin_ia32_maxps256(c, t);
+  if constexpr (L == 4) return __builtin_ia32_maxps(c, t);
+#endif
+  return t < c ? c : t;
+}
+
+template <int L>
+__attribute__((always_inline)) inline typename Vec<L>::type MinOf(typename Vec<L>::type c, typename Vec<L>::type t) {
+#if defined(__x86_64__)
+  if constexpr (L == 16) return __builtin_ia32_minps512_mask(c, t, t, static_cast<unsigned short>(-1), 4);
+  if constexpr (L == 8) return __builtin_ia32_minps256(c, t);
+  if constexpr (L == 4) return __builtin_ia32_minps(c, t);
+#endif
+  return t > c ? c : t;
+}
+
 // A vector of L floats (GCC's vector extension: the ISA of the calling function decides the
 // instructions), and the epilogue, written as ATen's vectorized kernels compute it (hardswish: x * min(max(x + 3, 0),
 // 6) / 6), so that values, NaN and inf come out as in eager PyTorch: NaN fails every compare and
@@ -118,20 +141,10 @@ __attribute__((always_inline)) inline typename Vec<L>::type Activate(typename Ve
   using V = typename Vec<L>::type;
   const V zero{}, three = zero + 3.f, six = zero + 6.f;
   switch (unary) {
-    case kRelu: return v < zero ? zero : v;
-    case kRelu6: v = v < zero ? zero : v; return v > six ? six : v;
-    case kHardswish: {
-      V t = v + three;
-      t = t < zero ? zero : t;
-      t = t > six ? six : t;
-      return v * t / six;
-    }
-    case kHardsigmoid: {
-      V t = v + three;
-      t = t < zero ? zero : t;
-      t = t > six ? six : t;
-      return t / six;
-    }
+    case kRelu: return MaxOf<L>(zero, v);
+    case kRelu6: return MinOf<L>(six, MaxOf<L>(zero, v));
+    case kHardswish: return v * MinOf<L>(six, MaxOf<L>(zero, v + three)) / six;
+    case kHardsigmoid: return MinOf<L>(six, MaxOf<L>(zero, v + three)) / six;
     default: return v;
   }
 }
