@@ -134,9 +134,9 @@ __attribute__((always_inline)) inline void TapsOuter(const float* const xr[K], c
 // pixel's residual is read before that pixel is written. K = 3 or 5 (mobile nets' kernels) at stride 1
 // or 2: every column runs 4 at a time (Row4), the taps loaded once per item (in registers for 3x3);
 // other strides and dilations run their interior that way too and their borders, like other kernel
-// sizes (K = 0), by the generic path. Groups = U (GroupWidth): every row is one TapsOuter group of
-// U columns; 100 + U: each row several.
-template <int L, int K, int Groups>
+// sizes (K = 0), by the generic path. U > 0 (GroupWidth): rows in TapsOuter groups of U columns,
+// one group a row or, Tiled, several.
+template <int L, int K, int U, bool Tiled>
 __attribute__((always_inline)) inline void Items(const float* __restrict__ x, const float* __restrict__ w,
                                                  const float* __restrict__ bias, const float* other, float* out,
                                                  const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end,
@@ -164,17 +164,17 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
     };
     auto generic = [&](int64_t ow) __attribute__((always_inline)) { finish(ow, Pixel<L>(x, w, g, n, oh, ow, c0, b)); };
     const bool rows4 = K != 0 && g.dw == 1 && (g.sw == 1 || g.sw == 2);
-    if constexpr (Groups > 0) {
-      const float* xr[KK];
-      bool valid[KK];
-      for (int i = 0; i < KK; ++i) {
-        int64_t ih = oh * g.sh - g.ph + i;
-        valid[i] = ih >= 0 && ih < g.H;
-        xr[i] = x + ((n * g.H + (valid[i] ? ih : 0)) * g.W - g.pw) * C + c0;
-      }
-      constexpr int U = Groups % 100;
+    // The input row under each kernel row (a padding row: valid false, any row's pointer).
+    const float* xr[KK];
+    bool valid[KK];
+    for (int i = 0; i < KK; ++i) {
+      int64_t ih = oh * g.sh - g.ph + i * g.dh;
+      valid[i] = ih >= 0 && ih < g.H;
+      xr[i] = x + ((n * g.H + (valid[i] ? ih : 0)) * g.W - g.pw) * C + c0;
+    }
+    if constexpr (U > 0) {
       auto groups = [&]<int S>() __attribute__((always_inline)) {
-        if constexpr (Groups < 100) {
+        if constexpr (!Tiled) {
           TapsOuter<L, KK, S, U, true, true>(xr, valid, w + c0, b, C, 0, finish);
         } else {
           TapsOuter<L, KK, S, U, true, false>(xr, valid, w + c0, b, C, 0, finish);
@@ -191,14 +191,8 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
       continue;
     }
     V taps[KK * KK];
-    const float* xr[KK];
-    bool valid[KK];
-    for (int i = 0; i < KK; ++i) {
-      int64_t ih = oh * g.sh - g.ph + i * g.dh;
-      valid[i] = ih >= 0 && ih < g.H;
-      xr[i] = x + ((n * g.H + (valid[i] ? ih : 0)) * g.W - g.pw) * C + c0;
+    for (int i = 0; i < KK; ++i)
       for (int j = 0; j < KK; ++j) taps[i * KK + j] = valid[i] ? Load<L>(w + (i * KK + j) * C + c0) : V{};
-    }
     if (rows4) {
       // Stride 1 or 2, no dilation: each pixel of the window is loaded once and feeds every FMA it
       // takes part in, border columns included (7x7 images are mostly border at 5x5).
@@ -233,34 +227,34 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
   }
 }
 
-template <int L, int Groups>
+template <int L, int U, bool Tiled>
 __attribute__((always_inline)) inline void ItemsAnyKernel(const float* __restrict__ x, const float* __restrict__ w,
                                                           const float* __restrict__ bias, const float* other, float* out,
                                                           const DepthwiseGeometry& g, int unary, int64_t begin, int64_t end,
                                                           int64_t out_row0) {
-  if (g.kh == 3 && g.kw == 3) Items<L, 3, Groups>(x, w, bias, other, out, g, unary, begin, end, out_row0);
-  else if (g.kh == 5 && g.kw == 5) Items<L, 5, Groups>(x, w, bias, other, out, g, unary, begin, end, out_row0);
-  else if constexpr (Groups == 0) Items<L, 0, 0>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  if (g.kh == 3 && g.kw == 3) Items<L, 3, U, Tiled>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else if (g.kh == 5 && g.kw == 5) Items<L, 5, U, Tiled>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else if constexpr (U == 0) Items<L, 0, 0, false>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 // The vector width: the ISA's register (16 / 8 / 4 floats), narrower when C is smaller than that.
 // `out` holds the output rows from out_row0 on (0: the whole output; the fused depthwise-pointwise
 // call passes a thread's buffer of a few rows).
-template <Isa I, int Groups>
+template <Isa I, int U = 0, bool Tiled = false>
 __attribute__((always_inline)) inline void ItemsOfWidth(const float* x, const float* w, const float* bias, const float* other,
                                                         float* out, const DepthwiseGeometry& g, int unary, int64_t begin,
                                                         int64_t end, int64_t out_row0) {
   constexpr int lanes = IsaLanes(I);
-  if (lanes >= 16 && g.C >= 16) ItemsAnyKernel<16, Groups>(x, w, bias, other, out, g, unary, begin, end, out_row0);
-  else if (lanes >= 8 && g.C >= 8) ItemsAnyKernel<8, Groups>(x, w, bias, other, out, g, unary, begin, end, out_row0);
-  else ItemsAnyKernel<4, Groups>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  if (lanes >= 16 && g.C >= 16) ItemsAnyKernel<16, U, Tiled>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else if (lanes >= 8 && g.C >= 8) ItemsAnyKernel<8, U, Tiled>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  else ItemsAnyKernel<4, U, Tiled>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 template <Isa I>
 __attribute__((always_inline)) inline void RowItemsBody(const float* x, const float* w, const float* bias, const float* other,
                                                         float* out, const DepthwiseGeometry& g, int unary, int64_t begin,
                                                         int64_t end, int64_t out_row0) {
-  ItemsOfWidth<I, 0>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  ItemsOfWidth<I>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 // The width U of the groups a row splits into with the taps outermost (TapsOuter): rows of a 3x3 or
@@ -276,16 +270,16 @@ int GroupWidth(const DepthwiseGeometry& g, Isa isa) {
   return 0;
 }
 
-// Each row one group (Tiled 0) or several (100).
-template <Isa I, int Tiled>
+// Each row one group or, Tiled, several.
+template <Isa I, bool Tiled>
 __attribute__((always_inline)) inline void GroupItems(const float* x, const float* w, const float* bias, const float* other,
                                                       float* out, const DepthwiseGeometry& g, int unary, int64_t begin,
                                                       int64_t end, int64_t out_row0) {
   switch (GroupWidth(g, I)) {
-    case 7: ItemsOfWidth<I, Tiled + 7>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
-    case 8: ItemsOfWidth<I, Tiled + 8>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
-    case 14: if constexpr (I == Isa::kAvx512) ItemsOfWidth<I, Tiled + 14>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
-    case 16: if constexpr (I == Isa::kAvx512) ItemsOfWidth<I, Tiled + 16>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+    case 7: ItemsOfWidth<I, 7, Tiled>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+    case 8: ItemsOfWidth<I, 8, Tiled>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+    case 14: if constexpr (I == Isa::kAvx512) ItemsOfWidth<I, 14, Tiled>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
+    case 16: if constexpr (I == Isa::kAvx512) ItemsOfWidth<I, 16, Tiled>(x, w, bias, other, out, g, unary, begin, end, out_row0); break;
   }
 }
 
@@ -293,14 +287,14 @@ template <Isa I>
 __attribute__((always_inline)) inline void WholeRowItemsBody(const float* x, const float* w, const float* bias,
                                                              const float* other, float* out, const DepthwiseGeometry& g,
                                                              int unary, int64_t begin, int64_t end, int64_t out_row0) {
-  GroupItems<I, 0>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  GroupItems<I, false>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 template <Isa I>
 __attribute__((always_inline)) inline void TiledRowItemsBody(const float* x, const float* w, const float* bias,
                                                              const float* other, float* out, const DepthwiseGeometry& g,
                                                              int unary, int64_t begin, int64_t end, int64_t out_row0) {
-  GroupItems<I, 100>(x, w, bias, other, out, g, unary, begin, end, out_row0);
+  GroupItems<I, true>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
 // Three functions: each path inlined beside another cost that one 5-25% (registers, layout).
