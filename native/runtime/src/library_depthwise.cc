@@ -9,8 +9,8 @@
 // and 4 accumulators fit AVX2's 16 registers without spilling. Four output columns are computed at
 // once, so 4 independent FMA chains hide the FMA latency that one chain per pixel waits on. Rows
 // with "same" padding whose width is a multiple of 7 or 8 (a mobile net's 7x7, 8x8 stages and their
-// multiples; 14 and 16 on AVX-512) run in groups of that many chains with the taps outermost
-// instead (TapsOuter), one thread: 2x128x8x8 3x3 under the AVX2 cap 8.3 -> 4.4 us, natively 4.7 ->
+// multiples; 14 and 16 on AVX-512) run in groups of that many chains instead (WideGroup), with
+// the taps outermost on AVX-512 and sliding along the input row on AVX2, one thread: 2x128x8x8 3x3 under the AVX2 cap 8.3 -> 4.4 us, natively 4.7 ->
 // 3.0; 2x576x7x7 5x5 48 -> 25 and 29 -> 17; 2x64x16x16 3x3 under the cap 11.7 -> 9.2; natively
 // 2x240x14x14 5x5 44 -> 27 and 2x16x32x32 3x3 8.2 -> 6.0 us.
 
@@ -104,9 +104,9 @@ __attribute__((always_inline)) inline void Row4(const float* const xr[K], const 
 //   input pixel an operand of its multiply-add;
 // - Sliding (16 registers): a kernel row's K taps in registers and each input pixel of the row
 //   loaded once for the taps it meets; taps outermost there spilled accumulators (AVX2: 2x64x16x16
-//   8.3 -> 7.3 us, 2x240x14x14 5x5 48 -> 45 us; on AVX-512 Sliding was 20-25% slower).
+//   8.3 -> 7.3 us, 2x240x14x14 5x5 48 -> 45 us; on AVX-512 Sliding was 6-26% slower).
 template <int L, int K, int S, int U, bool Left, bool Right, bool Sliding, typename Finish>
-__attribute__((always_inline)) inline void TapsOuter(const float* const xr[K], const bool valid[K], const float* __restrict__ w,
+__attribute__((always_inline)) inline void WideGroup(const float* const xr[K], const bool valid[K], const float* __restrict__ w,
                                                      typename Vec<L>::type b, int64_t C, int64_t ow, Finish& finish) {
   using V = typename Vec<L>::type;
   constexpr int pad = (K - 1) / 2;
@@ -150,8 +150,8 @@ __attribute__((always_inline)) inline void TapsOuter(const float* const xr[K], c
 // pixel's residual is read before that pixel is written. K = 3 or 5 (mobile nets' kernels) at stride 1
 // or 2: every column runs 4 at a time (Row4), the taps loaded once per item (in registers for 3x3);
 // other strides and dilations run their interior that way too and their borders, like other kernel
-// sizes (K = 0), by the generic path. U > 0 (GroupWidth): rows in TapsOuter groups of U columns,
-// one group a row or, Tiled, several, in TapsOuter's Sliding order or not.
+// sizes (K = 0), by the generic path. U > 0 (GroupWidth): rows in WideGroup groups of U columns,
+// one group a row or, Tiled, several, in WideGroup's Sliding order or not.
 template <int L, int K, int U, bool Tiled, bool Sliding>
 __attribute__((always_inline)) inline void Items(const float* __restrict__ x, const float* __restrict__ w,
                                                  const float* __restrict__ bias, const float* other, float* out,
@@ -191,11 +191,11 @@ __attribute__((always_inline)) inline void Items(const float* __restrict__ x, co
     if constexpr (U > 0) {
       auto groups = [&]<int S>() __attribute__((always_inline)) {
         if constexpr (!Tiled) {
-          TapsOuter<L, KK, S, U, true, true, Sliding>(xr, valid, w + c0, b, C, 0, finish);
+          WideGroup<L, KK, S, U, true, true, Sliding>(xr, valid, w + c0, b, C, 0, finish);
         } else {
-          TapsOuter<L, KK, S, U, true, false, Sliding>(xr, valid, w + c0, b, C, 0, finish);
-          for (int64_t ow = U; ow + U < g.OW; ow += U) TapsOuter<L, KK, S, U, false, false, Sliding>(xr, valid, w + c0, b, C, ow, finish);
-          TapsOuter<L, KK, S, U, false, true, Sliding>(xr, valid, w + c0, b, C, g.OW - U, finish);
+          WideGroup<L, KK, S, U, true, false, Sliding>(xr, valid, w + c0, b, C, 0, finish);
+          for (int64_t ow = U; ow + U < g.OW; ow += U) WideGroup<L, KK, S, U, false, false, Sliding>(xr, valid, w + c0, b, C, ow, finish);
+          WideGroup<L, KK, S, U, false, true, Sliding>(xr, valid, w + c0, b, C, g.OW - U, finish);
         }
       };
       if (g.sw == 1) groups.template operator()<1>();
@@ -261,7 +261,7 @@ __attribute__((always_inline)) inline void ItemsOfWidth(const float* x, const fl
                                                         float* out, const DepthwiseGeometry& g, int unary, int64_t begin,
                                                         int64_t end, int64_t out_row0) {
   constexpr int lanes = IsaLanes(I);
-  constexpr bool sliding = I != Isa::kAvx512;  // 16 vector registers (TapsOuter)
+  constexpr bool sliding = I != Isa::kAvx512;  // 16 vector registers (WideGroup)
   if (lanes >= 16 && g.C >= 16) ItemsAnyKernel<16, U, Tiled, sliding>(x, w, bias, other, out, g, unary, begin, end, out_row0);
   else if (lanes >= 8 && g.C >= 8) ItemsAnyKernel<8, U, Tiled, sliding>(x, w, bias, other, out, g, unary, begin, end, out_row0);
   else ItemsAnyKernel<4, U, Tiled, sliding>(x, w, bias, other, out, g, unary, begin, end, out_row0);
@@ -274,7 +274,7 @@ __attribute__((always_inline)) inline void RowItemsBody(const float* x, const fl
   ItemsOfWidth<I>(x, w, bias, other, out, g, unary, begin, end, out_row0);
 }
 
-// The width U of the groups a row splits into with the taps outermost (TapsOuter): rows of a 3x3 or
+// The width U of the groups a row splits into (WideGroup): rows of a 3x3 or
 // 5x5 kernel at stride 1 or 2 with "same" padding over an input of S * OW columns, OW a multiple of
 // U: 16 or 14 on AVX-512 (32 registers hold that many accumulators), 8 or 7 (a mobile net's 8x8,
 // 7x7 stages, and their multiples); 0 for any other row (Row4's window of 4).

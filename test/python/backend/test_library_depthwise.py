@@ -112,8 +112,8 @@ def test_rows_of_every_width_match_pytorch(stride, width, kernel, act):
     """A 3x3 or 5x5 row runs its inner columns 4 at a time from a sliding window, then the
     leftover columns one by one, and the border columns (which read padding) by the generic path;
     a row of a multiple of 7 or 8 output columns with "same" padding (14 or 16 on AVX-512) in
-    groups of that many with the taps outermost, those that fall on the padding left out: every
-    split of a row between them agrees with PyTorch."""
+    groups of that many (taps outermost on AVX-512, sliding along the row on AVX2), the taps that
+    fall on the padding left out: every split of a row between them agrees with PyTorch."""
     torch.manual_seed(5)
     model, x = Depthwise(40, ACTS[act], stride=stride, kernel_size=kernel, padding=kernel // 2), torch.randn(1, 40, 6, width)
     with torch.no_grad():

@@ -61,7 +61,7 @@ def resolve(mod):
     analyzer = Analyzer()
     simplify = analyzer.simplify
     binding: dict = {}
-    for gv, fn in mod.functions.items():
+    for fn in mod.functions.values():
         if not isinstance(fn, relax.Function):
             continue
         values: dict = {}  # var -> PrimExpr, for one-element integer tensors
