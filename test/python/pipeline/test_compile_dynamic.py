@@ -107,8 +107,8 @@ def test_one_module_verified_at_several_sizes(compiled, name):
 
 def test_sizes_computed_from_the_batch_stay_the_batch_and_are_timed(compiled):
     """A size the trace computes on tensors (b * s) is the batch's expression, not a new unknown:
-    the linear layer's shape reads 16·batch, and placement times its algorithms (at the batch's
-    sample size) as it would in a static build, instead of running an unmeasured default."""
+    the linear layer's output reads [batch, 16, 32], and placement times its algorithms (at the
+    batch's sample size) as it would in a static build, instead of running an unmeasured default."""
     _model, result = compiled("batch_view")
     linear = [o for o in result["placement"]["ops"] if o["kind"] == "linear"]
     assert len(linear) == 1, result["placement"]["ops"]
