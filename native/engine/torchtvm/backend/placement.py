@@ -158,6 +158,22 @@ def timing_sizes(mod, specs) -> dict:
     return sizes
 
 
+def _binder(sizes: dict):
+    """module -> the module with its symbols at `sizes` (timing_sizes), or as it is where binding
+    fails (its symbolic calls then keep their default, as before the binding existed)."""
+    bind = relax.transform.BindSymbolicVars(sizes) if sizes else None
+
+    def probe(mod):
+        if bind is None:
+            return mod
+        try:
+            return bind(mod)
+        except Exception:  # noqa: BLE001 - timing is a refinement; the build itself does not bind
+            return mod
+
+    return probe
+
+
 def readable_dim(d, names: dict[str, str] | None = None):
     """A dim as the report shows it: a number, or a symbolic one in the user's words: TVM's
     "s67 * T.int64(16)" becomes "16·batch" (the symbol under its spec name, constants plain)."""
@@ -263,7 +279,7 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     # A symbolic model's kernels are timed with its symbols bound to their sample sizes (a kernel of
     # symbolic shape has no size to time it at), and the choices, by op name, apply to every size.
     sizes = timing_sizes(prepared, specs)
-    probe = relax.transform.BindSymbolicVars(sizes) if sizes else (lambda m: m)
+    probe = _binder(sizes)
     cache = kernel_choices.TimingCache()
     ctx.progress("build", "timing each library call's algorithms on this machine (Winograd, oneDNN, torch's kernels, the runtime's own)")
     lib_timed = measure.time_library_calls(probe(placed), offloads, cache=cache)

@@ -104,4 +104,7 @@ def resolve(mod):
                         values[b.var] = simplify(_ARITH[name](a, c))
     if not binding:
         return mod
-    return relax.transform.BindSymbolicVars(binding)(mod)
+    try:
+        return relax.transform.BindSymbolicVars(binding)(mod)
+    except Exception:  # noqa: BLE001 - a refinement: the module as imported still runs every size
+        return mod
