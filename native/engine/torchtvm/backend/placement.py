@@ -130,46 +130,41 @@ _TIMES_CONST = re.compile(r"([A-Za-z_]\w*) \* (\d+)\b")
 def symbol_names(mod, specs) -> dict[str, str]:
     """TVM's names of the model's symbolic dims ("s67", torch.export's) -> the names the input specs
     give them ("batch"), matched by position in the Relax main function's inputs."""
-    try:
-        params = list(mod["main"].params)
-    except Exception:
-        return {}
     names: dict[str, str] = {}
-    for param, spec in zip(params, specs or []):
-        for v, d in zip(shape_of(param) or [], getattr(spec, "dims", ())):
-            if isinstance(d, SymDim) and not hasattr(v, "value") and getattr(v, "name", None):
-                names.setdefault(str(v.name), d.name)
+    for v, d in _input_symbols(mod, specs):
+        names.setdefault(str(v.name), d.name)
     return names
 
 
-def timing_sizes(mod, specs) -> dict:
-    """The model's symbolic dims (TVM's vars) bound to the sizes its kernels are timed at: each
-    symbol's sample size, at which a symbolic model is also tuned and its latency measured. Empty for
-    a static model."""
+def _input_symbols(mod, specs):
+    """(TVM's var, the spec's SymDim) for each symbolic dim of the Relax main function's inputs."""
     try:
         params = list(mod["main"].params)
     except Exception:
-        return {}
-    sizes: dict = {}
+        return
     for param, spec in zip(params, specs or []):
         for v, d in zip(shape_of(param) or [], getattr(spec, "dims", ())):
             if isinstance(d, SymDim) and not hasattr(v, "value") and getattr(v, "name", None):
-                sizes.setdefault(v, d.sample())
-    return sizes
+                yield v, d
 
 
-def _binder(sizes: dict):
-    """module -> the module with its symbols at `sizes` (timing_sizes), or as it is where binding
-    fails (its symbolic calls then keep their default, as before the binding existed)."""
-    bind = relax.transform.BindSymbolicVars(sizes) if sizes else None
+def timing_probe(mod, specs):
+    """module -> the module with the model's symbolic dims at the sizes its kernels are timed at
+    (each symbol's sample size, at which a symbolic model is also tuned and its latency measured),
+    or None for a static model. Where binding fails, the module as it is (its symbolic calls then
+    keep their default, as before the binding existed)."""
+    sizes: dict = {}
+    for v, d in _input_symbols(mod, specs):
+        sizes.setdefault(v, d.sample())
+    if not sizes:
+        return None
+    bind = relax.transform.BindSymbolicVars(sizes)
 
-    def probe(mod):
-        if bind is None:
-            return mod
+    def probe(m):
         try:
-            return bind(mod)
+            return bind(m)
         except Exception:  # noqa: BLE001 - timing is a refinement; the build itself does not bind
-            return mod
+            return m
 
     return probe
 
@@ -278,8 +273,8 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     placed, offloads = builder.offload_prepared(prepared, info)
     # A symbolic model's kernels are timed with its symbols bound to their sample sizes (a kernel of
     # symbolic shape has no size to time it at), and the choices, by op name, apply to every size.
-    sizes = timing_sizes(prepared, specs)
-    probe = _binder(sizes)
+    symbolic = timing_probe(prepared, specs)
+    probe = symbolic or (lambda m: m)
     cache = kernel_choices.TimingCache()
     ctx.progress("build", "timing each library call's algorithms on this machine (Winograd, oneDNN, torch's kernels, the runtime's own)")
     lib_timed = measure.time_library_calls(probe(placed), offloads, cache=cache)
@@ -331,7 +326,8 @@ def build_with_placement(mod, specs, info: TargetInfo, database, placement: str,
     pair_timed: dict = {}
     if pairs:
         ctx.progress("build", f"timing {len(pairs)} depthwise + 1x1 convolution pair(s) as one call and as two")
-        pair_timed = measure.time_depthwise_pointwise(depthwise_pointwise.pairs(probe(default_placed)), info, cache=cache)
+        timed_pairs = depthwise_pointwise.pairs(symbolic(default_placed)) if symbolic else pairs
+        pair_timed = measure.time_depthwise_pointwise(timed_pairs, info, cache=cache)
         ctx.check_cancelled()
         cache.save(ctx.log)
     fuse = depthwise_pointwise.faster(pairs, pair_timed, measure.MARGIN)
